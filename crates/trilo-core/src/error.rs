@@ -1,0 +1,41 @@
+//! The error type of the services. HTTP maps each family to its own response shape.
+
+use trilo_protocol::OAuthError;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A protocol error with its RFC code (token endpoint, token checks).
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input to a management operation; the text is safe to show.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The store cannot be reached: callers answer 503 and issue nothing.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => CoreError::NotFound("record"),
+            StoreError::Conflict { constraint } => CoreError::Conflict(constraint),
+            e @ StoreError::Unavailable(_) => CoreError::Unavailable(e),
+            StoreError::Corrupt(msg) => {
+                CoreError::Internal(anyhow::anyhow!("corrupt store data: {msg}"))
+            }
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,21 @@
+//! trilo-core: the services that orchestrate protocol decisions, storage, keys and the
+//! clock, and the storage traits the backends implement.
+
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod ratelimit;
+pub mod services;
+pub mod settings;
+pub mod store;
+
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use clock::{Clock, MockClock, SystemClock};
+pub use error::{CoreError, CoreResult};
+pub use services::Core;
+pub use settings::Settings;
+pub use store::{Store, StoreError, StoreResult};

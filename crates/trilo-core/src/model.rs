@@ -1,0 +1,437 @@
+//! Domain records as the stores keep them (DESIGN §2).
+//!
+//! These are plain data: ids are strings (UUIDv7 unless said otherwise), scopes are
+//! space-free tokens, times are UTC. Secrets never appear here, only their SHA-256 hashes.
+
+use time::OffsetDateTime;
+
+/// SHA-256 of a token, code, secret or session id: the only form in which they are stored.
+pub type TokenHash = [u8; 32];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: String,
+    pub email: String,
+    pub name: String,
+    pub nickname: String,
+    pub picture: Option<String>,
+    pub zoneinfo: String,
+    pub locale: String,
+    pub extended_profile: ExtendedProfile,
+    pub status: AccountStatus,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    /// Bumped by every password change; refresh-token families remember the value they began with.
+    pub credential_generation: i64,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtendedProfile {
+    pub job_title: Option<String>,
+    pub organization: Option<String>,
+    pub department: Option<String>,
+    pub location: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Inactive,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            _ => None,
+        }
+    }
+}
+
+/// A browser session. The cookie carries a random value; the store keeps its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: TokenHash,
+    pub account_id: String,
+    /// Per-session token that every form POST must echo (consent, logout).
+    pub csrf_token: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserInstalls {
+    Allowed,
+    Blocked,
+}
+
+impl UserInstalls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Blocked => "blocked",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allowed" => Some(Self::Allowed),
+            "blocked" => Some(Self::Blocked),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// UUID, the `cloudid` of gateway URLs and the `id` of accessible-resources.
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+    pub avatar_url: Option<String>,
+    pub user_installs: UserInstalls,
+    pub created_at: OffsetDateTime,
+}
+
+/// A product (any HTTP API) known to the platform, with the scopes of its catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Product {
+    /// `jira`, `confluence`, …: the `{product}` segment of gateway URLs.
+    pub key: String,
+    pub display_name: String,
+    pub scopes: Vec<ProductScope>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductScope {
+    pub scope: String,
+    pub description: String,
+}
+
+/// A product hosted on a site, with the upstream its gateway calls go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteProduct {
+    pub cloud_id: String,
+    pub product_key: String,
+    pub upstream_url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+    Guest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+            Self::Guest => "guest",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            "guest" => Some(Self::Guest),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub account_id: String,
+    pub cloud_id: String,
+    pub product_key: String,
+    pub role: Role,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    Private,
+    Sharing,
+}
+
+impl Distribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Sharing => "sharing",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(Self::Private),
+            "sharing" => Some(Self::Sharing),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewState {
+    Unreviewed,
+    Approved,
+}
+
+impl ReviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreviewed => "unreviewed",
+            Self::Approved => "approved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unreviewed" => Some(Self::Unreviewed),
+            "approved" => Some(Self::Approved),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientType {
+    Confidential,
+    Public,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "confidential",
+            Self::Public => "public",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confidential" => Some(Self::Confidential),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth client registered in the developer console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    pub app_id: String,
+    pub client_id: String,
+    pub owner_account_id: String,
+    pub name: String,
+    pub description: String,
+    pub avatar_url: Option<String>,
+    /// Registered callback URLs, compared as exact strings.
+    pub callback_urls: Vec<String>,
+    /// Scopes the app may request (product scopes; the identity scopes are always allowed).
+    pub scopes: Vec<String>,
+    pub distribution: Distribution,
+    pub review_state: ReviewState,
+    pub client_type: ClientType,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// One valid client secret. Two may be valid while a rotation's grace period runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSecret {
+    pub secret_id: String,
+    pub app_id: String,
+    pub secret_hash: TokenHash,
+    pub created_at: OffsetDateTime,
+    /// `None` while current; set to the end of the grace period when rotated away.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstalledBy {
+    UserConsent,
+    Admin,
+}
+
+impl InstalledBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserConsent => "user_consent",
+            Self::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user_consent" => Some(Self::UserConsent),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installation {
+    pub app_id: String,
+    pub cloud_id: String,
+    pub installed_by_account_id: String,
+    pub installed_by: InstalledBy,
+    pub created_at: OffsetDateTime,
+}
+
+/// The one live consent of an account to an app. Revoked grants stay as history; a later
+/// consent creates a new grant, so tokens of the revoked one never come back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub grant_id: String,
+    pub app_id: String,
+    pub account_id: String,
+    pub scopes: Vec<String>,
+    /// Sites the user picked on consent screens (site-scoped grants accumulate).
+    pub cloud_ids: Vec<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// What one consent adds to the account's grant for the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub app_id: String,
+    pub account_id: String,
+    pub cloud_id: String,
+    pub scopes: Vec<String>,
+    /// Incremental consent (`include_granted_scopes=true`): add to the granted scopes
+    /// instead of replacing them.
+    pub include_granted_scopes: bool,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: TokenHash,
+    pub app_id: String,
+    pub account_id: String,
+    pub grant_id: String,
+    pub cloud_id: String,
+    pub scopes: Vec<String>,
+    /// The `redirect_uri` sent to /authorize, if one was sent (RFC 6749 §4.1.3).
+    pub redirect_uri: Option<String>,
+    /// The S256 challenge, if the request carried one.
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    /// The token family the first redemption produced.
+    pub family_id: Option<String>,
+}
+
+/// One chain of tokens issued from one code exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenFamily {
+    pub family_id: String,
+    pub grant_id: String,
+    pub app_id: String,
+    pub account_id: String,
+    pub scopes: Vec<String>,
+    /// The account's credential generation when the family began.
+    pub credential_generation: i64,
+    pub created_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoke_reason: Option<String>,
+}
+
+/// Result of redeeming a code: the first redemption gets the new family; later ones get
+/// the record so the caller can revoke what the first produced (RFC 6749 §4.1.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redeemed {
+    First(TokenFamily),
+    AlreadyUsed(AuthorizationCode),
+    NotFound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    Next,
+    Current,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Current => "current",
+            Self::Retired => "retired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(Self::Next),
+            "current" => Some(Self::Current),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// JOSE algorithm name, `ES256`.
+    pub alg: String,
+    pub state: KeyState,
+    /// PKCS#8 private key, encrypted (AES-256-GCM, nonce prepended).
+    pub private_key_encrypted: Vec<u8>,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub event_id: String,
+    pub at: OffsetDateTime,
+    /// Account that acted, if any (None for the system and the CLI).
+    pub actor_account_id: Option<String>,
+    /// Dotted name, e.g. `grant.created`, `code.replayed`, `app.created`.
+    pub action: String,
+    /// What the action was on: an app id, a grant id, a cloud id…
+    pub target: String,
+    pub cloud_id: Option<String>,
+    /// Extra facts as a JSON object (never secrets).
+    pub details: serde_json::Value,
+}
+
+/// Filter for listing audit events, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub cloud_id: Option<String>,
+    pub action_prefix: Option<String>,
+    pub limit: u32,
+}
+
+/// A code about to be issued by an accepted consent; the store links it to the grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCode {
+    pub code_hash: TokenHash,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The family a first redemption creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFamily {
+    pub family_id: String,
+    pub absolute_expires_at: OffsetDateTime,
+}

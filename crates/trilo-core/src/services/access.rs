@@ -1,0 +1,213 @@
+//! Checking an access token presented to the API host, and the two API-host endpoints
+//! the platform answers itself: accessible-resources and /me.
+
+use serde::Serialize;
+use trilo_protocol::ScopeSet;
+use trilo_protocol::jwt::{self, AccessTokenClaims, Expectations, JwtError};
+use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
+
+use super::Core;
+use crate::error::CoreResult;
+use crate::model::{Account, AccountStatus, InstalledBy, UserInstalls};
+
+/// Why a bearer token was refused. HTTP answers 401 (403 for a missing scope).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("the access token is invalid")]
+    Invalid(JwtError),
+    #[error("the access token has been revoked")]
+    Revoked,
+}
+
+/// A verified token whose grant and family are live.
+#[derive(Clone, Debug)]
+pub struct TokenContext {
+    pub claims: AccessTokenClaims,
+    pub scopes: ScopeSet,
+    pub app_id: String,
+    pub account: Account,
+}
+
+/// One entry of accessible-resources, in the reference's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccessibleResource {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub scopes: Vec<String>,
+    #[serde(rename = "avatarUrl", skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+/// The `/me` profile, in the reference's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub account_type: &'static str,
+    pub account_id: String,
+    pub email: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    pub account_status: &'static str,
+    pub nickname: String,
+    pub zoneinfo: String,
+    pub locale: String,
+    pub extended_profile: ExtendedProfileView,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExtendedProfileView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+impl Core {
+    /// Verifies signature and claims, then that the token's family and grant are live and
+    /// the account is active and has not changed its password since.
+    pub async fn check_access_token(
+        &self,
+        token: &str,
+    ) -> CoreResult<Result<TokenContext, TokenRejection>> {
+        let unverified = match jwt::parse(token) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(TokenRejection::Invalid(e))),
+        };
+        if !self.keys.verify(
+            &unverified.header.kid,
+            unverified.signing_input.as_bytes(),
+            &unverified.signature,
+        ) {
+            return Ok(Err(TokenRejection::Invalid(JwtError::BadSignature)));
+        }
+        let expect = Expectations {
+            issuer: &self.settings.auth_url,
+            audience: &self.settings.audience,
+            now_unix: self.now().unix_timestamp(),
+            leeway_secs: self.settings.jwt_leeway.whole_seconds(),
+        };
+        let claims = match jwt::validate_claims(&unverified, &expect) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(TokenRejection::Invalid(e))),
+        };
+        let Some(family) = self.store.family(&claims.family_id).await? else {
+            return Ok(Err(TokenRejection::Revoked));
+        };
+        let grant = self.store.grant(&family.grant_id).await?;
+        let account = self.store.account(&family.account_id).await?;
+        let live = family.revoked_at.is_none()
+            && family.grant_id == claims.grant_id
+            && family.account_id == claims.sub
+            && grant.is_some_and(|g| g.revoked_at.is_none());
+        let Some(account) = account.filter(|a| {
+            live && a.status == AccountStatus::Active
+                && a.credential_generation == family.credential_generation
+        }) else {
+            return Ok(Err(TokenRejection::Revoked));
+        };
+        let scopes = ScopeSet::from_tokens(claims.scope.split(' ').filter(|s| !s.is_empty()));
+        Ok(Ok(TokenContext {
+            claims,
+            scopes,
+            app_id: family.app_id,
+            account,
+        }))
+    }
+
+    /// `GET /oauth/token/accessible-resources` (DESIGN §3).
+    pub async fn accessible_resources(
+        &self,
+        ctx: &TokenContext,
+    ) -> CoreResult<Vec<AccessibleResource>> {
+        let memberships = self
+            .store
+            .memberships_of_account(&ctx.account.account_id)
+            .await?;
+        let installations = self.store.installations_of_app(&ctx.app_id).await?;
+        let products = self.store.list_products().await?;
+        let catalogs: Vec<(String, ScopeSet)> = products
+            .iter()
+            .map(|p| {
+                (
+                    p.key.clone(),
+                    ScopeSet::from_tokens(p.scopes.iter().map(|s| &s.scope)),
+                )
+            })
+            .collect();
+        let mut sites = Vec::new();
+        for installation in &installations {
+            let cloud_id = installation.cloud_id.as_str();
+            if !memberships.iter().any(|m| m.cloud_id == cloud_id) {
+                continue;
+            }
+            let Some(site) = self.store.site(cloud_id).await? else {
+                continue;
+            };
+            sites.push(site);
+        }
+        let views: Vec<SiteView<'_>> = sites
+            .iter()
+            .map(|site| {
+                let installation = installations.iter().find(|i| i.cloud_id == site.cloud_id);
+                SiteView {
+                    cloud_id: &site.cloud_id,
+                    products: catalogs
+                        .iter()
+                        .map(|(key, catalog)| ProductOnSite {
+                            product_key: key,
+                            catalog_scopes: catalog,
+                            is_member: memberships
+                                .iter()
+                                .any(|m| m.cloud_id == site.cloud_id && &m.product_key == key),
+                        })
+                        .collect(),
+                    app_installed: installation.is_some(),
+                    installed_by_admin: installation
+                        .is_some_and(|i| i.installed_by == InstalledBy::Admin),
+                    user_installs_blocked: site.user_installs == UserInstalls::Blocked,
+                }
+            })
+            .collect();
+        let entries = reachable(&ctx.scopes, &views);
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| {
+                let site = sites.iter().find(|s| s.cloud_id == entry.cloud_id)?;
+                Some(AccessibleResource {
+                    id: site.cloud_id.clone(),
+                    name: site.name.clone(),
+                    url: site.url.clone(),
+                    scopes: entry.scopes.to_vec(),
+                    avatar_url: site.avatar_url.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// `GET /me`: the caller checks for `read:me` first.
+    pub fn profile(&self, ctx: &TokenContext) -> Profile {
+        let a = &ctx.account;
+        Profile {
+            account_type: "atlassian",
+            account_id: a.account_id.clone(),
+            email: a.email.clone(),
+            name: a.name.clone(),
+            picture: a.picture.clone(),
+            account_status: a.status.as_str(),
+            nickname: a.nickname.clone(),
+            zoneinfo: a.zoneinfo.clone(),
+            locale: a.locale.clone(),
+            extended_profile: ExtendedProfileView {
+                job_title: a.extended_profile.job_title.clone(),
+                organization: a.extended_profile.organization.clone(),
+                department: a.extended_profile.department.clone(),
+                location: a.extended_profile.location.clone(),
+            },
+        }
+    }
+}

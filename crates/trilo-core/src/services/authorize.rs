@@ -1,0 +1,365 @@
+//! The authorization endpoint and the consent decision (DESIGN §3 "Authorize").
+//!
+//! The consent form carries the original request; accept and deny validate it again in
+//! full, so the POST can never authorize more than the GET showed.
+
+use serde_json::json;
+use trilo_protocol::authorize::{
+    self, Audience, AuthorizeDecision, AuthorizeError, ClientView, UntrustedReason, ValidAuthorize,
+};
+use trilo_protocol::resources::{ProductOnSite, SiteView, offers_site};
+use trilo_protocol::scope::is_identity_scope;
+use trilo_protocol::{ErrorCode, OAuthError, Params, ScopeSet};
+
+use super::{Core, new_id};
+use crate::crypto::{random_token, sha256};
+use crate::error::CoreResult;
+use crate::model::{
+    Account, App, ClientType, ConsentRecord, Distribution, InstalledBy, NewCode, Product,
+    ReviewState, UserInstalls,
+};
+
+/// What the HTTP layer does next.
+#[derive(Clone, Debug)]
+pub enum AuthorizeOutcome {
+    /// Untrusted client or redirect URI: an error page, no redirect.
+    ErrorPage(UntrustedReason),
+    /// Redirect to the client (a code or an error).
+    Redirect(String),
+    /// Send the user to the login page, then back to the same URL.
+    Login,
+    /// Show the consent page.
+    Consent(Box<ConsentView>),
+}
+
+/// Everything the consent page shows.
+#[derive(Clone, Debug)]
+pub struct ConsentView {
+    pub app_name: String,
+    pub app_avatar_url: Option<String>,
+    pub developer_name: String,
+    pub unreviewed: bool,
+    pub scope_groups: Vec<ScopeGroup>,
+    pub sites: Vec<SiteChoice>,
+    /// A problem with the last submission, to show above the form.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScopeGroup {
+    pub title: String,
+    pub scopes: Vec<ScopeLine>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScopeLine {
+    pub scope: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SiteChoice {
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+    /// User installs are blocked here and no admin installed the app: shown, not selectable.
+    pub blocked: bool,
+}
+
+/// The user's answer on the consent page.
+#[derive(Clone, Debug)]
+pub enum ConsentAnswer {
+    Accept { cloud_id: Option<String> },
+    Deny,
+}
+
+/// The reference's texts for a site whose admin blocked the app (DESIGN §3).
+pub const BLOCKED_TITLE: &str = "App is blocked by an admin";
+
+pub fn blocked_message(app_name: &str, site_name: &str) -> String {
+    format!(
+        "An admin has not allowed {app_name} to access data from {site_name}. Select another site \
+         to authorize access to or contact your admin for more information."
+    )
+}
+
+enum Checked {
+    Done(AuthorizeOutcome),
+    Ready {
+        app: Box<App>,
+        valid: Box<ValidAuthorize>,
+    },
+}
+
+impl Core {
+    /// `GET /authorize`: validate, then ask for login or consent.
+    pub async fn authorize(
+        &self,
+        params: &Params,
+        user: Option<&Account>,
+    ) -> CoreResult<AuthorizeOutcome> {
+        match self.check_request(params, user).await? {
+            Checked::Done(outcome) => Ok(outcome),
+            Checked::Ready { app, valid } => {
+                let Some(user) = user else {
+                    return Ok(AuthorizeOutcome::Login);
+                };
+                let view = self.consent_view(&app, &valid, user, None).await?;
+                Ok(AuthorizeOutcome::Consent(Box::new(view)))
+            }
+        }
+    }
+
+    /// The consent POST: the original request's parameters and the user's answer.
+    pub async fn answer_consent(
+        &self,
+        params: &Params,
+        user: &Account,
+        answer: ConsentAnswer,
+    ) -> CoreResult<AuthorizeOutcome> {
+        let (app, valid) = match self.check_request(params, Some(user)).await? {
+            Checked::Done(outcome) => return Ok(outcome),
+            Checked::Ready { app, valid } => (app, valid),
+        };
+        let issuer = &self.settings.auth_url;
+        let cloud_id = match answer {
+            ConsentAnswer::Deny => {
+                let denied = OAuthError::new(ErrorCode::AccessDenied, "The user denied access.");
+                return Ok(AuthorizeOutcome::Redirect(
+                    valid.error(denied).location(issuer),
+                ));
+            }
+            ConsentAnswer::Accept { cloud_id } => cloud_id,
+        };
+        let view = self.consent_view(&app, &valid, user, None).await?;
+        let chosen = cloud_id
+            .as_deref()
+            .and_then(|id| view.sites.iter().find(|s| s.cloud_id == id));
+        let site = match chosen {
+            Some(site) if !site.blocked => site.clone(),
+            _ => {
+                let error =
+                    Some("Choose one of the sites listed to authorize access to.".to_owned());
+                return Ok(AuthorizeOutcome::Consent(Box::new(ConsentView {
+                    error,
+                    ..view
+                })));
+            }
+        };
+
+        let code = random_token();
+        let now = self.now();
+        let consent = ConsentRecord {
+            app_id: app.app_id.clone(),
+            account_id: user.account_id.clone(),
+            cloud_id: site.cloud_id.clone(),
+            scopes: valid.scopes.to_vec(),
+            include_granted_scopes: valid.include_granted_scopes,
+            at: now,
+        };
+        let new_code = NewCode {
+            code_hash: sha256(&code),
+            redirect_uri: valid.redirect_uri_sent.clone(),
+            code_challenge: valid.code_challenge.clone(),
+            nonce: valid.nonce.clone(),
+            expires_at: now + self.settings.code_ttl.min(time::Duration::minutes(10)),
+        };
+        let grant = self
+            .store
+            .accept_consent(&consent, &new_id(), &new_code)
+            .await?;
+        self.audit(
+            Some(&user.account_id),
+            "grant.consented",
+            &grant.grant_id,
+            Some(&site.cloud_id),
+            json!({ "app_id": app.app_id, "scopes": valid.scopes.to_string() }),
+        )
+        .await?;
+        Ok(AuthorizeOutcome::Redirect(
+            valid.code_location(&code, issuer),
+        ))
+    }
+
+    async fn check_request(&self, params: &Params, user: Option<&Account>) -> CoreResult<Checked> {
+        let app = match params.get("client_id") {
+            Some(id) if !params.is_repeated("client_id") => self.store.app_by_client_id(id).await?,
+            _ => None,
+        };
+        let allowed = ScopeSet::from_tokens(app.iter().flat_map(|a| a.scopes.iter()));
+        let view = app.as_ref().map(|a| ClientView {
+            client_id: &a.client_id,
+            callback_urls: &a.callback_urls,
+            allowed_scopes: &allowed,
+            is_public: a.client_type == ClientType::Public,
+        });
+        let valid = match authorize::validate(params, view.as_ref(), &self.settings.audience) {
+            Ok(valid) => valid,
+            Err(AuthorizeError::Untrusted(reason)) => {
+                return Ok(Checked::Done(AuthorizeOutcome::ErrorPage(reason)));
+            }
+            Err(AuthorizeError::Redirect(e)) => {
+                return Ok(Checked::Done(AuthorizeOutcome::Redirect(
+                    e.location(&self.settings.auth_url),
+                )));
+            }
+        };
+        let Some(app) = app else {
+            return Ok(Checked::Done(AuthorizeOutcome::ErrorPage(
+                UntrustedReason::UnknownClient,
+            )));
+        };
+        let who = match app.distribution {
+            Distribution::Private => Audience::OnlyOwner(&app.owner_account_id),
+            Distribution::Sharing => Audience::Anyone,
+        };
+        match authorize::decide(&valid, user.map(|u| u.account_id.as_str()), who) {
+            AuthorizeDecision::LoginRequired => Ok(Checked::Done(AuthorizeOutcome::Login)),
+            AuthorizeDecision::Fail(e) => Ok(Checked::Done(AuthorizeOutcome::Redirect(
+                e.location(&self.settings.auth_url),
+            ))),
+            AuthorizeDecision::ConsentRequired => Ok(Checked::Ready {
+                app: Box::new(app),
+                valid: Box::new(valid),
+            }),
+        }
+    }
+
+    async fn consent_view(
+        &self,
+        app: &App,
+        valid: &ValidAuthorize,
+        user: &Account,
+        error: Option<String>,
+    ) -> CoreResult<ConsentView> {
+        let products = self.store.list_products().await?;
+        let developer_name = match self.store.account(&app.owner_account_id).await? {
+            Some(owner) => owner.name,
+            None => "Unknown developer".to_owned(),
+        };
+        Ok(ConsentView {
+            app_name: app.name.clone(),
+            app_avatar_url: app.avatar_url.clone(),
+            developer_name,
+            unreviewed: app.review_state == ReviewState::Unreviewed,
+            scope_groups: scope_groups(&valid.scopes, &products),
+            sites: self
+                .site_choices(app, &valid.scopes, user, &products)
+                .await?,
+            error,
+        })
+    }
+
+    /// Sites where the user is a member of a product the request asks scopes of (any
+    /// membership when only identity scopes are asked for).
+    async fn site_choices(
+        &self,
+        app: &App,
+        scopes: &ScopeSet,
+        user: &Account,
+        products: &[Product],
+    ) -> CoreResult<Vec<SiteChoice>> {
+        let memberships = self.store.memberships_of_account(&user.account_id).await?;
+        let installations = self.store.installations_of_app(&app.app_id).await?;
+        let catalogs: Vec<(String, ScopeSet)> = products
+            .iter()
+            .map(|p| {
+                (
+                    p.key.clone(),
+                    ScopeSet::from_tokens(p.scopes.iter().map(|s| &s.scope)),
+                )
+            })
+            .collect();
+        let any_product_scope = scopes.iter().any(|s| !is_identity_scope(s));
+        let mut cloud_ids: Vec<&str> = memberships.iter().map(|m| m.cloud_id.as_str()).collect();
+        cloud_ids.dedup();
+        let mut out = Vec::new();
+        for cloud_id in cloud_ids {
+            if out.iter().any(|c: &SiteChoice| c.cloud_id == cloud_id) {
+                continue;
+            }
+            let Some(site) = self.store.site(cloud_id).await? else {
+                continue;
+            };
+            let installation = installations.iter().find(|i| i.cloud_id == cloud_id);
+            let view = SiteView {
+                cloud_id,
+                products: catalogs
+                    .iter()
+                    .map(|(key, catalog)| ProductOnSite {
+                        product_key: key,
+                        catalog_scopes: catalog,
+                        is_member: memberships
+                            .iter()
+                            .any(|m| m.cloud_id == cloud_id && &m.product_key == key),
+                    })
+                    .collect(),
+                app_installed: installation.is_some(),
+                installed_by_admin: installation
+                    .is_some_and(|i| i.installed_by == InstalledBy::Admin),
+                user_installs_blocked: site.user_installs == UserInstalls::Blocked,
+            };
+            if any_product_scope && !offers_site(scopes, &view) {
+                continue;
+            }
+            out.push(SiteChoice {
+                cloud_id: site.cloud_id.clone(),
+                name: site.name.clone(),
+                url: site.url.clone(),
+                blocked: view.blocks_app(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// Requested scopes grouped by product, with the catalog's descriptions; identity scopes
+/// form their own group first.
+fn scope_groups(scopes: &ScopeSet, products: &[Product]) -> Vec<ScopeGroup> {
+    let mut groups: Vec<ScopeGroup> = Vec::new();
+    let identity: Vec<ScopeLine> = scopes
+        .iter()
+        .filter(|s| is_identity_scope(s))
+        .map(|s| ScopeLine {
+            scope: s.to_owned(),
+            description: identity_description(s).to_owned(),
+        })
+        .collect();
+    if !identity.is_empty() {
+        groups.push(ScopeGroup {
+            title: "Your account".to_owned(),
+            scopes: identity,
+        });
+    }
+    for product in products {
+        let lines: Vec<ScopeLine> = scopes
+            .iter()
+            .filter_map(|s| product.scopes.iter().find(|p| p.scope == s))
+            .map(|p| ScopeLine {
+                scope: p.scope.clone(),
+                description: p.description.clone(),
+            })
+            .collect();
+        if !lines.is_empty() {
+            groups.push(ScopeGroup {
+                title: product.display_name.clone(),
+                scopes: lines,
+            });
+        }
+    }
+    groups
+}
+
+fn identity_description(scope: &str) -> &'static str {
+    match scope {
+        "offline_access" => {
+            "Keep access to the data you granted, without you having to sign in again."
+        }
+        "read:me" => "View your profile: name, email address, avatar and account details.",
+        "openid" => "Sign you in with your account.",
+        "profile" => "View your name, nickname, avatar, time zone and locale.",
+        "email" => "View your email address.",
+        _ => "",
+    }
+}

@@ -1,0 +1,85 @@
+//! The services: one `Core` value holds the store, the clock, the keys and the settings,
+//! and each submodule adds the operations of one area.
+
+pub mod access;
+pub mod accounts;
+pub mod admin;
+pub mod authorize;
+pub mod token;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::crypto::SealingKey;
+use crate::error::CoreResult;
+use crate::keys::{KeyError, KeySet};
+use crate::model::AuditEvent;
+use crate::settings::Settings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct Core {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeySet>,
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Loads (or on first start creates) the signing keys and assembles the services.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        sealing: &SealingKey,
+        settings: Settings,
+    ) -> Result<Core, KeyError> {
+        let keys = KeySet::load_or_create(store.as_ref(), sealing, clock.now()).await?;
+        Ok(Core {
+            store,
+            clock,
+            keys,
+            settings: Arc::new(settings),
+        })
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Appends an audit event. `details` must never hold secrets.
+    pub async fn audit(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        target: &str,
+        cloud_id: Option<&str>,
+        details: serde_json::Value,
+    ) -> CoreResult<()> {
+        let event = AuditEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            at: self.now(),
+            actor_account_id: actor.map(str::to_owned),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            cloud_id: cloud_id.map(str::to_owned),
+            details,
+        };
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+}
+
+/// A new row id: UUIDv7, so ids sort by creation time (DESIGN §4).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

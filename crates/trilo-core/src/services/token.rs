@@ -1,0 +1,225 @@
+//! The token endpoint (RFC 6749 §4.1.3, §5): client authentication and the code exchange.
+//!
+//! A code is checked completely (client, expiry, redirect URI, PKCE) before it is spent,
+//! so a replay with wrong parameters cannot revoke the honest client's tokens (security
+//! checklist C3); a replay with valid parameters revokes what the first exchange produced
+//! (C2).
+
+use serde::Serialize;
+use serde_json::json;
+use trilo_protocol::jwt::{self, AccessTokenClaims, Audience, Header};
+use trilo_protocol::pkce;
+use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
+use trilo_protocol::{ErrorCode, OAuthError};
+
+use super::{Core, new_id};
+use crate::crypto::{hashes_equal, sha256};
+use crate::error::{CoreError, CoreResult};
+use crate::model::{App, ClientType, NewFamily, Redeemed, TokenFamily};
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+fn code_invalid() -> OAuthError {
+    OAuthError::invalid_grant("The authorization code is invalid, expired or already used.")
+}
+
+impl Core {
+    /// Authenticates the client (RFC 6749 §2.3). Unknown clients and wrong secrets fail
+    /// alike (security checklist T4): `invalid_client`.
+    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> CoreResult<App> {
+        let app = self.store.app_by_client_id(&creds.client_id).await?;
+        let presented = creds.secret.as_deref().map(sha256);
+        let Some(app) = app else {
+            // Same work as a known client: hash compare against a dummy value.
+            let _ = presented.map(|h| hashes_equal(&h, &[0u8; 32]));
+            return Err(OAuthError::invalid_client().into());
+        };
+        match (app.client_type, creds.method, presented) {
+            (ClientType::Public, AuthMethod::None, None) => Ok(app),
+            (ClientType::Confidential, AuthMethod::Basic | AuthMethod::Post, Some(hash)) => {
+                let secrets = self.store.app_secrets(&app.app_id, self.now()).await?;
+                // Check every valid secret so the time does not depend on which matched.
+                let matched = secrets
+                    .iter()
+                    .fold(false, |acc, s| acc | hashes_equal(&s.secret_hash, &hash));
+                if matched {
+                    Ok(app)
+                } else {
+                    Err(OAuthError::invalid_client().into())
+                }
+            }
+            _ => Err(OAuthError::invalid_client().into()),
+        }
+    }
+
+    /// `POST /oauth/token`.
+    pub async fn token(
+        &self,
+        creds: &ClientCredentials,
+        grant: TokenGrant,
+    ) -> CoreResult<TokenResponse> {
+        let app = self.authenticate_client(creds).await?;
+        match grant {
+            TokenGrant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                self.exchange_code(
+                    &app,
+                    &code,
+                    redirect_uri.as_deref(),
+                    code_verifier.as_deref(),
+                )
+                .await
+            }
+            TokenGrant::RefreshToken { .. } => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "The refresh_token grant is not enabled on this server yet.",
+            )
+            .into()),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        app: &App,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+    ) -> CoreResult<TokenResponse> {
+        let now = self.now();
+        let hash = sha256(code);
+        let Some(record) = self.store.code(&hash).await? else {
+            return Err(code_invalid().into());
+        };
+        // Bound to the client it was issued to (C5), short-lived (C4).
+        if record.app_id != app.app_id || now >= record.expires_at {
+            return Err(code_invalid().into());
+        }
+        // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+        if let Some(expected) = &record.redirect_uri
+            && redirect_uri != Some(expected.as_str())
+        {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request.",
+            )
+            .into());
+        }
+        match (&record.code_challenge, code_verifier) {
+            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
+            (None, None) => {}
+            // Missing, wrong, or a verifier for a code that had no challenge (P4, P5).
+            _ => return Err(OAuthError::invalid_grant("PKCE verification failed.").into()),
+        }
+        if record.used_at.is_some() {
+            return self.code_replayed(record.family_id.as_deref(), app).await;
+        }
+        let family = NewFamily {
+            family_id: new_id(),
+            absolute_expires_at: now + self.settings.refresh_absolute,
+        };
+        let family = match self.store.redeem_code(&hash, &family, now).await? {
+            Redeemed::First(family) => family,
+            Redeemed::AlreadyUsed(record) => {
+                return self.code_replayed(record.family_id.as_deref(), app).await;
+            }
+            Redeemed::NotFound => return Err(code_invalid().into()),
+        };
+        let grant = self.store.grant(&family.grant_id).await?;
+        if grant.is_none_or(|g| g.revoked_at.is_some()) {
+            self.store
+                .revoke_family(&family.family_id, "grant_revoked", now)
+                .await?;
+            return Err(code_invalid().into());
+        }
+        self.audit(
+            Some(&family.account_id),
+            "token.issued",
+            &family.family_id,
+            None,
+            json!({ "app_id": app.app_id, "grant_id": family.grant_id }),
+        )
+        .await?;
+        let access_token = self.sign_access_token(app, &family, 0)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl.whole_seconds(),
+            scope: family.scopes.join(" "),
+            refresh_token: None,
+        })
+    }
+
+    /// A second redemption: revoke what the first produced, then fail (RFC 6749 §4.1.2).
+    async fn code_replayed(&self, family_id: Option<&str>, app: &App) -> CoreResult<TokenResponse> {
+        if let Some(family_id) = family_id
+            && self
+                .store
+                .revoke_family(family_id, "code_replayed", self.now())
+                .await?
+        {
+            self.audit(
+                None,
+                "code.replayed",
+                family_id,
+                None,
+                json!({ "app_id": app.app_id }),
+            )
+            .await?;
+        }
+        Err(code_invalid().into())
+    }
+
+    /// Signs an access token for a family generation (RFC 9068).
+    pub fn sign_access_token(
+        &self,
+        app: &App,
+        family: &TokenFamily,
+        generation: i64,
+    ) -> CoreResult<String> {
+        let now = self.now().unix_timestamp();
+        let claims = AccessTokenClaims {
+            iss: self.settings.auth_url.clone(),
+            sub: family.account_id.clone(),
+            aud: Audience::One(self.settings.audience.clone()),
+            client_id: app.client_id.clone(),
+            scope: family.scopes.join(" "),
+            iat: now,
+            exp: now + self.settings.access_token_ttl.whole_seconds(),
+            nbf: None,
+            jti: new_id(),
+            grant_id: family.grant_id.clone(),
+            family_id: family.family_id.clone(),
+            generation,
+        };
+        let header = Header {
+            alg: jwt::ALG.to_owned(),
+            typ: jwt::ACCESS_TOKEN_TYP.to_owned(),
+            kid: self.keys.current_kid().to_owned(),
+        };
+        let input = jwt::signing_input(&header, &claims);
+        let signature = self
+            .keys
+            .sign(input.as_bytes())
+            .map_err(|e| CoreError::Internal(e.into()))?;
+        Ok(jwt::compact(&input, &signature))
+    }
+}

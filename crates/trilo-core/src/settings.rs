@@ -1,0 +1,44 @@
+//! What the services need to know about the deployment: URLs and lifetimes.
+
+use time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The issuer: the auth host's public base URL, exactly as in `iss`.
+    pub auth_url: String,
+    /// The API host's public base URL (accessible-resources, /me, the gateway).
+    pub api_url: String,
+    /// The `audience` apps must request and the `aud` of access tokens.
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    /// At most 10 minutes (security checklist C4).
+    pub code_ttl: Duration,
+    pub session_ttl: Duration,
+    /// Clock skew tolerated when checking access tokens (≤ 60 s, H-J6).
+    pub jwt_leeway: Duration,
+    pub refresh_inactivity: Duration,
+    pub refresh_absolute: Duration,
+    pub refresh_reuse_leeway: Duration,
+}
+
+impl Settings {
+    /// Defaults for a deployment at the given URLs (the reference's lifetimes).
+    pub fn new(
+        auth_url: impl Into<String>,
+        api_url: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            auth_url: auth_url.into(),
+            api_url: api_url.into(),
+            audience: audience.into(),
+            access_token_ttl: Duration::hours(1),
+            code_ttl: Duration::minutes(10),
+            session_ttl: Duration::hours(12),
+            jwt_leeway: Duration::seconds(60),
+            refresh_inactivity: Duration::days(90),
+            refresh_absolute: Duration::days(365),
+            refresh_reuse_leeway: Duration::minutes(10),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Storage traits, one per aggregate, combined into [`Store`] (STYLE §3).
+//!
+//! Every method is one domain operation and is atomic inside the implementation: no
+//! transaction handle crosses these traits. Token values arrive here only as hashes.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::model::{
+    Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
+    Installation, Membership, NewCode, NewFamily, Product, Redeemed, Session, SigningKeyRecord,
+    Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+};
+
+/// Why a store operation failed. Driver errors never leave a store crate.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or reference rule was broken; `constraint` names which.
+    #[error("conflict: {constraint}")]
+    Conflict { constraint: String },
+    /// The database could not be reached or refused to work (retryable).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the store could not be read back into the domain model.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Fails with `Conflict { constraint: "accounts.email" }` when the email (case-insensitive)
+    /// is taken.
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account(&self, account_id: &str) -> StoreResult<Option<Account>>;
+    /// Case-insensitive lookup.
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Stores the new hash, bumps `credential_generation`, ends every session of the account
+    /// except `keep_session`, and revokes every token family of the account (reason
+    /// `password_changed`). Returns the updated account; `NotFound` if there is none.
+    async fn change_password(
+        &self,
+        account_id: &str,
+        password_hash: &str,
+        keep_session: Option<&TokenHash>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Account>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// The session, if it exists and has not expired at `now`.
+    async fn session(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SiteStore: Send + Sync {
+    /// `Conflict { constraint: "sites.cloud_id" }` when the cloud id exists.
+    async fn insert_site(&self, site: &Site) -> StoreResult<()>;
+    async fn site(&self, cloud_id: &str) -> StoreResult<Option<Site>>;
+    async fn list_sites(&self) -> StoreResult<Vec<Site>>;
+    /// `NotFound` when the site does not exist.
+    async fn set_user_installs(&self, cloud_id: &str, value: UserInstalls) -> StoreResult<()>;
+
+    /// Inserts the product or replaces its display name and scope list.
+    async fn upsert_product(&self, product: &Product) -> StoreResult<()>;
+    async fn product(&self, key: &str) -> StoreResult<Option<Product>>;
+    async fn list_products(&self) -> StoreResult<Vec<Product>>;
+    /// Inserts or updates the upstream; `NotFound` when the site or product is unknown.
+    async fn put_site_product(&self, site_product: &SiteProduct) -> StoreResult<()>;
+    async fn site_products(&self, cloud_id: &str) -> StoreResult<Vec<SiteProduct>>;
+
+    /// Inserts or changes the role; `NotFound` when account, site or site product is unknown.
+    async fn put_membership(&self, membership: &Membership) -> StoreResult<()>;
+    /// Returns whether a membership was removed.
+    async fn remove_membership(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<bool>;
+    async fn memberships_of_account(&self, account_id: &str) -> StoreResult<Vec<Membership>>;
+    async fn memberships_of_site(&self, cloud_id: &str) -> StoreResult<Vec<Membership>>;
+}
+
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Inserts the app with its first secret (none for public clients).
+    /// `Conflict { constraint: "apps.client_id" }` when the client id exists.
+    async fn insert_app(&self, app: &App, secret: Option<&AppSecret>) -> StoreResult<()>;
+    async fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>>;
+    /// All apps, or those of one owner, oldest first.
+    async fn list_apps(&self, owner_account_id: Option<&str>) -> StoreResult<Vec<App>>;
+    /// Replaces the mutable fields (name, description, avatar, callback URLs, scopes,
+    /// distribution, review state, updated_at). `NotFound` when the app does not exist.
+    async fn update_app(&self, app: &App) -> StoreResult<()>;
+    /// Secrets that are valid at `now` (current, or rotated away but inside their grace).
+    async fn app_secrets(&self, app_id: &str, now: OffsetDateTime) -> StoreResult<Vec<AppSecret>>;
+    /// Adds a new current secret; every other secret of the app that has no expiry gets
+    /// `previous_expires_at` (the end of the rotation's grace period).
+    async fn rotate_app_secret(
+        &self,
+        secret: &AppSecret,
+        previous_expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Deletes the app and everything it holds (secrets, installations, grants, codes,
+    /// families). Returns whether it existed.
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
+
+    /// Installs the app on the site unless it is installed already (the first
+    /// installation's record wins). Returns the installation in force.
+    async fn install_app(&self, installation: &Installation) -> StoreResult<Installation>;
+    async fn installations_of_app(&self, app_id: &str) -> StoreResult<Vec<Installation>>;
+    async fn installations_of_site(&self, cloud_id: &str) -> StoreResult<Vec<Installation>>;
+    async fn uninstall_app(&self, app_id: &str, cloud_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// One accepted consent, atomically: create the account's live grant for the app (id
+    /// `new_grant_id`) or update it (scopes replaced, or added to with
+    /// `include_granted_scopes`; the site added to its sites), install the app on the site
+    /// if it is not installed yet, and insert the authorization code linked to the grant.
+    async fn accept_consent(
+        &self,
+        consent: &ConsentRecord,
+        new_grant_id: &str,
+        code: &NewCode,
+    ) -> StoreResult<Grant>;
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>>;
+    async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>>;
+    /// Live and revoked grants of the account, newest first.
+    async fn grants_of_account(&self, account_id: &str) -> StoreResult<Vec<Grant>>;
+    /// Revokes the grant and every token family issued under it. Returns whether a live
+    /// grant was revoked.
+    async fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+
+    async fn code(&self, code_hash: &TokenHash) -> StoreResult<Option<AuthorizationCode>>;
+    /// Marks the code used and creates its token family in one transaction: exactly one
+    /// concurrent caller gets `First`. The family copies the code's grant, app, account and
+    /// scopes and the account's current credential generation.
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        family: &NewFamily,
+        now: OffsetDateTime,
+    ) -> StoreResult<Redeemed>;
+    async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
+    /// Returns whether a live family was revoked.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// `Conflict { constraint: "signing_keys.current" }` when inserting a `current` key while
+    /// another is current (two instances starting at once: the loser reloads).
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first, at most `query.limit` (0 means 100).
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+}
+
+#[async_trait]
+pub trait Store:
+    AccountStore + SessionStore + SiteStore + AppStore + GrantStore + KeyStore + AuditLog
+{
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which backend this is (`sqlite`, `postgres`), for logs and the startup banner.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,586 @@
+//! Conformance cases for `GrantStore`: consent, grants, single-use codes and token families.
+
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+
+use crate::model::{AuthorizationCode, InstalledBy, Redeemed, TokenFamily};
+use crate::store::Store;
+use crate::testing::fixtures::{self, World, at};
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Redeems a code and returns the family of the first redemption.
+async fn redeem_first(store: &dyn Store, code_hash: &[u8; 32], at_s: i64) -> TokenFamily {
+    match store
+        .redeem_code(code_hash, &fixtures::new_family(at(at_s)), at(at_s))
+        .await
+        .unwrap()
+    {
+        Redeemed::First(family) => family,
+        other => panic!("expected First, got {other:?}"),
+    }
+}
+
+pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let grant_id = fixtures::new_id();
+    let mut code = fixtures::new_code(at(1));
+    code.nonce = Some("n-0S6_WzA2Mj".into());
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work", "offline_access"], at(1)),
+            &grant_id,
+            &code,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(grant.grant_id, grant_id);
+    assert_eq!(grant.app_id, w.app.app_id);
+    assert_eq!(grant.account_id, w.user.account_id);
+    assert_eq!(grant.scopes, strings(&["read:jira-work", "offline_access"]));
+    assert_eq!(grant.cloud_ids, vec![w.site.cloud_id.clone()]);
+    assert_eq!(grant.created_at, at(1));
+    assert_eq!(grant.updated_at, at(1));
+    assert_eq!(grant.revoked_at, None);
+    assert_eq!(store.grant(&grant_id).await.unwrap(), Some(grant.clone()));
+    assert_eq!(
+        store
+            .live_grant(&w.app.app_id, &w.user.account_id)
+            .await
+            .unwrap(),
+        Some(grant.clone())
+    );
+    assert_eq!(
+        store.grants_of_account(&w.user.account_id).await.unwrap(),
+        vec![grant.clone()]
+    );
+    assert_eq!(store.grant("no-such-grant").await.unwrap(), None);
+    assert_eq!(
+        store
+            .live_grant(&w.app.app_id, &w.developer.account_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let installs = store.installations_of_app(&w.app.app_id).await.unwrap();
+    assert_eq!(installs.len(), 1);
+    assert_eq!(installs[0].cloud_id, w.site.cloud_id);
+    assert_eq!(installs[0].installed_by, InstalledBy::UserConsent);
+    assert_eq!(installs[0].installed_by_account_id, w.user.account_id);
+    assert_eq!(installs[0].created_at, at(1));
+
+    assert_eq!(
+        store.code(&code.code_hash).await.unwrap(),
+        Some(AuthorizationCode {
+            code_hash: code.code_hash,
+            app_id: w.app.app_id.clone(),
+            account_id: w.user.account_id.clone(),
+            grant_id: grant_id.clone(),
+            cloud_id: w.site.cloud_id.clone(),
+            scopes: strings(&["read:jira-work", "offline_access"]),
+            redirect_uri: code.redirect_uri.clone(),
+            code_challenge: code.code_challenge.clone(),
+            nonce: code.nonce.clone(),
+            created_at: at(1),
+            expires_at: code.expires_at,
+            used_at: None,
+            family_id: None,
+        })
+    );
+    assert_eq!(store.code(&fixtures::random_hash()).await.unwrap(), None);
+}
+
+pub async fn second_consent_replaces_scopes_of_the_same_grant(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let first = store
+        .accept_consent(
+            &w.consent(&["read:jira-work", "write:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &fixtures::new_code(at(1)),
+        )
+        .await
+        .unwrap();
+    let code = fixtures::new_code(at(5));
+    let second = store
+        .accept_consent(
+            &w.consent(&["read:jira-user"], at(5)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.grant_id, first.grant_id);
+    assert_eq!(second.scopes, strings(&["read:jira-user"]));
+    assert_eq!(second.created_at, at(1));
+    assert_eq!(second.updated_at, at(5));
+    assert_eq!(second.cloud_ids, vec![w.site.cloud_id.clone()]);
+    assert_eq!(store.grant(&first.grant_id).await.unwrap(), Some(second));
+    let code = store.code(&code.code_hash).await.unwrap().unwrap();
+    assert_eq!(code.grant_id, first.grant_id);
+    assert_eq!(code.scopes, strings(&["read:jira-user"]));
+    assert_eq!(
+        store
+            .grants_of_account(&w.user.account_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn incremental_consent_adds_to_the_granted_scopes(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let first = store
+        .accept_consent(
+            &w.consent(&["read:jira-work", "offline_access"], at(1)),
+            &fixtures::new_id(),
+            &fixtures::new_code(at(1)),
+        )
+        .await
+        .unwrap();
+    let mut more = w.consent(&["write:jira-work", "read:jira-work"], at(2));
+    more.include_granted_scopes = true;
+    let code = fixtures::new_code(at(2));
+    let grant = store
+        .accept_consent(&more, &fixtures::new_id(), &code)
+        .await
+        .unwrap();
+    assert_eq!(grant.grant_id, first.grant_id);
+    // Earlier scopes first, then the new ones, each once.
+    let union = strings(&["read:jira-work", "offline_access", "write:jira-work"]);
+    assert_eq!(grant.scopes, union);
+    assert_eq!(grant.updated_at, at(2));
+    // The code carries everything the grant now holds.
+    assert_eq!(
+        store.code(&code.code_hash).await.unwrap().unwrap().scopes,
+        union
+    );
+}
+
+pub async fn consents_on_more_sites_accumulate_cloud_ids_in_order(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let mut on_other = w.consent(&["read:jira-work"], at(2));
+    on_other.cloud_id = w.other_site.cloud_id.clone();
+    let mut grant = None;
+    for (i, consent) in [
+        w.consent(&["read:jira-work"], at(1)),
+        on_other,
+        w.consent(&["read:jira-work"], at(3)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code = fixtures::new_code(consent.at);
+        let g = store
+            .accept_consent(&consent, &fixtures::new_id(), &code)
+            .await
+            .unwrap();
+        let stored = store.code(&code.code_hash).await.unwrap().unwrap();
+        assert_eq!(stored.cloud_id, consent.cloud_id, "code of consent {i}");
+        grant = Some(g);
+    }
+    let grant = grant.unwrap();
+    let expected = vec![w.site.cloud_id.clone(), w.other_site.cloud_id.clone()];
+    assert_eq!(grant.cloud_ids, expected);
+    assert_eq!(
+        store
+            .grant(&grant.grant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cloud_ids,
+        expected
+    );
+    let mut installed: Vec<String> = store
+        .installations_of_app(&w.app.app_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.cloud_id)
+        .collect();
+    installed.sort();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(installed, expected);
+}
+
+pub async fn consent_keeps_an_existing_installation(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let by_admin = fixtures::installation(
+        &w.app.app_id,
+        &w.site.cloud_id,
+        &w.developer.account_id,
+        InstalledBy::Admin,
+    );
+    store.install_app(&by_admin).await.unwrap();
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &fixtures::new_code(at(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.installations_of_app(&w.app.app_id).await.unwrap(),
+        vec![by_admin]
+    );
+}
+
+pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let old = store
+        .accept_consent(
+            &w.consent(&["read:jira-work", "write:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &fixtures::new_code(at(1)),
+        )
+        .await
+        .unwrap();
+    assert!(store.revoke_grant(&old.grant_id, at(2)).await.unwrap());
+    assert_eq!(
+        store
+            .live_grant(&w.app.app_id, &w.user.account_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Even an incremental consent starts from nothing: revoked scopes never come back.
+    let mut again = w.consent(&["read:jira-work"], at(3));
+    again.include_granted_scopes = true;
+    let new_id = fixtures::new_id();
+    let new = store
+        .accept_consent(&again, &new_id, &fixtures::new_code(at(3)))
+        .await
+        .unwrap();
+    assert_eq!(new.grant_id, new_id);
+    assert_ne!(new.grant_id, old.grant_id);
+    assert_eq!(new.scopes, strings(&["read:jira-work"]));
+    assert_eq!(new.cloud_ids, vec![w.site.cloud_id.clone()]);
+    assert_eq!(new.created_at, at(3));
+    assert_eq!(
+        store
+            .live_grant(&w.app.app_id, &w.user.account_id)
+            .await
+            .unwrap(),
+        Some(new.clone())
+    );
+
+    let mut old_revoked = old;
+    old_revoked.revoked_at = Some(at(2));
+    // Newest first, revoked ones included.
+    assert_eq!(
+        store.grants_of_account(&w.user.account_id).await.unwrap(),
+        vec![new, old_revoked]
+    );
+}
+
+pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let (c1, c2) = (fixtures::new_code(at(1)), fixtures::new_code(at(2)));
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &c1,
+        )
+        .await
+        .unwrap();
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(2)),
+            &fixtures::new_id(),
+            &c2,
+        )
+        .await
+        .unwrap();
+    let f1 = redeem_first(store.as_ref(), &c1.code_hash, 3).await;
+    let f2 = redeem_first(store.as_ref(), &c2.code_hash, 4).await;
+    // A family revoked earlier keeps its own reason and time.
+    assert!(
+        store
+            .revoke_family(&f2.family_id, "refresh_reused", at(5))
+            .await
+            .unwrap()
+    );
+
+    assert!(store.revoke_grant(&grant.grant_id, at(10)).await.unwrap());
+    let revoked = store.grant(&grant.grant_id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(10)));
+    assert_eq!(revoked.scopes, grant.scopes);
+
+    let f1 = store.family(&f1.family_id).await.unwrap().unwrap();
+    assert_eq!(f1.revoked_at, Some(at(10)));
+    assert_eq!(f1.revoke_reason.as_deref(), Some("grant_revoked"));
+    let f2 = store.family(&f2.family_id).await.unwrap().unwrap();
+    assert_eq!(f2.revoked_at, Some(at(5)));
+    assert_eq!(f2.revoke_reason.as_deref(), Some("refresh_reused"));
+
+    assert!(!store.revoke_grant(&grant.grant_id, at(11)).await.unwrap());
+    assert_eq!(
+        store
+            .grant(&grant.grant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(10))
+    );
+    assert!(!store.revoke_grant("no-such-grant", at(11)).await.unwrap());
+}
+
+pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = fixtures::new_code(at(1));
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work", "offline_access"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+
+    let new_family = fixtures::new_family(at(2));
+    let Redeemed::First(family) = store
+        .redeem_code(&code.code_hash, &new_family, at(2))
+        .await
+        .unwrap()
+    else {
+        panic!("the first redemption must win");
+    };
+    assert_eq!(
+        family,
+        TokenFamily {
+            family_id: new_family.family_id.clone(),
+            grant_id: grant.grant_id.clone(),
+            app_id: w.app.app_id.clone(),
+            account_id: w.user.account_id.clone(),
+            scopes: strings(&["read:jira-work", "offline_access"]),
+            credential_generation: w.user.credential_generation,
+            created_at: at(2),
+            absolute_expires_at: new_family.absolute_expires_at,
+            revoked_at: None,
+            revoke_reason: None,
+        }
+    );
+    assert_eq!(
+        store.family(&family.family_id).await.unwrap(),
+        Some(family.clone())
+    );
+
+    let used = store.code(&code.code_hash).await.unwrap().unwrap();
+    assert_eq!(used.used_at, Some(at(2)));
+    assert_eq!(used.family_id.as_deref(), Some(family.family_id.as_str()));
+
+    let replay_family = fixtures::new_family(at(3));
+    match store
+        .redeem_code(&code.code_hash, &replay_family, at(3))
+        .await
+        .unwrap()
+    {
+        Redeemed::AlreadyUsed(record) => assert_eq!(record, used),
+        other => panic!("expected AlreadyUsed, got {other:?}"),
+    }
+    // The replay created nothing.
+    assert_eq!(store.family(&replay_family.family_id).await.unwrap(), None);
+    assert_eq!(store.family("no-such-family").await.unwrap(), None);
+
+    assert_eq!(
+        store
+            .redeem_code(
+                &fixtures::random_hash(),
+                &fixtures::new_family(at(4)),
+                at(4)
+            )
+            .await
+            .unwrap(),
+        Redeemed::NotFound
+    );
+}
+
+pub async fn redeem_code_under_a_revoked_grant_creates_a_revoked_family(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = fixtures::new_code(at(1));
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+    assert!(store.revoke_grant(&grant.grant_id, at(2)).await.unwrap());
+    // The code is used up either way; what it produced is never live under a revoked grant.
+    let family = redeem_first(store.as_ref(), &code.code_hash, 3).await;
+    assert_eq!(family.grant_id, grant.grant_id);
+    assert_eq!(family.revoked_at, Some(at(3)));
+    assert_eq!(family.revoke_reason.as_deref(), Some("grant_revoked"));
+    assert_eq!(store.family(&family.family_id).await.unwrap(), Some(family));
+}
+
+pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = fixtures::new_code(at(1));
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .change_password(&w.user.account_id, "$argon2id$changed", None, at(2 + i))
+            .await
+            .unwrap();
+    }
+    // The generation at redemption, not at consent.
+    let family = redeem_first(store.as_ref(), &code.code_hash, 10).await;
+    assert_eq!(
+        family.credential_generation,
+        w.user.credential_generation + 3
+    );
+    assert_eq!(family.revoked_at, None);
+}
+
+pub async fn concurrent_redemptions_yield_exactly_one_first(store: Arc<dyn Store>) {
+    const CALLERS: usize = 20;
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = fixtures::new_code(at(1));
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let hash = code.code_hash;
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .redeem_code(&hash, &fixtures::new_family(at(2)), at(2))
+                    .await
+            })
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    let mut replays = Vec::new();
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Redeemed::First(family) => firsts.push(family),
+            Redeemed::AlreadyUsed(record) => replays.push(record),
+            Redeemed::NotFound => panic!("the code exists"),
+        }
+    }
+    assert_eq!(firsts.len(), 1, "exactly one caller gets First");
+    assert_eq!(replays.len(), CALLERS - 1);
+    let winner = &firsts[0].family_id;
+    for record in &replays {
+        assert_eq!(record.family_id.as_ref(), Some(winner));
+    }
+    let stored = store.code(&code.code_hash).await.unwrap().unwrap();
+    assert_eq!(stored.family_id.as_ref(), Some(winner));
+}
+
+pub async fn concurrent_consents_share_one_live_grant(store: Arc<dyn Store>) {
+    const CALLERS: usize = 10;
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let consent = w.consent(&["read:jira-work"], at(1));
+            tokio::spawn(async move {
+                let code = fixtures::new_code(at(1));
+                barrier.wait().await;
+                let grant = store
+                    .accept_consent(&consent, &format!("grant-{i}"), &code)
+                    .await;
+                (grant, code.code_hash)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let (grant, code_hash) = task.await.unwrap();
+        outcomes.push((grant.unwrap(), code_hash));
+    }
+    let grant_id = outcomes[0].0.grant_id.clone();
+    for (grant, code_hash) in &outcomes {
+        assert_eq!(grant.grant_id, grant_id, "every consent lands on one grant");
+        let code = store.code(code_hash).await.unwrap().unwrap();
+        assert_eq!(code.grant_id, grant_id);
+    }
+    let grants = store.grants_of_account(&w.user.account_id).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].cloud_ids, vec![w.site.cloud_id.clone()]);
+    assert_eq!(
+        store
+            .installations_of_app(&w.app.app_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn revoke_family_returns_true_once(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = fixtures::new_code(at(1));
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+    let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
+    assert!(
+        store
+            .revoke_family(&family.family_id, "code_replayed", at(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_family(&family.family_id, "refresh_reused", at(6))
+            .await
+            .unwrap()
+    );
+    let stored = store.family(&family.family_id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(at(5)));
+    assert_eq!(stored.revoke_reason.as_deref(), Some("code_replayed"));
+    assert!(
+        !store
+            .revoke_family("no-such-family", "code_replayed", at(6))
+            .await
+            .unwrap()
+    );
+    // Revoking a family leaves the grant live.
+    assert_eq!(
+        store
+            .grant(&grant.grant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+}

@@ -1,0 +1,138 @@
+//! Conformance cases for `KeyStore` and `AuditLog`.
+
+use std::sync::Arc;
+
+use super::conflict;
+use crate::model::{AuditQuery, KeyState};
+use crate::store::Store;
+use crate::testing::fixtures::{self, at};
+
+pub async fn signing_keys_round_trip_and_only_one_is_current(store: Arc<dyn Store>) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let retired = fixtures::signing_key(KeyState::Retired, at(0));
+    let current = fixtures::signing_key(KeyState::Current, at(1));
+    let mut next = fixtures::signing_key(KeyState::Next, at(2));
+    next.private_key_encrypted = (0..=255).collect();
+    for key in [&next, &current, &retired] {
+        store.insert_signing_key(key).await.unwrap();
+    }
+    // Two instances starting at once: the second current key is refused.
+    let rival = fixtures::signing_key(KeyState::Current, at(3));
+    assert_eq!(
+        conflict(store.insert_signing_key(&rival).await),
+        "signing_keys.current"
+    );
+    let mut same_kid = fixtures::signing_key(KeyState::Retired, at(4));
+    same_kid.kid = retired.kid.clone();
+    conflict(store.insert_signing_key(&same_kid).await);
+
+    // Oldest first.
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        vec![retired, current, next]
+    );
+}
+
+pub async fn audit_events_filter_by_site_and_action_prefix_newest_first(store: Arc<dyn Store>) {
+    let (site_a, site_b) = (fixtures::site().cloud_id, fixtures::site().cloud_id);
+    let mut e1 = fixtures::audit_event("grant.consented", Some(&site_a), at(1));
+    e1.actor_account_id = Some(fixtures::new_id());
+    e1.details = serde_json::json!({ "scopes": "read:jira-work", "nested": { "list": [1, 2] } });
+    let e2 = fixtures::audit_event("grant.revoked", Some(&site_b), at(2));
+    let e3 = fixtures::audit_event("app.created", None, at(3));
+    let e4 = fixtures::audit_event("grantee.added", Some(&site_a), at(4));
+    let e5 = fixtures::audit_event("code_x.replayed", Some(&site_a), at(5));
+    let e6 = fixtures::audit_event("codeXx.replayed", Some(&site_a), at(6));
+    let e7 = fixtures::audit_event("Grant.consented", Some(&site_a), at(7));
+    for e in [&e3, &e1, &e5, &e2, &e7, &e4, &e6] {
+        store.append_audit(e).await.unwrap();
+    }
+    conflict(store.append_audit(&e1).await);
+
+    let query = |cloud_id: Option<&str>, prefix: Option<&str>, limit: u32| AuditQuery {
+        cloud_id: cloud_id.map(str::to_owned),
+        action_prefix: prefix.map(str::to_owned),
+        limit,
+    };
+    let all = store.audit_events(&query(None, None, 0)).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            e7.clone(),
+            e6.clone(),
+            e5.clone(),
+            e4.clone(),
+            e3.clone(),
+            e2.clone(),
+            e1.clone()
+        ]
+    );
+    assert_eq!(
+        store
+            .audit_events(&query(Some(&site_a), None, 0))
+            .await
+            .unwrap(),
+        vec![e7.clone(), e6.clone(), e5.clone(), e4.clone(), e1.clone()]
+    );
+    // A prefix is matched literally and case-sensitively.
+    assert_eq!(
+        store
+            .audit_events(&query(None, Some("grant."), 0))
+            .await
+            .unwrap(),
+        vec![e2.clone(), e1.clone()]
+    );
+    assert_eq!(
+        store
+            .audit_events(&query(None, Some("code_"), 0))
+            .await
+            .unwrap(),
+        vec![e5.clone()]
+    );
+    assert_eq!(
+        store
+            .audit_events(&query(None, Some("%"), 0))
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .audit_events(&query(Some(&site_a), Some("grant"), 0))
+            .await
+            .unwrap(),
+        vec![e4.clone(), e1.clone()]
+    );
+    assert_eq!(
+        store.audit_events(&query(None, None, 2)).await.unwrap(),
+        vec![e7, e6]
+    );
+    assert_eq!(
+        store
+            .audit_events(&query(Some("no-such-site"), None, 0))
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+pub async fn audit_limit_zero_means_one_hundred(store: Arc<dyn Store>) {
+    for i in 0..105 {
+        store
+            .append_audit(&fixtures::audit_event("token.issued", None, at(i)))
+            .await
+            .unwrap();
+    }
+    let events = store.audit_events(&AuditQuery::default()).await.unwrap();
+    assert_eq!(events.len(), 100);
+    assert_eq!(events[0].at, at(104));
+    assert_eq!(events[99].at, at(5));
+    let limited = store
+        .audit_events(&AuditQuery {
+            limit: 101,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 101);
+}

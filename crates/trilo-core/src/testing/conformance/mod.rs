@@ -1,0 +1,112 @@
+//! The store conformance suite: one case per documented behaviour of the storage traits
+//! (`crate::store`), run unchanged against every backend.
+//!
+//! Each case takes a freshly migrated, empty store and panics on failure. Runners iterate
+//! [`all`] or call the cases by name (one test per case and backend).
+
+mod accounts;
+mod apps;
+mod grants;
+mod keys_audit;
+mod sites;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::store::{Store, StoreError, StoreResult};
+
+pub use accounts::*;
+pub use apps::*;
+pub use grants::*;
+pub use keys_audit::*;
+pub use sites::*;
+
+/// The future of one case.
+pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// One case: takes a fresh store, panics on failure.
+pub type CaseFn = fn(Arc<dyn Store>) -> CaseFuture;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        vec![$(
+            (
+                stringify!($name),
+                (|store: Arc<dyn Store>| Box::pin($name(store)) as CaseFuture) as CaseFn,
+            )
+        ),*]
+    };
+}
+
+/// Every case with its name, in a stable order.
+pub fn all() -> Vec<(&'static str, CaseFn)> {
+    cases![
+        // accounts and sessions
+        account_round_trips_with_every_field,
+        account_email_is_unique_case_insensitively,
+        account_id_is_unique,
+        list_accounts_returns_every_account_oldest_first,
+        change_password_bumps_generation_ends_other_sessions_and_revokes_families,
+        change_password_without_a_kept_session_ends_every_session,
+        change_password_of_unknown_account_is_not_found,
+        session_is_returned_until_it_expires,
+        delete_session_removes_only_that_session,
+        timestamps_round_trip_at_millisecond_precision,
+        ping_answers_and_backend_is_named,
+        // sites, products, memberships
+        site_round_trips_and_duplicate_cloud_id_conflicts,
+        set_user_installs_changes_the_site_or_is_not_found,
+        upsert_product_replaces_display_name_and_scopes,
+        put_site_product_upserts_and_needs_known_site_and_product,
+        memberships_are_put_changed_listed_and_removed,
+        put_membership_needs_account_site_and_site_product,
+        // apps
+        app_round_trips_with_ordered_callback_urls_and_scopes,
+        app_client_id_is_unique,
+        list_apps_filters_by_owner_oldest_first,
+        update_app_replaces_the_mutable_fields_only,
+        update_unknown_app_is_not_found,
+        public_app_is_stored_without_secret,
+        rotate_app_secret_keeps_old_secret_until_its_grace_ends,
+        delete_app_removes_everything_it_holds_but_keeps_audit,
+        install_app_is_idempotent_and_the_first_record_wins,
+        install_app_needs_known_app_and_site,
+        // grants, codes, families
+        accept_consent_creates_grant_installs_app_and_links_code,
+        second_consent_replaces_scopes_of_the_same_grant,
+        incremental_consent_adds_to_the_granted_scopes,
+        consents_on_more_sites_accumulate_cloud_ids_in_order,
+        consent_keeps_an_existing_installation,
+        consent_after_revocation_creates_a_new_grant,
+        revoke_grant_revokes_its_families,
+        redeem_code_first_then_already_used_then_not_found,
+        redeem_code_under_a_revoked_grant_creates_a_revoked_family,
+        redeemed_family_copies_the_credential_generation,
+        concurrent_redemptions_yield_exactly_one_first,
+        concurrent_consents_share_one_live_grant,
+        revoke_family_returns_true_once,
+        // keys and audit
+        signing_keys_round_trip_and_only_one_is_current,
+        audit_events_filter_by_site_and_action_prefix_newest_first,
+        audit_limit_zero_means_one_hundred,
+    ]
+}
+
+/// The constraint a `Conflict` names; panics on anything else.
+#[track_caller]
+pub(crate) fn conflict<T: Debug>(result: StoreResult<T>) -> String {
+    match result {
+        Err(StoreError::Conflict { constraint }) => constraint,
+        other => panic!("expected a Conflict, got {other:?}"),
+    }
+}
+
+/// Panics unless the result is `NotFound`.
+#[track_caller]
+pub(crate) fn assert_not_found<T: Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}

@@ -1,0 +1,613 @@
+//! The authorization request (RFC 6749 §4.1.1) validated in the order of DESIGN §3
+//! "Authorize", and the decision taken once the user is known.
+//!
+//! Order matters: until `client_id` and `redirect_uri` are trusted, every problem is shown
+//! on an error page and nothing redirects (RFC 6749 §4.1.2.1, security checklist R3).
+//! After that, errors go back to the client with `error`, `state` and `iss` (RFC 9207).
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::{Params, encode};
+use crate::pkce;
+use crate::redirect;
+use crate::scope::{ScopeSet, is_identity_scope};
+
+/// What validation needs to know about the client named by `client_id`.
+#[derive(Clone, Debug)]
+pub struct ClientView<'a> {
+    pub client_id: &'a str,
+    pub callback_urls: &'a [String],
+    /// Product scopes the app added; identity scopes are always allowed.
+    pub allowed_scopes: &'a ScopeSet,
+    /// Public clients have no secret and must use PKCE.
+    pub is_public: bool,
+}
+
+/// Why the request cannot be trusted enough to redirect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UntrustedReason {
+    MissingClientId,
+    UnknownClient,
+    RepeatedClientParameter,
+    MissingRedirectUri,
+    RedirectUriMismatch,
+}
+
+impl UntrustedReason {
+    /// Text for the error page; never echoes request input.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::MissingClientId => "The request has no client_id.",
+            Self::UnknownClient => "The app that sent you here is not known.",
+            Self::RepeatedClientParameter => {
+                "The request names its client_id or redirect_uri more than once."
+            }
+            Self::MissingRedirectUri => {
+                "The request has no redirect_uri, and the app has more than one callback URL."
+            }
+            Self::RedirectUriMismatch => {
+                "The redirect_uri is not one of the app's registered callback URLs."
+            }
+        }
+    }
+}
+
+/// A failed authorization request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// Client or redirect URI is not trusted: show an error page, never redirect.
+    Untrusted(UntrustedReason),
+    /// The redirect target is trusted: send the error back to the client.
+    Redirect(ErrorRedirect),
+}
+
+/// An error to deliver to a trusted callback URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub error: OAuthError,
+}
+
+impl ErrorRedirect {
+    /// The Location URL: `error`, `error_description`, `state` and `iss` appended.
+    pub fn location(&self, issuer: &str) -> String {
+        let mut params: Vec<(&str, &str)> = vec![("error", self.error.code.as_str())];
+        if let Some(d) = &self.error.description {
+            params.push(("error_description", d));
+        }
+        if let Some(s) = &self.state {
+            params.push(("state", s));
+        }
+        params.push(("iss", issuer));
+        append_query(&self.redirect_uri, &params)
+    }
+}
+
+/// What `prompt` asked for (OIDC Core §3.1.2.1; the reference sends `prompt=consent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Absent, `consent` or `login`: show the pages as needed.
+    Interactive,
+    /// `none`: never show a page; fail with `login_required` / `consent_required`.
+    None,
+}
+
+/// A request that passed every check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidAuthorize {
+    pub client_id: String,
+    /// Where to send the response: the presented URI (loopback ports may differ from the
+    /// registered one), or the single registered one when none was sent.
+    pub redirect_uri: String,
+    /// The `redirect_uri` exactly as sent, which the token request must repeat (§4.1.3).
+    pub redirect_uri_sent: Option<String>,
+    pub state: String,
+    pub scopes: ScopeSet,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt: Prompt,
+    pub include_granted_scopes: bool,
+}
+
+impl ValidAuthorize {
+    /// An error for this request's callback.
+    pub fn error(&self, error: OAuthError) -> ErrorRedirect {
+        ErrorRedirect {
+            redirect_uri: self.redirect_uri.clone(),
+            state: Some(self.state.clone()),
+            error,
+        }
+    }
+
+    /// The success Location: `code`, `state`, `iss` (RFC 6749 §4.1.2, RFC 9207).
+    pub fn code_location(&self, code: &str, issuer: &str) -> String {
+        append_query(
+            &self.redirect_uri,
+            &[("code", code), ("state", &self.state), ("iss", issuer)],
+        )
+    }
+}
+
+/// Parameters that may appear once at most; a repeat is `invalid_request` (H-P1).
+const SINGLE_VALUED: [&str; 11] = [
+    "response_type",
+    "scope",
+    "state",
+    "audience",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "nonce",
+    "response_mode",
+    "include_granted_scopes",
+    "login_hint",
+];
+
+/// Validates an authorization request. `client` is the app named by `client_id`, looked up
+/// by the caller (`None` when unknown). `audience` is the API audience of this platform.
+pub fn validate(
+    params: &Params,
+    client: Option<&ClientView<'_>>,
+    audience: &str,
+) -> Result<ValidAuthorize, AuthorizeError> {
+    use AuthorizeError::Untrusted;
+
+    if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
+        return Err(Untrusted(UntrustedReason::RepeatedClientParameter));
+    }
+    if params.get("client_id").is_none() {
+        return Err(Untrusted(UntrustedReason::MissingClientId));
+    }
+    let Some(client) = client else {
+        return Err(Untrusted(UntrustedReason::UnknownClient));
+    };
+    let redirect_uri_sent = params.get("redirect_uri").map(str::to_owned);
+    let redirect_uri = match &redirect_uri_sent {
+        Some(sent) => match redirect::find_match(client.callback_urls, sent) {
+            Some(_) => sent.clone(),
+            None => return Err(Untrusted(UntrustedReason::RedirectUriMismatch)),
+        },
+        None => match client.callback_urls {
+            [only] => only.clone(),
+            [] => return Err(Untrusted(UntrustedReason::RedirectUriMismatch)),
+            _ => return Err(Untrusted(UntrustedReason::MissingRedirectUri)),
+        },
+    };
+
+    // Trusted from here on: errors redirect.
+    let state = if params.is_repeated("state") {
+        None
+    } else {
+        params.get("state")
+    };
+    let fail = |error: OAuthError| {
+        AuthorizeError::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.clone(),
+            state: state.map(str::to_owned),
+            error,
+        })
+    };
+
+    if let Some(name) = params.first_repeated(&SINGLE_VALUED) {
+        return Err(fail(OAuthError::invalid_request(repeated_message(name))));
+    }
+    match params.get("response_type") {
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is required.",
+            )));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "Only response_type=code is supported.",
+            )));
+        }
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(fail(OAuthError::invalid_request(
+            "Only response_mode=query is supported.",
+        )));
+    }
+    let Some(state) = state else {
+        return Err(fail(OAuthError::invalid_request("state is required.")));
+    };
+    if params.get("audience") != Some(audience) {
+        return Err(fail(OAuthError::invalid_request(
+            "audience is missing or is not this platform's API audience.",
+        )));
+    }
+    let scopes = match params.get("scope").map(ScopeSet::parse) {
+        None => return Err(fail(OAuthError::invalid_scope("scope is required."))),
+        Some(Err(_)) => return Err(fail(OAuthError::invalid_scope("scope is malformed."))),
+        Some(Ok(s)) => s,
+    };
+    if scopes
+        .iter()
+        .any(|s| !is_identity_scope(s) && !client.allowed_scopes.contains(s))
+    {
+        return Err(fail(OAuthError::invalid_scope(
+            "scope includes a scope that this app has not added.",
+        )));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, None) if client.is_public => {
+            return Err(fail(OAuthError::invalid_request(
+                "code_challenge is required for public clients.",
+            )));
+        }
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(fail(OAuthError::invalid_request(
+                "code_challenge_method was sent without code_challenge.",
+            )));
+        }
+        (Some(_), method) if method != Some("S256") => {
+            return Err(fail(OAuthError::invalid_request(
+                "code_challenge_method must be S256.",
+            )));
+        }
+        (Some(challenge), _) if !pkce::is_valid_s256_challenge(challenge) => {
+            return Err(fail(OAuthError::invalid_request(
+                "code_challenge is malformed.",
+            )));
+        }
+        (Some(challenge), _) => Some(challenge.to_owned()),
+    };
+    let prompt = match params.get("prompt") {
+        Some("none") => Prompt::None,
+        _ => Prompt::Interactive,
+    };
+    if params.get("nonce").is_some_and(|n| n.len() > 512) {
+        return Err(fail(OAuthError::invalid_request("nonce is too long.")));
+    }
+    if state.len() > 4096 {
+        return Err(fail(OAuthError::invalid_request("state is too long.")));
+    }
+
+    Ok(ValidAuthorize {
+        client_id: client.client_id.to_owned(),
+        redirect_uri: redirect_uri.clone(),
+        redirect_uri_sent,
+        state: state.to_owned(),
+        scopes,
+        code_challenge,
+        nonce: params.get("nonce").map(str::to_owned),
+        prompt,
+        include_granted_scopes: params.get("include_granted_scopes") == Some("true"),
+    })
+}
+
+fn repeated_message(name: &str) -> String {
+    format!("{name} was sent more than once.")
+}
+
+/// Who may authorize the app (DESIGN §3: a private app only by its owner).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience<'a> {
+    Anyone,
+    OnlyOwner(&'a str),
+}
+
+/// The next step once the request is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizeDecision {
+    /// Send the user to the login page, then back.
+    LoginRequired,
+    /// Show the consent page.
+    ConsentRequired,
+    /// Redirect the error to the client.
+    Fail(ErrorRedirect),
+}
+
+/// Decides what happens with a valid request for a user who is logged in (`Some`) or not.
+/// Consent is always asked for: the reference platform shows the consent screen on every
+/// authorization (`prompt=consent`), so `prompt=none` can never succeed.
+pub fn decide(req: &ValidAuthorize, user: Option<&str>, who: Audience<'_>) -> AuthorizeDecision {
+    let Some(user) = user else {
+        return match req.prompt {
+            Prompt::None => AuthorizeDecision::Fail(req.error(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "The user is not logged in.",
+            ))),
+            Prompt::Interactive => AuthorizeDecision::LoginRequired,
+        };
+    };
+    if let Audience::OnlyOwner(owner) = who
+        && owner != user
+    {
+        return AuthorizeDecision::Fail(req.error(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "This app is private: only its developer can authorize it.",
+        )));
+    }
+    match req.prompt {
+        Prompt::None => AuthorizeDecision::Fail(req.error(OAuthError::new(
+            ErrorCode::ConsentRequired,
+            "The user must consent on the consent screen.",
+        ))),
+        Prompt::Interactive => AuthorizeDecision::ConsentRequired,
+    }
+}
+
+/// Appends query parameters to a registered URI, keeping any query it already has.
+pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::from(uri);
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        out.push(sep);
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&encode(value));
+        sep = '&';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUD: &str = "api.trilo.test";
+
+    fn scopes() -> ScopeSet {
+        ScopeSet::from_tokens(["read:jira-work", "write:jira-work"])
+    }
+
+    fn callbacks() -> Vec<String> {
+        vec!["https://app.test/cb".to_owned()]
+    }
+
+    fn valid_query() -> String {
+        "client_id=abc&redirect_uri=https%3A%2F%2Fapp.test%2Fcb&response_type=code&state=xyz\
+         &audience=api.trilo.test&scope=read%3Ajira-work%20offline_access&prompt=consent"
+            .to_owned()
+    }
+
+    fn run(query: &str, is_public: bool) -> Result<ValidAuthorize, AuthorizeError> {
+        let params = Params::parse(query.as_bytes()).unwrap_or_default();
+        let (cbs, sc) = (callbacks(), scopes());
+        let client = ClientView {
+            client_id: "abc",
+            callback_urls: &cbs,
+            allowed_scopes: &sc,
+            is_public,
+        };
+        let client = (params.get("client_id") == Some("abc")).then_some(client);
+        validate(&params, client.as_ref(), AUD)
+    }
+
+    fn redirect_code(r: Result<ValidAuthorize, AuthorizeError>) -> Option<ErrorCode> {
+        match r {
+            Err(AuthorizeError::Redirect(e)) => Some(e.error.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn valid_request_passes() {
+        let v = run(&valid_query(), false);
+        let Ok(v) = v else {
+            panic!("expected valid: {v:?}")
+        };
+        assert_eq!(v.state, "xyz");
+        assert_eq!(v.scopes.to_string(), "read:jira-work offline_access");
+        assert_eq!(v.redirect_uri_sent.as_deref(), Some("https://app.test/cb"));
+    }
+
+    #[test]
+    fn client_and_redirect_problems_never_redirect() {
+        let cases = [
+            (
+                valid_query().replace("client_id=abc", "client_id=nope"),
+                UntrustedReason::UnknownClient,
+            ),
+            (
+                valid_query().replace("client_id=abc&", ""),
+                UntrustedReason::MissingClientId,
+            ),
+            (
+                valid_query().replace("%2Fcb", "%2Fcb%2F"),
+                UntrustedReason::RedirectUriMismatch,
+            ),
+            (
+                format!("{}&client_id=abc", valid_query()),
+                UntrustedReason::RepeatedClientParameter,
+            ),
+            // The unknown client wins over every later problem, even a bad response_type.
+            (
+                valid_query()
+                    .replace("client_id=abc", "client_id=nope")
+                    .replace("=code", "=token"),
+                UntrustedReason::UnknownClient,
+            ),
+        ];
+        for (q, reason) in cases {
+            assert_eq!(
+                run(&q, false),
+                Err(AuthorizeError::Untrusted(reason)),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_uri_may_be_omitted_with_one_callback() {
+        let q = valid_query().replace("redirect_uri=https%3A%2F%2Fapp.test%2Fcb&", "");
+        let Ok(v) = run(&q, false) else {
+            panic!("expected valid")
+        };
+        assert_eq!(v.redirect_uri, "https://app.test/cb");
+        assert_eq!(v.redirect_uri_sent, None);
+    }
+
+    #[test]
+    fn trusted_errors_redirect_with_their_codes() {
+        let q = valid_query();
+        let cases = [
+            (q.replace("&state=xyz", ""), ErrorCode::InvalidRequest),
+            (
+                q.replace("response_type=code", "response_type=token"),
+                ErrorCode::UnsupportedResponseType,
+            ),
+            (
+                q.replace("response_type=code&", ""),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                q.replace("response_type=code", "response_type=CODE"),
+                ErrorCode::UnsupportedResponseType,
+            ),
+            (
+                q.replace("offline_access", "manage:jira-configuration"),
+                ErrorCode::InvalidScope,
+            ),
+            (
+                q.replace("read%3Ajira-work", "READ%3Ajira-work"),
+                ErrorCode::InvalidScope,
+            ),
+            (
+                q.replace("&scope=read%3Ajira-work%20offline_access", ""),
+                ErrorCode::InvalidScope,
+            ),
+            (
+                q.replace("api.trilo.test", "api.other.test"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                q.replace("&audience=api.trilo.test", ""),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{q}&scope=read%3Ajira-work"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!(
+                    "{q}&code_challenge_method=plain&code_challenge={}",
+                    "a".repeat(43)
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{q}&code_challenge=short&code_challenge_method=S256"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{q}&code_challenge={}", "a".repeat(43)),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{q}&response_mode=fragment"),
+                ErrorCode::InvalidRequest,
+            ),
+        ];
+        for (query, code) in cases {
+            assert_eq!(redirect_code(run(&query, false)), Some(code), "{query}");
+        }
+    }
+
+    #[test]
+    fn public_clients_need_pkce() {
+        assert_eq!(
+            redirect_code(run(&valid_query(), true)),
+            Some(ErrorCode::InvalidRequest)
+        );
+        let q = format!(
+            "{}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            valid_query()
+        );
+        assert!(run(&q, true).is_ok());
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        assert!(run(&format!("{}&extra=foobar", valid_query()), false).is_ok());
+    }
+
+    #[test]
+    fn missing_state_error_has_no_state() {
+        let Err(AuthorizeError::Redirect(e)) = run(&valid_query().replace("&state=xyz", ""), false)
+        else {
+            panic!("expected redirect")
+        };
+        assert_eq!(e.state, None);
+        let loc = e.location("https://auth.test");
+        assert!(
+            loc.starts_with("https://app.test/cb?error=invalid_request&"),
+            "{loc}"
+        );
+        assert!(loc.ends_with("&iss=https%3A%2F%2Fauth.test"), "{loc}");
+        assert!(!loc.contains("state="));
+    }
+
+    #[test]
+    fn state_round_trips_byte_for_byte() {
+        let state = "a%b+c&d#e é ✓ ".repeat(60);
+        let q = valid_query().replace("state=xyz", &format!("state={}", encode(&state)));
+        let Ok(v) = run(&q, false) else {
+            panic!("expected valid")
+        };
+        let loc = v.code_location("CODE", "https://auth.test");
+        let query = loc.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let back = Params::parse(query.as_bytes()).unwrap_or_default();
+        assert_eq!(back.get("state"), Some(state.as_str()));
+        assert_eq!(back.get("code"), Some("CODE"));
+        assert_eq!(back.get("iss"), Some("https://auth.test"));
+    }
+
+    #[test]
+    fn decisions() {
+        let Ok(v) = run(&valid_query(), false) else {
+            panic!()
+        };
+        assert_eq!(
+            decide(&v, None, Audience::Anyone),
+            AuthorizeDecision::LoginRequired
+        );
+        assert_eq!(
+            decide(&v, Some("u1"), Audience::Anyone),
+            AuthorizeDecision::ConsentRequired
+        );
+        assert_eq!(
+            decide(&v, Some("u1"), Audience::OnlyOwner("u1")),
+            AuthorizeDecision::ConsentRequired
+        );
+        let AuthorizeDecision::Fail(e) = decide(&v, Some("u2"), Audience::OnlyOwner("u1")) else {
+            panic!()
+        };
+        assert_eq!(e.error.code, ErrorCode::UnauthorizedClient);
+
+        let Ok(none) = run(
+            &format!(
+                "{}&prompt=none",
+                valid_query().replace("&prompt=consent", "")
+            ),
+            false,
+        ) else {
+            panic!()
+        };
+        let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone) else {
+            panic!()
+        };
+        assert_eq!(e.error.code, ErrorCode::LoginRequired);
+        let AuthorizeDecision::Fail(e) = decide(&none, Some("u1"), Audience::Anyone) else {
+            panic!()
+        };
+        assert_eq!(e.error.code, ErrorCode::ConsentRequired);
+    }
+
+    #[test]
+    fn append_query_keeps_existing_query() {
+        assert_eq!(
+            append_query("https://a.test/cb?x=1", &[("code", "c")]),
+            "https://a.test/cb?x=1&code=c"
+        );
+    }
+}

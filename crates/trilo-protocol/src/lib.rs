@@ -1,0 +1,20 @@
+//! trilo-protocol: the pure OAuth 2.0 / 3LO layer. Types, parsing, validation and
+//! decisions, with explicit inputs (including the time). No I/O, no clock, no async.
+
+pub mod authorize;
+pub mod catalog;
+pub mod error;
+pub mod jwt;
+pub mod metadata;
+pub mod model_catalog;
+pub mod params;
+pub mod pkce;
+pub mod redirect;
+pub mod resources;
+pub mod rotation;
+pub mod scope;
+pub mod token_request;
+
+pub use error::{ErrorCode, OAuthError};
+pub use params::Params;
+pub use scope::ScopeSet;

@@ -1,0 +1,77 @@
+//! Assembling a running server from a validated configuration.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use trilo_core::{Clock, Core, SystemClock};
+
+use crate::config::Validated;
+use crate::db::open_store;
+use crate::http;
+use crate::keyfile::sealing_key;
+use crate::state::AppState;
+
+/// The services and the router for one configuration.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub core: Core,
+    pub router: axum::Router,
+}
+
+/// Opens the store (migrating if configured), loads the signing keys, builds the router.
+pub async fn build(validated: &Validated) -> anyhow::Result<Server> {
+    build_with_clock(validated, Arc::new(SystemClock)).await
+}
+
+pub async fn build_with_clock(
+    validated: &Validated,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Server> {
+    let store = open_store(&validated.database, validated.config.migrate_on_start).await?;
+    let sealing = sealing_key(validated)?;
+    let core = Core::new(store, clock, &sealing, validated.settings.clone())
+        .await
+        .context("loading the signing keys")?;
+    let state = AppState::new(core.clone(), validated.secure_cookies());
+    Ok(Server {
+        core,
+        router: http::router(state),
+    })
+}
+
+/// Serves until ctrl-c / SIGTERM.
+pub async fn serve(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+/// Serves without waiting for a signal (tests abort the task instead).
+pub async fn serve_forever(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).await.context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,360 @@
+//! Configuration: defaults, then a TOML file, then `TRILO__SECTION__KEY` environment
+//! variables, parsed into typed values at start with errors that say which key is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use trilo_core::Settings;
+
+/// The whole configuration, as written in `trilo.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public base URL of the auth host; also the issuer (`iss`).
+    pub auth_url: String,
+    /// Public base URL of the API host (accessible-resources, /me, /ex/…).
+    pub api_url: String,
+    /// The audience apps request and access tokens carry.
+    pub audience: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://…`; default: `trilo.db` inside `data_dir`.
+    pub database_url: Option<String>,
+    /// Where the SQLite database and the generated key-encryption key live.
+    pub data_dir: PathBuf,
+    /// Run migrations when the server starts.
+    pub migrate_on_start: bool,
+    /// 32 bytes, base64: encrypts signing keys at rest. Default: `data_dir/master.key`,
+    /// created on first start. Set it for PostgreSQL deployments with several instances.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub key_encryption_key: Option<SecretString>,
+    pub tokens: TokensConfig,
+    pub sessions: SessionsConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    pub access_token_lifetime: String,
+    pub code_lifetime: String,
+    pub jwt_leeway: String,
+    pub refresh_inactivity: String,
+    pub refresh_absolute: String,
+    pub refresh_reuse_leeway: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub lifetime: String,
+}
+
+fn serialize_secret_opt<S: serde::Serializer>(
+    v: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            auth_url: "http://127.0.0.1:8080".into(),
+            api_url: "http://127.0.0.1:8080".into(),
+            audience: "api.trilo.local".into(),
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("trilo-data"),
+            migrate_on_start: true,
+            key_encryption_key: None,
+            tokens: TokensConfig {
+                access_token_lifetime: "1h".into(),
+                code_lifetime: "10m".into(),
+                jwt_leeway: "60s".into(),
+                refresh_inactivity: "90d".into(),
+                refresh_absolute: "365d".into(),
+                refresh_reuse_leeway: "10m".into(),
+            },
+            sessions: SessionsConfig {
+                lifetime: "12h".into(),
+            },
+        }
+    }
+}
+
+/// Which store the database URL selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Values checked and converted once at start.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    pub config: Config,
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub settings: Settings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults ← `file` (if given; it must exist) ← `TRILO__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(
+            Env::prefixed("TRILO__")
+                .split("__")
+                .map(|k| k.as_str().to_lowercase().into()),
+        );
+        fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// Checks every value and converts it to its typed form.
+    pub fn validate(self) -> Result<Validated, ConfigError> {
+        for (key, value) in [("auth_url", &self.auth_url), ("api_url", &self.api_url)] {
+            let url =
+                url::Url::parse(value).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(invalid(key, "must be an absolute http(s) URL"));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(key, "must not have a query or fragment"));
+            }
+        }
+        if self.audience.trim().is_empty() {
+            return Err(invalid("audience", "must not be empty"));
+        }
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| invalid("listen", "must be an address like 127.0.0.1:8080"))?;
+        let database = match &self.database_url {
+            None => DatabaseUrl::Sqlite(self.data_dir.join("trilo.db")),
+            Some(url) => parse_database_url(url)?,
+        };
+        let t = &self.tokens;
+        let code_ttl = parse_duration("tokens.code_lifetime", &t.code_lifetime)?;
+        if code_ttl > time::Duration::minutes(10) {
+            return Err(invalid("tokens.code_lifetime", "must be at most 10m"));
+        }
+        let jwt_leeway = parse_duration("tokens.jwt_leeway", &t.jwt_leeway)?;
+        if jwt_leeway > time::Duration::seconds(60) {
+            return Err(invalid("tokens.jwt_leeway", "must be at most 60s"));
+        }
+        if let Some(kek) = &self.key_encryption_key {
+            decode_key(kek)?;
+        }
+        let settings = Settings {
+            auth_url: self.auth_url.clone(),
+            api_url: self.api_url.clone(),
+            audience: self.audience.clone(),
+            access_token_ttl: parse_duration(
+                "tokens.access_token_lifetime",
+                &t.access_token_lifetime,
+            )?,
+            code_ttl,
+            session_ttl: parse_duration("sessions.lifetime", &self.sessions.lifetime)?,
+            jwt_leeway,
+            refresh_inactivity: parse_duration("tokens.refresh_inactivity", &t.refresh_inactivity)?,
+            refresh_absolute: parse_duration("tokens.refresh_absolute", &t.refresh_absolute)?,
+            refresh_reuse_leeway: parse_duration(
+                "tokens.refresh_reuse_leeway",
+                &t.refresh_reuse_leeway,
+            )?,
+        };
+        Ok(Validated {
+            config: self,
+            listen,
+            database,
+            settings,
+        })
+    }
+}
+
+impl Validated {
+    /// Whether cookies must carry `Secure` (the auth host is served over https).
+    pub fn secure_cookies(&self) -> bool {
+        self.config.auth_url.starts_with("https://")
+    }
+
+    /// The configured key-encryption key, if any.
+    pub fn key_encryption_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        self.config
+            .key_encryption_key
+            .as_ref()
+            .map(decode_key)
+            .transpose()
+    }
+}
+
+fn decode_key(secret: &SecretString) -> Result<[u8; 32], ConfigError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(secret.expose_secret().trim())
+        .map_err(|_| invalid("key_encryption_key", "must be base64"))?;
+    bytes
+        .try_into()
+        .map_err(|_| invalid("key_encryption_key", "must decode to exactly 32 bytes"))
+}
+
+pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(invalid("database_url", "sqlite:// needs a file path"));
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_owned()));
+    }
+    Err(invalid(
+        "database_url",
+        "must start with sqlite:// or postgres://",
+    ))
+}
+
+/// Durations like `90d`, `10m`, `2s`, `1h`, `500ms`.
+pub fn parse_duration(key: &'static str, value: &str) -> Result<time::Duration, ConfigError> {
+    let value = value.trim();
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = value.split_at(digits);
+    let n: i64 = number.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not a duration like 10m, 90d, 2s"),
+        )
+    })?;
+    let d = match unit {
+        "ms" => time::Duration::milliseconds(n),
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => {
+            return Err(invalid(
+                key,
+                format!("{value:?} has no unit: use ms, s, m, h or d"),
+            ));
+        }
+    };
+    if d <= time::Duration::ZERO {
+        return Err(invalid(key, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::field_reassign_with_default,
+        clippy::result_large_err
+    )]
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("k", "90d").unwrap(),
+            time::Duration::days(90)
+        );
+        assert_eq!(
+            parse_duration("k", "2s").unwrap(),
+            time::Duration::seconds(2)
+        );
+        assert_eq!(
+            parse_duration("k", "500ms").unwrap(),
+            time::Duration::milliseconds(500)
+        );
+        for bad in ["", "10", "m", "-1s", "0s", "1w", "1.5h"] {
+            assert!(parse_duration("k", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let v = Config::default().validate().unwrap();
+        assert_eq!(
+            v.database,
+            DatabaseUrl::Sqlite(PathBuf::from("trilo-data/trilo.db"))
+        );
+        assert_eq!(v.settings.refresh_reuse_leeway, time::Duration::minutes(10));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = Config::default();
+        c.tokens.code_lifetime = "11m".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("tokens.code_lifetime"), "{e}");
+        let mut c = Config::default();
+        c.database_url = Some("mysql://x".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database_url")
+        );
+        let mut c = Config::default();
+        c.auth_url = "not a url".into();
+        assert!(c.validate().unwrap_err().to_string().contains("auth_url"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "trilo.toml",
+                "audience = \"from-file\"\n[tokens]\ncode_lifetime = \"5m\"\n",
+            )?;
+            jail.set_env("TRILO__TOKENS__REFRESH_REUSE_LEEWAY", "2s");
+            jail.set_env("TRILO__AUDIENCE", "from-env");
+            let c = Config::load(Some(Path::new("trilo.toml"))).unwrap();
+            assert_eq!(c.audience, "from-env");
+            assert_eq!(c.tokens.code_lifetime, "5m");
+            assert_eq!(c.tokens.refresh_reuse_leeway, "2s");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("trilo.toml", "audiense = \"typo\"\n")?;
+            assert!(Config::load(Some(Path::new("trilo.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

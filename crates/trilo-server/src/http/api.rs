@@ -1,0 +1,74 @@
+//! The API host's own endpoints: `GET /oauth/token/accessible-resources` and `GET /me`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use trilo_core::services::access::{TokenContext, TokenRejection};
+
+use super::errors::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/oauth/token/accessible-resources",
+            get(accessible_resources),
+        )
+        .route("/me", get(me))
+}
+
+async fn accessible_resources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ctx = bearer(&state, &headers).await?;
+    let resources = state.core.accessible_resources(&ctx).await?;
+    Ok(Json(resources).into_response())
+}
+
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let ctx = bearer(&state, &headers).await?;
+    if !ctx.scopes.contains("read:me") {
+        return Err(ApiError::insufficient_scope("read:me"));
+    }
+    Ok(Json(state.core.profile(&ctx)).into_response())
+}
+
+/// The bearer token from the one `Authorization` header (scheme case-insensitive, RFC
+/// 6750 §2.1; never from the query, security checklist J6), checked and live.
+pub async fn bearer(state: &AppState, headers: &HeaderMap) -> Result<TokenContext, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ApiError::unauthorized(
+            "An access token is required: send Authorization: Bearer <token>.",
+            None,
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(ApiError::unauthorized(
+            "An access token is required: send Authorization: Bearer <token>.",
+            None,
+        ));
+    };
+    match state.core.check_access_token(token).await? {
+        Ok(ctx) => Ok(ctx),
+        Err(TokenRejection::Invalid(_)) => Err(ApiError::unauthorized(
+            "The access token is invalid or expired.",
+            Some("invalid_token"),
+        )),
+        Err(TokenRejection::Revoked) => Err(ApiError::unauthorized(
+            "The access token has been revoked.",
+            Some("invalid_token"),
+        )),
+    }
+}

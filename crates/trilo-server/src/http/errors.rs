@@ -1,0 +1,213 @@
+//! The three error families (STYLE "Errors"): pages render an HTML message; the token
+//! endpoint answers RFC 6749 §5.2 JSON with `Cache-Control: no-store`; API-host endpoints
+//! answer `{"code", "message"}` JSON. Internal causes are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA, WWW_AUTHENTICATE};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use trilo_core::CoreError;
+use trilo_protocol::{ErrorCode, OAuthError};
+
+use super::common::render;
+use crate::views::MessagePage;
+
+/// An error on an HTML page.
+#[derive(Debug)]
+pub enum PageError {
+    BadRequest(&'static str),
+    Forbidden(&'static str),
+    UnsupportedMediaType,
+    Core(CoreError),
+}
+
+impl From<CoreError> for PageError {
+    fn from(e: CoreError) -> Self {
+        PageError::Core(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.to_owned()),
+            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned()),
+            PageError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Forms must be sent as application/x-www-form-urlencoded.".into(),
+            ),
+            PageError::Core(CoreError::Invalid(m)) => (StatusCode::BAD_REQUEST, m),
+            PageError::Core(CoreError::Unavailable(e)) => {
+                tracing::error!(error = %e, "store unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable. Try again shortly.".into(),
+                )
+            }
+            PageError::Core(e) => {
+                tracing::error!(error = ?e, "page request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.".into(),
+                )
+            }
+        };
+        render(
+            status,
+            &MessagePage {
+                title: "Something went wrong".into(),
+                message,
+            },
+        )
+    }
+}
+
+/// An error of the token, revoke or introspect endpoints (RFC 6749 §5.2).
+#[derive(Debug)]
+pub enum TokenEndpointError {
+    Core(CoreError),
+    /// Too many failed client authentications: 429 with `Retry-After` seconds.
+    TooManyAttempts(i64),
+}
+
+impl From<CoreError> for TokenEndpointError {
+    fn from(e: CoreError) -> Self {
+        TokenEndpointError::Core(e)
+    }
+}
+
+impl From<OAuthError> for TokenEndpointError {
+    fn from(e: OAuthError) -> Self {
+        TokenEndpointError::Core(CoreError::OAuth(e))
+    }
+}
+
+impl IntoResponse for TokenEndpointError {
+    fn into_response(self) -> Response {
+        let core_error = match self {
+            TokenEndpointError::Core(e) => e,
+            TokenEndpointError::TooManyAttempts(seconds) => {
+                let error = OAuthError::invalid_request(
+                    "Too many failed client authentications. Retry later.",
+                );
+                let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(&error)).into_response();
+                no_store(&mut res);
+                res.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+                return res;
+            }
+        };
+        let error = match core_error {
+            CoreError::OAuth(e) => e,
+            CoreError::Unavailable(e) => {
+                tracing::error!(error = %e, "store unavailable at the token endpoint");
+                OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The service is temporarily unavailable.",
+                )
+            }
+            e => {
+                tracing::error!(error = ?e, "token endpoint failed");
+                OAuthError::server_error()
+            }
+        };
+        let status = match error.code {
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut res = (status, Json(&error)).into_response();
+        no_store(&mut res);
+        if error.code == ErrorCode::InvalidClient {
+            res.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"trilo\""),
+            );
+        }
+        res
+    }
+}
+
+pub fn no_store(res: &mut Response) {
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// An API-host error: `{"code": <status>, "message": "..."}`, with `WWW-Authenticate` for
+/// bearer problems (RFC 6750 §3).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub www_authenticate: Option<String>,
+}
+
+impl ApiError {
+    pub fn unauthorized(message: &str, error: Option<&str>) -> Self {
+        let challenge = match error {
+            Some(e) => format!("Bearer realm=\"trilo\", error=\"{e}\""),
+            None => "Bearer realm=\"trilo\"".to_owned(),
+        };
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.to_owned(),
+            www_authenticate: Some(challenge),
+        }
+    }
+
+    pub fn insufficient_scope(scope: &str) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "The access token does not grant the scope this resource needs: {scope}"
+            ),
+            www_authenticate: Some(format!(
+                "Bearer realm=\"trilo\", error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Unavailable(e) => {
+                tracing::error!(error = %e, "store unavailable on the API host");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "The service is temporarily unavailable.".into(),
+                    www_authenticate: None,
+                }
+            }
+            e => {
+                tracing::error!(error = ?e, "API request failed");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "Internal error.".into(),
+                    www_authenticate: None,
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(json!({ "code": self.status.as_u16(), "message": self.message })),
+        )
+            .into_response();
+        if let Some(challenge) = self
+            .www_authenticate
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            res.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        res
+    }
+}

@@ -1,0 +1,206 @@
+//! The login and logout pages: server-rendered, argon2id behind, server-side sessions.
+//!
+//! The login form is protected by a double-submit token (a cookie and a hidden field must
+//! match), since there is no session yet; logout uses the session's own CSRF token.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use trilo_core::crypto::random_token;
+
+use super::common::{
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, cookie, current_user, form_params,
+    is_local_path, query_params, render, secrets_equal, see_other, set_cookie,
+};
+use super::errors::PageError;
+use crate::state::{AppState, PeerAddr};
+use crate::views::{HomePage, LoginPage, LogoutPage, MessagePage};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(show_login).post(submit_login))
+        .route("/logout", get(show_logout).post(submit_logout))
+}
+
+/// Where a login without a `return_to` lands.
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    match current_user(&state, &headers).await? {
+        Some((_, account, _)) => Ok(render(
+            StatusCode::OK,
+            &HomePage {
+                name: account.name,
+                email: account.email,
+            },
+        )),
+        None => Ok(see_other("/login")),
+    }
+}
+
+const GENERIC_FAILURE: &str = "The email address or password is not correct.";
+
+async fn show_login(State(state): State<AppState>, uri: Uri) -> Response {
+    let return_to = query_params(&uri)
+        .ok()
+        .and_then(|p| p.get("return_to").map(str::to_owned))
+        .filter(|t| is_local_path(t))
+        .unwrap_or_else(|| "/".to_owned());
+    login_form(&state, StatusCode::OK, return_to, String::new(), None)
+}
+
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    return_to: String,
+    email: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = random_token();
+    let page = LoginPage {
+        csrf_token: csrf.clone(),
+        return_to,
+        email,
+        error,
+    };
+    let mut res = render(status, &page);
+    res.headers_mut().append(
+        SET_COOKIE,
+        set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, Some(3600)),
+    );
+    res
+}
+
+async fn submit_login(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let params = match form_params(&headers, &body) {
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
+        None => return Err(PageError::UnsupportedMediaType),
+    };
+    let return_to = params
+        .get("return_to")
+        .filter(|t| is_local_path(t))
+        .unwrap_or("/")
+        .to_owned();
+    let csrf_ok = match (
+        cookie(&headers, LOGIN_CSRF_COOKIE),
+        params.get("csrf_token"),
+    ) {
+        (Some(c), Some(f)) => secrets_equal(&c, f),
+        _ => false,
+    };
+    if !csrf_ok
+        || params
+            .first_repeated(&["email", "password", "csrf_token", "return_to"])
+            .is_some()
+    {
+        let msg = "Your login form expired. Please try again.".to_owned();
+        return Ok(login_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            return_to,
+            String::new(),
+            Some(msg),
+        ));
+    }
+    let email = params.get("email").unwrap_or_default().to_owned();
+    let password = params.get("password").unwrap_or_default();
+    let now = state.core.now();
+    let account_key = format!("{}|{}", email.trim().to_lowercase(), peer.key());
+    let limits = &state.limits;
+    let limited = limits
+        .login_account
+        .check(&account_key, now)
+        .and(limits.login_address.check(&peer.key(), now));
+    if let Err(retry_after) = limited {
+        let msg = "Too many failed attempts. Wait a few minutes and try again.".to_owned();
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let mut res = login_form(&state, status, return_to, email, Some(msg));
+        let seconds = retry_after.whole_seconds().max(1);
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(res);
+    }
+    let Some(account) = state.core.authenticate(&email, password).await? else {
+        limits.login_account.record_failure(&account_key, now);
+        limits.login_address.record_failure(&peer.key(), now);
+        let failure = Some(GENERIC_FAILURE.to_owned());
+        return Ok(login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            return_to,
+            email,
+            failure,
+        ));
+    };
+    limits.login_account.clear(&account_key);
+    // A new session id at every login: a fixed id planted before login is worthless.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        state.core.end_session(&old).await?;
+    }
+    let session = state.core.start_session(&account).await?;
+    let max_age = state.core.settings.session_ttl.whole_seconds();
+    let mut res = see_other(&return_to);
+    res.headers_mut().append(
+        SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, &session.cookie_value, Some(max_age)),
+    );
+    res.headers_mut()
+        .append(SET_COOKIE, clear_cookie(&state, LOGIN_CSRF_COOKIE));
+    Ok(res)
+}
+
+async fn show_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    match current_user(&state, &headers).await? {
+        Some((session, account, _)) => Ok(render(
+            StatusCode::OK,
+            &LogoutPage {
+                email: account.email,
+                csrf_token: session.csrf_token,
+            },
+        )),
+        None => Ok(see_other("/login")),
+    }
+}
+
+async fn submit_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let Some((session, _, cookie_value)) = current_user(&state, &headers).await? else {
+        return Ok(see_other("/login"));
+    };
+    let params = match form_params(&headers, &body) {
+        Some(Ok(p)) => p,
+        _ => return Err(PageError::BadRequest("The form could not be read.")),
+    };
+    if !params
+        .get("csrf_token")
+        .is_some_and(|t| secrets_equal(t, &session.csrf_token))
+    {
+        return Err(PageError::Forbidden(
+            "The form expired. Reload the page and try again.",
+        ));
+    }
+    state.core.end_session(&cookie_value).await?;
+    let page = MessagePage {
+        title: "Logged out".into(),
+        message: "You have been logged out.".into(),
+    };
+    let mut res = render(StatusCode::OK, &page).into_response();
+    res.headers_mut()
+        .append(SET_COOKIE, clear_cookie(&state, SESSION_COOKIE));
+    Ok(res)
+}

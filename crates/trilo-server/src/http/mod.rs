@@ -1,0 +1,52 @@
+//! The HTTP layer: thin handlers (extract → core → map), one `router()` per module,
+//! merged here with the layers every response gets.
+
+pub mod api;
+pub mod common;
+pub mod errors;
+pub mod login;
+pub mod oauth;
+pub mod token;
+pub mod wellknown;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{self, HeaderName, HeaderValue};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// Request bodies larger than this get 413 before any handler runs (H-P2).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(oauth::router())
+        .merge(login::router())
+        .merge(token::router())
+        .merge(api::router())
+        .merge(wellknown::router())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}

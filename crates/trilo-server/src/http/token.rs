@@ -1,0 +1,82 @@
+//! `POST /oauth/token` (RFC 6749 §3.2): JSON or form bodies, client authentication by
+//! HTTP Basic or in the body, RFC 6749 §5.2 errors, `Cache-Control: no-store` always.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use trilo_core::CoreError;
+use trilo_protocol::token_request::{client_credentials, parse_grant};
+use trilo_protocol::{ErrorCode, OAuthError, Params};
+
+use super::common::content_type;
+use super::errors::{TokenEndpointError, no_store};
+use crate::state::{AppState, PeerAddr};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/oauth/token", post(token))
+}
+
+async fn token(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, TokenEndpointError> {
+    let params = body_params(&headers, &body)?;
+    let authorization = authorization_header(&headers)?;
+    let creds = client_credentials(authorization, &params)?;
+    let grant = parse_grant(&params)?;
+    let now = state.core.now();
+    let limit_key = format!("{}|{}", creds.client_id, peer.key());
+    if let Err(retry_after) = state.limits.client_auth.check(&limit_key, now) {
+        return Err(TokenEndpointError::TooManyAttempts(
+            retry_after.whole_seconds().max(1),
+        ));
+    }
+    let response = match state.core.token(&creds, grant).await {
+        Err(CoreError::OAuth(e)) if e.code == ErrorCode::InvalidClient => {
+            state.limits.client_auth.record_failure(&limit_key, now);
+            return Err(CoreError::OAuth(e).into());
+        }
+        other => other?,
+    };
+    let mut res = Json(&response).into_response();
+    no_store(&mut res);
+    Ok(res)
+}
+
+/// The body as parameters: `application/json` (the reference's examples) or
+/// `application/x-www-form-urlencoded` (RFC 6749). Anything else is refused.
+pub fn body_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    match content_type(headers).as_deref() {
+        Some("application/x-www-form-urlencoded") => Params::parse(body)
+            .map_err(|e| OAuthError::invalid_request(format!("The form body is malformed: {e}."))),
+        Some("application/json") => Params::from_json(body)
+            .map_err(|_| OAuthError::invalid_request("The JSON body must be one object.")),
+        _ => Err(OAuthError::invalid_request(
+            "Send the request as application/x-www-form-urlencoded or application/json.",
+        )),
+    }
+}
+
+/// The one `Authorization` header, if any; two are refused (H-T5).
+pub fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "Send one Authorization header.",
+        ));
+    }
+    match first {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| OAuthError::invalid_client()),
+    }
+}

@@ -1,0 +1,66 @@
+//! Discovery documents (RFC 8414, OpenID Connect Discovery) and the JWK Set, plus the
+//! stylesheet and the operational probes.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use trilo_protocol::metadata::server_metadata;
+use trilo_protocol::scope::IDENTITY_SCOPES;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/assets/trilo.css", get(stylesheet))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn metadata(State(state): State<AppState>) -> Response {
+    let s = &state.core.settings;
+    let scopes = IDENTITY_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    Json(server_metadata(&s.auth_url, &s.api_url, scopes)).into_response()
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut res = Json(state.core.keys.jwks().clone()).into_response();
+    res.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}
+
+async fn stylesheet() -> Response {
+    let mut res = include_str!("../../assets/trilo.css").into_response();
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    res
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.core.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! trilo-server: the HTTP server, its pages, configuration and the `trilo` CLI.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod keyfile;
+pub mod state;
+pub mod views;

@@ -1,0 +1,74 @@
+//! What every handler can reach.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use time::Duration;
+use trilo_core::Core;
+use trilo_core::ratelimit::FailureLimiter;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub core: Core,
+    /// Cookies carry `Secure` when the auth host is served over https.
+    pub secure_cookies: bool,
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    pub fn new(core: Core, secure_cookies: bool) -> Self {
+        Self {
+            core,
+            secure_cookies,
+            limits: Arc::new(Limits::default()),
+        }
+    }
+}
+
+/// Failure limits per instance (security checklist H-T2, H-T3).
+#[derive(Debug)]
+pub struct Limits {
+    /// Wrong passwords per (email, address): 5 per 15 minutes.
+    pub login_account: FailureLimiter,
+    /// Wrong passwords per address, whatever the email: 50 per 15 minutes.
+    pub login_address: FailureLimiter,
+    /// Failed client authentications per (client_id, address): 20 per minute.
+    pub client_auth: FailureLimiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            login_account: FailureLimiter::new(5, Duration::minutes(15)),
+            login_address: FailureLimiter::new(50, Duration::minutes(15)),
+            client_auth: FailureLimiter::new(20, Duration::minutes(1)),
+        }
+    }
+}
+
+/// The peer address of the connection, when the server was started with connect info.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub Option<IpAddr>);
+
+impl PeerAddr {
+    pub fn key(&self) -> String {
+        self.0
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}

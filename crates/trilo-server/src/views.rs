@@ -1,0 +1,87 @@
+//! One struct per page (askama, checked at compile time). Views hold plain strings,
+//! never store rows; askama escapes every value, so user input renders as text.
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub csrf_token: String,
+    pub return_to: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub email: String,
+    pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "oauth/error.html")]
+pub struct AuthorizeErrorPage {
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "oauth/consent.html")]
+pub struct ConsentPage {
+    pub user_email: String,
+    pub app_name: String,
+    pub app_initial: String,
+    pub app_avatar_url: Option<String>,
+    pub developer_name: String,
+    pub unreviewed: bool,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    /// The original authorization request's query string, re-validated on POST.
+    pub request: String,
+    pub sites: Vec<SiteOption>,
+    pub any_selectable: bool,
+    pub blocked_title: &'static str,
+    pub scope_groups: Vec<ScopeGroupView>,
+}
+
+pub struct SiteOption {
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+    pub blocked: bool,
+    pub blocked_message: String,
+    pub checked: bool,
+}
+
+pub struct ScopeGroupView {
+    pub title: String,
+    pub scopes: Vec<ScopeLineView>,
+}
+
+pub struct ScopeLineView {
+    pub scope: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "demo_callback.html")]
+pub struct DemoCallbackPage {
+    pub code: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub error_description: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub name: String,
+    pub email: String,
+}

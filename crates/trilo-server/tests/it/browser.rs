@@ -1,0 +1,365 @@
+//! Browser end-to-end tests: a real Chromium, driven through chromedriver (DEPENDENCIES §4),
+//! walks the login page, the consent page and the demo callback page of a spawned server.
+//!
+//! Without `chromium` and `chromedriver` the tests are skipped, unless
+//! `TRILO_REQUIRE_BROWSER=1`, which makes a missing browser a failure. `TRILO_CHROMIUM`
+//! overrides the Chromium binary. Screenshots go to `target/screenshots/`.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use thirtyfour::prelude::*;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use trilo_core::model::UserInstalls;
+
+use crate::support::{TestApp, query_param};
+
+const BLOCKED_TITLE: &str = "App is blocked by an admin";
+
+/// `chromium` and `chromedriver`, or `None` to skip (a panic when `TRILO_REQUIRE_BROWSER=1`).
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let chromium = match std::env::var_os("TRILO_CHROMIUM") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => find_on_path("chromium"),
+    };
+    let chromedriver = find_on_path("chromedriver");
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) if chromium.is_file() => {
+            Some((chromium, chromedriver))
+        }
+        (chromium, chromedriver) => {
+            let message = format!(
+                "browser tests need Debian's chromium and chromium-driver \
+                 (found chromium: {chromium:?}, chromedriver: {chromedriver:?}); \
+                 install them with `apt-get install chromium chromium-driver` \
+                 or point TRILO_CHROMIUM at a Chromium binary"
+            );
+            assert!(
+                std::env::var("TRILO_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "TRILO_REQUIRE_BROWSER=1: {message}"
+            );
+            eprintln!("skipping browser test: {message}");
+            None
+        }
+    }
+}
+
+/// `which NAME`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A per-test scratch directory (Chromium profile, chromedriver log). Removed on drop,
+/// except after a failure, when the chromedriver log is worth reading.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "browser test failed; chromedriver log: {}",
+                self.0.join("chromedriver.log").display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Starts chromedriver on a free loopback port and waits (at most 5 s) until it accepts.
+async fn start_chromedriver(binary: &Path, scratch: &Path) -> (Child, u16) {
+    let port = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .arg(format!(
+            "--log-path={}",
+            scratch.join("chromedriver.log").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not accept connections on {addr} within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, port)
+}
+
+/// Runs `body` with a fresh headless Chromium session and always quits it afterwards, also
+/// when `body` fails or panics. Returns without running `body` when the browser is missing.
+async fn with_browser<F, Fut>(body: F)
+where
+    F: FnOnce(WebDriver) -> Fut,
+    Fut: Future<Output = WebDriverResult<()>>,
+{
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let scratch = Scratch(
+        std::env::temp_dir().join(format!("trilo-browser-{}", uuid::Uuid::new_v4().simple())),
+    );
+    let profile = scratch.0.join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let (_chromedriver, port) = start_chromedriver(&chromedriver, &scratch.0).await;
+
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary(&chromium.to_string_lossy()).unwrap();
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--window-size=1280,800",
+        &format!("--user-data-dir={}", profile.display()),
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), caps)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}"));
+    // `run_and_quit` quits the session after success, error or panic, then re-raises.
+    let run = driver
+        .run_and_quit(|driver| async move {
+            fit_viewport(&driver, 1280, 800).await?;
+            body(driver).await
+        })
+        .await;
+    if let Err(e) = run {
+        panic!("browser test failed: {e}");
+    }
+    // `_chromedriver` (kill_on_drop) and `scratch` go after the session has quit.
+}
+
+/// `--window-size` sizes the window, and the browser's own frame takes part of it: grows the
+/// window so that the page, and so every screenshot, is exactly `width`×`height`.
+async fn fit_viewport(driver: &WebDriver, width: i64, height: i64) -> WebDriverResult<()> {
+    let (inner_width, inner_height): (i64, i64) = driver
+        .execute(
+            "return [window.innerWidth, window.innerHeight];",
+            Vec::new(),
+        )
+        .await?
+        .convert()?;
+    if (inner_width, inner_height) != (width, height) {
+        let rect = driver.get_window_rect().await?;
+        let outer_width = u32::try_from(rect.width + width - inner_width).unwrap();
+        let outer_height = u32::try_from(rect.height + height - inner_height).unwrap();
+        driver
+            .set_window_rect(rect.x, rect.y, outer_width, outer_height)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Saves a PNG of the viewport into `target/screenshots/NAME`.
+async fn save_screenshot(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = driver.screenshot_as_png().await?;
+    std::fs::write(dir.join(name), png).unwrap();
+    Ok(())
+}
+
+/// On the login page: fills in the form and submits it.
+async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
+    driver
+        .query(By::Id("email"))
+        .first()
+        .await?
+        .send_keys(email)
+        .await?;
+    driver
+        .find(By::Id("password"))
+        .await?
+        .send_keys(password)
+        .await?;
+    driver.find(By::Id("login-submit")).await?.click().await
+}
+
+/// The consent page's radio input for a site.
+async fn site_radio(driver: &WebDriver, cloud_id: &str) -> WebDriverResult<WebElement> {
+    driver
+        .query(By::Css(format!(
+            "input[type='radio'][name='cloud_id'][value='{cloud_id}']"
+        )))
+        .first()
+        .await
+}
+
+/// Opens `authorize_url` logged out, logs in as Alice and waits for the consent page.
+async fn reach_consent(
+    app: &TestApp,
+    driver: &WebDriver,
+    authorize_url: &str,
+    screenshot_login: bool,
+) -> WebDriverResult<()> {
+    driver.goto(authorize_url).await?;
+    driver.query(By::Id("login-submit")).first().await?;
+    let login_url = driver.current_url().await?;
+    assert_eq!(login_url.path(), "/login", "logged out → login page");
+    if screenshot_login {
+        save_screenshot(driver, "login.png").await?;
+    }
+    let (email, password) = app.alice();
+    log_in(driver, email, password).await?;
+    driver.query(By::Id("accept")).first().await?;
+    let consent_url = driver.current_url().await?;
+    assert_eq!(
+        consent_url.path(),
+        "/authorize",
+        "back to /authorize after login"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn browser_login_consent_accept_lands_on_callback_with_code() {
+    let app = TestApp::sqlite_with_demo_callback().await;
+    let state = "browser-accept-7f3a";
+    let authorize_url = app.authorize_url(&[("state", state)]);
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let app = &app;
+    with_browser(|driver| async move {
+        reach_consent(app, &driver, &authorize_url, true).await?;
+        let title = driver.find(By::Id("consent-title")).await?.text().await?;
+        assert!(title.contains("Demo Integration"), "{title}");
+        let radio = site_radio(&driver, &acme).await?;
+        radio.click().await?;
+        assert!(radio.is_selected().await?);
+        save_screenshot(&driver, "consent.png").await?;
+
+        driver.find(By::Id("accept")).await?.click().await?;
+        let code = driver
+            .query(By::Id("callback-code"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert!(!code.trim().is_empty(), "the callback page shows a code");
+        let shown_state = driver.find(By::Id("callback-state")).await?.text().await?;
+        assert_eq!(shown_state, state);
+
+        let url = driver.current_url().await?;
+        assert_eq!(url.path(), "/demo/callback");
+        let url = url.as_str();
+        assert!(url.contains("iss="), "{url}");
+        assert_eq!(query_param(url, "iss").as_deref(), Some(app.base.as_str()));
+        assert_eq!(query_param(url, "code").as_deref(), Some(code.trim()));
+        assert_eq!(query_param(url, "state").as_deref(), Some(state));
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn browser_deny_returns_access_denied_with_state() {
+    let app = TestApp::sqlite_with_demo_callback().await;
+    let state = "browser-deny-41c2";
+    let authorize_url = app.authorize_url(&[("state", state)]);
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let app = &app;
+    with_browser(|driver| async move {
+        reach_consent(app, &driver, &authorize_url, false).await?;
+        site_radio(&driver, &acme).await?.click().await?;
+        driver.find(By::Id("deny")).await?.click().await?;
+
+        let error = driver
+            .query(By::Id("callback-error"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert!(error.contains("access_denied"), "{error}");
+        assert!(
+            driver.find_all(By::Id("callback-code")).await?.is_empty(),
+            "no code after deny"
+        );
+        let url = driver.current_url().await?;
+        assert_eq!(url.path(), "/demo/callback");
+        let url = url.as_str();
+        assert!(url.contains("error=access_denied"), "{url}");
+        assert_eq!(query_param(url, "state").as_deref(), Some(state));
+        assert_eq!(query_param(url, "code"), None);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn browser_blocked_site_is_shown_and_not_selectable() {
+    let app = TestApp::sqlite_with_demo_callback().await;
+    let globex = app
+        .demo
+        .sites
+        .iter()
+        .find(|s| s.name == "Globex")
+        .expect("the demo has Globex")
+        .cloud_id
+        .clone();
+    let acme = app.demo.sites[0].cloud_id.clone();
+    app.core
+        .set_user_installs(&globex, UserInstalls::Blocked)
+        .await
+        .unwrap();
+    let authorize_url = app.authorize_url(&[("scope", "read:me read:jira-work")]);
+    let app = &app;
+    with_browser(|driver| async move {
+        reach_consent(app, &driver, &authorize_url, false).await?;
+
+        let globex_radio = site_radio(&driver, &globex).await?;
+        assert!(
+            !globex_radio.is_enabled().await?,
+            "a blocked site cannot be picked"
+        );
+        // Clicking a disabled radio changes nothing.
+        let _ = globex_radio.click().await;
+        assert!(!globex_radio.is_selected().await?);
+
+        let globex_entry = globex_radio.parent().await?;
+        let text = globex_entry.text().await?;
+        assert!(text.contains("Globex"), "{text}");
+        assert!(text.contains(BLOCKED_TITLE), "{text}");
+        assert!(
+            text.contains(
+                "An admin has not allowed Demo Integration to access data from Globex. \
+                 Select another site to authorize access to or contact your admin for \
+                 more information."
+            ),
+            "{text}"
+        );
+
+        let acme_radio = site_radio(&driver, &acme).await?;
+        assert!(acme_radio.is_enabled().await?, "Acme stays selectable");
+        let acme_text = acme_radio.parent().await?.text().await?;
+        assert!(!acme_text.contains(BLOCKED_TITLE), "{acme_text}");
+        save_screenshot(&driver, "consent-blocked-site.png").await?;
+        Ok(())
+    })
+    .await;
+}

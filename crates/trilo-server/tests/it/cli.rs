@@ -1,0 +1,366 @@
+//! The `trilo` binary from the outside: `--help`, `admin … --json` against a database
+//! directory, `migrate`, and the demo writing `demo.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn trilo(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("TRILO__DATABASE_URL")
+        .env("TRILO_ADMIN_PASSWORD", "")
+        .output()
+        .expect("the trilo binary runs")
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = trilo(dir, args);
+    assert!(
+        out.status.success(),
+        "trilo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "trilo {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("trilo-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn help_documents_every_command() {
+    let dir = TempDir::new();
+    let out = trilo(&dir.0, &["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["serve", "migrate", "demo", "admin"] {
+        assert!(text.contains(command), "--help lists {command}: {text}");
+    }
+    let out = trilo(&dir.0, &["admin", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["user", "site", "product", "membership", "app"] {
+        assert!(
+            text.contains(command),
+            "admin --help lists {command}: {text}"
+        );
+    }
+}
+
+#[test]
+fn admin_commands_manage_a_database_with_json_output() {
+    let dir = TempDir::new();
+    let d = &dir.0;
+    let migrate = trilo(d, &["migrate"]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+
+    let user = json(
+        d,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--email",
+            "Dev@Example.com",
+            "--name",
+            "Dev",
+            "--password",
+            "dev-password-1",
+            "--json",
+        ],
+    );
+    assert_eq!(user["email"], "Dev@Example.com");
+    let users = json(d, &["admin", "user", "list", "--json"]);
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    // The same email in another case is the same account.
+    let dup = trilo(
+        d,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--email",
+            "dev@example.com",
+            "--name",
+            "D",
+            "--password",
+            "dev-password-1",
+        ],
+    );
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("exists"));
+
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../trilo-sample-products/specs/jira-platform.openapi.json"
+    );
+    let product = json(
+        d,
+        &[
+            "admin",
+            "product",
+            "import",
+            "--key",
+            "jira",
+            "--name",
+            "Jira",
+            "--openapi",
+            spec,
+            "--json",
+        ],
+    );
+    assert!(product["scopes"].as_u64().unwrap() > 50);
+
+    let site = json(
+        d,
+        &[
+            "admin",
+            "site",
+            "create",
+            "--name",
+            "Initech",
+            "--url",
+            "https://initech.example.com",
+            "--json",
+        ],
+    );
+    let cloud_id = site["cloud_id"].as_str().unwrap().to_owned();
+    json(
+        d,
+        &[
+            "admin",
+            "site",
+            "add-product",
+            "--cloud-id",
+            &cloud_id,
+            "--product",
+            "jira",
+            "--upstream",
+            "http://127.0.0.1:9/jira",
+            "--json",
+        ],
+    );
+    let m = json(
+        d,
+        &[
+            "admin",
+            "membership",
+            "set",
+            "--email",
+            "dev@example.com",
+            "--cloud-id",
+            &cloud_id,
+            "--product",
+            "jira",
+            "--role",
+            "admin",
+            "--json",
+        ],
+    );
+    assert_eq!(m["role"], "admin");
+    let blocked = json(
+        d,
+        &[
+            "admin",
+            "site",
+            "set-user-installs",
+            "--cloud-id",
+            &cloud_id,
+            "blocked",
+            "--json",
+        ],
+    );
+    assert_eq!(blocked["user_installs"], "blocked");
+    let sites = json(d, &["admin", "site", "list", "--json"]);
+    assert_eq!(sites[0]["products"], serde_json::json!(["jira"]));
+    assert_eq!(sites[0]["user_installs"], "blocked");
+
+    let app = json(
+        d,
+        &[
+            "admin",
+            "app",
+            "create",
+            "--owner-email",
+            "dev@example.com",
+            "--name",
+            "Tool",
+            "--callback-url",
+            "https://tool.example.com/cb",
+            "--scope",
+            "read:jira-work",
+            "--scope",
+            "read:me",
+            "--json",
+        ],
+    );
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(app["client_secret"].as_str().unwrap().len(), 43);
+    let shown = json(d, &["admin", "app", "show", &client_id, "--json"]);
+    assert_eq!(
+        shown["scopes"],
+        serde_json::json!(["read:jira-work", "read:me"])
+    );
+    assert!(
+        shown.get("client_secret").is_none(),
+        "a secret is shown only at creation"
+    );
+    let reviewed = json(
+        d,
+        &["admin", "app", "review", &client_id, "approved", "--json"],
+    );
+    assert_eq!(reviewed["review_state"], "approved");
+
+    // Bad input is refused with a clear message and changes nothing.
+    let bad = trilo(
+        d,
+        &[
+            "admin",
+            "app",
+            "create",
+            "--owner-email",
+            "dev@example.com",
+            "--name",
+            "Bad",
+            "--callback-url",
+            "http://evil.example.com/cb",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("https"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let bad = trilo(
+        d,
+        &[
+            "admin",
+            "app",
+            "create",
+            "--owner-email",
+            "dev@example.com",
+            "--name",
+            "Bad",
+            "--callback-url",
+            "https://x.example.com/cb",
+            "--scope",
+            "admin:everything",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert_eq!(
+        json(d, &["admin", "app", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let deleted = json(d, &["admin", "app", "delete", &client_id, "--json"]);
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(
+        json(d, &["admin", "app", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key_named() {
+    let dir = TempDir::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args(["migrate", "--data-dir"])
+        .arg(&dir.0)
+        .env("TRILO__TOKENS__CODE_LIFETIME", "11m")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.code_lifetime"));
+}
+
+/// `trilo demo` seeds a fresh database, writes `demo.json` and serves the flow.
+#[tokio::test]
+async fn demo_writes_demo_json_and_serves() {
+    let dir = TempDir::new();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let json_path = dir.0.join("demo.json");
+    let mut info: Option<Value> = None;
+    for _ in 0..200 {
+        if let Ok(bytes) = std::fs::read(&json_path)
+            && let Ok(v) = serde_json::from_slice(&bytes)
+        {
+            info = Some(v);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let info = info.expect("demo.json written within 20 s");
+    for key in ["auth_url", "api_url", "audience"] {
+        assert!(info[key].is_string(), "{key} in {info}");
+    }
+    assert_eq!(info["users"].as_array().unwrap().len(), 2);
+    assert!(info["users"][0]["password"].is_string() && info["users"][0]["account_id"].is_string());
+    let app = &info["apps"][0];
+    for key in ["client_id", "client_secret", "callback_url"] {
+        assert!(app[key].is_string(), "apps[0].{key}");
+    }
+    let scopes: Vec<&str> = app["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for s in ["offline_access", "read:me", "read:jira-work"] {
+        assert!(scopes.contains(&s), "{s}");
+    }
+    let sites = info["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 2);
+    assert_eq!(
+        sites[0]["products"],
+        serde_json::json!(["jira", "confluence"])
+    );
+
+    let auth_url = info["auth_url"].as_str().unwrap();
+    let metadata: Value =
+        reqwest::get(format!("{auth_url}/.well-known/oauth-authorization-server"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(metadata["issuer"], auth_url);
+    child.kill().await.unwrap();
+}

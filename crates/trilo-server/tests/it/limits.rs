@@ -1,0 +1,99 @@
+//! Failure limits on password logins and client authentication (security checklist
+//! H-T2, H-T3): 429 with `Retry-After` after too many failures, per account and address.
+
+use crate::support::{TestApp, hidden_field};
+
+async fn try_login(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
+    client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &csrf),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_is_limited_after_five_failures_for_one_account() {
+    let app = TestApp::sqlite().await;
+    let client = app.browser();
+    let (alice, password) = app.alice();
+    for _ in 0..5 {
+        assert_eq!(
+            try_login(&app, &client, alice, "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
+    let limited = try_login(&app, &client, alice, password).await;
+    assert_eq!(
+        limited.status(),
+        429,
+        "even the right password waits once limited"
+    );
+    assert!(limited.headers().get("retry-after").is_some());
+    // Another account from the same address is not locked by Alice's failures.
+    let bob = &app.demo.users[1];
+    assert_eq!(
+        try_login(&app, &client, &bob.email, &bob.password)
+            .await
+            .status(),
+        303
+    );
+    // The window passes: Alice can log in again.
+    app.clock.advance(time::Duration::minutes(16));
+    assert_eq!(
+        try_login(&app, &client, alice, password).await.status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_limits_failed_client_authentication() {
+    let app = TestApp::sqlite().await;
+    let client_id = app.app().client_id.clone();
+    let http = reqwest::Client::new();
+    let attempt = |secret: &'static str| {
+        let http = http.clone();
+        let url = app.url("/oauth/token");
+        let client_id = client_id.clone();
+        async move {
+            http.post(url)
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", "x"),
+                    ("client_id", &client_id),
+                    ("client_secret", secret),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..20 {
+        assert_eq!(attempt("wrong").await.status(), 401);
+    }
+    let limited = attempt("wrong").await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_eq!(limited.headers().get("cache-control").unwrap(), "no-store");
+}

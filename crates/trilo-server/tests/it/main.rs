@@ -1,0 +1,15 @@
+//! The one integration-test binary (STYLE "Tests"): every HTTP-level test is a module here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod authorize;
+mod browser;
+mod cli;
+mod conformance;
+mod flow;
+mod keys;
+mod limits;
+mod malformed;
+mod pages;
+mod token;

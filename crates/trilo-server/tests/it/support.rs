@@ -1,0 +1,355 @@
+//! The test harness: a real trilo server on 127.0.0.1:0 over SQLite or PostgreSQL, seeded
+#![allow(
+    dead_code,
+    reason = "harness helpers shared by test modules; not every module uses each one"
+)]
+//! with the demo data, with an injected clock, plus small clients and HTML helpers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::redirect::Policy;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use trilo_core::{Core, MockClock};
+use trilo_protocol::authorize::append_query;
+use trilo_server::app::build_with_clock;
+use trilo_server::config::Config;
+use trilo_server::demo::{self, DemoInfo};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub core: Core,
+    pub demo: DemoInfo,
+    pub clock: MockClock,
+    dir: PathBuf,
+    task: JoinHandle<()>,
+    pg_database: Option<trilo_store_postgres::testing::TestDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(db) = self.pg_database.take() {
+            // Dropped from a thread of its own: Drop cannot await on the test's runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    let _ = runtime.block_on(db.drop_database());
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The PostgreSQL URL for tests, or `None` (a failure when `TRILO_REQUIRE_POSTGRES=1`).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TRILO_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("TRILO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "TRILO_REQUIRE_POSTGRES=1 but TRILO_TEST_POSTGRES_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        Self::spawn(Backend::Sqlite, |_| {})
+            .await
+            .expect("sqlite is always available")
+    }
+
+    /// `None` when no PostgreSQL is configured for tests.
+    pub async fn postgres() -> Option<TestApp> {
+        Self::spawn(Backend::Postgres, |_| {}).await
+    }
+
+    /// Starts a server with the demo data; `configure` may change the configuration. The
+    /// demo app's callback is `https://app.example.test/callback` (never fetched).
+    pub async fn spawn(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        Self::spawn_with_callback(backend, None, configure).await
+    }
+
+    /// A server whose demo app calls back to trilo's own `/demo/callback` page, so a real
+    /// browser lands on a page that exists.
+    pub async fn sqlite_with_demo_callback() -> TestApp {
+        Self::spawn_with_callback(Backend::Sqlite, Some("/demo/callback"), |_| {})
+            .await
+            .expect("sqlite")
+    }
+
+    /// `callback_path`: a path on the test server for the demo app's callback URL.
+    pub async fn spawn_with_callback(
+        backend: Backend,
+        callback_path: Option<&str>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
+        let dir = std::env::temp_dir().join(format!("trilo-it-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut pg_database = None;
+        let database_url = match backend {
+            Backend::Sqlite => Some(format!("sqlite://{}", dir.join("trilo.db").display())),
+            Backend::Postgres => {
+                let url = postgres_url()?;
+                let db = trilo_store_postgres::testing::fresh_database(&url)
+                    .await
+                    .unwrap();
+                let url = db.url.clone();
+                pg_database = Some(db);
+                Some(url)
+            }
+        };
+        let mut config = Config {
+            auth_url: base.clone(),
+            api_url: base.clone(),
+            audience: "api.trilo.test".into(),
+            data_dir: dir.clone(),
+            database_url,
+            ..Config::default()
+        };
+        configure(&mut config);
+        let validated = config.validate().unwrap();
+        let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let clock = MockClock::at_unix_millis(now_ms);
+        let server = build_with_clock(&validated, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let callback = match callback_path {
+            Some(path) => format!("{base}{path}"),
+            None => "https://app.example.test/callback".to_owned(),
+        };
+        let demo = demo::seed(&server.core, &format!("{base}/sample"), &callback)
+            .await
+            .unwrap();
+        let router = demo::with_callback_page(server.router);
+        let task = tokio::spawn(async move {
+            let _ = trilo_server::app::serve_forever(listener, router).await;
+        });
+        Some(TestApp {
+            base,
+            core: server.core,
+            demo,
+            clock,
+            dir,
+            task,
+            pg_database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A browser-like client: cookie jar, no automatic redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn alice(&self) -> (&str, &str) {
+        (&self.demo.users[0].email, &self.demo.users[0].password)
+    }
+
+    pub fn app(&self) -> &demo::DemoApp {
+        &self.demo.apps[0]
+    }
+
+    /// An authorization URL for the demo app; `extra` replaces or adds parameters.
+    pub fn authorize_url(&self, extra: &[(&str, &str)]) -> String {
+        let app = self.app();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("audience", &self.demo.audience),
+            ("client_id", &app.client_id),
+            ("scope", "read:me read:jira-work offline_access"),
+            ("redirect_uri", &app.callback_url),
+            ("state", "st-123"),
+            ("response_type", "code"),
+            ("prompt", "consent"),
+        ];
+        for (k, v) in extra {
+            params.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                params.push((k, v));
+            }
+        }
+        append_query(&self.url("/authorize"), &params)
+    }
+
+    /// Logs `client` in through the login form.
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden_field(&page, "csrf_token").expect("login form has a csrf_token");
+        client
+            .post(self.url("/login"))
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("csrf_token", &csrf),
+                ("return_to", "/"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in as Alice and opens the consent page for `authorize_url`; returns its HTML.
+    pub async fn consent_page(&self, client: &reqwest::Client, authorize_url: &str) -> String {
+        let (email, password) = self.alice();
+        let res = self.login(client, email, password).await;
+        assert_eq!(res.status(), 303, "login should succeed");
+        let res = client.get(authorize_url).send().await.unwrap();
+        assert_eq!(res.status(), 200, "consent page expected");
+        res.text().await.unwrap()
+    }
+
+    /// Submits the consent form from `page` with a decision and site; returns the response.
+    pub async fn submit_consent(
+        &self,
+        client: &reqwest::Client,
+        page: &str,
+        decision: &str,
+        cloud_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            (
+                "csrf_token".to_owned(),
+                hidden_field(page, "csrf_token").unwrap(),
+            ),
+            ("request".to_owned(), hidden_field(page, "request").unwrap()),
+            ("decision".to_owned(), decision.to_owned()),
+        ];
+        if let Some(id) = cloud_id {
+            form.push(("cloud_id".to_owned(), id.to_owned()));
+        }
+        client
+            .post(self.url("/authorize/consent"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs login and consent for Alice on the first site; returns the callback URL's code.
+    pub async fn obtain_code(&self, authorize_url: &str) -> String {
+        let client = self.browser();
+        let page = self.consent_page(&client, authorize_url).await;
+        let res = self
+            .submit_consent(&client, &page, "accept", Some(&self.demo.sites[0].cloud_id))
+            .await;
+        assert_eq!(res.status(), 303);
+        let location = location(&res);
+        query_param(&location, "code").expect("callback has a code")
+    }
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// A query parameter of a URL, decoded.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let params = trilo_protocol::Params::parse(query.as_bytes()).ok()?;
+    params.get(name).map(str::to_owned)
+}
+
+/// The value of `<input type="hidden" name="NAME" value="...">`, HTML-unescaped.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(unescape_html(&html[start..end]))
+}
+
+pub fn unescape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest.find(';') else { break };
+        let entity = &rest[1..semi];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ if entity.starts_with("#x") || entity.starts_with("#X") => {
+                u32::from_str_radix(&entity[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+            }
+            _ if entity.starts_with('#') => entity[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs a test body on SQLite, and on PostgreSQL when configured.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let app = $crate::support::TestApp::sqlite().await;
+                $body(app).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(app) = $crate::support::TestApp::postgres().await {
+                    $body(app).await;
+                }
+            }
+        }
+    };
+}

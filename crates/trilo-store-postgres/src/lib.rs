@@ -1,0 +1,167 @@
+//! trilo-store-postgres: trilo's storage traits on PostgreSQL, for several stateless
+//! instances sharing one database.
+//!
+//! Portable SQL only (DESIGN §4): explicit `BIGINT`/`TEXT`/`BYTEA`, no extensions, no
+//! advisory locks or LISTEN/NOTIFY in request paths. Transactions run at READ COMMITTED;
+//! atomic operations are conditional `UPDATE … WHERE …` statements and row locks, and a
+//! whole operation is retried on a serialization failure or deadlock (SQLSTATE 40001,
+//! 40P01), which SERIALIZABLE Postgres-wire engines report under contention.
+//!
+//! The operations, their SQL and their row structs are trilo-store-sql's, shared with the
+//! SQLite store; this crate owns the pool, the transaction each operation runs in (with its
+//! retries and row locks), the mapping of SQLSTATE codes and its own migrations.
+
+mod conn;
+mod error;
+mod stores;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use trilo_core::store::{Store, StoreError, StoreResult};
+use trilo_store_sql::conn::Fail;
+
+use crate::conn::Db;
+use crate::error::{map_sqlx, retry};
+
+/// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
+/// macro itself comes with `derive` + `migrate`, which the workspace already enables.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migrations");
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connect options hold the password: show only where the store points.
+        let options = self.pool.connect_options();
+        f.debug_struct("PgStore")
+            .field("host", &options.get_host())
+            .field("database", &options.get_database())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects a pool of at most `max_connections` to `url` (`postgres://…`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.
+    /// sqlx serializes concurrent migrators with an advisory lock; that happens here only,
+    /// never on a request path.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `op` in a write transaction (READ COMMITTED), again from the start while it
+    /// fails in a retryable way.
+    async fn write<T, Fut>(
+        &self,
+        op: impl Fn(Db<Transaction<'static, Postgres>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        let op = &op;
+        retry(move || async move { op(Db(self.pool.begin().await?)).await }).await
+    }
+
+    /// Runs `op` in a read transaction: one consistent snapshot across several queries.
+    async fn snapshot<T, Fut>(
+        &self,
+        op: impl Fn(Db<Transaction<'static, Postgres>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        let op = &op;
+        retry(move || async move {
+            let tx = self
+                .pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await?;
+            op(Db(tx)).await
+        })
+        .await
+    }
+
+    /// Runs `op`, a single query, on a pooled connection.
+    async fn read<T, Fut>(&self, op: impl Fn(Db<PoolConnection<Postgres>>) -> Fut) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        let op = &op;
+        retry(move || async move { op(Db(self.pool.acquire().await?)).await }).await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        retry(move || async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
+mod conformance {
+    //! The shared suite on PostgreSQL, all cases in one test (the per-case runner lives in
+    //! the server's integration tests). Skipped without `TRILO_TEST_POSTGRES_URL`.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use super::PgStore;
+    use crate::testing::{fresh_database, test_url};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_case_passes() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let mut failed = Vec::new();
+        for (name, case) in trilo_core::testing::conformance::all() {
+            let db = fresh_database(&base).await.unwrap();
+            let store = Arc::new(PgStore::connect(&db.url, 8).await.unwrap());
+            store.migrate().await.unwrap();
+            let result = tokio::spawn(case(store.clone())).await;
+            store.close().await;
+            db.drop_database().await.unwrap();
+            if result.is_err() {
+                failed.push(name);
+            }
+        }
+        assert!(failed.is_empty(), "failed cases: {failed:?}");
+    }
+}

@@ -1,0 +1,491 @@
+//! Grants, authorization codes and token families (`GrantStore`): rows, SQL and the
+//! operations (consent, single-use code redemption and revocation, each one transaction).
+
+use time::OffsetDateTime;
+use trilo_core::model::{
+    AuthorizationCode, ConsentRecord, Grant, NewCode, NewFamily, Redeemed, TokenFamily, TokenHash,
+};
+use trilo_core::store::StoreError;
+
+use crate::conn::{Conn, Fail, Stmt, Tx};
+use crate::convert::{dedup, hash, join_scopes, ms, opt_time, split_scopes, time};
+
+pub mod sql {
+    //! The SQL of grants, codes and token families, the same text on SQLite and PostgreSQL.
+
+    macro_rules! grant_columns {
+        () => {
+            "grant_id, app_id, account_id, scopes, created_at, updated_at, revoked_at"
+        };
+    }
+
+    macro_rules! code_columns {
+        () => {
+            "code_hash, app_id, account_id, grant_id, cloud_id, scopes, redirect_uri, \
+             code_challenge, nonce, created_at, expires_at, used_at, family_id"
+        };
+    }
+
+    macro_rules! family_columns {
+        () => {
+            "family_id, grant_id, app_id, account_id, scopes, credential_generation, \
+             created_at, absolute_expires_at, revoked_at, revoke_reason"
+        };
+    }
+
+    pub const GRANT: &str = concat!(
+        "SELECT ",
+        grant_columns!(),
+        " FROM grants WHERE grant_id = $1"
+    );
+    pub const SITES_OF_GRANT: &str =
+        "SELECT grant_id, cloud_id FROM grant_sites WHERE grant_id = $1 ORDER BY ordinal";
+    /// The live grant of app `$1` and account `$2`, without a row lock.
+    pub const LIVE_GRANT: &str = "SELECT grant_id, scopes FROM grants \
+         WHERE app_id = $1 AND account_id = $2 AND revoked_at IS NULL";
+    pub const GRANTS_OF_ACCOUNT: &str = concat!(
+        "SELECT ",
+        grant_columns!(),
+        " FROM grants WHERE account_id = $1 ORDER BY created_at DESC, grant_id DESC"
+    );
+    pub const SITES_OF_GRANTS_OF_ACCOUNT: &str = "SELECT s.grant_id, s.cloud_id \
+         FROM grant_sites s JOIN grants g ON g.grant_id = s.grant_id \
+         WHERE g.account_id = $1 ORDER BY s.grant_id, s.ordinal";
+    pub const SET_GRANT_SCOPES: &str =
+        "UPDATE grants SET scopes = $1, updated_at = $2 WHERE grant_id = $3";
+    pub const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, app_id, account_id, scopes, \
+         created_at, updated_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $5, NULL)";
+    /// The site joins the grant's sites once, after those already there.
+    pub const ADD_GRANT_SITE: &str = "INSERT INTO grant_sites (grant_id, ordinal, cloud_id) \
+         SELECT $1, COALESCE(MAX(ordinal) + 1, 0), $2 FROM grant_sites WHERE grant_id = $1 \
+         ON CONFLICT (grant_id, cloud_id) DO NOTHING";
+    pub const INSTALL_BY_CONSENT: &str = "INSERT INTO installations (app_id, cloud_id, \
+         installed_by_account_id, installed_by, created_at) \
+         VALUES ($1, $2, $3, 'user_consent', $4) ON CONFLICT (app_id, cloud_id) DO NOTHING";
+    pub const REVOKE_GRANT: &str =
+        "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL";
+
+    pub const INSERT_CODE: &str = "INSERT INTO codes (code_hash, app_id, account_id, grant_id, \
+         cloud_id, scopes, redirect_uri, code_challenge, nonce, created_at, expires_at, \
+         used_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)";
+    pub const CODE: &str = concat!(
+        "SELECT ",
+        code_columns!(),
+        " FROM codes WHERE code_hash = $1"
+    );
+    /// The compare-and-set of a redemption: only an unused code is marked, so one caller
+    /// wins.
+    pub const MARK_CODE_USED: &str = "UPDATE codes SET used_at = $1, family_id = $2 \
+         WHERE code_hash = $3 AND used_at IS NULL";
+
+    /// A family issued under a revoked grant is born revoked (security checklist H-C3: no
+    /// live tokens after a revocation has committed).
+    pub const INSERT_FAMILY_OF_CODE: &str = concat!(
+        "INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
+         credential_generation, created_at, absolute_expires_at, revoked_at, \
+         revoke_reason) \
+         SELECT $1, c.grant_id, c.app_id, c.account_id, c.scopes, \
+         a.credential_generation, $2, $3, \
+         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE $2 END, \
+         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END \
+         FROM codes c JOIN accounts a ON a.account_id = c.account_id \
+         JOIN grants g ON g.grant_id = c.grant_id \
+         WHERE c.code_hash = $4 RETURNING ",
+        family_columns!()
+    );
+    pub const FAMILY: &str = concat!(
+        "SELECT ",
+        family_columns!(),
+        " FROM token_families WHERE family_id = $1"
+    );
+    pub const REVOKE_FAMILY: &str = "UPDATE token_families SET revoked_at = $1, \
+         revoke_reason = $2 WHERE family_id = $3 AND revoked_at IS NULL";
+    pub const REVOKE_FAMILIES_OF_GRANT: &str = "UPDATE token_families SET revoked_at = $1, \
+         revoke_reason = $2 WHERE grant_id = $3 AND revoked_at IS NULL";
+}
+
+/// The statements that keep concurrent consents and redemptions in order against a
+/// revocation. They differ per backend: SQLite runs one writer at a time and needs no row
+/// locks ([`GrantLocks::NONE`]); PostgreSQL at READ COMMITTED takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantLocks {
+    /// Selects `grant_id, scopes` of the live grant of app `$1` and account `$2`.
+    pub live_grant: &'static str,
+    /// Runs (with the code hash as `$1`) after a code is marked used and before its
+    /// family is issued.
+    pub before_family: Option<&'static str>,
+}
+
+impl GrantLocks {
+    /// No row locks: for a backend whose write transactions never overlap.
+    pub const NONE: GrantLocks = GrantLocks {
+        live_grant: sql::LIVE_GRANT,
+        before_family: None,
+    };
+}
+
+#[derive(sqlx::FromRow)]
+pub struct GrantRow {
+    grant_id: String,
+    app_id: String,
+    account_id: String,
+    scopes: String,
+    created_at: i64,
+    updated_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+
+    /// `cloud_ids` is filled in afterwards from `grant_sites`.
+    fn try_from(r: GrantRow) -> Result<Self, StoreError> {
+        Ok(Grant {
+            grant_id: r.grant_id,
+            app_id: r.app_id,
+            account_id: r.account_id,
+            scopes: split_scopes(&r.scopes),
+            cloud_ids: Vec::new(),
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+            revoked_at: opt_time(r.revoked_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct GrantSiteRow {
+    grant_id: String,
+    cloud_id: String,
+}
+
+/// The live grant of an app and account, with the scopes it holds.
+#[derive(sqlx::FromRow)]
+pub struct LiveGrantRow {
+    grant_id: String,
+    scopes: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CodeRow {
+    code_hash: Vec<u8>,
+    app_id: String,
+    account_id: String,
+    grant_id: String,
+    cloud_id: String,
+    scopes: String,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+    nonce: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    family_id: Option<String>,
+}
+
+impl TryFrom<CodeRow> for AuthorizationCode {
+    type Error = StoreError;
+
+    fn try_from(r: CodeRow) -> Result<Self, StoreError> {
+        Ok(AuthorizationCode {
+            code_hash: hash(r.code_hash)?,
+            app_id: r.app_id,
+            account_id: r.account_id,
+            grant_id: r.grant_id,
+            cloud_id: r.cloud_id,
+            scopes: split_scopes(&r.scopes),
+            redirect_uri: r.redirect_uri,
+            code_challenge: r.code_challenge,
+            nonce: r.nonce,
+            created_at: time(r.created_at)?,
+            expires_at: time(r.expires_at)?,
+            used_at: opt_time(r.used_at)?,
+            family_id: r.family_id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct FamilyRow {
+    family_id: String,
+    grant_id: String,
+    app_id: String,
+    account_id: String,
+    scopes: String,
+    credential_generation: i64,
+    created_at: i64,
+    absolute_expires_at: i64,
+    revoked_at: Option<i64>,
+    revoke_reason: Option<String>,
+}
+
+impl TryFrom<FamilyRow> for TokenFamily {
+    type Error = StoreError;
+
+    fn try_from(r: FamilyRow) -> Result<Self, StoreError> {
+        Ok(TokenFamily {
+            family_id: r.family_id,
+            grant_id: r.grant_id,
+            app_id: r.app_id,
+            account_id: r.account_id,
+            scopes: split_scopes(&r.scopes),
+            credential_generation: r.credential_generation,
+            created_at: time(r.created_at)?,
+            absolute_expires_at: time(r.absolute_expires_at)?,
+            revoked_at: opt_time(r.revoked_at)?,
+            revoke_reason: r.revoke_reason,
+        })
+    }
+}
+
+/// Builds grants from their rows and the site rows of the same selection (in order).
+fn assemble(rows: Vec<GrantRow>, sites: Vec<GrantSiteRow>) -> Result<Vec<Grant>, StoreError> {
+    let mut grants = rows
+        .into_iter()
+        .map(Grant::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    for s in sites {
+        if let Some(g) = grants.iter_mut().find(|g| g.grant_id == s.grant_id) {
+            g.cloud_ids.push(s.cloud_id);
+        }
+    }
+    Ok(grants)
+}
+
+async fn load_grant(c: &mut impl Conn, grant_id: &str) -> Result<Option<Grant>, Fail> {
+    let row: Option<GrantRow> = c
+        .fetch_optional(Stmt::new(sql::GRANT).bind(grant_id))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let sites: Vec<GrantSiteRow> = c
+        .fetch_all(Stmt::new(sql::SITES_OF_GRANT).bind(grant_id))
+        .await?;
+    Ok(assemble(vec![row], sites)?.into_iter().next())
+}
+
+async fn load_code(
+    c: &mut impl Conn,
+    code_hash: &TokenHash,
+) -> Result<Option<AuthorizationCode>, Fail> {
+    let row: Option<CodeRow> = c
+        .fetch_optional(Stmt::new(sql::CODE).bind(code_hash.as_slice()))
+        .await?;
+    Ok(row.map(AuthorizationCode::try_from).transpose()?)
+}
+
+/// One accepted consent: creates the live grant (`new_grant_id`) or updates it, adds the
+/// site to it, installs the app on the site if need be, and inserts the code.
+pub async fn accept_consent(
+    mut tx: impl Tx,
+    locks: GrantLocks,
+    consent: &ConsentRecord,
+    new_grant_id: &str,
+    code: &NewCode,
+) -> Result<Grant, Fail> {
+    let at = ms(consent.at);
+    let requested = dedup(consent.scopes.iter().cloned());
+    let live: Option<LiveGrantRow> = tx
+        .fetch_optional(
+            Stmt::new(locks.live_grant)
+                .bind(&consent.app_id)
+                .bind(&consent.account_id),
+        )
+        .await?;
+    let grant_id = match live {
+        Some(live) => {
+            let scopes = if consent.include_granted_scopes {
+                dedup(split_scopes(&live.scopes).into_iter().chain(requested))
+            } else {
+                requested
+            };
+            tx.execute(
+                Stmt::new(sql::SET_GRANT_SCOPES)
+                    .bind(join_scopes(&scopes)?)
+                    .bind(at)
+                    .bind(&live.grant_id),
+            )
+            .await?;
+            live.grant_id
+        }
+        None => {
+            tx.execute(
+                Stmt::new(sql::INSERT_GRANT)
+                    .bind(new_grant_id)
+                    .bind(&consent.app_id)
+                    .bind(&consent.account_id)
+                    .bind(join_scopes(&requested)?)
+                    .bind(at),
+            )
+            .await?;
+            new_grant_id.to_owned()
+        }
+    };
+    tx.execute(
+        Stmt::new(sql::ADD_GRANT_SITE)
+            .bind(&grant_id)
+            .bind(&consent.cloud_id),
+    )
+    .await?;
+    tx.execute(
+        Stmt::new(sql::INSTALL_BY_CONSENT)
+            .bind(&consent.app_id)
+            .bind(&consent.cloud_id)
+            .bind(&consent.account_id)
+            .bind(at),
+    )
+    .await?;
+    let Some(grant) = load_grant(&mut tx, &grant_id).await? else {
+        return Err(StoreError::NotFound.into());
+    };
+    // The code carries what the grant now holds (with include_granted_scopes, the earlier
+    // scopes too).
+    tx.execute(
+        Stmt::new(sql::INSERT_CODE)
+            .bind(code.code_hash.as_slice())
+            .bind(&consent.app_id)
+            .bind(&consent.account_id)
+            .bind(&grant_id)
+            .bind(&consent.cloud_id)
+            .bind(join_scopes(&grant.scopes)?)
+            .bind(&code.redirect_uri)
+            .bind(&code.code_challenge)
+            .bind(&code.nonce)
+            .bind(at)
+            .bind(ms(code.expires_at)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(grant)
+}
+
+/// One grant with its sites, read in one snapshot.
+pub async fn grant(mut tx: impl Tx, grant_id: &str) -> Result<Option<Grant>, Fail> {
+    let grant = load_grant(&mut tx, grant_id).await?;
+    tx.commit().await?;
+    Ok(grant)
+}
+
+/// The live grant of the app and account with its sites, read in one snapshot.
+pub async fn live_grant(
+    mut tx: impl Tx,
+    app_id: &str,
+    account_id: &str,
+) -> Result<Option<Grant>, Fail> {
+    let live: Option<LiveGrantRow> = tx
+        .fetch_optional(Stmt::new(sql::LIVE_GRANT).bind(app_id).bind(account_id))
+        .await?;
+    let grant = match live {
+        Some(live) => load_grant(&mut tx, &live.grant_id).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(grant)
+}
+
+/// Live and revoked grants of the account with their sites, newest first, in one snapshot.
+pub async fn grants_of_account(mut tx: impl Tx, account_id: &str) -> Result<Vec<Grant>, Fail> {
+    let rows: Vec<GrantRow> = tx
+        .fetch_all(Stmt::new(sql::GRANTS_OF_ACCOUNT).bind(account_id))
+        .await?;
+    let sites: Vec<GrantSiteRow> = tx
+        .fetch_all(Stmt::new(sql::SITES_OF_GRANTS_OF_ACCOUNT).bind(account_id))
+        .await?;
+    tx.commit().await?;
+    Ok(assemble(rows, sites)?)
+}
+
+/// Revokes the grant and its live families; returns whether a live grant was revoked.
+pub async fn revoke_grant(
+    mut tx: impl Tx,
+    grant_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, Fail> {
+    let revoked = tx
+        .execute(Stmt::new(sql::REVOKE_GRANT).bind(ms(now)).bind(grant_id))
+        .await?;
+    tx.execute(
+        Stmt::new(sql::REVOKE_FAMILIES_OF_GRANT)
+            .bind(ms(now))
+            .bind("grant_revoked")
+            .bind(grant_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revoked > 0)
+}
+
+pub async fn code(
+    mut c: impl Conn,
+    code_hash: &TokenHash,
+) -> Result<Option<AuthorizationCode>, Fail> {
+    load_code(&mut c, code_hash).await
+}
+
+/// Marks the code used and issues its family: exactly one concurrent caller gets `First`.
+pub async fn redeem_code(
+    mut tx: impl Tx,
+    locks: GrantLocks,
+    code_hash: &TokenHash,
+    family: &NewFamily,
+    now: OffsetDateTime,
+) -> Result<Redeemed, Fail> {
+    let marked = tx
+        .execute(
+            Stmt::new(sql::MARK_CODE_USED)
+                .bind(ms(now))
+                .bind(&family.family_id)
+                .bind(code_hash.as_slice()),
+        )
+        .await?;
+    if marked == 0 {
+        let code = load_code(&mut tx, code_hash).await?;
+        tx.commit().await?;
+        return Ok(match code {
+            Some(code) => Redeemed::AlreadyUsed(code),
+            None => Redeemed::NotFound,
+        });
+    }
+    if let Some(lock) = locks.before_family {
+        tx.execute(Stmt::new(lock).bind(code_hash.as_slice()))
+            .await?;
+    }
+    let row: FamilyRow = tx
+        .fetch_one(
+            Stmt::new(sql::INSERT_FAMILY_OF_CODE)
+                .bind(&family.family_id)
+                .bind(ms(now))
+                .bind(ms(family.absolute_expires_at))
+                .bind(code_hash.as_slice()),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Redeemed::First(TokenFamily::try_from(row)?))
+}
+
+pub async fn family(mut c: impl Conn, family_id: &str) -> Result<Option<TokenFamily>, Fail> {
+    let row: Option<FamilyRow> = c
+        .fetch_optional(Stmt::new(sql::FAMILY).bind(family_id))
+        .await?;
+    Ok(row.map(TokenFamily::try_from).transpose()?)
+}
+
+/// Returns whether a live family was revoked.
+pub async fn revoke_family(
+    mut tx: impl Tx,
+    family_id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, Fail> {
+    let revoked = tx
+        .execute(
+            Stmt::new(sql::REVOKE_FAMILY)
+                .bind(ms(now))
+                .bind(reason)
+                .bind(family_id),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(revoked > 0)
+}

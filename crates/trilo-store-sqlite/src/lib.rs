@@ -1,0 +1,331 @@
+//! trilo-store-sqlite: the embedded default backend of trilo's storage traits.
+//!
+//! One writer connection (every write is a `BEGIN IMMEDIATE` transaction, so writers queue
+//! in the pool instead of failing with `SQLITE_BUSY`) and a read-only reader pool, in WAL
+//! mode with `synchronous=FULL` so a committed rotation survives a power loss (security
+//! checklist §0.4, H-D3). Queries are checked at run time; the shared conformance suite in
+//! `trilo_core::testing` is the safety net (STYLE §4).
+//!
+//! The operations, their SQL and their row structs are trilo-store-sql's, shared with the
+//! PostgreSQL store; this crate owns the pools, the transaction each operation runs in,
+//! the mapping of SQLite's errors and its own migrations.
+
+mod conn;
+mod error;
+mod stores;
+
+use std::future::Future;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use trilo_core::store::{Store, StoreError, StoreResult};
+use trilo_store_sql::conn::Fail;
+
+use crate::conn::Db;
+use crate::error::{map_sqlx, run};
+
+/// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
+/// macro itself comes with `derive` + `migrate`, which the workspace already enables.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migrations");
+
+/// How long a connection waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read-only connections; WAL lets them read while the writer commits.
+const READERS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: SQLite has one writer at a time.
+    writer: SqlitePool,
+    /// Read-only connections (the writer pool itself for in-memory databases).
+    reader: SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("writer", &self.writer.connect_options().get_filename())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    /// Opens `sqlite://PATH` (created if missing) or an in-memory database
+    /// (`sqlite::memory:`, or a URL with `mode=memory`). An in-memory database lives on a
+    /// single connection that serves reads and writes, so every caller sees one database.
+    pub async fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid SQLite URL: {e}")))?;
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let in_memory = rest.starts_with(":memory:") || url.contains("mode=memory");
+        if in_memory {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(
+                    options
+                        .foreign_keys(true)
+                        .busy_timeout(BUSY_TIMEOUT)
+                        .synchronous(SqliteSynchronous::Full),
+                )
+                .await
+                .map_err(map_sqlx)?;
+            return Ok(SqliteStore {
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+        Self::open_with(options).await
+    }
+
+    async fn open_with(base: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
+        let base = base
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        // The writer keeps its one connection for the life of the store: it holds the WAL
+        // and shared-memory files open for the readers.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await
+            .map_err(map_sqlx)?;
+        // Readers do not set journal_mode: a read-only connection cannot change it, and the
+        // writer has made the file WAL (a persistent property of the file).
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(map_sqlx)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    /// Asserts the durability settings on the writer connection (H-D3): `journal_mode=wal`,
+    /// `synchronous=FULL` (NORMAL can lose the last commits on a power loss),
+    /// `foreign_keys=ON` (deletes cascade) and a non-zero `busy_timeout`.
+    pub async fn self_check(&self) -> Result<(), StoreError> {
+        run(async {
+            let mut conn = self.writer.acquire().await?;
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await?;
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await?;
+            let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await?;
+            let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut wrong = Vec::new();
+            if !journal.eq_ignore_ascii_case("wal") {
+                wrong.push(format!("journal_mode is {journal}, not wal"));
+            }
+            if synchronous != 2 {
+                wrong.push(format!("synchronous is {synchronous}, not 2 (FULL)"));
+            }
+            if foreign_keys != 1 {
+                wrong.push("foreign_keys is off".to_owned());
+            }
+            if busy_timeout <= 0 {
+                wrong.push("busy_timeout is 0".to_owned());
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(Fail::Store(StoreError::Unavailable(format!(
+                    "unsafe SQLite settings: {}",
+                    wrong.join("; ")
+                ))))
+            }
+        })
+        .await
+    }
+
+    /// Closes every connection (checkpointing the WAL), e.g. before deleting the file.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Runs `op` in a write transaction on the writer. `BEGIN IMMEDIATE` takes the write
+    /// lock up front, so the transaction never fails halfway with `SQLITE_BUSY` on a lock
+    /// upgrade.
+    async fn write<T, Fut>(
+        &self,
+        op: impl FnOnce(Db<Transaction<'static, Sqlite>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        run(async { op(Db(self.writer.begin_with("BEGIN IMMEDIATE").await?)).await }).await
+    }
+
+    /// Runs `op` in a read transaction on a reader: one consistent snapshot across
+    /// several queries.
+    async fn snapshot<T, Fut>(
+        &self,
+        op: impl FnOnce(Db<Transaction<'static, Sqlite>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        run(async { op(Db(self.reader.begin().await?)).await }).await
+    }
+
+    /// Runs `op`, a single query, on a reader connection.
+    async fn read<T, Fut>(
+        &self,
+        op: impl FnOnce(Db<PoolConnection<Sqlite>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        run(async { op(Db(self.reader.acquire().await?)).await }).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        run(async {
+            sqlx::query("SELECT 1").execute(&self.reader).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn temp_path() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("trilo-sqlite-{}.db", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn remove(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[tokio::test]
+    async fn self_check_passes_when_opened_from_a_file() {
+        let path = temp_path();
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        store.self_check().await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        remove(&path);
+    }
+
+    #[tokio::test]
+    async fn self_check_fails_when_not_in_wal_mode() {
+        // An in-memory database cannot use WAL: the check must notice.
+        let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let err = store.self_check().await.unwrap_err();
+        assert!(err.to_string().contains("journal_mode"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn migrate_twice_is_a_no_op() {
+        let path = temp_path();
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open_url(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        store.self_check().await.unwrap();
+        store.close().await;
+        remove(&path);
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The shared suite on SQLite, all cases in one test (the per-case runner lives in the
+    //! server's integration tests).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use super::SqliteStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_case_passes_in_memory() {
+        let mut failed = Vec::new();
+        for (name, case) in trilo_core::testing::conformance::all() {
+            let store = Arc::new(SqliteStore::open_url("sqlite::memory:").await.unwrap());
+            store.migrate().await.unwrap();
+            if tokio::spawn(case(store.clone())).await.is_err() {
+                failed.push(name);
+            }
+            store.close().await;
+        }
+        assert!(failed.is_empty(), "failed cases: {failed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_case_passes() {
+        let mut failed = Vec::new();
+        for (name, case) in trilo_core::testing::conformance::all() {
+            let path = std::env::temp_dir()
+                .join(format!("trilo-conf-{}.db", uuid::Uuid::new_v4().simple()));
+            let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+            store.migrate().await.unwrap();
+            let result = tokio::spawn(case(store.clone())).await;
+            store.close().await;
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            if result.is_err() {
+                failed.push(name);
+            }
+        }
+        assert!(failed.is_empty(), "failed cases: {failed:?}");
+    }
+}

@@ -1,0 +1,276 @@
+//! trilo's storage traits on [`SqliteStore`]: each method runs the shared operation of
+//! trilo-store-sql in the transaction it needs (a write on the single writer, a snapshot
+//! or a single query on a reader).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use trilo_core::model::{
+    Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
+    Installation, Membership, NewCode, NewFamily, Product, Redeemed, Session, SigningKeyRecord,
+    Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+};
+use trilo_core::store::{
+    AccountStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore, StoreResult,
+};
+use trilo_store_sql::grants::GrantLocks;
+use trilo_store_sql::{accounts, apps, audit, grants, sites};
+
+use crate::SqliteStore;
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        self.write(|tx| accounts::insert_account(tx, account)).await
+    }
+
+    async fn account(&self, account_id: &str) -> StoreResult<Option<Account>> {
+        self.read(|c| accounts::account(c, account_id)).await
+    }
+
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
+        self.read(|c| accounts::account_by_email(c, email)).await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        self.read(accounts::list_accounts).await
+    }
+
+    async fn change_password(
+        &self,
+        account_id: &str,
+        password_hash: &str,
+        keep_session: Option<&TokenHash>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Account> {
+        self.write(|tx| accounts::change_password(tx, account_id, password_hash, keep_session, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()> {
+        self.write(|tx| accounts::insert_session(tx, session)).await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Session>> {
+        self.read(|c| accounts::session(c, id_hash, now)).await
+    }
+
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()> {
+        self.write(|tx| accounts::delete_session(tx, id_hash)).await
+    }
+}
+
+#[async_trait]
+impl SiteStore for SqliteStore {
+    async fn insert_site(&self, site: &Site) -> StoreResult<()> {
+        self.write(|tx| sites::insert_site(tx, site)).await
+    }
+
+    async fn site(&self, cloud_id: &str) -> StoreResult<Option<Site>> {
+        self.read(|c| sites::site(c, cloud_id)).await
+    }
+
+    async fn list_sites(&self) -> StoreResult<Vec<Site>> {
+        self.read(sites::list_sites).await
+    }
+
+    async fn set_user_installs(&self, cloud_id: &str, value: UserInstalls) -> StoreResult<()> {
+        self.write(|tx| sites::set_user_installs(tx, cloud_id, value))
+            .await
+    }
+
+    async fn upsert_product(&self, product: &Product) -> StoreResult<()> {
+        self.write(|tx| sites::upsert_product(tx, product)).await
+    }
+
+    async fn product(&self, key: &str) -> StoreResult<Option<Product>> {
+        self.snapshot(|tx| sites::product(tx, key)).await
+    }
+
+    async fn list_products(&self) -> StoreResult<Vec<Product>> {
+        self.snapshot(sites::list_products).await
+    }
+
+    async fn put_site_product(&self, site_product: &SiteProduct) -> StoreResult<()> {
+        self.write(|tx| sites::put_site_product(tx, site_product))
+            .await
+    }
+
+    async fn site_products(&self, cloud_id: &str) -> StoreResult<Vec<SiteProduct>> {
+        self.read(|c| sites::site_products(c, cloud_id)).await
+    }
+
+    async fn put_membership(&self, membership: &Membership) -> StoreResult<()> {
+        self.write(|tx| sites::put_membership(tx, membership)).await
+    }
+
+    async fn remove_membership(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<bool> {
+        self.write(|tx| sites::remove_membership(tx, account_id, cloud_id, product_key))
+            .await
+    }
+
+    async fn memberships_of_account(&self, account_id: &str) -> StoreResult<Vec<Membership>> {
+        self.read(|c| sites::memberships_of_account(c, account_id))
+            .await
+    }
+
+    async fn memberships_of_site(&self, cloud_id: &str) -> StoreResult<Vec<Membership>> {
+        self.read(|c| sites::memberships_of_site(c, cloud_id)).await
+    }
+}
+
+#[async_trait]
+impl AppStore for SqliteStore {
+    async fn insert_app(&self, app: &App, secret: Option<&AppSecret>) -> StoreResult<()> {
+        self.write(|tx| apps::insert_app(tx, app, secret)).await
+    }
+
+    async fn app(&self, app_id: &str) -> StoreResult<Option<App>> {
+        self.snapshot(|tx| apps::app(tx, app_id)).await
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
+        self.snapshot(|tx| apps::app_by_client_id(tx, client_id))
+            .await
+    }
+
+    async fn list_apps(&self, owner_account_id: Option<&str>) -> StoreResult<Vec<App>> {
+        self.snapshot(|tx| apps::list_apps(tx, owner_account_id))
+            .await
+    }
+
+    async fn update_app(&self, app: &App) -> StoreResult<()> {
+        self.write(|tx| apps::update_app(tx, app)).await
+    }
+
+    async fn app_secrets(&self, app_id: &str, now: OffsetDateTime) -> StoreResult<Vec<AppSecret>> {
+        self.read(|c| apps::app_secrets(c, app_id, now)).await
+    }
+
+    async fn rotate_app_secret(
+        &self,
+        secret: &AppSecret,
+        previous_expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.write(|tx| apps::rotate_app_secret(tx, secret, previous_expires_at))
+            .await
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        self.write(|tx| apps::delete_app(tx, app_id)).await
+    }
+
+    async fn install_app(&self, installation: &Installation) -> StoreResult<Installation> {
+        self.write(|tx| apps::install_app(tx, installation)).await
+    }
+
+    async fn installations_of_app(&self, app_id: &str) -> StoreResult<Vec<Installation>> {
+        self.read(|c| apps::installations_of_app(c, app_id)).await
+    }
+
+    async fn installations_of_site(&self, cloud_id: &str) -> StoreResult<Vec<Installation>> {
+        self.read(|c| apps::installations_of_site(c, cloud_id))
+            .await
+    }
+
+    async fn uninstall_app(&self, app_id: &str, cloud_id: &str) -> StoreResult<bool> {
+        self.write(|tx| apps::uninstall_app(tx, app_id, cloud_id))
+            .await
+    }
+}
+
+/// Writers never overlap (one connection, `BEGIN IMMEDIATE`), so grants need no row locks.
+const LOCKS: GrantLocks = GrantLocks::NONE;
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn accept_consent(
+        &self,
+        consent: &ConsentRecord,
+        new_grant_id: &str,
+        code: &NewCode,
+    ) -> StoreResult<Grant> {
+        self.write(|tx| grants::accept_consent(tx, LOCKS, consent, new_grant_id, code))
+            .await
+    }
+
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
+        self.snapshot(|tx| grants::grant(tx, grant_id)).await
+    }
+
+    async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>> {
+        self.snapshot(|tx| grants::live_grant(tx, app_id, account_id))
+            .await
+    }
+
+    async fn grants_of_account(&self, account_id: &str) -> StoreResult<Vec<Grant>> {
+        self.snapshot(|tx| grants::grants_of_account(tx, account_id))
+            .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        self.write(|tx| grants::revoke_grant(tx, grant_id, now))
+            .await
+    }
+
+    async fn code(&self, code_hash: &TokenHash) -> StoreResult<Option<AuthorizationCode>> {
+        self.read(|c| grants::code(c, code_hash)).await
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        family: &NewFamily,
+        now: OffsetDateTime,
+    ) -> StoreResult<Redeemed> {
+        self.write(|tx| grants::redeem_code(tx, LOCKS, code_hash, family, now))
+            .await
+    }
+
+    async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {
+        self.read(|c| grants::family(c, family_id)).await
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.write(|tx| grants::revoke_family(tx, family_id, reason, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.read(audit::signing_keys).await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        self.write(|tx| audit::insert_signing_key(tx, key)).await
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.write(|tx| audit::append_audit(tx, event)).await
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.read(|c| audit::audit_events(c, query)).await
+    }
+}
