@@ -87,13 +87,35 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-/// A urlencoded form body parsed strictly; `None` for another content type.
+/// Whether the `charset` parameter of `Content-Type`, if there is one, names UTF-8. Bodies
+/// are decoded as UTF-8 only; another declared charset would be misread (H-P encoding).
+pub fn charset_is_utf8(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    value.split(';').skip(1).all(|param| {
+        let Some((name, charset)) = param.split_once('=') else {
+            return true;
+        };
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return true;
+        }
+        let charset = charset.trim().trim_matches('"');
+        charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
+    })
+}
+
+/// A urlencoded UTF-8 form body parsed strictly; `None` for another content type or charset.
 pub fn form_params(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<Result<Params, trilo_protocol::params::ParamsError>> {
-    (content_type(headers).as_deref() == Some("application/x-www-form-urlencoded"))
-        .then(|| Params::parse(body))
+    (content_type(headers).as_deref() == Some("application/x-www-form-urlencoded")
+        && charset_is_utf8(headers))
+    .then(|| Params::parse(body))
 }
 
 /// An HTML page with the page security headers (DESIGN §3, security checklist A2, A3).

@@ -12,7 +12,7 @@ use trilo_core::CoreError;
 use trilo_protocol::token_request::{client_credentials, parse_grant};
 use trilo_protocol::{ErrorCode, OAuthError, Params};
 
-use super::common::content_type;
+use super::common::{charset_is_utf8, content_type};
 use super::errors::{TokenEndpointError, no_store};
 use crate::state::{AppState, PeerAddr};
 
@@ -52,6 +52,11 @@ async fn token(
 /// The body as parameters: `application/json` (the reference's examples) or
 /// `application/x-www-form-urlencoded` (RFC 6749). Anything else is refused.
 pub fn body_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    if !charset_is_utf8(headers) {
+        return Err(OAuthError::invalid_request(
+            "The request body must be encoded as UTF-8.",
+        ));
+    }
     match content_type(headers).as_deref() {
         Some("application/x-www-form-urlencoded") => Params::parse(body)
             .map_err(|e| OAuthError::invalid_request(format!("The form body is malformed: {e}."))),
