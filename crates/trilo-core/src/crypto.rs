@@ -8,6 +8,7 @@
 use std::sync::{Arc, LazyLock};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -64,8 +65,10 @@ pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
 }
 
 /// Encrypts data at rest (signing keys) with AES-256-GCM; the random nonce is prepended.
+/// It also derives the other server secrets from the same key-encryption key, so every
+/// instance that shares the key shares them.
 #[derive(Clone)]
-pub struct SealingKey(Arc<LessSafeKey>);
+pub struct SealingKey(Arc<LessSafeKey>, Arc<hmac::Key>);
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,7 +84,16 @@ impl SealingKey {
     pub fn new(key: &[u8; 32]) -> Self {
         // A 32-byte key is always valid for AES-256-GCM.
         let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable_key());
-        Self(Arc::new(LessSafeKey::new(unbound)))
+        let subkeys = hmac::Key::new(hmac::HMAC_SHA256, key);
+        Self(Arc::new(LessSafeKey::new(unbound)), Arc::new(subkeys))
+    }
+
+    /// A 256-bit secret for one purpose, derived from the key-encryption key (HMAC-SHA-256
+    /// of the purpose's label): independent of the sealing key and of every other label.
+    pub fn subkey(&self, label: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.1, label.as_bytes()).as_ref());
+        out
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
@@ -112,6 +124,33 @@ impl SealingKey {
             .open_in_place(nonce, Aad::from(b"trilo-v1"), &mut in_out)
             .map_err(|_| OpenError)?;
         Ok(plain.to_vec())
+    }
+}
+
+/// Derives each refresh token's successor from the token itself: `child = HMAC(key,
+/// parent)`. Racing or retried refreshes of one token, on any instance, therefore name the
+/// same child without the store ever holding a token in the clear (DESIGN §3: inside the
+/// leeway the previous token gets *the same* current token back).
+#[derive(Clone)]
+pub struct ChildTokens(hmac::Key);
+
+impl std::fmt::Debug for ChildTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChildTokens([redacted])")
+    }
+}
+
+impl ChildTokens {
+    pub fn new(sealing: &SealingKey) -> Self {
+        Self(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &sealing.subkey("trilo refresh-token successor v1"),
+        ))
+    }
+
+    /// The successor of `parent`: 256 bits, base64url like every generated token.
+    pub fn child_of(&self, parent: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, parent.as_bytes()).as_ref())
     }
 }
 
@@ -198,6 +237,27 @@ mod tests {
         bad[last] ^= 1;
         assert!(key.open(&bad).is_err());
         assert!(SealingKey::new(&[8u8; 32]).open(&sealed).is_err());
+    }
+
+    #[test]
+    fn child_tokens_are_deterministic_per_key_and_parent() {
+        let a = ChildTokens::new(&SealingKey::new(&[7u8; 32]));
+        let b = ChildTokens::new(&SealingKey::new(&[7u8; 32]));
+        let other_key = ChildTokens::new(&SealingKey::new(&[8u8; 32]));
+        let child = a.child_of("parent-token");
+        assert_eq!(child.len(), 43);
+        assert_eq!(child, b.child_of("parent-token"));
+        assert_ne!(child, a.child_of("parent-tokem"));
+        assert_ne!(child, other_key.child_of("parent-token"));
+        assert_ne!(child, "parent-token");
+    }
+
+    #[test]
+    fn subkeys_differ_by_label() {
+        let key = SealingKey::new(&[7u8; 32]);
+        assert_eq!(key.subkey("a"), key.subkey("a"));
+        assert_ne!(key.subkey("a"), key.subkey("b"));
+        assert_ne!(key.subkey("a"), [7u8; 32]);
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@ pub enum CoreError {
     /// A protocol error with its RFC code (token endpoint, token checks).
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// Every failed refresh, whatever the reason (DESIGN §3): unknown, expired, used,
+    /// revoked, wrong client. HTTP answers 403 with the reference's exact body.
+    #[error("unknown or invalid refresh token")]
+    RefreshTokenInvalid,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]

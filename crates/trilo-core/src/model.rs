@@ -345,8 +345,49 @@ pub struct TokenFamily {
     pub credential_generation: i64,
     pub created_at: OffsetDateTime,
     pub absolute_expires_at: OffsetDateTime,
+    /// The generation of the newest refresh token (0 for the first, and for families that
+    /// hold none): the only one that may rotate.
+    pub head_generation: i64,
     pub revoked_at: Option<OffsetDateTime>,
     pub revoke_reason: Option<String>,
+}
+
+/// One refresh token of a family, as stored (by hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: TokenHash,
+    pub family_id: String,
+    pub generation: i64,
+    pub issued_at: OffsetDateTime,
+    /// Issued + the inactivity lifetime: each rotation gives the child a fresh one.
+    pub inactivity_expires_at: OffsetDateTime,
+    /// When its child was issued; `None` while it is the family's head.
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+/// A presented refresh token with its family, read in one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshTokenState {
+    pub token: RefreshToken,
+    pub family: TokenFamily,
+}
+
+/// A refresh token about to be stored; its generation and family come from the context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    pub token_hash: TokenHash,
+    pub inactivity_expires_at: OffsetDateTime,
+}
+
+/// One rotation: a compare-and-set of the family head from `parent_generation` to the
+/// next, the parent marked rotated, and the child inserted, in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub family_id: String,
+    pub parent_hash: TokenHash,
+    pub parent_generation: i64,
+    pub child: NewRefreshToken,
+    pub at: OffsetDateTime,
 }
 
 /// Result of redeeming a code: the first redemption gets the new family; later ones get
@@ -434,4 +475,6 @@ pub struct NewCode {
 pub struct NewFamily {
     pub family_id: String,
     pub absolute_expires_at: OffsetDateTime,
+    /// Generation 0 of the family's refresh tokens, when `offline_access` was granted.
+    pub refresh_token: Option<NewRefreshToken>,
 }

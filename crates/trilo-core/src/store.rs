@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
-    Installation, Membership, NewCode, NewFamily, Product, Redeemed, Session, SigningKeyRecord,
-    Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+    Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
+    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
+    TokenHash, UserInstalls,
 };
 
 /// Why a store operation failed. Driver errors never leave a store crate.
@@ -149,7 +150,8 @@ pub trait GrantStore: Send + Sync {
     async fn code(&self, code_hash: &TokenHash) -> StoreResult<Option<AuthorizationCode>>;
     /// Marks the code used and creates its token family in one transaction: exactly one
     /// concurrent caller gets `First`. The family copies the code's grant, app, account and
-    /// scopes and the account's current credential generation.
+    /// scopes and the account's current credential generation; its first refresh token
+    /// (generation 0), if `family.refresh_token` is set, is stored in the same transaction.
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,
@@ -157,6 +159,20 @@ pub trait GrantStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed>;
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
+    /// The refresh token with this hash and its family, in one snapshot.
+    async fn refresh_token(&self, token_hash: &TokenHash)
+    -> StoreResult<Option<RefreshTokenState>>;
+    /// The family's refresh token of one generation (to date an older access token).
+    async fn refresh_token_of_generation(
+        &self,
+        family_id: &str,
+        generation: i64,
+    ) -> StoreResult<Option<RefreshToken>>;
+    /// Applies one rotation atomically and durably: moves the family head from
+    /// `parent_generation` to the next generation only if the head is still there and the
+    /// family is live, marks the parent rotated and inserts the child. Returns `false` (and
+    /// changes nothing) when the compare-and-set lost: the caller reads again and decides.
+    async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool>;
     /// Returns whether a live family was revoked.
     async fn revoke_family(
         &self,

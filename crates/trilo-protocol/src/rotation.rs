@@ -6,6 +6,12 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::error::OAuthError;
+use crate::scope::ScopeSet;
+
+/// The answer to every failed refresh (the reference's exact text, sent with 403).
+pub const INVALID_REFRESH_TOKEN: &str = "Unknown or invalid refresh token.";
+
 /// The family the presented token belongs to, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FamilyState {
@@ -105,9 +111,69 @@ pub fn decide(
     ReuseDetected
 }
 
+/// The scopes of the access token a refresh issues (RFC 6749 §6): the family's scopes, or
+/// the requested subset of them. Asking for a scope the family does not hold is
+/// `invalid_scope` (security checklist F4); the refresh token always keeps the family's.
+pub fn access_token_scopes(
+    requested: Option<&str>,
+    granted: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let granted_set = ScopeSet::from_tokens(granted);
+    let requested = match requested.map(str::trim) {
+        None | Some("") => return Ok(granted_set.to_vec()),
+        Some(scope) => ScopeSet::parse(scope)
+            .map_err(|_| OAuthError::invalid_scope("The scope parameter is malformed."))?,
+    };
+    if !requested.is_subset_of(&granted_set) {
+        return Err(OAuthError::invalid_scope(
+            "A refresh can only narrow the scopes that were granted.",
+        ));
+    }
+    Ok(requested.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
+
+    fn granted() -> Vec<String> {
+        vec![
+            "read:me".into(),
+            "read:jira-work".into(),
+            "offline_access".into(),
+        ]
+    }
+
+    #[test]
+    fn refresh_scopes_default_to_the_grant_and_may_narrow() {
+        assert_eq!(access_token_scopes(None, &granted()).ok(), Some(granted()));
+        assert_eq!(
+            access_token_scopes(Some(" "), &granted()).ok(),
+            Some(granted())
+        );
+        assert_eq!(
+            access_token_scopes(Some("read:jira-work"), &granted()).ok(),
+            Some(vec!["read:jira-work".to_owned()])
+        );
+    }
+
+    #[test]
+    fn refresh_scopes_never_widen() {
+        for scope in [
+            "write:jira-work",
+            "read:me write:jira-work",
+            "READ:ME",
+            "read:me\tx",
+        ] {
+            let err = access_token_scopes(Some(scope), &granted()).err();
+            assert_eq!(
+                err.map(|e| e.code),
+                Some(ErrorCode::InvalidScope),
+                "{scope}"
+            );
+        }
+    }
 
     const LEEWAY: Duration = Duration::minutes(10);
 

@@ -133,6 +133,20 @@ impl std::fmt::Debug for TokenGrant {
     }
 }
 
+/// The `token` parameter of a revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1)
+/// request. `token_type_hint` is optional and only a hint, so it is not read.
+pub fn token_parameter(body: &Params) -> Result<String, OAuthError> {
+    if body.is_repeated("token") {
+        return Err(OAuthError::invalid_request(
+            "token was sent more than once.",
+        ));
+    }
+    match body.get("token") {
+        Some(token) if !token.is_empty() => Ok(token.to_owned()),
+        _ => Err(OAuthError::invalid_request("token is required.")),
+    }
+}
+
 /// Reads the grant from the request body.
 pub fn parse_grant(body: &Params) -> Result<TokenGrant, OAuthError> {
     if body.is_repeated("grant_type") {
@@ -168,6 +182,21 @@ pub fn parse_grant(body: &Params) -> Result<TokenGrant, OAuthError> {
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required."))?,
             scope: get("scope"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod token_parameter_tests {
+    use super::*;
+
+    #[test]
+    fn token_parameter_is_required_once() {
+        let ok = Params::parse(b"token=abc&token_type_hint=refresh_token").unwrap_or_default();
+        assert_eq!(token_parameter(&ok).ok().as_deref(), Some("abc"));
+        for body in [&b""[..], b"token=", b"token=a&token=b", b"tokens=a"] {
+            let params = Params::parse(body).unwrap_or_default();
+            assert!(token_parameter(&params).is_err(), "{body:?}");
+        }
     }
 }
 

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
     Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
-    Installation, Membership, NewCode, NewFamily, Product, Redeemed, Session, SigningKeyRecord,
-    Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+    Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
+    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
+    TokenHash, UserInstalls,
 };
 use trilo_core::store::{
     AccountStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore, StoreResult,
@@ -254,6 +255,28 @@ impl GrantStore for PgStore {
 
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {
         self.read(|c| grants::family(c, family_id)).await
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>> {
+        self.snapshot(|tx| grants::refresh_token(tx, token_hash))
+            .await
+    }
+
+    async fn refresh_token_of_generation(
+        &self,
+        family_id: &str,
+        generation: i64,
+    ) -> StoreResult<Option<RefreshToken>> {
+        self.read(|c| grants::refresh_token_of_generation(c, family_id, generation))
+            .await
+    }
+
+    async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {
+        self.write(|tx| grants::rotate_refresh_token(tx, rotation))
+            .await
     }
 
     async fn revoke_family(

@@ -11,7 +11,7 @@ use trilo_core::store::StoreError;
 use crate::accounts::{AccountRow, SessionRow};
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
-use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow};
+use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow};
 use crate::sites::{MembershipRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow};
 
 /// An error inside a store operation: a driver error not yet mapped (each backend reads
@@ -197,6 +197,7 @@ pub trait Conn:
     + Fetch<LiveGrantRow>
     + Fetch<CodeRow>
     + Fetch<FamilyRow>
+    + Fetch<RefreshRow>
     + Fetch<KeyRow>
     + Fetch<AuditRow>
 {

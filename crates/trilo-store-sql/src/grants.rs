@@ -3,7 +3,8 @@
 
 use time::OffsetDateTime;
 use trilo_core::model::{
-    AuthorizationCode, ConsentRecord, Grant, NewCode, NewFamily, Redeemed, TokenFamily, TokenHash,
+    AuthorizationCode, ConsentRecord, Grant, NewCode, NewFamily, NewRefreshToken, Redeemed,
+    RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::store::StoreError;
 
@@ -29,7 +30,13 @@ pub mod sql {
     macro_rules! family_columns {
         () => {
             "family_id, grant_id, app_id, account_id, scopes, credential_generation, \
-             created_at, absolute_expires_at, revoked_at, revoke_reason"
+             created_at, absolute_expires_at, head_generation, revoked_at, revoke_reason"
+        };
+    }
+
+    macro_rules! refresh_columns {
+        () => {
+            "token_hash, family_id, generation, issued_at, inactivity_expires_at, rotated_at"
         };
     }
 
@@ -98,6 +105,28 @@ pub mod sql {
         family_columns!(),
         " FROM token_families WHERE family_id = $1"
     );
+
+    pub const INSERT_REFRESH_TOKEN: &str = concat!(
+        "INSERT INTO refresh_tokens (",
+        refresh_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, NULL)"
+    );
+    pub const REFRESH_TOKEN: &str = concat!(
+        "SELECT ",
+        refresh_columns!(),
+        " FROM refresh_tokens WHERE token_hash = $1"
+    );
+    pub const REFRESH_TOKEN_OF_GENERATION: &str = concat!(
+        "SELECT ",
+        refresh_columns!(),
+        " FROM refresh_tokens WHERE family_id = $1 AND generation = $2"
+    );
+    /// The compare-and-set of a rotation: only a live family whose head is still the
+    /// parent moves on, so of racing rotations exactly one wins.
+    pub const ADVANCE_HEAD: &str = "UPDATE token_families SET head_generation = $1 \
+         WHERE family_id = $2 AND head_generation = $3 AND revoked_at IS NULL";
+    pub const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at = $1 \
+         WHERE token_hash = $2 AND family_id = $3 AND generation = $4 AND rotated_at IS NULL";
     pub const REVOKE_FAMILY: &str = "UPDATE token_families SET revoked_at = $1, \
          revoke_reason = $2 WHERE family_id = $3 AND revoked_at IS NULL";
     pub const REVOKE_FAMILIES_OF_GRANT: &str = "UPDATE token_families SET revoked_at = $1, \
@@ -215,6 +244,7 @@ pub struct FamilyRow {
     credential_generation: i64,
     created_at: i64,
     absolute_expires_at: i64,
+    head_generation: i64,
     revoked_at: Option<i64>,
     revoke_reason: Option<String>,
 }
@@ -232,8 +262,34 @@ impl TryFrom<FamilyRow> for TokenFamily {
             credential_generation: r.credential_generation,
             created_at: time(r.created_at)?,
             absolute_expires_at: time(r.absolute_expires_at)?,
+            head_generation: r.head_generation,
             revoked_at: opt_time(r.revoked_at)?,
             revoke_reason: r.revoke_reason,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RefreshRow {
+    token_hash: Vec<u8>,
+    family_id: String,
+    generation: i64,
+    issued_at: i64,
+    inactivity_expires_at: i64,
+    rotated_at: Option<i64>,
+}
+
+impl TryFrom<RefreshRow> for RefreshToken {
+    type Error = StoreError;
+
+    fn try_from(r: RefreshRow) -> Result<Self, StoreError> {
+        Ok(RefreshToken {
+            token_hash: hash(r.token_hash)?,
+            family_id: r.family_id,
+            generation: r.generation,
+            issued_at: time(r.issued_at)?,
+            inactivity_expires_at: time(r.inactivity_expires_at)?,
+            rotated_at: opt_time(r.rotated_at)?,
         })
     }
 }
@@ -460,6 +516,9 @@ pub async fn redeem_code(
                 .bind(code_hash.as_slice()),
         )
         .await?;
+    if let Some(first) = &family.refresh_token {
+        insert_refresh_token(&mut tx, first, &family.family_id, 0, now).await?;
+    }
     tx.commit().await?;
     Ok(Redeemed::First(TokenFamily::try_from(row)?))
 }
@@ -488,4 +547,109 @@ pub async fn revoke_family(
         .await?;
     tx.commit().await?;
     Ok(revoked > 0)
+}
+
+async fn insert_refresh_token(
+    c: &mut impl Conn,
+    token: &NewRefreshToken,
+    family_id: &str,
+    generation: i64,
+    issued_at: OffsetDateTime,
+) -> Result<(), Fail> {
+    c.execute(
+        Stmt::new(sql::INSERT_REFRESH_TOKEN)
+            .bind(token.token_hash.as_slice())
+            .bind(family_id)
+            .bind(generation)
+            .bind(ms(issued_at))
+            .bind(ms(token.inactivity_expires_at)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The refresh token and its family, read in one snapshot.
+pub async fn refresh_token(
+    mut tx: impl Tx,
+    token_hash: &TokenHash,
+) -> Result<Option<RefreshTokenState>, Fail> {
+    let row: Option<RefreshRow> = tx
+        .fetch_optional(Stmt::new(sql::REFRESH_TOKEN).bind(token_hash.as_slice()))
+        .await?;
+    let Some(row) = row else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let token = RefreshToken::try_from(row)?;
+    let family: Option<FamilyRow> = tx
+        .fetch_optional(Stmt::new(sql::FAMILY).bind(&token.family_id))
+        .await?;
+    tx.commit().await?;
+    // The reference cascades, so a token without its family cannot be read.
+    let Some(family) = family else {
+        return Err(StoreError::Corrupt("refresh token without its family".to_owned()).into());
+    };
+    Ok(Some(RefreshTokenState {
+        token,
+        family: TokenFamily::try_from(family)?,
+    }))
+}
+
+pub async fn refresh_token_of_generation(
+    mut c: impl Conn,
+    family_id: &str,
+    generation: i64,
+) -> Result<Option<RefreshToken>, Fail> {
+    let row: Option<RefreshRow> = c
+        .fetch_optional(
+            Stmt::new(sql::REFRESH_TOKEN_OF_GENERATION)
+                .bind(family_id)
+                .bind(generation),
+        )
+        .await?;
+    Ok(row.map(RefreshToken::try_from).transpose()?)
+}
+
+/// One rotation: the compare-and-set on the family head, the parent marked rotated and the
+/// child inserted. Returns `false`, changing nothing, when the compare-and-set lost.
+pub async fn rotate_refresh_token(mut tx: impl Tx, rotation: &Rotation) -> Result<bool, Fail> {
+    let child_generation = rotation.parent_generation + 1;
+    let advanced = tx
+        .execute(
+            Stmt::new(sql::ADVANCE_HEAD)
+                .bind(child_generation)
+                .bind(&rotation.family_id)
+                .bind(rotation.parent_generation),
+        )
+        .await?;
+    if advanced == 0 {
+        // Dropping the transaction rolls back (nothing was changed).
+        return Ok(false);
+    }
+    let marked = tx
+        .execute(
+            Stmt::new(sql::MARK_ROTATED)
+                .bind(ms(rotation.at))
+                .bind(rotation.parent_hash.as_slice())
+                .bind(&rotation.family_id)
+                .bind(rotation.parent_generation),
+        )
+        .await?;
+    if marked != 1 {
+        // The head generation moved without its token: refuse rather than fork the chain.
+        return Err(StoreError::Corrupt(
+            "the family head has no unrotated token of its generation".to_owned(),
+        )
+        .into());
+    }
+    insert_refresh_token(
+        &mut tx,
+        &rotation.child,
+        &rotation.family_id,
+        child_generation,
+        rotation.at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -12,6 +12,7 @@
 
 mod conn;
 mod error;
+mod group_commit;
 mod stores;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
 use crate::error::{map_sqlx, run};
+use crate::group_commit::RotationQueue;
 
 /// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
 /// macro itself comes with `derive` + `migrate`, which the workspace already enables.
@@ -47,6 +49,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections (the writer pool itself for in-memory databases).
     reader: SqlitePool,
+    /// Refresh-token rotations, committed in groups on the writer.
+    rotations: RotationQueue,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -89,6 +93,7 @@ impl SqliteStore {
                 .await
                 .map_err(map_sqlx)?;
             return Ok(SqliteStore {
+                rotations: RotationQueue::start(pool.clone()),
                 writer: pool.clone(),
                 reader: pool,
             });
@@ -122,7 +127,11 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_sqlx)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            rotations: RotationQueue::start(writer.clone()),
+            writer,
+            reader,
+        })
     }
 
     /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.
@@ -180,6 +189,12 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// One refresh-token rotation, committed with whatever others are queued (see
+    /// `group_commit`).
+    async fn rotate(&self, rotation: &trilo_core::model::Rotation) -> StoreResult<bool> {
+        self.rotations.rotate(rotation).await
     }
 
     /// Runs `op` in a write transaction on the writer. `BEGIN IMMEDIATE` takes the write

@@ -8,7 +8,7 @@ use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
 
 use super::Core;
 use crate::error::CoreResult;
-use crate::model::{Account, AccountStatus, InstalledBy, UserInstalls};
+use crate::model::{Account, AccountStatus, InstalledBy, TokenFamily, UserInstalls};
 
 /// Why a bearer token was refused. HTTP answers 401 (403 for a missing scope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +110,9 @@ impl Core {
         }) else {
             return Ok(Err(TokenRejection::Revoked));
         };
+        if !self.generation_live(&family, claims.generation).await? {
+            return Ok(Err(TokenRejection::Revoked));
+        }
         let scopes = ScopeSet::from_tokens(claims.scope.split(' ').filter(|s| !s.is_empty()));
         Ok(Ok(TokenContext {
             claims,
@@ -117,6 +120,24 @@ impl Core {
             app_id: family.app_id,
             account,
         }))
+    }
+
+    /// Whether access tokens of `generation` still work: the head's do; an older one's until
+    /// the leeway has passed since its refresh token was rotated (DESIGN §3).
+    async fn generation_live(&self, family: &TokenFamily, generation: i64) -> CoreResult<bool> {
+        if generation == family.head_generation {
+            return Ok(true);
+        }
+        if generation > family.head_generation {
+            return Ok(false);
+        }
+        let rotated_at = self
+            .store
+            .refresh_token_of_generation(&family.family_id, generation)
+            .await?
+            .and_then(|t| t.rotated_at);
+        let now = self.now();
+        Ok(rotated_at.is_some_and(|at| now < at + self.settings.refresh_reuse_leeway))
     }
 
     /// `GET /oauth/token/accessible-resources` (DESIGN §3).

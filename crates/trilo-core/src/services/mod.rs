@@ -5,6 +5,8 @@ pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod authorize;
+pub mod refresh;
+pub mod revocation;
 pub mod token;
 
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::crypto::SealingKey;
+use crate::crypto::{ChildTokens, SealingKey};
 use crate::error::CoreResult;
 use crate::keys::{KeyError, KeySet};
 use crate::model::AuditEvent;
@@ -25,6 +27,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeySet>,
     pub settings: Arc<Settings>,
+    /// Names the successor of each refresh token (see [`ChildTokens`]).
+    pub child_tokens: ChildTokens,
 }
 
 impl std::fmt::Debug for Core {
@@ -49,6 +53,7 @@ impl Core {
             clock,
             keys,
             settings: Arc::new(settings),
+            child_tokens: ChildTokens::new(sealing),
         })
     }
 

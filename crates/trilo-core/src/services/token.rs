@@ -1,4 +1,5 @@
-//! The token endpoint (RFC 6749 §4.1.3, §5): client authentication and the code exchange.
+//! The token endpoint (RFC 6749 §4.1.3, §5): client authentication and the code exchange
+//! (the refresh grant is in `refresh`).
 //!
 //! A code is checked completely (client, expiry, redirect URI, PKCE) before it is spent,
 //! so a replay with wrong parameters cannot revoke the honest client's tokens (security
@@ -7,15 +8,18 @@
 
 use serde::Serialize;
 use serde_json::json;
+use trilo_protocol::OAuthError;
 use trilo_protocol::jwt::{self, AccessTokenClaims, Audience, Header};
 use trilo_protocol::pkce;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
-use trilo_protocol::{ErrorCode, OAuthError};
 
 use super::{Core, new_id};
-use crate::crypto::{hashes_equal, sha256};
+use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{App, ClientType, NewFamily, Redeemed, TokenFamily};
+use crate::model::{App, ClientType, NewFamily, NewRefreshToken, Redeemed, TokenFamily};
+
+/// The scope that asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]
@@ -90,11 +94,10 @@ impl Core {
                 )
                 .await
             }
-            TokenGrant::RefreshToken { .. } => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "The refresh_token grant is not enabled on this server yet.",
-            )
-            .into()),
+            TokenGrant::RefreshToken {
+                refresh_token,
+                scope,
+            } => self.refresh(&app, &refresh_token, scope.as_deref()).await,
         }
     }
 
@@ -132,9 +135,19 @@ impl Core {
         if record.used_at.is_some() {
             return self.code_replayed(record.family_id.as_deref(), app).await;
         }
+        // DESIGN §3: a refresh token only when offline_access was granted (F9).
+        let refresh_token = record
+            .scopes
+            .iter()
+            .any(|s| s == OFFLINE_ACCESS)
+            .then(random_token);
         let family = NewFamily {
             family_id: new_id(),
             absolute_expires_at: now + self.settings.refresh_absolute,
+            refresh_token: refresh_token.as_deref().map(|token| NewRefreshToken {
+                token_hash: sha256(token),
+                inactivity_expires_at: now + self.settings.refresh_inactivity,
+            }),
         };
         let family = match self.store.redeem_code(&hash, &family, now).await? {
             Redeemed::First(family) => family,
@@ -158,13 +171,13 @@ impl Core {
             json!({ "app_id": app.app_id, "grant_id": family.grant_id }),
         )
         .await?;
-        let access_token = self.sign_access_token(app, &family, 0)?;
+        let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: self.settings.access_token_ttl.whole_seconds(),
             scope: family.scopes.join(" "),
-            refresh_token: None,
+            refresh_token,
         })
     }
 
@@ -188,12 +201,14 @@ impl Core {
         Err(code_invalid().into())
     }
 
-    /// Signs an access token for a family generation (RFC 9068).
+    /// Signs an access token for a family generation (RFC 9068) with `scopes`, the
+    /// family's or a subset of them.
     pub fn sign_access_token(
         &self,
         app: &App,
         family: &TokenFamily,
         generation: i64,
+        scopes: &[String],
     ) -> CoreResult<String> {
         let now = self.now().unix_timestamp();
         let claims = AccessTokenClaims {
@@ -201,7 +216,7 @@ impl Core {
             sub: family.account_id.clone(),
             aud: Audience::One(self.settings.audience.clone()),
             client_id: app.client_id.clone(),
-            scope: family.scopes.join(" "),
+            scope: scopes.join(" "),
             iat: now,
             exp: now + self.settings.access_token_ttl.whole_seconds(),
             nbf: None,

@@ -7,9 +7,9 @@ use time::{Duration, OffsetDateTime};
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
-    ExtendedProfile, Installation, InstalledBy, KeyState, Membership, NewCode, NewFamily, Product,
-    ProductScope, ReviewState, Role, Session, SigningKeyRecord, Site, SiteProduct, TokenHash,
-    UserInstalls,
+    ExtendedProfile, Installation, InstalledBy, KeyState, Membership, NewCode, NewFamily,
+    NewRefreshToken, Product, ProductScope, ReviewState, Role, Session, SigningKeyRecord, Site,
+    SiteProduct, TokenHash, UserInstalls,
 };
 use crate::store::{Store, StoreResult};
 
@@ -187,11 +187,24 @@ pub fn new_code(at: OffsetDateTime) -> NewCode {
     }
 }
 
-/// A family that ends 365 days after `at`.
+/// A family that ends 365 days after `at`, without refresh tokens.
 pub fn new_family(at: OffsetDateTime) -> NewFamily {
     NewFamily {
         family_id: new_id(),
         absolute_expires_at: at + Duration::days(365),
+        refresh_token: None,
+    }
+}
+
+/// A family that ends 365 days after `at` with its first refresh token (`token_hash`),
+/// idle for at most 90 days.
+pub fn new_family_with_refresh(at: OffsetDateTime, token_hash: TokenHash) -> NewFamily {
+    NewFamily {
+        refresh_token: Some(NewRefreshToken {
+            token_hash,
+            inactivity_expires_at: at + Duration::days(90),
+        }),
+        ..new_family(at)
     }
 }
 

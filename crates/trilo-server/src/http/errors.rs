@@ -8,6 +8,7 @@ use axum::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use trilo_core::CoreError;
+use trilo_protocol::rotation::INVALID_REFRESH_TOKEN;
 use trilo_protocol::{ErrorCode, OAuthError};
 
 use super::common::render;
@@ -100,6 +101,13 @@ impl IntoResponse for TokenEndpointError {
         };
         let error = match core_error {
             CoreError::OAuth(e) => e,
+            // The reference answers every failed refresh alike, with 403.
+            CoreError::RefreshTokenInvalid => {
+                let error = OAuthError::invalid_grant(INVALID_REFRESH_TOKEN);
+                let mut res = (StatusCode::FORBIDDEN, Json(&error)).into_response();
+                no_store(&mut res);
+                return res;
+            }
             CoreError::Unavailable(e) => {
                 tracing::error!(error = %e, "store unavailable at the token endpoint");
                 OAuthError::new(

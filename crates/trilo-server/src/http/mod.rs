@@ -6,6 +6,7 @@ pub mod common;
 pub mod errors;
 pub mod login;
 pub mod oauth;
+pub mod revocation;
 pub mod token;
 pub mod wellknown;
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::router())
         .merge(login::router())
         .merge(token::router())
+        .merge(revocation::router())
         .merge(api::router())
         .merge(wellknown::router())
         .with_state(state)

@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use trilo_core::CoreError;
-use trilo_protocol::token_request::{client_credentials, parse_grant};
+use trilo_core::{CoreError, CoreResult};
+use trilo_protocol::token_request::{ClientCredentials, client_credentials, parse_grant};
 use trilo_protocol::{ErrorCode, OAuthError, Params};
 
 use super::common::{charset_is_utf8, content_type};
@@ -27,9 +27,21 @@ async fn token(
     body: Bytes,
 ) -> Result<Response, TokenEndpointError> {
     let params = body_params(&headers, &body)?;
-    let authorization = authorization_header(&headers)?;
-    let creds = client_credentials(authorization, &params)?;
+    let creds = client_credentials(authorization_header(&headers)?, &params)?;
     let grant = parse_grant(&params)?;
+    let response =
+        limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
+    Ok(no_store_json(&response))
+}
+
+/// Runs `op`, which authenticates `creds` first, unless this client and peer have failed
+/// authentication too often lately; a failed authentication counts toward the limit.
+pub async fn limit_client_auth<T>(
+    state: &AppState,
+    peer: &PeerAddr,
+    creds: &ClientCredentials,
+    op: impl Future<Output = CoreResult<T>>,
+) -> Result<T, TokenEndpointError> {
     let now = state.core.now();
     let limit_key = format!("{}|{}", creds.client_id, peer.key());
     if let Err(retry_after) = state.limits.client_auth.check(&limit_key, now) {
@@ -37,16 +49,20 @@ async fn token(
             retry_after.whole_seconds().max(1),
         ));
     }
-    let response = match state.core.token(&creds, grant).await {
+    match op.await {
         Err(CoreError::OAuth(e)) if e.code == ErrorCode::InvalidClient => {
             state.limits.client_auth.record_failure(&limit_key, now);
-            return Err(CoreError::OAuth(e).into());
+            Err(CoreError::OAuth(e).into())
         }
-        other => other?,
-    };
-    let mut res = Json(&response).into_response();
+        other => Ok(other?),
+    }
+}
+
+/// A JSON answer that no cache may keep (RFC 6749 §5.1).
+pub fn no_store_json(value: &impl serde::Serialize) -> Response {
+    let mut res = Json(value).into_response();
     no_store(&mut res);
-    Ok(res)
+    res
 }
 
 /// The body as parameters: `application/json` (the reference's examples) or

@@ -366,6 +366,7 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
             credential_generation: w.user.credential_generation,
             created_at: at(2),
             absolute_expires_at: new_family.absolute_expires_at,
+            head_generation: 0,
             revoked_at: None,
             revoke_reason: None,
         }

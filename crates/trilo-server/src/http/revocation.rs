@@ -1,0 +1,51 @@
+//! `POST /oauth/revoke` (RFC 7009) and `POST /oauth/introspect` (RFC 7662): client
+//! authentication and bodies as at the token endpoint, RFC 6749 §5.2 errors.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use trilo_protocol::token_request::{client_credentials, token_parameter};
+
+use super::errors::{TokenEndpointError, no_store};
+use super::token::{authorization_header, body_params, limit_client_auth, no_store_json};
+use crate::state::{AppState, PeerAddr};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/revoke", post(revoke))
+        .route("/oauth/introspect", post(introspect))
+}
+
+/// 200 with an empty body whether or not there was anything to revoke (RFC 7009 §2.2).
+async fn revoke(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, TokenEndpointError> {
+    let params = body_params(&headers, &body)?;
+    let creds = client_credentials(authorization_header(&headers)?, &params)?;
+    let token = token_parameter(&params)?;
+    limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
+    let mut res = StatusCode::OK.into_response();
+    no_store(&mut res);
+    Ok(res)
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, TokenEndpointError> {
+    let params = body_params(&headers, &body)?;
+    let creds = client_credentials(authorization_header(&headers)?, &params)?;
+    let token = token_parameter(&params)?;
+    let answer =
+        limit_client_auth(&state, &peer, &creds, state.core.introspect(&creds, &token)).await?;
+    Ok(no_store_json(&answer))
+}
