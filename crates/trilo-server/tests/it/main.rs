@@ -12,4 +12,5 @@ mod keys;
 mod limits;
 mod malformed;
 mod pages;
+mod refresh;
 mod token;
