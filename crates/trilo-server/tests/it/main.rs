@@ -13,4 +13,5 @@ mod limits;
 mod malformed;
 mod pages;
 mod refresh;
+mod revocation;
 mod token;

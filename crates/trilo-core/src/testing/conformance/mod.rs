@@ -8,6 +8,7 @@ mod accounts;
 mod apps;
 mod grants;
 mod keys_audit;
+mod refresh;
 mod sites;
 
 use std::fmt::Debug;
@@ -21,6 +22,7 @@ pub use accounts::*;
 pub use apps::*;
 pub use grants::*;
 pub use keys_audit::*;
+pub use refresh::*;
 pub use sites::*;
 
 /// The future of one case.
@@ -86,6 +88,12 @@ pub fn all() -> Vec<(&'static str, CaseFn)> {
         concurrent_redemptions_yield_exactly_one_first,
         concurrent_consents_share_one_live_grant,
         revoke_family_returns_true_once,
+        // refresh tokens
+        redeem_code_stores_the_first_refresh_token_with_its_family,
+        rotate_refresh_token_is_a_compare_and_set_on_the_head,
+        rotation_of_a_revoked_family_changes_nothing,
+        deleting_the_app_deletes_its_refresh_tokens,
+        concurrent_rotations_of_one_token_have_exactly_one_winner,
         // keys and audit
         signing_keys_round_trip_and_only_one_is_current,
         audit_events_filter_by_site_and_action_prefix_newest_first,
