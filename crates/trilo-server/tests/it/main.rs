@@ -12,6 +12,8 @@ mod keys;
 mod limits;
 mod malformed;
 mod pages;
+mod process;
 mod refresh;
 mod revocation;
+mod rotation_races;
 mod token;

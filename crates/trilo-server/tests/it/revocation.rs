@@ -5,9 +5,7 @@ use serde_json::Value;
 use time::Duration;
 
 use crate::on_both_backends;
-use crate::refresh::{
-    assert_refresh_refused, first_tokens, me_status, refresh, refresh_token_of,
-};
+use crate::refresh::{assert_refresh_refused, first_tokens, me_status, refresh, refresh_token_of};
 use crate::support::TestApp;
 use crate::token::{Answer, other_confidential_app};
 
@@ -61,7 +59,10 @@ async fn revoking_a_refresh_token_ends_its_family_and_access_tokens_body(app: Te
     assert_revoked_ok(&revoke(&app, &rt0, Some("access_token")).await);
     assert_refresh_refused(&refresh(&app, &rt0).await);
     assert_eq!(me_status(&app, &access).await, 401);
-    assert_eq!(introspect(&app, &rt0).await, serde_json::json!({ "active": false }));
+    assert_eq!(
+        introspect(&app, &rt0).await,
+        serde_json::json!({ "active": false })
+    );
     // Revoking again is still a success.
     assert_revoked_ok(&revoke(&app, &rt0, Some("refresh_token")).await);
 }
@@ -103,7 +104,10 @@ async fn unknown_and_foreign_tokens_are_answered_200_and_nothing_is_revoked() {
             .send()
             .await
             .unwrap();
-        assert_eq!(Answer::of(res).await.body, serde_json::json!({ "active": false }));
+        assert_eq!(
+            Answer::of(res).await.body,
+            serde_json::json!({ "active": false })
+        );
     }
     assert_eq!(me_status(&app, &access).await, 200);
     refresh(&app, &rt0).await.assert_tokens();
@@ -121,7 +125,8 @@ async fn revoke_and_introspect_need_client_authentication_and_a_token() {
             .await
             .unwrap();
         Answer::of(res).await.assert_error(401, "invalid_client");
-        let secret_twice = post_as_demo(&app, path, &[("token", &rt0), ("client_secret", "x")]).await;
+        let secret_twice =
+            post_as_demo(&app, path, &[("token", &rt0), ("client_secret", "x")]).await;
         secret_twice.assert_error(400, "invalid_request");
         let missing = post_as_demo(&app, path, &[]).await;
         missing.assert_error(400, "invalid_request");
@@ -159,11 +164,23 @@ async fn introspection_reports_live_tokens_and_nothing_else_body(app: TestApp) {
     let rt1 = refresh_token_of(&refresh(&app, &rt0).await);
     assert_eq!(introspect(&app, &rt0).await["active"], true);
     app.clock.advance(Duration::minutes(10));
-    assert_eq!(introspect(&app, &rt0).await, serde_json::json!({ "active": false }));
-    assert_eq!(introspect(&app, &access).await, serde_json::json!({ "active": false }));
+    assert_eq!(
+        introspect(&app, &rt0).await,
+        serde_json::json!({ "active": false })
+    );
+    assert_eq!(
+        introspect(&app, &access).await,
+        serde_json::json!({ "active": false })
+    );
     assert_eq!(introspect(&app, &rt1).await["active"], true);
     // Expired: idle past the inactivity limit.
     app.clock.advance(Duration::days(90));
-    assert_eq!(introspect(&app, &rt1).await, serde_json::json!({ "active": false }));
-    assert_eq!(introspect(&app, "garbage").await, serde_json::json!({ "active": false }));
+    assert_eq!(
+        introspect(&app, &rt1).await,
+        serde_json::json!({ "active": false })
+    );
+    assert_eq!(
+        introspect(&app, "garbage").await,
+        serde_json::json!({ "active": false })
+    );
 }

@@ -27,6 +27,8 @@ pub enum Backend {
 /// A running server.
 pub struct TestApp {
     pub base: String,
+    /// The database the server uses, for other processes to share.
+    pub database_url: String,
     pub core: Core,
     pub demo: DemoInfo,
     pub clock: MockClock,
@@ -106,7 +108,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut pg_database = None;
         let database_url = match backend {
-            Backend::Sqlite => Some(format!("sqlite://{}", dir.join("trilo.db").display())),
+            Backend::Sqlite => format!("sqlite://{}", dir.join("trilo.db").display()),
             Backend::Postgres => {
                 let url = postgres_url()?;
                 let db = trilo_store_postgres::testing::fresh_database(&url)
@@ -114,7 +116,7 @@ impl TestApp {
                     .unwrap();
                 let url = db.url.clone();
                 pg_database = Some(db);
-                Some(url)
+                url
             }
         };
         let mut config = Config {
@@ -122,7 +124,7 @@ impl TestApp {
             api_url: base.clone(),
             audience: "api.trilo.test".into(),
             data_dir: dir.clone(),
-            database_url,
+            database_url: Some(database_url.clone()),
             ..Config::default()
         };
         configure(&mut config);
@@ -145,6 +147,7 @@ impl TestApp {
         });
         Some(TestApp {
             base,
+            database_url,
             core: server.core,
             demo,
             clock,
@@ -152,6 +155,11 @@ impl TestApp {
             task,
             pg_database,
         })
+    }
+
+    /// The data directory (its `master.key` is what other instances must share).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -108,7 +108,10 @@ pub async fn rotate_refresh_token_is_a_compare_and_set_on_the_head(store: Arc<dy
         .unwrap();
     assert_eq!(child.token.generation, 1);
     assert_eq!(child.token.issued_at, at(3));
-    assert_eq!(child.token.inactivity_expires_at, first.child.inactivity_expires_at);
+    assert_eq!(
+        child.token.inactivity_expires_at,
+        first.child.inactivity_expires_at
+    );
     assert_eq!(child.token.rotated_at, None);
 
     // The child rotates on.

@@ -1,0 +1,115 @@
+//! `trilo serve` as a separate process on the database of a [`TestApp`]: for tests that
+//! need several instances or that kill one with SIGKILL.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::support::TestApp;
+
+/// A running `trilo serve` sharing the test app's database, key file and issuer.
+pub struct ServerProcess {
+    pub base: String,
+    listen: String,
+    data_dir: std::path::PathBuf,
+    database_url: String,
+    issuer: String,
+    audience: String,
+    child: Option<Child>,
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts an instance and waits until it answers `/healthz`.
+    pub async fn start(app: &TestApp) -> ServerProcess {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut server = ServerProcess {
+            base: format!("http://{listen}"),
+            listen,
+            data_dir: app.data_dir().to_owned(),
+            database_url: app.database_url.clone(),
+            issuer: app.base.clone(),
+            audience: app.demo.audience.clone(),
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(
+                self.data_dir
+                    .join(format!("serve-{}.log", self.listen.replace(':', "_"))),
+            )
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_trilo"))
+            .args(["serve", "--listen", &self.listen])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--database-url", &self.database_url])
+            .env("TRILO__AUTH_URL", &self.issuer)
+            .env("TRILO__API_URL", &self.issuer)
+            .env("TRILO__AUDIENCE", &self.audience)
+            .env("TRILO_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::Client::new();
+        loop {
+            let up = client
+                .get(format!("{}/healthz", self.base))
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return;
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("trilo serve exited with {status}; see the serve-*.log in the data dir");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trilo serve did not start in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, whatever was in flight is lost.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the instance again on the same address.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+}
