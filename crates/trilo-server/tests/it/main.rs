@@ -15,5 +15,6 @@ mod pages;
 mod process;
 mod refresh;
 mod revocation;
+mod rotation_crash;
 mod rotation_races;
 mod token;
