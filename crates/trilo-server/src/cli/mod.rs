@@ -54,4 +54,31 @@ pub enum Command {
     /// Manage users, sites, products, memberships and apps.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Load benchmarks: start a server on a scratch database, drive one hot path over
+    /// loopback for a bounded time, print throughput and latency percentiles as JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Refresh-token rotations (`POST /oauth/token`), one token family per worker.
+    Refresh(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Measured time, e.g. `10s`.
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Unmeasured warm-up before it, e.g. `2s`.
+    #[arg(long, default_value = "2s")]
+    pub warmup: String,
+    /// `postgres://…` to benchmark PostgreSQL (a scratch database is created on that
+    /// server and dropped afterwards); without it, SQLite in a temporary directory.
+    #[arg(long = "postgres", value_name = "URL")]
+    pub postgres_url: Option<String>,
 }

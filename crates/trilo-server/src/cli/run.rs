@@ -6,7 +6,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use trilo_protocol::authorize::append_query;
 
-use super::{Cli, Command, GlobalOptions};
+use super::{BenchCommand, Cli, Command, GlobalOptions};
+use crate::bench::{self, BenchOptions};
+use crate::config::parse_duration;
 use crate::app::{build, serve};
 use crate::config::{Config, Validated};
 use crate::db::open_store;
@@ -38,7 +40,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let validated = load_config(&cli.global)?.validate()?;
             super::admin::run(&validated, command).await
         }
+        Command::Bench(BenchCommand::Refresh(args)) => {
+            let options = BenchOptions {
+                database_url: args.postgres_url,
+                concurrency: args.concurrency,
+                duration: std_duration("--duration", &args.duration)?,
+                warmup: std_duration("--warmup", &args.warmup)?,
+            };
+            let report = bench::refresh(&options).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
     }
+}
+
+/// A command-line duration (`500ms`, `10s`, `2m`) as a std duration.
+fn std_duration(flag: &'static str, text: &str) -> anyhow::Result<std::time::Duration> {
+    let parsed = parse_duration(flag, text)?;
+    std::time::Duration::try_from(parsed).with_context(|| format!("{flag} must not be negative"))
 }
 
 /// The configuration file and environment, then the command-line options on top.

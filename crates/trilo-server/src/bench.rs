@@ -1,0 +1,285 @@
+//! `trilo bench`: the project's load benchmark (DESIGN §5). It starts a server on
+//! 127.0.0.1:0 over a scratch database, drives one hot path over loopback at a fixed
+//! concurrency for a bounded time, and prints throughput and latency percentiles as JSON.
+//! Speed is measured here, never in timed tests.
+//!
+//! `refresh`: each worker holds its own token family and rotates its refresh token in a
+//! loop (`POST /oauth/token`, `grant_type=refresh_token`), so the figure includes client
+//! authentication, the rotation's durable commit and one ES256 signature.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use trilo_core::Core;
+use trilo_core::services::authorize::{AuthorizeOutcome, ConsentAnswer};
+use trilo_protocol::Params;
+use trilo_protocol::params::encode;
+use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
+
+use crate::app::{build, serve_forever};
+use crate::config::Config;
+use crate::demo::{self, DemoInfo};
+
+/// What to run and for how long.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// `None`: SQLite in a temporary directory. `postgres://…`: a scratch database is
+    /// created on that server and dropped afterwards.
+    pub database_url: Option<String>,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Measured but not counted: connections, caches and the WAL warm up.
+    pub warmup: Duration,
+}
+
+/// The JSON line `trilo bench refresh` prints.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub benchmark: &'static str,
+    pub backend: &'static str,
+    pub concurrency: usize,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Runs the refresh-rotation benchmark and returns its report.
+pub async fn refresh(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    if options.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("trilo-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let scratch = match &options.database_url {
+        Some(url) if url.starts_with("postgres") => Some(
+            trilo_store_postgres::testing::fresh_database(url)
+                .await
+                .context("creating a scratch PostgreSQL database")?,
+        ),
+        Some(other) => bail!("--database-url must be postgres://…, not {other}"),
+        None => None,
+    };
+    let result = run_refresh(options, dir.clone(), scratch.as_ref().map(|s| s.url.clone())).await;
+    if let Some(db) = scratch {
+        let _ = db.drop_database().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_refresh(
+    options: &BenchOptions,
+    dir: PathBuf,
+    database_url: Option<String>,
+) -> anyhow::Result<BenchReport> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = Config {
+        auth_url: base.clone(),
+        api_url: base.clone(),
+        database_url,
+        data_dir: dir,
+        ..Config::default()
+    };
+    let server = build(&config.validate()?).await?;
+    let core = server.core.clone();
+    let info = demo::seed(&core, &format!("{base}/sample"), &format!("{base}/callback")).await?;
+    let backend = core.store.backend();
+    let task = tokio::spawn(serve_forever(listener, server.router));
+
+    let mut tokens = Vec::with_capacity(options.concurrency);
+    for _ in 0..options.concurrency {
+        tokens.push(first_refresh_token(&core, &info).await?);
+    }
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("{base}/oauth/token");
+    let app = &info.apps[0];
+    let started = Instant::now();
+    let count_from = started + options.warmup;
+    let stop_at = count_from + options.duration;
+    let workers: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let worker = Worker {
+                client: client.clone(),
+                url: url.clone(),
+                credentials: format!(
+                    "client_id={}&client_secret={}",
+                    encode(&app.client_id),
+                    encode(&app.client_secret)
+                ),
+                token,
+            };
+            tokio::spawn(worker.run(count_from, stop_at))
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let outcome = worker.await??;
+        latencies.extend(outcome.latencies);
+        errors += outcome.errors;
+    }
+    task.abort();
+    Ok(report(
+        "refresh_rotation",
+        backend,
+        options,
+        latencies,
+        errors,
+    ))
+}
+
+/// Logs in the demo user through the services (not measured) and redeems a code with
+/// `offline_access`, returning the refresh token.
+async fn first_refresh_token(core: &Core, info: &DemoInfo) -> anyhow::Result<String> {
+    let app = &info.apps[0];
+    let account = core.account_by_email(&info.users[0].email).await?;
+    let params = Params::from_pairs([
+        ("audience", info.audience.as_str()),
+        ("client_id", &app.client_id),
+        ("scope", "offline_access read:me read:jira-work"),
+        ("redirect_uri", &app.callback_url),
+        ("state", "bench"),
+        ("response_type", "code"),
+    ]);
+    let answer = ConsentAnswer::Accept {
+        cloud_id: Some(info.sites[0].cloud_id.clone()),
+    };
+    let AuthorizeOutcome::Redirect(location) =
+        core.answer_consent(&params, &account, answer).await?
+    else {
+        bail!("the demo consent did not redirect");
+    };
+    let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let code = Params::parse(query.as_bytes())?
+        .get("code")
+        .map(str::to_owned)
+        .context("the consent redirect has no code")?;
+    let creds = ClientCredentials {
+        client_id: app.client_id.clone(),
+        secret: Some(app.client_secret.clone()),
+        method: AuthMethod::Post,
+    };
+    let grant = TokenGrant::AuthorizationCode {
+        code,
+        redirect_uri: Some(app.callback_url.clone()),
+        code_verifier: None,
+    };
+    core.token(&creds, grant)
+        .await?
+        .refresh_token
+        .context("no refresh token: offline_access was not granted")
+}
+
+struct Worker {
+    client: HttpClient,
+    url: String,
+    credentials: String,
+    token: String,
+}
+
+struct WorkerOutcome {
+    latencies: Vec<Duration>,
+    errors: u64,
+}
+
+impl Worker {
+    /// Rotates until `stop_at`, timing the requests that start after `count_from`.
+    async fn run(mut self, count_from: Instant, stop_at: Instant) -> anyhow::Result<WorkerOutcome> {
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        loop {
+            let start = Instant::now();
+            if start >= stop_at {
+                break;
+            }
+            let ok = self.rotate_once().await?;
+            if start >= count_from {
+                if ok {
+                    latencies.push(start.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+        }
+        Ok(WorkerOutcome { latencies, errors })
+    }
+
+    async fn rotate_once(&mut self) -> anyhow::Result<bool> {
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}&{}",
+            encode(&self.token),
+            self.credentials
+        );
+        let request = http::Request::post(&self.url)
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))?;
+        let response = self.client.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Ok(false);
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&body)?;
+        let Some(next) = answer["refresh_token"].as_str() else {
+            return Ok(false);
+        };
+        self.token = next.to_owned();
+        Ok(true)
+    }
+}
+
+fn report(
+    benchmark: &'static str,
+    backend: &'static str,
+    options: &BenchOptions,
+    mut latencies: Vec<Duration>,
+    errors: u64,
+) -> BenchReport {
+    latencies.sort_unstable();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
+    let at = |q: f64| {
+        let last = latencies.len().saturating_sub(1);
+        latencies
+            .get(((last as f64) * q).round() as usize)
+            .copied()
+            .map_or(0.0, ms)
+    };
+    let seconds = options.duration.as_secs_f64();
+    BenchReport {
+        benchmark,
+        backend,
+        concurrency: options.concurrency,
+        duration_s: seconds,
+        requests: latencies.len() as u64,
+        errors,
+        per_second: (latencies.len() as f64 / seconds * 10.0).round() / 10.0,
+        latency_ms: Percentiles {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: latencies.last().copied().map_or(0.0, ms),
+        },
+    }
+}
