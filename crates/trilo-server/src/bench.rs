@@ -79,7 +79,12 @@ pub async fn refresh(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         Some(other) => bail!("--database-url must be postgres://…, not {other}"),
         None => None,
     };
-    let result = run_refresh(options, dir.clone(), scratch.as_ref().map(|s| s.url.clone())).await;
+    let result = run_refresh(
+        options,
+        dir.clone(),
+        scratch.as_ref().map(|s| s.url.clone()),
+    )
+    .await;
     if let Some(db) = scratch {
         let _ = db.drop_database().await;
     }
@@ -103,7 +108,12 @@ async fn run_refresh(
     };
     let server = build(&config.validate()?).await?;
     let core = server.core.clone();
-    let info = demo::seed(&core, &format!("{base}/sample"), &format!("{base}/callback")).await?;
+    let info = demo::seed(
+        &core,
+        &format!("{base}/sample"),
+        &format!("{base}/callback"),
+    )
+    .await?;
     let backend = core.store.backend();
     let task = tokio::spawn(serve_forever(listener, server.router));
 
@@ -233,7 +243,10 @@ impl Worker {
             self.credentials
         );
         let request = http::Request::post(&self.url)
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(Full::new(Bytes::from(body)))?;
         let response = self.client.request(request).await?;
         let status = response.status();

@@ -112,12 +112,17 @@ pub async fn seed(
         ("Globex", "https://globex.example.com", vec!["jira"]),
     ];
     let mut sites = Vec::new();
+    // accessible-resources always carries an avatar in the reference; trilo serves one.
+    let avatar = format!(
+        "{}/assets/site-avatar.svg",
+        core.settings.auth_url.trim_end_matches('/')
+    );
     for (name, url, products) in site_specs {
         let site = core
             .create_site(NewSite {
                 name: name.into(),
                 url: url.into(),
-                avatar_url: None,
+                avatar_url: Some(avatar.clone()),
                 cloud_id: None,
             })
             .await?;

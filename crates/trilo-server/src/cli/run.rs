@@ -7,9 +7,9 @@ use tokio::net::TcpListener;
 use trilo_protocol::authorize::append_query;
 
 use super::{BenchCommand, Cli, Command, GlobalOptions};
+use crate::app::{build, serve};
 use crate::bench::{self, BenchOptions};
 use crate::config::parse_duration;
-use crate::app::{build, serve};
 use crate::config::{Config, Validated};
 use crate::db::open_store;
 use crate::demo;

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/openid-configuration", get(metadata))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/assets/trilo.css", get(stylesheet))
+        .route("/assets/site-avatar.svg", get(site_avatar))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
 }
@@ -39,11 +40,24 @@ async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 async fn stylesheet() -> Response {
-    let mut res = include_str!("../../assets/trilo.css").into_response();
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    asset(
+        include_str!("../../assets/trilo.css"),
+        "text/css; charset=utf-8",
+    )
+}
+
+/// The avatar of sites that have none of their own (the demo's).
+async fn site_avatar() -> Response {
+    asset(
+        include_str!("../../assets/site-avatar.svg"),
+        "image/svg+xml",
+    )
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     res.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

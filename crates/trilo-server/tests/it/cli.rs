@@ -53,7 +53,7 @@ fn help_documents_every_command() {
     let dir = TempDir::new();
     let out = trilo(&dir.0, &["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "migrate", "demo", "admin"] {
+    for command in ["serve", "migrate", "demo", "admin", "bench"] {
         assert!(text.contains(command), "--help lists {command}: {text}");
     }
     let out = trilo(&dir.0, &["admin", "--help"]);
@@ -363,4 +363,36 @@ async fn demo_writes_demo_json_and_serves() {
             .unwrap();
     assert_eq!(metadata["issuer"], auth_url);
     child.kill().await.unwrap();
+}
+
+/// The benchmark is not a test, but it must keep working: a short run on SQLite reports
+/// rotations and no errors.
+#[test]
+fn bench_refresh_prints_a_report() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args([
+            "bench",
+            "refresh",
+            "--concurrency",
+            "2",
+            "--duration",
+            "300ms",
+        ])
+        .args(["--warmup", "100ms"])
+        .output()
+        .expect("the trilo binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["benchmark"], "refresh_rotation");
+    assert_eq!(report["backend"], "sqlite");
+    assert_eq!(report["errors"], 0);
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 }

@@ -124,6 +124,7 @@ async fn full_flow(app: TestApp) {
         assert_eq!(entry["id"], acme.cloud_id.as_str());
         assert_eq!(entry["name"], "Acme");
         assert_eq!(entry["url"], "https://acme.example.com");
+        assert_eq!(entry["avatarUrl"], app.url("/assets/site-avatar.svg"));
     }
     let scope_lists: Vec<&serde_json::Value> = entries.iter().map(|e| &e["scopes"]).collect();
     assert!(
@@ -149,6 +150,11 @@ async fn full_flow(app: TestApp) {
     assert_eq!(me["email"], alice.email.as_str());
     assert_eq!(me["name"], "Alice Admin");
     assert_eq!(me["account_status"], "active");
+    assert_eq!(me["account_type"], "atlassian");
+    for field in ["nickname", "zoneinfo", "locale"] {
+        assert!(me[field].is_string(), "{field} in {me}");
+    }
+    assert!(me["extended_profile"].is_object(), "{me}");
 
     verify_against_jwks(&app, &access, &demo_app.client_id).await;
 }
@@ -184,6 +190,61 @@ async fn verify_against_jwks(app: &TestApp, token: &str, client_id: &str) {
 }
 
 crate::on_both_backends!(code_flow_with_oauth2_client_and_pkce, super::full_flow);
+
+/// `offline_access` through the oauth2 crate: the code exchange returns a refresh token,
+/// and the crate's own refresh request rotates it.
+async fn refresh_flow(app: TestApp) {
+    let demo_app = app.app().clone();
+    let client = BasicClient::new(ClientId::new(demo_app.client_id.clone()))
+        .set_client_secret(ClientSecret::new(demo_app.client_secret.clone()))
+        .set_auth_uri(AuthUrl::new(app.url("/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(demo_app.callback_url.clone()).unwrap());
+    let (authorize_url, _state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("offline_access".into()))
+        .add_scope(Scope::new("read:me".into()))
+        .add_extra_param("audience", app.demo.audience.clone())
+        .url();
+    let code = app.obtain_code(authorize_url.as_str()).await;
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .request_async(&send)
+        .await
+        .expect("code exchange succeeds");
+    let first = token
+        .refresh_token()
+        .expect("offline_access gives a refresh token");
+    let rotated = client
+        .exchange_refresh_token(first)
+        .request_async(&send)
+        .await
+        .expect("refresh succeeds");
+    let second = rotated.refresh_token().expect("a rotated refresh token");
+    assert_ne!(second.secret(), first.secret());
+    verify_against_jwks(&app, rotated.access_token().secret(), &demo_app.client_id).await;
+    // The crate surfaces the reference's refusal of a reused token.
+    let reused = client
+        .exchange_refresh_token(first)
+        .request_async(&send)
+        .await;
+    assert!(
+        reused.is_ok(),
+        "inside the leeway the previous token still answers"
+    );
+    app.clock.advance(time::Duration::minutes(11));
+    let err = client
+        .exchange_refresh_token(first)
+        .request_async(&send)
+        .await
+        .expect_err("reuse after the leeway is refused");
+    assert!(
+        err.to_string().contains("invalid_grant") || format!("{err:?}").contains("InvalidGrant"),
+        "{err:?}"
+    );
+}
+
+crate::on_both_backends!(refresh_flow_with_oauth2_client, super::refresh_flow);
 
 /// The issuer's metadata advertises what the flow used (RFC 8414).
 #[tokio::test]

@@ -360,3 +360,50 @@ fn relogin_as_new_password(mut app: TestApp) -> TestApp {
     app.demo.users[0].password = "a-brand-new-password".to_owned();
     app
 }
+
+/// `trilo admin user set-password` on the database of a running server (both backends
+/// through `--database-url`) ends the account's refresh tokens there.
+async fn cli_password_change_ends_refresh_body(app: TestApp) {
+    let rt = refresh_token_of(&first_tokens(&app).await);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args([
+            "admin",
+            "user",
+            "set-password",
+            "--email",
+            "alice@example.com",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(app.data_dir())
+        .args(["--database-url", &app.database_url])
+        .env("TRILO_ADMIN_PASSWORD", "a-brand-new-password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_refresh_refused(&refresh(&app, &rt).await);
+}
+
+on_both_backends!(
+    cli_password_change_ends_refresh,
+    super::cli_password_change_ends_refresh_body
+);
+
+#[tokio::test]
+async fn the_reuse_leeway_is_configurable() {
+    let app = TestApp::spawn(crate::support::Backend::Sqlite, |config| {
+        config.tokens.refresh_reuse_leeway = "2s".into();
+    })
+    .await
+    .unwrap();
+    let rt0 = refresh_token_of(&first_tokens(&app).await);
+    let rt1 = refresh_token_of(&refresh(&app, &rt0).await);
+    app.clock.advance(Duration::milliseconds(1900));
+    assert_eq!(refresh_token_of(&refresh(&app, &rt0).await), rt1);
+    app.clock.advance(Duration::milliseconds(100));
+    assert_refresh_refused(&refresh(&app, &rt0).await);
+}
