@@ -191,6 +191,12 @@ pub fn validate(
     if let Some(name) = params.first_repeated(&SINGLE_VALUED) {
         return Err(fail(OAuthError::invalid_request(repeated_message(name))));
     }
+    // DESIGN §3's order: audience, response_type, state, scope, PKCE.
+    if params.get("audience") != Some(audience) {
+        return Err(fail(OAuthError::invalid_request(
+            "audience is missing or is not this platform's API audience.",
+        )));
+    }
     match params.get("response_type") {
         None => {
             return Err(fail(OAuthError::invalid_request(
@@ -215,11 +221,6 @@ pub fn validate(
     let Some(state) = state else {
         return Err(fail(OAuthError::invalid_request("state is required.")));
     };
-    if params.get("audience") != Some(audience) {
-        return Err(fail(OAuthError::invalid_request(
-            "audience is missing or is not this platform's API audience.",
-        )));
-    }
     let scopes = match params.get("scope").map(ScopeSet::parse) {
         None => return Err(fail(OAuthError::invalid_scope("scope is required."))),
         Some(Err(_)) => return Err(fail(OAuthError::invalid_scope("scope is malformed."))),
@@ -435,6 +436,36 @@ mod tests {
                 "{q}"
             );
         }
+    }
+
+    /// DESIGN §3 checks audience, then response_type, then state, then scope, then PKCE:
+    /// with several problems the first in that order is reported.
+    #[test]
+    fn redirect_errors_follow_the_documented_order() {
+        let description = |r: Result<ValidAuthorize, AuthorizeError>| match r {
+            Err(AuthorizeError::Redirect(e)) => e.error.description.unwrap_or_default(),
+            other => panic!("expected a redirect error, got {other:?}"),
+        };
+        let bad_audience = valid_query().replace("api.trilo.test", "evil");
+        let everything_wrong = bad_audience
+            .replace("=code", "=token")
+            .replace("state=xyz&", "")
+            .replace("read%3Ajira-work", "admin%3Aall");
+        assert!(description(run(&everything_wrong, true)).starts_with("audience"));
+        let no_audience_problem = everything_wrong.replace("evil", "api.trilo.test");
+        assert_eq!(
+            redirect_code(run(&no_audience_problem, true)),
+            Some(ErrorCode::UnsupportedResponseType)
+        );
+        let then_state = no_audience_problem.replace("=token", "=code");
+        assert!(description(run(&then_state, true)).starts_with("state"));
+        let then_scope = format!("{then_state}&state=xyz");
+        assert_eq!(
+            redirect_code(run(&then_scope, true)),
+            Some(ErrorCode::InvalidScope)
+        );
+        let then_pkce = then_scope.replace("admin%3Aall", "read%3Ajira-work");
+        assert!(description(run(&then_pkce, true)).starts_with("code_challenge"));
     }
 
     #[test]

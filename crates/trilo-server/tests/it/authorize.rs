@@ -917,3 +917,114 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
     let home = browser.get(app.url("/")).send().await.unwrap();
     assert_eq!(location(&home), "/login", "still logged out");
 }
+
+/// The server refuses a site the consent page would not offer: blocked by its admin, or
+/// one where the user is not a member. The page comes back (400) with an error; nothing is
+/// granted or installed and nothing redirects.
+#[tokio::test]
+async fn consent_to_a_blocked_or_foreign_site_is_refused_and_creates_nothing() {
+    let app = TestApp::sqlite().await;
+    let globex = app.demo.sites[1].cloud_id.clone();
+    app.core
+        .set_user_installs(&globex, trilo_core::model::UserInstalls::Blocked)
+        .await
+        .unwrap();
+    let alice = app.browser();
+    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let stranger_site = uuid::Uuid::new_v4().to_string();
+    for cloud_id in [Some(globex.as_str()), Some(stranger_site.as_str()), None] {
+        let res = app.submit_consent(&alice, &page, "accept", cloud_id).await;
+        let status = res.status();
+        assert!(res.headers().get("location").is_none(), "{cloud_id:?}");
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 400, "{cloud_id:?}: {body}");
+        assert!(
+            body.contains("Choose one of the sites listed"),
+            "{cloud_id:?}: {body}"
+        );
+    }
+    assert_nothing_consented(&app).await;
+}
+
+/// Malformed consent and login forms: another content type is 415, repeated fields and
+/// undecodable bodies are 400; none of them changes anything.
+#[tokio::test]
+async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
+    let app = TestApp::sqlite().await;
+    let alice = app.browser();
+    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
+    let request = hidden_field(&page, "request").unwrap();
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let json = alice
+        .post(app.url("/authorize/consent"))
+        .json(&serde_json::json!({"csrf_token": csrf, "request": request, "decision": "accept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+    for repeated in ["decision", "cloud_id", "request"] {
+        let mut form = vec![
+            ("csrf_token", csrf.as_str()),
+            ("request", request.as_str()),
+            ("decision", "accept"),
+            ("cloud_id", acme.as_str()),
+        ];
+        let value = form.iter().find(|(k, _)| *k == repeated).unwrap().1;
+        form.push((repeated, value));
+        let res = alice
+            .post(app.url("/authorize/consent"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "repeated {repeated}");
+        assert!(res.headers().get("location").is_none());
+    }
+    let undecodable = alice
+        .post(app.url("/authorize/consent"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={csrf}&decision=%FF%FE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undecodable.status(), 400);
+    assert_nothing_consented(&app).await;
+
+    // Login: the same rules, and no session is started.
+    let fresh = app.browser();
+    let login = fresh
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let login_csrf = hidden_field(&login, "csrf_token").unwrap();
+    let (email, password) = app.alice();
+    let json = fresh
+        .post(app.url("/login"))
+        .json(&serde_json::json!({"email": email, "password": password, "csrf_token": login_csrf}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+    let twice = fresh
+        .post(app.url("/login"))
+        .form(&[
+            ("email", email),
+            ("email", "bob@example.com"),
+            ("password", password),
+            ("csrf_token", login_csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(twice.status().is_client_error(), "{}", twice.status());
+    let still_anonymous = fresh.get(app.authorize_url(&[])).send().await.unwrap();
+    assert!(
+        location(&still_anonymous).starts_with("/login"),
+        "no session: sent to the login page"
+    );
+}

@@ -11,7 +11,7 @@ use time::Duration;
 
 use crate::on_both_backends;
 use crate::support::TestApp;
-use crate::token::{Answer, other_confidential_app, post_form, redeem};
+use crate::token::{Answer, me_status, other_confidential_app, post_form, redeem};
 
 /// The reference's answer to every failed refresh.
 pub const INVALID_REFRESH: &str =
@@ -71,18 +71,6 @@ pub async fn refresh(app: &TestApp, token: &str) -> Answer {
 pub fn claims_of(access_token: &str) -> Value {
     let payload = access_token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// `GET /me` with a bearer token; returns the status.
-pub async fn me_status(app: &TestApp, access_token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(app.url("/me"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 on_both_backends!(

@@ -5,9 +5,9 @@ use serde_json::Value;
 use time::Duration;
 
 use crate::on_both_backends;
-use crate::refresh::{assert_refresh_refused, first_tokens, me_status, refresh, refresh_token_of};
+use crate::refresh::{assert_refresh_refused, first_tokens, refresh, refresh_token_of};
 use crate::support::TestApp;
-use crate::token::{Answer, other_confidential_app};
+use crate::token::{Answer, me_status, other_confidential_app};
 
 /// Posts `params` (plus the demo app's credentials in the body) to `path`.
 async fn post_as_demo(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Answer {
