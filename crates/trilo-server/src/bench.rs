@@ -3,9 +3,10 @@
 //! concurrency for a bounded time, and prints throughput and latency percentiles as JSON.
 //! Speed is measured here, never in timed tests.
 //!
-//! `refresh`: each worker holds its own token family and rotates its refresh token in a
-//! loop (`POST /oauth/token`, `grant_type=refresh_token`), so the figure includes client
-//! authentication, the rotation's durable commit and one ES256 signature.
+//! Scenarios:
+//! - `refresh-rotation`: each worker holds its own token family and rotates its refresh
+//!   token in a loop (`POST /oauth/token`, `grant_type=refresh_token`), so the figure
+//!   includes client authentication, the rotation's durable commit and one ES256 signature.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,43 +29,62 @@ use crate::app::{build, serve_forever};
 use crate::config::Config;
 use crate::demo::{self, DemoInfo};
 
+/// A hot path the benchmark can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    RefreshRotation,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 1] = [Scenario::RefreshRotation];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::RefreshRotation => "refresh-rotation",
+        }
+    }
+}
+
 /// What to run and for how long.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// `None`: SQLite in a temporary directory. `postgres://…`: a scratch database is
     /// created on that server and dropped afterwards.
     pub database_url: Option<String>,
+    pub scenarios: Vec<Scenario>,
     pub concurrency: usize,
     pub duration: Duration,
     /// Measured but not counted: connections, caches and the WAL warm up.
     pub warmup: Duration,
 }
 
-/// The JSON line `trilo bench refresh` prints.
+/// The JSON report `trilo bench` prints.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
-    pub benchmark: &'static str,
-    pub backend: &'static str,
+    pub database: &'static str,
     pub concurrency: usize,
     pub duration_s: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub per_second: f64,
-    pub latency_ms: Percentiles,
+    pub scenarios: Vec<ScenarioReport>,
 }
 
+/// One scenario's figures: requests counted after the warm-up, latencies in milliseconds.
 #[derive(Debug, Serialize)]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
+pub struct ScenarioReport {
+    pub name: &'static str,
+    pub requests: u64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// Runs the refresh-rotation benchmark and returns its report.
-pub async fn refresh(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+/// Runs the chosen scenarios and returns the report.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     if options.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -76,10 +96,10 @@ pub async fn refresh(options: &BenchOptions) -> anyhow::Result<BenchReport> {
                 .await
                 .context("creating a scratch PostgreSQL database")?,
         ),
-        Some(other) => bail!("--database-url must be postgres://…, not {other}"),
+        Some(_) => bail!("the benchmark's PostgreSQL URL must start with postgres://"),
         None => None,
     };
-    let result = run_refresh(
+    let result = run_in(
         options,
         dir.clone(),
         scratch.as_ref().map(|s| s.url.clone()),
@@ -92,7 +112,7 @@ pub async fn refresh(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     result
 }
 
-async fn run_refresh(
+async fn run_in(
     options: &BenchOptions,
     dir: PathBuf,
     database_url: Option<String>,
@@ -114,18 +134,52 @@ async fn run_refresh(
         &format!("{base}/callback"),
     )
     .await?;
-    let backend = core.store.backend();
+    let database = core.store.backend();
     let task = tokio::spawn(serve_forever(listener, server.router));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut scenarios = Vec::new();
+    for scenario in &options.scenarios {
+        eprintln!(
+            "trilo bench: {} on {database}, {} clients, {:?} warm-up + {:?}…",
+            scenario.name(),
+            options.concurrency,
+            options.warmup,
+            options.duration
+        );
+        let report = match scenario {
+            Scenario::RefreshRotation => {
+                refresh_rotation(options, &core, &info, &client, &base).await?
+            }
+        };
+        eprintln!(
+            "trilo bench: {}: {} requests/s, p99 {} ms",
+            report.name, report.requests_per_s, report.p99_ms
+        );
+        scenarios.push(report);
+    }
+    task.abort();
+    Ok(BenchReport {
+        database,
+        concurrency: options.concurrency,
+        duration_s: options.duration.as_secs_f64(),
+        scenarios,
+    })
+}
 
+async fn refresh_rotation(
+    options: &BenchOptions,
+    core: &Core,
+    info: &DemoInfo,
+    client: &HttpClient,
+    base: &str,
+) -> anyhow::Result<ScenarioReport> {
     let mut tokens = Vec::with_capacity(options.concurrency);
     for _ in 0..options.concurrency {
-        tokens.push(first_refresh_token(&core, &info).await?);
+        tokens.push(first_refresh_token(core, info).await?);
     }
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let url = format!("{base}/oauth/token");
     let app = &info.apps[0];
-    let started = Instant::now();
-    let count_from = started + options.warmup;
+    let count_from = Instant::now() + options.warmup;
     let stop_at = count_from + options.duration;
     let workers: Vec<_> = tokens
         .into_iter()
@@ -150,11 +204,9 @@ async fn run_refresh(
         latencies.extend(outcome.latencies);
         errors += outcome.errors;
     }
-    task.abort();
-    Ok(report(
-        "refresh_rotation",
-        backend,
-        options,
+    Ok(scenario_report(
+        Scenario::RefreshRotation,
+        options.duration,
         latencies,
         errors,
     ))
@@ -263,13 +315,12 @@ impl Worker {
     }
 }
 
-fn report(
-    benchmark: &'static str,
-    backend: &'static str,
-    options: &BenchOptions,
+fn scenario_report(
+    scenario: Scenario,
+    duration: Duration,
     mut latencies: Vec<Duration>,
     errors: u64,
-) -> BenchReport {
+) -> ScenarioReport {
     latencies.sort_unstable();
     let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
     let at = |q: f64| {
@@ -279,20 +330,16 @@ fn report(
             .copied()
             .map_or(0.0, ms)
     };
-    let seconds = options.duration.as_secs_f64();
-    BenchReport {
-        benchmark,
-        backend,
-        concurrency: options.concurrency,
-        duration_s: seconds,
-        requests: latencies.len() as u64,
+    let requests = latencies.len() as u64;
+    ScenarioReport {
+        name: scenario.name(),
+        requests,
+        requests_per_s: (requests as f64 / duration.as_secs_f64() * 10.0).round() / 10.0,
+        p50_ms: at(0.50),
+        p90_ms: at(0.90),
+        p99_ms: at(0.99),
+        p999_ms: at(0.999),
+        max_ms: latencies.last().copied().map_or(0.0, ms),
         errors,
-        per_second: (latencies.len() as f64 / seconds * 10.0).round() / 10.0,
-        latency_ms: Percentiles {
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            max: latencies.last().copied().map_or(0.0, ms),
-        },
     }
 }

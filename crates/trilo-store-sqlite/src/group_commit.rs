@@ -8,6 +8,9 @@
 //! unchanged: no caller hears "rotated" before the commit that holds its rotation is on
 //! disk.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sqlx::{Connection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use trilo_core::model::Rotation;
@@ -27,17 +30,26 @@ struct Job {
     reply: oneshot::Sender<StoreResult<bool>>,
 }
 
-/// The sending side, held by the store.
+/// The sending side, held by the store, and the number of groups committed so far.
 #[derive(Clone)]
-pub(crate) struct RotationQueue(mpsc::Sender<Job>);
+pub(crate) struct RotationQueue {
+    jobs: mpsc::Sender<Job>,
+    groups: Arc<AtomicU64>,
+}
 
 impl RotationQueue {
     /// Starts the committing task on the current runtime; it ends when every clone of the
     /// queue is dropped.
     pub(crate) fn start(writer: SqlitePool) -> RotationQueue {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(commit_groups(writer, rx));
-        RotationQueue(tx)
+        let groups = Arc::new(AtomicU64::new(0));
+        tokio::spawn(commit_groups(writer, rx, Arc::clone(&groups)));
+        RotationQueue { jobs: tx, groups }
+    }
+
+    /// Groups committed so far (each one transaction and one fsync).
+    pub(crate) fn groups_committed(&self) -> u64 {
+        self.groups.load(Ordering::Relaxed)
     }
 
     /// Queues one rotation and waits until the group holding it has been committed.
@@ -47,7 +59,7 @@ impl RotationQueue {
             rotation: rotation.clone(),
             reply,
         };
-        self.0
+        self.jobs
             .send(job)
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".to_owned()))?;
@@ -57,13 +69,14 @@ impl RotationQueue {
     }
 }
 
-async fn commit_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn commit_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, groups: Arc<AtomicU64>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         let rotations: Vec<&Rotation> = group.iter().map(|job| &job.rotation).collect();
         let outcome = commit_group(&writer, &rotations).await;
         match outcome {
             Ok(results) => {
+                groups.fetch_add(1, Ordering::Relaxed);
                 for (job, result) in group.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }

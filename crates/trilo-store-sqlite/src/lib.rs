@@ -197,6 +197,12 @@ impl SqliteStore {
         self.rotations.rotate(rotation).await
     }
 
+    /// How many groups of rotations have been committed: fewer than the rotations when
+    /// concurrent ones share commits.
+    pub fn rotation_groups_committed(&self) -> u64 {
+        self.rotations.groups_committed()
+    }
+
     /// Runs `op` in a write transaction on the writer. `BEGIN IMMEDIATE` takes the write
     /// lock up front, so the transaction never fails halfway with `SQLITE_BUSY` on a lock
     /// upgrade.
@@ -297,6 +303,84 @@ mod tests {
         store.self_check().await.unwrap();
         store.close().await;
         remove(&path);
+    }
+}
+
+#[cfg(test)]
+mod group_commit_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use time::Duration;
+    use trilo_core::crypto::{random_token, sha256};
+    use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
+    use trilo_core::store::{GrantStore, Store};
+    use trilo_core::testing::fixtures::{self, World, at};
+
+    use super::SqliteStore;
+
+    /// 64 rotations of 64 families queued at once share a few commits, and each still
+    /// gets its own answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_rotations_share_commits() {
+        const FAMILIES: usize = 64;
+        let path =
+            std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        store.migrate().await.unwrap();
+        let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
+        let mut rotations = Vec::new();
+        for _ in 0..FAMILIES {
+            let code = fixtures::new_code(at(1));
+            store
+                .accept_consent(
+                    &w.consent(&["offline_access"], at(1)),
+                    &fixtures::new_id(),
+                    &code,
+                )
+                .await
+                .unwrap();
+            let parent = sha256(&random_token());
+            let new_family = fixtures::new_family_with_refresh(at(2), parent);
+            let Redeemed::First(family) = store
+                .redeem_code(&code.code_hash, &new_family, at(2))
+                .await
+                .unwrap()
+            else {
+                panic!("first redemption");
+            };
+            rotations.push(Rotation {
+                family_id: family.family_id,
+                parent_hash: parent,
+                parent_generation: 0,
+                child: NewRefreshToken {
+                    token_hash: sha256(&random_token()),
+                    inactivity_expires_at: at(3) + Duration::days(90),
+                },
+                at: at(3),
+            });
+        }
+        let before = store.rotation_groups_committed();
+        let tasks: Vec<_> = rotations
+            .into_iter()
+            .map(|rotation| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.rotate_refresh_token(&rotation).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap(), "every rotation commits");
+        }
+        let groups = store.rotation_groups_committed() - before;
+        assert!(
+            groups >= 1 && groups < FAMILIES as u64 / 2,
+            "{groups} commits for {FAMILIES}"
+        );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
 

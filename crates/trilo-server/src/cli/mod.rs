@@ -54,31 +54,33 @@ pub enum Command {
     /// Manage users, sites, products, memberships and apps.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
-    /// Load benchmarks: start a server on a scratch database, drive one hot path over
-    /// loopback for a bounded time, print throughput and latency percentiles as JSON.
-    #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Refresh-token rotations (`POST /oauth/token`), one token family per worker.
-    Refresh(BenchArgs),
+    /// Load benchmark: start a server on a scratch database, drive hot paths over loopback
+    /// at a fixed concurrency for a bounded time, print a JSON report.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The backend: `sqlite` (a temporary file) or `postgres` (a scratch database on the
+    /// server of `--database-url` or `TRILO_TEST_POSTGRES_URL`, dropped afterwards).
+    #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
+    pub database: BenchDatabase,
+    /// Scenarios to run, in order (repeat the flag); default: all of them.
+    #[arg(long = "scenario", value_enum)]
+    pub scenarios: Vec<crate::bench::Scenario>,
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Measured time, e.g. `10s`.
+    /// Measured time per scenario, e.g. `10s`.
     #[arg(long, default_value = "10s")]
     pub duration: String,
-    /// Unmeasured warm-up before it, e.g. `2s`.
+    /// Unmeasured warm-up before each scenario, e.g. `2s`.
     #[arg(long, default_value = "2s")]
     pub warmup: String,
-    /// `postgres://…` to benchmark PostgreSQL (a scratch database is created on that
-    /// server and dropped afterwards); without it, SQLite in a temporary directory.
-    #[arg(long = "postgres", value_name = "URL")]
-    pub postgres_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDatabase {
+    Sqlite,
+    Postgres,
 }

@@ -6,11 +6,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use trilo_protocol::authorize::append_query;
 
-use super::{BenchCommand, Cli, Command, GlobalOptions};
+use super::{BenchDatabase, Cli, Command, GlobalOptions};
 use crate::app::{build, serve};
-use crate::bench::{self, BenchOptions};
-use crate::config::parse_duration;
-use crate::config::{Config, Validated};
+use crate::bench::{self, BenchOptions, Scenario};
+use crate::config::{Config, Validated, parse_duration};
 use crate::db::open_store;
 use crate::demo;
 
@@ -40,15 +39,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let validated = load_config(&cli.global)?.validate()?;
             super::admin::run(&validated, command).await
         }
-        Command::Bench(BenchCommand::Refresh(args)) => {
+        Command::Bench(args) => {
+            let database_url = match args.database {
+                BenchDatabase::Sqlite => None,
+                BenchDatabase::Postgres => Some(
+                    cli.global
+                        .database_url
+                        .clone()
+                        .or_else(|| std::env::var("TRILO_TEST_POSTGRES_URL").ok())
+                        .context(
+                            "--database postgres needs --database-url or TRILO_TEST_POSTGRES_URL",
+                        )?,
+                ),
+            };
             let options = BenchOptions {
-                database_url: args.postgres_url,
+                database_url,
+                scenarios: if args.scenarios.is_empty() {
+                    Scenario::ALL.to_vec()
+                } else {
+                    args.scenarios
+                },
                 concurrency: args.concurrency,
                 duration: std_duration("--duration", &args.duration)?,
                 warmup: std_duration("--warmup", &args.warmup)?,
             };
-            let report = bench::refresh(&options).await?;
-            println!("{}", serde_json::to_string(&report)?);
+            let report = bench::run(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
     }

@@ -372,13 +372,12 @@ fn bench_refresh_prints_a_report() {
     let out = Command::new(env!("CARGO_BIN_EXE_trilo"))
         .args([
             "bench",
-            "refresh",
+            "--scenario",
+            "refresh-rotation",
             "--concurrency",
             "2",
-            "--duration",
-            "300ms",
         ])
-        .args(["--warmup", "100ms"])
+        .args(["--duration", "300ms", "--warmup", "100ms"])
         .output()
         .expect("the trilo binary runs");
     assert!(
@@ -387,12 +386,10 @@ fn bench_refresh_prints_a_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["benchmark"], "refresh_rotation");
-    assert_eq!(report["backend"], "sqlite");
-    assert_eq!(report["errors"], 0);
-    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
-    assert!(
-        report["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
-        "{report}"
-    );
+    assert_eq!(report["database"], "sqlite");
+    let scenario = &report["scenarios"][0];
+    assert_eq!(scenario["name"], "refresh-rotation");
+    assert_eq!(scenario["errors"], 0);
+    assert!(scenario["requests"].as_u64().unwrap() > 0, "{report}");
+    assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
 }
