@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use trilo_protocol::token_request::{client_credentials, token_parameter};
+use trilo_protocol::token_request::token_parameter;
 
 use super::errors::{TokenEndpointError, no_store};
-use super::token::{authorization_header, body_params, limit_client_auth, no_store_json};
+use super::token::{client_request, limit_client_auth, no_store_json};
 use crate::state::{AppState, PeerAddr};
 
 pub fn router() -> Router<AppState> {
@@ -27,8 +27,7 @@ async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenEndpointError> {
-    let params = body_params(&headers, &body)?;
-    let creds = client_credentials(authorization_header(&headers)?, &params)?;
+    let (params, creds) = client_request(&headers, &body)?;
     let token = token_parameter(&params)?;
     limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
     let mut res = StatusCode::OK.into_response();
@@ -42,8 +41,7 @@ async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenEndpointError> {
-    let params = body_params(&headers, &body)?;
-    let creds = client_credentials(authorization_header(&headers)?, &params)?;
+    let (params, creds) = client_request(&headers, &body)?;
     let token = token_parameter(&params)?;
     let answer =
         limit_client_auth(&state, &peer, &creds, state.core.introspect(&creds, &token)).await?;

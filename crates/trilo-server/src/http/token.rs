@@ -26,12 +26,22 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenEndpointError> {
-    let params = body_params(&headers, &body)?;
-    let creds = client_credentials(authorization_header(&headers)?, &params)?;
+    let (params, creds) = client_request(&headers, &body)?;
     let grant = parse_grant(&params)?;
     let response =
         limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
     Ok(no_store_json(&response))
+}
+
+/// The body's parameters and the client's credentials (HTTP Basic or in the body), as the
+/// token, revocation and introspection endpoints all read them.
+pub fn client_request(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Params, ClientCredentials), OAuthError> {
+    let params = body_params(headers, body)?;
+    let creds = client_credentials(authorization_header(headers)?, &params)?;
+    Ok((params, creds))
 }
 
 /// Runs `op`, which authenticates `creds` first, unless this client and peer have failed

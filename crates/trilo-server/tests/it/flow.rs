@@ -4,8 +4,8 @@
 
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl,
-    Scope, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 
 use crate::support::{TestApp, location, query_param};
@@ -32,13 +32,21 @@ async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqw
     Ok(builder.body(bytes.to_vec()).unwrap_or_default())
 }
 
-async fn full_flow(app: TestApp) {
-    let demo_app = app.app().clone();
-    let client = BasicClient::new(ClientId::new(demo_app.client_id.clone()))
+/// The demo app as an oauth2-crate client of the test server.
+fn oauth_client(
+    app: &TestApp,
+) -> BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet> {
+    let demo_app = app.app();
+    BasicClient::new(ClientId::new(demo_app.client_id.clone()))
         .set_client_secret(ClientSecret::new(demo_app.client_secret.clone()))
         .set_auth_uri(AuthUrl::new(app.url("/authorize")).unwrap())
         .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
-        .set_redirect_uri(RedirectUrl::new(demo_app.callback_url.clone()).unwrap());
+        .set_redirect_uri(RedirectUrl::new(demo_app.callback_url.clone()).unwrap())
+}
+
+async fn full_flow(app: TestApp) {
+    let demo_app = app.app().clone();
+    let client = oauth_client(&app);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, csrf_state) = client
         .authorize_url(CsrfToken::new_random)
@@ -195,11 +203,7 @@ crate::on_both_backends!(code_flow_with_oauth2_client_and_pkce, super::full_flow
 /// and the crate's own refresh request rotates it.
 async fn refresh_flow(app: TestApp) {
     let demo_app = app.app().clone();
-    let client = BasicClient::new(ClientId::new(demo_app.client_id.clone()))
-        .set_client_secret(ClientSecret::new(demo_app.client_secret.clone()))
-        .set_auth_uri(AuthUrl::new(app.url("/authorize")).unwrap())
-        .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
-        .set_redirect_uri(RedirectUrl::new(demo_app.callback_url.clone()).unwrap());
+    let client = oauth_client(&app);
     let (authorize_url, _state) = client
         .authorize_url(CsrfToken::new_random)
         .add_scope(Scope::new("offline_access".into()))
