@@ -67,6 +67,20 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
 }
 
+/// A token a user made for scripts: HTTP Basic `email:token` at the gateway, acting with
+/// the user's own permissions (DESIGN §2). Only its hash is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    pub token_id: String,
+    pub account_id: String,
+    pub label: String,
+    pub token_hash: TokenHash,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserInstalls {
     Allowed,

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
-    Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
+    Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
+    Grant, Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
     RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
     TokenHash, UserInstalls,
 };
@@ -62,6 +62,24 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ApiTokenStore: Send + Sync {
+    /// `NotFound` when the account does not exist.
+    async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()>;
+    async fn api_token_by_hash(&self, token_hash: &TokenHash) -> StoreResult<Option<ApiToken>>;
+    /// Live and revoked tokens of the account, newest first.
+    async fn api_tokens_of_account(&self, account_id: &str) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes the account's token; returns whether a live one was revoked.
+    async fn revoke_api_token(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Records a use (the caller limits how often, to keep writes off the hot path).
+    async fn touch_api_token(&self, token_id: &str, at: OffsetDateTime) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -199,7 +217,14 @@ pub trait AuditLog: Send + Sync {
 
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + SiteStore + AppStore + GrantStore + KeyStore + AuditLog
+    AccountStore
+    + SessionStore
+    + ApiTokenStore
+    + SiteStore
+    + AppStore
+    + GrantStore
+    + KeyStore
+    + AuditLog
 {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

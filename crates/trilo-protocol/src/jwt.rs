@@ -80,7 +80,7 @@ pub enum JwtError {
 }
 
 /// `base64url(header) "." base64url(claims)`: the bytes to sign (RFC 7515 §5.1).
-pub fn signing_input(header: &Header, claims: &AccessTokenClaims) -> String {
+pub fn signing_input(header: &Header, claims: &impl Serialize) -> String {
     let h = serde_json::to_vec(header).unwrap_or_default();
     let c = serde_json::to_vec(claims).unwrap_or_default();
     format!(
@@ -93,6 +93,28 @@ pub fn signing_input(header: &Header, claims: &AccessTokenClaims) -> String {
 /// Appends the signature to the signing input.
 pub fn compact(signing_input: &str, signature: &[u8]) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The `typ` of the gateway's assertions to upstreams: never accepted as an access token.
+pub const ASSERTION_TYP: &str = "trilo-assertion+jwt";
+
+/// What the gateway asserts to an upstream about one forwarded call (DESIGN §3): who acts,
+/// for which app, on which site, with which scopes. Lives 60 seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssertionClaims {
+    pub iss: String,
+    /// The product key the call is for: an upstream accepts only its own.
+    pub aud: String,
+    /// The acting account.
+    pub sub: String,
+    /// The app's client id; absent when a user calls with an API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub cloud_id: String,
+    pub scope: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
 }
 
 /// A token split and its header checked, not yet verified.

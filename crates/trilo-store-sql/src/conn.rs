@@ -9,6 +9,7 @@ use sqlx::{Arguments, Encode, Type};
 use trilo_core::store::StoreError;
 
 use crate::accounts::{AccountRow, SessionRow};
+use crate::api_tokens::ApiTokenRow;
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
 use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow};
@@ -183,6 +184,7 @@ pub trait Conn:
     Send
     + Fetch<AccountRow>
     + Fetch<SessionRow>
+    + Fetch<ApiTokenRow>
     + Fetch<SiteRow>
     + Fetch<ProductRow>
     + Fetch<ProductScopeRow>

@@ -10,6 +10,7 @@
 //! backends map them to `StoreError`.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod apps;
 pub mod audit;
 pub mod conn;

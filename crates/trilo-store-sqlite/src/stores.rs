@@ -5,16 +5,17 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
-    Account, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord, Grant,
-    Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
+    Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
+    Grant, Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
     RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
     TokenHash, UserInstalls,
 };
 use trilo_core::store::{
-    AccountStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore, StoreResult,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore,
+    StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
-use trilo_store_sql::{accounts, apps, audit, grants, sites};
+use trilo_store_sql::{accounts, api_tokens, apps, audit, grants, sites};
 
 use crate::SqliteStore;
 
@@ -64,6 +65,39 @@ impl SessionStore for SqliteStore {
 
     async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()> {
         self.write(|tx| accounts::delete_session(tx, id_hash)).await
+    }
+}
+
+#[async_trait]
+impl ApiTokenStore for SqliteStore {
+    async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()> {
+        self.write(|tx| api_tokens::insert_api_token(tx, token))
+            .await
+    }
+
+    async fn api_token_by_hash(&self, token_hash: &TokenHash) -> StoreResult<Option<ApiToken>> {
+        self.read(|c| api_tokens::api_token_by_hash(c, token_hash))
+            .await
+    }
+
+    async fn api_tokens_of_account(&self, account_id: &str) -> StoreResult<Vec<ApiToken>> {
+        self.read(|c| api_tokens::api_tokens_of_account(c, account_id))
+            .await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.write(|tx| api_tokens::revoke_api_token(tx, account_id, token_id, now))
+            .await
+    }
+
+    async fn touch_api_token(&self, token_id: &str, at: OffsetDateTime) -> StoreResult<()> {
+        self.write(|tx| api_tokens::touch_api_token(tx, token_id, at))
+            .await
     }
 }
 

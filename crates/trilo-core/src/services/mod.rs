@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod api_tokens;
 pub mod authorize;
 pub mod refresh;
 pub mod revocation;

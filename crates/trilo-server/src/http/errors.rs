@@ -155,6 +155,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            www_authenticate: None,
+        }
+    }
+
     pub fn unauthorized(message: &str, error: Option<&str>) -> Self {
         let challenge = match error {
             Some(e) => format!("Bearer realm=\"trilo\", error=\"{e}\""),

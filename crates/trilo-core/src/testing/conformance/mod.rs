@@ -5,6 +5,7 @@
 //! [`all`] or call the cases by name (one test per case and backend).
 
 mod accounts;
+mod api_tokens;
 mod apps;
 mod grants;
 mod keys_audit;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use crate::store::{Store, StoreError, StoreResult};
 
 pub use accounts::*;
+pub use api_tokens::*;
 pub use apps::*;
 pub use grants::*;
 pub use keys_audit::*;
@@ -56,6 +58,11 @@ pub fn all() -> Vec<(&'static str, CaseFn)> {
         delete_session_removes_only_that_session,
         timestamps_round_trip_at_millisecond_precision,
         ping_answers_and_backend_is_named,
+        // API tokens
+        api_token_round_trips_and_is_found_by_hash,
+        api_token_needs_a_known_account,
+        revoke_api_token_acts_once_and_only_for_its_account,
+        touch_api_token_records_the_last_use,
         // sites, products, memberships
         site_round_trips_and_duplicate_cloud_id_conflicts,
         set_user_installs_changes_the_site_or_is_not_found,
