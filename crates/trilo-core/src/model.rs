@@ -129,6 +129,18 @@ pub struct ProductScope {
     pub description: String,
 }
 
+/// One operation of a product's catalog, as stored: what the gateway matches a call
+/// against and the scopes it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductOperation {
+    /// Upper case: `GET`, `POST`, …
+    pub method: String,
+    /// The path template after the cloud id, e.g. `/rest/api/3/issue/{issueIdOrKey}`.
+    pub template: String,
+    /// Any one alternative suffices; every scope of it is needed. Empty: closed to apps.
+    pub alternatives: Vec<Vec<String>>,
+}
+
 /// A product hosted on a site, with the upstream its gateway calls go to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteProduct {

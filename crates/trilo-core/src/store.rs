@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Grant, Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
-    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
-    TokenHash, UserInstalls,
+    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed,
+    RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct,
+    TokenFamily, TokenHash, UserInstalls,
 };
 
 /// Why a store operation failed. Driver errors never leave a store crate.
@@ -95,6 +95,14 @@ pub trait SiteStore: Send + Sync {
     async fn upsert_product(&self, product: &Product) -> StoreResult<()>;
     async fn product(&self, key: &str) -> StoreResult<Option<Product>>;
     async fn list_products(&self) -> StoreResult<Vec<Product>>;
+    /// Replaces the product's operation catalog; `NotFound` when the product is unknown.
+    async fn put_product_operations(
+        &self,
+        product_key: &str,
+        operations: &[ProductOperation],
+    ) -> StoreResult<()>;
+    /// The product's operations in their stored order (empty for an unknown product).
+    async fn product_operations(&self, product_key: &str) -> StoreResult<Vec<ProductOperation>>;
     /// Inserts or updates the upstream; `NotFound` when the site or product is unknown.
     async fn put_site_product(&self, site_product: &SiteProduct) -> StoreResult<()>;
     async fn site_products(&self, cloud_id: &str) -> StoreResult<Vec<SiteProduct>>;

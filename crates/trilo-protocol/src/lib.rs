@@ -7,11 +7,13 @@ pub mod error;
 pub mod jwt;
 pub mod metadata;
 pub mod model_catalog;
+pub mod operations;
 pub mod params;
 pub mod pkce;
 pub mod redirect;
 pub mod resources;
 pub mod rotation;
+pub mod route;
 pub mod scope;
 pub mod token_request;
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Grant, Installation, Membership, NewCode, NewFamily, Product, Redeemed, RefreshToken,
+    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed, RefreshToken,
     RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
     TokenHash, UserInstalls,
 };
@@ -130,6 +130,20 @@ impl SiteStore for PgStore {
 
     async fn list_products(&self) -> StoreResult<Vec<Product>> {
         self.snapshot(sites::list_products).await
+    }
+
+    async fn put_product_operations(
+        &self,
+        product_key: &str,
+        operations: &[ProductOperation],
+    ) -> StoreResult<()> {
+        self.write(|tx| sites::put_product_operations(tx, product_key, operations))
+            .await
+    }
+
+    async fn product_operations(&self, product_key: &str) -> StoreResult<Vec<ProductOperation>> {
+        self.read(|c| sites::product_operations(c, product_key))
+            .await
     }
 
     async fn put_site_product(&self, site_product: &SiteProduct) -> StoreResult<()> {

@@ -13,7 +13,9 @@ use crate::api_tokens::ApiTokenRow;
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
 use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow};
-use crate::sites::{MembershipRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow};
+use crate::sites::{
+    MembershipRow, ProductOperationRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow,
+};
 
 /// An error inside a store operation: a driver error not yet mapped (each backend reads
 /// its own error codes), or a domain answer.
@@ -188,6 +190,7 @@ pub trait Conn:
     + Fetch<SiteRow>
     + Fetch<ProductRow>
     + Fetch<ProductScopeRow>
+    + Fetch<ProductOperationRow>
     + Fetch<SiteProductRow>
     + Fetch<MembershipRow>
     + Fetch<AppRow>

@@ -1,7 +1,9 @@
 //! Sites, products (with their ordered scope catalogs), the products a site hosts, and
 //! memberships (`SiteStore`): rows, SQL and the operations.
 
-use trilo_core::model::{Membership, Product, ProductScope, Role, Site, SiteProduct, UserInstalls};
+use trilo_core::model::{
+    Membership, Product, ProductOperation, ProductScope, Role, Site, SiteProduct, UserInstalls,
+};
 use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
@@ -22,6 +24,12 @@ pub mod sql {
     pub const UPSERT_PRODUCT: &str = "INSERT INTO products (product_key, display_name) \
          VALUES ($1, $2) \
          ON CONFLICT (product_key) DO UPDATE SET display_name = excluded.display_name";
+    pub const DELETE_PRODUCT_OPERATIONS: &str =
+        "DELETE FROM product_operations WHERE product_key = $1";
+    pub const INSERT_PRODUCT_OPERATION: &str = "INSERT INTO product_operations (product_key, \
+         ordinal, method, template, alternatives) VALUES ($1, $2, $3, $4, $5)";
+    pub const PRODUCT_OPERATIONS: &str = "SELECT method, template, alternatives \
+         FROM product_operations WHERE product_key = $1 ORDER BY ordinal";
     pub const DELETE_PRODUCT_SCOPES: &str = "DELETE FROM product_scopes WHERE product_key = $1";
     pub const INSERT_PRODUCT_SCOPE: &str = "INSERT INTO product_scopes (product_key, ordinal, \
          scope, description) VALUES ($1, $2, $3, $4)";
@@ -313,4 +321,72 @@ pub async fn memberships_of_site(
         .fetch_all(Stmt::new(sql::MEMBERSHIPS_OF_SITE).bind(cloud_id))
         .await?;
     Ok(memberships(rows)?)
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ProductOperationRow {
+    method: String,
+    template: String,
+    alternatives: String,
+}
+
+impl TryFrom<ProductOperationRow> for ProductOperation {
+    type Error = StoreError;
+
+    fn try_from(r: ProductOperationRow) -> Result<Self, StoreError> {
+        let alternatives = serde_json::from_str(&r.alternatives).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "scope alternatives of {} {}: {e}",
+                r.method, r.template
+            ))
+        })?;
+        Ok(ProductOperation {
+            method: r.method,
+            template: r.template,
+            alternatives,
+        })
+    }
+}
+
+/// Replaces the product's operations in one transaction.
+pub async fn put_product_operations(
+    mut tx: impl Tx,
+    product_key: &str,
+    operations: &[ProductOperation],
+) -> Result<(), Fail> {
+    let exists: Option<ProductRow> = tx
+        .fetch_optional(Stmt::new(sql::PRODUCT).bind(product_key))
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound.into());
+    }
+    tx.execute(Stmt::new(sql::DELETE_PRODUCT_OPERATIONS).bind(product_key))
+        .await?;
+    for (ordinal, op) in operations.iter().enumerate() {
+        let alternatives = serde_json::to_string(&op.alternatives)
+            .map_err(|e| StoreError::Corrupt(format!("scope alternatives: {e}")))?;
+        tx.execute(
+            Stmt::new(sql::INSERT_PRODUCT_OPERATION)
+                .bind(product_key)
+                .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
+                .bind(op.method.as_str())
+                .bind(op.template.as_str())
+                .bind(alternatives),
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn product_operations(
+    mut c: impl Conn,
+    product_key: &str,
+) -> Result<Vec<ProductOperation>, Fail> {
+    let rows: Vec<ProductOperationRow> = c
+        .fetch_all(Stmt::new(sql::PRODUCT_OPERATIONS).bind(product_key))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(ProductOperation::try_from)
+        .collect::<Result<_, _>>()?)
 }

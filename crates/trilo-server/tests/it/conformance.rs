@@ -129,6 +129,7 @@ conformance_tests![
     put_site_product_upserts_and_needs_known_site_and_product,
     memberships_are_put_changed_listed_and_removed,
     put_membership_needs_account_site_and_site_product,
+    product_operations_are_replaced_whole_and_kept_in_order,
     app_round_trips_with_ordered_callback_urls_and_scopes,
     app_client_id_is_unique,
     list_apps_filters_by_owner_oldest_first,

@@ -208,3 +208,49 @@ pub async fn put_membership_needs_account_site_and_site_product(store: Arc<dyn S
             .is_empty()
     );
 }
+
+pub async fn product_operations_are_replaced_whole_and_kept_in_order(store: Arc<dyn Store>) {
+    use crate::model::ProductOperation;
+    let w = fixtures::World::seed(store.as_ref()).await.unwrap();
+    let op = |method: &str, template: &str, alternatives: &[&[&str]]| ProductOperation {
+        method: method.to_owned(),
+        template: template.to_owned(),
+        alternatives: alternatives
+            .iter()
+            .map(|alt| alt.iter().map(|s| (*s).to_owned()).collect())
+            .collect(),
+    };
+    let first = vec![
+        op(
+            "GET",
+            "/rest/api/3/myself",
+            &[&["read:jira-user"], &["read:me", "x|y"]],
+        ),
+        op("DELETE", "/rest/api/3/issue/{id}", &[]),
+    ];
+    store
+        .put_product_operations(&w.product.key, &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.product_operations(&w.product.key).await.unwrap(),
+        first
+    );
+    let second = vec![op("POST", "/rest/api/3/issue", &[&["write:jira-work"]])];
+    store
+        .put_product_operations(&w.product.key, &second)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.product_operations(&w.product.key).await.unwrap(),
+        second
+    );
+    assert!(
+        store
+            .product_operations("unknown")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_not_found(store.put_product_operations("unknown", &second).await);
+}
