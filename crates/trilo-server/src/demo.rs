@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use trilo_core::Core;
-use trilo_core::model::{ClientType, Distribution, Product, ProductScope, Role};
+use trilo_core::model::{ClientType, Distribution, Role};
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::{NewApp, NewSite};
 use trilo_sample_products::ALL;
@@ -53,24 +53,13 @@ pub const DEMO_APP_SCOPES: [&str; 7] = [
     "read:confluence-space.summary",
 ];
 
-/// Registers the sample products with their catalogs.
+/// Registers the sample products with their catalogs (scopes and operations).
 pub async fn register_sample_products(core: &Core) -> anyhow::Result<()> {
     for sample in ALL {
-        let scopes = sample
-            .scopes()
-            .map_err(|e| anyhow::anyhow!("catalog of {}: {e}", sample.key))?
-            .into_iter()
-            .map(|s| ProductScope {
-                scope: s.scope,
-                description: s.description,
-            })
-            .collect();
-        core.put_product(&Product {
-            key: sample.key.into(),
-            display_name: sample.display_name.into(),
-            scopes,
-        })
-        .await?;
+        let doc: serde_json::Value = serde_json::from_str(sample.openapi)
+            .map_err(|e| anyhow::anyhow!("the description of {}: {e}", sample.key))?;
+        core.import_product(sample.key, sample.display_name, &doc)
+            .await?;
     }
     Ok(())
 }

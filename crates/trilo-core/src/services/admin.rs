@@ -4,6 +4,8 @@
 use serde_json::json;
 use time::Duration;
 use trilo_protocol::ScopeSet;
+use trilo_protocol::catalog::{CatalogError, scopes_from_openapi};
+use trilo_protocol::operations::{CatalogReport, OperationCatalog};
 use trilo_protocol::redirect::validate_registration;
 use trilo_protocol::scope::is_identity_scope;
 
@@ -11,8 +13,8 @@ use super::{Core, new_id};
 use crate::crypto::{random_alphanumeric, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
-    App, AppSecret, ClientType, Distribution, Membership, Product, ReviewState, Role, Site,
-    SiteProduct, UserInstalls,
+    App, AppSecret, ClientType, Distribution, Membership, Product, ProductOperation, ProductScope,
+    ReviewState, Role, Site, SiteProduct, UserInstalls,
 };
 
 #[derive(Clone, Debug)]
@@ -133,6 +135,44 @@ impl Core {
             json!({ "scopes": product.scopes.len() }),
         )
         .await
+    }
+
+    /// Registers a product, or replaces its catalog, from its OpenAPI 3 description: the
+    /// scopes the consent page describes and the operations the gateway checks. Returns
+    /// the product and the catalog's report.
+    pub async fn import_product(
+        &self,
+        key: &str,
+        display_name: &str,
+        openapi: &serde_json::Value,
+    ) -> CoreResult<(Product, CatalogReport)> {
+        let invalid = |e: CatalogError| CoreError::Invalid(format!("the description: {e}"));
+        let scopes = scopes_from_openapi(openapi)
+            .map_err(invalid)?
+            .into_iter()
+            .map(|s| ProductScope {
+                scope: s.scope,
+                description: s.description,
+            })
+            .collect();
+        let catalog = OperationCatalog::from_openapi(openapi).map_err(invalid)?;
+        let product = Product {
+            key: key.to_owned(),
+            display_name: display_name.to_owned(),
+            scopes,
+        };
+        self.put_product(&product).await?;
+        let operations: Vec<ProductOperation> = catalog
+            .operations()
+            .iter()
+            .map(|op| ProductOperation {
+                method: op.method.clone(),
+                template: op.path.clone(),
+                alternatives: op.alternatives.clone(),
+            })
+            .collect();
+        self.store.put_product_operations(key, &operations).await?;
+        Ok((product, catalog.report()))
     }
 
     pub async fn add_product_to_site(

@@ -5,8 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use trilo_core::Core;
 use trilo_core::model::{
-    Account, App, ClientType, Distribution, Product, ProductScope, ReviewState, Role, Site,
-    UserInstalls,
+    Account, App, ClientType, Distribution, Product, ReviewState, Role, Site, UserInstalls,
 };
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::{NewApp, NewSite};
@@ -31,13 +30,16 @@ pub enum AdminCommand {
     /// OAuth apps (clients).
     #[command(subcommand)]
     App(AppCommand),
+    /// API tokens for scripts (HTTP Basic `email:token` at the gateway).
+    #[command(subcommand)]
+    ApiToken(super::api_token::ApiTokenCommand),
 }
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct Output {
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +268,7 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
         AdminCommand::Product(c) => product(&core, c).await?,
         AdminCommand::Membership(c) => membership(&core, c).await?,
         AdminCommand::App(c) => app(&core, c).await?,
+        AdminCommand::ApiToken(c) => super::api_token::run(&core, c).await?,
     };
     if out.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -275,7 +278,8 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
     Ok(())
 }
 
-type Printed = (Output, Value, String);
+/// What a command prints: as JSON with `--json`, else as text.
+pub(super) type Printed = (Output, Value, String);
 
 async fn user(core: &Core, command: UserCommand) -> anyhow::Result<Printed> {
     Ok(match command {
@@ -431,23 +435,20 @@ async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed
                 .with_context(|| format!("reading {}", openapi.display()))?;
             let doc: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", openapi.display()))?;
-            let scopes = trilo_protocol::catalog::scopes_from_openapi(&doc)?
-                .into_iter()
-                .map(|s| ProductScope {
-                    scope: s.scope,
-                    description: s.description,
-                })
-                .collect();
-            let p = Product {
-                key,
-                display_name: name,
-                scopes,
-            };
-            core.put_product(&p).await?;
+            let (p, report) = core.import_product(&key, &name, &doc).await?;
+            let mut value = product_json(&p);
+            value["operations"] = json!(report.operations);
+            value["app_operations"] = json!(report.app_operations);
             (
                 out,
-                product_json(&p),
-                format!("product {} has {} scopes", p.key, p.scopes.len()),
+                value,
+                format!(
+                    "product {} has {} scopes and {} operations ({} open to apps)",
+                    p.key,
+                    p.scopes.len(),
+                    report.operations,
+                    report.app_operations
+                ),
             )
         }
     })

@@ -1,6 +1,7 @@
 //! The `trilo` command line: `serve`, `migrate`, `demo` and `admin …`.
 
 mod admin;
+mod api_token;
 mod run;
 
 use std::path::PathBuf;
@@ -54,9 +55,27 @@ pub enum Command {
     /// Manage users, sites, products, memberships and apps.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Operation catalogs read from OpenAPI 3 descriptions.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Load benchmark: start a server on a scratch database, drive hot paths over loopback
     /// at a fixed concurrency for a bounded time, print a JSON report.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Read a description as `admin product import` would and report what the gateway will
+    /// enforce: operations, operations open to apps, scopes, templates it cannot parse
+    /// (exit status 1 when there are any).
+    Check {
+        /// The OpenAPI JSON file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print `{"operations", "app_operations", "scopes"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use trilo_protocol::authorize::append_query;
+use trilo_protocol::operations::OperationCatalog;
 
-use super::{BenchDatabase, Cli, Command, GlobalOptions};
+use super::{BenchDatabase, CatalogCommand, Cli, Command, GlobalOptions};
 use crate::app::{build, serve};
 use crate::bench::{self, BenchOptions, Scenario};
 use crate::config::{Config, Validated, parse_duration};
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let validated = load_config(&cli.global)?.validate()?;
             super::admin::run(&validated, command).await
         }
+        Command::Catalog(CatalogCommand::Check { file, json }) => check_catalog(&file, json),
         Command::Bench(args) => {
             let database_url = match args.database {
                 BenchDatabase::Sqlite => None,
@@ -68,6 +70,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn check_catalog(file: &Path, json: bool) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let report = OperationCatalog::from_openapi(&doc)
+        .with_context(|| format!("reading {}", file.display()))?
+        .report();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} operations, {} open to apps, {} scopes",
+            report.operations,
+            report.app_operations,
+            report.scopes.len()
+        );
+        for template in &report.unparsed {
+            println!("cannot parse: {template}");
+        }
+    }
+    if !report.unparsed.is_empty() {
+        anyhow::bail!("{} templates could not be parsed", report.unparsed.len());
+    }
+    Ok(())
 }
 
 /// A command-line duration (`500ms`, `10s`, `2m`) as a std duration.

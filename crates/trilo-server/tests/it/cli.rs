@@ -393,3 +393,124 @@ fn bench_refresh_prints_a_report() {
     assert!(scenario["requests"].as_u64().unwrap() > 0, "{report}");
     assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
 }
+
+/// `trilo catalog check` on both real descriptions: counts in JSON and in text; a file
+/// that is not a description fails.
+#[test]
+fn catalog_check_reports_operations_and_scopes() {
+    let dir = TempDir::new();
+    let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trilo-sample-products/specs");
+    let jira = specs.join("jira-platform.openapi.json");
+    let report = json(
+        &dir.0,
+        &["catalog", "check", jira.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(report["operations"], 468);
+    assert_eq!(report["app_operations"], 436);
+    assert_eq!(report["scopes"].as_array().unwrap().len(), 179);
+    assert!(report.get("unparsed").is_none(), "{report}");
+    let confluence = specs.join("confluence.openapi.json");
+    let out = trilo(&dir.0, &["catalog", "check", confluence.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "155 operations, 133 open to apps, 15 scopes"
+    );
+    let not_openapi = dir.0.join("x.json");
+    std::fs::write(&not_openapi, "{\"swagger\": \"2.0\"}").unwrap();
+    let out = trilo(&dir.0, &["catalog", "check", not_openapi.to_str().unwrap()]);
+    assert!(!out.status.success());
+}
+
+/// `trilo admin api-token create --json` prints the token once; `list` never shows it;
+/// `revoke` ends it.
+#[test]
+fn api_token_commands_create_list_and_revoke() {
+    let dir = TempDir::new();
+    let d = dir.0.as_path();
+    let out = Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args([
+            "admin",
+            "user",
+            "create",
+            "--email",
+            "ci@example.com",
+            "--name",
+            "CI",
+        ])
+        .arg("--data-dir")
+        .arg(d)
+        .env_remove("TRILO__DATABASE_URL")
+        .env("TRILO_ADMIN_PASSWORD", "a-long-enough-password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = json(
+        d,
+        &[
+            "admin",
+            "api-token",
+            "create",
+            "--email",
+            "ci@example.com",
+            "--label",
+            "deploy",
+            "--json",
+        ],
+    );
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(token.len(), 43);
+    assert_eq!(created["label"], "deploy");
+    assert_eq!(created["email"], "ci@example.com");
+    let listed = json(
+        d,
+        &[
+            "admin",
+            "api-token",
+            "list",
+            "--email",
+            "ci@example.com",
+            "--json",
+        ],
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains(token),
+        "the token is shown only once"
+    );
+    let id = created["id"].as_str().unwrap();
+    let revoked = json(
+        d,
+        &[
+            "admin",
+            "api-token",
+            "revoke",
+            "--email",
+            "ci@example.com",
+            "--id",
+            id,
+            "--json",
+        ],
+    );
+    assert_eq!(revoked["revoked"], true);
+    let again = trilo(
+        d,
+        &[
+            "admin",
+            "api-token",
+            "revoke",
+            "--email",
+            "ci@example.com",
+            "--id",
+            id,
+        ],
+    );
+    assert!(
+        !again.status.success(),
+        "a revoked token cannot be revoked again"
+    );
+}
