@@ -1,6 +1,11 @@
 //! Sample products for the demo, the tests and the benchmarks: `jira` and `confluence`,
 //! with the scope catalogs of their real OpenAPI descriptions (copied from
-//! `shared/specs/`, embedded so the `trilo` binary runs the demo on its own).
+//! `shared/specs/`, embedded so the `trilo` binary runs the demo on its own), and small
+//! in-memory upstreams serving a few of their endpoints behind trilo's gateway ([`upstream`]).
+
+pub mod upstream;
+
+pub use upstream::{SeedContainer, UpstreamConfig, router, serve};
 
 use trilo_protocol::catalog::{CatalogError, scopes_from_openapi};
 use trilo_protocol::model_catalog::CatalogScope;
@@ -34,6 +39,16 @@ impl SampleProduct {
         let doc: serde_json::Value =
             serde_json::from_str(self.openapi).map_err(|_| CatalogError::NotOpenApi)?;
         scopes_from_openapi(&doc)
+    }
+
+    /// The containers (Jira projects, Confluence spaces) every site of the sample
+    /// upstream starts with, so the demo can register them for data security policies.
+    pub fn seeded_containers(&self) -> &'static [SeedContainer] {
+        match self.key {
+            "jira" => &upstream::JIRA_SEED_PROJECTS,
+            "confluence" => &upstream::CONFLUENCE_SEED_SPACES,
+            _ => &[],
+        }
     }
 }
 
