@@ -167,6 +167,17 @@ pub async fn seed(
     })
 }
 
+/// Serves the sample products' upstreams under `/sample` (the upstream base [`seed`] gives
+/// the demo sites), trusting the server's own signing keys.
+pub fn with_sample_products(router: axum::Router, core: &Core) -> anyhow::Result<axum::Router> {
+    let config = trilo_sample_products::UpstreamConfig::from_jwks_json(
+        core.settings.auth_url.clone(),
+        core.keys.jwks(),
+    )?
+    .with_links_base(core.settings.api_url.clone());
+    Ok(router.nest("/sample", trilo_sample_products::router(config)))
+}
+
 /// Adds `/demo/callback`, the demo app's callback: it shows the code and the curl command
 /// that exchanges it, so the flow can be walked through by hand.
 pub fn with_callback_page(router: axum::Router) -> axum::Router {

@@ -9,12 +9,16 @@ use time::Duration;
 use trilo_core::Core;
 use trilo_core::ratelimit::FailureLimiter;
 
+use crate::http::gateway::forward::{UpstreamSettings, Upstreams};
+
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub core: Core,
     /// Cookies carry `Secure` when the auth host is served over https.
     pub secure_cookies: bool,
     pub limits: Arc<Limits>,
+    /// The gateway's pooled upstream client.
+    pub upstreams: Upstreams,
 }
 
 impl AppState {
@@ -23,6 +27,7 @@ impl AppState {
             core,
             secure_cookies,
             limits: Arc::new(Limits::default()),
+            upstreams: Upstreams::new(UpstreamSettings::default()),
         }
     }
 }

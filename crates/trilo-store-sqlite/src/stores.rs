@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed, RefreshToken,
-    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, TokenFamily,
-    TokenHash, UserInstalls,
+    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed,
+    RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct,
+    TokenFamily, TokenHash, UserInstalls,
 };
 use trilo_core::store::{
     AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore,

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api_tokens;
 pub mod authorize;
+pub mod gateway;
 pub mod refresh;
 pub mod revocation;
 pub mod token;
@@ -30,6 +31,8 @@ pub struct Core {
     pub settings: Arc<Settings>,
     /// Names the successor of each refresh token (see [`ChildTokens`]).
     pub child_tokens: ChildTokens,
+    /// The gateway's compiled operation catalogs.
+    pub catalogs: Arc<gateway::CatalogCache>,
 }
 
 impl std::fmt::Debug for Core {
@@ -55,6 +58,7 @@ impl Core {
             keys,
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
+            catalogs: Arc::default(),
         })
     }
 

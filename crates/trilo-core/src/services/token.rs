@@ -225,12 +225,17 @@ impl Core {
             family_id: family.family_id.clone(),
             generation,
         };
+        self.sign_jws(jwt::ACCESS_TOKEN_TYP, &claims)
+    }
+
+    /// Signs `claims` as a compact ES256 JWS of type `typ` with the current key.
+    pub(super) fn sign_jws(&self, typ: &str, claims: &impl Serialize) -> CoreResult<String> {
         let header = Header {
             alg: jwt::ALG.to_owned(),
-            typ: jwt::ACCESS_TOKEN_TYP.to_owned(),
+            typ: typ.to_owned(),
             kid: self.keys.current_kid().to_owned(),
         };
-        let input = jwt::signing_input(&header, &claims);
+        let input = jwt::signing_input(&header, claims);
         let signature = self
             .keys
             .sign(input.as_bytes())

@@ -60,6 +60,14 @@ impl UpstreamConfig {
         }
     }
 
+    /// The same from trilo's JWKS document as JSON (what `/.well-known/jwks.json` serves).
+    pub fn from_jwks_json(
+        issuer: impl Into<String>,
+        jwks: &serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self::new(issuer, serde_json::from_value(jwks.clone())?))
+    }
+
     /// Makes `self` links point through trilo's API host (`{api_url}/ex/{product}/{cloudid}/…`),
     /// so a client that follows them goes through the gateway, as with the real products.
     pub fn with_links_base(mut self, api_url: impl Into<String>) -> Self {

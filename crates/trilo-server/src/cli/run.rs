@@ -148,7 +148,8 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     std::fs::write(&json_path, serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     print_banner(&info, &json_path);
-    serve(listener, demo::with_callback_page(server.router)).await
+    let router = demo::with_sample_products(server.router, &server.core)?;
+    serve(listener, demo::with_callback_page(router)).await
 }
 
 /// Removes what an earlier demo left in the directory (only the demo's own files).

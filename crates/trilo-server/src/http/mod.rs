@@ -4,6 +4,7 @@
 pub mod api;
 pub mod common;
 pub mod errors;
+pub mod gateway;
 pub mod login;
 pub mod oauth;
 pub mod revocation;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(revocation::router())
         .merge(api::router())
+        .merge(gateway::router())
         .merge(wellknown::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -141,7 +141,8 @@ impl TestApp {
         let demo = demo::seed(&server.core, &format!("{base}/sample"), &callback)
             .await
             .unwrap();
-        let router = demo::with_callback_page(server.router);
+        let router = demo::with_sample_products(server.router, &server.core).unwrap();
+        let router = demo::with_callback_page(router);
         let task = tokio::spawn(async move {
             let _ = trilo_server::app::serve_forever(listener, router).await;
         });

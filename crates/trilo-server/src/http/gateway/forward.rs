@@ -1,0 +1,235 @@
+//! Forwarding a checked gateway call to its upstream (DESIGN §3 "Gateway", security
+//! checklist §4.6): pooled keep-alive connections, bodies streamed both ways and never
+//! buffered whole, hop-by-hop and inbound `X-Trilo-*` headers stripped, the caller's
+//! credentials never passed on, the identity headers and the signed assertion added.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::super::errors::ApiError;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The caller's credentials and cookies belong to trilo, never to the upstream; `Host`
+/// is the upstream's own.
+const CALLER_ONLY: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, header::HOST];
+
+/// The prefix of the headers only trilo may set (identity and assertion).
+const TRILO_PREFIX: &str = "x-trilo-";
+
+/// How to reach upstreams.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    /// From sending the request until the response head arrives.
+    pub response_timeout: Duration,
+    /// Idle keep-alive connections kept per upstream host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+/// The pooled HTTP client for upstream calls.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    client: Client<HttpConnector, Body>,
+    settings: UpstreamSettings,
+}
+
+/// What trilo adds for the upstream: who acts, for which app, with what, and the proof.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub account_id: String,
+    /// Absent for API tokens (the user acts without an app).
+    pub client_id: Option<String>,
+    pub cloud_id: String,
+    pub scopes: Vec<String>,
+    pub blocked_containers: Vec<String>,
+    pub assertion: String,
+}
+
+impl Upstreams {
+    pub fn new(settings: UpstreamSettings) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .build(connector);
+        Self { client, settings }
+    }
+
+    /// Sends `request` (its body streamed as it arrives) to `target` with `identity`, and
+    /// returns the upstream's response with its body streamed back. A dead upstream is
+    /// 502, a slow one 504.
+    pub async fn forward(
+        &self,
+        request: Request<Body>,
+        target: Uri,
+        identity: &Identity,
+    ) -> Result<Response<Body>, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        strip(&mut parts.headers);
+        add_identity(&mut parts.headers, identity)?;
+        parts.uri = target;
+        let outgoing = Request::from_parts(parts, body);
+        let sent = tokio::time::timeout(
+            self.settings.response_timeout,
+            self.client.request(outgoing),
+        );
+        let response = match sent.await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The product did not answer in time.",
+                ));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream request failed");
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "The product could not be reached.",
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (mut parts, body) = response.into_parts();
+        strip_response(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// Removes what must not cross the gateway inbound: connection headers (and those the
+/// `Connection` header names), credentials, cookies and any `X-Trilo-*` a caller sent.
+fn strip(headers: &mut HeaderMap) {
+    strip_connection_headers(headers);
+    for name in HOP_BY_HOP.iter().chain(&CALLER_ONLY) {
+        headers.remove(name);
+    }
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(TRILO_PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Outbound: connection headers only; the upstream's other headers reach the app.
+fn strip_response(headers: &mut HeaderMap) {
+    strip_connection_headers(headers);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+fn add_identity(headers: &mut HeaderMap, identity: &Identity) -> Result<(), ApiError> {
+    let mut put = |name: &'static str, value: &str| -> Result<(), ApiError> {
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An identity value could not be sent to the product.",
+            )
+        })?;
+        headers.insert(HeaderName::from_static(name), value);
+        Ok(())
+    };
+    put("x-trilo-account-id", &identity.account_id)?;
+    if let Some(client_id) = &identity.client_id {
+        put("x-trilo-client-id", client_id)?;
+    }
+    put("x-trilo-cloud-id", &identity.cloud_id)?;
+    put("x-trilo-scopes", &identity.scopes.join(" "))?;
+    put(
+        "x-trilo-blocked-containers",
+        &identity.blocked_containers.join(","),
+    )?;
+    put("x-trilo-assertion", &identity.assertion)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn inbound_strip_removes_connection_credentials_and_trilo_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert(header::COOKIE, HeaderValue::from_static("trilo_session=s"));
+        h.insert(
+            "x-trilo-account-id",
+            HeaderValue::from_static("someone-else"),
+        );
+        h.insert("X-Trilo-Assertion", HeaderValue::from_static("forged"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        h.insert("x-request-id", HeaderValue::from_static("r-1"));
+        strip(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, vec!["accept", "x-request-id"]);
+    }
+
+    #[test]
+    fn outbound_strip_keeps_the_products_own_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        strip_response(&mut h);
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert!(h.get(header::CONTENT_TYPE).is_some());
+        assert!(h.get(header::SET_COOKIE).is_some());
+    }
+}

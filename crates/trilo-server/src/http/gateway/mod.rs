@@ -1,0 +1,179 @@
+//! `ANY /ex/{product}/{cloudid}/{api}`: the API gateway (DESIGN §3 "Gateway"). The handler
+//! reads the credentials and the raw path, asks core whether the call is admitted, and
+//! forwards it (see `forward`).
+
+pub mod forward;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{ALLOW, AUTHORIZATION, HeaderValue};
+use axum::http::{Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use trilo_core::services::gateway::{Admitted, Caller, Challenge, GatewayCall, Refusal};
+
+use self::forward::Identity;
+use super::errors::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ex/{*rest}", any(gateway))
+}
+
+async fn gateway(State(state): State<AppState>, request: Request<Body>) -> Response {
+    match handle(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
+    let uri = request.uri().clone();
+    let Some((product, cloud_id, path)) = split_path(uri.path()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Gateway URLs look like /ex/{product}/{cloudid}/{api}.",
+        ));
+    };
+    let authorization = credentials(&request)?;
+    let caller = match &authorization {
+        Credentials::Bearer(token) => Caller::Bearer(token),
+        Credentials::Basic { email, secret } => Caller::ApiToken { email, secret },
+    };
+    let call = GatewayCall {
+        product,
+        cloud_id,
+        method: request.method().as_str(),
+        path,
+    };
+    let admitted = match state.core.admit(caller, &call).await? {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refused(refusal)),
+    };
+    let target = target_uri(&admitted, path, uri.query())?;
+    let identity = Identity {
+        account_id: admitted.account_id,
+        client_id: admitted.client_id,
+        cloud_id: admitted.cloud_id,
+        scopes: admitted.scopes,
+        blocked_containers: admitted.blocked_containers,
+        assertion: admitted.assertion,
+    };
+    state.upstreams.forward(request, target, &identity).await
+}
+
+/// `/ex/{product}/{cloudid}{api}` split raw (undecoded); `{api}` is `/` when absent.
+fn split_path(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/ex/")?;
+    let (product, rest) = rest.split_once('/')?;
+    let (cloud_id, api) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    (!product.is_empty() && !cloud_id.is_empty()).then_some((product, cloud_id, api))
+}
+
+enum Credentials {
+    Bearer(String),
+    Basic { email: String, secret: String },
+}
+
+/// The one `Authorization` header: `Bearer <access token>` or `Basic` with
+/// `email:api-token` (RFC 7617; never from the query, security checklist J6).
+fn credentials(request: &Request<Body>) -> Result<Credentials, ApiError> {
+    let missing = || {
+        ApiError::unauthorized(
+            "Credentials are required: send Authorization: Bearer <access token>, or Basic \
+             with email:api-token.",
+            None,
+        )
+    };
+    let mut values = request.headers().get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(missing());
+    };
+    let (scheme, rest) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .ok_or_else(missing)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(Credentials::Bearer(rest.to_owned()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if let Some((email, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+            return Ok(Credentials::Basic {
+                email: email.to_owned(),
+                secret: secret.to_owned(),
+            });
+        }
+    }
+    Err(missing())
+}
+
+/// The upstream URL: the site's base for the product, then `{api}` and the query as sent.
+fn target_uri(admitted: &Admitted, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
+    let mut target = format!("{}{path}", admitted.upstream_base.trim_end_matches('/'));
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
+    }
+    target.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "The product's address on this site is misconfigured.",
+        )
+    })
+}
+
+fn refused(refusal: Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+    let challenge = match refusal.challenge {
+        Challenge::None => None,
+        Challenge::Basic => Some("Basic realm=\"trilo\"".to_owned()),
+        Challenge::Bearer => Some("Bearer realm=\"trilo\"".to_owned()),
+        Challenge::InvalidToken => {
+            Some("Bearer realm=\"trilo\", error=\"invalid_token\"".to_owned())
+        }
+        Challenge::InsufficientScope => {
+            Some("Bearer realm=\"trilo\", error=\"insufficient_scope\"".to_owned())
+        }
+    };
+    let mut response = ApiError {
+        status,
+        message: refusal.message,
+        www_authenticate: challenge,
+    }
+    .into_response();
+    if !refusal.allow.is_empty()
+        && let Ok(allow) = HeaderValue::from_str(&refusal.allow.join(", "))
+    {
+        response.headers_mut().insert(ALLOW, allow);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_paths_split_into_product_site_and_api() {
+        assert_eq!(
+            split_path("/ex/jira/abc/rest/api/3/myself"),
+            Some(("jira", "abc", "/rest/api/3/myself"))
+        );
+        assert_eq!(split_path("/ex/jira/abc"), Some(("jira", "abc", "/")));
+        assert_eq!(split_path("/ex/jira/abc/"), Some(("jira", "abc", "/")));
+        assert_eq!(split_path("/ex/jira"), None);
+        assert_eq!(split_path("/ex//abc/x"), None);
+    }
+}
