@@ -33,7 +33,11 @@ pub async fn build_with_clock(
     let core = Core::new(store, clock, &sealing, validated.settings.clone())
         .await
         .context("loading the signing keys")?;
-    let state = AppState::new(core.clone(), validated.secure_cookies());
+    let state = AppState::new(
+        core.clone(),
+        validated.secure_cookies(),
+        validated.upstreams,
+    );
     Ok(Server {
         core,
         router: http::router(state),

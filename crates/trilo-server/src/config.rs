@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use trilo_core::Settings;
 
+use crate::http::gateway::forward::UpstreamSettings;
+
 /// The whole configuration, as written in `trilo.toml`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +37,7 @@ pub struct Config {
     pub key_encryption_key: Option<SecretString>,
     pub tokens: TokensConfig,
     pub sessions: SessionsConfig,
+    pub gateway: GatewayConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,6 +55,16 @@ pub struct TokensConfig {
 #[serde(deny_unknown_fields)]
 pub struct SessionsConfig {
     pub lifetime: String,
+}
+
+/// How the gateway talks to upstreams.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Giving up on connecting to an upstream: 502.
+    pub connect_timeout: String,
+    /// Waiting for an upstream's response head: 504.
+    pub upstream_timeout: String,
 }
 
 fn serialize_secret_opt<S: serde::Serializer>(
@@ -83,6 +96,10 @@ impl Default for Config {
                 refresh_absolute: "365d".into(),
                 refresh_reuse_leeway: "10m".into(),
             },
+            gateway: GatewayConfig {
+                connect_timeout: "5s".into(),
+                upstream_timeout: "30s".into(),
+            },
             sessions: SessionsConfig {
                 lifetime: "12h".into(),
             },
@@ -104,6 +121,7 @@ pub struct Validated {
     pub listen: SocketAddr,
     pub database: DatabaseUrl,
     pub settings: Settings,
+    pub upstreams: UpstreamSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,11 +213,23 @@ impl Config {
                 &t.refresh_reuse_leeway,
             )?,
         };
+        let upstreams = UpstreamSettings {
+            connect_timeout: std_duration(
+                "gateway.connect_timeout",
+                &self.gateway.connect_timeout,
+            )?,
+            response_timeout: std_duration(
+                "gateway.upstream_timeout",
+                &self.gateway.upstream_timeout,
+            )?,
+            ..UpstreamSettings::default()
+        };
         Ok(Validated {
             config: self,
             listen,
             database,
             settings,
+            upstreams,
         })
     }
 }
@@ -243,6 +273,12 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
         "database_url",
         "must start with sqlite:// or postgres://",
     ))
+}
+
+/// A positive duration as a std duration (for I/O timeouts).
+fn std_duration(key: &'static str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    std::time::Duration::try_from(parse_duration(key, value)?)
+        .map_err(|_| invalid(key, "must be positive"))
 }
 
 /// Durations like `90d`, `10m`, `2s`, `1h`, `500ms`.

@@ -22,12 +22,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(core: Core, secure_cookies: bool) -> Self {
+    pub fn new(core: Core, secure_cookies: bool, upstreams: UpstreamSettings) -> Self {
         Self {
             core,
             secure_cookies,
             limits: Arc::new(Limits::default()),
-            upstreams: Upstreams::new(UpstreamSettings::default()),
+            upstreams: Upstreams::new(upstreams),
         }
     }
 }

@@ -196,7 +196,12 @@ impl Core {
                         "Apps can't access this REST resource.",
                     )));
                 }
-                let Some(alternative) = operation.granted_alternative(scopes) else {
+                let granted: Vec<&Vec<String>> = operation
+                    .alternatives
+                    .iter()
+                    .filter(|alt| alt.iter().all(|s| scopes.contains(s)))
+                    .collect();
+                if granted.is_empty() {
                     return Ok(Err(Refusal::new(
                         403,
                         format!(
@@ -205,8 +210,11 @@ impl Core {
                         ),
                     )
                     .with(Challenge::InsufficientScope)));
-                };
-                alternative.iter().any(|s| is_manage_scope(s))
+                }
+                // Admin only when every granted way in needs a manage scope.
+                granted
+                    .iter()
+                    .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
             }
             // The user's own rights: admin-only when every way in needs a manage scope.
             None => {

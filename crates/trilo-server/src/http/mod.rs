@@ -15,6 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{self, HeaderName, HeaderValue};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -25,6 +26,19 @@ use crate::state::AppState;
 /// Request bodies larger than this get 413 before any handler runs (H-P2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// CORS for browser apps on the API host (the reference supports it for its API host):
+/// any origin may call with a bearer token; no cookies are involved, so no credentials
+/// mode (security checklist §4.6).
+fn api_host_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        // Mirrored, not `*`: a wildcard does not cover Authorization (Fetch standard).
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -32,8 +46,11 @@ pub fn router(state: AppState) -> Router {
         .merge(login::router())
         .merge(token::router())
         .merge(revocation::router())
-        .merge(api::router())
-        .merge(gateway::router())
+        .merge(
+            api::router()
+                .merge(gateway::router())
+                .layer(api_host_cors()),
+        )
         .merge(wellknown::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod conformance;
 mod flow;
+mod gateway;
 mod keys;
 mod limits;
 mod malformed;
