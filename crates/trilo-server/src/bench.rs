@@ -7,6 +7,10 @@
 //! - `refresh-rotation`: each worker holds its own token family and rotates its refresh
 //!   token in a loop (`POST /oauth/token`, `grant_type=refresh_token`), so the figure
 //!   includes client authentication, the rotation's durable commit and one ES256 signature.
+//! - `gateway`: `GET /ex/jira/{cloudid}/rest/api/3/myself` with a warm access token,
+//!   through every gateway check to the sample Jira upstream served by the same process.
+//! - `direct`: the same upstream call without the gateway (with the identity headers and
+//!   an assertion the gateway issued), for the ratio.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,6 +25,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use trilo_core::Core;
 use trilo_core::services::authorize::{AuthorizeOutcome, ConsentAnswer};
+use trilo_core::services::gateway::{Caller, GatewayCall};
+use trilo_core::services::token::TokenResponse;
 use trilo_protocol::Params;
 use trilo_protocol::params::encode;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
@@ -33,14 +39,22 @@ use crate::demo::{self, DemoInfo};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     RefreshRotation,
+    Gateway,
+    Direct,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 1] = [Scenario::RefreshRotation];
+    pub const ALL: [Scenario; 3] = [
+        Scenario::RefreshRotation,
+        Scenario::Gateway,
+        Scenario::Direct,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Scenario::RefreshRotation => "refresh-rotation",
+            Scenario::Gateway => "gateway",
+            Scenario::Direct => "direct",
         }
     }
 }
@@ -65,6 +79,9 @@ pub struct BenchReport {
     pub concurrency: usize,
     pub duration_s: f64,
     pub scenarios: Vec<ScenarioReport>,
+    /// `gateway` requests/s over `direct` requests/s, when both ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_to_direct: Option<f64>,
 }
 
 /// One scenario's figures: requests counted after the warm-up, latencies in milliseconds.
@@ -135,7 +152,8 @@ async fn run_in(
     )
     .await?;
     let database = core.store.backend();
-    let task = tokio::spawn(serve_forever(listener, server.router));
+    let router = demo::with_sample_products(server.router, &core)?;
+    let task = tokio::spawn(serve_forever(listener, router));
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let mut scenarios = Vec::new();
     for scenario in &options.scenarios {
@@ -146,11 +164,11 @@ async fn run_in(
             options.warmup,
             options.duration
         );
-        let report = match scenario {
-            Scenario::RefreshRotation => {
-                refresh_rotation(options, &core, &info, &client, &base).await?
-            }
-        };
+        let mut jobs = Vec::with_capacity(options.concurrency);
+        for _ in 0..options.concurrency {
+            jobs.push(job(*scenario, &core, &info, &base).await?);
+        }
+        let report = measure(*scenario, options, &client, jobs).await?;
         eprintln!(
             "trilo bench: {}: {} requests/s, p99 {} ms",
             report.name, report.requests_per_s, report.p99_ms
@@ -158,41 +176,102 @@ async fn run_in(
         scenarios.push(report);
     }
     task.abort();
+    let rate = |name: &str| {
+        scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.requests_per_s)
+    };
+    let gateway_to_direct = match (rate("gateway"), rate("direct")) {
+        (Some(g), Some(d)) if d > 0.0 => Some((g / d * 1000.0).round() / 1000.0),
+        _ => None,
+    };
     Ok(BenchReport {
         database,
         concurrency: options.concurrency,
         duration_s: options.duration.as_secs_f64(),
         scenarios,
+        gateway_to_direct,
     })
 }
 
-async fn refresh_rotation(
-    options: &BenchOptions,
-    core: &Core,
-    info: &DemoInfo,
-    client: &HttpClient,
-    base: &str,
-) -> anyhow::Result<ScenarioReport> {
-    let mut tokens = Vec::with_capacity(options.concurrency);
-    for _ in 0..options.concurrency {
-        tokens.push(first_refresh_token(core, info).await?);
-    }
-    let url = format!("{base}/oauth/token");
+/// One worker's request loop for `scenario`, prepared (tokens issued) before timing.
+async fn job(scenario: Scenario, core: &Core, info: &DemoInfo, base: &str) -> anyhow::Result<Job> {
     let app = &info.apps[0];
+    let cloud_id = &info.sites[0].cloud_id;
+    let myself = "/rest/api/3/myself";
+    Ok(match scenario {
+        Scenario::RefreshRotation => Job::Refresh {
+            url: format!("{base}/oauth/token"),
+            credentials: format!(
+                "client_id={}&client_secret={}",
+                encode(&app.client_id),
+                encode(&app.client_secret)
+            ),
+            token: first_tokens(core, info)
+                .await?
+                .refresh_token
+                .context("no refresh token")?,
+        },
+        Scenario::Gateway => {
+            let token = first_tokens(core, info).await?.access_token;
+            Job::Get {
+                url: format!("{base}/ex/jira/{cloud_id}{myself}"),
+                headers: vec![(
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::from_str(&format!("Bearer {token}"))?,
+                )],
+            }
+        }
+        Scenario::Direct => {
+            let token = first_tokens(core, info).await?.access_token;
+            let call = GatewayCall {
+                product: "jira",
+                cloud_id,
+                method: "GET",
+                path: myself,
+            };
+            let admitted = core
+                .admit(Caller::Bearer(&token), &call)
+                .await?
+                .map_err(|refusal| anyhow::anyhow!("the gateway refused: {}", refusal.message))?;
+            let header = |value: &str| http::HeaderValue::from_str(value);
+            Job::Get {
+                url: format!("{}{myself}", admitted.upstream_base),
+                headers: vec![
+                    (name("x-trilo-account-id"), header(&admitted.account_id)?),
+                    (
+                        name("x-trilo-client-id"),
+                        header(admitted.client_id.as_deref().unwrap_or_default())?,
+                    ),
+                    (name("x-trilo-cloud-id"), header(&admitted.cloud_id)?),
+                    (name("x-trilo-scopes"), header(&admitted.scopes.join(" "))?),
+                    (name("x-trilo-assertion"), header(&admitted.assertion)?),
+                ],
+            }
+        }
+    })
+}
+
+fn name(header: &'static str) -> http::HeaderName {
+    http::HeaderName::from_static(header)
+}
+
+/// Runs the jobs concurrently through the warm-up and the measured time.
+async fn measure(
+    scenario: Scenario,
+    options: &BenchOptions,
+    client: &HttpClient,
+    jobs: Vec<Job>,
+) -> anyhow::Result<ScenarioReport> {
     let count_from = Instant::now() + options.warmup;
     let stop_at = count_from + options.duration;
-    let workers: Vec<_> = tokens
+    let workers: Vec<_> = jobs
         .into_iter()
-        .map(|token| {
+        .map(|job| {
             let worker = Worker {
                 client: client.clone(),
-                url: url.clone(),
-                credentials: format!(
-                    "client_id={}&client_secret={}",
-                    encode(&app.client_id),
-                    encode(&app.client_secret)
-                ),
-                token,
+                job,
             };
             tokio::spawn(worker.run(count_from, stop_at))
         })
@@ -205,22 +284,22 @@ async fn refresh_rotation(
         errors += outcome.errors;
     }
     Ok(scenario_report(
-        Scenario::RefreshRotation,
+        scenario,
         options.duration,
         latencies,
         errors,
     ))
 }
 
-/// Logs in the demo user through the services (not measured) and redeems a code with
-/// `offline_access`, returning the refresh token.
-async fn first_refresh_token(core: &Core, info: &DemoInfo) -> anyhow::Result<String> {
+/// Consents for the demo user through the services (not measured) and redeems the code
+/// with `offline_access` and `read:jira-user`.
+async fn first_tokens(core: &Core, info: &DemoInfo) -> anyhow::Result<TokenResponse> {
     let app = &info.apps[0];
     let account = core.account_by_email(&info.users[0].email).await?;
     let params = Params::from_pairs([
         ("audience", info.audience.as_str()),
         ("client_id", &app.client_id),
-        ("scope", "offline_access read:me read:jira-work"),
+        ("scope", "offline_access read:me read:jira-user"),
         ("redirect_uri", &app.callback_url),
         ("state", "bench"),
         ("response_type", "code"),
@@ -248,17 +327,26 @@ async fn first_refresh_token(core: &Core, info: &DemoInfo) -> anyhow::Result<Str
         redirect_uri: Some(app.callback_url.clone()),
         code_verifier: None,
     };
-    core.token(&creds, grant)
-        .await?
-        .refresh_token
-        .context("no refresh token: offline_access was not granted")
+    Ok(core.token(&creds, grant).await?)
+}
+
+/// What one worker sends, again and again.
+enum Job {
+    /// Rotates its refresh token; each answer's token is the next request's.
+    Refresh {
+        url: String,
+        credentials: String,
+        token: String,
+    },
+    Get {
+        url: String,
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    },
 }
 
 struct Worker {
     client: HttpClient,
-    url: String,
-    credentials: String,
-    token: String,
+    job: Job,
 }
 
 struct WorkerOutcome {
@@ -267,7 +355,7 @@ struct WorkerOutcome {
 }
 
 impl Worker {
-    /// Rotates until `stop_at`, timing the requests that start after `count_from`.
+    /// Sends until `stop_at`, timing the requests that start after `count_from`.
     async fn run(mut self, count_from: Instant, stop_at: Instant) -> anyhow::Result<WorkerOutcome> {
         let mut latencies = Vec::new();
         let mut errors = 0;
@@ -276,7 +364,7 @@ impl Worker {
             if start >= stop_at {
                 break;
             }
-            let ok = self.rotate_once().await?;
+            let ok = self.once().await?;
             if start >= count_from {
                 if ok {
                     latencies.push(start.elapsed());
@@ -288,31 +376,51 @@ impl Worker {
         Ok(WorkerOutcome { latencies, errors })
     }
 
-    async fn rotate_once(&mut self) -> anyhow::Result<bool> {
-        let body = format!(
-            "grant_type=refresh_token&refresh_token={}&{}",
-            encode(&self.token),
-            self.credentials
-        );
-        let request = http::Request::post(&self.url)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from(body)))?;
-        let response = self.client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            return Ok(false);
+    async fn once(&mut self) -> anyhow::Result<bool> {
+        match &mut self.job {
+            Job::Refresh {
+                url,
+                credentials,
+                token,
+            } => {
+                let body = format!(
+                    "grant_type=refresh_token&refresh_token={}&{credentials}",
+                    encode(token)
+                );
+                let request = http::Request::post(url.as_str())
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(Full::new(Bytes::from(body)))?;
+                let Some(body) = send(&self.client, request).await? else {
+                    return Ok(false);
+                };
+                let answer: serde_json::Value = serde_json::from_slice(&body)?;
+                let Some(next) = answer["refresh_token"].as_str() else {
+                    return Ok(false);
+                };
+                *token = next.to_owned();
+                Ok(true)
+            }
+            Job::Get { url, headers } => {
+                let mut request = http::Request::get(url.as_str()).body(Full::new(Bytes::new()))?;
+                request.headers_mut().extend(headers.iter().cloned());
+                Ok(send(&self.client, request).await?.is_some())
+            }
         }
-        let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        let Some(next) = answer["refresh_token"].as_str() else {
-            return Ok(false);
-        };
-        self.token = next.to_owned();
-        Ok(true)
     }
+}
+
+/// The body of a 2xx answer, or `None` for any other status.
+async fn send(
+    client: &HttpClient,
+    request: http::Request<Full<Bytes>>,
+) -> anyhow::Result<Option<Bytes>> {
+    let response = client.request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(status.is_success().then_some(body))
 }
 
 fn scenario_report(

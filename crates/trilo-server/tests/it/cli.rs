@@ -387,11 +387,17 @@ fn bench_refresh_prints_a_report() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["database"], "sqlite");
-    let scenario = &report["scenarios"][0];
-    assert_eq!(scenario["name"], "refresh-rotation");
-    assert_eq!(scenario["errors"], 0);
-    assert!(scenario["requests"].as_u64().unwrap() > 0, "{report}");
-    assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+    let names = ["refresh-rotation", "gateway", "direct"];
+    for (scenario, name) in report["scenarios"].as_array().unwrap().iter().zip(names) {
+        assert_eq!(scenario["name"], name);
+        assert_eq!(scenario["errors"], 0, "{report}");
+        assert!(scenario["requests"].as_u64().unwrap() > 0, "{report}");
+        assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(
+        report["gateway_to_direct"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 }
 
 /// `trilo catalog check` on both real descriptions: counts in JSON and in text; a file

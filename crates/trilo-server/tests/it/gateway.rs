@@ -748,3 +748,46 @@ async fn cors_preflight_and_responses_allow_browser_apps() {
         .unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Two `trilo serve` processes on one PostgreSQL database: a grant revoked through one is
+/// refused by the other within one second (DESIGN §3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_is_refused_by_another_within_a_second() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let first = crate::process::ServerProcess::start(&app).await;
+    let second = crate::process::ServerProcess::start(&app).await;
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let url = format!("{}/ex/jira/{acme}/rest/api/3/myself", second.base);
+    let http = reqwest::Client::new();
+    let status = |res: reqwest::Response| res.status().as_u16();
+    assert_eq!(
+        status(http.get(&url).bearer_auth(&token).send().await.unwrap()),
+        200
+    );
+
+    let demo = app.app();
+    let revoked = http
+        .post(format!("{}/oauth/revoke", first.base))
+        .basic_auth(&demo.client_id, Some(&demo.client_secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let answer = status(http.get(&url).bearer_auth(&token).send().await.unwrap());
+        if answer == 401 {
+            break;
+        }
+        assert_eq!(answer, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still admitted a second after the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
