@@ -149,6 +149,7 @@ impl Core {
                 CoreError::NotFound(_) => CoreError::NotFound("account"),
                 other => other,
             })?;
+        self.access_changed();
         self.audit(
             Some(account_id),
             "account.password_changed",

@@ -104,6 +104,7 @@ impl Core {
             .set_user_installs(cloud_id, value)
             .await
             .map_err(not_found("site"))?;
+        self.access_changed();
         self.audit(
             None,
             "site.user_installs_changed",
@@ -191,6 +192,7 @@ impl Core {
             .put_site_product(&sp)
             .await
             .map_err(not_found("site or product"))?;
+        self.access_changed();
         self.audit(
             None,
             "site.product_added",
@@ -219,6 +221,7 @@ impl Core {
             .put_membership(&m)
             .await
             .map_err(not_found("account, site or product on the site"))?;
+        self.access_changed();
         self.audit(
             None,
             "membership.set",
@@ -242,6 +245,7 @@ impl Core {
         {
             return Err(CoreError::NotFound("membership"));
         }
+        self.access_changed();
         self.audit(
             None,
             "membership.removed",
@@ -374,6 +378,7 @@ impl Core {
             )));
         }
         self.store.delete_app(&app.app_id).await?;
+        self.access_changed();
         self.audit(
             None,
             "app.deleted",

@@ -89,6 +89,7 @@ impl Core {
         {
             return Err(CoreError::NotFound("API token"));
         }
+        self.access_changed();
         self.audit(
             Some(account_id),
             "api_token.revoked",

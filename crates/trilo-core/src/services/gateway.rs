@@ -18,14 +18,21 @@ use trilo_protocol::route::{Lookup, Router};
 
 use super::access::TokenRejection;
 use super::{Core, new_id};
+use crate::crypto::sha256;
 use crate::error::CoreResult;
-use crate::model::{Account, InstalledBy, Role, UserInstalls};
+use crate::model::{Account, InstalledBy, Role, TokenHash, UserInstalls};
 
 /// How long a compiled catalog is used before it is read again, so an import on any
 /// instance takes effect everywhere within this time without a read per call.
 const CATALOG_TTL: Duration = Duration::from_secs(10);
-/// Lifetime of an assertion to an upstream: one call, plus clock skew.
+/// Lifetime of an assertion to an upstream: one call, plus clock skew. Cached standings
+/// reuse theirs for half of it.
 const ASSERTION_LIFETIME_SECS: i64 = 60;
+/// How long a good standing is reused without asking the store: the bound on how late a
+/// revocation made on another instance takes effect here (DESIGN §3: within 1 second).
+const STANDING_TTL: Duration = Duration::from_millis(500);
+/// Bound on cached standings; beyond it the stale ones go, then all.
+const MAX_STANDINGS: usize = 100_000;
 
 /// Who calls.
 #[derive(Clone, Copy, Debug)]
@@ -98,8 +105,90 @@ impl Refusal {
 /// Who the call acts for, once the credentials checked out.
 struct Acting {
     account: Account,
-    /// The app and the token's scopes; `None` for an API token (the user's own rights).
+    /// The app id, client id and the token's scopes; `None` for an API token (the user's
+    /// own rights).
     app: Option<(String, String, ScopeSet)>,
+    /// When the access token expires (unix seconds); API tokens are checked each time
+    /// their standing is.
+    expires_at: Option<i64>,
+}
+
+/// What the checks of the credentials, site and product found (DESIGN §3 steps 1–3):
+/// enough to decide any operation of that product on that site.
+#[derive(Debug)]
+struct Standing {
+    account_id: String,
+    /// The app's client id and the token's scopes; `None` for an API token.
+    app: Option<(String, ScopeSet)>,
+    role: Role,
+    upstream_base: String,
+    assertion: String,
+    /// Unix seconds after which the entry is not used (token expiry, assertion age).
+    valid_until: i64,
+}
+
+/// Everything a standing depends on: the credentials (hashed), the product and the site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct StandingKey {
+    credentials: TokenHash,
+    product: String,
+    cloud_id: String,
+}
+
+impl StandingKey {
+    fn new(caller: Caller<'_>, call: &GatewayCall<'_>) -> Self {
+        let credentials = match caller {
+            Caller::Bearer(token) => sha256(&format!("bearer {token}")),
+            Caller::ApiToken { email, secret } => {
+                sha256(&format!("basic {}\n{secret}", email.to_lowercase()))
+            }
+        };
+        Self {
+            credentials,
+            product: call.product.to_owned(),
+            cloud_id: call.cloud_id.to_owned(),
+        }
+    }
+}
+
+/// Good standings checked less than [`STANDING_TTL`] ago. A revocation on another
+/// instance is therefore seen within that time; one made through this instance clears the
+/// cache at once ([`GatewayCache::clear`]). Refusals are never cached.
+#[derive(Default)]
+pub struct GatewayCache(RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>);
+
+impl std::fmt::Debug for GatewayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayCache")
+    }
+}
+
+impl GatewayCache {
+    fn get(&self, key: &StandingKey, now_unix: i64) -> Option<Arc<Standing>> {
+        let cache = self.0.read().ok()?;
+        let (checked, standing) = cache.get(key)?;
+        (checked.elapsed() < STANDING_TTL && now_unix < standing.valid_until)
+            .then(|| Arc::clone(standing))
+    }
+
+    fn put(&self, key: StandingKey, standing: Arc<Standing>) {
+        if let Ok(mut cache) = self.0.write() {
+            if cache.len() >= MAX_STANDINGS {
+                cache.retain(|_, (checked, _)| checked.elapsed() < STANDING_TTL);
+                if cache.len() >= MAX_STANDINGS {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (Instant::now(), standing));
+        }
+    }
+
+    /// Forgets every standing: called when this instance revokes or changes access.
+    pub fn clear(&self) {
+        if let Ok(mut cache) = self.0.write() {
+            cache.clear();
+        }
+    }
 }
 
 /// A product's operations compiled for matching.
@@ -123,6 +212,122 @@ impl Core {
         caller: Caller<'_>,
         call: &GatewayCall<'_>,
     ) -> CoreResult<Result<Admitted, Refusal>> {
+        let standing = match self.standing(caller, call).await? {
+            Ok(standing) => standing,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let catalog = self.catalog(call.product).await?;
+        let operation = match catalog.lookup(call.method, call.path) {
+            Lookup::Found(found) => found.value,
+            Lookup::MethodNotAllowed { allowed } => {
+                let mut refusal = Refusal::new(
+                    405,
+                    format!("{} does not allow {} here.", call.product, call.method),
+                );
+                refusal.allow = allowed.into_iter().map(str::to_owned).collect();
+                return Ok(Err(refusal));
+            }
+            Lookup::NotFound => {
+                return Ok(Err(Refusal::new(
+                    404,
+                    format!(
+                        "No {} operation matches {} {}.",
+                        call.product, call.method, call.path
+                    ),
+                )));
+            }
+            Lookup::Invalid(e) => {
+                return Ok(Err(Refusal::new(400, format!("The path is refused: {e}."))));
+            }
+        };
+        let needs_admin = match &standing.app {
+            Some((_, scopes)) => {
+                if !operation.is_open_to_apps() {
+                    return Ok(Err(Refusal::new(
+                        403,
+                        "Apps can't access this REST resource.",
+                    )));
+                }
+                let granted: Vec<&Vec<String>> = operation
+                    .alternatives
+                    .iter()
+                    .filter(|alt| alt.iter().all(|s| scopes.contains(s)))
+                    .collect();
+                if granted.is_empty() {
+                    return Ok(Err(Refusal::new(
+                        403,
+                        format!(
+                            "The access token lacks the scopes this operation needs: {}.",
+                            describe_alternatives(&operation.alternatives)
+                        ),
+                    )
+                    .with(Challenge::InsufficientScope)));
+                }
+                // Admin only when every granted way in needs a manage scope.
+                granted
+                    .iter()
+                    .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
+            }
+            // The user's own rights: admin-only when every way in needs a manage scope.
+            None => {
+                !operation.alternatives.is_empty()
+                    && operation
+                        .alternatives
+                        .iter()
+                        .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
+            }
+        };
+        if needs_admin && standing.role != Role::Admin {
+            return Ok(Err(Refusal::new(
+                403,
+                format!(
+                    "This operation needs the admin role for {} on this site.",
+                    call.product
+                ),
+            )));
+        }
+        let (client_id, scopes) = match &standing.app {
+            Some((client_id, scopes)) => (Some(client_id.clone()), scopes.to_vec()),
+            None => (None, Vec::new()),
+        };
+        Ok(Ok(Admitted {
+            upstream_base: standing.upstream_base.clone(),
+            account_id: standing.account_id.clone(),
+            client_id,
+            cloud_id: call.cloud_id.to_owned(),
+            scopes,
+            blocked_containers: Vec::new(),
+            assertion: standing.assertion.clone(),
+        }))
+    }
+
+    /// The caller's standing on the call's site and product: from the cache when checked
+    /// less than [`STANDING_TTL`] ago, else checked against the store (and cached if good).
+    async fn standing(
+        &self,
+        caller: Caller<'_>,
+        call: &GatewayCall<'_>,
+    ) -> CoreResult<Result<Arc<Standing>, Refusal>> {
+        let key = StandingKey::new(caller, call);
+        let now = self.now().unix_timestamp();
+        if let Some(standing) = self.gateway_cache.get(&key, now) {
+            return Ok(Ok(standing));
+        }
+        let standing = match self.check_standing(caller, call).await? {
+            Ok(standing) => Arc::new(standing),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        self.gateway_cache.put(key, Arc::clone(&standing));
+        Ok(Ok(standing))
+    }
+
+    /// The checks that depend only on the credentials, the site and the product (DESIGN
+    /// §3 steps 1–3), and the assertion for them.
+    async fn check_standing(
+        &self,
+        caller: Caller<'_>,
+        call: &GatewayCall<'_>,
+    ) -> CoreResult<Result<Standing, Refusal>> {
         let acting = match self.acting(caller).await? {
             Ok(acting) => acting,
             Err(refusal) => return Ok(Err(refusal)),
@@ -164,90 +369,28 @@ impl Core {
                 ),
             )));
         }
-        let catalog = self.catalog(call.product).await?;
-        let operation = match catalog.lookup(call.method, call.path) {
-            Lookup::Found(found) => found.value,
-            Lookup::MethodNotAllowed { allowed } => {
-                let mut refusal = Refusal::new(
-                    405,
-                    format!("{} does not allow {} here.", call.product, call.method),
-                );
-                refusal.allow = allowed.into_iter().map(str::to_owned).collect();
-                return Ok(Err(refusal));
-            }
-            Lookup::NotFound => {
-                return Ok(Err(Refusal::new(
-                    404,
-                    format!(
-                        "No {} operation matches {} {}.",
-                        call.product, call.method, call.path
-                    ),
-                )));
-            }
-            Lookup::Invalid(e) => {
-                return Ok(Err(Refusal::new(400, format!("The path is refused: {e}."))));
-            }
-        };
-        let needs_admin = match &acting.app {
-            Some((_, _, scopes)) => {
-                if !operation.is_open_to_apps() {
-                    return Ok(Err(Refusal::new(
-                        403,
-                        "Apps can't access this REST resource.",
-                    )));
-                }
-                let granted: Vec<&Vec<String>> = operation
-                    .alternatives
-                    .iter()
-                    .filter(|alt| alt.iter().all(|s| scopes.contains(s)))
-                    .collect();
-                if granted.is_empty() {
-                    return Ok(Err(Refusal::new(
-                        403,
-                        format!(
-                            "The access token lacks the scopes this operation needs: {}.",
-                            describe_alternatives(&operation.alternatives)
-                        ),
-                    )
-                    .with(Challenge::InsufficientScope)));
-                }
-                // Admin only when every granted way in needs a manage scope.
-                granted
-                    .iter()
-                    .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
-            }
-            // The user's own rights: admin-only when every way in needs a manage scope.
-            None => {
-                !operation.alternatives.is_empty()
-                    && operation
-                        .alternatives
-                        .iter()
-                        .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
-            }
-        };
-        if needs_admin && role != Role::Admin {
-            return Ok(Err(Refusal::new(
-                403,
-                format!(
-                    "This operation needs the admin role for {} on this site.",
-                    call.product
-                ),
-            )));
-        }
-        let (client_id, scopes) = match &acting.app {
-            Some((_, client_id, scopes)) => (Some(client_id.clone()), scopes.to_vec()),
-            None => (None, Vec::new()),
-        };
-        let assertion =
-            self.sign_assertion(&acting.account, client_id.as_deref(), call, &scopes)?;
-        Ok(Ok(Admitted {
+        let client_id = acting
+            .app
+            .as_ref()
+            .map(|(_, client_id, _)| client_id.as_str());
+        let scopes = acting
+            .app
+            .as_ref()
+            .map(|(_, _, scopes)| scopes.to_vec())
+            .unwrap_or_default();
+        let now = self.now().unix_timestamp();
+        let assertion = self.sign_assertion(&acting.account, client_id, call, &scopes)?;
+        Ok(Ok(Standing {
+            account_id: acting.account.account_id.clone(),
+            app: acting.app.map(|(_, client_id, scopes)| (client_id, scopes)),
+            role,
             upstream_base,
-            account_id: acting.account.account_id,
-            client_id,
-            cloud_id: call.cloud_id.to_owned(),
-            scopes,
-            blocked_containers: Vec::new(),
             assertion,
+            // The cached standing must not outlive the token or the assertion's use.
+            valid_until: acting
+                .expires_at
+                .unwrap_or(i64::MAX)
+                .min(now + ASSERTION_LIFETIME_SECS / 2),
         }))
     }
 
@@ -256,6 +399,7 @@ impl Core {
         match caller {
             Caller::Bearer(token) => Ok(match self.check_access_token(token).await? {
                 Ok(ctx) => Ok(Acting {
+                    expires_at: Some(ctx.claims.exp),
                     account: ctx.account,
                     app: Some((ctx.app_id, ctx.claims.client_id, ctx.scopes)),
                 }),
@@ -270,7 +414,11 @@ impl Core {
             }),
             Caller::ApiToken { email, secret } => {
                 Ok(match self.check_api_token(email, secret).await? {
-                    Some(account) => Ok(Acting { account, app: None }),
+                    Some(account) => Ok(Acting {
+                        account,
+                        app: None,
+                        expires_at: None,
+                    }),
                     None => Err(Refusal::new(
                         401,
                         "The email and API token do not match a live API token.",

@@ -33,6 +33,8 @@ pub struct Core {
     pub child_tokens: ChildTokens,
     /// The gateway's compiled operation catalogs.
     pub catalogs: Arc<gateway::CatalogCache>,
+    /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
+    pub gateway_cache: Arc<gateway::GatewayCache>,
 }
 
 impl std::fmt::Debug for Core {
@@ -59,7 +61,15 @@ impl Core {
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
             catalogs: Arc::default(),
+            gateway_cache: Arc::default(),
         })
+    }
+
+    /// Forgets what this instance's gateway cached, after a change to what it decides on
+    /// (a revocation, a password change, a block, a membership, an upstream): the change
+    /// then takes effect here at once, and on other instances within the cache's lifetime.
+    pub fn access_changed(&self) {
+        self.gateway_cache.clear();
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -59,6 +59,7 @@ impl Core {
             .revoke_family(&family_id, "revoked_by_client", self.now())
             .await?
         {
+            self.access_changed();
             self.audit(
                 None,
                 "token_family.revoked",

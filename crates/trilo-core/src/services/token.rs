@@ -189,6 +189,7 @@ impl Core {
                 .revoke_family(family_id, "code_replayed", self.now())
                 .await?
         {
+            self.access_changed();
             self.audit(
                 None,
                 "code.replayed",

@@ -270,12 +270,15 @@ async fn a_token_for_one_site_never_reaches_another() {
     // Consent on Acme only; Alice is a Jira member on Globex too, but the app is not
     // installed there.
     let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
     let globex = app.demo.sites[1].cloud_id.clone();
+    // Admitted on Acme first, so what the gateway cached for Acme is there to misuse.
+    let on_acme = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    assert_eq!(on_acme.status, 200);
     let answer = call(&app, "GET", &token, "jira", &globex, "/rest/api/3/myself").await;
     assert_refused(&answer, 403, "no access to jira on this site");
     // Bob is no Confluence member on Acme.
     let bob = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
     let answer = call(
         &app,
         "GET",
