@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub connect_timeout: String,
     /// Waiting for an upstream's response head: 504.
     pub upstream_timeout: String,
+    /// The largest request body the gateway forwards, in MiB: 413 beyond it.
+    pub max_request_body_mib: u64,
 }
 
 fn serialize_secret_opt<S: serde::Serializer>(
@@ -99,6 +101,7 @@ impl Default for Config {
             gateway: GatewayConfig {
                 connect_timeout: "5s".into(),
                 upstream_timeout: "30s".into(),
+                max_request_body_mib: 1024,
             },
             sessions: SessionsConfig {
                 lifetime: "12h".into(),
@@ -222,6 +225,12 @@ impl Config {
                 "gateway.upstream_timeout",
                 &self.gateway.upstream_timeout,
             )?,
+            max_request_body: self
+                .gateway
+                .max_request_body_mib
+                .checked_mul(1024 * 1024)
+                .filter(|bytes| *bytes > 0)
+                .ok_or_else(|| invalid("gateway.max_request_body_mib", "must be 1 or more"))?,
             ..UpstreamSettings::default()
         };
         Ok(Validated {

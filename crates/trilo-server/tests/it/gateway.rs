@@ -794,3 +794,78 @@ async fn a_revocation_through_one_instance_is_refused_by_another_within_a_second
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// When the state behind a cached decision can no longer be checked, the gateway refuses
+/// with 503 rather than admit on stale knowledge (DESIGN §3: fail closed).
+#[tokio::test]
+async fn the_gateway_fails_closed_when_the_store_is_gone() {
+    let Some(mut app) = TestApp::postgres().await else {
+        return;
+    };
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+            .await
+            .status,
+        200
+    );
+    app.lose_the_database().await;
+    // Past the cache's lifetime the standing must be checked again, and cannot be.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    assert_refused(&answer, 503, "unavailable");
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_limit_are_413() {
+    let app = TestApp::spawn(Backend::Sqlite, |config| {
+        config.gateway.max_request_body_mib = 1;
+    })
+    .await
+    .unwrap();
+    let upstream = test_upstream().await;
+    use_upstream(&app, &format!("{upstream}/bytes")).await;
+    let token = access_token(
+        &app,
+        0,
+        &demo_client(&app),
+        &format!("{READ_SCOPES} write:jira-work"),
+        0,
+    )
+    .await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let url = app.url(&format!("/ex/jira/{acme}/rest/api/3/issue"));
+    let http = reqwest::Client::new();
+    // Declared too large: refused before anything is sent upstream.
+    let declared = http
+        .post(&url)
+        .bearer_auth(&token)
+        .body(vec![b'x'; 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 413);
+    // Streamed (chunked, no length): cut off when it passes the limit.
+    let chunk = axum::body::Bytes::from(vec![b'y'; 64 * 1024]);
+    let stream =
+        futures_util::stream::iter((0..32).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let streamed = http
+        .post(&url)
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413);
+    // At the limit it passes.
+    let fits = http
+        .post(&url)
+        .bearer_auth(&token)
+        .body(vec![b'z'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::of(fits).await;
+    assert_eq!(answer.body["received"], 1024 * 1024, "{answer:?}");
+}

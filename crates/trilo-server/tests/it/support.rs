@@ -158,6 +158,13 @@ impl TestApp {
         })
     }
 
+    /// Drops the PostgreSQL database under the running server (its connections too), so
+    /// every later store call fails: for fail-closed tests.
+    pub async fn lose_the_database(&mut self) {
+        let db = self.pg_database.take().expect("a PostgreSQL test app");
+        db.drop_database().await.unwrap();
+    }
+
     /// The data directory (its `master.key` is what other instances must share).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.dir

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Request, Response, StatusCode, Uri};
+use http_body_util::{LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -41,6 +42,9 @@ pub struct UpstreamSettings {
     pub response_timeout: Duration,
     /// Idle keep-alive connections kept per upstream host.
     pub max_idle_per_host: usize,
+    /// Request bodies larger than this are refused with 413 (streamed bodies are cut off
+    /// when they pass it).
+    pub max_request_body: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -49,6 +53,7 @@ impl Default for UpstreamSettings {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             max_idle_per_host: 64,
+            max_request_body: 1024 * 1024 * 1024,
         }
     }
 }
@@ -95,6 +100,16 @@ impl Upstreams {
         identity: &Identity,
     ) -> Result<Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.settings.max_request_body) {
+            return Err(too_large());
+        }
+        let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
+        let body = Body::new(Limited::new(body, limit));
         strip(&mut parts.headers);
         add_identity(&mut parts.headers, identity)?;
         parts.uri = target;
@@ -110,6 +125,7 @@ impl Upstreams {
                     "The product did not answer in time.",
                 ));
             }
+            Ok(Err(e)) if exceeded_limit(&e) => return Err(too_large()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream request failed");
                 return Err(ApiError::new(
@@ -123,6 +139,25 @@ impl Upstreams {
         strip_response(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "The request body is larger than the gateway accepts.",
+    )
+}
+
+/// Whether sending failed because the request body passed the limit.
+fn exceeded_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Removes what must not cross the gateway inbound: connection headers (and those the
