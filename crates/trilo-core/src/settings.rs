@@ -19,6 +19,9 @@ pub struct Settings {
     pub refresh_inactivity: Duration,
     pub refresh_absolute: Duration,
     pub refresh_reuse_leeway: Duration,
+    /// How long the gateway reuses a checked standing (at most 1 s: DESIGN §3's bound on
+    /// revocation at every instance).
+    pub gateway_cache_ttl: Duration,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             refresh_inactivity: Duration::days(90),
             refresh_absolute: Duration::days(365),
             refresh_reuse_leeway: Duration::minutes(10),
+            gateway_cache_ttl: Duration::milliseconds(500),
         }
     }
 }

@@ -223,6 +223,12 @@ pub trait AuditLog: Send + Sync {
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Told when some instance changed what access decisions depend on (a revocation, a
+/// block, a membership…), so it can drop what it cached.
+pub trait AccessListener: Send + Sync {
+    fn access_changed(&self);
+}
+
 #[async_trait]
 pub trait Store:
     AccountStore
@@ -238,4 +244,15 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is (`sqlite`, `postgres`), for logs and the startup banner.
     fn backend(&self) -> &'static str;
+    /// Tells every instance listening (see [`Store::listen_for_access_changes`]) that
+    /// access changed. A backend that cannot do this does nothing.
+    async fn announce_access_change(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Calls `listener` whenever any instance announces an access change, for as long as
+    /// the store lives (PostgreSQL: `LISTEN`). Returns whether this backend can.
+    fn listen_for_access_changes(&self, listener: std::sync::Arc<dyn AccessListener>) -> bool {
+        let _ = listener;
+        false
+    }
 }

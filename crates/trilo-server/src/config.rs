@@ -67,6 +67,9 @@ pub struct GatewayConfig {
     pub upstream_timeout: String,
     /// The largest request body the gateway forwards, in MiB: 413 beyond it.
     pub max_request_body_mib: u64,
+    /// How long a checked token's standing is reused (at most 1s: the bound on how late a
+    /// revocation on another instance takes effect).
+    pub cache_ttl: String,
 }
 
 fn serialize_secret_opt<S: serde::Serializer>(
@@ -102,6 +105,7 @@ impl Default for Config {
                 connect_timeout: "5s".into(),
                 upstream_timeout: "30s".into(),
                 max_request_body_mib: 1024,
+                cache_ttl: "500ms".into(),
             },
             sessions: SessionsConfig {
                 lifetime: "12h".into(),
@@ -195,6 +199,10 @@ impl Config {
         if jwt_leeway > time::Duration::seconds(60) {
             return Err(invalid("tokens.jwt_leeway", "must be at most 60s"));
         }
+        let gateway_cache_ttl = parse_duration("gateway.cache_ttl", &self.gateway.cache_ttl)?;
+        if gateway_cache_ttl > time::Duration::seconds(1) {
+            return Err(invalid("gateway.cache_ttl", "must be at most 1s"));
+        }
         if let Some(kek) = &self.key_encryption_key {
             decode_key(kek)?;
         }
@@ -215,6 +223,7 @@ impl Config {
                 "tokens.refresh_reuse_leeway",
                 &t.refresh_reuse_leeway,
             )?,
+            gateway_cache_ttl,
         };
         let upstreams = UpstreamSettings {
             connect_timeout: std_duration(
@@ -364,6 +373,18 @@ mod tests {
         c.tokens.code_lifetime = "11m".into();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("tokens.code_lifetime"), "{e}");
+        let mut c = Config::default();
+        c.gateway.cache_ttl = "2s".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("gateway.cache_ttl"), "{e}");
+        let mut c = Config::default();
+        c.gateway.max_request_body_mib = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("gateway.max_request_body_mib"), "{e}");
+        let mut c = Config::default();
+        c.gateway.upstream_timeout = "soon".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("gateway.upstream_timeout"), "{e}");
         let mut c = Config::default();
         c.database_url = Some("mysql://x".into());
         assert!(

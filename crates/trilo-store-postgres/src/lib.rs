@@ -13,17 +13,19 @@
 
 mod conn;
 mod error;
+mod notify;
 mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use trilo_core::store::{Store, StoreError, StoreResult};
+use trilo_core::store::{AccessListener, Store, StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
@@ -130,6 +132,15 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn announce_access_change(&self) -> StoreResult<()> {
+        notify::announce(&self.pool).await
+    }
+
+    fn listen_for_access_changes(&self, listener: Arc<dyn AccessListener>) -> bool {
+        notify::listen(self.pool.clone(), listener);
+        true
     }
 }
 

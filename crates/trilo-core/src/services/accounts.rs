@@ -149,7 +149,7 @@ impl Core {
                 CoreError::NotFound(_) => CoreError::NotFound("account"),
                 other => other,
             })?;
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             Some(account_id),
             "account.password_changed",

@@ -104,7 +104,7 @@ impl Core {
             .set_user_installs(cloud_id, value)
             .await
             .map_err(not_found("site"))?;
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             None,
             "site.user_installs_changed",
@@ -192,7 +192,7 @@ impl Core {
             .put_site_product(&sp)
             .await
             .map_err(not_found("site or product"))?;
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             None,
             "site.product_added",
@@ -221,7 +221,7 @@ impl Core {
             .put_membership(&m)
             .await
             .map_err(not_found("account, site or product on the site"))?;
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             None,
             "membership.set",
@@ -245,7 +245,7 @@ impl Core {
         {
             return Err(CoreError::NotFound("membership"));
         }
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             None,
             "membership.removed",
@@ -378,7 +378,7 @@ impl Core {
             )));
         }
         self.store.delete_app(&app.app_id).await?;
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             None,
             "app.deleted",

@@ -89,7 +89,7 @@ impl Core {
         {
             return Err(CoreError::NotFound("API token"));
         }
-        self.access_changed();
+        self.access_changed().await;
         self.audit(
             Some(account_id),
             "api_token.revoked",

@@ -21,6 +21,7 @@ use super::{Core, new_id};
 use crate::crypto::sha256;
 use crate::error::CoreResult;
 use crate::model::{Account, InstalledBy, Role, TokenHash, UserInstalls};
+use crate::store::AccessListener;
 
 /// How long a compiled catalog is used before it is read again, so an import on any
 /// instance takes effect everywhere within this time without a read per call.
@@ -28,9 +29,6 @@ const CATALOG_TTL: Duration = Duration::from_secs(10);
 /// Lifetime of an assertion to an upstream: one call, plus clock skew. Cached standings
 /// reuse theirs for half of it.
 const ASSERTION_LIFETIME_SECS: i64 = 60;
-/// How long a good standing is reused without asking the store: the bound on how late a
-/// revocation made on another instance takes effect here (DESIGN §3: within 1 second).
-const STANDING_TTL: Duration = Duration::from_millis(500);
 /// Bound on cached standings; beyond it the stale ones go, then all.
 const MAX_STANDINGS: usize = 100_000;
 
@@ -151,11 +149,20 @@ impl StandingKey {
     }
 }
 
-/// Good standings checked less than [`STANDING_TTL`] ago. A revocation on another
-/// instance is therefore seen within that time; one made through this instance clears the
-/// cache at once ([`GatewayCache::clear`]). Refusals are never cached.
-#[derive(Default)]
-pub struct GatewayCache(RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>);
+/// Good standings checked less than the TTL ago (`gateway.cache_ttl`, at most 1 s). A
+/// change made through this instance clears the cache at once; one made on another
+/// instance clears it when announced (PostgreSQL `NOTIFY`) and is seen within the TTL in
+/// any case. Refusals are never cached.
+pub struct GatewayCache {
+    ttl: Duration,
+    standings: RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>,
+}
+
+impl AccessListener for GatewayCache {
+    fn access_changed(&self) {
+        self.clear();
+    }
+}
 
 impl std::fmt::Debug for GatewayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,17 +171,24 @@ impl std::fmt::Debug for GatewayCache {
 }
 
 impl GatewayCache {
+    pub fn new(ttl: time::Duration) -> Self {
+        Self {
+            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
+            standings: RwLock::default(),
+        }
+    }
+
     fn get(&self, key: &StandingKey, now_unix: i64) -> Option<Arc<Standing>> {
-        let cache = self.0.read().ok()?;
+        let cache = self.standings.read().ok()?;
         let (checked, standing) = cache.get(key)?;
-        (checked.elapsed() < STANDING_TTL && now_unix < standing.valid_until)
+        (checked.elapsed() < self.ttl && now_unix < standing.valid_until)
             .then(|| Arc::clone(standing))
     }
 
     fn put(&self, key: StandingKey, standing: Arc<Standing>) {
-        if let Ok(mut cache) = self.0.write() {
+        if let Ok(mut cache) = self.standings.write() {
             if cache.len() >= MAX_STANDINGS {
-                cache.retain(|_, (checked, _)| checked.elapsed() < STANDING_TTL);
+                cache.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
                 if cache.len() >= MAX_STANDINGS {
                     cache.clear();
                 }
@@ -185,7 +199,7 @@ impl GatewayCache {
 
     /// Forgets every standing: called when this instance revokes or changes access.
     pub fn clear(&self) {
-        if let Ok(mut cache) = self.0.write() {
+        if let Ok(mut cache) = self.standings.write() {
             cache.clear();
         }
     }
@@ -302,7 +316,7 @@ impl Core {
     }
 
     /// The caller's standing on the call's site and product: from the cache when checked
-    /// less than [`STANDING_TTL`] ago, else checked against the store (and cached if good).
+    /// less than the TTL ago, else checked against the store (and cached if good).
     async fn standing(
         &self,
         caller: Caller<'_>,

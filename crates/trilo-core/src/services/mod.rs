@@ -54,6 +54,8 @@ impl Core {
         settings: Settings,
     ) -> Result<Core, KeyError> {
         let keys = KeySet::load_or_create(store.as_ref(), sealing, clock.now()).await?;
+        let gateway_cache = Arc::new(gateway::GatewayCache::new(settings.gateway_cache_ttl));
+        store.listen_for_access_changes(gateway_cache.clone());
         Ok(Core {
             store,
             clock,
@@ -61,15 +63,20 @@ impl Core {
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
             catalogs: Arc::default(),
-            gateway_cache: Arc::default(),
+            gateway_cache,
         })
     }
 
     /// Forgets what this instance's gateway cached, after a change to what it decides on
     /// (a revocation, a password change, a block, a membership, an upstream): the change
     /// then takes effect here at once, and on other instances within the cache's lifetime.
-    pub fn access_changed(&self) {
+    pub async fn access_changed(&self) {
         self.gateway_cache.clear();
+        // Other instances hear of it at once where the store can tell them; if it cannot,
+        // their caches still expire within the TTL.
+        if let Err(e) = self.store.announce_access_change().await {
+            tracing::warn!(error = %e, "could not announce an access change to other instances");
+        }
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -132,7 +132,7 @@ impl Core {
             .revoke_family(&family.family_id, "refresh_token_reused", self.now())
             .await?
         {
-            self.access_changed();
+            self.access_changed().await;
             tracing::warn!(family = %family.family_id, app = %app.app_id, "refresh token reuse: family revoked");
             self.audit(
                 Some(&family.account_id),

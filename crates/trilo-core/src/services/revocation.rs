@@ -59,7 +59,7 @@ impl Core {
             .revoke_family(&family_id, "revoked_by_client", self.now())
             .await?
         {
-            self.access_changed();
+            self.access_changed().await;
             self.audit(
                 None,
                 "token_family.revoked",

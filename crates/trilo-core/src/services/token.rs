@@ -189,7 +189,7 @@ impl Core {
                 .revoke_family(family_id, "code_replayed", self.now())
                 .await?
         {
-            self.access_changed();
+            self.access_changed().await;
             self.audit(
                 None,
                 "code.replayed",

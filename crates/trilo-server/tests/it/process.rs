@@ -17,6 +17,8 @@ pub struct ServerProcess {
     database_url: String,
     issuer: String,
     audience: String,
+    /// Extra environment, e.g. `TRILO__GATEWAY__CACHE_TTL`.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -32,6 +34,11 @@ fn free_port() -> u16 {
 impl ServerProcess {
     /// Starts an instance and waits until it answers `/healthz`.
     pub async fn start(app: &TestApp) -> ServerProcess {
+        Self::start_with_env(app, &[]).await
+    }
+
+    /// Starts an instance with extra environment variables.
+    pub async fn start_with_env(app: &TestApp, env: &[(&str, &str)]) -> ServerProcess {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut server = ServerProcess {
             base: format!("http://{listen}"),
@@ -40,6 +47,10 @@ impl ServerProcess {
             database_url: app.database_url.clone(),
             issuer: app.base.clone(),
             audience: app.demo.audience.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         server.spawn().await;
@@ -64,6 +75,7 @@ impl ServerProcess {
             .env("TRILO__API_URL", &self.issuer)
             .env("TRILO__AUDIENCE", &self.audience)
             .env("TRILO_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
