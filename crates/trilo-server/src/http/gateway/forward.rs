@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use trilo_core::services::gateway::Admitted;
+
 use super::super::errors::ApiError;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -65,18 +67,6 @@ pub struct Upstreams {
     settings: UpstreamSettings,
 }
 
-/// What trilo adds for the upstream: who acts, for which app, with what, and the proof.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    pub account_id: String,
-    /// Absent for API tokens (the user acts without an app).
-    pub client_id: Option<String>,
-    pub cloud_id: String,
-    pub scopes: Vec<String>,
-    pub blocked_containers: Vec<String>,
-    pub assertion: String,
-}
-
 impl Upstreams {
     pub fn new(settings: UpstreamSettings) -> Self {
         let mut connector = HttpConnector::new();
@@ -90,14 +80,15 @@ impl Upstreams {
         Self { client, settings }
     }
 
-    /// Sends `request` (its body streamed as it arrives) to `target` with `identity`, and
+    /// Sends `request` (its body streamed as it arrives) to `target` with the identity of the
+    /// admitted call, and
     /// returns the upstream's response with its body streamed back. A dead upstream is
     /// 502, a slow one 504.
     pub async fn forward(
         &self,
         request: Request<Body>,
         target: Uri,
-        identity: &Identity,
+        identity: &Admitted,
     ) -> Result<Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
         let declared = parts
@@ -198,7 +189,8 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     }
 }
 
-fn add_identity(headers: &mut HeaderMap, identity: &Identity) -> Result<(), ApiError> {
+/// The identity headers and the assertion: who acts, for which app, with what, and proof.
+fn add_identity(headers: &mut HeaderMap, identity: &Admitted) -> Result<(), ApiError> {
     let mut put = |name: &'static str, value: &str| -> Result<(), ApiError> {
         let value = HeaderValue::from_str(value).map_err(|_| {
             ApiError::new(

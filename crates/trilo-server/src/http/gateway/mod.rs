@@ -15,7 +15,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use trilo_core::services::gateway::{Admitted, Caller, Challenge, GatewayCall, Refusal};
 
-use self::forward::Identity;
 use super::errors::ApiError;
 use crate::state::AppState;
 
@@ -54,15 +53,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, Ap
         Err(refusal) => return Ok(refused(refusal)),
     };
     let target = target_uri(&admitted, path, uri.query())?;
-    let identity = Identity {
-        account_id: admitted.account_id,
-        client_id: admitted.client_id,
-        cloud_id: admitted.cloud_id,
-        scopes: admitted.scopes,
-        blocked_containers: admitted.blocked_containers,
-        assertion: admitted.assertion,
-    };
-    state.upstreams.forward(request, target, &identity).await
+    state.upstreams.forward(request, target, &admitted).await
 }
 
 /// `/ex/{product}/{cloudid}{api}` split raw (undecoded); `{api}` is `/` when absent.
