@@ -3,12 +3,14 @@
 //! a message that says what is missing, and for an admitted call the upstream and the
 //! signed assertion to forward with.
 //!
+//! The caches live in `cache`.
+//!
 //! Not yet enforced here: a guest's container list and data security policies (neither
 //! is modelled yet); `blocked_containers` is therefore always empty.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+mod cache;
+
+use std::sync::Arc;
 
 use trilo_protocol::ScopeSet;
 use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
@@ -16,21 +18,16 @@ use trilo_protocol::operations::Operation;
 use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
 use trilo_protocol::route::{Lookup, Router};
 
+pub use self::cache::{CatalogCache, GatewayCache};
+use self::cache::{CompiledCatalog, StandingKey};
 use super::access::TokenRejection;
 use super::{Core, new_id};
-use crate::crypto::sha256;
 use crate::error::CoreResult;
-use crate::model::{Account, InstalledBy, Role, TokenHash, UserInstalls};
-use crate::store::AccessListener;
+use crate::model::{Account, InstalledBy, Role, UserInstalls};
 
-/// How long a compiled catalog is used before it is read again, so an import on any
-/// instance takes effect everywhere within this time without a read per call.
-const CATALOG_TTL: Duration = Duration::from_secs(10);
 /// Lifetime of an assertion to an upstream: one call, plus clock skew. Cached standings
 /// reuse theirs for half of it.
 const ASSERTION_LIFETIME_SECS: i64 = 60;
-/// Bound on cached standings; beyond it the stale ones go, then all.
-const MAX_STANDINGS: usize = 100_000;
 
 /// Who calls.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +111,7 @@ struct Acting {
 /// What the checks of the credentials, site and product found (DESIGN §3 steps 1–3):
 /// enough to decide any operation of that product on that site.
 #[derive(Debug)]
-struct Standing {
+pub(crate) struct Standing {
     account_id: String,
     /// The app's client id and the token's scopes; `None` for an API token.
     app: Option<(String, ScopeSet)>,
@@ -122,101 +119,7 @@ struct Standing {
     upstream_base: String,
     assertion: String,
     /// Unix seconds after which the entry is not used (token expiry, assertion age).
-    valid_until: i64,
-}
-
-/// Everything a standing depends on: the credentials (hashed), the product and the site.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct StandingKey {
-    credentials: TokenHash,
-    product: String,
-    cloud_id: String,
-}
-
-impl StandingKey {
-    fn new(caller: Caller<'_>, call: &GatewayCall<'_>) -> Self {
-        let credentials = match caller {
-            Caller::Bearer(token) => sha256(&format!("bearer {token}")),
-            Caller::ApiToken { email, secret } => {
-                sha256(&format!("basic {}\n{secret}", email.to_lowercase()))
-            }
-        };
-        Self {
-            credentials,
-            product: call.product.to_owned(),
-            cloud_id: call.cloud_id.to_owned(),
-        }
-    }
-}
-
-/// Good standings checked less than the TTL ago (`gateway.cache_ttl`, at most 1 s). A
-/// change made through this instance clears the cache at once; one made on another
-/// instance clears it when announced (PostgreSQL `NOTIFY`) and is seen within the TTL in
-/// any case. Refusals are never cached.
-pub struct GatewayCache {
-    ttl: Duration,
-    standings: RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>,
-}
-
-impl AccessListener for GatewayCache {
-    fn access_changed(&self) {
-        self.clear();
-    }
-}
-
-impl std::fmt::Debug for GatewayCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GatewayCache")
-    }
-}
-
-impl GatewayCache {
-    pub fn new(ttl: time::Duration) -> Self {
-        Self {
-            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
-            standings: RwLock::default(),
-        }
-    }
-
-    fn get(&self, key: &StandingKey, now_unix: i64) -> Option<Arc<Standing>> {
-        let cache = self.standings.read().ok()?;
-        let (checked, standing) = cache.get(key)?;
-        (checked.elapsed() < self.ttl && now_unix < standing.valid_until)
-            .then(|| Arc::clone(standing))
-    }
-
-    fn put(&self, key: StandingKey, standing: Arc<Standing>) {
-        if let Ok(mut cache) = self.standings.write() {
-            if cache.len() >= MAX_STANDINGS {
-                cache.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
-                if cache.len() >= MAX_STANDINGS {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (Instant::now(), standing));
-        }
-    }
-
-    /// Forgets every standing: called when this instance revokes or changes access.
-    pub fn clear(&self) {
-        if let Ok(mut cache) = self.standings.write() {
-            cache.clear();
-        }
-    }
-}
-
-/// A product's operations compiled for matching.
-type CompiledCatalog = Arc<Router<Operation>>;
-
-/// Compiled catalogs per product with when each was loaded; reloaded after
-/// [`CATALOG_TTL`].
-#[derive(Default)]
-pub struct CatalogCache(RwLock<HashMap<String, (Instant, CompiledCatalog)>>);
-
-impl std::fmt::Debug for CatalogCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CatalogCache")
-    }
+    pub(crate) valid_until: i64,
 }
 
 impl Core {
@@ -491,13 +394,10 @@ impl Core {
         Ok(!reachable(scopes, &[view]).is_empty())
     }
 
-    /// The product's compiled operation catalog (cached for [`CATALOG_TTL`]).
+    /// The product's compiled operation catalog (cached, see [`CatalogCache`]).
     async fn catalog(&self, product: &str) -> CoreResult<CompiledCatalog> {
-        if let Ok(cache) = self.catalogs.0.read()
-            && let Some((loaded, router)) = cache.get(product)
-            && loaded.elapsed() < CATALOG_TTL
-        {
-            return Ok(Arc::clone(router));
+        if let Some(router) = self.catalogs.get(product) {
+            return Ok(router);
         }
         let mut router = Router::new();
         for op in self.store.product_operations(product).await? {
@@ -514,9 +414,7 @@ impl Core {
             }
         }
         let router = Arc::new(router);
-        if let Ok(mut cache) = self.catalogs.0.write() {
-            cache.insert(product.to_owned(), (Instant::now(), Arc::clone(&router)));
-        }
+        self.catalogs.put(product, Arc::clone(&router));
         Ok(router)
     }
 

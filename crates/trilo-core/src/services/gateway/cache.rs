@@ -1,0 +1,128 @@
+//! The gateway's caches: checked standings (credentials × product × site) for a short
+//! TTL, and compiled operation catalogs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use trilo_protocol::operations::Operation;
+use trilo_protocol::route::Router;
+
+use super::{Caller, GatewayCall, Standing};
+use crate::crypto::sha256;
+use crate::model::TokenHash;
+use crate::store::AccessListener;
+
+/// How long a compiled catalog is used before it is read again, so an import on any
+/// instance takes effect everywhere within this time without a read per call.
+const CATALOG_TTL: Duration = Duration::from_secs(10);
+/// Bound on cached standings; beyond it the stale ones go, then all.
+const MAX_STANDINGS: usize = 100_000;
+
+/// Everything a standing depends on: the credentials (hashed), the product and the site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct StandingKey {
+    credentials: TokenHash,
+    product: String,
+    cloud_id: String,
+}
+
+impl StandingKey {
+    pub(super) fn new(caller: Caller<'_>, call: &GatewayCall<'_>) -> Self {
+        let credentials = match caller {
+            Caller::Bearer(token) => sha256(&format!("bearer {token}")),
+            Caller::ApiToken { email, secret } => {
+                sha256(&format!("basic {}\n{secret}", email.to_lowercase()))
+            }
+        };
+        Self {
+            credentials,
+            product: call.product.to_owned(),
+            cloud_id: call.cloud_id.to_owned(),
+        }
+    }
+}
+
+/// Good standings checked less than the TTL ago (`gateway.cache_ttl`, at most 1 s). A
+/// change made through this instance clears the cache at once; one made on another
+/// instance clears it when announced (PostgreSQL `NOTIFY`) and is seen within the TTL in
+/// any case. Refusals are never cached.
+pub struct GatewayCache {
+    ttl: Duration,
+    standings: RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>,
+}
+
+impl AccessListener for GatewayCache {
+    fn access_changed(&self) {
+        self.clear();
+    }
+}
+
+impl std::fmt::Debug for GatewayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayCache")
+    }
+}
+
+impl GatewayCache {
+    pub fn new(ttl: time::Duration) -> Self {
+        Self {
+            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
+            standings: RwLock::default(),
+        }
+    }
+
+    pub(super) fn get(&self, key: &StandingKey, now_unix: i64) -> Option<Arc<Standing>> {
+        let cache = self.standings.read().ok()?;
+        let (checked, standing) = cache.get(key)?;
+        (checked.elapsed() < self.ttl && now_unix < standing.valid_until)
+            .then(|| Arc::clone(standing))
+    }
+
+    pub(super) fn put(&self, key: StandingKey, standing: Arc<Standing>) {
+        if let Ok(mut cache) = self.standings.write() {
+            if cache.len() >= MAX_STANDINGS {
+                cache.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
+                if cache.len() >= MAX_STANDINGS {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (Instant::now(), standing));
+        }
+    }
+
+    /// Forgets every standing: called when this instance revokes or changes access.
+    pub fn clear(&self) {
+        if let Ok(mut cache) = self.standings.write() {
+            cache.clear();
+        }
+    }
+}
+
+/// A product's operations compiled for matching.
+pub(super) type CompiledCatalog = Arc<Router<Operation>>;
+
+/// Compiled catalogs per product with when each was loaded; reloaded after
+/// [`CATALOG_TTL`].
+#[derive(Default)]
+pub struct CatalogCache(RwLock<HashMap<String, (Instant, CompiledCatalog)>>);
+
+impl std::fmt::Debug for CatalogCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogCache")
+    }
+}
+
+impl CatalogCache {
+    pub(super) fn get(&self, product: &str) -> Option<CompiledCatalog> {
+        let cache = self.0.read().ok()?;
+        let (loaded, router) = cache.get(product)?;
+        (loaded.elapsed() < CATALOG_TTL).then(|| Arc::clone(router))
+    }
+
+    pub(super) fn put(&self, product: &str, router: CompiledCatalog) {
+        if let Ok(mut cache) = self.0.write() {
+            cache.insert(product.to_owned(), (Instant::now(), router));
+        }
+    }
+}
