@@ -85,3 +85,53 @@ pub struct HomePage {
     pub name: String,
     pub email: String,
 }
+
+/// The developer console's list of apps.
+#[derive(Template)]
+#[template(path = "dev/apps.html")]
+pub struct AppsPage {
+    pub email: String,
+    pub query: String,
+    pub apps: Vec<AppListItem>,
+}
+
+pub struct AppListItem {
+    pub app_id: String,
+    pub name: String,
+    pub distribution: &'static str,
+    pub updated_on: String,
+}
+
+#[derive(Template)]
+#[template(path = "dev/new_app.html")]
+pub struct NewAppPage {
+    pub email: String,
+    pub csrf_token: String,
+    pub name: String,
+    pub description: String,
+    pub error: Option<String>,
+}
+
+/// An app as the console pages show it.
+pub struct AppView {
+    pub app_id: String,
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    pub distribution: &'static str,
+    pub review: &'static str,
+    pub scopes: Vec<String>,
+    pub callback_urls: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dev/app.html")]
+pub struct AppOverviewPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    /// The client secret, on the one page that shows it (creation).
+    pub secret: Option<String>,
+}

@@ -19,6 +19,7 @@ use crate::views::MessagePage;
 pub enum PageError {
     BadRequest(&'static str),
     Forbidden(&'static str),
+    NotFound(&'static str),
     UnsupportedMediaType,
     Core(CoreError),
 }
@@ -34,6 +35,7 @@ impl IntoResponse for PageError {
         let (status, message) = match self {
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.to_owned()),
             PageError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned()),
+            PageError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_owned()),
             PageError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Forms must be sent as application/x-www-form-urlencoded.".into(),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod common;
+pub mod console;
 pub mod errors;
 pub mod gateway;
 pub mod login;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(oauth::router())
         .merge(login::router())
+        .merge(console::router())
         .merge(token::router())
         .merge(revocation::router())
         .merge(

@@ -363,3 +363,66 @@ async fn browser_blocked_site_is_shown_and_not_selectable() {
     })
     .await;
 }
+
+/// The developer console: log in, create an app (its secret shown once), find it again
+/// with the search box; screenshots of each page.
+#[tokio::test]
+async fn browser_console_creates_an_app_and_finds_it() {
+    let app = TestApp::sqlite().await;
+    let app = &app;
+    with_browser(|driver| async move {
+        driver.goto(app.url("/developer")).await?;
+        driver.query(By::Id("login-submit")).first().await?;
+        let (email, password) = app.alice();
+        log_in(&driver, email, password).await?;
+        driver.query(By::Id("create-app")).first().await?;
+        assert_eq!(driver.current_url().await?.path(), "/developer");
+        save_screenshot(&driver, "console-apps.png").await?;
+
+        driver.find(By::Id("create-app")).await?.click().await?;
+        driver
+            .query(By::Id("name"))
+            .first()
+            .await?
+            .send_keys("Release Notes <b>Bot</b>")
+            .await?;
+        driver
+            .find(By::Id("description"))
+            .await?
+            .send_keys("Posts release notes.")
+            .await?;
+        save_screenshot(&driver, "console-new-app.png").await?;
+        driver.find(By::Id("create")).await?.click().await?;
+        let secret = driver
+            .query(By::Id("client-secret"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert_eq!(secret.len(), 43, "the secret is shown once: {secret}");
+        let name = driver.find(By::Id("app-name")).await?.text().await?;
+        assert_eq!(name, "Release Notes <b>Bot</b>", "names render as text");
+        save_screenshot(&driver, "console-app-created.png").await?;
+
+        driver.goto(app.url("/developer")).await?;
+        let search = driver.query(By::Id("q")).first().await?;
+        search.send_keys("release").await?;
+        driver.find(By::Id("search")).await?.click().await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while driver.current_url().await?.query() != Some("q=release") {
+            assert!(Instant::now() < deadline, "the search did not load");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rows = driver
+            .query(By::Css("#apps tbody tr"))
+            .all_from_selector()
+            .await?;
+        assert_eq!(rows.len(), 1, "one app matches");
+        assert!(rows[0].text().await?.contains("Not sharing"));
+        save_screenshot(&driver, "console-search.png").await?;
+        driver.goto(app.url("/developer?q=nothing-like-it")).await?;
+        driver.query(By::Id("no-match")).first().await?;
+        Ok(())
+    })
+    .await;
+}
