@@ -92,6 +92,7 @@ pub struct HomePage {
 pub struct AppsPage {
     pub email: String,
     pub query: String,
+    pub deleted: Option<String>,
     pub apps: Vec<AppListItem>,
 }
 
@@ -134,4 +135,75 @@ pub struct AppOverviewPage {
     pub error: Option<String>,
     /// The client secret, on the one page that shows it (creation).
     pub secret: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dev/authorization.html")]
+pub struct AuthorizationPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    /// The callback URLs, one per line, as the textarea shows them.
+    pub callback_text: String,
+    pub scope_choices: Vec<ScopeOption>,
+    pub authorization_url: String,
+}
+
+/// A scope with a checkbox: whether it is chosen, and what it allows.
+pub struct ScopeOption {
+    pub scope: String,
+    pub description: String,
+    pub chosen: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dev/permissions.html")]
+pub struct PermissionsPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub apis: Vec<ApiScopes>,
+}
+
+/// One API (a product, or the user identity API) and its scopes.
+pub struct ApiScopes {
+    pub title: String,
+    /// Shown unfolded: the app already uses some of its scopes.
+    pub open: bool,
+    pub chosen: usize,
+    pub scopes: Vec<ScopeOption>,
+}
+
+#[derive(Template)]
+#[template(path = "dev/distribution.html")]
+pub struct DistributionPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub sharing: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dev/settings.html")]
+pub struct SettingsPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub avatar_url: String,
+    /// A new secret, on the one page that shows it (after a rotation).
+    pub secret: Option<String>,
+    /// Until when the previous secret still works.
+    pub grace: Option<String>,
 }

@@ -323,6 +323,15 @@ impl Core {
     }
 
     pub async fn update_app(&self, mut app: App) -> CoreResult<App> {
+        app.name = app.name.trim().to_owned();
+        if app.name.is_empty() || app.name.len() > 200 {
+            return Err(CoreError::Invalid(
+                "app name must be 1 to 200 characters".into(),
+            ));
+        }
+        if let Some(avatar) = &app.avatar_url {
+            validate_http_url(avatar, "avatar url")?;
+        }
         for url in &app.callback_urls {
             validate_registration(url).map_err(|e| CoreError::Invalid(format!("{url:?}: {e}")))?;
         }

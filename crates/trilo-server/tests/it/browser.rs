@@ -426,3 +426,157 @@ async fn browser_console_creates_an_app_and_finds_it() {
     })
     .await;
 }
+
+/// An app's whole life in the console: callback URL, scopes, the authorization URL used
+/// for a real consent, deletion refused while installed (sites listed), sharing, secret
+/// rotation; a screenshot of every page.
+#[tokio::test]
+async fn browser_console_takes_an_app_through_its_life() {
+    let app = TestApp::sqlite().await;
+    let app = &app;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    with_browser(|driver| async move {
+        driver.goto(app.url("/developer/apps/new")).await?;
+        driver.query(By::Id("login-submit")).first().await?;
+        let (email, password) = app.alice();
+        log_in(&driver, email, password).await?;
+        driver
+            .query(By::Id("name"))
+            .first()
+            .await?
+            .send_keys("Life Cycle App")
+            .await?;
+        driver.find(By::Id("create")).await?.click().await?;
+        driver.query(By::Id("client-secret")).first().await?;
+        save_screenshot(&driver, "console-overview.png").await?;
+
+        // Authorization: a callback URL on this server, so the consent lands somewhere real.
+        click_tab(&driver, "Authorization").await?;
+        let callbacks = driver.query(By::Id("callback_urls")).first().await?;
+        callbacks.send_keys(app.url("/demo/callback")).await?;
+        driver.find(By::Id("save-callbacks")).await?.click().await?;
+        driver.query(By::Id("notice")).first().await?;
+
+        // Permissions: the identity API is listed first; Jira's scopes fold out.
+        click_tab(&driver, "Permissions").await?;
+        driver
+            .query(By::Css("input[value='read:me']"))
+            .first()
+            .await?
+            .click()
+            .await?;
+        for summary in driver.find_all(By::Css("details.api summary")).await? {
+            if summary.text().await?.contains("Jira") {
+                summary.click().await?;
+            }
+        }
+        driver
+            .find(By::Css("input[value='read:jira-work']"))
+            .await?
+            .click()
+            .await?;
+        save_screenshot(&driver, "console-permissions.png").await?;
+        driver.find(By::Id("save-scopes")).await?.click().await?;
+        driver.query(By::Id("notice")).first().await?;
+
+        // The ready-made authorization URL completes a consent.
+        click_tab(&driver, "Authorization").await?;
+        let url = driver
+            .query(By::Id("authorization-url"))
+            .first()
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert!(url.contains("scope=read%3Ame%20read%3Ajira-work"), "{url}");
+        save_screenshot(&driver, "console-authorization.png").await?;
+        driver
+            .goto(url.replace("YOUR_USER_BOUND_VALUE", "console-7"))
+            .await?;
+        site_radio(&driver, &acme).await?.click().await?;
+        driver.find(By::Id("accept")).await?.click().await?;
+        let code = driver
+            .query(By::Id("callback-code"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert!(!code.is_empty());
+        let landed = driver.current_url().await?;
+        assert_eq!(
+            query_param(landed.as_str(), "state").as_deref(),
+            Some("console-7")
+        );
+
+        // Deleting is refused while the app is installed, naming the site.
+        driver.back().await?;
+        driver.back().await?;
+        click_tab(&driver, "Settings").await?;
+        driver.find(By::Id("delete-app")).await?.click().await?;
+        let error = driver
+            .query(By::Id("form-error"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert!(error.contains(&acme), "{error}");
+        save_screenshot(&driver, "console-delete-refused.png").await?;
+
+        // Sharing on.
+        click_tab(&driver, "Distribution").await?;
+        driver
+            .query(By::Id("toggle-sharing"))
+            .first()
+            .await?
+            .click()
+            .await?;
+        let status = driver
+            .query(By::Id("distribution"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert_eq!(status, "Sharing");
+        save_screenshot(&driver, "console-distribution.png").await?;
+
+        // A new secret, shown once, with the old one kept for the grace chosen.
+        click_tab(&driver, "Settings").await?;
+        driver
+            .query(By::Id("rotate-secret"))
+            .first()
+            .await?
+            .click()
+            .await?;
+        let secret = driver
+            .query(By::Id("client-secret"))
+            .first()
+            .await?
+            .text()
+            .await?;
+        assert_eq!(secret.len(), 43);
+        save_screenshot(&driver, "console-settings.png").await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// Opens one of the app's tabs by its link text and waits for it to be the current one.
+async fn click_tab(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
+    driver
+        .query(By::LinkText(name))
+        .first()
+        .await?
+        .click()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let current = driver.find(By::Css(".tabs a[aria-current=page]")).await;
+        if let Ok(current) = current
+            && current.text().await? == name
+        {
+            return Ok(());
+        }
+        assert!(Instant::now() < deadline, "the {name} tab did not open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::HeaderMap;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use trilo_core::CoreError;
 use trilo_core::model::{Account, App, ClientType, Distribution, ReviewState, Session};
@@ -22,12 +22,33 @@ use super::errors::PageError;
 use crate::state::AppState;
 use crate::views::{AppListItem, AppOverviewPage, AppView, AppsPage, NewAppPage};
 
+mod app_pages;
+
 pub fn router() -> Router<AppState> {
+    use app_pages as p;
     Router::new()
         .route("/developer", get(list_apps))
         .route("/developer/apps/new", get(new_app))
-        .route("/developer/apps", axum::routing::post(create_app))
+        .route("/developer/apps", post(create_app))
         .route("/developer/apps/{id}", get(overview))
+        .route(
+            "/developer/apps/{id}/authorization",
+            get(p::authorization).post(p::save_authorization),
+        )
+        .route(
+            "/developer/apps/{id}/permissions",
+            get(p::permissions).post(p::save_permissions),
+        )
+        .route(
+            "/developer/apps/{id}/distribution",
+            get(p::distribution).post(p::save_distribution),
+        )
+        .route(
+            "/developer/apps/{id}/settings",
+            get(p::settings).post(p::save_settings),
+        )
+        .route("/developer/apps/{id}/secret", post(p::rotate_secret))
+        .route("/developer/apps/{id}/delete", post(p::delete))
 }
 
 /// The logged-in developer, or the login page (coming back here afterwards).
@@ -109,6 +130,8 @@ fn distribution_label(d: Distribution) -> &'static str {
 struct ListQuery {
     #[serde(default)]
     q: String,
+    /// The name of an app just deleted, to confirm it.
+    deleted: Option<String>,
 }
 
 async fn list_apps(
@@ -142,6 +165,7 @@ async fn list_apps(
         &AppsPage {
             email: account.email,
             query: query.q.trim().to_owned(),
+            deleted: query.deleted,
             apps,
         },
     ))
