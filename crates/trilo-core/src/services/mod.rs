@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api_tokens;
 pub mod authorize;
+pub mod console;
 pub mod gateway;
 pub mod refresh;
 pub mod revocation;

@@ -2,6 +2,7 @@
 //! merged here with the layers every response gets.
 
 pub mod api;
+pub mod api_v1;
 pub mod common;
 pub mod console;
 pub mod errors;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(api_host_cors()),
         )
         .merge(wellknown::router())
+        .merge(api_v1::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

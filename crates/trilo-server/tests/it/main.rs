@@ -3,10 +3,12 @@
 
 mod support;
 
+mod api_v1;
 mod authorize;
 mod browser;
 mod cli;
 mod conformance;
+mod console;
 mod flow;
 mod gateway;
 mod keys;

@@ -1,0 +1,228 @@
+//! The developer console's pages over HTTP: login required, another developer's app is
+//! "not found", forms need the session's CSRF token, bad input is refused and changes
+//! nothing, user input renders as text, pages send the security headers.
+
+use crate::support::{TestApp, hidden_field, location};
+
+/// A logged-in browser for demo user `user` (0 Alice, 1 Bob) and its CSRF token.
+async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, String) {
+    let client = app.browser();
+    let u = &app.demo.users[user];
+    assert_eq!(
+        app.login(&client, &u.email, &u.password).await.status(),
+        303
+    );
+    let page = client
+        .get(app.url("/developer/apps/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_field(&page, "csrf_token").expect("the form has a csrf_token");
+    (client, csrf)
+}
+
+async fn demo_app_id(app: &TestApp) -> String {
+    app.core
+        .find_app(&app.app().client_id)
+        .await
+        .unwrap()
+        .app_id
+}
+
+#[tokio::test]
+async fn console_pages_need_a_login() {
+    let app = TestApp::sqlite().await;
+    let id = demo_app_id(&app).await;
+    for path in [
+        "/developer".to_owned(),
+        format!("/developer/apps/{id}/settings"),
+    ] {
+        let res = app.browser().get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{path}");
+        assert!(
+            location(&res).starts_with("/login?return_to=%2Fdeveloper"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_developers_app_is_not_found() {
+    let app = TestApp::sqlite().await;
+    let id = demo_app_id(&app).await; // Alice's
+    let (bob, csrf) = developer(&app, 1).await;
+    for tab in [
+        "",
+        "/authorization",
+        "/permissions",
+        "/distribution",
+        "/settings",
+    ] {
+        let res = bob
+            .get(app.url(&format!("/developer/apps/{id}{tab}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "GET {tab}");
+    }
+    for action in [
+        "/authorization",
+        "/permissions",
+        "/distribution",
+        "/settings",
+        "/secret",
+        "/delete",
+    ] {
+        let res = bob
+            .post(app.url(&format!("/developer/apps/{id}{action}")))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("sharing", "on"),
+                ("name", "Stolen"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "POST {action}");
+    }
+    let unchanged = app.core.find_app(&id).await.unwrap();
+    assert_eq!(unchanged.name, "Demo Integration");
+}
+
+#[tokio::test]
+async fn console_forms_need_the_session_csrf_token() {
+    let app = TestApp::sqlite().await;
+    let (alice, _) = developer(&app, 0).await;
+    let before = app.core.store.list_apps(None).await.unwrap().len();
+    for form in [
+        vec![("name", "No Token")],
+        vec![("name", "Wrong"), ("csrf_token", "forged")],
+    ] {
+        let res = alice
+            .post(app.url("/developer/apps"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+    }
+    assert_eq!(app.core.store.list_apps(None).await.unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn user_input_renders_as_text_and_pages_send_security_headers() {
+    let app = TestApp::sqlite().await;
+    let (alice, csrf) = developer(&app, 0).await;
+    let res = alice
+        .post(app.url("/developer/apps"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "<script>alert('name')</script>"),
+            ("description", "\"><img src=x onerror=alert(1)>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let created = res.text().await.unwrap();
+    let list = alice
+        .get(app.url("/developer?q=<script>"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for page in [&created, &list] {
+        assert!(!page.contains("<script>alert"), "unescaped name");
+        assert!(!page.contains("<img src=x"), "unescaped description");
+        assert!(page.contains("&lt;script&gt;") || page.contains("&#60;script&#62;"));
+    }
+}
+
+#[tokio::test]
+async fn bad_callback_urls_and_unknown_scopes_are_refused_and_change_nothing() {
+    let app = TestApp::sqlite().await;
+    let id = demo_app_id(&app).await;
+    let before = app.core.find_app(&id).await.unwrap();
+    let (alice, csrf) = developer(&app, 0).await;
+    for bad in [
+        "javascript:alert(1)",
+        "https://app.example.test/*",
+        "not a url",
+    ] {
+        let res = alice
+            .post(app.url(&format!("/developer/apps/{id}/authorization")))
+            .form(&[("csrf_token", csrf.as_str()), ("callback_urls", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        assert!(res.text().await.unwrap().contains("form-error"), "{bad}");
+    }
+    let res = alice
+        .post(app.url(&format!("/developer/apps/{id}/permissions")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("scope", "read:me"),
+            ("scope", "admin:everything"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("admin:everything"));
+    let after = app.core.find_app(&id).await.unwrap();
+    assert_eq!(after.callback_urls, before.callback_urls);
+    assert_eq!(after.scopes, before.scopes);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_the_old_one_for_the_grace_only() {
+    let app = TestApp::sqlite().await;
+    let id = demo_app_id(&app).await;
+    let old = app.app().client_secret.clone();
+    let (alice, csrf) = developer(&app, 0).await;
+    let page = alice
+        .post(app.url(&format!("/developer/apps/{id}/secret")))
+        .form(&[("csrf_token", csrf.as_str()), ("grace", "1h")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = page.find("id=\"client-secret\">").unwrap() + "id=\"client-secret\">".len();
+    let new = &page[start..start + 43];
+    let client_id = app.app().client_id.clone();
+    let authenticates = |secret: String| {
+        let creds = trilo_protocol::token_request::ClientCredentials {
+            client_id: client_id.clone(),
+            secret: Some(secret),
+            method: trilo_protocol::token_request::AuthMethod::Post,
+        };
+        let core = app.core.clone();
+        async move { core.authenticate_client(&creds).await.is_ok() }
+    };
+    assert!(authenticates(new.to_owned()).await);
+    assert!(
+        authenticates(old.clone()).await,
+        "the old secret works during the grace"
+    );
+    app.clock
+        .advance(time::Duration::hours(1) + time::Duration::seconds(1));
+    assert!(authenticates(new.to_owned()).await);
+    assert!(
+        !authenticates(old).await,
+        "the old secret ends with the grace"
+    );
+}
