@@ -30,6 +30,18 @@ impl From<CoreError> for PageError {
     }
 }
 
+/// A console operation's failure on a page (forms handle the user's mistakes first).
+impl From<trilo_core::services::console::ConsoleError> for PageError {
+    fn from(e: trilo_core::services::console::ConsoleError) -> Self {
+        use trilo_core::services::console::ConsoleError;
+        match e {
+            ConsoleError::NotFound => PageError::NotFound("There is no such app."),
+            ConsoleError::Core(e) => PageError::Core(e),
+            other => PageError::Core(trilo_core::CoreError::Invalid(other.to_string())),
+        }
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, message) = match self {

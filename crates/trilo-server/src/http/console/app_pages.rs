@@ -8,12 +8,13 @@ use axum::http::header::HeaderMap;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use trilo_core::CoreError;
-use trilo_core::model::{App, Distribution};
+use trilo_core::model::{Account, App, Distribution};
+use trilo_core::services::console::{AppChanges, UpdatedApp};
 use trilo_protocol::authorize::append_query;
 use trilo_protocol::params::{self, encode};
 use trilo_protocol::scope::IDENTITY_SCOPES;
 
-use super::{app_view, console_form, developer, owned_app};
+use super::{app_view, console_form, developer, form_problem, owned_app};
 use crate::config::parse_duration;
 use crate::http::common::{render, see_other};
 use crate::http::errors::PageError;
@@ -54,12 +55,22 @@ fn form_values(body: &[u8], name: &str) -> Result<Vec<String>, PageError> {
     Ok(values)
 }
 
-/// Saves the app; a validation problem comes back as the page's error.
-async fn save(state: &AppState, app: App) -> Result<Result<App, String>, PageError> {
-    match state.core.update_app(app).await {
-        Ok(app) => Ok(Ok(app)),
-        Err(CoreError::Invalid(message)) => Ok(Err(message)),
-        Err(e) => Err(e.into()),
+/// Saves changes to the developer's app; a validation problem comes back as the page's
+/// error.
+async fn save(
+    state: &AppState,
+    account: &Account,
+    app: &App,
+    changes: AppChanges,
+) -> Result<Result<UpdatedApp, String>, PageError> {
+    match state
+        .core
+        .console(account)
+        .update_app(&app.app_id, changes)
+        .await
+    {
+        Ok(updated) => Ok(Ok(updated)),
+        Err(e) => Ok(Err(form_problem(e)?)),
     }
 }
 
@@ -91,7 +102,7 @@ pub(super) async fn save_authorization(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let (session, account, mut app) = developer_app!(state, headers, uri, id);
+    let (session, account, app) = developer_app!(state, headers, uri, id);
     let form = console_form(&headers, &body, &session)?;
     let text = form.get("callback_urls").unwrap_or_default();
     let urls: Vec<String> = text
@@ -100,14 +111,16 @@ pub(super) async fn save_authorization(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    let before = app.clone();
-    app.callback_urls = urls;
-    Ok(match save(&state, app).await? {
+    let changes = AppChanges {
+        callback_urls: Some(urls),
+        ..AppChanges::default()
+    };
+    Ok(match save(&state, &account, &app, changes).await? {
         Ok(saved) => authorization_page(
             &state,
             session.csrf_token,
             account.email,
-            &saved,
+            &saved.app,
             &[],
             Some("Callback URLs saved.".into()),
             None,
@@ -117,7 +130,7 @@ pub(super) async fn save_authorization(
                 &state,
                 session.csrf_token,
                 account.email,
-                &before,
+                &app,
                 &[],
                 None,
                 Some(message),
@@ -216,20 +229,28 @@ pub(super) async fn save_permissions(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let (session, account, mut app) = developer_app!(state, headers, uri, id);
+    let (session, account, app) = developer_app!(state, headers, uri, id);
     console_form(&headers, &body, &session)?;
-    let before = app.clone();
-    app.scopes = form_values(&body, "scope")?;
-    match save(&state, app).await? {
+    let changes = AppChanges {
+        scopes: Some(form_values(&body, "scope")?),
+        ..AppChanges::default()
+    };
+    match save(&state, &account, &app, changes).await? {
         Ok(saved) => {
-            let notice = Some(
-                "Scopes saved. Users who consented before must consent again to new scopes.".into(),
-            );
+            let notice = Some(if saved.new_scopes.is_empty() {
+                "Scopes saved.".to_owned()
+            } else {
+                format!(
+                    "Scopes saved. Users who consented before must consent again to the new \
+                     scopes: {}.",
+                    saved.new_scopes.join(", ")
+                )
+            });
             permissions_page(
                 &state,
                 session.csrf_token,
                 account.email,
-                &saved,
+                &saved.app,
                 notice,
                 None,
                 StatusCode::OK,
@@ -241,7 +262,7 @@ pub(super) async fn save_permissions(
                 &state,
                 session.csrf_token,
                 account.email,
-                &before,
+                &app,
                 None,
                 Some(message),
                 StatusCode::BAD_REQUEST,
@@ -350,9 +371,9 @@ pub(super) async fn save_distribution(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let (session, account, mut app) = developer_app!(state, headers, uri, id);
+    let (session, account, app) = developer_app!(state, headers, uri, id);
     let form = console_form(&headers, &body, &session)?;
-    app.distribution = match form.get("sharing") {
+    let distribution = match form.get("sharing") {
         Some("on") => Distribution::Sharing,
         Some("off") => Distribution::Private,
         _ => {
@@ -361,7 +382,16 @@ pub(super) async fn save_distribution(
             ));
         }
     };
-    let saved = state.core.update_app(app).await?;
+    let changes = AppChanges {
+        distribution: Some(distribution),
+        ..AppChanges::default()
+    };
+    let saved = state
+        .core
+        .console(&account)
+        .update_app(&app.app_id, changes)
+        .await?
+        .app;
     let notice = match saved.distribution {
         Distribution::Sharing => "Sharing enabled.",
         Distribution::Private => "Sharing disabled.",
@@ -426,28 +456,24 @@ pub(super) async fn save_settings(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let (session, account, mut app) = developer_app!(state, headers, uri, id);
+    let (session, account, app) = developer_app!(state, headers, uri, id);
     let form = console_form(&headers, &body, &session)?;
-    let before = app.clone();
-    app.name = form.get("name").unwrap_or_default().trim().to_owned();
-    app.description = form
-        .get("description")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    app.avatar_url = form
-        .get("avatar_url")
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    let (shown, notice, error, status) = match save(&state, app).await? {
+    let field = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+    let avatar = field("avatar_url");
+    let changes = AppChanges {
+        name: Some(field("name")),
+        description: Some(field("description")),
+        avatar_url: Some((!avatar.is_empty()).then_some(avatar)),
+        ..AppChanges::default()
+    };
+    let (shown, notice, error, status) = match save(&state, &account, &app, changes).await? {
         Ok(saved) => (
-            saved,
+            saved.app,
             Some("Changes saved.".to_owned()),
             None,
             StatusCode::OK,
         ),
-        Err(message) => (before, None, Some(message), StatusCode::BAD_REQUEST),
+        Err(message) => (app, None, Some(message), StatusCode::BAD_REQUEST),
     };
     Ok(settings_page(
         SettingsPage {
@@ -474,22 +500,24 @@ pub(super) async fn rotate_secret(
 ) -> Result<Response, PageError> {
     let (session, account, app) = developer_app!(state, headers, uri, id);
     let form = console_form(&headers, &body, &session)?;
-    let grace_text = form.get("grace").unwrap_or("24h");
-    let grace = match grace_text {
+    let grace = match form.get("grace").unwrap_or("24h") {
         "0s" => time::Duration::ZERO,
-        other => parse_duration("grace", other)
-            .ok()
-            .filter(|g| *g <= time::Duration::days(30))
-            .ok_or(PageError::BadRequest(
-                "Choose how long the current secret stays valid.",
-            ))?,
+        other => parse_duration("grace", other).map_err(|_| {
+            PageError::BadRequest("Choose how long the current secret stays valid.")
+        })?,
     };
-    let secret = state.core.rotate_app_secret(&app.app_id, grace).await?;
+    let console = state.core.console(&account);
+    let rotated = match console.rotate_secret(&app.app_id, grace).await {
+        Ok(rotated) => rotated,
+        Err(e) => return Err(PageError::Core(CoreError::Invalid(form_problem(e)?))),
+    };
     let until = (grace > time::Duration::ZERO).then(|| {
-        (state.core.now() + grace)
+        rotated
+            .previous_valid_until
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     });
+    let secret = rotated.client_secret;
     Ok(settings_page(
         SettingsPage {
             email: account.email,
@@ -515,26 +543,25 @@ pub(super) async fn delete(
 ) -> Result<Response, PageError> {
     let (session, account, app) = developer_app!(state, headers, uri, id);
     console_form(&headers, &body, &session)?;
-    match state.core.delete_app(&app.app_id).await {
+    match state.core.console(&account).delete_app(&app.app_id).await {
         Ok(()) => Ok(see_other(&format!(
             "/developer?deleted={}",
             encode(&app.name)
         ))),
-        Err(CoreError::Conflict(message)) => Ok(settings_page(
+        Err(e) => Ok(settings_page(
             SettingsPage {
                 email: account.email,
                 avatar_url: app.avatar_url.clone().unwrap_or_default(),
                 app: app_view(&app),
                 tab: "settings",
                 notice: None,
-                error: Some(format!("The app cannot be deleted: {message}.")),
+                error: Some(format!("The app cannot be deleted. {}", form_problem(e)?)),
                 csrf_token: session.csrf_token,
                 secret: None,
                 grace: None,
             },
             StatusCode::CONFLICT,
         )),
-        Err(e) => Err(e.into()),
     }
 }
 

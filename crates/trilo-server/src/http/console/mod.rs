@@ -11,9 +11,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use trilo_core::CoreError;
-use trilo_core::model::{Account, App, ClientType, Distribution, ReviewState, Session};
-use trilo_core::services::admin::NewApp;
+use trilo_core::model::{Account, App, ReviewState, Session};
+use trilo_core::services::console::{
+    AppQuery, ConsoleError, MAX_PAGE_SIZE, NewConsoleApp, distribution_status,
+};
 use trilo_protocol::Params;
 use trilo_protocol::params::encode;
 
@@ -72,11 +73,37 @@ pub(crate) async fn owned_app(
     account: &Account,
     id: &str,
 ) -> Result<App, PageError> {
-    match state.core.find_app(id).await {
-        Ok(app) if app.owner_account_id == account.account_id => Ok(app),
-        Ok(_) | Err(CoreError::NotFound(_)) => Err(PageError::NotFound("There is no such app.")),
-        Err(e) => Err(e.into()),
+    Ok(state.core.console(account).app(id).await?)
+}
+
+/// What a console operation's failure means for a page: the user's mistake, shown on
+/// the form again, or a page error.
+pub(crate) fn form_problem(e: ConsoleError) -> Result<String, PageError> {
+    match e {
+        ConsoleError::InvalidCallbackUrl { .. }
+        | ConsoleError::UnknownScope(_)
+        | ConsoleError::ScopeNotAdded(_)
+        | ConsoleError::Invalid(_) => Ok(capitalized(&e.to_string())),
+        ConsoleError::Installed(sites) => {
+            let names: Vec<String> = sites
+                .iter()
+                .map(|s| format!("{} ({})", s.name, s.cloud_id))
+                .collect();
+            Ok(format!(
+                "The app is installed on {}. Uninstall it there first.",
+                names.join(", ")
+            ))
+        }
+        other => Err(other.into()),
     }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A console form: urlencoded, and carrying this session's CSRF token.
@@ -108,21 +135,13 @@ pub(crate) fn app_view(app: &App) -> AppView {
         client_id: app.client_id.clone(),
         name: app.name.clone(),
         description: app.description.clone(),
-        distribution: distribution_label(app.distribution),
+        distribution: distribution_status(app.distribution),
         review: match app.review_state {
             ReviewState::Approved => "Approved",
             ReviewState::Unreviewed => "Not reviewed",
         },
         scopes: app.scopes.clone(),
         callback_urls: app.callback_urls.clone(),
-    }
-}
-
-/// The reference's wording for distribution.
-fn distribution_label(d: Distribution) -> &'static str {
-    match d {
-        Distribution::Sharing => "Sharing",
-        Distribution::Private => "Not sharing",
     }
 }
 
@@ -144,19 +163,22 @@ async fn list_apps(
         Ok(dev) => dev,
         Err(login) => return Ok(login),
     };
-    let needle = query.q.trim().to_lowercase();
-    let apps = state
+    let page = state
         .core
-        .store
-        .list_apps(Some(&account.account_id))
-        .await
-        .map_err(CoreError::from)?
+        .console(&account)
+        .apps(&AppQuery {
+            search: Some(query.q.trim().to_owned()),
+            limit: Some(MAX_PAGE_SIZE),
+            cursor: None,
+        })
+        .await?;
+    let apps = page
+        .apps
         .into_iter()
-        .filter(|a| needle.is_empty() || a.name.to_lowercase().contains(&needle))
         .map(|a| AppListItem {
             app_id: a.app_id,
             name: a.name,
-            distribution: distribution_label(a.distribution),
+            distribution: distribution_status(a.distribution),
             updated_on: a.updated_at.date().to_string(),
         })
         .collect();
@@ -211,20 +233,21 @@ async fn create_app(
         .to_owned();
     let created = state
         .core
-        .create_app(NewApp {
-            owner_account_id: account.account_id.clone(),
+        .console(&account)
+        .create_app(NewConsoleApp {
             name: name.clone(),
             description: description.clone(),
             avatar_url: None,
             callback_urls: Vec::new(),
             scopes: Vec::new(),
-            distribution: Distribution::Private,
-            client_type: ClientType::Confidential,
+            distribution: None,
+            client_type: None,
         })
         .await;
     let created = match created {
         Ok(created) => created,
-        Err(CoreError::Invalid(message)) => {
+        Err(e) => {
+            let error = form_problem(e)?;
             return Ok(render(
                 StatusCode::BAD_REQUEST,
                 &NewAppPage {
@@ -232,11 +255,10 @@ async fn create_app(
                     csrf_token: session.csrf_token,
                     name,
                     description,
-                    error: Some(message),
+                    error: Some(error),
                 },
             ));
         }
-        Err(e) => return Err(e.into()),
     };
     Ok(render(
         StatusCode::CREATED,
