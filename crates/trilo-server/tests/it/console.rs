@@ -226,3 +226,33 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_only() {
         "the old secret ends with the grace"
     );
 }
+
+/// A `state` carrying markup renders as text on the consent page and on the demo
+/// callback page.
+#[tokio::test]
+async fn a_state_with_markup_renders_as_text() {
+    let app = TestApp::sqlite_with_demo_callback().await;
+    let state = "<script>alert('state')</script>";
+    let browser = app.browser();
+    let page = app
+        .consent_page(&browser, &app.authorize_url(&[("state", state)]))
+        .await;
+    assert!(!page.contains("<script>alert"), "consent page");
+    let res = app
+        .submit_consent(&browser, &page, "accept", Some(&app.demo.sites[0].cloud_id))
+        .await;
+    let callback = location(&res);
+    let landed = browser
+        .get(&callback)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!landed.contains("<script>alert"), "callback page");
+    assert!(
+        landed.contains("&lt;script&gt;") || landed.contains("&#60;script&#62;"),
+        "{landed}"
+    );
+}
