@@ -434,17 +434,7 @@ pub(super) async fn settings(
 ) -> Result<Response, PageError> {
     let (session, account, app) = developer_app!(state, headers, uri, id);
     Ok(settings_page(
-        SettingsPage {
-            email: account.email,
-            avatar_url: app.avatar_url.clone().unwrap_or_default(),
-            app: app_view(&app),
-            tab: "settings",
-            notice: None,
-            error: None,
-            csrf_token: session.csrf_token,
-            secret: None,
-            grace: None,
-        },
+        settings_view(account.email, &app, session.csrf_token),
         StatusCode::OK,
     ))
 }
@@ -477,15 +467,9 @@ pub(super) async fn save_settings(
     };
     Ok(settings_page(
         SettingsPage {
-            email: account.email,
-            avatar_url: shown.avatar_url.clone().unwrap_or_default(),
-            app: app_view(&shown),
-            tab: "settings",
             notice,
             error,
-            csrf_token: session.csrf_token,
-            secret: None,
-            grace: None,
+            ..settings_view(account.email, &shown, session.csrf_token)
         },
         status,
     ))
@@ -520,15 +504,10 @@ pub(super) async fn rotate_secret(
     let secret = rotated.client_secret;
     Ok(settings_page(
         SettingsPage {
-            email: account.email,
-            avatar_url: app.avatar_url.clone().unwrap_or_default(),
-            app: app_view(&app),
-            tab: "settings",
             notice: Some("Secret rotated.".into()),
-            error: None,
-            csrf_token: session.csrf_token,
             secret: Some(secret),
             grace: until,
+            ..settings_view(account.email, &app, session.csrf_token)
         },
         StatusCode::OK,
     ))
@@ -550,18 +529,26 @@ pub(super) async fn delete(
         ))),
         Err(e) => Ok(settings_page(
             SettingsPage {
-                email: account.email,
-                avatar_url: app.avatar_url.clone().unwrap_or_default(),
-                app: app_view(&app),
-                tab: "settings",
-                notice: None,
                 error: Some(format!("The app cannot be deleted. {}", form_problem(e)?)),
-                csrf_token: session.csrf_token,
-                secret: None,
-                grace: None,
+                ..settings_view(account.email, &app, session.csrf_token)
             },
             StatusCode::CONFLICT,
         )),
+    }
+}
+
+/// The settings page for `app`, with nothing to announce.
+fn settings_view(email: String, app: &App, csrf_token: String) -> SettingsPage {
+    SettingsPage {
+        email,
+        avatar_url: app.avatar_url.clone().unwrap_or_default(),
+        app: app_view(app),
+        tab: "settings",
+        notice: None,
+        error: None,
+        csrf_token,
+        secret: None,
+        grace: None,
     }
 }
 
