@@ -141,6 +141,35 @@ pub struct ProductOperation {
     pub alternatives: Vec<Vec<String>>,
 }
 
+/// A space or project of a product on a site: what guests are limited to and what data
+/// security policies cover (DESIGN §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub cloud_id: String,
+    pub product_key: String,
+    /// The project or space key (`DEMO`), as paths and issue keys name it.
+    pub key: String,
+    /// The product's numeric or opaque id, as other paths name it.
+    pub container_id: String,
+    pub name: String,
+}
+
+/// A data security policy of a site (DESIGN §2): while active, its app access rule keeps
+/// apps away from the containers it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub policy_id: String,
+    pub cloud_id: String,
+    pub name: String,
+    /// The app access rule: apps cannot reach the covered containers.
+    pub blocks_apps: bool,
+    pub active: bool,
+    /// Covered containers as (product key, container key), in the order given.
+    pub containers: Vec<(String, String)>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
 /// A product hosted on a site, with the upstream its gateway calls go to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteProduct {

@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed,
-    RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct,
-    TokenFamily, TokenHash, UserInstalls,
+    Container, Grant, Installation, Membership, NewCode, NewFamily, Policy, Product,
+    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
+    SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
 };
 
 /// Why a store operation failed. Driver errors never leave a store crate.
@@ -118,6 +118,40 @@ pub trait SiteStore: Send + Sync {
     ) -> StoreResult<bool>;
     async fn memberships_of_account(&self, account_id: &str) -> StoreResult<Vec<Membership>>;
     async fn memberships_of_site(&self, cloud_id: &str) -> StoreResult<Vec<Membership>>;
+}
+
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Inserts the container or changes its id and name; `NotFound` when the site does not
+    /// host the product; `Conflict` when another container of it has that id.
+    async fn put_container(&self, container: &Container) -> StoreResult<()>;
+    /// The site's containers (of one product, or all), by product and key.
+    async fn containers(
+        &self,
+        cloud_id: &str,
+        product_key: Option<&str>,
+    ) -> StoreResult<Vec<Container>>;
+    /// Replaces the containers a guest membership reaches; `NotFound` when the membership
+    /// or a container does not exist.
+    async fn set_guest_containers(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+        container_keys: &[String],
+    ) -> StoreResult<()>;
+    async fn guest_containers(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// Inserts the policy or replaces its name, rule, state and containers;
+    /// `NotFound` when the site or a container does not exist.
+    async fn put_policy(&self, policy: &Policy) -> StoreResult<()>;
+    async fn policy(&self, policy_id: &str) -> StoreResult<Option<Policy>>;
+    /// The site's policies, oldest first.
+    async fn policies(&self, cloud_id: &str) -> StoreResult<Vec<Policy>>;
 }
 
 #[async_trait]
@@ -235,6 +269,7 @@ pub trait Store:
     + SessionStore
     + ApiTokenStore
     + SiteStore
+    + PolicyStore
     + AppStore
     + GrantStore
     + KeyStore

@@ -13,6 +13,7 @@ use crate::api_tokens::ApiTokenRow;
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
 use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow};
+use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::sites::{
     MembershipRow, ProductOperationRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow,
 };
@@ -193,6 +194,10 @@ pub trait Conn:
     + Fetch<ProductOperationRow>
     + Fetch<SiteProductRow>
     + Fetch<MembershipRow>
+    + Fetch<ContainerRow>
+    + Fetch<ContainerKeyRow>
+    + Fetch<PolicyRow>
+    + Fetch<PolicyContainerRow>
     + Fetch<AppRow>
     + Fetch<AppItemRow>
     + Fetch<SecretRow>

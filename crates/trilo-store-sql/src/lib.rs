@@ -16,4 +16,5 @@ pub mod audit;
 pub mod conn;
 pub mod convert;
 pub mod grants;
+pub mod policies;
 pub mod sites;

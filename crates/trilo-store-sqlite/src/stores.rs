@@ -6,16 +6,16 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Grant, Installation, Membership, NewCode, NewFamily, Product, ProductOperation, Redeemed,
-    RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct,
-    TokenFamily, TokenHash, UserInstalls,
+    Container, Grant, Installation, Membership, NewCode, NewFamily, Policy, Product,
+    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
+    SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
 };
 use trilo_core::store::{
-    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, SessionStore, SiteStore,
-    StoreResult,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore,
+    SessionStore, SiteStore, StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
-use trilo_store_sql::{accounts, api_tokens, apps, audit, grants, sites};
+use trilo_store_sql::{accounts, api_tokens, apps, audit, grants, policies, sites};
 
 use crate::SqliteStore;
 
@@ -98,6 +98,58 @@ impl ApiTokenStore for SqliteStore {
     async fn touch_api_token(&self, token_id: &str, at: OffsetDateTime) -> StoreResult<()> {
         self.write(|tx| api_tokens::touch_api_token(tx, token_id, at))
             .await
+    }
+}
+
+#[async_trait]
+impl PolicyStore for SqliteStore {
+    async fn put_container(&self, container: &Container) -> StoreResult<()> {
+        self.write(|tx| policies::put_container(tx, container))
+            .await
+    }
+
+    async fn containers(
+        &self,
+        cloud_id: &str,
+        product_key: Option<&str>,
+    ) -> StoreResult<Vec<Container>> {
+        self.read(|c| policies::containers(c, cloud_id, product_key))
+            .await
+    }
+
+    async fn set_guest_containers(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+        container_keys: &[String],
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            policies::set_guest_containers(tx, account_id, cloud_id, product_key, container_keys)
+        })
+        .await
+    }
+
+    async fn guest_containers(
+        &self,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<Vec<String>> {
+        self.read(|c| policies::guest_containers(c, account_id, cloud_id, product_key))
+            .await
+    }
+
+    async fn put_policy(&self, policy: &Policy) -> StoreResult<()> {
+        self.write(|tx| policies::put_policy(tx, policy)).await
+    }
+
+    async fn policy(&self, policy_id: &str) -> StoreResult<Option<Policy>> {
+        self.snapshot(|tx| policies::policy(tx, policy_id)).await
+    }
+
+    async fn policies(&self, cloud_id: &str) -> StoreResult<Vec<Policy>> {
+        self.snapshot(|tx| policies::policies(tx, cloud_id)).await
     }
 }
 

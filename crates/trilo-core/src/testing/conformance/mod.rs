@@ -9,6 +9,7 @@ mod api_tokens;
 mod apps;
 mod grants;
 mod keys_audit;
+mod policies;
 mod refresh;
 mod sites;
 
@@ -24,6 +25,7 @@ pub use api_tokens::*;
 pub use apps::*;
 pub use grants::*;
 pub use keys_audit::*;
+pub use policies::*;
 pub use refresh::*;
 pub use sites::*;
 
@@ -71,6 +73,9 @@ pub fn all() -> Vec<(&'static str, CaseFn)> {
         memberships_are_put_changed_listed_and_removed,
         put_membership_needs_account_site_and_site_product,
         product_operations_are_replaced_whole_and_kept_in_order,
+        containers_are_upserted_listed_and_need_a_hosted_product,
+        guest_containers_are_replaced_and_need_membership_and_containers,
+        policies_round_trip_and_replace_their_containers,
         // apps
         app_round_trips_with_ordered_callback_urls_and_scopes,
         app_client_id_is_unique,
