@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use trilo_core::Core;
-use trilo_core::model::{ClientType, Distribution, Role};
+use trilo_core::model::{ClientType, Container, Distribution, Role};
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::{NewApp, NewSite};
 use trilo_sample_products::ALL;
@@ -119,6 +119,21 @@ pub async fn seed(
             let upstream = format!("{}/{product}", upstream_base.trim_end_matches('/'));
             core.add_product_to_site(&site.cloud_id, product, &upstream)
                 .await?;
+            // The projects and spaces the sample upstreams hold, for guests and policies.
+            let seeded = ALL
+                .iter()
+                .filter(|sample| sample.key == *product)
+                .flat_map(|sample| sample.seeded_containers());
+            for c in seeded {
+                core.put_container(Container {
+                    cloud_id: site.cloud_id.clone(),
+                    product_key: (*product).to_owned(),
+                    key: c.key.to_owned(),
+                    container_id: c.id.to_string(),
+                    name: c.name.to_owned(),
+                })
+                .await?;
+            }
         }
         sites.push(DemoSite {
             cloud_id: site.cloud_id,

@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod authorize;
 pub mod console;
 pub mod gateway;
+pub mod policies;
 pub mod refresh;
 pub mod revocation;
 pub mod token;

@@ -871,3 +871,160 @@ async fn request_bodies_over_the_limit_are_413() {
     let answer = Answer::of(fits).await;
     assert_eq!(answer.body["received"], 1024 * 1024, "{answer:?}");
 }
+
+/// An active data security policy keeps apps away from the project it covers, by project
+/// key or id or by an issue key, naming the policy; the upstream hides it from lists; an
+/// API token (the user acting) is not blocked; deactivating lifts it at once.
+#[tokio::test]
+async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
+    let app = TestApp::sqlite().await;
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let issue = |key: &str| format!("/rest/api/3/issue/{key}");
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
+            .await
+            .status,
+        200
+    );
+    let policy = app
+        .core
+        .create_policy(
+            &acme,
+            "Finance <data>",
+            vec![("jira".into(), "OPS".into())],
+            true,
+        )
+        .await
+        .unwrap();
+    // Created inactive: nothing changes yet.
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
+            .await
+            .status,
+        200
+    );
+    app.core
+        .set_policy_active(&policy.policy_id, true)
+        .await
+        .unwrap();
+
+    let blocked = call(&app, "GET", &token, "jira", &acme, &issue("OPS-1")).await;
+    assert_refused(
+        &blocked,
+        403,
+        "data security policy \u{201c}Finance <data>\u{201d}",
+    );
+    assert!(
+        !blocked.body["message"].as_str().unwrap().contains("OPS"),
+        "names the policy only"
+    );
+    for path in ["/rest/api/3/project/OPS", "/rest/api/3/project/10001"] {
+        let answer = call(&app, "GET", &token, "jira", &acme, path).await;
+        assert_refused(&answer, 403, "data security policy");
+    }
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, &issue("DEMO-1"))
+            .await
+            .status,
+        200
+    );
+    let projects = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/project/search",
+    )
+    .await;
+    let keys: Vec<&str> = projects.body["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["key"].as_str())
+        .collect();
+    assert_eq!(keys, vec!["DEMO"], "the upstream hides the blocked project");
+
+    // The user's own API token is not an app: not blocked.
+    let alice = &app.demo.users[0];
+    let api_token = app
+        .core
+        .create_api_token(&alice.account_id, "ci", None)
+        .await
+        .unwrap();
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/ex/jira/{acme}{}", issue("OPS-1"))))
+        .basic_auth(&alice.email, Some(&api_token.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    app.core
+        .set_policy_active(&policy.policy_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
+            .await
+            .status,
+        200
+    );
+}
+
+/// A guest reaches only the containers it was invited to, with an app or its own token.
+#[tokio::test]
+async fn a_guest_reaches_only_its_containers() {
+    let app = TestApp::sqlite().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let bob = app.demo.users[1].account_id.clone();
+    app.core
+        .set_membership(&bob, &acme, "jira", trilo_core::model::Role::Guest)
+        .await
+        .unwrap();
+    app.core
+        .set_guest_containers(&bob, &acme, "jira", &["DEMO".to_owned()])
+        .await
+        .unwrap();
+    let token = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
+    let ok = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/DEMO-1",
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let outside = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/OPS-1",
+    )
+    .await;
+    assert_refused(&outside, 403, "Guests can reach only");
+    let projects = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/project/search",
+    )
+    .await;
+    assert_eq!(projects.body["total"], 1, "{projects:?}");
+
+    let api_token = app.core.create_api_token(&bob, "ci", None).await.unwrap();
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/ex/jira/{acme}/rest/api/3/issue/OPS-1")))
+        .basic_auth(&app.demo.users[1].email, Some(&api_token.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "the guest's own token is limited too");
+}

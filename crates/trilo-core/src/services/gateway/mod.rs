@@ -5,10 +5,11 @@
 //!
 //! The caches live in `cache`.
 //!
-//! Not yet enforced here: a guest's container list and data security policies (neither
-//! is modelled yet); `blocked_containers` is therefore always empty.
+//! The last two checks, a guest's containers and data security policies, are in
+//! `containers`.
 
 mod cache;
+mod containers;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use trilo_protocol::route::{Lookup, Router};
 
 pub use self::cache::{CatalogCache, GatewayCache};
 use self::cache::{CompiledCatalog, StandingKey};
+use self::containers::ContainerRules;
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
@@ -116,6 +118,8 @@ pub(crate) struct Standing {
     /// The app's client id and the token's scopes; `None` for an API token.
     app: Option<(String, ScopeSet)>,
     role: Role,
+    /// Guests' containers and policies, for the container the call addresses.
+    containers: ContainerRules,
     upstream_base: String,
     assertion: String,
     /// Unix seconds after which the entry is not used (token expiry, assertion age).
@@ -134,8 +138,8 @@ impl Core {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let catalog = self.catalog(call.product).await?;
-        let operation = match catalog.lookup(call.method, call.path) {
-            Lookup::Found(found) => found.value,
+        let (operation, params) = match catalog.lookup(call.method, call.path) {
+            Lookup::Found(found) => (found.value, found.params),
             Lookup::MethodNotAllowed { allowed } => {
                 let mut refusal = Refusal::new(
                     405,
@@ -203,6 +207,12 @@ impl Core {
                 ),
             )));
         }
+        let is_app = standing.app.is_some();
+        if let Some(container) = standing.containers.addressed(&params)
+            && let Some(refusal) = standing.containers.refusal(container, is_app)
+        {
+            return Ok(Err(refusal));
+        }
         let (client_id, scopes) = match &standing.app {
             Some((client_id, scopes)) => (Some(client_id.clone()), scopes.to_vec()),
             None => (None, Vec::new()),
@@ -213,7 +223,7 @@ impl Core {
             client_id,
             cloud_id: call.cloud_id.to_owned(),
             scopes,
-            blocked_containers: Vec::new(),
+            blocked_containers: standing.containers.blocked(is_app),
             assertion: standing.assertion.clone(),
         }))
     }
@@ -297,10 +307,14 @@ impl Core {
             .unwrap_or_default();
         let now = self.now().unix_timestamp();
         let assertion = self.sign_assertion(&acting.account, client_id, call, &scopes)?;
+        let containers = self
+            .container_rules(&acting.account.account_id, role, call)
+            .await?;
         Ok(Ok(Standing {
             account_id: acting.account.account_id.clone(),
             app: acting.app.map(|(_, client_id, scopes)| (client_id, scopes)),
             role,
+            containers,
             upstream_base,
             assertion,
             // The cached standing must not outlive the token or the assertion's use.
@@ -344,6 +358,34 @@ impl Core {
                 })
             }
         }
+    }
+
+    /// The site's containers, its policies and a guest's containers, for one product.
+    async fn container_rules(
+        &self,
+        account_id: &str,
+        role: Role,
+        call: &GatewayCall<'_>,
+    ) -> CoreResult<ContainerRules> {
+        let containers = self
+            .store
+            .containers(call.cloud_id, Some(call.product))
+            .await?;
+        let policies = self.store.policies(call.cloud_id).await?;
+        let guest_allowed = match role {
+            Role::Guest => Some(
+                self.store
+                    .guest_containers(account_id, call.cloud_id, call.product)
+                    .await?,
+            ),
+            Role::Admin | Role::Member => None,
+        };
+        Ok(ContainerRules::new(
+            call.product,
+            containers,
+            &policies,
+            guest_allowed,
+        ))
     }
 
     /// The upstream base URL when the site exists and hosts the product.
