@@ -207,3 +207,111 @@ pub struct SettingsPage {
     /// Until when the previous secret still works.
     pub grace: Option<String>,
 }
+
+/// The sites an admin administers.
+#[derive(Template)]
+#[template(path = "admin/sites.html")]
+pub struct AdminSitesPage {
+    pub email: String,
+    pub sites: Vec<AdminSiteItem>,
+}
+
+pub struct AdminSiteItem {
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+    pub user_installs: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/members.html")]
+pub struct AdminMembersPage {
+    pub email: String,
+    pub cloud_id: String,
+    pub site_name: String,
+    pub csrf_token: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub tab: &'static str,
+    pub members: Vec<AdminMemberItem>,
+    pub products: Vec<String>,
+}
+
+pub struct AdminMemberItem {
+    pub account_id: String,
+    pub name: String,
+    pub email: String,
+    pub product: String,
+    pub role: &'static str,
+    pub containers: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/apps.html")]
+pub struct AdminAppsPage {
+    pub email: String,
+    pub cloud_id: String,
+    pub site_name: String,
+    pub csrf_token: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub tab: &'static str,
+    pub blocked: bool,
+    pub apps: Vec<AdminAppItem>,
+}
+
+pub struct AdminAppItem {
+    pub app_id: String,
+    pub name: String,
+    pub client_id: String,
+    pub installed_by: &'static str,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/policies.html")]
+pub struct AdminPoliciesPage {
+    pub email: String,
+    pub cloud_id: String,
+    pub site_name: String,
+    pub csrf_token: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub tab: &'static str,
+    pub policies: Vec<AdminPolicyItem>,
+    pub containers: Vec<AdminContainerItem>,
+}
+
+pub struct AdminPolicyItem {
+    pub policy_id: String,
+    pub name: String,
+    pub covers: String,
+    pub active: bool,
+}
+
+pub struct AdminContainerItem {
+    pub product: String,
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+pub struct AdminAuditPage {
+    pub email: String,
+    pub cloud_id: String,
+    pub site_name: String,
+    pub csrf_token: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub tab: &'static str,
+    pub filter: String,
+    pub events: Vec<AdminEventItem>,
+}
+
+pub struct AdminEventItem {
+    pub at: String,
+    pub action: String,
+    pub target: String,
+    pub actor: String,
+}

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod policies;
 pub mod refresh;
 pub mod revocation;
+pub mod site_admin;
 pub mod token;
 
 use std::sync::Arc;

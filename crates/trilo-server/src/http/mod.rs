@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod login;
 pub mod oauth;
 pub mod revocation;
+pub mod site_admin;
 pub mod token;
 pub mod wellknown;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::router())
         .merge(login::router())
         .merge(console::router())
+        .merge(site_admin::router())
         .merge(token::router())
         .merge(revocation::router())
         .merge(

@@ -148,7 +148,7 @@ fn assert_refused(answer: &Answer, status: u16, message_part: &str) {
     );
 }
 
-const READ_SCOPES: &str = "read:jira-user read:jira-work read:confluence-space.summary";
+pub const READ_SCOPES: &str = "read:jira-user read:jira-work read:confluence-space.summary";
 
 on_both_backends!(
     an_admitted_call_reaches_the_sample_product_as_the_user,

@@ -20,4 +20,5 @@ mod refresh;
 mod revocation;
 mod rotation_crash;
 mod rotation_races;
+mod site_admin;
 mod token;

@@ -36,7 +36,7 @@ macro_rules! developer_app {
 }
 
 /// All values of `name` in a urlencoded body (checkbox lists), strictly decoded.
-fn form_values(body: &[u8], name: &str) -> Result<Vec<String>, PageError> {
+pub(crate) fn form_values(body: &[u8], name: &str) -> Result<Vec<String>, PageError> {
     let mut values = Vec::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (key, value) = match pair.iter().position(|b| *b == b'=') {

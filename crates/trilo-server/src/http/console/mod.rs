@@ -25,6 +25,8 @@ use crate::views::{AppListItem, AppOverviewPage, AppView, AppsPage, NewAppPage};
 
 mod app_pages;
 
+pub(crate) use app_pages::form_values;
+
 pub fn router() -> Router<AppState> {
     use app_pages as p;
     Router::new()

@@ -1,0 +1,272 @@
+//! The site-admin console's services (DESIGN §1 "site admin console", §3 "Admin
+//! controls"): only an admin of a product on the site may use them, and every change is
+//! audited and reaches the gateway at once.
+
+use serde_json::json;
+
+use super::Core;
+use crate::error::{CoreError, CoreResult};
+use crate::model::{
+    Account, AuditEvent, AuditQuery, Container, Installation, InstalledBy, Membership, Policy,
+    Role, Site, UserInstalls,
+};
+
+/// One site, seen by one of its admins.
+#[derive(Clone, Copy, Debug)]
+pub struct SiteAdmin<'a> {
+    core: &'a Core,
+    admin: &'a Account,
+    cloud_id: &'a str,
+}
+
+/// A member as the members page lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    pub membership: Membership,
+    pub email: String,
+    pub name: String,
+    /// For guests, the containers they reach.
+    pub containers: Vec<String>,
+}
+
+/// An installed app as the app controls list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledApp {
+    pub installation: Installation,
+    pub app_name: String,
+    pub client_id: String,
+}
+
+impl Core {
+    /// The sites where `account` administers at least one product.
+    pub async fn administered_sites(&self, account: &Account) -> CoreResult<Vec<Site>> {
+        let mut sites = Vec::new();
+        for m in self
+            .store
+            .memberships_of_account(&account.account_id)
+            .await?
+        {
+            if m.role == Role::Admin && !sites.iter().any(|s: &Site| s.cloud_id == m.cloud_id) {
+                if let Some(site) = self.store.site(&m.cloud_id).await? {
+                    sites.push(site);
+                }
+            }
+        }
+        Ok(sites)
+    }
+
+    /// The site's admin services; someone who administers nothing there gets `NotFound`
+    /// (the site's existence is not revealed).
+    pub async fn site_admin<'a>(
+        &'a self,
+        admin: &'a Account,
+        cloud_id: &'a str,
+    ) -> CoreResult<SiteAdmin<'a>> {
+        let is_admin = self
+            .store
+            .memberships_of_account(&admin.account_id)
+            .await?
+            .iter()
+            .any(|m| m.cloud_id == cloud_id && m.role == Role::Admin);
+        if !is_admin {
+            return Err(CoreError::NotFound("site"));
+        }
+        Ok(SiteAdmin {
+            core: self,
+            admin,
+            cloud_id,
+        })
+    }
+}
+
+impl SiteAdmin<'_> {
+    pub async fn site(&self) -> CoreResult<Site> {
+        self.core
+            .store
+            .site(self.cloud_id)
+            .await?
+            .ok_or(CoreError::NotFound("site"))
+    }
+
+    pub async fn members(&self) -> CoreResult<Vec<MemberView>> {
+        let mut members = Vec::new();
+        for m in self.core.store.memberships_of_site(self.cloud_id).await? {
+            let Some(account) = self.core.store.account(&m.account_id).await? else {
+                continue;
+            };
+            let containers = if m.role == Role::Guest {
+                self.core
+                    .store
+                    .guest_containers(&m.account_id, self.cloud_id, &m.product_key)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            members.push(MemberView {
+                membership: m,
+                email: account.email,
+                name: account.name,
+                containers,
+            });
+        }
+        Ok(members)
+    }
+
+    /// Gives the account with `email` a role for a product of the site; a guest reaches
+    /// `containers` only.
+    pub async fn set_member(
+        &self,
+        email: &str,
+        product_key: &str,
+        role: Role,
+        containers: &[String],
+    ) -> CoreResult<()> {
+        let account = self
+            .core
+            .store
+            .account_by_email(email)
+            .await?
+            .ok_or(CoreError::NotFound("account"))?;
+        self.core
+            .set_membership(&account.account_id, self.cloud_id, product_key, role)
+            .await?;
+        let keys: &[String] = if role == Role::Guest { containers } else { &[] };
+        self.core
+            .set_guest_containers(&account.account_id, self.cloud_id, product_key, keys)
+            .await
+    }
+
+    pub async fn remove_member(&self, account_id: &str, product_key: &str) -> CoreResult<()> {
+        self.core
+            .remove_membership(account_id, self.cloud_id, product_key)
+            .await
+    }
+
+    /// Allows or blocks installs of apps by users' consent; it applies at once.
+    pub async fn set_user_installs(&self, value: UserInstalls) -> CoreResult<()> {
+        self.core.set_user_installs(self.cloud_id, value).await
+    }
+
+    pub async fn installed_apps(&self) -> CoreResult<Vec<InstalledApp>> {
+        let mut apps = Vec::new();
+        for installation in self.core.store.installations_of_site(self.cloud_id).await? {
+            if let Some(app) = self.core.store.app(&installation.app_id).await? {
+                apps.push(InstalledApp {
+                    installation,
+                    app_name: app.name,
+                    client_id: app.client_id,
+                });
+            }
+        }
+        Ok(apps)
+    }
+
+    /// Installs an app (by client id) as an admin: it keeps working while user installs
+    /// are blocked.
+    pub async fn install_app(&self, client_id: &str) -> CoreResult<()> {
+        let app = self
+            .core
+            .store
+            .app_by_client_id(client_id.trim())
+            .await?
+            .ok_or(CoreError::NotFound("app"))?;
+        let installation = Installation {
+            app_id: app.app_id.clone(),
+            cloud_id: self.cloud_id.to_owned(),
+            installed_by_account_id: self.admin.account_id.clone(),
+            installed_by: InstalledBy::Admin,
+            created_at: self.core.now(),
+        };
+        // An installation made by a user consent is replaced by the admin's.
+        self.core
+            .store
+            .uninstall_app(&app.app_id, self.cloud_id)
+            .await?;
+        self.core.store.install_app(&installation).await?;
+        self.core.access_changed().await;
+        self.audit(
+            "app.installed_by_admin",
+            &app.app_id,
+            json!({ "name": app.name }),
+        )
+        .await
+    }
+
+    pub async fn uninstall_app(&self, app_id: &str) -> CoreResult<()> {
+        if !self.core.store.uninstall_app(app_id, self.cloud_id).await? {
+            return Err(CoreError::NotFound("installation"));
+        }
+        self.core.access_changed().await;
+        self.audit("app.uninstalled", app_id, json!({})).await
+    }
+
+    pub async fn containers(&self) -> CoreResult<Vec<Container>> {
+        Ok(self.core.store.containers(self.cloud_id, None).await?)
+    }
+
+    pub async fn policies(&self) -> CoreResult<Vec<Policy>> {
+        Ok(self.core.store.policies(self.cloud_id).await?)
+    }
+
+    /// Creates an inactive policy with the app access rule over `containers`
+    /// (product key, container key).
+    pub async fn create_policy(
+        &self,
+        name: &str,
+        containers: Vec<(String, String)>,
+    ) -> CoreResult<Policy> {
+        if containers.is_empty() {
+            return Err(CoreError::Invalid(
+                "choose at least one space or project".into(),
+            ));
+        }
+        self.core
+            .create_policy(self.cloud_id, name, containers, true)
+            .await
+    }
+
+    /// Activates or deactivates one of the site's policies.
+    pub async fn set_policy_active(&self, policy_id: &str, active: bool) -> CoreResult<()> {
+        let belongs = self
+            .core
+            .store
+            .policy(policy_id)
+            .await?
+            .is_some_and(|p| p.cloud_id == self.cloud_id);
+        if !belongs {
+            return Err(CoreError::NotFound("policy"));
+        }
+        self.core.set_policy_active(policy_id, active).await?;
+        Ok(())
+    }
+
+    /// The site's audit events, newest first, whose action starts with `prefix`.
+    pub async fn audit_events(&self, prefix: Option<&str>) -> CoreResult<Vec<AuditEvent>> {
+        Ok(self
+            .core
+            .store
+            .audit_events(&AuditQuery {
+                cloud_id: Some(self.cloud_id.to_owned()),
+                action_prefix: prefix.map(str::to_owned).filter(|p| !p.is_empty()),
+                limit: 200,
+            })
+            .await?)
+    }
+
+    async fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> CoreResult<()> {
+        self.core
+            .audit(
+                Some(&self.admin.account_id),
+                action,
+                target,
+                Some(self.cloud_id),
+                details,
+            )
+            .await
+    }
+}

@@ -1,0 +1,248 @@
+//! The site-admin console over HTTP: who gets in, members and guests, app controls that
+//! take effect at the consent page and the gateway at once, data security policies, and
+//! the audit log listing every change.
+
+use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
+use crate::support::{TestApp, hidden_field};
+
+/// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
+async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
+    let client = app.browser();
+    let u = &app.demo.users[user];
+    assert_eq!(
+        app.login(&client, &u.email, &u.password).await.status(),
+        303
+    );
+    client
+}
+
+async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let res = client.get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn post(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let acme = &app.demo.sites[0].cloud_id;
+    let (_, html) = page(client, &app.url(&format!("/admin/sites/{acme}"))).await;
+    let csrf = hidden_field(&html, "csrf_token").expect("a csrf_token");
+    let mut fields = vec![("csrf_token", csrf.as_str())];
+    fields.extend_from_slice(form);
+    let res = client
+        .post(app.url(&format!("/admin/sites/{acme}{path}")))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn only_admins_of_the_site_get_in() {
+    let app = TestApp::sqlite().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let bob = logged_in(&app, 1).await;
+    assert_eq!(
+        page(&bob, &app.url(&format!("/admin/sites/{acme}")))
+            .await
+            .0,
+        404
+    );
+    let (status, html) = page(&bob, &app.url("/admin")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("no-sites"));
+    let alice = logged_in(&app, 0).await;
+    let (status, html) = page(&alice, &app.url("/admin")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Acme"));
+    let res = app.browser().get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "login first");
+    // Forms need this session's CSRF token.
+    let res = alice
+        .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
+        .form(&[("value", "blocked")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn members_and_guests_are_managed_and_enforced() {
+    let app = TestApp::sqlite().await;
+    let alice = logged_in(&app, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/members",
+        &[
+            ("email", "bob@example.com"),
+            ("product", "jira"),
+            ("role", "guest"),
+            ("containers", "DEMO"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Guest") && html.contains("DEMO"), "{html}");
+    let token = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
+    let ok = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/DEMO-1",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let outside = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/OPS-1",
+    )
+    .await;
+    assert_eq!(outside.status, 403);
+    let (status, _) = post(
+        &app,
+        &alice,
+        "/members",
+        &[
+            ("email", "nobody@example.com"),
+            ("product", "jira"),
+            ("role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "unknown account");
+}
+
+#[tokio::test]
+async fn app_controls_apply_to_consent_and_gateway_at_once() {
+    let app = TestApp::sqlite().await;
+    let alice = logged_in(&app, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+            .await
+            .status,
+        200
+    );
+
+    let (status, html) = post(&app, &alice, "/apps/user-installs", &[("value", "blocked")]).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("User installs blocked."));
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+            .await
+            .status,
+        403
+    );
+    let consent = app
+        .consent_page(&app.browser(), &app.authorize_url(&[]))
+        .await;
+    assert!(consent.contains(&format!(
+        "An admin has not allowed Demo Integration to access data from {}. Select another site \
+         to authorize access to or contact your admin for more information.",
+        app.demo.sites[0].name
+    )));
+
+    // Installed by an admin, the app works again despite the block.
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/apps/install",
+        &[("client_id", &app.app().client_id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("An admin"));
+    assert_eq!(
+        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn policies_are_created_activated_and_every_change_is_audited() {
+    let app = TestApp::sqlite().await;
+    let alice = logged_in(&app, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/policies",
+        &[("name", "Operations only"), ("container", "jira/OPS")],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let policy = app.core.store.policies(&acme).await.unwrap().remove(0);
+    assert!(!policy.active);
+    let (status, _) = post(
+        &app,
+        &alice,
+        "/policies/state",
+        &[("policy_id", &policy.policy_id), ("active", "on")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let blocked = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/OPS-1",
+    )
+    .await;
+    assert_eq!(blocked.status, 403);
+    assert!(
+        blocked.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Operations only")
+    );
+    let (status, _) = post(&app, &alice, "/policies", &[("name", "Empty")]).await;
+    assert_eq!(status, 400, "a policy covers something");
+
+    post(&app, &alice, "/apps/user-installs", &[("value", "blocked")]).await;
+    post(
+        &app,
+        &alice,
+        "/members",
+        &[
+            ("email", "bob@example.com"),
+            ("product", "jira"),
+            ("role", "admin"),
+        ],
+    )
+    .await;
+    let (_, log) = page(&alice, &app.url(&format!("/admin/sites/{acme}/audit"))).await;
+    for action in [
+        "policy.created",
+        "policy.activated",
+        "site.user_installs_changed",
+        "membership.set",
+        "grant.consented",
+    ] {
+        assert!(log.contains(action), "{action} is in the audit log");
+    }
+    let (_, filtered) = page(
+        &alice,
+        &app.url(&format!("/admin/sites/{acme}/audit?action=policy.")),
+    )
+    .await;
+    assert!(filtered.contains("policy.activated") && !filtered.contains("membership.set"));
+}
