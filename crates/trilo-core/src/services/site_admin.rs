@@ -46,10 +46,11 @@ impl Core {
             .memberships_of_account(&account.account_id)
             .await?
         {
-            if m.role == Role::Admin && !sites.iter().any(|s: &Site| s.cloud_id == m.cloud_id) {
-                if let Some(site) = self.store.site(&m.cloud_id).await? {
-                    sites.push(site);
-                }
+            if m.role == Role::Admin
+                && !sites.iter().any(|s: &Site| s.cloud_id == m.cloud_id)
+                && let Some(site) = self.store.site(&m.cloud_id).await?
+            {
+                sites.push(site);
             }
         }
         Ok(sites)
