@@ -316,7 +316,7 @@ impl Core {
 
 /// Requested scopes grouped by product, with the catalog's descriptions; identity scopes
 /// form their own group first.
-fn scope_groups(scopes: &ScopeSet, products: &[Product]) -> Vec<ScopeGroup> {
+pub(crate) fn scope_groups(scopes: &ScopeSet, products: &[Product]) -> Vec<ScopeGroup> {
     let mut groups: Vec<ScopeGroup> = Vec::new();
     let identity: Vec<ScopeLine> = scopes
         .iter()

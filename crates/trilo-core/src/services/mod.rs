@@ -2,6 +2,7 @@
 //! and each submodule adds the operations of one area.
 
 pub mod access;
+pub mod account;
 pub mod accounts;
 pub mod admin;
 pub mod api_tokens;

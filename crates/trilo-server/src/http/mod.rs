@@ -1,6 +1,7 @@
 //! The HTTP layer: thin handlers (extract → core → map), one `router()` per module,
 //! merged here with the layers every response gets.
 
+pub mod account;
 pub mod api;
 pub mod api_v1;
 pub mod common;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login::router())
         .merge(console::router())
         .merge(site_admin::router())
+        .merge(account::router())
         .merge(token::router())
         .merge(revocation::router())
         .merge(

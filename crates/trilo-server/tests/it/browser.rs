@@ -106,7 +106,7 @@ async fn start_chromedriver(binary: &Path, scratch: &Path) -> (Child, u16) {
 
 /// Runs `body` with a fresh headless Chromium session and always quits it afterwards, also
 /// when `body` fails or panics. Returns without running `body` when the browser is missing.
-async fn with_browser<F, Fut>(body: F)
+pub(crate) async fn with_browser<F, Fut>(body: F)
 where
     F: FnOnce(WebDriver) -> Fut,
     Fut: Future<Output = WebDriverResult<()>>,
@@ -178,7 +178,7 @@ async fn fit_viewport(driver: &WebDriver, width: i64, height: i64) -> WebDriverR
 }
 
 /// Saves a PNG of the viewport into `target/screenshots/NAME`.
-async fn save_screenshot(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
+pub(crate) async fn save_screenshot(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let png = driver.screenshot_as_png().await?;
@@ -203,7 +203,7 @@ async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverRes
 }
 
 /// The consent page's radio input for a site.
-async fn site_radio(driver: &WebDriver, cloud_id: &str) -> WebDriverResult<WebElement> {
+pub(crate) async fn site_radio(driver: &WebDriver, cloud_id: &str) -> WebDriverResult<WebElement> {
     driver
         .query(By::Css(format!(
             "input[type='radio'][name='cloud_id'][value='{cloud_id}']"
@@ -213,7 +213,7 @@ async fn site_radio(driver: &WebDriver, cloud_id: &str) -> WebDriverResult<WebEl
 }
 
 /// Opens `authorize_url` logged out, logs in as Alice and waits for the consent page.
-async fn reach_consent(
+pub(crate) async fn reach_consent(
     app: &TestApp,
     driver: &WebDriver,
     authorize_url: &str,

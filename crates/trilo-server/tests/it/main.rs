@@ -3,6 +3,8 @@
 
 mod support;
 
+mod account;
+mod account_browser;
 mod api_v1;
 mod authorize;
 mod browser;
