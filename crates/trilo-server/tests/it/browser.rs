@@ -187,7 +187,7 @@ pub(crate) async fn save_screenshot(driver: &WebDriver, name: &str) -> WebDriver
 }
 
 /// On the login page: fills in the form and submits it.
-async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
+pub(crate) async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
     driver
         .query(By::Id("email"))
         .first()

@@ -23,4 +23,5 @@ mod revocation;
 mod rotation_crash;
 mod rotation_races;
 mod site_admin;
+mod site_admin_browser;
 mod token;
