@@ -280,6 +280,9 @@ pub struct AdminPoliciesPage {
     pub tab: &'static str,
     pub policies: Vec<AdminPolicyItem>,
     pub containers: Vec<AdminContainerItem>,
+    /// The policy being edited, if any (else the form creates one).
+    pub editing: Option<String>,
+    pub form_name: String,
 }
 
 pub struct AdminPolicyItem {
@@ -293,6 +296,8 @@ pub struct AdminContainerItem {
     pub product: String,
     pub key: String,
     pub name: String,
+    /// Covered by the policy being edited.
+    pub chosen: bool,
 }
 
 #[derive(Template)]

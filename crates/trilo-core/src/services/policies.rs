@@ -105,6 +105,31 @@ impl Core {
         Ok(policy)
     }
 
+    /// Renames a policy or changes what it covers; an active one applies at once.
+    pub async fn update_policy(
+        &self,
+        policy_id: &str,
+        name: &str,
+        containers: Vec<(String, String)>,
+    ) -> CoreResult<Policy> {
+        let mut policy = self
+            .store
+            .policy(policy_id)
+            .await?
+            .ok_or(CoreError::NotFound("policy"))?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_POLICY_NAME_CHARS {
+            return Err(CoreError::Invalid(format!(
+                "a policy name must have 1 to {MAX_POLICY_NAME_CHARS} characters"
+            )));
+        }
+        policy.name = name.to_owned();
+        policy.containers = containers;
+        policy.updated_at = self.now();
+        self.save_policy(&policy, "policy.changed").await?;
+        Ok(policy)
+    }
+
     async fn save_policy(&self, policy: &Policy, action: &str) -> CoreResult<()> {
         self.store
             .put_policy(policy)

@@ -226,17 +226,41 @@ impl SiteAdmin<'_> {
             .await
     }
 
-    /// Activates or deactivates one of the site's policies.
-    pub async fn set_policy_active(&self, policy_id: &str, active: bool) -> CoreResult<()> {
+    /// Renames one of the site's policies or changes what it covers.
+    pub async fn update_policy(
+        &self,
+        policy_id: &str,
+        name: &str,
+        containers: Vec<(String, String)>,
+    ) -> CoreResult<()> {
+        self.own_policy(policy_id).await?;
+        if containers.is_empty() {
+            return Err(CoreError::Invalid(
+                "choose at least one space or project".into(),
+            ));
+        }
+        self.core.update_policy(policy_id, name, containers).await?;
+        Ok(())
+    }
+
+    /// `NotFound` unless the policy is this site's.
+    async fn own_policy(&self, policy_id: &str) -> CoreResult<()> {
         let belongs = self
             .core
             .store
             .policy(policy_id)
             .await?
             .is_some_and(|p| p.cloud_id == self.cloud_id);
-        if !belongs {
-            return Err(CoreError::NotFound("policy"));
+        if belongs {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("policy"))
         }
+    }
+
+    /// Activates or deactivates one of the site's policies.
+    pub async fn set_policy_active(&self, policy_id: &str, active: bool) -> CoreResult<()> {
+        self.own_policy(policy_id).await?;
         self.core.set_policy_active(policy_id, active).await?;
         Ok(())
     }

@@ -217,6 +217,60 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     let (status, _) = post(&app, &alice, "/policies", &[("name", "Empty")]).await;
     assert_eq!(status, 400, "a policy covers something");
 
+    // Edited to cover DEMO instead: applies at once.
+    let (_, form) = page(
+        &alice,
+        &app.url(&format!(
+            "/admin/sites/{acme}/policies?edit={}",
+            policy.policy_id
+        )),
+    )
+    .await;
+    assert!(
+        form.contains("value=\"jira/OPS\" checked"),
+        "the edit form shows what it covers"
+    );
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/policies/edit",
+        &[
+            ("policy_id", &policy.policy_id),
+            ("name", "Demo only"),
+            ("container", "jira/DEMO"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            &token,
+            "jira",
+            &acme,
+            "/rest/api/3/issue/OPS-1"
+        )
+        .await
+        .status,
+        200
+    );
+    let now_blocked = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/issue/DEMO-1",
+    )
+    .await;
+    assert!(
+        now_blocked.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Demo only")
+    );
+
     post(&app, &alice, "/apps/user-installs", &[("value", "blocked")]).await;
     post(
         &app,
@@ -233,6 +287,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     for action in [
         "policy.created",
         "policy.activated",
+        "policy.changed",
         "site.user_installs_changed",
         "membership.set",
         "grant.consented",

@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
             "/admin/sites/{cloud_id}/policies/state",
             post(set_policy_state),
         )
+        .route("/admin/sites/{cloud_id}/policies/edit", post(edit_policy))
         .route("/admin/sites/{cloud_id}/audit", get(audit))
 }
 
@@ -379,7 +380,15 @@ async fn policies(
     Path(cloud_id): Path<String>,
 ) -> Result<Response, PageError> {
     let (session, account) = site_admin!(state, headers, uri);
-    policies_page(&state, &session, &account, &cloud_id, (None, None)).await
+    let editing = Query::<EditQuery>::try_from_uri(&uri)
+        .ok()
+        .and_then(|q| q.0.edit);
+    policies_page(&state, &session, &account, &cloud_id, (None, None), editing).await
+}
+
+#[derive(Deserialize)]
+struct EditQuery {
+    edit: Option<String>,
 }
 
 async fn policies_page(
@@ -388,12 +397,16 @@ async fn policies_page(
     account: &Account,
     cloud_id: &str,
     (notice, error): Outcome,
+    editing: Option<String>,
 ) -> Result<Response, PageError> {
     let site_admin = admin(state, account, cloud_id).await?;
     let site = site_admin.site().await?;
-    let policies = site_admin
-        .policies()
-        .await?
+    let all = site_admin.policies().await?;
+    let edited = editing
+        .as_deref()
+        .and_then(|id| all.iter().find(|p| p.policy_id == id))
+        .cloned();
+    let policies = all
         .into_iter()
         .map(|p| AdminPolicyItem {
             covers: p
@@ -412,6 +425,11 @@ async fn policies_page(
         .await?
         .into_iter()
         .map(|c| AdminContainerItem {
+            chosen: edited.as_ref().is_some_and(|p| {
+                p.containers
+                    .iter()
+                    .any(|(product, key)| *product == c.product_key && *key == c.key)
+            }),
             product: c.product_key,
             key: c.key,
             name: c.name,
@@ -434,6 +452,8 @@ async fn policies_page(
             tab: "policies",
             policies,
             containers,
+            form_name: edited.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+            editing: edited.map(|p| p.policy_id),
         },
     ))
 }
@@ -448,19 +468,49 @@ async fn create_policy(
     let (session, account) = site_admin!(state, headers, uri);
     let form = console_form(&headers, &body, &session)?;
     let site_admin = admin(&state, &account, &cloud_id).await?;
-    let containers = super::console::form_values(&body, "container")?
+    let result = site_admin
+        .create_policy(
+            form.get("name").unwrap_or_default(),
+            chosen_containers(&body)?,
+        )
+        .await
+        .map(|_| ());
+    let outcome = outcome(result, "Policy created. Activate it to apply it.")?;
+    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
+}
+
+async fn edit_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(cloud_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (session, account) = site_admin!(state, headers, uri);
+    let form = console_form(&headers, &body, &session)?;
+    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let policy_id = form.get("policy_id").unwrap_or_default().to_owned();
+    let result = site_admin
+        .update_policy(
+            &policy_id,
+            form.get("name").unwrap_or_default(),
+            chosen_containers(&body)?,
+        )
+        .await;
+    let outcome = outcome(result, "Policy saved.")?;
+    let editing = outcome.1.is_some().then_some(policy_id);
+    policies_page(&state, &session, &account, &cloud_id, outcome, editing).await
+}
+
+/// The `container` checkboxes (`product/KEY`) of a policy form.
+fn chosen_containers(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
+    Ok(super::console::form_values(body, "container")?
         .into_iter()
         .filter_map(|v| {
             v.split_once('/')
                 .map(|(product, key)| (product.to_owned(), key.to_owned()))
         })
-        .collect();
-    let result = site_admin
-        .create_policy(form.get("name").unwrap_or_default(), containers)
-        .await
-        .map(|_| ());
-    let outcome = outcome(result, "Policy created. Activate it to apply it.")?;
-    policies_page(&state, &session, &account, &cloud_id, outcome).await
+        .collect())
 }
 
 async fn set_policy_state(
@@ -487,7 +537,7 @@ async fn set_policy_state(
         "Policy deactivated."
     };
     let outcome = outcome(result, done)?;
-    policies_page(&state, &session, &account, &cloud_id, outcome).await
+    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
 }
 
 // ---- Audit log ----
