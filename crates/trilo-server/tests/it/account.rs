@@ -709,3 +709,87 @@ async fn the_account_home_links_the_three_pages() {
     assert!(home.contains("href=\"/account\""), "{home}");
     assert!(home.contains("href=\"/developer\""), "{home}");
 }
+
+/// Two `trilo serve` processes on one PostgreSQL database: a grant revoked on the account
+/// page of one is refused by the gateway of the other within a second, with its cache warm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_on_one_instance_stops_the_app_on_another_within_a_second() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let env = [("TRILO__GATEWAY__CACHE_TTL", "1s")];
+    let first = crate::process::ServerProcess::start_with_env(&app, &env).await;
+    let second = crate::process::ServerProcess::start_with_env(&app, &env).await;
+    let access = alice_tokens(&app).await.assert_tokens();
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let gateway = format!("{}/ex/jira/{acme}{MYSELF}", second.base);
+    let http = reqwest::Client::new();
+    let status = |res: reqwest::Response| res.status().as_u16();
+    assert_eq!(
+        status(
+            http.get(&gateway)
+                .bearer_auth(&access)
+                .send()
+                .await
+                .unwrap()
+        ),
+        200
+    );
+
+    // Alice logs in on the first instance and revokes the app there.
+    let browser = app.browser();
+    let login = browser
+        .get(format!("{}/login", first.base))
+        .send()
+        .await
+        .unwrap();
+    let csrf = hidden_field(&login.text().await.unwrap(), "csrf_token").unwrap();
+    let alice = &app.demo.users[0];
+    let res = browser
+        .post(format!("{}/login", first.base))
+        .form(&[
+            ("email", alice.email.as_str()),
+            ("password", alice.password.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let page = browser
+        .get(format!("{}/account/apps", first.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let grant = revocable_grants(&page).remove(0);
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
+    let res = browser
+        .post(format!("{}/account/apps/{grant}/revoke", first.base))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let answer = status(
+            http.get(&gateway)
+                .bearer_auth(&access)
+                .send()
+                .await
+                .unwrap(),
+        );
+        if answer == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(1),
+            "still admitted a second after the revocation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
