@@ -283,6 +283,8 @@ pub struct AdminPoliciesPage {
     /// The policy being edited, if any (else the form creates one).
     pub editing: Option<String>,
     pub form_name: String,
+    /// The products the site hosts, for adding a container.
+    pub products: Vec<String>,
 }
 
 pub struct AdminPolicyItem {

@@ -201,6 +201,32 @@ impl SiteAdmin<'_> {
         self.audit("app.uninstalled", app_id, json!({})).await
     }
 
+    /// Records a space or project of a product the site hosts.
+    pub async fn add_container(
+        &self,
+        product_key: &str,
+        key: &str,
+        container_id: &str,
+        name: &str,
+    ) -> CoreResult<()> {
+        let container = self
+            .core
+            .put_container(Container {
+                cloud_id: self.cloud_id.to_owned(),
+                product_key: product_key.to_owned(),
+                key: key.trim().to_owned(),
+                container_id: container_id.trim().to_owned(),
+                name: name.trim().to_owned(),
+            })
+            .await?;
+        self.audit(
+            "container.added",
+            &container.key,
+            json!({ "product": product_key, "id": container.container_id }),
+        )
+        .await
+    }
+
     pub async fn containers(&self) -> CoreResult<Vec<Container>> {
         Ok(self.core.store.containers(self.cloud_id, None).await?)
     }

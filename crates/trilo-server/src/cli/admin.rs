@@ -33,6 +33,9 @@ pub enum AdminCommand {
     /// API tokens for scripts (HTTP Basic `email:token` at the gateway).
     #[command(subcommand)]
     ApiToken(super::api_token::ApiTokenCommand),
+    /// Spaces and projects of a product on a site (for guests and data security policies).
+    #[command(subcommand)]
+    Container(super::container::ContainerCommand),
 }
 
 #[derive(Debug, Args, Clone, Copy)]
@@ -269,6 +272,7 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
         AdminCommand::Membership(c) => membership(&core, c).await?,
         AdminCommand::App(c) => app(&core, c).await?,
         AdminCommand::ApiToken(c) => super::api_token::run(&core, c).await?,
+        AdminCommand::Container(c) => super::container::run(&core, c).await?,
     };
     if out.json {
         println!("{}", serde_json::to_string_pretty(&value)?);

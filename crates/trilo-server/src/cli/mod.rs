@@ -2,6 +2,7 @@
 
 mod admin;
 mod api_token;
+mod container;
 mod run;
 
 use std::path::PathBuf;

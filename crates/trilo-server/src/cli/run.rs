@@ -208,7 +208,10 @@ fn print_banner(info: &demo::DemoInfo, json_path: &Path) {
     let auth = info.auth_url.trim_end_matches('/');
     println!("  Your account      {auth}/account");
     println!("  Developer console {auth}/developer");
-    println!("  Site admin        {auth}/admin (alice administers {})\n", info.sites[0].name);
+    println!(
+        "  Site admin        {auth}/admin (alice administers {})\n",
+        info.sites[0].name
+    );
     println!("  Details for scripts: {}", json_path.display());
     println!("  Stop with Ctrl-C.");
 }

@@ -523,3 +523,105 @@ fn api_token_commands_create_list_and_revoke() {
         "a revoked token cannot be revoked again"
     );
 }
+
+/// `trilo admin container add|list` on a site that hosts the product.
+#[test]
+fn container_commands_add_and_list() {
+    let dir = TempDir::new();
+    let d = dir.0.as_path();
+    let site = json(
+        d,
+        &[
+            "admin",
+            "site",
+            "create",
+            "--name",
+            "Initech",
+            "--url",
+            "https://initech.example.com",
+            "--json",
+        ],
+    );
+    let cloud_id = site["cloud_id"].as_str().unwrap().to_owned();
+    let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trilo-sample-products/specs");
+    let jira = specs.join("jira-platform.openapi.json");
+    json(
+        d,
+        &[
+            "admin",
+            "product",
+            "import",
+            "--key",
+            "jira",
+            "--name",
+            "Jira",
+            "--openapi",
+            jira.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    json(
+        d,
+        &[
+            "admin",
+            "site",
+            "add-product",
+            "--cloud-id",
+            &cloud_id,
+            "--product",
+            "jira",
+            "--upstream",
+            "http://127.0.0.1:9/jira",
+            "--json",
+        ],
+    );
+    let added = json(
+        d,
+        &[
+            "admin",
+            "container",
+            "add",
+            "--cloud-id",
+            &cloud_id,
+            "--product",
+            "jira",
+            "--key",
+            "HR",
+            "--id",
+            "10500",
+            "--name",
+            "People",
+            "--json",
+        ],
+    );
+    assert_eq!(added["key"], "HR");
+    let listed = json(
+        d,
+        &[
+            "admin",
+            "container",
+            "list",
+            "--cloud-id",
+            &cloud_id,
+            "--json",
+        ],
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let out = trilo(
+        d,
+        &[
+            "admin",
+            "container",
+            "add",
+            "--cloud-id",
+            &cloud_id,
+            "--product",
+            "confluence",
+            "--key",
+            "X",
+            "--id",
+            "1",
+        ],
+    );
+    assert!(!out.status.success(), "the site does not host confluence");
+}

@@ -301,3 +301,54 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     .await;
     assert!(filtered.contains("policy.activated") && !filtered.contains("membership.set"));
 }
+
+#[tokio::test]
+async fn admins_add_spaces_and_projects_that_policies_then_cover() {
+    let app = TestApp::sqlite().await;
+    let alice = logged_in(&app, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/containers",
+        &[
+            ("product", "jira"),
+            ("key", "FIN"),
+            ("id", "10777"),
+            ("name", "Finance"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("value=\"jira/FIN\""),
+        "the new project can be covered"
+    );
+    let (status, _) = post(
+        &app,
+        &alice,
+        "/containers",
+        &[("product", "jira"), ("key", "FIN2"), ("id", "10777")],
+    )
+    .await;
+    assert_eq!(status, 400, "an id names one project");
+    let (status, _) = post(
+        &app,
+        &alice,
+        "/containers",
+        &[("product", "bitbucket"), ("key", "X"), ("id", "1")],
+    )
+    .await;
+    assert_eq!(status, 400, "a product the site does not host");
+    let containers = app
+        .core
+        .store
+        .containers(&acme, Some("jira"))
+        .await
+        .unwrap();
+    assert!(
+        containers
+            .iter()
+            .any(|c| c.key == "FIN" && c.container_id == "10777")
+    );
+}

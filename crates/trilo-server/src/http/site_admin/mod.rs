@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
             post(set_policy_state),
         )
         .route("/admin/sites/{cloud_id}/policies/edit", post(edit_policy))
+        .route("/admin/sites/{cloud_id}/containers", post(add_container))
         .route("/admin/sites/{cloud_id}/audit", get(audit))
 }
 
@@ -94,6 +95,7 @@ fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageErr
         Ok(()) => Ok((Some(done.to_owned()), None)),
         Err(CoreError::Invalid(message)) => Ok((None, Some(message))),
         Err(CoreError::NotFound(what)) => Ok((None, Some(format!("No such {what}.")))),
+        Err(CoreError::Conflict(_)) => Ok((None, Some("That already exists.".to_owned()))),
         Err(e) => Err(e.into()),
     }
 }
@@ -453,6 +455,15 @@ async fn policies_page(
             policies,
             containers,
             form_name: edited.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+            products: state
+                .core
+                .store
+                .site_products(cloud_id)
+                .await
+                .map_err(CoreError::from)?
+                .into_iter()
+                .map(|p| p.product_key)
+                .collect(),
             editing: edited.map(|p| p.policy_id),
         },
     ))
@@ -476,6 +487,28 @@ async fn create_policy(
         .await
         .map(|_| ());
     let outcome = outcome(result, "Policy created. Activate it to apply it.")?;
+    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
+}
+
+async fn add_container(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(cloud_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (session, account) = site_admin!(state, headers, uri);
+    let form = console_form(&headers, &body, &session)?;
+    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let result = site_admin
+        .add_container(
+            form.get("product").unwrap_or_default(),
+            form.get("key").unwrap_or_default(),
+            form.get("id").unwrap_or_default(),
+            form.get("name").unwrap_or_default(),
+        )
+        .await;
+    let outcome = outcome(result, "Space or project added.")?;
     policies_page(&state, &session, &account, &cloud_id, outcome, None).await
 }
 
