@@ -420,11 +420,16 @@ pub struct RefreshToken {
     pub rotated_at: Option<OffsetDateTime>,
 }
 
-/// A presented refresh token with its family, read in one snapshot.
+/// A presented refresh token with its family and what the rotation decision needs of the
+/// grant and the account, read in one statement (the refresh path's only read).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshTokenState {
     pub token: RefreshToken,
     pub family: TokenFamily,
+    /// The family's grant has not been revoked.
+    pub grant_live: bool,
+    /// The account's credential generation now; `None` when the account is not active.
+    pub account_credential_generation: Option<i64>,
 }
 
 /// A refresh token about to be stored; its generation and family come from the context.

@@ -361,8 +361,7 @@ impl GrantStore for PgStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenState>> {
-        self.snapshot(|tx| grants::refresh_token(tx, token_hash))
-            .await
+        self.read(|c| grants::refresh_token(c, token_hash)).await
     }
 
     async fn refresh_token_of_generation(

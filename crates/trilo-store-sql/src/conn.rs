@@ -12,7 +12,9 @@ use crate::accounts::{AccountRow, SessionRow};
 use crate::api_tokens::ApiTokenRow;
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
-use crate::grants::{CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow};
+use crate::grants::{
+    CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow, RefreshStateRow,
+};
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::sites::{
     MembershipRow, ProductOperationRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow,
@@ -208,6 +210,7 @@ pub trait Conn:
     + Fetch<CodeRow>
     + Fetch<FamilyRow>
     + Fetch<RefreshRow>
+    + Fetch<RefreshStateRow>
     + Fetch<KeyRow>
     + Fetch<AuditRow>
 {

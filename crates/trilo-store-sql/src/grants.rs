@@ -111,11 +111,20 @@ pub mod sql {
         refresh_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, NULL)"
     );
-    pub const REFRESH_TOKEN: &str = concat!(
-        "SELECT ",
-        refresh_columns!(),
-        " FROM refresh_tokens WHERE token_hash = $1"
-    );
+    /// The token, its family, whether the grant is live and the active account's
+    /// credential generation, in one statement.
+    pub const REFRESH_TOKEN_STATE: &str = "SELECT t.token_hash, t.family_id, t.generation, \
+         t.issued_at, t.inactivity_expires_at, t.rotated_at, f.grant_id, f.app_id, \
+         f.account_id, f.scopes, f.credential_generation, f.created_at, \
+         f.absolute_expires_at, f.head_generation, f.revoked_at, f.revoke_reason, \
+         CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
+         CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
+         AS account_generation \
+         FROM refresh_tokens t \
+         JOIN token_families f ON f.family_id = t.family_id \
+         JOIN grants g ON g.grant_id = f.grant_id \
+         JOIN accounts a ON a.account_id = f.account_id \
+         WHERE t.token_hash = $1";
     pub const REFRESH_TOKEN_OF_GENERATION: &str = concat!(
         "SELECT ",
         refresh_columns!(),
@@ -265,6 +274,60 @@ impl TryFrom<FamilyRow> for TokenFamily {
             head_generation: r.head_generation,
             revoked_at: opt_time(r.revoked_at)?,
             revoke_reason: r.revoke_reason,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RefreshStateRow {
+    token_hash: Vec<u8>,
+    family_id: String,
+    generation: i64,
+    issued_at: i64,
+    inactivity_expires_at: i64,
+    rotated_at: Option<i64>,
+    grant_id: String,
+    app_id: String,
+    account_id: String,
+    scopes: String,
+    credential_generation: i64,
+    created_at: i64,
+    absolute_expires_at: i64,
+    head_generation: i64,
+    revoked_at: Option<i64>,
+    revoke_reason: Option<String>,
+    grant_live: i64,
+    account_generation: Option<i64>,
+}
+
+impl TryFrom<RefreshStateRow> for RefreshTokenState {
+    type Error = StoreError;
+
+    fn try_from(r: RefreshStateRow) -> Result<Self, StoreError> {
+        Ok(RefreshTokenState {
+            token: RefreshToken {
+                token_hash: hash(r.token_hash)?,
+                family_id: r.family_id.clone(),
+                generation: r.generation,
+                issued_at: time(r.issued_at)?,
+                inactivity_expires_at: time(r.inactivity_expires_at)?,
+                rotated_at: opt_time(r.rotated_at)?,
+            },
+            family: TokenFamily {
+                family_id: r.family_id,
+                grant_id: r.grant_id,
+                app_id: r.app_id,
+                account_id: r.account_id,
+                scopes: split_scopes(&r.scopes),
+                credential_generation: r.credential_generation,
+                created_at: time(r.created_at)?,
+                absolute_expires_at: time(r.absolute_expires_at)?,
+                head_generation: r.head_generation,
+                revoked_at: opt_time(r.revoked_at)?,
+                revoke_reason: r.revoke_reason,
+            },
+            grant_live: r.grant_live != 0,
+            account_credential_generation: r.account_generation,
         })
     }
 }
@@ -568,31 +631,15 @@ async fn insert_refresh_token(
     Ok(())
 }
 
-/// The refresh token and its family, read in one snapshot.
+/// The refresh token with its family, grant liveness and account generation.
 pub async fn refresh_token(
-    mut tx: impl Tx,
+    mut c: impl Conn,
     token_hash: &TokenHash,
 ) -> Result<Option<RefreshTokenState>, Fail> {
-    let row: Option<RefreshRow> = tx
-        .fetch_optional(Stmt::new(sql::REFRESH_TOKEN).bind(token_hash.as_slice()))
+    let row: Option<RefreshStateRow> = c
+        .fetch_optional(Stmt::new(sql::REFRESH_TOKEN_STATE).bind(token_hash.as_slice()))
         .await?;
-    let Some(row) = row else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let token = RefreshToken::try_from(row)?;
-    let family: Option<FamilyRow> = tx
-        .fetch_optional(Stmt::new(sql::FAMILY).bind(&token.family_id))
-        .await?;
-    tx.commit().await?;
-    // The reference cascades, so a token without its family cannot be read.
-    let Some(family) = family else {
-        return Err(StoreError::Corrupt("refresh token without its family".to_owned()).into());
-    };
-    Ok(Some(RefreshTokenState {
-        token,
-        family: TokenFamily::try_from(family)?,
-    }))
+    Ok(row.map(RefreshTokenState::try_from).transpose()?)
 }
 
 pub async fn refresh_token_of_generation(

@@ -16,7 +16,7 @@ use super::Core;
 use super::token::TokenResponse;
 use crate::crypto::sha256;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{AccountStatus, App, NewRefreshToken, RefreshTokenState, Rotation};
+use crate::model::{App, NewRefreshToken, RefreshTokenState, Rotation};
 use crate::store::StoreError;
 
 /// A lost compare-and-set turns the next read into "return the current token" or a
@@ -37,7 +37,7 @@ impl Core {
             let Some(state) = self.store.refresh_token(&presented_hash).await? else {
                 return Err(CoreError::RefreshTokenInvalid);
             };
-            let decision = self.rotation_decision(app, &state).await?;
+            let decision = self.rotation_decision(app, &state);
             match decision {
                 RotationDecision::Rotate | RotationDecision::ReturnCurrent => {}
                 RotationDecision::ReuseDetected => {
@@ -83,25 +83,16 @@ impl Core {
     }
 
     /// What to do with the presented token, from the stored state and the clock.
-    pub(super) async fn rotation_decision(
+    pub(super) fn rotation_decision(
         &self,
         app: &App,
         state: &RefreshTokenState,
-    ) -> CoreResult<RotationDecision> {
+    ) -> RotationDecision {
         let family = &state.family;
-        let grant_live = self
-            .store
-            .grant(&family.grant_id)
-            .await?
-            .is_some_and(|g| g.revoked_at.is_none());
         // A missing or deactivated account counts as changed credentials.
-        let account_credential_generation = self
-            .store
-            .account(&family.account_id)
-            .await?
-            .filter(|a| a.status == AccountStatus::Active)
-            .map_or(-1, |a| a.credential_generation);
-        Ok(rotation::decide(
+        let account_credential_generation = state.account_credential_generation.unwrap_or(-1);
+        let grant_live = state.grant_live;
+        rotation::decide(
             &FamilyState {
                 revoked: family.revoked_at.is_some(),
                 absolute_expires_at: family.absolute_expires_at,
@@ -120,7 +111,7 @@ impl Core {
                 grant_live,
                 client_matches: family.app_id == app.app_id,
             },
-        ))
+        )
     }
 
     /// Reuse of a used token: the family and every access token of it end, and it is

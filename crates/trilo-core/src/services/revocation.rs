@@ -122,7 +122,7 @@ impl Core {
             return Ok(Introspection::default());
         };
         let usable = matches!(
-            self.rotation_decision(&app, &state).await?,
+            self.rotation_decision(&app, &state),
             RotationDecision::Rotate | RotationDecision::ReturnCurrent
         );
         if !usable {

@@ -157,6 +157,7 @@ conformance_tests![
     concurrent_consents_share_one_live_grant,
     revoke_family_returns_true_once,
     redeem_code_stores_the_first_refresh_token_with_its_family,
+    refresh_token_state_reports_a_revoked_grant,
     rotate_refresh_token_is_a_compare_and_set_on_the_head,
     rotation_of_a_revoked_family_changes_nothing,
     deleting_the_app_deletes_its_refresh_tokens,

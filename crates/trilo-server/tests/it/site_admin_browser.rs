@@ -15,32 +15,15 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         driver.query(By::Id("login-submit")).first().await?;
         let (email, password) = app.alice();
         log_in(&driver, email, password).await?;
-        driver
-            .query(By::LinkText("Acme"))
-            .first()
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::LinkText("Acme")).await?;
         driver.query(By::Id("members")).first().await?;
         save_screenshot(&driver, "admin-members.png").await?;
 
         // Bob becomes a guest of the DEMO project.
-        driver
-            .find(By::Id("email"))
-            .await?
-            .send_keys("bob@example.com")
-            .await?;
-        driver
-            .find(By::Css("#role option[value='guest']"))
-            .await?
-            .click()
-            .await?;
-        driver
-            .find(By::Id("containers"))
-            .await?
-            .send_keys("DEMO")
-            .await?;
-        driver.find(By::Id("save-member")).await?.click().await?;
+        type_into(&driver, By::Id("email"), "bob@example.com").await?;
+        click_on(&driver, By::Css("#role option[value='guest']")).await?;
+        type_into(&driver, By::Id("containers"), "DEMO").await?;
+        click_on(&driver, By::Id("save-member")).await?;
         wait_for_text(&driver, "notice", "Member saved.").await?;
         let members = driver.find(By::Id("members")).await?.text().await?;
         assert!(
@@ -49,17 +32,8 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         );
 
         // Block user installs.
-        driver
-            .find(By::LinkText("App controls"))
-            .await?
-            .click()
-            .await?;
-        driver
-            .query(By::Id("toggle-user-installs"))
-            .first()
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::LinkText("App controls")).await?;
+        click_on(&driver, By::Id("toggle-user-installs")).await?;
         let state = driver
             .query(By::Id("user-installs"))
             .first()
@@ -70,43 +44,26 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         save_screenshot(&driver, "admin-apps.png").await?;
 
         // A policy over the OPS project, then activated.
-        driver
-            .find(By::LinkText("Data security"))
-            .await?
-            .click()
-            .await?;
-        driver
-            .query(By::Id("name"))
-            .first()
-            .await?
-            .send_keys("Operations only")
-            .await?;
-        driver
-            .find(By::Css("input[name='container'][value='jira/OPS']"))
-            .await?
-            .click()
-            .await?;
-        driver.find(By::Id("create-policy")).await?.click().await?;
+        click_on(&driver, By::LinkText("Data security")).await?;
+        type_into(&driver, By::Id("name"), "Operations only").await?;
+        click_on(
+            &driver,
+            By::Css("input[name='container'][value='jira/OPS']"),
+        )
+        .await?;
+        click_on(&driver, By::Id("create-policy")).await?;
         wait_for_text(
             &driver,
             "notice",
             "Policy created. Activate it to apply it.",
         )
         .await?;
-        driver
-            .find(By::Css("#policies button"))
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::Css("#policies button")).await?;
         wait_for_text(&driver, "notice", "Policy activated.").await?;
         save_screenshot(&driver, "admin-policies.png").await?;
 
         // Every change is in the audit log.
-        driver
-            .find(By::LinkText("Audit log"))
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::LinkText("Audit log")).await?;
         let events = driver.query(By::Id("events")).first().await?.text().await?;
         for action in [
             "policy.activated",
@@ -136,5 +93,31 @@ async fn wait_for_text(driver: &WebDriver, id: &str, expected: &str) -> WebDrive
             "#{id} never read {expected:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the element `by` finds, again while it is missing or goes stale (a page still
+/// being replaced after the previous action), for at most 5 s.
+async fn click_on(driver: &WebDriver, by: By) -> WebDriverResult<()> {
+    retry(|| async { driver.find(by.clone()).await?.click().await }).await
+}
+
+/// Types into the element `by` finds, with the same patience as [`click_on`].
+async fn type_into(driver: &WebDriver, by: By, text: &str) -> WebDriverResult<()> {
+    retry(|| async { driver.find(by.clone()).await?.send_keys(text).await }).await
+}
+
+async fn retry<F, Fut>(mut action: F) -> WebDriverResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = WebDriverResult<()>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match action().await {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
     }
 }

@@ -64,6 +64,11 @@ pub async fn redeem_code_stores_the_first_refresh_token_with_its_family(store: A
         }
     );
     assert_eq!(state.family, family);
+    assert!(state.grant_live);
+    assert_eq!(
+        state.account_credential_generation,
+        Some(w.user.credential_generation)
+    );
     assert_eq!(
         store
             .refresh_token_of_generation(&family.family_id, 0)
@@ -185,4 +190,14 @@ pub async fn concurrent_rotations_of_one_token_have_exactly_one_winner(store: Ar
             .unwrap()
             .is_none()
     );
+}
+
+pub async fn refresh_token_state_reports_a_revoked_grant(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let hash = sha256(&random_token());
+    let family = family_with_token(store.as_ref(), &w, hash).await;
+    store.revoke_grant(&family.grant_id, at(3)).await.unwrap();
+    let state = store.refresh_token(&hash).await.unwrap().unwrap();
+    assert!(!state.grant_live);
+    assert!(state.family.revoked_at.is_some(), "its families go with it");
 }
