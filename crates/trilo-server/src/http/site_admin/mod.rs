@@ -100,6 +100,15 @@ fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageErr
     }
 }
 
+/// A page shown again with the user's mistake is a 400; otherwise a 200.
+fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 async fn sites(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -177,11 +186,7 @@ async fn members_page(
         .into_iter()
         .map(|p| p.product_key)
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_of(&error);
     Ok(render(
         status,
         &AdminMembersPage {
@@ -290,11 +295,7 @@ async fn apps_page(
             since: a.installation.created_at.date().to_string(),
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_of(&error);
     Ok(render(
         status,
         &AdminAppsPage {
@@ -437,11 +438,7 @@ async fn policies_page(
             name: c.name,
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_of(&error);
     Ok(render(
         status,
         &AdminPoliciesPage {
