@@ -379,20 +379,11 @@ async fn browser_console_creates_an_app_and_finds_it() {
         assert_eq!(driver.current_url().await?.path(), "/developer");
         save_screenshot(&driver, "console-apps.png").await?;
 
-        driver.find(By::Id("create-app")).await?.click().await?;
-        driver
-            .query(By::Id("name"))
-            .first()
-            .await?
-            .send_keys("Release Notes <b>Bot</b>")
-            .await?;
-        driver
-            .find(By::Id("description"))
-            .await?
-            .send_keys("Posts release notes.")
-            .await?;
+        click_on(&driver, By::Id("create-app")).await?;
+        type_into(&driver, By::Id("name"), "Release Notes <b>Bot</b>").await?;
+        type_into(&driver, By::Id("description"), "Posts release notes.").await?;
         save_screenshot(&driver, "console-new-app.png").await?;
-        driver.find(By::Id("create")).await?.click().await?;
+        click_on(&driver, By::Id("create")).await?;
         let secret = driver
             .query(By::Id("client-secret"))
             .first()
@@ -407,7 +398,7 @@ async fn browser_console_creates_an_app_and_finds_it() {
         driver.goto(app.url("/developer")).await?;
         let search = driver.query(By::Id("q")).first().await?;
         search.send_keys("release").await?;
-        driver.find(By::Id("search")).await?.click().await?;
+        click_on(&driver, By::Id("search")).await?;
         let deadline = Instant::now() + Duration::from_secs(5);
         while driver.current_url().await?.query() != Some("q=release") {
             assert!(Instant::now() < deadline, "the search did not load");
@@ -440,13 +431,8 @@ async fn browser_console_takes_an_app_through_its_life() {
         driver.query(By::Id("login-submit")).first().await?;
         let (email, password) = app.alice();
         log_in(&driver, email, password).await?;
-        driver
-            .query(By::Id("name"))
-            .first()
-            .await?
-            .send_keys("Life Cycle App")
-            .await?;
-        driver.find(By::Id("create")).await?.click().await?;
+        type_into(&driver, By::Id("name"), "Life Cycle App").await?;
+        click_on(&driver, By::Id("create")).await?;
         driver.query(By::Id("client-secret")).first().await?;
         save_screenshot(&driver, "console-overview.png").await?;
 
@@ -454,29 +440,20 @@ async fn browser_console_takes_an_app_through_its_life() {
         click_tab(&driver, "Authorization").await?;
         let callbacks = driver.query(By::Id("callback_urls")).first().await?;
         callbacks.send_keys(app.url("/demo/callback")).await?;
-        driver.find(By::Id("save-callbacks")).await?.click().await?;
+        click_on(&driver, By::Id("save-callbacks")).await?;
         driver.query(By::Id("notice")).first().await?;
 
         // Permissions: the identity API is listed first; Jira's scopes fold out.
         click_tab(&driver, "Permissions").await?;
-        driver
-            .query(By::Css("input[value='read:me']"))
-            .first()
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::Css("input[value='read:me']")).await?;
         for summary in driver.find_all(By::Css("details.api summary")).await? {
             if summary.text().await?.contains("Jira") {
                 summary.click().await?;
             }
         }
-        driver
-            .find(By::Css("input[value='read:jira-work']"))
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::Css("input[value='read:jira-work']")).await?;
         save_screenshot(&driver, "console-permissions.png").await?;
-        driver.find(By::Id("save-scopes")).await?.click().await?;
+        click_on(&driver, By::Id("save-scopes")).await?;
         driver.query(By::Id("notice")).first().await?;
 
         // The ready-made authorization URL completes a consent.
@@ -494,7 +471,7 @@ async fn browser_console_takes_an_app_through_its_life() {
             .goto(url.replace("YOUR_USER_BOUND_VALUE", "console-7"))
             .await?;
         site_radio(&driver, &acme).await?.click().await?;
-        driver.find(By::Id("accept")).await?.click().await?;
+        click_on(&driver, By::Id("accept")).await?;
         let code = driver
             .query(By::Id("callback-code"))
             .first()
@@ -512,7 +489,7 @@ async fn browser_console_takes_an_app_through_its_life() {
         driver.back().await?;
         driver.back().await?;
         click_tab(&driver, "Settings").await?;
-        driver.find(By::Id("delete-app")).await?.click().await?;
+        click_on(&driver, By::Id("delete-app")).await?;
         let error = driver
             .query(By::Id("form-error"))
             .first()
@@ -524,29 +501,14 @@ async fn browser_console_takes_an_app_through_its_life() {
 
         // Sharing on.
         click_tab(&driver, "Distribution").await?;
-        driver
-            .query(By::Id("toggle-sharing"))
-            .first()
-            .await?
-            .click()
-            .await?;
-        let status = driver
-            .query(By::Id("distribution"))
-            .first()
-            .await?
-            .text()
-            .await?;
-        assert_eq!(status, "Sharing");
+        click_on(&driver, By::Id("toggle-sharing")).await?;
+        // The old page also shows a status: wait for the new one.
+        wait_for_text(&driver, "distribution", "Sharing").await?;
         save_screenshot(&driver, "console-distribution.png").await?;
 
         // A new secret, shown once, with the old one kept for the grace chosen.
         click_tab(&driver, "Settings").await?;
-        driver
-            .query(By::Id("rotate-secret"))
-            .first()
-            .await?
-            .click()
-            .await?;
+        click_on(&driver, By::Id("rotate-secret")).await?;
         let secret = driver
             .query(By::Id("client-secret"))
             .first()
@@ -562,12 +524,7 @@ async fn browser_console_takes_an_app_through_its_life() {
 
 /// Opens one of the app's tabs by its link text and waits for it to be the current one.
 async fn click_tab(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
-    driver
-        .query(By::LinkText(name))
-        .first()
-        .await?
-        .click()
-        .await?;
+    click_on(driver, By::LinkText(name)).await?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let current = driver.find(By::Css(".tabs a[aria-current=page]")).await;
@@ -578,5 +535,53 @@ async fn click_tab(driver: &WebDriver, name: &str) -> WebDriverResult<()> {
         }
         assert!(Instant::now() < deadline, "the {name} tab did not open");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (at most 5 s) until the element with `id` reads `expected`: after a form POST the
+/// old page stays in place until the new one has loaded.
+pub(crate) async fn wait_for_text(
+    driver: &WebDriver,
+    id: &str,
+    expected: &str,
+) -> WebDriverResult<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Ok(element) = driver.find(By::Id(id)).await
+            && element.text().await.is_ok_and(|t| t == expected)
+        {
+            return Ok(());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "#{id} never read {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the element `by` finds, again while it is missing or goes stale (a page still
+/// being replaced after the previous action), for at most 5 s.
+pub(crate) async fn click_on(driver: &WebDriver, by: By) -> WebDriverResult<()> {
+    retry(|| async { driver.find(by.clone()).await?.click().await }).await
+}
+
+/// Types into the element `by` finds, with the same patience as [`click_on`].
+pub(crate) async fn type_into(driver: &WebDriver, by: By, text: &str) -> WebDriverResult<()> {
+    retry(|| async { driver.find(by.clone()).await?.send_keys(text).await }).await
+}
+
+async fn retry<F, Fut>(mut action: F) -> WebDriverResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = WebDriverResult<()>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match action().await {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use thirtyfour::prelude::*;
 
-use crate::browser::{log_in, save_screenshot, with_browser};
+use crate::browser::{click_on, log_in, save_screenshot, type_into, wait_for_text, with_browser};
 use crate::support::TestApp;
 
 #[tokio::test]
@@ -34,13 +34,7 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         // Block user installs.
         click_on(&driver, By::LinkText("App controls")).await?;
         click_on(&driver, By::Id("toggle-user-installs")).await?;
-        let state = driver
-            .query(By::Id("user-installs"))
-            .first()
-            .await?
-            .text()
-            .await?;
-        assert_eq!(state, "Blocked");
+        wait_for_text(&driver, "user-installs", "Blocked").await?;
         save_screenshot(&driver, "admin-apps.png").await?;
 
         // A policy over the OPS project, then activated.
@@ -76,48 +70,4 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         Ok(())
     })
     .await;
-}
-
-/// Waits (at most 5 s) until the element with `id` reads `expected`: after a form POST the
-/// old page stays in place until the new one has loaded.
-async fn wait_for_text(driver: &WebDriver, id: &str, expected: &str) -> WebDriverResult<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if let Ok(element) = driver.find(By::Id(id)).await
-            && element.text().await.is_ok_and(|t| t == expected)
-        {
-            return Ok(());
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "#{id} never read {expected:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// Clicks the element `by` finds, again while it is missing or goes stale (a page still
-/// being replaced after the previous action), for at most 5 s.
-async fn click_on(driver: &WebDriver, by: By) -> WebDriverResult<()> {
-    retry(|| async { driver.find(by.clone()).await?.click().await }).await
-}
-
-/// Types into the element `by` finds, with the same patience as [`click_on`].
-async fn type_into(driver: &WebDriver, by: By, text: &str) -> WebDriverResult<()> {
-    retry(|| async { driver.find(by.clone()).await?.send_keys(text).await }).await
-}
-
-async fn retry<F, Fut>(mut action: F) -> WebDriverResult<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = WebDriverResult<()>>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match action().await {
-            Ok(()) => return Ok(()),
-            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
 }
