@@ -14,6 +14,7 @@
 mod conn;
 mod error;
 mod notify;
+mod rotation;
 mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;

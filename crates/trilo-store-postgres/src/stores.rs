@@ -374,8 +374,7 @@ impl GrantStore for PgStore {
     }
 
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {
-        self.write(|tx| grants::rotate_refresh_token(tx, rotation))
-            .await
+        self.rotate(rotation).await
     }
 
     async fn revoke_family(

@@ -206,19 +206,19 @@ pub struct LiveGrantRow {
 
 #[derive(sqlx::FromRow)]
 pub struct CodeRow {
-    code_hash: Vec<u8>,
-    app_id: String,
-    account_id: String,
-    grant_id: String,
-    cloud_id: String,
-    scopes: String,
-    redirect_uri: Option<String>,
-    code_challenge: Option<String>,
-    nonce: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-    used_at: Option<i64>,
-    family_id: Option<String>,
+    pub code_hash: Vec<u8>,
+    pub app_id: String,
+    pub account_id: String,
+    pub grant_id: String,
+    pub cloud_id: String,
+    pub scopes: String,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub family_id: Option<String>,
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -245,17 +245,17 @@ impl TryFrom<CodeRow> for AuthorizationCode {
 
 #[derive(sqlx::FromRow)]
 pub struct FamilyRow {
-    family_id: String,
-    grant_id: String,
-    app_id: String,
-    account_id: String,
-    scopes: String,
-    credential_generation: i64,
-    created_at: i64,
-    absolute_expires_at: i64,
-    head_generation: i64,
-    revoked_at: Option<i64>,
-    revoke_reason: Option<String>,
+    pub family_id: String,
+    pub grant_id: String,
+    pub app_id: String,
+    pub account_id: String,
+    pub scopes: String,
+    pub credential_generation: i64,
+    pub created_at: i64,
+    pub absolute_expires_at: i64,
+    pub head_generation: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for TokenFamily {
@@ -280,24 +280,24 @@ impl TryFrom<FamilyRow> for TokenFamily {
 
 #[derive(sqlx::FromRow)]
 pub struct RefreshStateRow {
-    token_hash: Vec<u8>,
-    family_id: String,
-    generation: i64,
-    issued_at: i64,
-    inactivity_expires_at: i64,
-    rotated_at: Option<i64>,
-    grant_id: String,
-    app_id: String,
-    account_id: String,
-    scopes: String,
-    credential_generation: i64,
-    created_at: i64,
-    absolute_expires_at: i64,
-    head_generation: i64,
-    revoked_at: Option<i64>,
-    revoke_reason: Option<String>,
-    grant_live: i64,
-    account_generation: Option<i64>,
+    pub token_hash: Vec<u8>,
+    pub family_id: String,
+    pub generation: i64,
+    pub issued_at: i64,
+    pub inactivity_expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub grant_id: String,
+    pub app_id: String,
+    pub account_id: String,
+    pub scopes: String,
+    pub credential_generation: i64,
+    pub created_at: i64,
+    pub absolute_expires_at: i64,
+    pub head_generation: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    pub grant_live: i64,
+    pub account_generation: Option<i64>,
 }
 
 impl TryFrom<RefreshStateRow> for RefreshTokenState {

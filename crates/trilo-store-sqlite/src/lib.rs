@@ -11,13 +11,16 @@
 //! the mapping of SQLite's errors and its own migrations.
 
 mod conn;
+mod direct;
 mod error;
 mod group_commit;
+mod inline_reads;
 mod stores;
 
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +34,8 @@ use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
 use crate::error::{map_sqlx, run};
-use crate::group_commit::RotationQueue;
+use crate::group_commit::{GroupCommit, Write, WriteTurn, Written};
+use crate::inline_reads::InlineReader;
 
 /// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
 /// macro itself comes with `derive` + `migrate`, which the workspace already enables.
@@ -49,8 +53,12 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections (the writer pool itself for in-memory databases).
     reader: SqlitePool,
-    /// Refresh-token rotations, committed in groups on the writer.
-    rotations: RotationQueue,
+    /// The token endpoint's writes, committed in groups.
+    commits: GroupCommit,
+    /// Hot reads run inline (`None` for an in-memory database, read through sqlx).
+    inline: Option<Arc<InlineReader>>,
+    /// Taken by each write so the writer and the rotation committer never overlap.
+    turn: WriteTurn,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -93,9 +101,11 @@ impl SqliteStore {
                 .await
                 .map_err(map_sqlx)?;
             return Ok(SqliteStore {
-                rotations: RotationQueue::start(pool.clone()),
+                commits: GroupCommit::start_in_memory(pool.clone()),
+                inline: None,
                 writer: pool.clone(),
                 reader: pool,
+                turn: WriteTurn::default(),
             });
         }
         Self::open_with(options).await
@@ -127,10 +137,14 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_sqlx)?;
+        let turn = WriteTurn::default();
+        let path = writer.connect_options().get_filename().to_owned();
         Ok(SqliteStore {
-            rotations: RotationQueue::start(writer.clone()),
+            commits: GroupCommit::start_on_file(&path, BUSY_TIMEOUT, turn.clone())?,
+            inline: Some(Arc::new(InlineReader::new(&path, BUSY_TIMEOUT))),
             writer,
             reader,
+            turn,
         })
     }
 
@@ -191,16 +205,31 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    /// One refresh-token rotation, committed with whatever others are queued (see
-    /// `group_commit`).
-    async fn rotate(&self, rotation: &trilo_core::model::Rotation) -> StoreResult<bool> {
-        self.rotations.rotate(rotation).await
+    /// One queued write, committed with whatever others are queued (see `group_commit`).
+    async fn commit(&self, write: Write) -> StoreResult<Written> {
+        self.commits.submit(write).await
     }
 
-    /// How many groups of rotations have been committed: fewer than the rotations when
+    /// How many groups of queued writes have been committed: fewer than the writes when
     /// concurrent ones share commits.
     pub fn rotation_groups_committed(&self) -> u64 {
-        self.rotations.groups_committed()
+        self.commits.groups_committed()
+    }
+
+    /// Runs a hot read inline on a file database (see `inline_reads`), or `fallback`
+    /// through sqlx on an in-memory one.
+    async fn read_inline<T, Fut>(
+        &self,
+        inline: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+        fallback: impl FnOnce(Db<PoolConnection<Sqlite>>) -> Fut,
+    ) -> StoreResult<T>
+    where
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        match &self.inline {
+            Some(reader) => reader.read(inline),
+            None => self.read(fallback).await,
+        }
     }
 
     /// Runs `op` in a write transaction on the writer. `BEGIN IMMEDIATE` takes the write
@@ -213,6 +242,7 @@ impl SqliteStore {
     where
         Fut: Future<Output = Result<T, Fail>>,
     {
+        let _turn = self.turn.lock().await;
         run(async { op(Db(self.writer.begin_with("BEGIN IMMEDIATE").await?)).await }).await
     }
 
@@ -314,8 +344,8 @@ mod group_commit_tests {
 
     use time::Duration;
     use trilo_core::crypto::{random_token, sha256};
-    use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
-    use trilo_core::store::{GrantStore, Store};
+    use trilo_core::model::{AuditEvent, AuditQuery, NewRefreshToken, Redeemed, Rotation};
+    use trilo_core::store::{AuditLog, GrantStore, Store, StoreError};
     use trilo_core::testing::fixtures::{self, World, at};
 
     use super::SqliteStore;
@@ -377,6 +407,84 @@ mod group_commit_tests {
             groups >= 1 && groups < FAMILIES as u64 / 2,
             "{groups} commits for {FAMILIES}"
         );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    /// Redemptions, rotations and audit events queued together share commits, and a
+    /// write that fails or loses its compare-and-set inside a group changes nothing while
+    /// the others of the group commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_rolls_back_alone_in_its_group() {
+        const CODES: usize = 32;
+        let path =
+            std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        store.migrate().await.unwrap();
+        let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
+        let mut codes = Vec::new();
+        for _ in 0..CODES {
+            let code = fixtures::new_code(at(1));
+            let consent = w.consent(&["offline_access"], at(1));
+            store
+                .accept_consent(&consent, &fixtures::new_id(), &code)
+                .await
+                .unwrap();
+            codes.push(code.code_hash);
+        }
+        let before = store.rotation_groups_committed();
+        let mut tasks = Vec::new();
+        // Each code twice: exactly one redemption wins, the other finds it used.
+        for code_hash in codes.iter().chain(&codes).copied() {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let family = fixtures::new_family_with_refresh(at(2), sha256(&random_token()));
+                match store.redeem_code(&code_hash, &family, at(2)).await.unwrap() {
+                    Redeemed::First(_) => "first",
+                    Redeemed::AlreadyUsed(_) => "used",
+                    Redeemed::NotFound => "missing",
+                }
+            }));
+        }
+        // The same audit event id twice: one is appended, the other is a conflict.
+        let event = AuditEvent {
+            event_id: fixtures::new_id(),
+            at: at(2),
+            actor_account_id: None,
+            action: "test.grouped".to_owned(),
+            target: "group".to_owned(),
+            cloud_id: None,
+            details: serde_json::json!({}),
+        };
+        for _ in 0..2 {
+            let (store, event) = (Arc::clone(&store), event.clone());
+            tasks.push(tokio::spawn(async move {
+                match store.append_audit(&event).await {
+                    Ok(()) => "appended",
+                    Err(StoreError::Conflict { .. }) => "conflict",
+                    Err(_) => "failed",
+                }
+            }));
+        }
+        let mut outcomes = std::collections::BTreeMap::new();
+        for task in tasks {
+            *outcomes.entry(task.await.unwrap()).or_insert(0) += 1;
+        }
+        let expected = [
+            ("appended", 1),
+            ("conflict", 1),
+            ("first", CODES),
+            ("used", CODES),
+        ];
+        assert_eq!(outcomes, expected.into_iter().collect());
+        let groups = store.rotation_groups_committed() - before;
+        assert!(groups < (2 * CODES) as u64, "{groups} commits");
+        let query = AuditQuery {
+            action_prefix: Some("test.grouped".to_owned()),
+            ..AuditQuery::default()
+        };
+        assert_eq!(store.audit_events(&query).await.unwrap().len(), 1);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

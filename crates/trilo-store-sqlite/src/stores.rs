@@ -12,12 +12,14 @@ use trilo_core::model::{
 };
 use trilo_core::store::{
     AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore,
-    SessionStore, SiteStore, StoreResult,
+    SessionStore, SiteStore, StoreError, StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
 use trilo_store_sql::{accounts, api_tokens, apps, audit, grants, policies, sites};
 
 use crate::SqliteStore;
+use crate::direct;
+use crate::group_commit::{Write, Written};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -326,7 +328,11 @@ impl GrantStore for SqliteStore {
     }
 
     async fn code(&self, code_hash: &TokenHash) -> StoreResult<Option<AuthorizationCode>> {
-        self.read(|c| grants::code(c, code_hash)).await
+        self.read_inline(
+            |db| direct::code(db, code_hash),
+            |c| grants::code(c, code_hash),
+        )
+        .await
     }
 
     async fn redeem_code(
@@ -335,8 +341,15 @@ impl GrantStore for SqliteStore {
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed> {
-        self.write(|tx| grants::redeem_code(tx, LOCKS, code_hash, family, now))
-            .await
+        let write = Write::Redeem {
+            code_hash: *code_hash,
+            family: family.clone(),
+            now,
+        };
+        match self.commit(write).await? {
+            Written::Redeemed(redeemed) => Ok(redeemed),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {
@@ -347,7 +360,11 @@ impl GrantStore for SqliteStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenState>> {
-        self.read(|c| grants::refresh_token(c, token_hash)).await
+        self.read_inline(
+            |db| direct::refresh_token_state(db, token_hash),
+            |c| grants::refresh_token(c, token_hash),
+        )
+        .await
     }
 
     async fn refresh_token_of_generation(
@@ -360,7 +377,10 @@ impl GrantStore for SqliteStore {
     }
 
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {
-        self.rotate(rotation).await
+        match self.commit(Write::Rotate(rotation.clone())).await? {
+            Written::Rotated(rotated) => Ok(rotated),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn revoke_family(
@@ -388,10 +408,18 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        self.write(|tx| audit::append_audit(tx, event)).await
+        match self.commit(Write::Audit(event.clone())).await? {
+            Written::Appended => Ok(()),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         self.read(|c| audit::audit_events(c, query)).await
     }
+}
+
+/// A queued write answered for another kind of write: a bug in `group_commit`.
+fn unexpected_answer() -> StoreError {
+    StoreError::Unavailable("the SQLite committer answered another kind of write".to_owned())
 }

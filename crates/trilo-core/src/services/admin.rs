@@ -342,6 +342,7 @@ impl Core {
             .update_app(&app)
             .await
             .map_err(not_found("app"))?;
+        self.access_changed().await;
         self.audit(None, "app.updated", &app.app_id, None, json!({}))
             .await?;
         Ok(app)
@@ -363,6 +364,7 @@ impl Core {
             expires_at: None,
         };
         self.store.rotate_app_secret(&record, now + grace).await?;
+        self.access_changed().await;
         self.audit(
             None,
             "app.secret_rotated",

@@ -5,8 +5,10 @@ pub mod access;
 pub mod account;
 pub mod accounts;
 pub mod admin;
+pub mod answers;
 pub mod api_tokens;
 pub mod authorize;
+pub mod clients;
 pub mod console;
 pub mod gateway;
 pub mod policies;
@@ -25,7 +27,7 @@ use crate::error::CoreResult;
 use crate::keys::{KeyError, KeySet};
 use crate::model::AuditEvent;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{AccessListener, Store};
 
 #[derive(Clone)]
 pub struct Core {
@@ -39,6 +41,27 @@ pub struct Core {
     pub catalogs: Arc<gateway::CatalogCache>,
     /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
     pub gateway_cache: Arc<gateway::GatewayCache>,
+    /// Recently authenticated clients (see [`clients::ClientCache`]).
+    pub clients: Arc<clients::ClientCache>,
+    /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
+    pub answers: Arc<answers::AnswerCache>,
+    /// The three caches above, for clearing together.
+    access_caches: Arc<AccessCaches>,
+}
+
+/// The caches an access change clears, told together by the store's one listener.
+struct AccessCaches {
+    gateway: Arc<gateway::GatewayCache>,
+    clients: Arc<clients::ClientCache>,
+    answers: Arc<answers::AnswerCache>,
+}
+
+impl AccessListener for AccessCaches {
+    fn access_changed(&self) {
+        self.gateway.clear();
+        self.clients.clear();
+        self.answers.clear();
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -59,7 +82,15 @@ impl Core {
     ) -> Result<Core, KeyError> {
         let keys = KeySet::load_or_create(store.as_ref(), sealing, clock.now()).await?;
         let gateway_cache = Arc::new(gateway::GatewayCache::new(settings.gateway_cache_ttl));
-        store.listen_for_access_changes(gateway_cache.clone());
+        let clients = Arc::new(clients::ClientCache::new(settings.gateway_cache_ttl));
+        let answers = Arc::new(answers::AnswerCache::new(settings.gateway_cache_ttl));
+        let caches = AccessCaches {
+            gateway: Arc::clone(&gateway_cache),
+            clients: Arc::clone(&clients),
+            answers: Arc::clone(&answers),
+        };
+        let access_caches = Arc::new(caches);
+        store.listen_for_access_changes(access_caches.clone());
         Ok(Core {
             store,
             clock,
@@ -68,6 +99,9 @@ impl Core {
             child_tokens: ChildTokens::new(sealing),
             catalogs: Arc::default(),
             gateway_cache,
+            clients,
+            answers,
+            access_caches,
         })
     }
 
@@ -75,7 +109,7 @@ impl Core {
     /// (a revocation, a password change, a block, a membership, an upstream): the change
     /// then takes effect here at once, and on other instances within the cache's lifetime.
     pub async fn access_changed(&self) {
-        self.gateway_cache.clear();
+        self.access_caches.access_changed();
         // Other instances hear of it at once where the store can tell them; if it cannot,
         // their caches still expire within the TTL.
         if let Err(e) = self.store.announce_access_change().await {

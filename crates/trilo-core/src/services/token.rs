@@ -48,23 +48,22 @@ impl Core {
     /// Authenticates the client (RFC 6749 §2.3). Unknown clients and wrong secrets fail
     /// alike (security checklist T4): `invalid_client`.
     pub async fn authenticate_client(&self, creds: &ClientCredentials) -> CoreResult<App> {
-        let app = self.store.app_by_client_id(&creds.client_id).await?;
+        let client = self.client(&creds.client_id).await?;
         let presented = creds.secret.as_deref().map(sha256);
-        let Some(app) = app else {
+        let Some(client) = client else {
             // Same work as a known client: hash compare against a dummy value.
             let _ = presented.map(|h| hashes_equal(&h, &[0u8; 32]));
             return Err(OAuthError::invalid_client().into());
         };
-        match (app.client_type, creds.method, presented) {
-            (ClientType::Public, AuthMethod::None, None) => Ok(app),
+        match (client.app.client_type, creds.method, presented) {
+            (ClientType::Public, AuthMethod::None, None) => Ok(client.app.clone()),
             (ClientType::Confidential, AuthMethod::Basic | AuthMethod::Post, Some(hash)) => {
-                let secrets = self.store.app_secrets(&app.app_id, self.now()).await?;
                 // Check every valid secret so the time does not depend on which matched.
-                let matched = secrets
-                    .iter()
+                let matched = client
+                    .valid_secrets(self.now())
                     .fold(false, |acc, s| acc | hashes_equal(&s.secret_hash, &hash));
                 if matched {
-                    Ok(app)
+                    Ok(client.app.clone())
                 } else {
                     Err(OAuthError::invalid_client().into())
                 }
@@ -156,11 +155,9 @@ impl Core {
             }
             Redeemed::NotFound => return Err(code_invalid().into()),
         };
-        let grant = self.store.grant(&family.grant_id).await?;
-        if grant.is_none_or(|g| g.revoked_at.is_some()) {
-            self.store
-                .revoke_family(&family.family_id, "grant_revoked", now)
-                .await?;
+        // A family issued under a grant revoked meanwhile is born revoked (H-C3), and a
+        // later revocation of the grant ends it with the grant's other families.
+        if family.revoked_at.is_some() {
             return Err(code_invalid().into());
         }
         self.audit(

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, HeaderMap};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use trilo_core::services::access::{TokenContext, TokenRejection};
@@ -24,9 +24,13 @@ async fn accessible_resources(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ctx = bearer(&state, &headers).await?;
-    let resources = state.core.accessible_resources(&ctx).await?;
-    Ok(Json(resources).into_response())
+    let token = bearer_token(&headers)?;
+    let json = state
+        .core
+        .accessible_resources_json(token)
+        .await?
+        .map_err(rejected)?;
+    Ok(([(CONTENT_TYPE, "application/json")], json.to_string()).into_response())
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -40,35 +44,46 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
 /// The bearer token from the one `Authorization` header (scheme case-insensitive, RFC
 /// 6750 §2.1; never from the query, security checklist J6), checked and live.
 pub async fn bearer(state: &AppState, headers: &HeaderMap) -> Result<TokenContext, ApiError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(ApiError::unauthorized(
+    let token = bearer_token(headers)?;
+    state
+        .core
+        .check_access_token(token)
+        .await?
+        .map_err(rejected)
+}
+
+/// The token of the one `Authorization: Bearer` header (scheme case-insensitive, RFC 6750
+/// §2.1; never from the query, security checklist J6).
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let missing = || {
+        ApiError::unauthorized(
             "An access token is required: send Authorization: Bearer <token>.",
             None,
-        ));
+        )
     };
-    let token = value
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(missing());
+    };
+    value
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return Err(ApiError::unauthorized(
-            "An access token is required: send Authorization: Bearer <token>.",
-            None,
-        ));
-    };
-    match state.core.check_access_token(token).await? {
-        Ok(ctx) => Ok(ctx),
-        Err(TokenRejection::Invalid(_)) => Err(ApiError::unauthorized(
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)
+}
+
+/// A refused token's answer: 401 `invalid_token`.
+fn rejected(rejection: TokenRejection) -> ApiError {
+    match rejection {
+        TokenRejection::Invalid(_) => ApiError::unauthorized(
             "The access token is invalid or expired.",
             Some("invalid_token"),
-        )),
-        Err(TokenRejection::Revoked) => Err(ApiError::unauthorized(
-            "The access token has been revoked.",
-            Some("invalid_token"),
-        )),
+        ),
+        TokenRejection::Revoked => {
+            ApiError::unauthorized("The access token has been revoked.", Some("invalid_token"))
+        }
     }
 }

@@ -1,0 +1,101 @@
+//! Recently read clients (an app with its secrets) for client authentication at the
+//! token endpoint, so a refresh or a code exchange does not read the app, its lists and
+//! its secrets on every request.
+//!
+//! The cache lives as long as the gateway's (`gateway.cache_ttl`, at most 1 s) and is
+//! cleared with it: a change to an app or its secrets made through this instance takes
+//! effect here at once, one made elsewhere when announced and within the TTL in any case.
+//! Unknown clients are never cached. Secret expiry is checked against the clock on every
+//! use, so a rotated-away secret stops working at the end of its grace even while cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::Core;
+use crate::error::CoreResult;
+use crate::model::{App, AppSecret};
+
+/// Bound on cached clients; beyond it the cache starts again empty.
+const MAX_CLIENTS: usize = 10_000;
+
+/// An app as client authentication needs it.
+#[derive(Debug)]
+pub struct Client {
+    pub app: App,
+    /// The secrets valid when read; check [`Client::valid_secrets`] before use.
+    secrets: Vec<AppSecret>,
+}
+
+impl Client {
+    /// The secrets that are still valid at `now` (current, or inside their grace).
+    pub fn valid_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &AppSecret> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.expires_at.is_none_or(|end| end > now))
+    }
+}
+
+/// Clients by client id, each with when it was read.
+pub struct ClientCache {
+    ttl: Duration,
+    clients: RwLock<HashMap<String, (Instant, Arc<Client>)>>,
+}
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCache")
+    }
+}
+
+impl ClientCache {
+    pub fn new(ttl: time::Duration) -> Self {
+        Self {
+            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
+            clients: RwLock::default(),
+        }
+    }
+
+    fn get(&self, client_id: &str) -> Option<Arc<Client>> {
+        let cache = self.clients.read().ok()?;
+        let (read_at, client) = cache.get(client_id)?;
+        (read_at.elapsed() < self.ttl).then(|| Arc::clone(client))
+    }
+
+    fn put(&self, client_id: &str, client: Arc<Client>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut cache) = self.clients.write() {
+            if cache.len() >= MAX_CLIENTS {
+                cache.clear();
+            }
+            cache.insert(client_id.to_owned(), (Instant::now(), client));
+        }
+    }
+
+    /// Forgets every client: called when this instance changes an app or access.
+    pub fn clear(&self) {
+        if let Ok(mut cache) = self.clients.write() {
+            cache.clear();
+        }
+    }
+}
+
+impl Core {
+    /// The app with client id `client_id` and its secrets, from the cache when fresh.
+    pub(super) async fn client(&self, client_id: &str) -> CoreResult<Option<Arc<Client>>> {
+        if let Some(client) = self.clients.get(client_id) {
+            return Ok(Some(client));
+        }
+        let Some(app) = self.store.app_by_client_id(client_id).await? else {
+            return Ok(None);
+        };
+        let secrets = self.store.app_secrets(&app.app_id, self.now()).await?;
+        let client = Arc::new(Client { app, secrets });
+        self.clients.put(client_id, Arc::clone(&client));
+        Ok(Some(client))
+    }
+}
