@@ -537,4 +537,7 @@ pub struct NewFamily {
     pub absolute_expires_at: OffsetDateTime,
     /// Generation 0 of the family's refresh tokens, when `offline_access` was granted.
     pub refresh_token: Option<NewRefreshToken>,
+    /// Appended to the audit log in the same transaction when this redemption is the
+    /// first and the family is born live, so the issue and its record are one commit.
+    pub issued: Option<AuditEvent>,
 }

@@ -211,7 +211,8 @@ pub trait GrantStore: Send + Sync {
     /// Marks the code used and creates its token family in one transaction: exactly one
     /// concurrent caller gets `First`. The family copies the code's grant, app, account and
     /// scopes and the account's current credential generation; its first refresh token
-    /// (generation 0), if `family.refresh_token` is set, is stored in the same transaction.
+    /// (generation 0), if `family.refresh_token` is set, is stored in the same transaction,
+    /// and so is `family.issued`, the audit event, when the family is born live.
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,

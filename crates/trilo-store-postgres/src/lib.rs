@@ -14,6 +14,7 @@
 mod conn;
 mod error;
 mod notify;
+pub mod preload;
 mod rotation;
 mod stores;
 #[cfg(feature = "test-support")]

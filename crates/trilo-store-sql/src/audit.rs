@@ -105,7 +105,13 @@ pub async fn insert_signing_key(mut tx: impl Tx, key: &SigningKeyRecord) -> Resu
 }
 
 pub async fn append_audit(mut tx: impl Tx, event: &AuditEvent) -> Result<(), Fail> {
-    tx.execute(
+    insert_event(&mut tx, event).await?;
+    tx.commit().await
+}
+
+/// Inserts one event in the caller's transaction.
+pub async fn insert_event(c: &mut impl Conn, event: &AuditEvent) -> Result<(), Fail> {
+    c.execute(
         Stmt::new(sql::APPEND_AUDIT)
             .bind(&event.event_id)
             .bind(ms(event.at))
@@ -116,7 +122,7 @@ pub async fn append_audit(mut tx: impl Tx, event: &AuditEvent) -> Result<(), Fai
             .bind(event.details.to_string()),
     )
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Newest first, at most `query.limit` (0 means 100).

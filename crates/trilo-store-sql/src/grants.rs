@@ -582,6 +582,11 @@ pub async fn redeem_code(
     if let Some(first) = &family.refresh_token {
         insert_refresh_token(&mut tx, first, &family.family_id, 0, now).await?;
     }
+    if let Some(event) = &family.issued
+        && row.revoked_at.is_none()
+    {
+        crate::audit::insert_event(&mut tx, event).await?;
+    }
     tx.commit().await?;
     Ok(Redeemed::First(TokenFamily::try_from(row)?))
 }

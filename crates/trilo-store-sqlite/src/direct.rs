@@ -62,7 +62,7 @@ pub(crate) fn rotate(db: &Connection, rotation: &Rotation) -> StoreResult<bool> 
 
 /// A code's single redemption, as `trilo_store_sql::grants::redeem_code` does it on
 /// SQLite (one writer, so no row locks): the compare-and-set on the code, then the family
-/// (born revoked under a revoked grant) and its first refresh token.
+/// (born revoked under a revoked grant), its first refresh token and its audit event.
 pub(crate) fn redeem_code(
     db: &Connection,
     code_hash: &TokenHash,
@@ -96,6 +96,11 @@ pub(crate) fn redeem_code(
         .map_err(map_rusqlite)?;
     if let Some(first) = &family.refresh_token {
         insert_refresh_token(db, first, &family.family_id, 0, now)?;
+    }
+    if let Some(event) = &family.issued
+        && row.revoked_at.is_none()
+    {
+        append_audit(db, event)?;
     }
     Ok(Redeemed::First(TokenFamily::try_from(row)?))
 }

@@ -58,7 +58,7 @@ pub(crate) enum Write {
 /// What a write answers.
 pub(crate) enum Written {
     Rotated(bool),
-    Redeemed(Redeemed),
+    Redeemed(Box<Redeemed>),
     Appended,
 }
 
@@ -163,34 +163,41 @@ fn commit_groups(
 /// the group. The per-write results count only if the commit succeeds; on a failure the
 /// transaction is rolled back so the connection is clean for the next group.
 fn commit_group(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResult<Written>>> {
-    db.execute_batch("BEGIN IMMEDIATE")?;
+    command(db, "BEGIN IMMEDIATE")?;
     let outcome = write_each(db, group).and_then(|results| {
-        db.execute_batch("COMMIT")?;
+        command(db, "COMMIT")?;
         Ok(results)
     });
     if outcome.is_err() && !db.is_autocommit() {
-        let _ = db.execute_batch("ROLLBACK");
+        let _ = command(db, "ROLLBACK");
     }
     outcome
+}
+
+/// Runs one cached statement that takes no parameters (a transaction command).
+fn command(db: &Connection, sql: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 fn write_each(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResult<Written>>> {
     let mut results = Vec::with_capacity(group.len());
     for job in group {
-        db.execute_batch("SAVEPOINT write")?;
+        command(db, "SAVEPOINT write")?;
         let result = match &job.write {
             Write::Rotate(rotation) => direct::rotate(db, rotation).map(Written::Rotated),
             Write::Redeem {
                 code_hash,
                 family,
                 now,
-            } => direct::redeem_code(db, code_hash, family, *now).map(Written::Redeemed),
+            } => direct::redeem_code(db, code_hash, family, *now)
+                .map(|r| Written::Redeemed(Box::new(r))),
             Write::Audit(event) => direct::append_audit(db, event).map(|()| Written::Appended),
         };
         if !changed(&result) {
-            db.execute_batch("ROLLBACK TO write")?;
+            command(db, "ROLLBACK TO write")?;
         }
-        db.execute_batch("RELEASE write")?;
+        command(db, "RELEASE write")?;
         results.push(result);
     }
     Ok(results)
@@ -199,10 +206,12 @@ fn write_each(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResul
 /// Whether a write's result keeps what it changed: a lost compare-and-set and a failure
 /// keep nothing.
 fn changed(result: &StoreResult<Written>) -> bool {
-    matches!(
-        result,
-        Ok(Written::Rotated(true) | Written::Redeemed(Redeemed::First(_)) | Written::Appended)
-    )
+    match result {
+        Ok(Written::Rotated(rotated)) => *rotated,
+        Ok(Written::Redeemed(redeemed)) => matches!(**redeemed, Redeemed::First(_)),
+        Ok(Written::Appended) => true,
+        Err(_) => false,
+    }
 }
 
 async fn commit_groups_in_memory(
@@ -245,7 +254,7 @@ async fn commit_group_through_sqlx(
                 *now,
             ))
             .await
-            .map(Written::Redeemed),
+            .map(|r| Written::Redeemed(Box::new(r))),
             Write::Audit(event) => run(audit::append_audit(savepoint, event))
                 .await
                 .map(|()| Written::Appended),

@@ -15,6 +15,7 @@ mod direct;
 mod error;
 mod group_commit;
 mod inline_reads;
+pub mod preload;
 mod stores;
 
 use std::future::Future;
@@ -436,7 +437,8 @@ mod group_commit_tests {
         let before = store.rotation_groups_committed();
         let mut tasks = Vec::new();
         // Each code twice: exactly one redemption wins, the other finds it used.
-        for code_hash in codes.iter().chain(&codes).copied() {
+        for code_hash in codes.iter().chain(&codes) {
+            let code_hash = *code_hash;
             let store = Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
                 let family = fixtures::new_family_with_refresh(at(2), sha256(&random_token()));

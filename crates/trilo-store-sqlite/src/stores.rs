@@ -347,7 +347,7 @@ impl GrantStore for SqliteStore {
             now,
         };
         match self.commit(write).await? {
-            Written::Redeemed(redeemed) => Ok(redeemed),
+            Written::Redeemed(redeemed) => Ok(*redeemed),
             _ => Err(unexpected_answer()),
         }
     }

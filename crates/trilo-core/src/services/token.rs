@@ -16,7 +16,9 @@ use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 use super::{Core, new_id};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{App, ClientType, NewFamily, NewRefreshToken, Redeemed, TokenFamily};
+use crate::model::{
+    App, AuditEvent, ClientType, NewFamily, NewRefreshToken, Redeemed, TokenFamily,
+};
 
 /// The scope that asks for a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -140,13 +142,24 @@ impl Core {
             .iter()
             .any(|s| s == OFFLINE_ACCESS)
             .then(random_token);
+        let family_id = new_id();
+        let issued = AuditEvent {
+            event_id: new_id(),
+            at: now,
+            actor_account_id: Some(record.account_id.clone()),
+            action: "token.issued".to_owned(),
+            target: family_id.clone(),
+            cloud_id: None,
+            details: json!({ "app_id": app.app_id, "grant_id": record.grant_id }),
+        };
         let family = NewFamily {
-            family_id: new_id(),
+            family_id,
             absolute_expires_at: now + self.settings.refresh_absolute,
             refresh_token: refresh_token.as_deref().map(|token| NewRefreshToken {
                 token_hash: sha256(token),
                 inactivity_expires_at: now + self.settings.refresh_inactivity,
             }),
+            issued: Some(issued),
         };
         let family = match self.store.redeem_code(&hash, &family, now).await? {
             Redeemed::First(family) => family,
@@ -160,14 +173,6 @@ impl Core {
         if family.revoked_at.is_some() {
             return Err(code_invalid().into());
         }
-        self.audit(
-            Some(&family.account_id),
-            "token.issued",
-            &family.family_id,
-            None,
-            json!({ "app_id": app.app_id, "grant_id": family.grant_id }),
-        )
-        .await?;
         let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
         Ok(TokenResponse {
             access_token,

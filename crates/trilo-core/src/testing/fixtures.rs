@@ -193,6 +193,7 @@ pub fn new_family(at: OffsetDateTime) -> NewFamily {
         family_id: new_id(),
         absolute_expires_at: at + Duration::days(365),
         refresh_token: None,
+        issued: None,
     }
 }
 

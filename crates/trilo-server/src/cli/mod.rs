@@ -62,6 +62,16 @@ pub enum Command {
     /// Load benchmark: start a server on a scratch database, drive hot paths over loopback
     /// at a fixed concurrency for a bounded time, print a JSON report.
     Bench(BenchArgs),
+    /// The server `trilo bench` starts and measures (internal).
+    #[command(hide = true)]
+    BenchServer {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The auth and API URL the prepared tokens name (their issuer).
+        #[arg(long, value_name = "URL")]
+        public_url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +107,12 @@ pub struct BenchArgs {
     /// Unmeasured warm-up before each scenario, e.g. `2s`.
     #[arg(long, default_value = "2s")]
     pub warmup: String,
+    /// Load N accounts, each with a grant and a token family, before the scenarios.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preload: u64,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

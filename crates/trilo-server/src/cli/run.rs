@@ -64,10 +64,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency: args.concurrency,
                 duration: std_duration("--duration", &args.duration)?,
                 warmup: std_duration("--warmup", &args.warmup)?,
+                preload: args.preload,
             };
             let report = bench::run(&options).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            let json = serde_json::to_string_pretty(&report)?;
+            if let Some(path) = &args.json {
+                std::fs::write(path, format!("{json}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{json}");
             Ok(())
+        }
+        Command::BenchServer { listen, public_url } => {
+            let data_dir = cli
+                .global
+                .data_dir
+                .context("trilo bench-server needs --data-dir")?;
+            bench::serve_child(data_dir, cli.global.database_url, &listen, &public_url).await
         }
     }
 }

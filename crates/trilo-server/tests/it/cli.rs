@@ -365,20 +365,30 @@ async fn demo_writes_demo_json_and_serves() {
     child.kill().await.unwrap();
 }
 
-/// The benchmark is not a test, but it must keep working: a short run on SQLite reports
-/// rotations and no errors.
-#[test]
-fn bench_refresh_prints_a_report() {
+/// Every scenario in its order, as `trilo bench` reports them by default.
+const BENCH_SCENARIOS: [&str; 6] = [
+    "code-exchange",
+    "refresh-rotation",
+    "accessible-resources",
+    "gateway",
+    "gateway-cold",
+    "direct",
+];
+
+/// Runs `trilo bench` briefly with two clients and returns its report.
+fn bench(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .arg("bench")
         .args([
-            "bench",
-            "--scenario",
-            "refresh-rotation",
-            "--scenario",
-            "gateway",
+            "--concurrency",
+            "2",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
         ])
-        .args(["--scenario", "direct", "--concurrency", "2"])
-        .args(["--duration", "300ms", "--warmup", "100ms"])
+        .args(args)
+        .env_remove("TRILO__DATABASE_URL")
         .output()
         .expect("the trilo binary runs");
     assert!(
@@ -386,21 +396,75 @@ fn bench_refresh_prints_a_report() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["database"], "sqlite");
-    let names = ["refresh-rotation", "gateway", "direct"];
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every scenario ran without errors, with latencies and the server's memory measured.
+fn assert_every_scenario_ran(report: &Value) {
     let scenarios = report["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), names.len(), "{report}");
-    for (scenario, name) in scenarios.iter().zip(names) {
-        assert_eq!(scenario["name"], name);
+    let names: Vec<_> = scenarios.iter().map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, BENCH_SCENARIOS.map(Some), "{report}");
+    for scenario in scenarios {
         assert_eq!(scenario["errors"], 0, "{report}");
         assert!(scenario["requests"].as_u64().unwrap() > 0, "{report}");
         assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            scenario["server_peak_rss_mb"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
     }
     assert!(
         report["gateway_to_direct"].as_f64().unwrap() > 0.0,
         "{report}"
     );
+    assert!(report["gateway_added_p50_ms"].is_f64(), "{report}");
+}
+
+/// The benchmark is not a test, but it must keep working: a short run on SQLite over a
+/// preloaded database reports every scenario without errors, and `--json` writes the
+/// same report.
+#[test]
+fn bench_runs_every_scenario_and_writes_the_report() {
+    let dir = TempDir::new();
+    let file = dir.0.join("report.json");
+    let report = bench(&["--preload", "500", "--json", file.to_str().unwrap()]);
+    assert_eq!(report["database"], "sqlite");
+    assert_eq!(report["preloaded_families"], 500, "{report}");
+    assert_every_scenario_ran(&report);
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written, report);
+}
+
+/// The same on PostgreSQL (a scratch database on the test server).
+#[test]
+fn bench_runs_on_postgres() {
+    let Some(url) = crate::support::postgres_url() else {
+        eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let report = bench(&[
+        "--database",
+        "postgres",
+        "--database-url",
+        &url,
+        "--preload",
+        "200",
+    ]);
+    assert_eq!(report["database"], "postgres");
+    assert_eq!(report["preloaded_families"], 200, "{report}");
+    assert_every_scenario_ran(&report);
+}
+
+/// `--preload` inserts exactly N families, also when they span several transactions
+/// (the count is read back from the store).
+#[test]
+fn bench_preload_inserts_every_family() {
+    let report = bench(&["--preload", "10001", "--scenario", "refresh-rotation"]);
+    assert_eq!(report["preloaded_families"], 10_001, "{report}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 1, "{report}");
+    assert_eq!(scenarios[0]["errors"], 0, "{report}");
+    assert!(report.get("gateway_added_p50_ms").is_none(), "{report}");
 }
 
 /// `trilo catalog check` on both real descriptions: counts in JSON and in text; a file

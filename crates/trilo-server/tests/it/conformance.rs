@@ -152,6 +152,7 @@ conformance_tests![
     revoke_grant_revokes_its_families,
     redeem_code_first_then_already_used_then_not_found,
     redeem_code_under_a_revoked_grant_creates_a_revoked_family,
+    redeem_code_appends_its_issued_event_with_a_live_family,
     redeemed_family_copies_the_credential_generation,
     concurrent_redemptions_yield_exactly_one_first,
     concurrent_consents_share_one_live_grant,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 
-use crate::model::{AuthorizationCode, InstalledBy, Redeemed, TokenFamily};
+use crate::model::{
+    AuditEvent, AuditQuery, AuthorizationCode, InstalledBy, NewFamily, Redeemed, TokenFamily,
+};
 use crate::store::Store;
 use crate::testing::fixtures::{self, World, at};
 
@@ -424,6 +426,79 @@ pub async fn redeem_code_under_a_revoked_grant_creates_a_revoked_family(store: A
     assert_eq!(family.revoked_at, Some(at(3)));
     assert_eq!(family.revoke_reason.as_deref(), Some("grant_revoked"));
     assert_eq!(store.family(&family.family_id).await.unwrap(), Some(family));
+}
+
+/// The audit event of a redemption is stored with its first, live family only: not for a
+/// replay, and not for a family born revoked.
+pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let issued = |family: &NewFamily| AuditEvent {
+        event_id: fixtures::new_id(),
+        at: at(2),
+        actor_account_id: Some(w.user.account_id.clone()),
+        action: "token.issued".to_owned(),
+        target: family.family_id.clone(),
+        cloud_id: None,
+        details: serde_json::json!({ "app_id": w.app.app_id }),
+    };
+    let with_event = |at_s| {
+        let mut family = fixtures::new_family(at(at_s));
+        family.issued = Some(issued(&family));
+        family
+    };
+    let live = fixtures::new_code(at(1));
+    let grant = store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &live,
+        )
+        .await
+        .unwrap();
+    let first = with_event(2);
+    let Redeemed::First(family) = store
+        .redeem_code(&live.code_hash, &first, at(2))
+        .await
+        .unwrap()
+    else {
+        panic!("first redemption");
+    };
+    let replay = with_event(3);
+    let Redeemed::AlreadyUsed(_) = store
+        .redeem_code(&live.code_hash, &replay, at(3))
+        .await
+        .unwrap()
+    else {
+        panic!("replay");
+    };
+    // A second code of the same grant, redeemed after the grant was revoked.
+    let late = fixtures::new_code(at(4));
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(4)),
+            &fixtures::new_id(),
+            &late,
+        )
+        .await
+        .unwrap();
+    assert!(store.revoke_grant(&grant.grant_id, at(5)).await.unwrap());
+    let born_revoked = with_event(6);
+    let Redeemed::First(revoked) = store
+        .redeem_code(&late.code_hash, &born_revoked, at(6))
+        .await
+        .unwrap()
+    else {
+        panic!("redemption under a revoked grant");
+    };
+    assert!(revoked.revoked_at.is_some());
+    let query = AuditQuery {
+        action_prefix: Some("token.issued".to_owned()),
+        ..AuditQuery::default()
+    };
+    let events = store.audit_events(&query).await.unwrap();
+    let targets: Vec<&str> = events.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, [family.family_id.as_str()]);
+    assert_eq!(events[0], first.issued.unwrap());
 }
 
 pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Store>) {

@@ -1,0 +1,469 @@
+//! `trilo bench`: the project's load benchmark (DESIGN §5). It seeds a scratch database
+//! with the demo data (and, with `--preload N`, N more accounts with their grants and
+//! token families), prepares tokens and codes, starts the server as a child process
+//! (`trilo bench-server`, so its memory is measured apart from the load generator), drives
+//! each hot path over loopback at a fixed concurrency for a bounded time and prints
+//! throughput, latency percentiles and the server's peak RSS as JSON. Speed is measured
+//! here, never in timed tests.
+//!
+//! Scenarios, in the order they run:
+//! - `code-exchange`: `POST /oauth/token` with `grant_type=authorization_code`, each
+//!   request a fresh code from a pool inserted before timing.
+//! - `refresh-rotation`: each worker rotates its own family's refresh token in a loop, so
+//!   the figure includes client authentication, the rotation's durable commit and one
+//!   ES256 signature.
+//! - `accessible-resources`: `GET /oauth/token/accessible-resources` with a warm token.
+//! - `gateway`: `GET /ex/jira/{cloudid}/rest/api/3/myself` with a warm access token,
+//!   through every gateway check to the sample Jira upstream served by the same process.
+//! - `gateway-cold`: the same call, each request with a token the server has never seen.
+//! - `direct`: the same upstream call without the gateway (with the identity headers and
+//!   an assertion the gateway issued), for the ratio.
+
+mod child;
+mod load;
+mod preload;
+mod prepare;
+mod store;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+pub use child::serve_child;
+
+use trilo_core::Core;
+
+use crate::config::{Config, Validated};
+use crate::demo;
+use child::ServerProcess;
+use load::{Load, Measured};
+use prepare::{Fixture, Payload};
+
+/// A hot path the benchmark can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Scenario {
+    CodeExchange,
+    RefreshRotation,
+    AccessibleResources,
+    Gateway,
+    GatewayCold,
+    Direct,
+}
+
+impl Scenario {
+    /// Every scenario, in the order they run by default.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::CodeExchange,
+        Scenario::RefreshRotation,
+        Scenario::AccessibleResources,
+        Scenario::Gateway,
+        Scenario::GatewayCold,
+        Scenario::Direct,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::CodeExchange => "code-exchange",
+            Scenario::RefreshRotation => "refresh-rotation",
+            Scenario::AccessibleResources => "accessible-resources",
+            Scenario::Gateway => "gateway",
+            Scenario::GatewayCold => "gateway-cold",
+            Scenario::Direct => "direct",
+        }
+    }
+}
+
+/// What to run and for how long.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// `None`: SQLite in a temporary directory. `postgres://…`: a scratch database is
+    /// created on that server and dropped afterwards.
+    pub database_url: Option<String>,
+    /// Run in this order; a repeated scenario runs once.
+    pub scenarios: Vec<Scenario>,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Measured but not counted: connections, caches and the WAL warm up.
+    pub warmup: Duration,
+    /// Accounts with a grant and a token family each, loaded before the scenarios.
+    pub preload: u64,
+}
+
+/// The JSON report `trilo bench` prints.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub database: &'static str,
+    pub concurrency: usize,
+    pub duration_s: f64,
+    /// Token families in the database after `--preload`, counted in the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preloaded_families: Option<u64>,
+    /// How long the preload took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preload_s: Option<f64>,
+    pub scenarios: Vec<ScenarioReport>,
+    /// `gateway` requests/s over `direct` requests/s, when both ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_to_direct: Option<f64>,
+    /// The gateway's own latency: `gateway` p50 minus `direct` p50, both measured again
+    /// with one client (at full concurrency p50 is mostly queueing), when both ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_added_p50_ms: Option<f64>,
+}
+
+/// One scenario's figures: requests counted after the warm-up, latencies in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct ScenarioReport {
+    pub name: &'static str,
+    pub requests: u64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    /// The server process's peak resident memory during the scenario (warm-up included),
+    /// in MiB; 0 where `/proc` cannot tell.
+    pub server_peak_rss_mb: f64,
+}
+
+/// The single-client runs behind `gateway_added_p50_ms` last at most this long each (and
+/// no longer than the main runs).
+const SINGLE_CLIENT_RUN: Duration = Duration::from_secs(2);
+const SINGLE_CLIENT_WARMUP: Duration = Duration::from_millis(500);
+/// How long the sample upstream accepts one assertion (its lifetime plus leeway), which
+/// bounds a `direct` run.
+const DIRECT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs the chosen scenarios and returns the report.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    if options.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if options.duration.is_zero() {
+        bail!("--duration must be longer than 0");
+    }
+    let dir = std::env::temp_dir().join(format!("trilo-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let scratch = match &options.database_url {
+        Some(url) if url.starts_with("postgres") => Some(
+            trilo_store_postgres::testing::fresh_database(url)
+                .await
+                .context("creating a scratch PostgreSQL database")?,
+        ),
+        Some(_) => bail!("the benchmark's PostgreSQL URL must start with postgres://"),
+        None => None,
+    };
+    let result = run_in(options, &dir, scratch.as_ref().map(|s| s.url.as_str())).await;
+    if let Some(db) = scratch {
+        let _ = db.drop_database().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The configuration both processes use: the same database, data directory (so the same
+/// key file) and public URL (the issuer tokens carry).
+fn bench_config(public_url: &str, data_dir: &Path, database_url: Option<String>) -> Config {
+    Config {
+        auth_url: public_url.to_owned(),
+        api_url: public_url.to_owned(),
+        database_url,
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    }
+}
+
+async fn run_in(
+    options: &BenchOptions,
+    dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<BenchReport> {
+    // The server's address is in the seeded upstream URLs, so it is chosen before seeding.
+    let port = child::free_port()?;
+    let public_url = format!("http://127.0.0.1:{port}");
+    let validated = bench_config(&public_url, dir, database_url.map(str::to_owned)).validate()?;
+    let (core, own_store) = store::open(&validated).await?;
+    let setup = Setup {
+        port,
+        public_url: &public_url,
+        dir,
+        database_url,
+        validated: &validated,
+        core: &core,
+    };
+    let result = run_with(options, &setup).await;
+    own_store.close().await;
+    result
+}
+
+/// Where the benchmark runs, decided before anything is seeded.
+struct Setup<'a> {
+    port: u16,
+    public_url: &'a str,
+    dir: &'a Path,
+    database_url: Option<&'a str>,
+    validated: &'a Validated,
+    core: &'a Core,
+}
+
+async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<BenchReport> {
+    let (core, public_url, validated) = (setup.core, setup.public_url, setup.validated);
+    let scenarios = dedup(&options.scenarios);
+    if scenarios.contains(&Scenario::Direct) && options.warmup + options.duration > DIRECT_LIMIT {
+        eprintln!(
+            "trilo bench: warning: direct reuses one gateway assertion per client, which the \
+             sample upstream accepts for {DIRECT_LIMIT:?}: expect errors near the end"
+        );
+    }
+    let info = demo::seed(
+        core,
+        &format!("{public_url}/sample"),
+        &format!("{public_url}/callback"),
+    )
+    .await?;
+    let database = core.store.backend();
+
+    let mut loader = preload::Loader::open(&validated.database).await?;
+    let preloaded = if options.preload > 0 {
+        Some(preload::families(&mut loader, core, &info, options.preload).await?)
+    } else {
+        None
+    };
+    let fixture = Fixture::new(core, &info).await?;
+    let mut prepared = Vec::with_capacity(scenarios.len());
+    for scenario in &scenarios {
+        prepared.push(fixture.prepare(*scenario, options, &mut loader).await?);
+    }
+    loader.close().await;
+
+    let mut server = ServerProcess::start(&child::Spawn {
+        port: setup.port,
+        public_url,
+        data_dir: setup.dir,
+        database_url: setup.database_url,
+        core,
+        info: &info,
+    })
+    .await?;
+    let measured = measure_all(options, &scenarios, prepared, &fixture, &mut server).await;
+    server.stop().await;
+    let (reports, gateway_added_p50_ms) = measured?;
+
+    let rate = |name: &str| {
+        reports
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.requests_per_s)
+    };
+    let gateway_to_direct = match (rate("gateway"), rate("direct")) {
+        (Some(g), Some(d)) if d > 0.0 => Some(round(g / d, 3)),
+        _ => None,
+    };
+    Ok(BenchReport {
+        database,
+        concurrency: options.concurrency,
+        duration_s: options.duration.as_secs_f64(),
+        preloaded_families: preloaded.as_ref().map(|p| p.families),
+        preload_s: preloaded.as_ref().map(|p| round(p.seconds, 1)),
+        scenarios: reports,
+        gateway_to_direct,
+        gateway_added_p50_ms,
+    })
+}
+
+/// Runs each scenario against the server with its prepared payloads, then the
+/// single-client runs behind `gateway_added_p50_ms`.
+async fn measure_all(
+    options: &BenchOptions,
+    scenarios: &[Scenario],
+    prepared: Vec<Vec<Payload>>,
+    fixture: &Fixture<'_>,
+    server: &mut ServerProcess,
+) -> anyhow::Result<(Vec<ScenarioReport>, Option<f64>)> {
+    let load = Load::new()?;
+    let mut reports = Vec::new();
+    let mut single_client = Vec::new();
+    for (scenario, payloads) in scenarios.iter().zip(prepared) {
+        if matches!(scenario, Scenario::Gateway | Scenario::Direct)
+            && let Some(first) = payloads.first()
+        {
+            single_client.push((*scenario, first.clone()));
+        }
+        reports.push(measure_one(options, *scenario, payloads, fixture, server, &load).await?);
+    }
+    let added = added_latency(&load, fixture, &server.base, options, single_client).await?;
+    Ok((reports, added))
+}
+
+async fn measure_one(
+    options: &BenchOptions,
+    scenario: Scenario,
+    payloads: Vec<Payload>,
+    fixture: &Fixture<'_>,
+    server: &mut ServerProcess,
+    load: &Load,
+) -> anyhow::Result<ScenarioReport> {
+    let jobs = fixture.jobs(scenario, &server.base, payloads).await?;
+    eprintln!(
+        "trilo bench: {}, {} clients, {:?} warm-up + {:?}",
+        scenario.name(),
+        options.concurrency,
+        options.warmup,
+        options.duration
+    );
+    server.reset_peak_rss();
+    let measured = load
+        .measure(scenario, jobs, options.warmup, options.duration)
+        .await?;
+    server.check_running()?;
+    let report = scenario_report(scenario, options.duration, measured, server);
+    eprintln!(
+        "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} MiB",
+        report.name,
+        report.requests_per_s,
+        report.p50_ms,
+        report.p99_ms,
+        report.errors,
+        report.server_peak_rss_mb
+    );
+    Ok(report)
+}
+
+/// The scenarios in order, each once.
+fn dedup(scenarios: &[Scenario]) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for scenario in scenarios {
+        if !out.contains(scenario) {
+            out.push(*scenario);
+        }
+    }
+    out
+}
+
+/// Runs `gateway` and `direct` again with one client each and returns the difference of
+/// their medians: with many clients the median is mostly time spent queueing.
+async fn added_latency(
+    load: &Load,
+    fixture: &Fixture<'_>,
+    base: &str,
+    options: &BenchOptions,
+    runs: Vec<(Scenario, Payload)>,
+) -> anyhow::Result<Option<f64>> {
+    if runs.len() != 2 {
+        return Ok(None);
+    }
+    let mut medians = Vec::new();
+    for (scenario, payload) in runs {
+        eprintln!(
+            "trilo bench: {} with one client, for gateway_added_p50_ms",
+            scenario.name()
+        );
+        // Made again: the direct call's assertion is short-lived.
+        let jobs = fixture.jobs(scenario, base, vec![payload]).await?;
+        let measured = load
+            .measure(
+                scenario,
+                jobs,
+                SINGLE_CLIENT_WARMUP.min(options.warmup),
+                SINGLE_CLIENT_RUN.min(options.duration),
+            )
+            .await?;
+        if measured.errors > 0 || measured.latencies.is_empty() {
+            bail!(
+                "the single-client {} run failed: {}",
+                scenario.name(),
+                measured.first_error.unwrap_or_default()
+            );
+        }
+        let median = load::percentile(&measured.sorted(), 0.50);
+        medians.push((scenario, median.as_secs_f64() * 1000.0));
+    }
+    let median = |wanted: Scenario| medians.iter().find(|(s, _)| *s == wanted).map(|m| m.1);
+    let (Some(gateway), Some(direct)) = (median(Scenario::Gateway), median(Scenario::Direct))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(round(gateway - direct, 2)))
+}
+
+fn scenario_report(
+    scenario: Scenario,
+    duration: Duration,
+    measured: Measured,
+    server: &ServerProcess,
+) -> ScenarioReport {
+    if measured.exhausted > 0 {
+        eprintln!(
+            "trilo bench: warning: {} of {}'s clients used up their prepared {} before the \
+             end and stopped early; requests_per_s understates the server",
+            measured.exhausted,
+            scenario.name(),
+            match scenario {
+                Scenario::CodeExchange => "codes",
+                _ => "tokens",
+            }
+        );
+    }
+    if let Some(error) = &measured.first_error {
+        eprintln!(
+            "trilo bench: {}: {} errors, the first: {error}",
+            scenario.name(),
+            measured.errors
+        );
+    }
+    let latencies = measured.sorted();
+    let ms = |d: Duration| round(d.as_secs_f64() * 1000.0, 2);
+    let requests = latencies.len() as u64;
+    ScenarioReport {
+        name: scenario.name(),
+        requests,
+        requests_per_s: round(requests as f64 / duration.as_secs_f64(), 1),
+        p50_ms: ms(load::percentile(&latencies, 0.50)),
+        p90_ms: ms(load::percentile(&latencies, 0.90)),
+        p99_ms: ms(load::percentile(&latencies, 0.99)),
+        p999_ms: ms(load::percentile(&latencies, 0.999)),
+        max_ms: latencies.last().copied().map_or(0.0, ms),
+        errors: measured.errors,
+        server_peak_rss_mb: server.peak_rss_mb().map_or(0.0, |mb| round(mb, 1)),
+    }
+}
+
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_scenarios_run_once_in_order() {
+        use Scenario::*;
+        assert_eq!(
+            dedup(&[Gateway, Direct, Gateway, CodeExchange]),
+            vec![Gateway, Direct, CodeExchange]
+        );
+    }
+
+    #[test]
+    fn rounding_keeps_the_asked_decimals() {
+        assert_eq!(round(1.234_56, 2), 1.23);
+        assert_eq!(round(1_536.0 / 1024.0, 1), 1.5);
+    }
+
+    #[test]
+    fn names_are_the_command_line_values() {
+        use clap::ValueEnum;
+        for scenario in Scenario::ALL {
+            let value = scenario
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned());
+            assert_eq!(value.as_deref(), Some(scenario.name()));
+        }
+    }
+}
