@@ -11,11 +11,16 @@ use trilo_store_sql::conn::Fail;
 /// Attempts of one operation before a retryable failure is reported as `Unavailable`.
 const MAX_ATTEMPTS: u32 = 8;
 
-/// Whether running the whole operation again can succeed: a serialization failure (40001,
-/// the normal outcome of a conflict on SERIALIZABLE engines such as CockroachDB), a
-/// deadlock (40P01), or losing the race to create an account's live grant for an app (the
-/// winner's grant is then updated instead).
+/// Whether running the whole operation again can succeed: a connection lost, a
+/// serialization failure (40001, the normal outcome of a conflict on SERIALIZABLE engines
+/// such as CockroachDB), a deadlock (40P01), or losing the race to create an account's
+/// live grant for an app (the winner's grant is then updated instead).
 fn is_retryable(fail: &Fail) -> bool {
+    // A pooled connection the server closed (a restart, an idle timeout): the next
+    // attempt takes another or opens a new one.
+    if let Fail::Sql(sqlx::Error::Io(_)) = fail {
+        return true;
+    }
     let Fail::Sql(sqlx::Error::Database(db)) = fail else {
         return false;
     };

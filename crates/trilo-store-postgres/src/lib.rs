@@ -57,7 +57,11 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects a pool of at most `max_connections` to `url` (`postgres://…`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        // No ping before each acquire (sqlx's default): it is a round trip per operation.
+        // A connection that died is found by the operation itself, which is then retried
+        // on a fresh one (see `error::retry`).
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(max_connections.max(1))
             .connect(url)
             .await

@@ -89,6 +89,7 @@ impl SqliteStore {
         let in_memory = rest.starts_with(":memory:") || url.contains("mode=memory");
         if in_memory {
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -120,6 +121,7 @@ impl SqliteStore {
         // The writer keeps its one connection for the life of the store: it holds the WAL
         // and shared-memory files open for the readers.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -134,6 +136,7 @@ impl SqliteStore {
         // Readers do not set journal_mode: a read-only connection cannot change it, and the
         // writer has made the file WAL (a persistent property of the file).
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await

@@ -150,16 +150,7 @@ impl Core {
             .memberships_of_account(&ctx.account.account_id)
             .await?;
         let installations = self.store.installations_of_app(&ctx.app_id).await?;
-        let products = self.store.list_products().await?;
-        let catalogs: Vec<(String, ScopeSet)> = products
-            .iter()
-            .map(|p| {
-                (
-                    p.key.clone(),
-                    ScopeSet::from_tokens(p.scopes.iter().map(|s| &s.scope)),
-                )
-            })
-            .collect();
+        let catalogs = self.product_scopes().await?;
         let mut sites = Vec::new();
         for installation in &installations {
             let cloud_id = installation.cloud_id.as_str();

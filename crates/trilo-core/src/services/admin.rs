@@ -128,6 +128,7 @@ impl Core {
             ));
         }
         self.store.upsert_product(product).await?;
+        self.product_scopes.clear();
         self.audit(
             None,
             "product.updated",

@@ -39,6 +39,8 @@ pub struct Core {
     pub child_tokens: ChildTokens,
     /// The gateway's compiled operation catalogs.
     pub catalogs: Arc<gateway::CatalogCache>,
+    /// Every product's scope catalog (see [`gateway::ProductScopesCache`]).
+    pub product_scopes: Arc<gateway::ProductScopesCache>,
     /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
     pub gateway_cache: Arc<gateway::GatewayCache>,
     /// Recently authenticated clients (see [`clients::ClientCache`]).
@@ -98,6 +100,7 @@ impl Core {
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
             catalogs: Arc::default(),
+            product_scopes: Arc::default(),
             gateway_cache,
             clients,
             answers,

@@ -1,10 +1,11 @@
 //! The gateway's caches: checked standings (credentials × product × site) for a short
-//! TTL, and compiled operation catalogs.
+//! TTL, compiled operation catalogs, and every product's scope catalog.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use trilo_protocol::ScopeSet;
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
@@ -123,6 +124,43 @@ impl CatalogCache {
     pub(super) fn put(&self, product: &str, router: CompiledCatalog) {
         if let Ok(mut cache) = self.0.write() {
             cache.insert(product.to_owned(), (Instant::now(), router));
+        }
+    }
+}
+
+/// Each product's key with its scope catalog, as the reachability checks compare granted
+/// scopes against them.
+pub type ProductScopeSets = Arc<Vec<(String, ScopeSet)>>;
+
+/// The scope catalogs of every product, reloaded after [`CATALOG_TTL`] like the
+/// operation catalogs (a product's scopes change only when it is imported): a gateway
+/// cache miss and accessible-resources would otherwise read every scope of every product.
+#[derive(Default)]
+pub struct ProductScopesCache(RwLock<Option<(Instant, ProductScopeSets)>>);
+
+impl std::fmt::Debug for ProductScopesCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProductScopesCache")
+    }
+}
+
+impl ProductScopesCache {
+    pub(crate) fn get(&self) -> Option<ProductScopeSets> {
+        let cache = self.0.read().ok()?;
+        let (loaded, scopes) = cache.as_ref()?;
+        (loaded.elapsed() < CATALOG_TTL).then(|| Arc::clone(scopes))
+    }
+
+    pub(crate) fn put(&self, scopes: ProductScopeSets) {
+        if let Ok(mut cache) = self.0.write() {
+            *cache = Some((Instant::now(), scopes));
+        }
+    }
+
+    /// Forgets the catalogs: called when this instance changes a product.
+    pub fn clear(&self) {
+        if let Ok(mut cache) = self.0.write() {
+            *cache = None;
         }
     }
 }

@@ -19,7 +19,7 @@ use trilo_protocol::operations::Operation;
 use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
 use trilo_protocol::route::{Lookup, Router};
 
-pub use self::cache::{CatalogCache, GatewayCache};
+pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
 use self::cache::{CompiledCatalog, StandingKey};
 use self::containers::ContainerRules;
 use super::access::TokenRejection;
@@ -417,15 +417,16 @@ impl Core {
             .await?
             .into_iter()
             .find(|i| i.cloud_id == call.cloud_id);
-        let Some(product) = self.store.product(call.product).await? else {
+        let product_scopes = self.product_scopes().await?;
+        let Some((_, catalog_scopes)) = product_scopes.iter().find(|(key, _)| key == call.product)
+        else {
             return Ok(false);
         };
-        let catalog_scopes = ScopeSet::from_tokens(product.scopes.iter().map(|s| &s.scope));
         let view = SiteView {
             cloud_id: &site.cloud_id,
             products: vec![ProductOnSite {
                 product_key: call.product,
-                catalog_scopes: &catalog_scopes,
+                catalog_scopes,
                 // Membership was checked by the caller.
                 is_member: true,
             }],
@@ -434,6 +435,26 @@ impl Core {
             user_installs_blocked: site.user_installs == UserInstalls::Blocked,
         };
         Ok(!reachable(scopes, &[view]).is_empty())
+    }
+
+    /// Every product's scope catalog (cached, see [`ProductScopesCache`]).
+    pub(crate) async fn product_scopes(&self) -> CoreResult<ProductScopeSets> {
+        if let Some(scopes) = self.product_scopes.get() {
+            return Ok(scopes);
+        }
+        let scopes: ProductScopeSets = Arc::new(
+            self.store
+                .list_products()
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let scopes = ScopeSet::from_tokens(p.scopes.iter().map(|s| &s.scope));
+                    (p.key, scopes)
+                })
+                .collect(),
+        );
+        self.product_scopes.put(Arc::clone(&scopes));
+        Ok(scopes)
     }
 
     /// The product's compiled operation catalog (cached, see [`CatalogCache`]).
