@@ -17,7 +17,10 @@ use crate::crypto::sha256;
 use crate::error::CoreResult;
 use crate::model::TokenHash;
 
-/// Bound on cached answers; beyond it the stale ones go, then all.
+/// Cached answers beyond which the stale ones are swept out, so a stream of new tokens
+/// does not keep answers long after their TTL.
+const SWEEP_ANSWERS_AT: usize = 4_096;
+/// Bound on cached answers; beyond it, after a sweep, all go.
 const MAX_ANSWERS: usize = 100_000;
 
 struct Answer {
@@ -59,7 +62,7 @@ impl AnswerCache {
             return;
         }
         if let Ok(mut answers) = self.answers.write() {
-            if answers.len() >= MAX_ANSWERS {
+            if answers.len() >= SWEEP_ANSWERS_AT {
                 answers.retain(|_, a| a.computed.elapsed() < self.ttl);
                 if answers.len() >= MAX_ANSWERS {
                     answers.clear();
@@ -103,5 +106,41 @@ impl Core {
             .into();
         self.answers.put(key, ctx.claims.exp, Arc::clone(&json));
         Ok(Ok(json))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> TokenHash {
+        sha256(&i.to_string())
+    }
+
+    /// Answers past their TTL are swept out once the cache passes the sweep size, so a
+    /// stream of new tokens keeps only the fresh ones in memory.
+    #[test]
+    fn stale_answers_are_swept_past_the_sweep_size() {
+        let cache = AnswerCache::new(time::Duration::milliseconds(20));
+        let json: Arc<str> = Arc::from("[]");
+        for i in 0..SWEEP_ANSWERS_AT {
+            cache.put(key(i), i64::MAX, Arc::clone(&json));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        cache.put(key(SWEEP_ANSWERS_AT), i64::MAX, Arc::clone(&json));
+        let answers = cache.answers.read().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(answers.len(), 1);
+        drop(answers);
+        assert!(cache.get(&key(SWEEP_ANSWERS_AT), 0).is_some());
+        assert!(cache.get(&key(0), 0).is_none());
+    }
+
+    /// An answer is not used after its token expires, even within the TTL.
+    #[test]
+    fn an_answer_ends_with_its_token() {
+        let cache = AnswerCache::new(time::Duration::seconds(1));
+        cache.put(key(1), 100, Arc::from("[]"));
+        assert!(cache.get(&key(1), 99).is_some());
+        assert!(cache.get(&key(1), 100).is_none());
     }
 }

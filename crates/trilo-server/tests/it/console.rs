@@ -227,6 +227,36 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_only() {
     );
 }
 
+/// Authenticated clients are cached, yet a secret rotated away without grace stops
+/// working at once.
+#[tokio::test]
+async fn a_secret_rotated_without_grace_stops_at_once_though_cached() {
+    let app = TestApp::sqlite().await;
+    let id = demo_app_id(&app).await;
+    let old = app.app().client_secret.clone();
+    let creds = |secret: String| trilo_protocol::token_request::ClientCredentials {
+        client_id: app.app().client_id.clone(),
+        secret: Some(secret),
+        method: trilo_protocol::token_request::AuthMethod::Post,
+    };
+    assert!(
+        app.core
+            .authenticate_client(&creds(old.clone()))
+            .await
+            .is_ok()
+    );
+    let new = app
+        .core
+        .rotate_app_secret(&id, time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        app.core.authenticate_client(&creds(old)).await.is_err(),
+        "the old secret ends with the rotation"
+    );
+    assert!(app.core.authenticate_client(&creds(new)).await.is_ok());
+}
+
 /// A `state` carrying markup renders as text on the consent page and on the demo
 /// callback page.
 #[tokio::test]

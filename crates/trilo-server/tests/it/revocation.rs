@@ -77,6 +77,38 @@ async fn revoking_an_access_token_ends_its_family() {
     assert_refresh_refused(&refresh(&app, &refresh_token_of(&first)).await);
 }
 
+// The accessible-resources answer is cached per token, yet a revocation through this
+// instance ends it at once, on both backends.
+on_both_backends!(
+    a_cached_accessible_resources_answer_ends_with_its_revocation,
+    super::a_cached_accessible_resources_answer_ends_with_its_revocation_body
+);
+async fn a_cached_accessible_resources_answer_ends_with_its_revocation_body(app: TestApp) {
+    let first = first_tokens(&app).await;
+    let access = first.assert_tokens();
+    let resources = |token: String| {
+        let url = app.url("/oauth/token/accessible-resources");
+        async move {
+            let res = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            Answer::of(res).await
+        }
+    };
+    let before = resources(access.clone()).await;
+    assert_eq!(before.status, 200, "{before:?}");
+    assert_eq!(before.header("content-type"), Some("application/json"));
+    assert!(!before.body.as_array().unwrap().is_empty(), "{before:?}");
+    // Asked again within the cache's lifetime: the same answer.
+    assert_eq!(resources(access.clone()).await.body, before.body);
+    assert_revoked_ok(&revoke(&app, &access, None).await);
+    let after = resources(access).await;
+    assert_eq!(after.status, 401, "{after:?}");
+}
+
 #[tokio::test]
 async fn unknown_and_foreign_tokens_are_answered_200_and_nothing_is_revoked() {
     let app = TestApp::sqlite().await;

@@ -17,7 +17,10 @@ use crate::store::AccessListener;
 /// How long a compiled catalog is used before it is read again, so an import on any
 /// instance takes effect everywhere within this time without a read per call.
 const CATALOG_TTL: Duration = Duration::from_secs(10);
-/// Bound on cached standings; beyond it the stale ones go, then all.
+/// Cached standings beyond which the stale ones are swept out: a stream of new tokens
+/// would otherwise keep every standing until the bound, long after its TTL.
+const SWEEP_STANDINGS_AT: usize = 4_096;
+/// Bound on cached standings; beyond it, after a sweep, all go.
 const MAX_STANDINGS: usize = 100_000;
 
 /// Everything a standing depends on: the credentials (hashed), the product and the site.
@@ -82,7 +85,7 @@ impl GatewayCache {
 
     pub(super) fn put(&self, key: StandingKey, standing: Arc<Standing>) {
         if let Ok(mut cache) = self.standings.write() {
-            if cache.len() >= MAX_STANDINGS {
+            if cache.len() >= SWEEP_STANDINGS_AT {
                 cache.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
                 if cache.len() >= MAX_STANDINGS {
                     cache.clear();
