@@ -11,21 +11,9 @@ use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
 use trilo_core::model::{Account, AuthorizationCode, Grant, Membership, RefreshToken, TokenFamily};
 use trilo_core::store::StoreError;
 use trilo_store_sql::convert::{email_key, join_scopes, ms, opt_ms};
+pub use trilo_store_sql::preload::Batch;
 
 use crate::error::map_sqlx;
-
-/// Rows to insert in one transaction; each list may be empty. Parents come first in the
-/// lists' own order (a grant's account before it, a family's grant before it).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Batch<'a> {
-    pub accounts: &'a [Account],
-    pub memberships: &'a [Membership],
-    /// With their sites (`cloud_ids`).
-    pub grants: &'a [Grant],
-    pub families: &'a [TokenFamily],
-    pub refresh_tokens: &'a [RefreshToken],
-    pub codes: &'a [AuthorizationCode],
-}
 
 /// A connection for bulk inserts into a migrated database.
 #[derive(Debug)]

@@ -17,4 +17,5 @@ pub mod conn;
 pub mod convert;
 pub mod grants;
 pub mod policies;
+pub mod preload;
 pub mod sites;

@@ -7,34 +7,23 @@
 //! block), here at once and on other instances when announced. An answer is never used
 //! after its token expires, and refusals are never cached.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use super::Core;
 use super::access::TokenRejection;
+use super::ttl_cache::TtlCache;
 use crate::crypto::sha256;
 use crate::error::CoreResult;
 use crate::model::TokenHash;
 
-/// Cached answers beyond which the stale ones are swept out, so a stream of new tokens
-/// does not keep answers long after their TTL.
-const SWEEP_ANSWERS_AT: usize = 4_096;
-/// Bound on cached answers; beyond it, after a sweep, all go.
-const MAX_ANSWERS: usize = 100_000;
-
 struct Answer {
-    computed: Instant,
     /// The token's `exp` (Unix seconds).
     expires_at: i64,
     json: Arc<str>,
 }
 
 /// Accessible-resources answers by token hash.
-pub struct AnswerCache {
-    ttl: Duration,
-    answers: RwLock<HashMap<TokenHash, Answer>>,
-}
+pub struct AnswerCache(TtlCache<TokenHash, Arc<Answer>>);
 
 impl std::fmt::Debug for AnswerCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,44 +33,22 @@ impl std::fmt::Debug for AnswerCache {
 
 impl AnswerCache {
     pub fn new(ttl: time::Duration) -> Self {
-        Self {
-            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
-            answers: RwLock::default(),
-        }
+        Self(TtlCache::new(ttl))
     }
 
+    /// The answer computed less than the TTL ago, if its token has not expired.
     fn get(&self, key: &TokenHash, now_unix: i64) -> Option<Arc<str>> {
-        let answers = self.answers.read().ok()?;
-        let answer = answers.get(key)?;
-        (answer.computed.elapsed() < self.ttl && now_unix < answer.expires_at)
-            .then(|| Arc::clone(&answer.json))
+        let answer = self.0.get(key)?;
+        (now_unix < answer.expires_at).then(|| Arc::clone(&answer.json))
     }
 
     fn put(&self, key: TokenHash, expires_at: i64, json: Arc<str>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut answers) = self.answers.write() {
-            if answers.len() >= SWEEP_ANSWERS_AT {
-                answers.retain(|_, a| a.computed.elapsed() < self.ttl);
-                if answers.len() >= MAX_ANSWERS {
-                    answers.clear();
-                }
-            }
-            let answer = Answer {
-                computed: Instant::now(),
-                expires_at,
-                json,
-            };
-            answers.insert(key, answer);
-        }
+        self.0.put(key, Arc::new(Answer { expires_at, json }));
     }
 
     /// Forgets every answer: called when this instance changes access.
     pub fn clear(&self) {
-        if let Ok(mut answers) = self.answers.write() {
-            answers.clear();
-        }
+        self.0.clear();
     }
 }
 
@@ -113,34 +80,13 @@ impl Core {
 mod tests {
     use super::*;
 
-    fn key(i: usize) -> TokenHash {
-        sha256(&i.to_string())
-    }
-
-    /// Answers past their TTL are swept out once the cache passes the sweep size, so a
-    /// stream of new tokens keeps only the fresh ones in memory.
-    #[test]
-    fn stale_answers_are_swept_past_the_sweep_size() {
-        let cache = AnswerCache::new(time::Duration::milliseconds(20));
-        let json: Arc<str> = Arc::from("[]");
-        for i in 0..SWEEP_ANSWERS_AT {
-            cache.put(key(i), i64::MAX, Arc::clone(&json));
-        }
-        std::thread::sleep(Duration::from_millis(30));
-        cache.put(key(SWEEP_ANSWERS_AT), i64::MAX, Arc::clone(&json));
-        let answers = cache.answers.read().unwrap_or_else(|e| e.into_inner());
-        assert_eq!(answers.len(), 1);
-        drop(answers);
-        assert!(cache.get(&key(SWEEP_ANSWERS_AT), 0).is_some());
-        assert!(cache.get(&key(0), 0).is_none());
-    }
-
     /// An answer is not used after its token expires, even within the TTL.
     #[test]
     fn an_answer_ends_with_its_token() {
         let cache = AnswerCache::new(time::Duration::seconds(1));
-        cache.put(key(1), 100, Arc::from("[]"));
-        assert!(cache.get(&key(1), 99).is_some());
-        assert!(cache.get(&key(1), 100).is_none());
+        let key = sha256("token");
+        cache.put(key, 100, Arc::from("[]"));
+        assert!(cache.get(&key, 99).is_some());
+        assert!(cache.get(&key, 100).is_none());
     }
 }

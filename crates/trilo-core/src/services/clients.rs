@@ -8,18 +8,14 @@
 //! Unknown clients are never cached. Secret expiry is checked against the clock on every
 //! use, so a rotated-away secret stops working at the end of its grace even while cached.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::Core;
+use super::ttl_cache::TtlCache;
 use crate::error::CoreResult;
 use crate::model::{App, AppSecret};
-
-/// Bound on cached clients; beyond it the cache starts again empty.
-const MAX_CLIENTS: usize = 10_000;
 
 /// An app as client authentication needs it.
 #[derive(Debug)]
@@ -38,11 +34,8 @@ impl Client {
     }
 }
 
-/// Clients by client id, each with when it was read.
-pub struct ClientCache {
-    ttl: Duration,
-    clients: RwLock<HashMap<String, (Instant, Arc<Client>)>>,
-}
+/// Clients by client id.
+pub struct ClientCache(TtlCache<String, Arc<Client>>);
 
 impl std::fmt::Debug for ClientCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,42 +45,19 @@ impl std::fmt::Debug for ClientCache {
 
 impl ClientCache {
     pub fn new(ttl: time::Duration) -> Self {
-        Self {
-            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
-            clients: RwLock::default(),
-        }
-    }
-
-    fn get(&self, client_id: &str) -> Option<Arc<Client>> {
-        let cache = self.clients.read().ok()?;
-        let (read_at, client) = cache.get(client_id)?;
-        (read_at.elapsed() < self.ttl).then(|| Arc::clone(client))
-    }
-
-    fn put(&self, client_id: &str, client: Arc<Client>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut cache) = self.clients.write() {
-            if cache.len() >= MAX_CLIENTS {
-                cache.clear();
-            }
-            cache.insert(client_id.to_owned(), (Instant::now(), client));
-        }
+        Self(TtlCache::new(ttl))
     }
 
     /// Forgets every client: called when this instance changes an app or access.
     pub fn clear(&self) {
-        if let Ok(mut cache) = self.clients.write() {
-            cache.clear();
-        }
+        self.0.clear();
     }
 }
 
 impl Core {
     /// The app with client id `client_id` and its secrets, from the cache when fresh.
     pub(super) async fn client(&self, client_id: &str) -> CoreResult<Option<Arc<Client>>> {
-        if let Some(client) = self.clients.get(client_id) {
+        if let Some(client) = self.clients.0.get(client_id) {
             return Ok(Some(client));
         }
         let Some(app) = self.store.app_by_client_id(client_id).await? else {
@@ -95,7 +65,9 @@ impl Core {
         };
         let secrets = self.store.app_secrets(&app.app_id, self.now()).await?;
         let client = Arc::new(Client { app, secrets });
-        self.clients.put(client_id, Arc::clone(&client));
+        self.clients
+            .0
+            .put(client_id.to_owned(), Arc::clone(&client));
         Ok(Some(client))
     }
 }

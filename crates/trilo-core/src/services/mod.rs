@@ -16,6 +16,7 @@ pub mod refresh;
 pub mod revocation;
 pub mod site_admin;
 pub mod token;
+mod ttl_cache;
 
 use std::sync::Arc;
 

@@ -12,17 +12,11 @@ use trilo_protocol::route::Router;
 use super::{Caller, GatewayCall, Standing};
 use crate::crypto::sha256;
 use crate::model::TokenHash;
-use crate::store::AccessListener;
+use crate::services::ttl_cache::TtlCache;
 
 /// How long a compiled catalog is used before it is read again, so an import on any
 /// instance takes effect everywhere within this time without a read per call.
 const CATALOG_TTL: Duration = Duration::from_secs(10);
-/// Cached standings beyond which the stale ones are swept out: a stream of new tokens
-/// would otherwise keep every standing until the bound, long after its TTL.
-const SWEEP_STANDINGS_AT: usize = 4_096;
-/// Bound on cached standings; beyond it, after a sweep, all go.
-const MAX_STANDINGS: usize = 100_000;
-
 /// Everything a standing depends on: the credentials (hashed), the product and the site.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct StandingKey {
@@ -51,16 +45,7 @@ impl StandingKey {
 /// change made through this instance clears the cache at once; one made on another
 /// instance clears it when announced (PostgreSQL `NOTIFY`) and is seen within the TTL in
 /// any case. Refusals are never cached.
-pub struct GatewayCache {
-    ttl: Duration,
-    standings: RwLock<HashMap<StandingKey, (Instant, Arc<Standing>)>>,
-}
-
-impl AccessListener for GatewayCache {
-    fn access_changed(&self) {
-        self.clear();
-    }
-}
+pub struct GatewayCache(TtlCache<StandingKey, Arc<Standing>>);
 
 impl std::fmt::Debug for GatewayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,36 +55,23 @@ impl std::fmt::Debug for GatewayCache {
 
 impl GatewayCache {
     pub fn new(ttl: time::Duration) -> Self {
-        Self {
-            ttl: Duration::try_from(ttl).unwrap_or(Duration::ZERO),
-            standings: RwLock::default(),
-        }
+        Self(TtlCache::new(ttl))
     }
 
+    /// The standing checked less than the TTL ago, while it is still valid.
     pub(super) fn get(&self, key: &StandingKey, now_unix: i64) -> Option<Arc<Standing>> {
-        let cache = self.standings.read().ok()?;
-        let (checked, standing) = cache.get(key)?;
-        (checked.elapsed() < self.ttl && now_unix < standing.valid_until)
-            .then(|| Arc::clone(standing))
+        self.0
+            .get(key)
+            .filter(|standing| now_unix < standing.valid_until)
     }
 
     pub(super) fn put(&self, key: StandingKey, standing: Arc<Standing>) {
-        if let Ok(mut cache) = self.standings.write() {
-            if cache.len() >= SWEEP_STANDINGS_AT {
-                cache.retain(|_, (checked, _)| checked.elapsed() < self.ttl);
-                if cache.len() >= MAX_STANDINGS {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (Instant::now(), standing));
-        }
+        self.0.put(key, standing);
     }
 
     /// Forgets every standing: called when this instance revokes or changes access.
     pub fn clear(&self) {
-        if let Ok(mut cache) = self.standings.write() {
-            cache.clear();
-        }
+        self.0.clear();
     }
 }
 
