@@ -387,4 +387,44 @@ mod tests {
         assert_eq!(percentile(&sorted, 1.0), Duration::from_millis(100));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
     }
+
+    /// A server that never answers cannot hold a run past its bound: the requests still
+    /// open at the end are abandoned after the grace and counted as errors.
+    #[tokio::test]
+    async fn a_run_ends_within_its_bound_when_the_server_never_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: http::Uri = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let load = Load::new().unwrap();
+        let jobs = vec![
+            Job::Get {
+                uri,
+                headers: Vec::new(),
+            };
+            2
+        ];
+        let (warmup, duration) = (Duration::ZERO, Duration::from_millis(100));
+        let started = Instant::now();
+        // Bounded here too, so a run that never ends fails the test instead of hanging it.
+        let run = load.measure(Scenario::Direct, jobs, warmup, duration);
+        let measured = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("the run ends")
+            .unwrap();
+        let took = started.elapsed();
+        silent.abort();
+        assert!(
+            took < warmup + duration + GRACE + Duration::from_secs(2),
+            "the run took {took:?}"
+        );
+        assert!(measured.latencies.is_empty());
+        assert_eq!(measured.errors, 2, "each worker's one request, abandoned");
+    }
 }
