@@ -60,7 +60,7 @@ impl Core {
         token: &str,
     ) -> CoreResult<Result<Arc<str>, TokenRejection>> {
         let key = sha256(token);
-        if let Some(json) = self.answers.get(&key, self.now().unix_timestamp()) {
+        if let Some(json) = self.caches.answers.get(&key, self.now().unix_timestamp()) {
             return Ok(Ok(json));
         }
         let ctx = match self.check_access_token(token).await? {
@@ -71,7 +71,9 @@ impl Core {
         let json: Arc<str> = serde_json::to_string(&resources)
             .map_err(anyhow::Error::from)?
             .into();
-        self.answers.put(key, ctx.claims.exp, Arc::clone(&json));
+        self.caches
+            .answers
+            .put(key, ctx.claims.exp, Arc::clone(&json));
         Ok(Ok(json))
     }
 }

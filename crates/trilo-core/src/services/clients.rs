@@ -57,7 +57,7 @@ impl ClientCache {
 impl Core {
     /// The app with client id `client_id` and its secrets, from the cache when fresh.
     pub(super) async fn client(&self, client_id: &str) -> CoreResult<Option<Arc<Client>>> {
-        if let Some(client) = self.clients.0.get(client_id) {
+        if let Some(client) = self.caches.clients.0.get(client_id) {
             return Ok(Some(client));
         }
         let Some(app) = self.store.app_by_client_id(client_id).await? else {
@@ -65,7 +65,8 @@ impl Core {
         };
         let secrets = self.store.app_secrets(&app.app_id, self.now()).await?;
         let client = Arc::new(Client { app, secrets });
-        self.clients
+        self.caches
+            .clients
             .0
             .put(client_id.to_owned(), Arc::clone(&client));
         Ok(Some(client))

@@ -42,21 +42,18 @@ pub struct Core {
     pub catalogs: Arc<gateway::CatalogCache>,
     /// Every product's scope catalog (see [`gateway::ProductScopesCache`]).
     pub product_scopes: Arc<gateway::ProductScopesCache>,
-    /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
-    pub gateway_cache: Arc<gateway::GatewayCache>,
-    /// Recently authenticated clients (see [`clients::ClientCache`]).
-    pub clients: Arc<clients::ClientCache>,
-    /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
-    pub answers: Arc<answers::AnswerCache>,
-    /// The three caches above, for clearing together.
-    access_caches: Arc<AccessCaches>,
+    /// What access decisions cached: cleared together by every access change.
+    caches: Arc<AccessCaches>,
 }
 
 /// The caches an access change clears, told together by the store's one listener.
 struct AccessCaches {
-    gateway: Arc<gateway::GatewayCache>,
-    clients: Arc<clients::ClientCache>,
-    answers: Arc<answers::AnswerCache>,
+    /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
+    gateway: gateway::GatewayCache,
+    /// Recently authenticated clients (see [`clients::ClientCache`]).
+    clients: clients::ClientCache,
+    /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
+    answers: answers::AnswerCache,
 }
 
 impl AccessListener for AccessCaches {
@@ -84,16 +81,13 @@ impl Core {
         settings: Settings,
     ) -> Result<Core, KeyError> {
         let keys = KeySet::load_or_create(store.as_ref(), sealing, clock.now()).await?;
-        let gateway_cache = Arc::new(gateway::GatewayCache::new(settings.gateway_cache_ttl));
-        let clients = Arc::new(clients::ClientCache::new(settings.gateway_cache_ttl));
-        let answers = Arc::new(answers::AnswerCache::new(settings.gateway_cache_ttl));
-        let caches = AccessCaches {
-            gateway: Arc::clone(&gateway_cache),
-            clients: Arc::clone(&clients),
-            answers: Arc::clone(&answers),
-        };
-        let access_caches = Arc::new(caches);
-        store.listen_for_access_changes(access_caches.clone());
+        let ttl = settings.gateway_cache_ttl;
+        let caches = Arc::new(AccessCaches {
+            gateway: gateway::GatewayCache::new(ttl),
+            clients: clients::ClientCache::new(ttl),
+            answers: answers::AnswerCache::new(ttl),
+        });
+        store.listen_for_access_changes(caches.clone());
         Ok(Core {
             store,
             clock,
@@ -102,10 +96,7 @@ impl Core {
             child_tokens: ChildTokens::new(sealing),
             catalogs: Arc::default(),
             product_scopes: Arc::default(),
-            gateway_cache,
-            clients,
-            answers,
-            access_caches,
+            caches,
         })
     }
 
@@ -113,7 +104,7 @@ impl Core {
     /// (a revocation, a password change, a block, a membership, an upstream): the change
     /// then takes effect here at once, and on other instances within the cache's lifetime.
     pub async fn access_changed(&self) {
-        self.access_caches.access_changed();
+        self.caches.access_changed();
         // Other instances hear of it at once where the store can tell them; if it cannot,
         // their caches still expire within the TTL.
         if let Err(e) = self.store.announce_access_change().await {

@@ -50,8 +50,9 @@ impl Core {
     /// `POST /oauth/revoke`: a refresh token or an access token ends its whole family.
     /// Unknown, foreign and already revoked tokens succeed quietly (RFC 7009 §2.2).
     pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> CoreResult<()> {
-        let app = self.authenticate_client(creds).await?;
-        let Some(family_id) = self.own_family_of(&app, token).await? else {
+        let client = self.authenticate_client(creds).await?;
+        let app = &client.app;
+        let Some(family_id) = self.own_family_of(app, token).await? else {
             return Ok(());
         };
         if self
@@ -100,7 +101,8 @@ impl Core {
         if creds.method == AuthMethod::None {
             return Err(OAuthError::invalid_client().into());
         }
-        let app = self.authenticate_client(creds).await?;
+        let client = self.authenticate_client(creds).await?;
+        let app = &client.app;
         if looks_like_jwt(token) {
             return Ok(match self.check_access_token(token).await? {
                 Ok(ctx) if ctx.app_id == app.app_id => Introspection {
@@ -122,7 +124,7 @@ impl Core {
             return Ok(Introspection::default());
         };
         let usable = matches!(
-            self.rotation_decision(&app, &state),
+            self.rotation_decision(app, &state),
             RotationDecision::Rotate | RotationDecision::ReturnCurrent
         );
         if !usable {
@@ -137,7 +139,7 @@ impl Core {
             active: true,
             token_type: Some("refresh_token"),
             scope: Some(family.scopes.join(" ")),
-            client_id: Some(app.client_id),
+            client_id: Some(app.client_id.clone()),
             sub: Some(family.account_id),
             iss: Some(self.settings.auth_url.clone()),
             aud: None,

@@ -6,6 +6,8 @@
 //! checklist C3); a replay with valid parameters revokes what the first exchange produced
 //! (C2).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::json;
 use trilo_protocol::OAuthError;
@@ -13,6 +15,7 @@ use trilo_protocol::jwt::{self, AccessTokenClaims, Audience, Header};
 use trilo_protocol::pkce;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 
+use super::clients::Client;
 use super::{Core, new_id};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
@@ -48,8 +51,9 @@ fn code_invalid() -> OAuthError {
 
 impl Core {
     /// Authenticates the client (RFC 6749 §2.3). Unknown clients and wrong secrets fail
-    /// alike (security checklist T4): `invalid_client`.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> CoreResult<App> {
+    /// alike (security checklist T4): `invalid_client`. The client is the cached one: its
+    /// app is read, not copied.
+    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> CoreResult<Arc<Client>> {
         let client = self.client(&creds.client_id).await?;
         let presented = creds.secret.as_deref().map(sha256);
         let Some(client) = client else {
@@ -58,14 +62,14 @@ impl Core {
             return Err(OAuthError::invalid_client().into());
         };
         match (client.app.client_type, creds.method, presented) {
-            (ClientType::Public, AuthMethod::None, None) => Ok(client.app.clone()),
+            (ClientType::Public, AuthMethod::None, None) => Ok(client),
             (ClientType::Confidential, AuthMethod::Basic | AuthMethod::Post, Some(hash)) => {
                 // Check every valid secret so the time does not depend on which matched.
                 let matched = client
                     .valid_secrets(self.now())
                     .fold(false, |acc, s| acc | hashes_equal(&s.secret_hash, &hash));
                 if matched {
-                    Ok(client.app.clone())
+                    Ok(client)
                 } else {
                     Err(OAuthError::invalid_client().into())
                 }
@@ -80,7 +84,8 @@ impl Core {
         creds: &ClientCredentials,
         grant: TokenGrant,
     ) -> CoreResult<TokenResponse> {
-        let app = self.authenticate_client(creds).await?;
+        let client = self.authenticate_client(creds).await?;
+        let app = &client.app;
         match grant {
             TokenGrant::AuthorizationCode {
                 code,
@@ -88,7 +93,7 @@ impl Core {
                 code_verifier,
             } => {
                 self.exchange_code(
-                    &app,
+                    app,
                     &code,
                     redirect_uri.as_deref(),
                     code_verifier.as_deref(),
@@ -98,7 +103,7 @@ impl Core {
             TokenGrant::RefreshToken {
                 refresh_token,
                 scope,
-            } => self.refresh(&app, &refresh_token, scope.as_deref()).await,
+            } => self.refresh(app, &refresh_token, scope.as_deref()).await,
         }
     }
 

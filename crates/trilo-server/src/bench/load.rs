@@ -377,6 +377,8 @@ async fn send(client: &HttpClient, request: http::Request<Full<Bytes>>) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]

@@ -237,14 +237,14 @@ impl Core {
     ) -> CoreResult<Result<Arc<Standing>, Refusal>> {
         let key = StandingKey::new(caller, call);
         let now = self.now().unix_timestamp();
-        if let Some(standing) = self.gateway_cache.get(&key, now) {
+        if let Some(standing) = self.caches.gateway.get(&key, now) {
             return Ok(Ok(standing));
         }
         let standing = match self.check_standing(caller, call).await? {
             Ok(standing) => Arc::new(standing),
             Err(refusal) => return Ok(Err(refusal)),
         };
-        self.gateway_cache.put(key, Arc::clone(&standing));
+        self.caches.gateway.put(key, Arc::clone(&standing));
         Ok(Ok(standing))
     }
 
