@@ -7,6 +7,7 @@ pub mod error;
 pub mod keys;
 pub mod model;
 pub mod ratelimit;
+pub mod refresh_plan;
 pub mod services;
 pub mod settings;
 pub mod store;

@@ -12,6 +12,16 @@ use crate::model::{
     ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
     SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
 };
+use crate::refresh_plan::RefreshPlan;
+
+/// What [`GrantStore::refresh_and_rotate`] read and whether it rotated.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The state as read, before the rotation.
+    pub state: RefreshTokenState,
+    /// Whether the plan's rotation was applied; `false` also when its compare-and-set lost.
+    pub rotated: bool,
+}
 
 /// Why a store operation failed. Driver errors never leave a store crate.
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +244,24 @@ pub trait GrantStore: Send + Sync {
     /// family is live, marks the parent rotated and inserts the child. Returns `false` (and
     /// changes nothing) when the compare-and-set lost: the caller reads again and decides.
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool>;
+    /// The refresh grant's store step: reads the presented token's state and applies the
+    /// rotation `plan` asks for ([`RefreshPlan::rotation`]), as
+    /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A store that can run both on one warm connection, in one
+    /// transaction, overrides this; the default reads, then rotates.
+    async fn refresh_and_rotate(
+        &self,
+        token_hash: &TokenHash,
+        plan: &RefreshPlan,
+    ) -> StoreResult<Option<Refreshed>> {
+        let Some(state) = self.refresh_token(token_hash).await? else {
+            return Ok(None);
+        };
+        let rotated = match plan.rotation(&state) {
+            Some(rotation) => self.rotate_refresh_token(&rotation).await?,
+            None => false,
+        };
+        Ok(Some(Refreshed { state, rotated }))
+    }
     /// Returns whether a live family was revoked.
     async fn revoke_family(
         &self,

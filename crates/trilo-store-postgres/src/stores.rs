@@ -10,8 +10,9 @@ use trilo_core::model::{
     ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
     SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
 };
+use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore, Refreshed,
     SessionStore, SiteStore, StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
@@ -361,7 +362,7 @@ impl GrantStore for PgStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenState>> {
-        self.read(|c| grants::refresh_token(c, token_hash)).await
+        self.refresh_state(token_hash).await
     }
 
     async fn refresh_token_of_generation(
@@ -375,6 +376,14 @@ impl GrantStore for PgStore {
 
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {
         self.rotate(rotation).await
+    }
+
+    async fn refresh_and_rotate(
+        &self,
+        token_hash: &TokenHash,
+        plan: &RefreshPlan,
+    ) -> StoreResult<Option<Refreshed>> {
+        self.refresh(token_hash, plan).await
     }
 
     async fn revoke_family(

@@ -12,7 +12,8 @@ use trilo_core::model::{
     AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed, RefreshTokenState,
     Rotation, TokenFamily, TokenHash,
 };
-use trilo_core::store::{StoreError, StoreResult};
+use trilo_core::refresh_plan::RefreshPlan;
+use trilo_core::store::{Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit::sql as audit_sql;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{CodeRow, FamilyRow, RefreshStateRow, sql};
@@ -58,6 +59,23 @@ pub(crate) fn rotate(db: &Connection, rotation: &Rotation) -> StoreResult<bool> 
         rotation.at,
     )?;
     Ok(true)
+}
+
+/// The refresh grant's step: the presented token's state and, when `plan` asks for it,
+/// its rotation, inside the caller's transaction.
+pub(crate) fn refresh_and_rotate(
+    db: &Connection,
+    token_hash: &TokenHash,
+    plan: &RefreshPlan,
+) -> StoreResult<Option<Refreshed>> {
+    let Some(state) = refresh_token_state(db, token_hash)? else {
+        return Ok(None);
+    };
+    let rotated = match plan.rotation(&state) {
+        Some(rotation) => rotate(db, &rotation)?,
+        None => false,
+    };
+    Ok(Some(Refreshed { state, rotated }))
 }
 
 /// A code's single redemption, as `trilo_store_sql::grants::redeem_code` does it on

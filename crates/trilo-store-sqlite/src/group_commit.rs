@@ -27,7 +27,8 @@ use sqlx::{Connection as _, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use trilo_core::model::{AuditEvent, NewFamily, Redeemed, Rotation, TokenHash};
-use trilo_core::store::{StoreError, StoreResult};
+use trilo_core::refresh_plan::RefreshPlan;
+use trilo_core::store::{Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit;
 use trilo_store_sql::grants::{self, GrantLocks};
 
@@ -47,6 +48,11 @@ pub(crate) type WriteTurn = Arc<Mutex<()>>;
 /// One queued write.
 pub(crate) enum Write {
     Rotate(Rotation),
+    /// The refresh grant's read and rotation, on the committer's warm connection.
+    Refresh {
+        token_hash: TokenHash,
+        plan: RefreshPlan,
+    },
     Redeem {
         code_hash: TokenHash,
         family: NewFamily,
@@ -58,6 +64,7 @@ pub(crate) enum Write {
 /// What a write answers.
 pub(crate) enum Written {
     Rotated(bool),
+    Refreshed(Option<Box<Refreshed>>),
     Redeemed(Box<Redeemed>),
     Appended,
 }
@@ -121,13 +128,14 @@ impl GroupCommit {
 }
 
 /// The committer's connection, with the writer's durability settings (H-D3).
-fn open_committer(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+pub(crate) fn open_committer(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let db = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     db.busy_timeout(busy_timeout)?;
     db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    db.pragma_update(None, "wal_autocheckpoint", crate::WAL_CHECKPOINT_PAGES)?;
     let journal: String = db.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
     let synchronous: i64 = db.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
     if !journal.eq_ignore_ascii_case("wal") || synchronous != 2 {
@@ -186,6 +194,8 @@ fn write_each(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResul
         command(db, "SAVEPOINT write")?;
         let result = match &job.write {
             Write::Rotate(rotation) => direct::rotate(db, rotation).map(Written::Rotated),
+            Write::Refresh { token_hash, plan } => direct::refresh_and_rotate(db, token_hash, plan)
+                .map(|r| Written::Refreshed(r.map(Box::new))),
             Write::Redeem {
                 code_hash,
                 family,
@@ -208,6 +218,7 @@ fn write_each(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResul
 fn changed(result: &StoreResult<Written>) -> bool {
     match result {
         Ok(Written::Rotated(rotated)) => *rotated,
+        Ok(Written::Refreshed(refreshed)) => refreshed.as_ref().is_some_and(|r| r.rotated),
         Ok(Written::Redeemed(redeemed)) => matches!(**redeemed, Redeemed::First(_)),
         Ok(Written::Appended) => true,
         Err(_) => false,
@@ -242,6 +253,11 @@ async fn commit_group_through_sqlx(
             Write::Rotate(rotation) => run(grants::rotate_refresh_token(savepoint, rotation))
                 .await
                 .map(Written::Rotated),
+            Write::Refresh { token_hash, plan } => {
+                refresh_through_sqlx(savepoint, token_hash, plan)
+                    .await
+                    .map(|r| Written::Refreshed(r.map(Box::new)))
+            }
             Write::Redeem {
                 code_hash,
                 family,
@@ -263,6 +279,22 @@ async fn commit_group_through_sqlx(
     }
     tx.commit().await.map_err(map_sqlx)?;
     Ok(results)
+}
+
+/// [`direct::refresh_and_rotate`] through sqlx, inside `savepoint`.
+async fn refresh_through_sqlx(
+    mut savepoint: Db<sqlx::Transaction<'_, sqlx::Sqlite>>,
+    token_hash: &TokenHash,
+    plan: &RefreshPlan,
+) -> StoreResult<Option<Refreshed>> {
+    let Some(state) = run(grants::refresh_token(Db(&mut *savepoint.0), token_hash)).await? else {
+        return Ok(None);
+    };
+    let rotated = match plan.rotation(&state) {
+        Some(rotation) => run(grants::rotate_refresh_token(savepoint, &rotation)).await?,
+        None => false,
+    };
+    Ok(Some(Refreshed { state, rotated }))
 }
 
 /// Tells each caller of the group its result, or the group's failure.

@@ -10,8 +10,9 @@ use trilo_core::model::{
     ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
     SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
 };
+use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore, Refreshed,
     SessionStore, SiteStore, StoreError, StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
@@ -379,6 +380,21 @@ impl GrantStore for SqliteStore {
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {
         match self.commit(Write::Rotate(rotation.clone())).await? {
             Written::Rotated(rotated) => Ok(rotated),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    async fn refresh_and_rotate(
+        &self,
+        token_hash: &TokenHash,
+        plan: &RefreshPlan,
+    ) -> StoreResult<Option<Refreshed>> {
+        let write = Write::Refresh {
+            token_hash: *token_hash,
+            plan: plan.clone(),
+        };
+        match self.commit(write).await? {
+            Written::Refreshed(refreshed) => Ok(refreshed.map(|r| *r)),
             _ => Err(unexpected_answer()),
         }
     }

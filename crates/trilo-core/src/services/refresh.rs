@@ -1,23 +1,24 @@
 //! The refresh grant (RFC 6749 §6) with rotating refresh tokens (DESIGN §3, security
 //! checklist F1–F7, F10).
 //!
-//! Each attempt reads the presented token and its family, lets the pure decision in
-//! `trilo_protocol::rotation` say what to do, and applies it with one compare-and-set in
-//! the store. A caller that loses the compare-and-set to a racing refresh of the same token
+//! Each attempt hands the store a plan: it reads the presented token and its family, lets
+//! the pure decision in `trilo_protocol::rotation` say what to do, and applies a rotation
+//! with one compare-and-set, in one step where the store can (SQLite's committer). The
+//! caller then reaches the same decision from the same state and clock. A caller that loses the compare-and-set to a racing refresh of the same token
 //! reads again: its token is now the head's predecessor, so inside the leeway it gets the
 //! same successor the winner got (successors are derived, see `ChildTokens`).
 
 use serde_json::json;
-use trilo_protocol::rotation::{
-    self, FamilyState, PresentedToken, RotationContext, RotationDecision, access_token_scopes,
-};
+use time::OffsetDateTime;
+use trilo_protocol::rotation::{RotationDecision, access_token_scopes};
 
 use super::Core;
 use super::token::TokenResponse;
 use crate::crypto::sha256;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{App, NewRefreshToken, RefreshTokenState, Rotation};
-use crate::store::StoreError;
+use crate::model::{App, NewRefreshToken, RefreshTokenState};
+use crate::refresh_plan::{RefreshPlan, RotationRule};
+use crate::store::{Refreshed, StoreError};
 
 /// A lost compare-and-set turns the next read into "return the current token" or a
 /// rejection, so two attempts always settle; the third is slack.
@@ -32,13 +33,39 @@ impl Core {
         scope: Option<&str>,
     ) -> CoreResult<TokenResponse> {
         let presented_hash = sha256(presented);
+        let successor = self.child_tokens.child_of(presented);
+        let successor_hash = sha256(&successor);
         for _ in 0..ATTEMPTS {
             let now = self.now();
-            let Some(state) = self.store.refresh_token(&presented_hash).await? else {
+            let plan = RefreshPlan {
+                rule: self.rotation_rule(app, now),
+                parent_hash: presented_hash,
+                child: NewRefreshToken {
+                    token_hash: successor_hash,
+                    inactivity_expires_at: now + self.settings.refresh_inactivity,
+                },
+                scope: scope.map(str::to_owned),
+            };
+            let Some(Refreshed { state, rotated }) = self
+                .store
+                .refresh_and_rotate(&presented_hash, &plan)
+                .await?
+            else {
                 return Err(CoreError::RefreshTokenInvalid);
             };
-            let decision = self.rotation_decision(app, &state);
+            let decision = plan.rule.decide(&state);
+            if rotated && decision != RotationDecision::Rotate {
+                // A store that expresses the plan in its own query language disagreed.
+                return Err(
+                    StoreError::Corrupt("the store rotated a refused token".to_owned()).into(),
+                );
+            }
             match decision {
+                RotationDecision::Rotate if !rotated => {
+                    // Lost the compare-and-set to a racing refresh, or the scope was refused.
+                    access_token_scopes(scope, &state.family.scopes)?;
+                    continue;
+                }
                 RotationDecision::Rotate | RotationDecision::ReturnCurrent => {}
                 RotationDecision::ReuseDetected => {
                     self.refresh_token_reused(app, &state).await?;
@@ -51,22 +78,8 @@ impl Core {
             }
             let family = &state.family;
             let scopes = access_token_scopes(scope, &family.scopes)?;
-            let successor = self.child_tokens.child_of(presented);
             let generation = if decision == RotationDecision::Rotate {
-                let rotation = Rotation {
-                    family_id: family.family_id.clone(),
-                    parent_hash: presented_hash,
-                    parent_generation: state.token.generation,
-                    child: NewRefreshToken {
-                        token_hash: sha256(&successor),
-                        inactivity_expires_at: now + self.settings.refresh_inactivity,
-                    },
-                    at: now,
-                };
-                if !self.store.rotate_refresh_token(&rotation).await? {
-                    continue;
-                }
-                rotation.parent_generation + 1
+                state.token.generation + 1
             } else {
                 family.head_generation
             };
@@ -88,30 +101,15 @@ impl Core {
         app: &App,
         state: &RefreshTokenState,
     ) -> RotationDecision {
-        let family = &state.family;
-        // A missing or deactivated account counts as changed credentials.
-        let account_credential_generation = state.account_credential_generation.unwrap_or(-1);
-        let grant_live = state.grant_live;
-        rotation::decide(
-            &FamilyState {
-                revoked: family.revoked_at.is_some(),
-                absolute_expires_at: family.absolute_expires_at,
-                head_generation: family.head_generation,
-                credential_generation: family.credential_generation,
-            },
-            &PresentedToken {
-                generation: state.token.generation,
-                inactivity_expires_at: state.token.inactivity_expires_at,
-                rotated_at: state.token.rotated_at,
-            },
-            &RotationContext {
-                now: self.now(),
-                reuse_leeway: self.settings.refresh_reuse_leeway,
-                account_credential_generation,
-                grant_live,
-                client_matches: family.app_id == app.app_id,
-            },
-        )
+        self.rotation_rule(app, self.now()).decide(state)
+    }
+
+    fn rotation_rule(&self, app: &App, now: OffsetDateTime) -> RotationRule {
+        RotationRule {
+            app_id: app.app_id.clone(),
+            now,
+            reuse_leeway: self.settings.refresh_reuse_leeway,
+        }
     }
 
     /// Reuse of a used token: the family and every access token of it end, and it is

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 
 use crate::crypto::{random_token, sha256};
 use crate::model::{NewRefreshToken, Redeemed, RefreshToken, Rotation, TokenFamily, TokenHash};
+use crate::refresh_plan::{RefreshPlan, RotationRule};
 use crate::store::Store;
 use crate::testing::fixtures::{self, World, at};
 
@@ -200,4 +201,153 @@ pub async fn refresh_token_state_reports_a_revoked_grant(store: Arc<dyn Store>) 
     let state = store.refresh_token(&hash).await.unwrap().unwrap();
     assert!(!state.grant_live);
     assert!(state.family.revoked_at.is_some(), "its families go with it");
+}
+
+/// A plan for presenting `parent` as `app_id` at `at_s`, with a fresh successor.
+fn plan(parent: TokenHash, app_id: &str, now: OffsetDateTime, scope: Option<&str>) -> RefreshPlan {
+    RefreshPlan {
+        rule: RotationRule {
+            app_id: app_id.to_owned(),
+            now,
+            reuse_leeway: Duration::minutes(10),
+        },
+        parent_hash: parent,
+        child: NewRefreshToken {
+            token_hash: sha256(&random_token()),
+            inactivity_expires_at: now + Duration::days(90),
+        },
+        scope: scope.map(str::to_owned),
+    }
+}
+
+/// Presents `parent` with `plan` and checks that the store rotated exactly when
+/// `expected` says, that this is what the plan itself asks for, and where the head is.
+async fn refresh_case(store: &dyn Store, case: &str, plan: &RefreshPlan, expected: bool) {
+    let refreshed = store
+        .refresh_and_rotate(&plan.parent_hash, plan)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{case}: the token was not found"));
+    assert_eq!(refreshed.rotated, expected, "{case}");
+    assert_eq!(
+        plan.rotation(&refreshed.state).is_some(),
+        expected,
+        "{case}: the plan disagrees"
+    );
+    let family = &refreshed.state.family;
+    let head = store.family(&family.family_id).await.unwrap().unwrap();
+    let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+    if expected {
+        assert_eq!(
+            head.head_generation,
+            refreshed.state.token.generation + 1,
+            "{case}"
+        );
+        let child = child.unwrap_or_else(|| panic!("{case}: no child"));
+        assert_eq!(child.token.generation, head.head_generation, "{case}");
+        assert_eq!(child.token.issued_at, plan.rule.now, "{case}");
+        let parent = store
+            .refresh_token(&plan.parent_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(parent.token.rotated_at, Some(plan.rule.now), "{case}");
+    } else {
+        assert_eq!(head.head_generation, family.head_generation, "{case}");
+        assert!(child.is_none(), "{case}: a child was stored");
+    }
+}
+
+pub async fn refresh_and_rotate_rotates_exactly_when_the_rule_allows(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let w = World::seed(store).await.unwrap();
+    let app = w.app.app_id.as_str();
+    let fresh = async || {
+        let hash = sha256(&random_token());
+        (family_with_token(store, &w, hash).await, hash)
+    };
+
+    let (_, head) = fresh().await;
+    refresh_case(
+        store,
+        "the head, in time",
+        &plan(head, app, at(3), None),
+        true,
+    )
+    .await;
+    let again = plan(head, app, at(4), None);
+    refresh_case(store, "the used parent, in the leeway", &again, false).await;
+
+    let (_, hash) = fresh().await;
+    let wrong_client = plan(hash, "another-app", at(3), None);
+    refresh_case(store, "another client", &wrong_client, false).await;
+    let idle = plan(hash, app, at(2) + Duration::days(90), None);
+    refresh_case(store, "idle past its inactivity expiry", &idle, false).await;
+    let ended = plan(hash, app, at(2) + Duration::days(366), None);
+    refresh_case(store, "past the family's absolute expiry", &ended, false).await;
+    let narrowed = plan(hash, app, at(3), Some("read:jira-work"));
+    refresh_case(store, "a narrowing scope", &narrowed, true).await;
+
+    let (_, hash) = fresh().await;
+    let widened = plan(hash, app, at(3), Some("read:jira-work write:jira-work"));
+    refresh_case(store, "a scope beyond the grant", &widened, false).await;
+
+    let (family, hash) = fresh().await;
+    store
+        .revoke_family(&family.family_id, "test", at(3))
+        .await
+        .unwrap();
+    let revoked = plan(hash, app, at(4), None);
+    refresh_case(store, "a revoked family", &revoked, false).await;
+
+    let (family, hash) = fresh().await;
+    store.revoke_grant(&family.grant_id, at(3)).await.unwrap();
+    let grant_revoked = plan(hash, app, at(4), None);
+    refresh_case(store, "a revoked grant", &grant_revoked, false).await;
+
+    let (_, hash) = fresh().await;
+    store
+        .change_password(&w.user.account_id, "new-hash", None, at(3))
+        .await
+        .unwrap();
+    let password_changed = plan(hash, app, at(4), None);
+    refresh_case(store, "after a password change", &password_changed, false).await;
+
+    let unknown = sha256("no such token");
+    assert!(
+        store
+            .refresh_and_rotate(&unknown, &plan(unknown, app, at(3), None))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn concurrent_refreshes_of_one_token_rotate_it_once(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let parent = sha256(&random_token());
+    let family = family_with_token(store.as_ref(), &w, parent).await;
+    let racers = 8;
+    let barrier = Arc::new(Barrier::new(racers));
+    let mut tasks = Vec::new();
+    for _ in 0..racers {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        let plan = plan(parent, &w.app.app_id, at(3), None);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .refresh_and_rotate(&plan.parent_hash, &plan)
+                .await
+                .unwrap()
+                .unwrap()
+                .rotated
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let head = store.family(&family.family_id).await.unwrap().unwrap();
+    assert_eq!(head.head_generation, 1);
 }
