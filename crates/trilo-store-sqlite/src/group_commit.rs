@@ -136,6 +136,9 @@ pub(crate) fn open_committer(path: &Path, busy_timeout: Duration) -> rusqlite::R
     db.busy_timeout(busy_timeout)?;
     db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     db.pragma_update(None, "wal_autocheckpoint", crate::WAL_CHECKPOINT_PAGES)?;
+    // Each write runs in a savepoint, whose journal of the pages it changed is otherwise
+    // a temporary file: a write() per page, for a rollback that only this transaction needs.
+    db.pragma_update(None, "temp_store", "MEMORY")?;
     let journal: String = db.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
     let synchronous: i64 = db.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
     if !journal.eq_ignore_ascii_case("wal") || synchronous != 2 {

@@ -136,7 +136,8 @@ impl SqliteStore {
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string()),
+                    .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
+                    .pragma("temp_store", "MEMORY"),
             )
             .await
             .map_err(map_sqlx)?;
@@ -326,20 +327,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writing_connections_checkpoint_at_the_large_wal_size() {
+    async fn writing_connections_checkpoint_late_and_keep_savepoint_journals_in_memory() {
         let path = temp_path();
         let store = SqliteStore::open(&path).await.unwrap();
         store.migrate().await.unwrap();
-        let writer: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&store.writer)
-            .await
-            .unwrap();
-        assert_eq!(writer, i64::from(WAL_CHECKPOINT_PAGES));
+        let writer = |pragma: &'static str| {
+            let pool = store.writer.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
         let committer = group_commit::open_committer(&path, BUSY_TIMEOUT).unwrap();
-        let committer: i64 = committer
-            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(committer, i64::from(WAL_CHECKPOINT_PAGES));
+        let committer = |pragma: &str| -> i64 {
+            committer
+                .query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        let checkpoint = i64::from(WAL_CHECKPOINT_PAGES);
+        assert_eq!(writer("wal_autocheckpoint").await, checkpoint);
+        assert_eq!(committer("wal_autocheckpoint"), checkpoint);
+        // 2 is MEMORY.
+        assert_eq!(writer("temp_store").await, 2);
+        assert_eq!(committer("temp_store"), 2);
         store.close().await;
         remove(&path);
     }
