@@ -1,5 +1,6 @@
-//! Group commit of the token endpoint's writes: refresh-token rotations, code
-//! redemptions and the audit events that go with them.
+//! Group commit of the token endpoint's writes: refresh-token rotations (with the read
+//! and the decision before them, on this connection's warm page cache), code redemptions
+//! and the audit events that go with them.
 //!
 //! With `synchronous=FULL` every commit waits for an fsync of the WAL, which bounds a
 //! one-write-per-transaction writer at a few thousand writes a second. These writes are
