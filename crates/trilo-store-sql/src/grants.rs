@@ -278,24 +278,17 @@ impl TryFrom<FamilyRow> for TokenFamily {
     }
 }
 
+/// A refresh token with its family (`REFRESH_TOKEN_STATE`): the token's own columns,
+/// the family's as [`FamilyRow`] reads them, and the grant and account facts.
 #[derive(sqlx::FromRow)]
 pub struct RefreshStateRow {
     pub token_hash: Vec<u8>,
-    pub family_id: String,
     pub generation: i64,
     pub issued_at: i64,
     pub inactivity_expires_at: i64,
     pub rotated_at: Option<i64>,
-    pub grant_id: String,
-    pub app_id: String,
-    pub account_id: String,
-    pub scopes: String,
-    pub credential_generation: i64,
-    pub created_at: i64,
-    pub absolute_expires_at: i64,
-    pub head_generation: i64,
-    pub revoked_at: Option<i64>,
-    pub revoke_reason: Option<String>,
+    #[sqlx(flatten)]
+    pub family: FamilyRow,
     pub grant_live: i64,
     pub account_generation: Option<i64>,
 }
@@ -304,28 +297,17 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
     type Error = StoreError;
 
     fn try_from(r: RefreshStateRow) -> Result<Self, StoreError> {
+        let family = TokenFamily::try_from(r.family)?;
         Ok(RefreshTokenState {
             token: RefreshToken {
                 token_hash: hash(r.token_hash)?,
-                family_id: r.family_id.clone(),
+                family_id: family.family_id.clone(),
                 generation: r.generation,
                 issued_at: time(r.issued_at)?,
                 inactivity_expires_at: time(r.inactivity_expires_at)?,
                 rotated_at: opt_time(r.rotated_at)?,
             },
-            family: TokenFamily {
-                family_id: r.family_id,
-                grant_id: r.grant_id,
-                app_id: r.app_id,
-                account_id: r.account_id,
-                scopes: split_scopes(&r.scopes),
-                credential_generation: r.credential_generation,
-                created_at: time(r.created_at)?,
-                absolute_expires_at: time(r.absolute_expires_at)?,
-                head_generation: r.head_generation,
-                revoked_at: opt_time(r.revoked_at)?,
-                revoke_reason: r.revoke_reason,
-            },
+            family,
             grant_live: r.grant_live != 0,
             account_credential_generation: r.account_generation,
         })

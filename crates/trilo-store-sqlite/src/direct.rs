@@ -218,21 +218,11 @@ fn family_row(row: &Row<'_>) -> rusqlite::Result<FamilyRow> {
 fn refresh_state_row(row: &Row<'_>) -> rusqlite::Result<RefreshStateRow> {
     Ok(RefreshStateRow {
         token_hash: row.get("token_hash")?,
-        family_id: row.get("family_id")?,
         generation: row.get("generation")?,
         issued_at: row.get("issued_at")?,
         inactivity_expires_at: row.get("inactivity_expires_at")?,
         rotated_at: row.get("rotated_at")?,
-        grant_id: row.get("grant_id")?,
-        app_id: row.get("app_id")?,
-        account_id: row.get("account_id")?,
-        scopes: row.get("scopes")?,
-        credential_generation: row.get("credential_generation")?,
-        created_at: row.get("created_at")?,
-        absolute_expires_at: row.get("absolute_expires_at")?,
-        head_generation: row.get("head_generation")?,
-        revoked_at: row.get("revoked_at")?,
-        revoke_reason: row.get("revoke_reason")?,
+        family: family_row(row)?,
         grant_live: row.get("grant_live")?,
         account_generation: row.get("account_generation")?,
     })

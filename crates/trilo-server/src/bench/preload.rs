@@ -55,29 +55,18 @@ impl Loader {
 
     /// Inserts `rows` in one transaction.
     pub async fn insert(&mut self, rows: &Rows) -> anyhow::Result<()> {
+        // Both store crates take trilo-store-sql's one `Batch`.
+        let batch = sqlite::Batch {
+            accounts: &rows.accounts,
+            memberships: &rows.memberships,
+            grants: &rows.grants,
+            families: &rows.families,
+            refresh_tokens: &rows.refresh_tokens,
+            codes: &rows.codes,
+        };
         match self {
-            Loader::Sqlite(loader) => {
-                let batch = sqlite::Batch {
-                    accounts: &rows.accounts,
-                    memberships: &rows.memberships,
-                    grants: &rows.grants,
-                    families: &rows.families,
-                    refresh_tokens: &rows.refresh_tokens,
-                    codes: &rows.codes,
-                };
-                loader.insert(&batch).await?;
-            }
-            Loader::Postgres(loader) => {
-                let batch = pg::Batch {
-                    accounts: &rows.accounts,
-                    memberships: &rows.memberships,
-                    grants: &rows.grants,
-                    families: &rows.families,
-                    refresh_tokens: &rows.refresh_tokens,
-                    codes: &rows.codes,
-                };
-                loader.insert(&batch).await?;
-            }
+            Loader::Sqlite(loader) => loader.insert(&batch).await?,
+            Loader::Postgres(loader) => loader.insert(&batch).await?,
         }
         Ok(())
     }
