@@ -23,6 +23,23 @@ pub struct Refreshed {
     pub rotated: bool,
 }
 
+/// [`GrantStore::refresh_and_rotate`] as two operations: the read, then the rotation the
+/// plan asks for (its compare-and-set may lose to a racing refresh).
+pub async fn read_then_rotate<S: GrantStore + ?Sized>(
+    store: &S,
+    token_hash: &TokenHash,
+    plan: &RefreshPlan,
+) -> StoreResult<Option<Refreshed>> {
+    let Some(state) = store.refresh_token(token_hash).await? else {
+        return Ok(None);
+    };
+    let rotated = match plan.rotation(&state) {
+        Some(rotation) => store.rotate_refresh_token(&rotation).await?,
+        None => false,
+    };
+    Ok(Some(Refreshed { state, rotated }))
+}
+
 /// Why a store operation failed. Driver errors never leave a store crate.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -253,14 +270,7 @@ pub trait GrantStore: Send + Sync {
         token_hash: &TokenHash,
         plan: &RefreshPlan,
     ) -> StoreResult<Option<Refreshed>> {
-        let Some(state) = self.refresh_token(token_hash).await? else {
-            return Ok(None);
-        };
-        let rotated = match plan.rotation(&state) {
-            Some(rotation) => self.rotate_refresh_token(&rotation).await?,
-            None => false,
-        };
-        Ok(Some(Refreshed { state, rotated }))
+        read_then_rotate(self, token_hash, plan).await
     }
     /// Returns whether a live family was revoked.
     async fn revoke_family(

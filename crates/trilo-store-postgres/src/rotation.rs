@@ -16,10 +16,10 @@ use std::sync::LazyLock;
 use sqlx::{AssertSqlSafe, FromRow, Row};
 use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreResult};
+use trilo_core::store::{Refreshed, StoreResult, read_then_rotate};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
-use trilo_store_sql::grants::{self, RefreshStateRow, sql};
+use trilo_store_sql::grants::{RefreshStateRow, sql};
 
 use crate::PgStore;
 use crate::error::retry;
@@ -78,14 +78,7 @@ impl PgStore {
         plan: &RefreshPlan,
     ) -> StoreResult<Option<Refreshed>> {
         if !plan.keeps_family_scopes() {
-            let Some(state) = self.refresh_state(token_hash).await? else {
-                return Ok(None);
-            };
-            let rotated = match plan.rotation(&state) {
-                Some(rotation) => self.rotate(&rotation).await?,
-                None => false,
-            };
-            return Ok(Some(Refreshed { state, rotated }));
+            return read_then_rotate(self, token_hash, plan).await;
         }
         retry(move || async move {
             // Built once from constant parts only: nothing of the request is in the text.
@@ -110,14 +103,6 @@ impl PgStore {
             }))
         })
         .await
-    }
-
-    /// The refresh token with its family, grant liveness and account generation.
-    pub(crate) async fn refresh_state(
-        &self,
-        token_hash: &TokenHash,
-    ) -> StoreResult<Option<RefreshTokenState>> {
-        self.read(|c| grants::refresh_token(c, token_hash)).await
     }
 
     /// One rotation; `false`, changing nothing, when the compare-and-set lost.

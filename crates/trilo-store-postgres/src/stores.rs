@@ -362,7 +362,7 @@ impl GrantStore for PgStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenState>> {
-        self.refresh_state(token_hash).await
+        self.read(|c| grants::refresh_token(c, token_hash)).await
     }
 
     async fn refresh_token_of_generation(
