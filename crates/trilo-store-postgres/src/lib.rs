@@ -15,6 +15,7 @@ mod conn;
 mod error;
 mod notify;
 pub mod preload;
+mod refresh_queue;
 mod rotation;
 mod stores;
 #[cfg(feature = "test-support")]
@@ -32,6 +33,7 @@ use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
+use crate::refresh_queue::RefreshQueue;
 
 /// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
 /// macro itself comes with `derive` + `migrate`, which the workspace already enables.
@@ -41,6 +43,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migrat
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Refreshes waiting to be written together (group commit).
+    refreshes: Arc<RefreshQueue>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -66,7 +70,10 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(map_sqlx)?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            refreshes: Arc::default(),
+        })
     }
 
     /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.

@@ -10,19 +10,26 @@
 //! when the head advanced and the parent was marked. (A head whose token is missing, which
 //! only a damaged database has, would advance without a child and end that family: safe,
 //! where the transactional version reports the damage.)
+//!
+//! The refresh grant uses the same steps for a whole batch of presented tokens at once
+//! (`REFRESH_BATCH`, fed by `refresh_queue`). Two batches in flight lock their families
+//! in no particular order; should two of them ever share two families and deadlock,
+//! PostgreSQL aborts one and `retry` runs it again.
 
 use std::sync::LazyLock;
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
+use tokio::sync::oneshot;
 use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreResult, read_then_rotate};
+use trilo_core::store::{Refreshed, StoreError, StoreResult, read_then_rotate};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{RefreshStateRow, sql};
 
 use crate::PgStore;
 use crate::error::retry;
+use crate::refresh_queue::{RefreshJob, RefreshQueue};
 
 const ROTATE: &str = "WITH advanced AS ( \
        UPDATE token_families SET head_generation = $1 \
@@ -37,41 +44,61 @@ const ROTATE: &str = "WITH advanced AS ( \
                                  inactivity_expires_at, rotated_at) \
      SELECT $6, family_id, $1, $5, $7, NULL FROM marked";
 
-/// The refresh grant in one statement: the presented token's state as
-/// `REFRESH_TOKEN_STATE` reads it, and the rotation when the state is what
+/// The refresh grant for a batch of presented tokens, in one statement: each token's
+/// state as `REFRESH_TOKEN_STATE` reads it, and its rotation when the state is what
 /// `RotationRule::decide` answers `Rotate` for: the client's own live family, a live grant,
 /// an active account with the family's credential generation, the presented token at the
 /// head and neither lifetime over. The family's own conditions are checked on the locked
 /// row, so the compare-and-set holds as in [`ROTATE`]; the state returned is the one read
-/// before it.
-static REFRESH: LazyLock<String> = LazyLock::new(|| {
+/// before it. Parameters are parallel arrays, one element per refresh: presented hash,
+/// asking app, clock reading (ms), successor hash, successor's inactivity expiry (ms).
+/// A batch never presents one token twice (`refresh_queue::take_batch`).
+///
+/// Each state is read by a lateral subquery that cannot be flattened (`LIMIT 1`; the hash
+/// is the primary key): the plan is then one primary-key lookup per presented token
+/// whatever the statistics said when PostgreSQL cached its generic plan. Joined plainly,
+/// a plan made while `refresh_tokens` was small scanned the whole table on every batch
+/// as it grew.
+static REFRESH_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH s AS ({state}), \
+        "WITH r AS ( \
+           SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::bytea[], $5::int8[]) \
+             WITH ORDINALITY AS r(presented, asking_app, at, child_hash, child_expires, idx)), \
+         s AS ( \
+           SELECT r.idx, r.asking_app, r.at, r.child_hash, r.child_expires, state.* \
+             FROM r CROSS JOIN LATERAL ( \
+               SELECT {columns} FROM refresh_tokens t {joins} \
+                WHERE t.token_hash = r.presented LIMIT 1) state), \
          advanced AS ( \
            UPDATE token_families f SET head_generation = s.generation + 1 FROM s \
             WHERE f.family_id = s.family_id AND f.head_generation = s.generation \
-              AND f.revoked_at IS NULL AND f.app_id = $2 AND s.grant_live = 1 \
+              AND f.revoked_at IS NULL AND f.app_id = s.asking_app AND s.grant_live = 1 \
               AND s.account_generation = f.credential_generation \
-              AND f.absolute_expires_at > $3 AND s.inactivity_expires_at > $3 \
-           RETURNING f.family_id, f.head_generation), \
+              AND f.absolute_expires_at > s.at AND s.inactivity_expires_at > s.at \
+           RETURNING s.idx), \
          marked AS ( \
-           UPDATE refresh_tokens t SET rotated_at = $3 FROM advanced a \
-            WHERE t.token_hash = $1 AND t.family_id = a.family_id \
-              AND t.generation = a.head_generation - 1 AND t.rotated_at IS NULL \
-           RETURNING a.family_id, a.head_generation), \
+           UPDATE refresh_tokens t SET rotated_at = s.at FROM advanced a JOIN s ON s.idx = a.idx \
+            WHERE t.token_hash = s.token_hash AND t.generation = s.generation \
+              AND t.rotated_at IS NULL \
+           RETURNING a.idx), \
          inserted AS ( \
            INSERT INTO refresh_tokens (token_hash, family_id, generation, issued_at, \
                                        inactivity_expires_at, rotated_at) \
-           SELECT $4, family_id, head_generation, $3, $5, NULL FROM marked RETURNING 1) \
-         SELECT s.*, (SELECT count(*) FROM inserted) AS rotated FROM s",
-        state = sql::REFRESH_TOKEN_STATE
+           SELECT s.child_hash, s.family_id, s.generation + 1, s.at, s.child_expires, NULL \
+             FROM marked m JOIN s ON s.idx = m.idx \
+           RETURNING token_hash) \
+         SELECT s.*, EXISTS (SELECT 1 FROM inserted i WHERE i.token_hash = s.child_hash) \
+                AS rotated \
+           FROM s",
+        columns = sql::REFRESH_STATE_COLUMNS,
+        joins = sql::REFRESH_STATE_JOINS,
     )
 });
 
 impl PgStore {
-    /// The refresh grant's store step in one round trip, when the plan leaves the scopes
-    /// as granted; otherwise (a narrowing `scope` parameter is checked in Rust) a read and
-    /// then a rotation.
+    /// The refresh grant's store step. When the plan leaves the scopes as granted it joins
+    /// the next batch of the refresh queue; otherwise (a narrowing `scope` parameter is
+    /// checked in Rust) it is a read and then a rotation.
     pub(crate) async fn refresh(
         &self,
         token_hash: &TokenHash,
@@ -80,27 +107,107 @@ impl PgStore {
         if !plan.keeps_family_scopes() {
             return read_then_rotate(self, token_hash, plan).await;
         }
+        let (reply, answer) = oneshot::channel();
+        let job = RefreshJob {
+            token_hash: *token_hash,
+            plan: plan.clone(),
+            reply,
+        };
+        if let Some(batch) = self.refreshes.push(job) {
+            // A task of its own: a caller that goes away must not cancel the others'
+            // write halfway.
+            tokio::spawn(self.clone().write_refreshes(batch));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the refresh writer stopped".to_owned(),
+            ))
+        })
+    }
+
+    /// A writer: writes `batch`, then whatever waited meanwhile, until nothing waits.
+    async fn write_refreshes(self, mut batch: Vec<RefreshJob>) {
+        let slot = WriterSlot(&self.refreshes);
+        loop {
+            self.write_refresh_batch(batch).await;
+            match self.refreshes.next_or_leave() {
+                Some(next) => batch = next,
+                None => break,
+            }
+        }
+        std::mem::forget(slot);
+    }
+
+    /// Writes one batch and answers each caller. A batch that fails as a whole is written
+    /// again one refresh at a time, so one refresh's failure is not the others'.
+    async fn write_refresh_batch(&self, batch: Vec<RefreshJob>) {
+        match self.refresh_together(&batch).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    // A caller that went away no longer needs its answer.
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(error) if batch.len() == 1 => {
+                if let Some(job) = batch.into_iter().next() {
+                    let _ = job.reply.send(Err(error));
+                }
+            }
+            Err(_) => {
+                for job in batch {
+                    let result = self
+                        .refresh_together(std::slice::from_ref(&job))
+                        .await
+                        .map(|mut one| one.pop().flatten());
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+
+    /// [`REFRESH_BATCH`] for `jobs`: each job's outcome, in order.
+    async fn refresh_together(&self, jobs: &[RefreshJob]) -> StoreResult<Vec<Option<Refreshed>>> {
+        let presented: Vec<&[u8]> = jobs.iter().map(|job| job.token_hash.as_slice()).collect();
+        let asking_app: Vec<&str> = jobs
+            .iter()
+            .map(|job| job.plan.rule.app_id.as_str())
+            .collect();
+        let at: Vec<i64> = jobs.iter().map(|job| ms(job.plan.rule.now)).collect();
+        let child_hash: Vec<&[u8]> = jobs
+            .iter()
+            .map(|job| job.plan.child.token_hash.as_slice())
+            .collect();
+        let child_expires: Vec<i64> = jobs
+            .iter()
+            .map(|job| ms(job.plan.child.inactivity_expires_at))
+            .collect();
+        let (presented, asking_app, at) = (&presented, &asking_app, &at);
+        let (child_hash, child_expires) = (&child_hash, &child_expires);
         retry(move || async move {
             // Built once from constant parts only: nothing of the request is in the text.
-            let Some(row) = sqlx::query(AssertSqlSafe(REFRESH.as_str()))
-                .bind(token_hash.as_slice())
-                .bind(&plan.rule.app_id)
-                .bind(ms(plan.rule.now))
-                .bind(plan.child.token_hash.as_slice())
-                .bind(ms(plan.child.inactivity_expires_at))
-                .fetch_optional(&self.pool)
+            let rows = sqlx::query(AssertSqlSafe(REFRESH_BATCH.as_str()))
+                .bind(presented)
+                .bind(asking_app)
+                .bind(at)
+                .bind(child_hash)
+                .bind(child_expires)
+                .fetch_all(&self.pool)
                 .await
-                .map_err(Fail::Sql)?
-            else {
-                return Ok(None);
-            };
-            let rotated: i64 = row.try_get("rotated").map_err(Fail::Sql)?;
-            let state =
-                RefreshTokenState::try_from(RefreshStateRow::from_row(&row).map_err(Fail::Sql)?)?;
-            Ok(Some(Refreshed {
-                state,
-                rotated: rotated == 1,
-            }))
+                .map_err(Fail::Sql)?;
+            let mut outcomes: Vec<Option<Refreshed>> = jobs.iter().map(|_| None).collect();
+            for row in rows {
+                let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
+                let rotated: bool = row.try_get("rotated").map_err(Fail::Sql)?;
+                let state = RefreshTokenState::try_from(
+                    RefreshStateRow::from_row(&row).map_err(Fail::Sql)?,
+                )?;
+                let slot = usize::try_from(idx - 1)
+                    .ok()
+                    .and_then(|i| outcomes.get_mut(i))
+                    .ok_or_else(|| StoreError::Corrupt(format!("refresh batch row {idx}")))?;
+                *slot = Some(Refreshed { state, rotated });
+            }
+            Ok(outcomes)
         })
         .await
     }
@@ -124,5 +231,16 @@ impl PgStore {
             Ok(inserted == 1)
         })
         .await
+    }
+}
+
+/// A running writer's slot in the refresh queue, given back if the writer stops early
+/// (its task cancelled at shutdown, or a panic); a writer that finishes leaves through
+/// `next_or_leave` and forgets this.
+struct WriterSlot<'a>(&'a RefreshQueue);
+
+impl Drop for WriterSlot<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }

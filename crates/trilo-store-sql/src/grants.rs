@@ -113,18 +113,38 @@ pub mod sql {
     );
     /// The token, its family, whether the grant is live and the active account's
     /// credential generation, in one statement.
-    pub const REFRESH_TOKEN_STATE: &str = "SELECT t.token_hash, t.family_id, t.generation, \
-         t.issued_at, t.inactivity_expires_at, t.rotated_at, f.grant_id, f.app_id, \
-         f.account_id, f.scopes, f.credential_generation, f.created_at, \
-         f.absolute_expires_at, f.head_generation, f.revoked_at, f.revoke_reason, \
-         CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
-         CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
-         AS account_generation \
-         FROM refresh_tokens t \
-         JOIN token_families f ON f.family_id = t.family_id \
-         JOIN grants g ON g.grant_id = f.grant_id \
-         JOIN accounts a ON a.account_id = f.account_id \
-         WHERE t.token_hash = $1";
+    /// A refresh token's state (`RefreshStateRow`): its columns, its family's, and the
+    /// grant and account facts, over `refresh_tokens t` and `refresh_state_joins!`.
+    macro_rules! refresh_state_columns {
+        () => {
+            "t.token_hash, t.family_id, t.generation, t.issued_at, t.inactivity_expires_at, \
+             t.rotated_at, f.grant_id, f.app_id, f.account_id, f.scopes, \
+             f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
+             f.revoked_at, f.revoke_reason, \
+             CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
+             CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
+             AS account_generation"
+        };
+    }
+
+    macro_rules! refresh_state_joins {
+        () => {
+            "JOIN token_families f ON f.family_id = t.family_id \
+             JOIN grants g ON g.grant_id = f.grant_id \
+             JOIN accounts a ON a.account_id = f.account_id"
+        };
+    }
+
+    /// For a query that picks its tokens its own way (PostgreSQL's batched refresh).
+    pub const REFRESH_STATE_COLUMNS: &str = refresh_state_columns!();
+    pub const REFRESH_STATE_JOINS: &str = refresh_state_joins!();
+    pub const REFRESH_TOKEN_STATE: &str = concat!(
+        "SELECT ",
+        refresh_state_columns!(),
+        " FROM refresh_tokens t ",
+        refresh_state_joins!(),
+        " WHERE t.token_hash = $1"
+    );
     pub const REFRESH_TOKEN_OF_GENERATION: &str = concat!(
         "SELECT ",
         refresh_columns!(),

@@ -351,3 +351,60 @@ pub async fn concurrent_refreshes_of_one_token_rotate_it_once(store: Arc<dyn Sto
     let head = store.family(&family.family_id).await.unwrap().unwrap();
     assert_eq!(head.head_generation, 1);
 }
+
+/// Many refreshes at once (a store may write them together, as PostgreSQL's group commit
+/// does): each caller gets the answer for its own token, whether it rotated, was refused
+/// or is unknown, and each rotation lands in its own family.
+pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let app = w.app.app_id.as_str();
+    // (plan, the family presented, whether it rotates); `None` for an unknown token.
+    let mut requests = Vec::new();
+    for i in 0..20 {
+        let parent = sha256(&random_token());
+        let family = family_with_token(store.as_ref(), &w, parent).await;
+        let asking_app = if i % 4 == 3 { "another-app" } else { app };
+        requests.push((
+            plan(parent, asking_app, at(3), None),
+            Some(family),
+            i % 4 != 3,
+        ));
+    }
+    for _ in 0..4 {
+        requests.push((plan(sha256(&random_token()), app, at(3), None), None, false));
+    }
+    let barrier = Arc::new(Barrier::new(requests.len()));
+    let mut tasks = Vec::new();
+    for (plan, _, _) in &requests {
+        let (store, barrier, plan) = (Arc::clone(&store), Arc::clone(&barrier), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .refresh_and_rotate(&plan.parent_hash, &plan)
+                .await
+                .unwrap()
+        }));
+    }
+    for ((plan, family, rotates), task) in requests.iter().zip(tasks) {
+        let answer = task.await.unwrap();
+        let Some(family) = family else {
+            assert!(answer.is_none(), "an unknown token has no state");
+            continue;
+        };
+        let answer = answer.expect("a stored token has its state");
+        assert_eq!(answer.state.token.token_hash, plan.parent_hash);
+        assert_eq!(answer.state.family.family_id, family.family_id);
+        assert_eq!(answer.rotated, *rotates, "{}", plan.rule.app_id);
+        let head = store.family(&family.family_id).await.unwrap().unwrap();
+        assert_eq!(head.head_generation, i64::from(*rotates));
+        let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+        match child {
+            Some(child) => {
+                assert!(rotates, "only a rotation stores its successor");
+                assert_eq!(child.token.family_id, family.family_id);
+                assert_eq!(child.token.generation, 1);
+            }
+            None => assert!(!rotates, "a rotation stores its successor"),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Group commit for the refresh grant: refreshes that arrive while others are being
+//! written wait here and then go to the database together, in one statement and one
+//! transaction (`rotation::REFRESH_BATCH`). Executor start-up, the commit's WAL flush and
+//! the round trip are then paid once per batch instead of once per refresh, which is what
+//! bounded PostgreSQL's refresh rate.
+//!
+//! At most [`MAX_WRITERS`] batches are in flight. A refresh that finds a free writer slot
+//! starts a writer with whatever waits; a writer that finishes a batch takes the next one
+//! or, when nothing waits, leaves. Both decisions are made under the one lock, so a
+//! waiting refresh always has a writer coming for it.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+use trilo_core::model::TokenHash;
+use trilo_core::refresh_plan::RefreshPlan;
+use trilo_core::store::{Refreshed, StoreResult};
+
+/// Refreshes written by one statement at most.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Batches in flight at once: while one waits for its commit's flush, the next is built
+/// and executed.
+pub(crate) const MAX_WRITERS: usize = 2;
+
+/// One refresh waiting to be written, with the way back to its caller.
+pub(crate) struct RefreshJob {
+    pub token_hash: TokenHash,
+    pub plan: RefreshPlan,
+    pub reply: oneshot::Sender<StoreResult<Option<Refreshed>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct RefreshQueue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<RefreshJob>,
+    writers: usize,
+}
+
+impl RefreshQueue {
+    /// Queues `job`. Returns a batch when the caller is to start a writer for it (a slot
+    /// was free); otherwise a running writer will take the job.
+    pub(crate) fn push(&self, job: RefreshJob) -> Option<Vec<RefreshJob>> {
+        let mut state = self.lock();
+        state.waiting.push_back(job);
+        if state.writers == MAX_WRITERS {
+            return None;
+        }
+        state.writers += 1;
+        Some(take_batch(&mut state.waiting))
+    }
+
+    /// The next batch for a writer that wrote one; `None` when nothing waits, and the
+    /// writer has then left.
+    pub(crate) fn next_or_leave(&self) -> Option<Vec<RefreshJob>> {
+        let mut state = self.lock();
+        if state.waiting.is_empty() {
+            state.writers -= 1;
+            return None;
+        }
+        Some(take_batch(&mut state.waiting))
+    }
+
+    /// A writer that stopped without [`RefreshQueue::next_or_leave`] (its task was
+    /// cancelled or panicked) gives its slot back, so the next refresh starts another.
+    pub(crate) fn abandon(&self) {
+        self.lock().writers -= 1;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // The state stays consistent at every unlock; a panic elsewhere does not spoil it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Up to [`MAX_BATCH`] waiting jobs in arrival order, each token once: a token presented
+/// twice waits for the next batch, where the first presentation's rotation is visible
+/// (one statement cannot rotate the same token twice).
+fn take_batch(waiting: &mut VecDeque<RefreshJob>) -> Vec<RefreshJob> {
+    let mut batch: Vec<RefreshJob> = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+    let mut held_back = VecDeque::new();
+    while batch.len() < MAX_BATCH
+        && let Some(job) = waiting.pop_front()
+    {
+        if batch.iter().any(|taken| taken.token_hash == job.token_hash) {
+            held_back.push_back(job);
+        } else {
+            batch.push(job);
+        }
+    }
+    // Held-back jobs keep their place ahead of later arrivals.
+    while let Some(job) = held_back.pop_back() {
+        waiting.push_front(job);
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use time::{Duration, OffsetDateTime};
+    use trilo_core::model::NewRefreshToken;
+    use trilo_core::refresh_plan::RotationRule;
+
+    use super::*;
+
+    fn job(
+        token: u8,
+    ) -> (
+        RefreshJob,
+        oneshot::Receiver<StoreResult<Option<Refreshed>>>,
+    ) {
+        let (reply, receiver) = oneshot::channel();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let plan = RefreshPlan {
+            rule: RotationRule {
+                app_id: "app".to_owned(),
+                now,
+                reuse_leeway: Duration::ZERO,
+            },
+            parent_hash: TokenHash::from([token; 32]),
+            child: NewRefreshToken {
+                token_hash: TokenHash::from([token.wrapping_add(100); 32]),
+                inactivity_expires_at: now,
+            },
+            scope: None,
+        };
+        let job = RefreshJob {
+            token_hash: TokenHash::from([token; 32]),
+            plan,
+            reply,
+        };
+        (job, receiver)
+    }
+
+    fn tokens(batch: &[RefreshJob]) -> Vec<u8> {
+        batch
+            .iter()
+            .map(|job| job.token_hash.as_slice()[0])
+            .collect()
+    }
+
+    #[test]
+    fn refreshes_start_writers_up_to_the_limit_then_wait_for_them() {
+        let queue = RefreshQueue::default();
+        let first = queue.push(job(1).0).expect("a free slot starts a writer");
+        assert_eq!(tokens(&first), [1]);
+        let second = queue.push(job(2).0).expect("the second slot");
+        assert_eq!(tokens(&second), [2]);
+        for token in 3..=5 {
+            assert!(queue.push(job(token).0).is_none(), "both slots are taken");
+        }
+        // A writer that finishes takes everything that waited, in order.
+        assert_eq!(tokens(&queue.next_or_leave().unwrap()), [3, 4, 5]);
+        assert!(queue.next_or_leave().is_none());
+        assert!(queue.next_or_leave().is_none());
+        // Both writers left: the next refresh starts one again.
+        assert!(queue.push(job(6).0).is_some());
+    }
+
+    #[test]
+    fn a_token_presented_twice_waits_for_the_next_batch_in_its_place() {
+        let queue = RefreshQueue::default();
+        let _one = queue.push(job(9).0);
+        let _two = queue.push(job(8).0);
+        for token in [1, 2, 1, 3, 1] {
+            assert!(queue.push(job(token).0).is_none());
+        }
+        assert_eq!(tokens(&queue.next_or_leave().unwrap()), [1, 2, 3]);
+        assert_eq!(tokens(&queue.next_or_leave().unwrap()), [1]);
+        assert_eq!(tokens(&queue.next_or_leave().unwrap()), [1]);
+        assert!(queue.next_or_leave().is_none());
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_batch_refreshes() {
+        let queue = RefreshQueue::default();
+        let _one = queue.push(job(250).0);
+        let _two = queue.push(job(251).0);
+        let total = MAX_BATCH + 3;
+        for token in 0..total {
+            assert!(queue.push(job(token as u8).0).is_none());
+        }
+        assert_eq!(queue.next_or_leave().unwrap().len(), MAX_BATCH);
+        assert_eq!(queue.next_or_leave().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_abandoned_writer_frees_its_slot() {
+        let queue = RefreshQueue::default();
+        let _one = queue.push(job(1).0);
+        let _two = queue.push(job(2).0);
+        assert!(queue.push(job(3).0).is_none());
+        queue.abandon();
+        let restarted = queue.push(job(4).0).expect("the freed slot");
+        assert_eq!(tokens(&restarted), [3, 4]);
+    }
+}
