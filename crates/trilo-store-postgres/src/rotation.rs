@@ -12,9 +12,9 @@
 //! where the transactional version reports the damage.)
 //!
 //! The refresh grant uses the same steps for a whole batch of presented tokens at once
-//! (`REFRESH_BATCH`, fed by `refresh_queue`). Two batches in flight lock their families
-//! in no particular order; should two of them ever share two families and deadlock,
-//! PostgreSQL aborts one and `retry` runs it again.
+//! (`REFRESH_BATCH`, fed by `refresh_queue`, one batch at a time). A batch locks its
+//! families in no particular order; should it deadlock with another writer, PostgreSQL
+//! aborts one and `retry` runs it again.
 
 use std::sync::LazyLock;
 
