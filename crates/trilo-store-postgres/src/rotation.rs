@@ -138,14 +138,21 @@ impl PgStore {
         std::mem::forget(slot);
     }
 
-    /// Writes one batch and answers each caller. A batch that fails as a whole is written
-    /// again one refresh at a time, so one refresh's failure is not the others'.
+    /// Writes one batch and answers each caller. When the database is unavailable every
+    /// caller hears so at once; a batch that failed for another reason (a conflict, a row
+    /// that does not read back) is written again one refresh at a time, so that one
+    /// refresh's failure is not the others'.
     async fn write_refresh_batch(&self, batch: Vec<RefreshJob>) {
+        // A caller that went away no longer needs its answer: sends may fail.
         match self.refresh_together(&batch).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
-                    // A caller that went away no longer needs its answer.
                     let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(StoreError::Unavailable(reason)) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
             }
             Err(error) if batch.len() == 1 => {

@@ -166,6 +166,7 @@ conformance_tests![
     refresh_and_rotate_rotates_exactly_when_the_rule_allows,
     concurrent_refreshes_of_one_token_rotate_it_once,
     concurrent_refreshes_of_many_tokens_each_get_their_own_answer,
+    a_failing_refresh_does_not_fail_those_written_with_it,
     signing_keys_round_trip_and_only_one_is_current,
     audit_events_filter_by_site_and_action_prefix_newest_first,
     audit_limit_zero_means_one_hundred,

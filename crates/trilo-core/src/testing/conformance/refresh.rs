@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 use crate::crypto::{random_token, sha256};
 use crate::model::{NewRefreshToken, Redeemed, RefreshToken, Rotation, TokenFamily, TokenHash};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
 
 /// A family with its first refresh token (`hash`), issued at `at(2)`.
@@ -407,4 +407,47 @@ pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store
             None => assert!(!rotates, "a rotation stores its successor"),
         }
     }
+}
+
+/// A refresh that fails on its own (here: a successor hash another refresh of the same
+/// moment also drew) fails alone, even when the store writes it together with others, and
+/// leaves its family as it was.
+pub async fn a_failing_refresh_does_not_fail_those_written_with_it(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let app = w.app.app_id.as_str();
+    let mut requests = Vec::new();
+    for pair in 0..6 {
+        let shared_child = sha256(&random_token());
+        for _ in 0..2 {
+            let parent = sha256(&random_token());
+            let family = family_with_token(store.as_ref(), &w, parent).await;
+            let mut plan = plan(parent, app, at(3), None);
+            plan.child.token_hash = shared_child;
+            requests.push((pair, plan, family));
+        }
+    }
+    let barrier = Arc::new(Barrier::new(requests.len()));
+    let mut tasks = Vec::new();
+    for (_, plan, _) in &requests {
+        let (store, barrier, plan) = (Arc::clone(&store), Arc::clone(&barrier), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.refresh_and_rotate(&plan.parent_hash, &plan).await
+        }));
+    }
+    let mut rotated_per_pair = [0; 6];
+    for ((pair, _, family), task) in requests.iter().zip(tasks) {
+        let rotated = match task.await.unwrap() {
+            Ok(answer) => {
+                assert!(answer.unwrap().rotated, "nothing refuses this refresh");
+                true
+            }
+            Err(StoreError::Conflict { .. }) => false,
+            Err(other) => panic!("expected a conflict, got {other:?}"),
+        };
+        rotated_per_pair[*pair] += usize::from(rotated);
+        let head = store.family(&family.family_id).await.unwrap().unwrap();
+        assert_eq!(head.head_generation, i64::from(rotated));
+    }
+    assert_eq!(rotated_per_pair, [1; 6], "one of each pair rotates");
 }
