@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 use crate::crypto::{random_token, sha256};
 use crate::model::{NewRefreshToken, Redeemed, RefreshToken, Rotation, TokenFamily, TokenHash};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
-use crate::store::{Store, StoreError};
+use crate::store::{Refreshed, Store, StoreError, StoreResult};
 use crate::testing::fixtures::{self, World, at};
 
 /// A family with its first refresh token (`hash`), issued at `at(2)`.
@@ -327,29 +327,39 @@ pub async fn concurrent_refreshes_of_one_token_rotate_it_once(store: Arc<dyn Sto
     let w = World::seed(store.as_ref()).await.unwrap();
     let parent = sha256(&random_token());
     let family = family_with_token(store.as_ref(), &w, parent).await;
-    let racers = 8;
-    let barrier = Arc::new(Barrier::new(racers));
-    let mut tasks = Vec::new();
-    for _ in 0..racers {
-        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-        let plan = plan(parent, &w.app.app_id, at(3), None);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store
-                .refresh_and_rotate(&plan.parent_hash, &plan)
-                .await
-                .unwrap()
-                .unwrap()
-                .rotated
-        }));
-    }
+    let racers: Vec<RefreshPlan> = (0..8)
+        .map(|_| plan(parent, &w.app.app_id, at(3), None))
+        .collect();
     let mut winners = 0;
-    for task in tasks {
-        winners += usize::from(task.await.unwrap());
+    for answer in refresh_all_at_once(&store, racers.iter()).await {
+        winners += usize::from(answer.unwrap().unwrap().rotated);
     }
     assert_eq!(winners, 1);
     let head = store.family(&family.family_id).await.unwrap().unwrap();
     assert_eq!(head.head_generation, 1);
+}
+
+/// Presents every plan's token at the same moment (the tasks wait on one barrier) and
+/// returns the answers in the plans' order.
+async fn refresh_all_at_once(
+    store: &Arc<dyn Store>,
+    plans: impl Iterator<Item = &RefreshPlan>,
+) -> Vec<StoreResult<Option<Refreshed>>> {
+    let plans: Vec<RefreshPlan> = plans.cloned().collect();
+    let barrier = Arc::new(Barrier::new(plans.len()));
+    let mut tasks = Vec::new();
+    for plan in plans {
+        let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.refresh_and_rotate(&plan.parent_hash, &plan).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
 }
 
 /// Many refreshes at once (a store may write them together, as PostgreSQL's group commit
@@ -373,20 +383,9 @@ pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store
     for _ in 0..4 {
         requests.push((plan(sha256(&random_token()), app, at(3), None), None, false));
     }
-    let barrier = Arc::new(Barrier::new(requests.len()));
-    let mut tasks = Vec::new();
-    for (plan, _, _) in &requests {
-        let (store, barrier, plan) = (Arc::clone(&store), Arc::clone(&barrier), plan.clone());
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store
-                .refresh_and_rotate(&plan.parent_hash, &plan)
-                .await
-                .unwrap()
-        }));
-    }
-    for ((plan, family, rotates), task) in requests.iter().zip(tasks) {
-        let answer = task.await.unwrap();
+    let answers = refresh_all_at_once(&store, requests.iter().map(|(plan, _, _)| plan)).await;
+    for ((plan, family, rotates), answer) in requests.iter().zip(answers) {
+        let answer = answer.unwrap();
         let Some(family) = family else {
             assert!(answer.is_none(), "an unknown token has no state");
             continue;
@@ -426,18 +425,10 @@ pub async fn a_failing_refresh_does_not_fail_those_written_with_it(store: Arc<dy
             requests.push((pair, plan, family));
         }
     }
-    let barrier = Arc::new(Barrier::new(requests.len()));
-    let mut tasks = Vec::new();
-    for (_, plan, _) in &requests {
-        let (store, barrier, plan) = (Arc::clone(&store), Arc::clone(&barrier), plan.clone());
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store.refresh_and_rotate(&plan.parent_hash, &plan).await
-        }));
-    }
+    let answers = refresh_all_at_once(&store, requests.iter().map(|(_, plan, _)| plan)).await;
     let mut rotated_per_pair = [0; 6];
-    for ((pair, _, family), task) in requests.iter().zip(tasks) {
-        let rotated = match task.await.unwrap() {
+    for ((pair, _, family), answer) in requests.iter().zip(answers) {
+        let rotated = match answer {
             Ok(answer) => {
                 assert!(answer.unwrap().rotated, "nothing refuses this refresh");
                 true
