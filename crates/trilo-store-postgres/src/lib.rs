@@ -15,6 +15,7 @@ mod conn;
 mod error;
 mod notify;
 pub mod preload;
+mod redemption;
 mod refresh_queue;
 mod rotation;
 mod stores;

@@ -302,7 +302,8 @@ const LOCKS: GrantLocks = GrantLocks {
                  AND revoked_at IS NULL FOR UPDATE",
     // Wait for a revocation of the grant in flight (its row lock), so the family issued
     // next is born revoked rather than live under a grant revoked a moment ago (security
-    // checklist H-C3).
+    // checklist H-C3). For the transactional `grants::redeem_code`; `PgStore::redeem`
+    // takes the same lock inside its one statement (`redemption.rs`).
     before_family: Some(
         "SELECT g.grant_id FROM grants g JOIN codes c ON c.grant_id = g.grant_id \
          WHERE c.code_hash = $1 FOR SHARE OF g",
@@ -350,8 +351,7 @@ impl GrantStore for PgStore {
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed> {
-        self.write(|tx| grants::redeem_code(tx, LOCKS, code_hash, family, now))
-            .await
+        self.redeem(code_hash, family, now).await
     }
 
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {

@@ -100,6 +100,8 @@ pub mod sql {
          WHERE c.code_hash = $4 RETURNING ",
         family_columns!()
     );
+    /// A family's columns (`FamilyRow`), for a statement that returns a family its own way.
+    pub const FAMILY_COLUMNS: &str = family_columns!();
     pub const FAMILY: &str = concat!(
         "SELECT ",
         family_columns!(),
@@ -111,8 +113,6 @@ pub mod sql {
         refresh_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, NULL)"
     );
-    /// The token, its family, whether the grant is live and the active account's
-    /// credential generation, in one statement.
     /// A refresh token's state (`RefreshStateRow`): its columns, its family's, and the
     /// grant and account facts, over `refresh_tokens t` and `refresh_state_joins!`.
     macro_rules! refresh_state_columns {
@@ -138,6 +138,8 @@ pub mod sql {
     /// For a query that picks its tokens its own way (PostgreSQL's batched refresh).
     pub const REFRESH_STATE_COLUMNS: &str = refresh_state_columns!();
     pub const REFRESH_STATE_JOINS: &str = refresh_state_joins!();
+    /// The token, its family, whether the grant is live and the active account's
+    /// credential generation, in one statement.
     pub const REFRESH_TOKEN_STATE: &str = concat!(
         "SELECT ",
         refresh_state_columns!(),
