@@ -133,13 +133,8 @@ mod tests {
         let store = Arc::new(PgStore::connect(&db.url, 4).await.unwrap());
         store.migrate().await.unwrap();
         let w = World::seed(store.as_ref()).await.unwrap();
-        let code = fixtures::new_code(at(1));
-        let grant = store
-            .accept_consent(
-                &w.consent(&["read:jira-work"], at(1)),
-                &fixtures::new_id(),
-                &code,
-            )
+        let (grant, code) = w
+            .consented(store.as_ref(), &["read:jira-work"], at(1))
             .await
             .unwrap();
 

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
-    ExtendedProfile, Installation, InstalledBy, KeyState, Membership, NewCode, NewFamily,
+    ExtendedProfile, Grant, Installation, InstalledBy, KeyState, Membership, NewCode, NewFamily,
     NewRefreshToken, Product, ProductScope, ReviewState, Role, Session, SigningKeyRecord, Site,
     SiteProduct, TokenHash, UserInstalls,
 };
@@ -291,5 +291,20 @@ impl World {
             scopes,
             at,
         )
+    }
+
+    /// The user's consent to `scopes` at `at`, accepted in `store` with a new code issued
+    /// at the same time: the grant it made or updated, and the code linked to it.
+    pub async fn consented(
+        &self,
+        store: &dyn Store,
+        scopes: &[&str],
+        at: OffsetDateTime,
+    ) -> StoreResult<(Grant, NewCode)> {
+        let code = new_code(at);
+        let grant = store
+            .accept_consent(&self.consent(scopes, at), &new_id(), &code)
+            .await?;
+        Ok((grant, code))
     }
 }

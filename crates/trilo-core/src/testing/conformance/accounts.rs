@@ -79,13 +79,8 @@ pub async fn change_password_bumps_generation_ends_other_sessions_and_revokes_fa
     for s in [&kept, &other, &someone_elses] {
         store.insert_session(s).await.unwrap();
     }
-    let code = fixtures::new_code(at(1));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (_, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     let Redeemed::First(family) = store

@@ -198,13 +198,8 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
         .await
         .unwrap();
 
-    let code = fixtures::new_code(at(1));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (grant, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     let Redeemed::First(family) = store
@@ -214,13 +209,8 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
     else {
         panic!("first redemption");
     };
-    let unused_code = fixtures::new_code(at(3));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(3)),
-            &fixtures::new_id(),
-            &unused_code,
-        )
+    let (_, unused_code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(3))
         .await
         .unwrap();
     store

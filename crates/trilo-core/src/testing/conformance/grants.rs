@@ -99,21 +99,16 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
 
 pub async fn second_consent_replaces_scopes_of_the_same_grant(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let first = store
-        .accept_consent(
-            &w.consent(&["read:jira-work", "write:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &fixtures::new_code(at(1)),
+    let (first, _) = w
+        .consented(
+            store.as_ref(),
+            &["read:jira-work", "write:jira-work"],
+            at(1),
         )
         .await
         .unwrap();
-    let code = fixtures::new_code(at(5));
-    let second = store
-        .accept_consent(
-            &w.consent(&["read:jira-user"], at(5)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (second, code) = w
+        .consented(store.as_ref(), &["read:jira-user"], at(5))
         .await
         .unwrap();
     assert_eq!(second.grant_id, first.grant_id);
@@ -137,12 +132,8 @@ pub async fn second_consent_replaces_scopes_of_the_same_grant(store: Arc<dyn Sto
 
 pub async fn incremental_consent_adds_to_the_granted_scopes(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let first = store
-        .accept_consent(
-            &w.consent(&["read:jira-work", "offline_access"], at(1)),
-            &fixtures::new_id(),
-            &fixtures::new_code(at(1)),
-        )
+    let (first, _) = w
+        .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
         .await
         .unwrap();
     let mut more = w.consent(&["write:jira-work", "read:jira-work"], at(2));
@@ -220,12 +211,7 @@ pub async fn consent_keeps_an_existing_installation(store: Arc<dyn Store>) {
         InstalledBy::Admin,
     );
     store.install_app(&by_admin).await.unwrap();
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &fixtures::new_code(at(1)),
-        )
+    w.consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     assert_eq!(
@@ -236,11 +222,11 @@ pub async fn consent_keeps_an_existing_installation(store: Arc<dyn Store>) {
 
 pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let old = store
-        .accept_consent(
-            &w.consent(&["read:jira-work", "write:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &fixtures::new_code(at(1)),
+    let (old, _) = w
+        .consented(
+            store.as_ref(),
+            &["read:jira-work", "write:jira-work"],
+            at(1),
         )
         .await
         .unwrap();
@@ -339,13 +325,8 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
 
 pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let code = fixtures::new_code(at(1));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work", "offline_access"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (grant, code) = w
+        .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
         .await
         .unwrap();
 
@@ -410,13 +391,8 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
 
 pub async fn redeem_code_under_a_revoked_grant_creates_a_revoked_family(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let code = fixtures::new_code(at(1));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (grant, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     assert!(store.revoke_grant(&grant.grant_id, at(2)).await.unwrap());
@@ -446,13 +422,8 @@ pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<
         family.issued = Some(issued(&family));
         family
     };
-    let live = fixtures::new_code(at(1));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &live,
-        )
+    let (grant, live) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     let first = with_event(2);
@@ -472,13 +443,8 @@ pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<
         panic!("replay");
     };
     // A second code of the same grant, redeemed after the grant was revoked.
-    let late = fixtures::new_code(at(4));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(4)),
-            &fixtures::new_id(),
-            &late,
-        )
+    let (_, late) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(4))
         .await
         .unwrap();
     assert!(store.revoke_grant(&grant.grant_id, at(5)).await.unwrap());
@@ -503,13 +469,8 @@ pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<
 
 pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let code = fixtures::new_code(at(1));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (_, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     for i in 0..3 {
@@ -530,13 +491,8 @@ pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Sto
 pub async fn concurrent_redemptions_yield_exactly_one_first(store: Arc<dyn Store>) {
     const CALLERS: usize = 20;
     let w = World::seed(store.as_ref()).await.unwrap();
-    let code = fixtures::new_code(at(1));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (_, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
 
@@ -618,13 +574,8 @@ pub async fn concurrent_consents_share_one_live_grant(store: Arc<dyn Store>) {
 
 pub async fn revoke_family_returns_true_once(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let code = fixtures::new_code(at(1));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (grant, code) = w
+        .consented(store.as_ref(), &["read:jira-work"], at(1))
         .await
         .unwrap();
     let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;

@@ -14,13 +14,8 @@ use crate::testing::fixtures::{self, World, at};
 
 /// A family with its first refresh token (`hash`), issued at `at(2)`.
 async fn family_with_token(store: &dyn Store, w: &World, hash: TokenHash) -> TokenFamily {
-    let code = fixtures::new_code(at(1));
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work", "offline_access"], at(1)),
-            &fixtures::new_id(),
-            &code,
-        )
+    let (_, code) = w
+        .consented(store, &["read:jira-work", "offline_access"], at(1))
         .await
         .unwrap();
     let new_family = fixtures::new_family_with_refresh(at(2), hash);
