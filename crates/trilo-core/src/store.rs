@@ -263,8 +263,9 @@ pub trait GrantStore: Send + Sync {
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool>;
     /// The refresh grant's store step: reads the presented token's state and applies the
     /// rotation `plan` asks for ([`RefreshPlan::rotation`]), as
-    /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A store that can run both on one warm connection, in one
-    /// transaction, overrides this; the default reads, then rotates.
+    /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A
+    /// store that can do both in one step (one warm connection, one statement, one batch)
+    /// overrides this; the default reads, then rotates.
     async fn refresh_and_rotate(
         &self,
         token_hash: &TokenHash,

@@ -3,10 +3,11 @@
 //!
 //! Each attempt hands the store a plan: it reads the presented token and its family, lets
 //! the pure decision in `trilo_protocol::rotation` say what to do, and applies a rotation
-//! with one compare-and-set, in one step where the store can (SQLite's committer). The
-//! caller then reaches the same decision from the same state and clock. A caller that loses the compare-and-set to a racing refresh of the same token
-//! reads again: its token is now the head's predecessor, so inside the leeway it gets the
-//! same successor the winner got (successors are derived, see `ChildTokens`).
+//! with one compare-and-set, in one step where the store can (SQLite's committer,
+//! PostgreSQL's batched statement). The caller then reaches the same decision from the same
+//! state and clock. A caller that loses the compare-and-set to a racing refresh of the same
+//! token reads again: its token is now the head's predecessor, so inside the leeway it gets
+//! the same successor the winner got (successors are derived, see `ChildTokens`).
 
 use serde_json::json;
 use time::OffsetDateTime;
