@@ -541,3 +541,160 @@ pub struct NewFamily {
     /// first and the family is born live, so the issue and its record are one commit.
     pub issued: Option<AuditEvent>,
 }
+
+/// An app's webhook (DESIGN §2): where to send which events. Its signing secret is derived
+/// from the instance's key and the subscription id, so the store holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookSubscription {
+    pub subscription_id: String,
+    pub app_id: String,
+    pub url: String,
+    /// Event names, each known to `trilo_protocol::webhooks`.
+    pub events: Vec<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Something that happened, as it is delivered: a product's event or a policy event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub name: String,
+    pub cloud_id: Option<String>,
+    pub product_key: Option<String>,
+    /// The container (space, project) the event is about, for the policy rule.
+    pub container_key: Option<String>,
+    /// Who triggered it, when the product knows.
+    pub account_id: Option<String>,
+    /// The JSON body every delivery sends.
+    pub body: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A delivery to create with its event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub subscription_id: String,
+    pub app_id: String,
+    /// The subscription's URL with `triggeredByUser` where the rule adds it.
+    pub url: String,
+}
+
+/// What a product reports about an object inside a container, with the event about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectChange {
+    Put(ContainerObject),
+    Remove(ContainerObject),
+}
+
+/// An object inside a container (an issue of a project, a page of a space), as products
+/// report them: what a data security policy event lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerObject {
+    pub cloud_id: String,
+    pub product_key: String,
+    pub container_key: String,
+    /// `issue`, `page`, … as the product names it.
+    pub kind: String,
+    pub object_id: String,
+}
+
+/// An event and its deliveries: written in the same transaction as the change that caused
+/// them (the durable outbox).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbox {
+    pub event: Event,
+    pub deliveries: Vec<NewDelivery>,
+    pub object: Option<ObjectChange>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not yet delivered: due at `next_attempt_at` (or being sent, until its lease ends).
+    Pending,
+    Delivered,
+    /// Every attempt failed; a developer may redeliver it.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "dead" => Some(Self::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One event's delivery to one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub subscription_id: String,
+    pub app_id: String,
+    pub url: String,
+    pub status: DeliveryStatus,
+    /// Attempts started so far.
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A delivery claimed for sending, with the body to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub delivery: Delivery,
+    pub body: String,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered {
+        status_code: i64,
+    },
+    Failed {
+        status_code: Option<i64>,
+        error: String,
+        /// When to try again; `None` makes the delivery dead.
+        retry_at: Option<OffsetDateTime>,
+    },
+}
+
+/// The outcome of one claimed attempt (`attempt` is the delivery's attempt count as
+/// claimed: an outcome of an older claim changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub delivery_id: String,
+    pub attempt: i64,
+    pub outcome: AttemptOutcome,
+}
+
+/// A subscription to an event, with whether its app is installed on the event's site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscriber {
+    pub subscription: WebhookSubscription,
+    pub installed: bool,
+}
+
+/// How many deliveries are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+}

@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Container, Grant, Installation, Membership, NewCode, NewFamily, Policy, Product,
-    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
-    SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+    Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
+    Installation, Membership, NewCode, NewFamily, Outbox, Policy, Product, ProductOperation,
+    Redeemed, RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site,
+    SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
 };
 use crate::refresh_plan::RefreshPlan;
 
@@ -173,9 +174,10 @@ pub trait PolicyStore: Send + Sync {
         cloud_id: &str,
         product_key: &str,
     ) -> StoreResult<Vec<String>>;
-    /// Inserts the policy or replaces its name, rule, state and containers;
-    /// `NotFound` when the site or a container does not exist.
-    async fn put_policy(&self, policy: &Policy) -> StoreResult<()>;
+    /// Inserts the policy or replaces its name, rule, state and containers, and records
+    /// the policy events of `outbox` in the same transaction; `NotFound` when the site or a
+    /// container does not exist.
+    async fn put_policy(&self, policy: &Policy, outbox: &[Outbox]) -> StoreResult<()>;
     async fn policy(&self, policy_id: &str) -> StoreResult<Option<Policy>>;
     /// The site's policies, oldest first.
     async fn policies(&self, cloud_id: &str) -> StoreResult<Vec<Policy>>;
@@ -297,6 +299,70 @@ pub trait AuditLog: Send + Sync {
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Webhooks: subscriptions, the durable outbox of events and deliveries, and the objects
+/// products report inside containers (DESIGN §3 "Webhooks").
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// `NotFound` when the app does not exist.
+    async fn insert_subscription(&self, subscription: &WebhookSubscription) -> StoreResult<()>;
+    /// The app's subscriptions, oldest first.
+    async fn subscriptions_of_app(&self, app_id: &str) -> StoreResult<Vec<WebhookSubscription>>;
+    /// Deletes the app's subscription and its deliveries; returns whether it existed.
+    async fn delete_subscription(&self, app_id: &str, subscription_id: &str)
+    -> StoreResult<bool>;
+    /// The subscriptions to `event_name`, each with whether its app is installed on
+    /// `cloud_id`, oldest first.
+    async fn subscribers(&self, event_name: &str, cloud_id: &str) -> StoreResult<Vec<Subscriber>>;
+    /// The scopes of each live grant of the app whose account is a member of the product on
+    /// the site, one list per grant.
+    async fn member_grant_scopes(
+        &self,
+        app_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<Vec<Vec<String>>>;
+    /// Records the event, its deliveries and its object change in one transaction. Returns
+    /// `false` and changes nothing when an event with this id exists (a product's retry).
+    async fn record_event(&self, outbox: &Outbox) -> StoreResult<bool>;
+    /// Adds objects to a container (a product's report); existing ones are kept.
+    async fn put_container_objects(&self, objects: &[ContainerObject]) -> StoreResult<()>;
+    /// The objects of the containers (product key, container key) of a site in order, at
+    /// most `limit`, and how many there are in all.
+    async fn container_objects(
+        &self,
+        cloud_id: &str,
+        containers: &[(String, String)],
+        limit: u64,
+    ) -> StoreResult<(Vec<ContainerObject>, u64)>;
+    /// Claims up to `limit` pending deliveries due at `now` for sending: each one's attempt
+    /// count goes up and it is not due again before `lease_until`, so a sender that dies
+    /// mid-send leaves it to be claimed again, and no other instance claims it meanwhile.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records how attempts ended, in one transaction. An outcome whose `attempt` is not the
+    /// delivery's current count (an older claim's) changes nothing.
+    async fn finish_attempts(
+        &self,
+        attempts: &[FinishedAttempt],
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The app's most recent deliveries, newest first.
+    async fn deliveries_of_app(&self, app_id: &str, limit: u32) -> StoreResult<Vec<Delivery>>;
+    /// Makes the app's delivery due again at `now` with a fresh count of attempts; returns
+    /// whether the app has such a delivery.
+    async fn redeliver(
+        &self,
+        app_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+}
+
 /// Told when some instance changed what access decisions depend on (a revocation, a
 /// block, a membership…), so it can drop what it cached.
 pub trait AccessListener: Send + Sync {
@@ -314,6 +380,7 @@ pub trait Store:
     + GrantStore
     + KeyStore
     + AuditLog
+    + EventStore
 {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

@@ -16,6 +16,7 @@ pub mod rotation;
 pub mod route;
 pub mod scope;
 pub mod token_request;
+pub mod webhooks;
 
 pub use error::{ErrorCode, OAuthError};
 pub use params::Params;

@@ -12,6 +12,10 @@ use crate::accounts::{AccountRow, SessionRow};
 use crate::api_tokens::ApiTokenRow;
 use crate::apps::{AppItemRow, AppRow, InstallationRow, SecretRow};
 use crate::audit::{AuditRow, KeyRow};
+use crate::events::{
+    ContainerObjectRow, CountRow, DeliveryRow, DueDeliveryRow, ScopesRow, StatusCountRow,
+    SubscriberRow, SubscriptionEventRow, SubscriptionRow,
+};
 use crate::grants::{
     CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow, RefreshStateRow,
 };
@@ -213,6 +217,15 @@ pub trait Conn:
     + Fetch<RefreshStateRow>
     + Fetch<KeyRow>
     + Fetch<AuditRow>
+    + Fetch<SubscriptionRow>
+    + Fetch<SubscriberRow>
+    + Fetch<SubscriptionEventRow>
+    + Fetch<ScopesRow>
+    + Fetch<ContainerObjectRow>
+    + Fetch<CountRow>
+    + Fetch<StatusCountRow>
+    + Fetch<DeliveryRow>
+    + Fetch<DueDeliveryRow>
 {
     /// Runs a statement; returns the number of rows it changed.
     fn execute(&mut self, stmt: Stmt<'_>) -> impl Future<Output = Result<u64, Fail>> + Send;

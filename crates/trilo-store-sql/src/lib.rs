@@ -15,6 +15,7 @@ pub mod apps;
 pub mod audit;
 pub mod conn;
 pub mod convert;
+pub mod events;
 pub mod grants;
 pub mod policies;
 pub mod preload;

@@ -1,7 +1,7 @@
 //! Containers, guests' containers and data security policies (`PolicyStore`): rows, SQL
 //! and the operations.
 
-use trilo_core::model::{Container, Policy};
+use trilo_core::model::{Container, Outbox, Policy};
 use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
@@ -184,7 +184,8 @@ pub async fn guest_containers(
     Ok(rows.into_iter().map(|r| r.container_key).collect())
 }
 
-pub async fn put_policy(mut tx: impl Tx, p: &Policy) -> Result<(), Fail> {
+/// The policy and its events commit together (the outbox rule).
+pub async fn put_policy(mut tx: impl Tx, p: &Policy, outbox: &[Outbox]) -> Result<(), Fail> {
     tx.execute(
         Stmt::new(sql::PUT_POLICY)
             .bind(&p.policy_id)
@@ -207,6 +208,9 @@ pub async fn put_policy(mut tx: impl Tx, p: &Policy) -> Result<(), Fail> {
                 .bind(key),
         )
         .await?;
+    }
+    for entry in outbox {
+        crate::events::write_outbox(&mut tx, entry).await?;
     }
     tx.commit().await
 }

@@ -5,6 +5,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
+    ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Outbox, Subscriber,
+    WebhookSubscription,
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
     Container, Grant, Installation, Membership, NewCode, NewFamily, Policy, Product,
     ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
@@ -12,11 +14,13 @@ use trilo_core::model::{
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccountStore, ApiTokenStore, AppStore, AuditLog, GrantStore, KeyStore, PolicyStore, Refreshed,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore, GrantStore, KeyStore, PolicyStore, Refreshed,
     SessionStore, SiteStore, StoreError, StoreResult,
 };
 use trilo_store_sql::grants::GrantLocks;
-use trilo_store_sql::{accounts, api_tokens, apps, audit, grants, policies, sites};
+use trilo_store_sql::convert::ms;
+use trilo_store_sql::events::Dialect;
+use trilo_store_sql::{accounts, api_tokens, apps, audit, events, grants, policies, sites};
 
 use crate::SqliteStore;
 use crate::direct;
@@ -143,8 +147,9 @@ impl PolicyStore for SqliteStore {
             .await
     }
 
-    async fn put_policy(&self, policy: &Policy) -> StoreResult<()> {
-        self.write(|tx| policies::put_policy(tx, policy)).await
+    async fn put_policy(&self, policy: &Policy, outbox: &[Outbox]) -> StoreResult<()> {
+        self.write(|tx| policies::put_policy(tx, policy, outbox))
+            .await
     }
 
     async fn policy(&self, policy_id: &str) -> StoreResult<Option<Policy>> {
@@ -438,4 +443,105 @@ impl AuditLog for SqliteStore {
 /// A queued write answered for another kind of write: a bug in `group_commit`.
 fn unexpected_answer() -> StoreError {
     StoreError::Unavailable("the SQLite committer answered another kind of write".to_owned())
+}
+
+/// The SQL dialect of this backend's webhook statements.
+const DIALECT: Dialect = Dialect::Sqlite;
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn insert_subscription(&self, subscription: &WebhookSubscription) -> StoreResult<()> {
+        self.write(|tx| events::insert_subscription(tx, subscription))
+            .await
+    }
+
+    async fn subscriptions_of_app(&self, app_id: &str) -> StoreResult<Vec<WebhookSubscription>> {
+        self.snapshot(|tx| events::subscriptions_of_app(tx, app_id))
+            .await
+    }
+
+    async fn delete_subscription(
+        &self,
+        app_id: &str,
+        subscription_id: &str,
+    ) -> StoreResult<bool> {
+        self.write(|tx| events::delete_subscription(tx, app_id, subscription_id))
+            .await
+    }
+
+    async fn subscribers(&self, event_name: &str, cloud_id: &str) -> StoreResult<Vec<Subscriber>> {
+        self.snapshot(|tx| events::subscribers(tx, event_name, cloud_id))
+            .await
+    }
+
+    async fn member_grant_scopes(
+        &self,
+        app_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> StoreResult<Vec<Vec<String>>> {
+        self.read(|c| events::member_grant_scopes(c, app_id, cloud_id, product_key))
+            .await
+    }
+
+    async fn record_event(&self, outbox: &Outbox) -> StoreResult<bool> {
+        self.write(|tx| events::record_event(tx, outbox)).await
+    }
+
+    async fn put_container_objects(&self, objects: &[ContainerObject]) -> StoreResult<()> {
+        self.write(|tx| events::put_container_objects(tx, DIALECT, objects))
+            .await
+    }
+
+    async fn container_objects(
+        &self,
+        cloud_id: &str,
+        containers: &[(String, String)],
+        limit: u64,
+    ) -> StoreResult<(Vec<ContainerObject>, u64)> {
+        self.snapshot(|tx| events::container_objects(tx, cloud_id, containers, limit))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let claim_id = uuid::Uuid::new_v4().to_string();
+        let (now, lease_until) = (ms(now), ms(lease_until));
+        self.write(|tx| events::claim_deliveries(tx, DIALECT, &claim_id, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_attempts(
+        &self,
+        attempts: &[FinishedAttempt],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now = ms(now);
+        self.write(|tx| events::finish_attempts(tx, attempts, now))
+            .await
+    }
+
+    async fn deliveries_of_app(&self, app_id: &str, limit: u32) -> StoreResult<Vec<Delivery>> {
+        self.read(|c| events::deliveries_of_app(c, app_id, limit))
+            .await
+    }
+
+    async fn redeliver(
+        &self,
+        app_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let now = ms(now);
+        self.write(|tx| events::redeliver(tx, app_id, delivery_id, now))
+            .await
+    }
+
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
+        self.read(events::delivery_counts).await
+    }
 }

@@ -132,7 +132,7 @@ impl Core {
 
     async fn save_policy(&self, policy: &Policy, action: &str) -> CoreResult<()> {
         self.store
-            .put_policy(policy)
+            .put_policy(policy, &[])
             .await
             .map_err(|e| match CoreError::from(e) {
                 CoreError::NotFound(_) => CoreError::NotFound("site or container"),

@@ -119,7 +119,7 @@ pub async fn policies_round_trip_and_replace_their_containers(store: Arc<dyn Sto
         created_at: at(1),
         updated_at: at(1),
     };
-    store.put_policy(&policy).await.unwrap();
+    store.put_policy(&policy, &[]).await.unwrap();
     assert_eq!(
         store.policy(&policy.policy_id).await.unwrap(),
         Some(policy.clone())
@@ -130,7 +130,7 @@ pub async fn policies_round_trip_and_replace_their_containers(store: Arc<dyn Sto
         (w.product.key.clone(), "OPS".into()),
     ];
     policy.updated_at = at(2);
-    store.put_policy(&policy).await.unwrap();
+    store.put_policy(&policy, &[]).await.unwrap();
     assert_eq!(
         store.policies(&w.site.cloud_id).await.unwrap(),
         vec![policy.clone()]
@@ -138,6 +138,6 @@ pub async fn policies_round_trip_and_replace_their_containers(store: Arc<dyn Sto
     let mut bad = policy.clone();
     bad.policy_id = fixtures::new_id();
     bad.containers = vec![(w.product.key.clone(), "NOPE".into())];
-    assert_not_found(store.put_policy(&bad).await);
+    assert_not_found(store.put_policy(&bad, &[]).await);
     assert!(store.policy(&bad.policy_id).await.unwrap().is_none());
 }
