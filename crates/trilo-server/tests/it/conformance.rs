@@ -170,4 +170,13 @@ conformance_tests![
     signing_keys_round_trip_and_only_one_is_current,
     audit_events_filter_by_site_and_action_prefix_newest_first,
     audit_limit_zero_means_one_hundred,
+    // webhooks
+    subscriptions_round_trip_list_by_event_and_delete,
+    member_grant_scopes_are_those_of_live_grants_of_members,
+    recorded_events_are_claimed_once_until_their_lease_ends,
+    attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims,
+    concurrent_claims_hand_each_delivery_to_one_claimant,
+    deleting_a_subscription_or_app_drops_its_deliveries,
+    container_objects_are_reported_listed_capped_and_counted,
+    a_policy_and_its_events_commit_together,
 ];

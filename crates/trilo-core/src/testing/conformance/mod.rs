@@ -7,6 +7,7 @@
 mod accounts;
 mod api_tokens;
 mod apps;
+mod events;
 mod grants;
 mod keys_audit;
 mod policies;
@@ -23,6 +24,7 @@ use crate::store::{Store, StoreError, StoreResult};
 pub use accounts::*;
 pub use api_tokens::*;
 pub use apps::*;
+pub use events::*;
 pub use grants::*;
 pub use keys_audit::*;
 pub use policies::*;
@@ -117,6 +119,15 @@ pub fn all() -> Vec<(&'static str, CaseFn)> {
         signing_keys_round_trip_and_only_one_is_current,
         audit_events_filter_by_site_and_action_prefix_newest_first,
         audit_limit_zero_means_one_hundred,
+        // webhooks
+        subscriptions_round_trip_list_by_event_and_delete,
+        member_grant_scopes_are_those_of_live_grants_of_members,
+        recorded_events_are_claimed_once_until_their_lease_ends,
+        attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims,
+        concurrent_claims_hand_each_delivery_to_one_claimant,
+        deleting_a_subscription_or_app_drops_its_deliveries,
+        container_objects_are_reported_listed_capped_and_counted,
+        a_policy_and_its_events_commit_together,
     ]
 }
 
