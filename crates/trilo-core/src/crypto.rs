@@ -154,6 +154,63 @@ impl ChildTokens {
     }
 }
 
+/// The secrets of webhooks, derived rather than stored: a subscription's signing secret
+/// is `HMAC(key, "subscription:" + id)` and a product's event-ingest secret
+/// `HMAC(key, "product:" + key)`, so a copy of the database signs nothing and reads no
+/// secret. Every instance sharing the key-encryption key derives the same ones.
+#[derive(Clone)]
+pub struct WebhookSecrets(hmac::Key);
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecrets([redacted])")
+    }
+}
+
+impl WebhookSecrets {
+    pub fn new(sealing: &SealingKey) -> Self {
+        Self(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &sealing.subkey("trilo webhook secrets v1"),
+        ))
+    }
+
+    fn derive(&self, label: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, label.as_bytes()).as_ref())
+    }
+
+    /// The secret a subscription's deliveries are signed with (shown to its developer).
+    pub fn subscription_secret(&self, subscription_id: &str) -> String {
+        self.derive(&format!("subscription:{subscription_id}"))
+    }
+
+    /// The secret a product presents to post its events.
+    pub fn product_secret(&self, product_key: &str) -> String {
+        self.derive(&format!("product:{product_key}"))
+    }
+
+    /// Whether `presented` is the product's secret (constant time).
+    pub fn is_product_secret(&self, product_key: &str, presented: &str) -> bool {
+        let expected = self.product_secret(product_key);
+        expected.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+/// HMAC-SHA-256 of `message` keyed with `secret`: a webhook request's signature.
+pub fn hmac_sha256(secret: &str, message: &[u8]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    hmac::sign(&key, message).as_ref().to_vec()
+}
+
+/// A uniform number in `[0, 1)` for jitter.
+pub fn random_unit() -> f64 {
+    let bits = u64::from_le_bytes(random_bytes::<8>()) >> 11;
+    // 53 random bits: exactly representable.
+    #[allow(clippy::cast_precision_loss)]
+    let unit = bits as f64 / (1_u64 << 53) as f64;
+    unit
+}
+
 #[allow(clippy::panic, reason = "AES-256-GCM with a 32-byte key cannot fail")]
 fn unreachable_key() -> ! {
     panic!("AES-256-GCM rejected a 32-byte key")

@@ -22,6 +22,7 @@ pub struct Settings {
     /// How long the gateway reuses a checked standing (at most 1 s: DESIGN §3's bound on
     /// revocation at every instance).
     pub gateway_cache_ttl: Duration,
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -43,6 +44,38 @@ impl Settings {
             refresh_absolute: Duration::days(365),
             refresh_reuse_leeway: Duration::minutes(10),
             gateway_cache_ttl: Duration::milliseconds(500),
+            webhooks: WebhookSettings::default(),
+        }
+    }
+}
+
+/// How webhooks are accepted and delivered (DESIGN §3 "Webhooks").
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// Accept `http://` receivers on loopback addresses (development and tests only).
+    pub allow_http_loopback: bool,
+    /// Backoff and the number of attempts before a delivery is dead.
+    pub retry: trilo_protocol::webhooks::RetryPolicy,
+    /// How long a claimed delivery is left to its sender before another may claim it: longer
+    /// than a send may take (`send_timeout`), so a live sender is never doubled.
+    pub lease: Duration,
+    /// A receiver that has not answered by then has failed the attempt.
+    pub send_timeout: Duration,
+    /// The most objects one data security policy event lists.
+    pub max_policy_objects: usize,
+    /// The largest event body a product may post.
+    pub max_event_bytes: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_http_loopback: false,
+            retry: trilo_protocol::webhooks::RetryPolicy::default(),
+            lease: Duration::seconds(60),
+            send_timeout: Duration::seconds(10),
+            max_policy_objects: trilo_protocol::webhooks::DEFAULT_POLICY_EVENT_MAX_OBJECTS,
+            max_event_bytes: 1024 * 1024,
         }
     }
 }

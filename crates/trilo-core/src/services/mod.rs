@@ -10,6 +10,7 @@ pub mod api_tokens;
 pub mod authorize;
 pub mod clients;
 pub mod console;
+pub mod events;
 pub mod gateway;
 pub mod policies;
 pub mod refresh;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::crypto::{ChildTokens, SealingKey};
+use crate::crypto::{ChildTokens, SealingKey, WebhookSecrets};
 use crate::error::CoreResult;
 use crate::keys::{KeyError, KeySet};
 use crate::model::AuditEvent;
@@ -42,6 +43,10 @@ pub struct Core {
     pub catalogs: Arc<gateway::CatalogCache>,
     /// Every product's scope catalog (see [`gateway::ProductScopesCache`]).
     pub product_scopes: Arc<gateway::ProductScopesCache>,
+    /// Derives webhook signing secrets and products' event-ingest secrets.
+    pub webhook_secrets: WebhookSecrets,
+    /// Wakes this instance's webhook senders when deliveries were recorded here.
+    pub deliveries_ready: Arc<events::DeliveriesReady>,
     /// What access decisions cached: cleared together by every access change.
     caches: Arc<AccessCaches>,
 }
@@ -54,6 +59,8 @@ struct AccessCaches {
     clients: clients::ClientCache,
     /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
     answers: answers::AnswerCache,
+    /// What the webhook delivery rule read (see [`events::EventCaches`]).
+    events: events::EventCaches,
 }
 
 impl AccessListener for AccessCaches {
@@ -61,6 +68,7 @@ impl AccessListener for AccessCaches {
         self.gateway.clear();
         self.clients.clear();
         self.answers.clear();
+        self.events.clear();
     }
 }
 
@@ -86,6 +94,7 @@ impl Core {
             gateway: gateway::GatewayCache::new(ttl),
             clients: clients::ClientCache::new(ttl),
             answers: answers::AnswerCache::new(ttl),
+            events: events::EventCaches::new(ttl),
         });
         store.listen_for_access_changes(caches.clone());
         Ok(Core {
@@ -94,6 +103,8 @@ impl Core {
             keys,
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
+            webhook_secrets: WebhookSecrets::new(sealing),
+            deliveries_ready: Arc::default(),
             catalogs: Arc::default(),
             product_scopes: Arc::default(),
             caches,

@@ -83,7 +83,7 @@ impl Core {
             created_at: now,
             updated_at: now,
         };
-        self.save_policy(&policy, "policy.created").await?;
+        self.save_policy(&policy, None, "policy.created").await?;
         Ok(policy)
     }
 
@@ -94,6 +94,7 @@ impl Core {
             .policy(policy_id)
             .await?
             .ok_or(CoreError::NotFound("policy"))?;
+        let before = policy.clone();
         policy.active = active;
         policy.updated_at = self.now();
         let action = if active {
@@ -101,7 +102,7 @@ impl Core {
         } else {
             "policy.deactivated"
         };
-        self.save_policy(&policy, action).await?;
+        self.save_policy(&policy, Some(&before), action).await?;
         Ok(policy)
     }
 
@@ -123,22 +124,34 @@ impl Core {
                 "a policy name must have 1 to {MAX_POLICY_NAME_CHARS} characters"
             )));
         }
+        let before = policy.clone();
         policy.name = name.to_owned();
         policy.containers = containers;
         policy.updated_at = self.now();
-        self.save_policy(&policy, "policy.changed").await?;
+        self.save_policy(&policy, Some(&before), "policy.changed").await?;
         Ok(policy)
     }
 
-    async fn save_policy(&self, policy: &Policy, action: &str) -> CoreResult<()> {
+    /// Stores the policy with the events its change emits (one transaction), then tells
+    /// the caches and the senders.
+    async fn save_policy(
+        &self,
+        policy: &Policy,
+        before: Option<&Policy>,
+        action: &str,
+    ) -> CoreResult<()> {
+        let outbox = self.policy_events(policy, before).await?;
         self.store
-            .put_policy(policy, &[])
+            .put_policy(policy, &outbox)
             .await
             .map_err(|e| match CoreError::from(e) {
                 CoreError::NotFound(_) => CoreError::NotFound("site or container"),
                 other => other,
             })?;
         self.access_changed().await;
+        if outbox.iter().any(|o| !o.deliveries.is_empty()) {
+            self.deliveries_ready.notify();
+        }
         self.audit(
             None,
             action,
