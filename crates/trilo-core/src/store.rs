@@ -308,8 +308,7 @@ pub trait EventStore: Send + Sync {
     /// The app's subscriptions, oldest first.
     async fn subscriptions_of_app(&self, app_id: &str) -> StoreResult<Vec<WebhookSubscription>>;
     /// Deletes the app's subscription and its deliveries; returns whether it existed.
-    async fn delete_subscription(&self, app_id: &str, subscription_id: &str)
-    -> StoreResult<bool>;
+    async fn delete_subscription(&self, app_id: &str, subscription_id: &str) -> StoreResult<bool>;
     /// The subscriptions to `event_name`, each with whether its app is installed on
     /// `cloud_id`, oldest first.
     async fn subscribers(&self, event_name: &str, cloud_id: &str) -> StoreResult<Vec<Subscriber>>;

@@ -382,7 +382,9 @@ mod tests {
         );
         assert_eq!(
             validate_events(&["jira:issue_exploded"]),
-            Err(SubscriptionError::UnknownEvent("jira:issue_exploded".into()))
+            Err(SubscriptionError::UnknownEvent(
+                "jira:issue_exploded".into()
+            ))
         );
         assert_eq!(
             validate_events::<&str>(&[]),

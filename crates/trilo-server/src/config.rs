@@ -38,6 +38,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub sessions: SessionsConfig,
     pub gateway: GatewayConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +71,32 @@ pub struct GatewayConfig {
     /// How long a checked token's standing is reused (at most 1s: the bound on how late a
     /// revocation on another instance takes effect).
     pub cache_ttl: String,
+}
+
+/// How webhooks are accepted and delivered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Accept `http://` receivers on 127.0.0.1, ::1 or localhost (development only).
+    pub allow_http_loopback: bool,
+    /// The wait after a first failed attempt; doubled after each further one.
+    pub retry_base: String,
+    /// The longest wait between two attempts.
+    pub retry_cap: String,
+    /// Attempts before a delivery is dead (the developer can redeliver it).
+    pub max_attempts: i64,
+    /// How long a claimed delivery is left to its sender before another may claim it.
+    pub lease: String,
+    /// A receiver that has not answered by then has failed the attempt.
+    pub send_timeout: String,
+    /// The most objects one data security policy event lists.
+    pub max_policy_objects: usize,
+    /// Deliveries sent at once by this instance.
+    pub concurrency: usize,
+    /// How often this instance looks for due deliveries when nothing woke it.
+    pub poll_interval: String,
+    /// Send deliveries from this instance (off for an instance that only serves requests).
+    pub deliver: bool,
 }
 
 fn serialize_secret_opt<S: serde::Serializer>(
@@ -109,6 +136,18 @@ impl Default for Config {
             },
             sessions: SessionsConfig {
                 lifetime: "12h".into(),
+            },
+            webhooks: WebhooksConfig {
+                allow_http_loopback: false,
+                retry_base: "10s".into(),
+                retry_cap: "30m".into(),
+                max_attempts: 24,
+                lease: "60s".into(),
+                send_timeout: "10s".into(),
+                max_policy_objects: 200_000,
+                concurrency: 256,
+                poll_interval: "500ms".into(),
+                deliver: true,
             },
         }
     }
@@ -224,6 +263,7 @@ impl Config {
                 &t.refresh_reuse_leeway,
             )?,
             gateway_cache_ttl,
+            webhooks: self.webhooks.settings()?,
         };
         let upstreams = UpstreamSettings {
             connect_timeout: std_duration(
@@ -248,6 +288,45 @@ impl Config {
             database,
             settings,
             upstreams,
+        })
+    }
+}
+
+impl WebhooksConfig {
+    fn settings(&self) -> Result<trilo_core::settings::WebhookSettings, ConfigError> {
+        let ms = |key, value: &str| {
+            parse_duration(key, value)
+                .map(|d| i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX))
+        };
+        if self.max_attempts < 1 {
+            return Err(invalid("webhooks.max_attempts", "must be 1 or more"));
+        }
+        if self.max_policy_objects < 1 {
+            return Err(invalid("webhooks.max_policy_objects", "must be 1 or more"));
+        }
+        if self.concurrency < 1 {
+            return Err(invalid("webhooks.concurrency", "must be 1 or more"));
+        }
+        let lease = parse_duration("webhooks.lease", &self.lease)?;
+        let send_timeout = parse_duration("webhooks.send_timeout", &self.send_timeout)?;
+        if lease <= send_timeout {
+            return Err(invalid(
+                "webhooks.lease",
+                "must be longer than webhooks.send_timeout, or a slow send would be doubled",
+            ));
+        }
+        parse_duration("webhooks.poll_interval", &self.poll_interval)?;
+        Ok(trilo_core::settings::WebhookSettings {
+            allow_http_loopback: self.allow_http_loopback,
+            retry: trilo_protocol::webhooks::RetryPolicy {
+                base_ms: ms("webhooks.retry_base", &self.retry_base)?,
+                cap_ms: ms("webhooks.retry_cap", &self.retry_cap)?,
+                max_attempts: self.max_attempts,
+            },
+            lease,
+            send_timeout,
+            max_policy_objects: self.max_policy_objects,
+            ..trilo_core::settings::WebhookSettings::default()
         })
     }
 }

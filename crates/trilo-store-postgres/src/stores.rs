@@ -5,21 +5,20 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
-    ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Outbox, Subscriber,
-    WebhookSubscription,
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Container, Grant, Installation, Membership, NewCode, NewFamily, Policy, Product,
-    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
-    SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, UserInstalls,
+    Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
+    Installation, Membership, NewCode, NewFamily, Outbox, Policy, Product, ProductOperation,
+    Redeemed, RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site,
+    SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore, GrantStore, KeyStore, PolicyStore, Refreshed,
-    SessionStore, SiteStore, StoreResult,
+    AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore, GrantStore, KeyStore, PolicyStore,
+    Refreshed, SessionStore, SiteStore, StoreResult,
 };
-use trilo_store_sql::grants::GrantLocks;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::events::Dialect;
+use trilo_store_sql::grants::GrantLocks;
 use trilo_store_sql::{accounts, api_tokens, apps, audit, events, grants, policies, sites};
 
 use crate::PgStore;
@@ -439,11 +438,7 @@ impl EventStore for PgStore {
             .await
     }
 
-    async fn delete_subscription(
-        &self,
-        app_id: &str,
-        subscription_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_subscription(&self, app_id: &str, subscription_id: &str) -> StoreResult<bool> {
         self.write(|tx| events::delete_subscription(tx, app_id, subscription_id))
             .await
     }

@@ -495,9 +495,7 @@ pub async fn claim_deliveries(
         tx.commit().await?;
         return Ok(Vec::new());
     }
-    let rows: Vec<DueDeliveryRow> = tx
-        .fetch_all(Stmt::new(sql::CLAIMED).bind(claim_id))
-        .await?;
+    let rows: Vec<DueDeliveryRow> = tx.fetch_all(Stmt::new(sql::CLAIMED).bind(claim_id)).await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()

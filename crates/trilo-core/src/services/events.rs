@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use trilo_protocol::ScopeSet;
 use trilo_protocol::webhooks::{
-    self, AfterFailure, Affected, AffectedObject, EventType, Recipient, SubscriptionError,
+    self, Affected, AffectedObject, AfterFailure, EventType, Recipient, SubscriptionError,
 };
 use url::Url;
 
@@ -23,8 +23,8 @@ use super::{Core, new_id};
 use crate::crypto::{hmac_sha256, random_unit, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
-    AttemptOutcome, ContainerObject, Delivery, DeliveryCounts, DueDelivery, Event,
-    FinishedAttempt, NewDelivery, ObjectChange, Outbox, Policy, WebhookSubscription,
+    AttemptOutcome, ContainerObject, Delivery, DeliveryCounts, DueDelivery, Event, FinishedAttempt,
+    NewDelivery, ObjectChange, Outbox, Policy, WebhookSubscription,
 };
 
 /// Subscriptions an app may have: enough for every event, bounded for the pages.
@@ -191,7 +191,11 @@ impl Core {
     /// Records a product's event with a delivery for each subscribed app the rule admits
     /// (installed, a member's live grant covers the event, no active policy blocks its
     /// container), in one transaction, and wakes the senders.
-    pub async fn ingest_event(&self, product_key: &str, event: ProductEvent) -> CoreResult<Ingested> {
+    pub async fn ingest_event(
+        &self,
+        product_key: &str,
+        event: ProductEvent,
+    ) -> CoreResult<Ingested> {
         let kind = webhooks::event_type(&event.name)
             .filter(|k| k.product.is_some())
             .ok_or_else(|| CoreError::Invalid(format!("unknown event {:?}", event.name)))?;
@@ -346,7 +350,11 @@ impl Core {
                 container_blocked,
             };
             if webhooks::deliver_to(kind, &to).is_ok() {
-                out.push(delivery_to(&s.subscription, kind, event.account_id.as_deref()));
+                out.push(delivery_to(
+                    &s.subscription,
+                    kind,
+                    event.account_id.as_deref(),
+                ));
             }
         }
         Ok(out)
@@ -387,7 +395,10 @@ impl Core {
                 .flat_map(|p| p.containers)
                 .collect(),
         );
-        self.caches.events.blocked.put(cloud_id.to_owned(), blocked.clone());
+        self.caches
+            .events
+            .blocked
+            .put(cloud_id.to_owned(), blocked.clone());
         Ok(blocked)
     }
 
@@ -575,7 +586,11 @@ impl Core {
 
     /// Sends the app's delivery again now, with a fresh count of attempts.
     pub async fn redeliver(&self, app_id: &str, delivery_id: &str) -> CoreResult<()> {
-        if self.store.redeliver(app_id, delivery_id, self.now()).await? {
+        if self
+            .store
+            .redeliver(app_id, delivery_id, self.now())
+            .await?
+        {
             self.deliveries_ready.notify();
             Ok(())
         } else {
@@ -631,7 +646,10 @@ mod tests {
     #[test]
     fn product_event_ids_are_stable_and_distinct_across_products() {
         assert_eq!(product_event_id("jira", "1"), product_event_id("jira", "1"));
-        assert_ne!(product_event_id("jira", "1"), product_event_id("confluence", "1"));
+        assert_ne!(
+            product_event_id("jira", "1"),
+            product_event_id("confluence", "1")
+        );
         assert_ne!(product_event_id("jira", "1"), product_event_id("jira", "2"));
     }
 }

@@ -128,7 +128,8 @@ impl Core {
         policy.name = name.to_owned();
         policy.containers = containers;
         policy.updated_at = self.now();
-        self.save_policy(&policy, Some(&before), "policy.changed").await?;
+        self.save_policy(&policy, Some(&before), "policy.changed")
+            .await?;
         Ok(policy)
     }
 

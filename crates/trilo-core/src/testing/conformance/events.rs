@@ -143,7 +143,10 @@ pub async fn member_grant_scopes_are_those_of_live_grants_of_members(store: Arc<
             .member_grant_scopes(&w.app.app_id, &w.site.cloud_id, &w.product.key)
             .await
             .unwrap(),
-        vec![vec!["read:jira-work".to_owned(), "offline_access".to_owned()]]
+        vec![vec![
+            "read:jira-work".to_owned(),
+            "offline_access".to_owned()
+        ]]
     );
     assert!(
         store
@@ -214,9 +217,7 @@ pub async fn recorded_events_are_claimed_once_until_their_lease_ends(store: Arc<
     assert!(reclaimed.iter().all(|d| d.delivery.attempts == 2));
 }
 
-pub async fn attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims(
-    store: Arc<dyn Store>,
-) {
+pub async fn attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let sub = subscription(&w.app.app_id, &["jira:issue_created"], 1);
     store.insert_subscription(&sub).await.unwrap();
@@ -266,7 +267,11 @@ pub async fn attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims(
     // An outcome of an older claim changes nothing.
     store
         .finish_attempts(
-            &[finished(0, 7, AttemptOutcome::Delivered { status_code: 299 })],
+            &[finished(
+                0,
+                7,
+                AttemptOutcome::Delivered { status_code: 299 },
+            )],
             at(22),
         )
         .await
@@ -308,13 +313,13 @@ pub async fn attempt_outcomes_deliver_retry_or_kill_and_ignore_stale_claims(
     assert_eq!(due[0].delivery.attempts, 2);
 
     // Redelivery makes a dead delivery due again with a fresh count; only for its app.
+    assert!(!store.redeliver("other-app", ids[2], at(31)).await.unwrap());
     assert!(
-        !store
-            .redeliver("other-app", ids[2], at(31))
+        store
+            .redeliver(&w.app.app_id, ids[2], at(31))
             .await
             .unwrap()
     );
-    assert!(store.redeliver(&w.app.app_id, ids[2], at(31)).await.unwrap());
     let again = store.claim_deliveries(at(31), at(60), 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.delivery_id, ids[2]);
@@ -383,7 +388,10 @@ pub async fn deleting_a_subscription_or_app_drops_its_deliveries(store: Arc<dyn 
         .await
         .unwrap();
     assert!(store.delete_app(&w.app.app_id).await.unwrap());
-    assert_eq!(store.delivery_counts().await.unwrap(), DeliveryCounts::default());
+    assert_eq!(
+        store.delivery_counts().await.unwrap(),
+        DeliveryCounts::default()
+    );
 }
 
 pub async fn container_objects_are_reported_listed_capped_and_counted(store: Arc<dyn Store>) {
