@@ -5,7 +5,7 @@
 
 pub mod upstream;
 
-pub use upstream::{SeedContainer, UpstreamConfig, router, serve};
+pub use upstream::{EventSink, SeedContainer, UpstreamConfig, router, serve};
 
 use trilo_protocol::catalog::{CatalogError, scopes_from_openapi};
 use trilo_protocol::model_catalog::CatalogScope;

@@ -11,12 +11,15 @@ use crate::db::open_store;
 use crate::http;
 use crate::keyfile::sealing_key;
 use crate::state::AppState;
+use crate::webhooks;
 
 /// The services and the router for one configuration.
 #[derive(Clone, Debug)]
 pub struct Server {
     pub core: Core,
     pub router: axum::Router,
+    /// The webhook sender, stopped when the last clone of the server is dropped.
+    pub sender: Option<Arc<webhooks::SenderHandle>>,
 }
 
 /// Opens the store (migrating if configured), loads the signing keys, builds the router.
@@ -38,9 +41,14 @@ pub async fn build_with_clock(
         validated.secure_cookies(),
         validated.upstreams,
     );
+    let sender = match validated.sender {
+        Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),
+        None => None,
+    };
     Ok(Server {
         core,
         router: http::router(state),
+        sender,
     })
 }
 

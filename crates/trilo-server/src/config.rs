@@ -168,6 +168,8 @@ pub struct Validated {
     pub database: DatabaseUrl,
     pub settings: Settings,
     pub upstreams: UpstreamSettings,
+    /// How this instance sends webhooks; `None` when `webhooks.deliver` is off.
+    pub sender: Option<crate::webhooks::SenderSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,12 +284,30 @@ impl Config {
                 .ok_or_else(|| invalid("gateway.max_request_body_mib", "must be 1 or more"))?,
             ..UpstreamSettings::default()
         };
+        let sender = self
+            .webhooks
+            .deliver
+            .then(|| -> Result<_, ConfigError> {
+                Ok(crate::webhooks::SenderSettings {
+                    concurrency: self.webhooks.concurrency,
+                    poll_interval: std_duration(
+                        "webhooks.poll_interval",
+                        &self.webhooks.poll_interval,
+                    )?,
+                    send_timeout: std_duration(
+                        "webhooks.send_timeout",
+                        &self.webhooks.send_timeout,
+                    )?,
+                })
+            })
+            .transpose()?;
         Ok(Validated {
             config: self,
             listen,
             database,
             settings,
             upstreams,
+            sender,
         })
     }
 }

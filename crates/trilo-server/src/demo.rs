@@ -183,13 +183,23 @@ pub async fn seed(
 }
 
 /// Serves the sample products' upstreams under `/sample` (the upstream base [`seed`] gives
-/// the demo sites), trusting the server's own signing keys.
+/// the demo sites), trusting the server's own signing keys; the sample Jira posts its
+/// events to the server's `/internal/events`.
 pub fn with_sample_products(router: axum::Router, core: &Core) -> anyhow::Result<axum::Router> {
+    let events_url = format!(
+        "{}/internal/events",
+        core.settings.api_url.trim_end_matches('/')
+    );
+    let jira = trilo_sample_products::JIRA.key;
     let config = trilo_sample_products::UpstreamConfig::from_jwks_json(
         core.settings.auth_url.clone(),
         core.keys.jwks(),
     )?
-    .with_links_base(core.settings.api_url.clone());
+    .with_links_base(core.settings.api_url.clone())
+    .with_events(
+        jira,
+        trilo_sample_products::EventSink::new(events_url, core.product_events_secret(jira)),
+    );
     Ok(router.nest("/sample", trilo_sample_products::router(config)))
 }
 

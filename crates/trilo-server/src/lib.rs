@@ -10,3 +10,4 @@ pub mod http;
 pub mod keyfile;
 pub mod state;
 pub mod views;
+pub mod webhooks;

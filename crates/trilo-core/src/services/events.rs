@@ -216,15 +216,7 @@ impl Core {
                 )));
             }
         }
-        if !self
-            .store
-            .site_products(&event.cloud_id)
-            .await?
-            .iter()
-            .any(|p| p.product_key == product_key)
-        {
-            return Err(CoreError::NotFound("product on the site"));
-        }
+        self.require_hosted(&event.cloud_id, product_key).await?;
         let now = self.now();
         let event_id = match &event.id {
             Some(id) => product_event_id(product_key, id),
@@ -305,6 +297,7 @@ impl Core {
                 "ids, keys and kinds must have 1 to {MAX_KEY_CHARS} characters"
             )));
         }
+        self.require_hosted(cloud_id, product_key).await?;
         let objects: Vec<ContainerObject> = ids
             .into_iter()
             .map(|object_id| ContainerObject {
@@ -317,6 +310,20 @@ impl Core {
             .collect();
         self.store.put_container_objects(&objects).await?;
         Ok(objects.len())
+    }
+
+    async fn require_hosted(&self, cloud_id: &str, product_key: &str) -> CoreResult<()> {
+        let hosted = self
+            .store
+            .site_products(cloud_id)
+            .await?
+            .iter()
+            .any(|p| p.product_key == product_key);
+        if hosted {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("product on the site"))
+        }
     }
 
     /// The deliveries of a product event: one per subscription whose app the rule admits.

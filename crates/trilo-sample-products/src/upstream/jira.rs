@@ -161,11 +161,47 @@ async fn create_issue(
         };
         let mut new = parsed?;
         new.project_key = project_key;
-        let issue = site.create_issue(new, OffsetDateTime::now_utc())?;
-        Some((issue.id, issue.key.clone()))
+        let (id, key) = {
+            let issue = site.create_issue(new, OffsetDateTime::now_utc())?;
+            (issue.id, issue.key.clone())
+        };
+        let issue = site.issue(&key)?;
+        let project = site.project(&issue.project_key)?;
+        Some((id, key, issue_json(&base, issue, project)))
     });
     match created {
-        Some((id, key)) if errors.is_empty() => (
+        Some((id, key, issue)) if errors.is_empty() => {
+            upstream.config.emit(
+                Product::Jira.key(),
+                issue_created_event(&caller, &key, id, issue),
+            );
+            created_response(id, &key, &base)
+        }
+        _ => field_errors(errors),
+    }
+}
+
+/// `jira:issue_created` as the sample Jira posts it to trilo: its id is the issue's, so a
+/// retried post is recorded once.
+fn issue_created_event(caller: &Caller, key: &str, id: u64, issue: Value) -> Value {
+    let project = key.rsplit_once('-').map_or(key, |(project, _)| project);
+    json!({
+        "id": format!("issue_created:{id}"),
+        "event": "jira:issue_created",
+        "cloudId": caller.cloud_id,
+        "container": project,
+        "accountId": caller.account_id,
+        "object": { "type": "issue", "id": id.to_string() },
+        "payload": {
+            "issue_event_type_name": "issue_created",
+            "issue": issue,
+            "user": { "accountId": caller.account_id },
+        },
+    })
+}
+
+fn created_response(id: u64, key: &str, base: &str) -> Response {
+    (
             StatusCode::CREATED,
             Json(json!({
                 "id": id.to_string(),
@@ -173,9 +209,7 @@ async fn create_issue(
                 "self": format!("{base}/rest/api/3/issue/{id}"),
             })),
         )
-            .into_response(),
-        _ => field_errors(errors),
-    }
+            .into_response()
 }
 
 /// Everything but the project, which needs the site; errors are keyed by field, as Jira

@@ -12,6 +12,7 @@
 
 mod confluence;
 mod data;
+mod events;
 mod jira;
 mod trust;
 
@@ -30,6 +31,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::json;
 
 pub use data::SeedContainer;
+pub use events::EventSink;
 pub(crate) use data::{CONFLUENCE_SEED_SPACES, JIRA_SEED_PROJECTS};
 pub use trust::{
     ACCOUNT_ID_HEADER, ASSERTION_HEADER, ASSERTION_LIFETIME_SECS, ASSERTION_TYP, AssertionClaims,
@@ -45,6 +47,8 @@ pub struct UpstreamConfig {
     issuer: String,
     links_base: String,
     keys: Arc<RwLock<JwkSet>>,
+    /// Where each product posts its events, if anywhere (by product key).
+    events: Vec<(&'static str, EventSink)>,
 }
 
 impl UpstreamConfig {
@@ -57,6 +61,22 @@ impl UpstreamConfig {
             links_base: issuer.trim_end_matches('/').to_owned(),
             issuer,
             keys: Arc::new(RwLock::new(keys)),
+            events: Vec::new(),
+        }
+    }
+
+    /// Makes the product with `product_key` post its events to `sink` (trilo's
+    /// `/internal/events` with that product's secret).
+    pub fn with_events(mut self, product_key: &'static str, sink: EventSink) -> Self {
+        self.events.retain(|(key, _)| *key != product_key);
+        self.events.push((product_key, sink));
+        self
+    }
+
+    /// Posts `event` for the product, if it posts events.
+    fn emit(&self, product_key: &str, event: serde_json::Value) {
+        if let Some((_, sink)) = self.events.iter().find(|(key, _)| *key == product_key) {
+            sink.emit(event);
         }
     }
 

@@ -143,6 +143,13 @@ pub enum ProductCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Print the secret the product posts its events to `/internal/events` with.
+    EventsSecret {
+        #[arg(long)]
+        key: String,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,7 +271,10 @@ pub enum ReviewArg {
 }
 
 pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result<()> {
-    let core = build(validated).await?.core;
+    // A command is no server: it leaves webhook deliveries to the running instances.
+    let mut validated = validated.clone();
+    validated.sender = None;
+    let core = build(&validated).await?.core;
     let (out, value, text) = match command {
         AdminCommand::User(c) => user(&core, c).await?,
         AdminCommand::Site(c) => site(&core, c).await?,
@@ -427,6 +437,17 @@ async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed
                 out,
                 Value::Array(list.iter().map(product_json).collect()),
                 lines.join("\n"),
+            )
+        }
+        ProductCommand::EventsSecret { key, out } => {
+            if core.store.product(&key).await?.is_none() {
+                anyhow::bail!("there is no product {key:?}");
+            }
+            let secret = core.product_events_secret(&key);
+            (
+                out,
+                json!({ "product": key, "events_secret": secret }),
+                secret,
             )
         }
         ProductCommand::Import {

@@ -138,6 +138,10 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     // The demo always runs on its own fresh embedded database.
     config.database_url = None;
     config.migrate_on_start = true;
+    // Developers try webhooks with a receiver on their own machine.
+    if std::env::var_os("TRILO__WEBHOOKS__ALLOW_HTTP_LOOPBACK").is_none() {
+        config.webhooks.allow_http_loopback = true;
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -8,6 +8,7 @@ pub mod common;
 pub mod console;
 pub mod errors;
 pub mod gateway;
+pub mod internal;
 pub mod login;
 pub mod oauth;
 pub mod revocation;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(wellknown::router())
         .merge(api_v1::router())
+        .merge(internal::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

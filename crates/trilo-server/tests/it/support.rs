@@ -35,6 +35,8 @@ pub struct TestApp {
     dir: PathBuf,
     task: JoinHandle<()>,
     pg_database: Option<trilo_store_postgres::testing::TestDatabase>,
+    /// The webhook sender, stopped with the app.
+    _sender: Option<Arc<trilo_server::webhooks::SenderHandle>>,
 }
 
 impl Drop for TestApp {
@@ -141,6 +143,7 @@ impl TestApp {
         let demo = demo::seed(&server.core, &format!("{base}/sample"), &callback)
             .await
             .unwrap();
+        let sender = server.sender.clone();
         let router = demo::with_sample_products(server.router, &server.core).unwrap();
         let router = demo::with_callback_page(router);
         let task = tokio::spawn(async move {
@@ -155,6 +158,7 @@ impl TestApp {
             dir,
             task,
             pg_database,
+            _sender: sender,
         })
     }
 

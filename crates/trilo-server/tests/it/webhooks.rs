@@ -1,0 +1,656 @@
+//! Webhooks end to end (DESIGN §3 "Webhooks", issue 13): a gateway write to the sample
+//! Jira reaches a subscribed app's real HTTP receiver, signed and with `triggeredByUser`;
+//! the delivery rule keeps it from apps without a covering grant, uninstalled apps and
+//! blocked containers; policy events list at most the cap; receivers that fail, stall,
+//! redirect or answer 10 MB are retried within bounds; products' bad posts get 4xx.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use trilo_core::crypto::hmac_sha256;
+use trilo_core::model::DeliveryStatus;
+use trilo_server::config::Config;
+
+use crate::gateway::{READ_SCOPES, access_token, another_app, demo_client};
+use crate::token::Answer;
+use crate::support::{Backend, TestApp};
+
+/// What a receiver saw of one request.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// How the receiver answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    Accept = 0,
+    Fail = 1,
+    Redirect = 2,
+    Huge = 3,
+    Stall = 4,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records what it gets.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Received>>>,
+    mode: Arc<AtomicU8>,
+    redirect_hits: Arc<AtomicUsize>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    seen: Arc<Mutex<Vec<Received>>>,
+    mode: Arc<AtomicU8>,
+    redirect_hits: Arc<AtomicUsize>,
+}
+
+async fn receive(
+    State(state): State<ReceiverState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.seen.lock().unwrap().push(Received {
+        query,
+        headers,
+        body,
+    });
+    match state.mode.load(Ordering::SeqCst) {
+        1 => (StatusCode::INTERNAL_SERVER_ERROR, "down for maintenance").into_response(),
+        2 => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", "/elsewhere")],
+            "",
+        )
+            .into_response(),
+        3 => (StatusCode::OK, vec![b'x'; 10 * 1024 * 1024]).into_response(),
+        4 => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+async fn elsewhere(State(state): State<ReceiverState>) -> StatusCode {
+    state.redirect_hits.fetch_add(1, Ordering::SeqCst);
+    StatusCode::NO_CONTENT
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// A receiver on a listener the caller bound (to come back on a known port).
+    pub fn on(listener: TcpListener) -> Receiver {
+        let addr = listener.local_addr().unwrap();
+        let state = ReceiverState {
+            seen: Arc::default(),
+            mode: Arc::default(),
+            redirect_hits: Arc::default(),
+        };
+        let router = axum::Router::new()
+            .route("/hook", post(receive))
+            .route("/elsewhere", post(elsewhere))
+            // Policy events list up to 200,000 objects: several MB.
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            seen: state.seen,
+            mode: state.mode,
+            redirect_hits: state.redirect_hits,
+            task: Arc::new(task),
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    pub fn seen(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived (at most `within`).
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let seen = self.seen();
+            if seen.len() >= n {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver got {} of {n} requests in {within:?}",
+                seen.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until requests carrying `n` distinct event ids arrived.
+    pub async fn wait_for_events(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let seen = self.seen();
+            let distinct: HashSet<&str> = seen.iter().map(|r| r.header("x-trilo-event-id")).collect();
+            if distinct.len() >= n {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver got {} of {n} events in {within:?}",
+                distinct.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Test settings: loopback receivers allowed, quick polling, short retries.
+pub fn quick_webhooks(config: &mut Config) {
+    config.webhooks.allow_http_loopback = true;
+    config.webhooks.poll_interval = "50ms".into();
+    config.webhooks.retry_base = "1s".into();
+    config.webhooks.retry_cap = "2s".into();
+    config.webhooks.max_attempts = 3;
+    config.webhooks.send_timeout = "1s".into();
+    config.webhooks.lease = "5s".into();
+}
+
+/// The signature header checks out against the subscription's secret.
+#[track_caller]
+fn assert_signed(received: &Received, secret: &str) {
+    let header = received.header("x-trilo-signature");
+    let (t, v1) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap_or_else(|| panic!("a signature header: {header:?}"));
+    let mut base = format!("{t}.").into_bytes();
+    base.extend_from_slice(&received.body);
+    let expected: String = hmac_sha256(secret, &base)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v1, expected, "signature");
+    let wrong: String = hmac_sha256("not the secret", &base)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_ne!(v1, wrong);
+}
+
+async fn client_id_app(app: &TestApp, client_id: &str) -> String {
+    app.core
+        .store
+        .app_by_client_id(client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .app_id
+}
+
+/// Creates an issue through the gateway with an app's token.
+async fn create_issue(app: &TestApp, token: &str, cloud_id: &str, project: &str) -> Answer {
+    let res = reqwest::Client::new()
+        .post(app.url(&format!("/ex/jira/{cloud_id}/rest/api/3/issue")))
+        .bearer_auth(token)
+        .json(&json!({ "fields": {
+            "project": { "key": project },
+            "summary": "Printer on fire",
+            "issuetype": { "name": "Task" },
+        }}))
+        .send()
+        .await
+        .unwrap();
+    Answer::of(res).await
+}
+
+/// Posts to `/internal/events` with `secret` (or none).
+pub async fn post_event(base: &str, secret: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/internal/events"))
+        .json(body);
+    if let Some(secret) = secret {
+        req = req.bearer_auth(secret);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn gateway_write_reaches_subscribed_app_only(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, quick_webhooks).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+
+    // The subscribed app: Alice granted it read and write on Acme.
+    let demo = demo_client(&app);
+    let token = access_token(&app, 0, &demo, &format!("{READ_SCOPES} write:jira-work"), 0).await;
+    let demo_app_id = client_id_app(&app, &demo.client_id).await;
+    let created = app
+        .core
+        .create_webhook(
+            &demo_app_id,
+            &format!("{}?app=demo", receiver.url),
+            &["jira:issue_created".to_owned()],
+        )
+        .await
+        .unwrap();
+
+    // Installed on Acme, but its grant reads users only: no covering grant.
+    let users_only = another_app(&app, &["read:jira-user"]).await;
+    access_token(&app, 0, &users_only, "read:jira-user", 0).await;
+    let users_only_id = client_id_app(&app, &users_only.client_id).await;
+    // Granted read:jira-work, but installed on the other site only.
+    let elsewhere = another_app(&app, &["read:jira-work"]).await;
+    access_token(&app, 0, &elsewhere, "read:jira-work", 1).await;
+    let elsewhere_id = client_id_app(&app, &elsewhere.client_id).await;
+    for (id, tag) in [(&users_only_id, "users-only"), (&elsewhere_id, "elsewhere")] {
+        app.core
+            .create_webhook(
+                id,
+                &format!("{}?app={tag}", receiver.url),
+                &["jira:issue_created".to_owned()],
+            )
+            .await
+            .unwrap();
+    }
+
+    let answer = create_issue(&app, &token, &acme, "DEMO").await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let issue_id = answer.body["id"].as_str().unwrap().to_owned();
+
+    let seen = receiver.wait_for(1, Duration::from_secs(15)).await;
+    let got = &seen[0];
+    let alice = &app.demo.users[0].account_id;
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(got.query.as_deref().unwrap()).unwrap();
+    assert_eq!(query.get("app").map(String::as_str), Some("demo"));
+    assert_eq!(query.get("triggeredByUser"), Some(alice));
+    assert_signed(got, &created.secret);
+    assert_eq!(got.header("x-trilo-event"), "jira:issue_created");
+    assert_eq!(got.header("content-type"), "application/json");
+    let body = got.json();
+    assert_eq!(body["webhookEvent"], "jira:issue_created");
+    assert_eq!(body["issue"]["id"], issue_id.as_str());
+    assert_eq!(body["user"]["accountId"], alice.as_str());
+
+    // The event was recorded with every delivery at once: the others got none.
+    for id in [&users_only_id, &elsewhere_id] {
+        assert!(app.core.deliveries_of_app(id, 10).await.unwrap().is_empty());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen().len(), 1, "only the covered, installed app");
+    let listed = app.core.deliveries_of_app(&demo_app_id, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, DeliveryStatus::Delivered);
+    assert_eq!(listed[0].last_status_code, Some(204));
+
+    // A data security policy over the project keeps its events from every app.
+    let policy = app
+        .core
+        .create_policy(&acme, "Ops only", vec![("jira".into(), "OPS".into())], true)
+        .await
+        .unwrap();
+    app.core
+        .set_policy_active(&policy.policy_id, true)
+        .await
+        .unwrap();
+    let secret = app.core.product_events_secret("jira");
+    let event = |container: &str, id: &str| {
+        json!({
+            "id": id,
+            "event": "jira:issue_created",
+            "cloudId": acme,
+            "container": container,
+            "accountId": alice,
+            "payload": { "issue": { "key": format!("{container}-9") } },
+        })
+    };
+    let (status, blocked) = post_event(&app.base, Some(&secret), &event("OPS", "blocked-1")).await;
+    assert_eq!(status, 202, "{blocked}");
+    assert_eq!(blocked["deliveries"], 0, "blocked by the policy");
+    let (_, open) = post_event(&app.base, Some(&secret), &event("DEMO", "open-1")).await;
+    assert_eq!(open["deliveries"], 1, "the uncovered project still flows");
+    // A product's retry of the same event is recorded once.
+    let (status, again) = post_event(&app.base, Some(&secret), &event("DEMO", "open-1")).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["eventId"], open["eventId"]);
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn gateway_write_reaches_subscribed_app_only_sqlite() {
+    gateway_write_reaches_subscribed_app_only(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn gateway_write_reaches_subscribed_app_only_postgres() {
+    gateway_write_reaches_subscribed_app_only(Backend::Postgres).await;
+}
+
+async fn policy_event_lists_at_most_the_cap(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, quick_webhooks).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let demo = demo_client(&app);
+    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
+    let demo_app_id = client_id_app(&app, &demo.client_id).await;
+    app.core
+        .create_webhook(
+            &demo_app_id,
+            &receiver.url,
+            &[
+                "avi:ecosystem.data-security-policy:activated".to_owned(),
+                "avi:ecosystem.data-security-policy:deactivated".to_owned(),
+            ],
+        )
+        .await
+        .unwrap();
+
+    // Two projects and 249,998 issues in them: 250,000 objects.
+    let secret = app.core.product_events_secret("jira");
+    let http = reqwest::Client::new();
+    for (container, range) in [("DEMO", 0..150_000), ("OPS", 150_000..249_998)] {
+        let ids: Vec<String> = range.map(|n: u32| n.to_string()).collect();
+        let res = http
+            .post(app.url("/internal/objects"))
+            .bearer_auth(&secret)
+            .json(&json!({ "cloudId": acme, "container": container, "type": "issue", "ids": ids }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    }
+    let policy = app
+        .core
+        .create_policy(
+            &acme,
+            "Everything",
+            vec![("jira".into(), "DEMO".into()), ("jira".into(), "OPS".into())],
+            true,
+        )
+        .await
+        .unwrap();
+    app.core
+        .set_policy_active(&policy.policy_id, true)
+        .await
+        .unwrap();
+    let seen = receiver.wait_for(1, Duration::from_secs(60)).await;
+    let delivered = app.core.deliveries_of_app(&demo_app_id, 1).await.unwrap();
+    assert_eq!(delivered[0].last_status_code, Some(204), "{delivered:?}");
+    let body = seen[0].json();
+    assert_eq!(body["webhookEvent"], "avi:ecosystem.data-security-policy:activated");
+    assert_eq!(body["policy"]["id"], policy.policy_id.as_str());
+    assert_eq!(body["affected"]["total"], 250_000);
+    assert_eq!(body["affected"]["truncated"], true);
+    let objects = body["affected"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 200_000);
+    assert_eq!(objects[0]["type"], "container");
+    assert!(
+        seen[0].query.is_none(),
+        "no triggeredByUser: nobody known triggered it"
+    );
+
+    // Deactivation tells the same app; a change of an inactive policy tells nobody.
+    app.core
+        .set_policy_active(&policy.policy_id, false)
+        .await
+        .unwrap();
+    let seen = receiver.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(
+        seen[1].json()["webhookEvent"],
+        "avi:ecosystem.data-security-policy:deactivated"
+    );
+    app.core
+        .update_policy(&policy.policy_id, "Renamed", vec![("jira".into(), "OPS".into())])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn policy_event_lists_at_most_the_cap_sqlite() {
+    policy_event_lists_at_most_the_cap(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn policy_event_lists_at_most_the_cap_postgres() {
+    policy_event_lists_at_most_the_cap(Backend::Postgres).await;
+}
+
+/// A failing receiver is retried after the backoff with the same event id, then the
+/// delivery succeeds; one that keeps failing dies after the last attempt and comes back
+/// on redelivery; redirects are not followed; a stalled one times out; a 10 MB answer is
+/// read no further than needed. trilo answers every request meanwhile.
+#[tokio::test]
+async fn failing_receivers_are_retried_within_bounds() {
+    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks).await.unwrap();
+    let receiver = Receiver::start().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let demo = demo_client(&app);
+    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
+    let app_id = client_id_app(&app, &demo.client_id).await;
+    app.core
+        .create_webhook(&app_id, &receiver.url, &["jira:issue_updated".to_owned()])
+        .await
+        .unwrap();
+    let secret = app.core.product_events_secret("jira");
+    let post = |id: &str| {
+        json!({ "id": id, "event": "jira:issue_updated", "cloudId": acme, "container": "DEMO" })
+    };
+    let (core, app_id_ref) = (&app.core, app_id.as_str());
+    let delivery = || async move { core.deliveries_of_app(app_id_ref, 1).await.unwrap().remove(0) };
+    let wait_status = |want: DeliveryStatus| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = core.deliveries_of_app(app_id_ref, 1).await.unwrap().remove(0);
+            if d.status == want && (want != DeliveryStatus::Pending || d.last_error.is_some()) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "delivery stayed {d:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    // 500, then accepted after the backoff (the test clock decides when it is due).
+    receiver.set_mode(Mode::Fail);
+    post_event(&app.base, Some(&secret), &post("e1")).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let failed = wait_status(DeliveryStatus::Pending).await;
+    assert_eq!(failed.last_status_code, Some(500));
+    assert_eq!(failed.attempts, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen().len(), 1, "not again before the backoff");
+    receiver.set_mode(Mode::Accept);
+    app.clock.advance(time::Duration::seconds(3));
+    let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(seen[0].header("x-trilo-event-id"), seen[1].header("x-trilo-event-id"));
+    assert_eq!(seen[1].header("x-trilo-delivery-attempt"), "2");
+    assert_eq!(wait_status(DeliveryStatus::Delivered).await.attempts, 2);
+
+    // A redirect is a failed attempt, never followed; after the last attempt it is dead.
+    receiver.set_mode(Mode::Redirect);
+    post_event(&app.base, Some(&secret), &post("e2")).await;
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    for n in 4..=5 {
+        wait_status(DeliveryStatus::Pending).await;
+        app.clock.advance(time::Duration::seconds(3));
+        receiver.wait_for(n, Duration::from_secs(10)).await;
+    }
+    let dead = wait_status(DeliveryStatus::Dead).await;
+    assert_eq!(dead.attempts, 3);
+    assert_eq!(dead.last_status_code, Some(307));
+    assert!(dead.last_error.as_deref().unwrap().contains("redirect"), "{dead:?}");
+    assert_eq!(receiver.redirect_hits.load(Ordering::SeqCst), 0);
+    // The developer redelivers it.
+    receiver.set_mode(Mode::Accept);
+    app.core.redeliver(&app_id, &dead.delivery_id).await.unwrap();
+    receiver.wait_for(6, Duration::from_secs(10)).await;
+    assert_eq!(wait_status(DeliveryStatus::Delivered).await.delivery_id, dead.delivery_id);
+
+    // A 10 MB answer: accepted on its status, the rest unread.
+    receiver.set_mode(Mode::Huge);
+    post_event(&app.base, Some(&secret), &post("e3")).await;
+    receiver.wait_for(7, Duration::from_secs(10)).await;
+    assert_eq!(wait_status(DeliveryStatus::Delivered).await.last_status_code, Some(200));
+
+    // A stalled receiver: the attempt times out (send timeout 1 s) and is retried.
+    receiver.set_mode(Mode::Stall);
+    post_event(&app.base, Some(&secret), &post("e4")).await;
+    receiver.wait_for(8, Duration::from_secs(10)).await;
+    let stalled = wait_status(DeliveryStatus::Pending).await;
+    assert!(stalled.last_error.as_deref().unwrap().contains("no answer"), "{stalled:?}");
+    assert_eq!(stalled.last_status_code, None);
+    assert_eq!(delivery().await.delivery_id, stalled.delivery_id);
+
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+/// Products' mistakes get 4xx with the API host's `{code, message}`, and record nothing.
+#[tokio::test]
+async fn bad_event_posts_are_refused_with_clear_errors() {
+    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks).await.unwrap();
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let secret = app.core.product_events_secret("jira");
+    let good = json!({ "event": "jira:issue_created", "cloudId": acme });
+    let cases: Vec<(Option<String>, Value, u16, &str)> = vec![
+        (None, good.clone(), 401, "secret is required"),
+        (Some("wrong".into()), good.clone(), 401, "not valid"),
+        (
+            Some(app.core.product_events_secret("confluence")),
+            good.clone(),
+            400,
+            "not an event of product",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "event": "jira:issue_exploded", "cloudId": acme }),
+            400,
+            "unknown event",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "event": "avi:ecosystem.data-security-policy:activated", "cloudId": acme }),
+            400,
+            "unknown event",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "event": "jira:issue_created", "cloudId": "no-such-site" }),
+            404,
+            "product on the site",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "event": "jira:issue_created", "cloudId": acme, "surprise": 1 }),
+            400,
+            "not valid",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "events": [] }),
+            400,
+            "1 to 1000 events",
+        ),
+        (
+            Some(secret.clone()),
+            json!({ "event": "jira:issue_created", "cloudId": acme, "container": "" }),
+            400,
+            "1 to 200 characters",
+        ),
+    ];
+    for (secret, body, status, message) in cases {
+        let (got, answer) = post_event(&app.base, secret.as_deref(), &body).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        assert_eq!(answer["code"], status);
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains(&message.to_lowercase()),
+            "{answer}"
+        );
+    }
+    let http = reqwest::Client::new();
+    let not_json = http
+        .post(app.url("/internal/events"))
+        .bearer_auth(&secret)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+    let too_big = http
+        .post(app.url("/internal/events"))
+        .bearer_auth(&secret)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 9 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    let huge_event = json!({
+        "event": "jira:issue_created",
+        "cloudId": acme,
+        "payload": { "blob": "x".repeat(2 * 1024 * 1024) },
+    });
+    let (status, answer) = post_event(&app.base, Some(&secret), &huge_event).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(app.core.delivery_counts().await.unwrap(), Default::default());
+}
