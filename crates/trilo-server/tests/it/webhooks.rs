@@ -671,3 +671,156 @@ async fn bad_event_posts_are_refused_with_clear_errors() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(app.core.delivery_counts().await.unwrap(), Default::default());
 }
+
+/// Environment for `trilo serve` processes that deliver quickly in tests.
+const PROCESS_WEBHOOKS: [(&str, &str); 7] = [
+    ("TRILO__WEBHOOKS__ALLOW_HTTP_LOOPBACK", "true"),
+    ("TRILO__WEBHOOKS__POLL_INTERVAL", "50ms"),
+    ("TRILO__WEBHOOKS__RETRY_BASE", "200ms"),
+    ("TRILO__WEBHOOKS__RETRY_CAP", "1s"),
+    ("TRILO__WEBHOOKS__MAX_ATTEMPTS", "1000"),
+    ("TRILO__WEBHOOKS__LEASE", "3s"),
+    ("TRILO__WEBHOOKS__SEND_TIMEOUT", "1s"),
+];
+
+/// The test app's own server records and serves but leaves sending to the processes.
+fn recording_only(config: &mut Config) {
+    quick_webhooks(config);
+    config.webhooks.deliver = false;
+}
+
+/// `n` distinct `jira:issue_updated` events on the demo site, posted in batches to `bases`
+/// in turn; returns their event ids.
+async fn post_burst(app: &TestApp, bases: &[&str], n: usize, batch: usize) -> HashSet<String> {
+    let acme = &app.demo.sites[0].cloud_id;
+    let secret = app.core.product_events_secret("jira");
+    let mut ids = HashSet::new();
+    for (round, start) in (0..n).step_by(batch).enumerate() {
+        let events: Vec<Value> = (start..(start + batch).min(n))
+            .map(|i| {
+                json!({
+                    "id": format!("burst-{i}"),
+                    "event": "jira:issue_updated",
+                    "cloudId": acme,
+                    "container": "DEMO",
+                    "payload": { "n": i },
+                })
+            })
+            .collect();
+        let (status, answer) = post_event(
+            bases[round % bases.len()],
+            Some(&secret),
+            &json!({ "events": events }),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        for e in answer["events"].as_array().unwrap() {
+            assert_eq!(e["deliveries"], 1);
+            ids.insert(e["eventId"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), n);
+    ids
+}
+
+/// Every received request is one of `ids`, all arrived, and copies of one event carry the
+/// same body. Returns how many requests were duplicates.
+fn duplicates_among(seen: &[Received], ids: &HashSet<String>) -> usize {
+    let mut bodies: HashMap<&str, &Bytes> = HashMap::new();
+    for r in seen {
+        let id = r.header("x-trilo-event-id");
+        assert!(ids.contains(id), "an unknown event id {id}");
+        let first = bodies.entry(id).or_insert(&r.body);
+        assert_eq!(*first, &r.body, "copies of {id} differ");
+    }
+    assert_eq!(bodies.len(), ids.len(), "every event arrived");
+    seen.len() - bodies.len()
+}
+
+/// SIGKILL with deliveries pending and the receiver down; after the restart and the
+/// receiver's return every event arrives, duplicates with the same event id.
+async fn nothing_is_lost_across_a_kill(backend: Backend) {
+    const EVENTS: usize = 300;
+    let Some(app) = TestApp::spawn(backend, recording_only).await else {
+        return;
+    };
+    // The receiver's port, closed for now.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let demo = demo_client(&app);
+    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
+    let app_id = client_id_app(&app, &demo.client_id).await;
+    app.core
+        .create_webhook(
+            &app_id,
+            &format!("http://127.0.0.1:{port}/hook"),
+            &["jira:issue_updated".to_owned()],
+        )
+        .await
+        .unwrap();
+    let mut server = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
+    let ids = post_burst(&app, &[&server.base], EVENTS, 100).await;
+    // Let the sender fail a few rounds against the closed port, then kill it mid-work.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill().await;
+    let pending = app.core.delivery_counts().await.unwrap();
+    assert_eq!(pending.pending, EVENTS as i64, "{pending:?}");
+    assert_eq!(pending.delivered, 0);
+
+    let receiver = Receiver::on(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    server.restart().await;
+    let seen = receiver.wait_for_events(EVENTS, Duration::from_secs(60)).await;
+    let duplicates = duplicates_among(&seen, &ids);
+    eprintln!("{backend:?}: {EVENTS} events, {} requests, {duplicates} duplicates", seen.len());
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn nothing_is_lost_across_a_kill_sqlite() {
+    nothing_is_lost_across_a_kill(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nothing_is_lost_across_a_kill_postgres() {
+    nothing_is_lost_across_a_kill(Backend::Postgres).await;
+}
+
+/// Two instances on one PostgreSQL database share a burst of 10,000 events: each is sent
+/// by one of them, once in the common case (the duplicates are counted and reported).
+#[tokio::test]
+async fn two_postgres_instances_deliver_a_burst_once_each() {
+    const EVENTS: usize = 10_000;
+    let Some(app) = TestApp::spawn(Backend::Postgres, recording_only).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let demo = demo_client(&app);
+    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
+    let app_id = client_id_app(&app, &demo.client_id).await;
+    app.core
+        .create_webhook(&app_id, &receiver.url, &["jira:issue_updated".to_owned()])
+        .await
+        .unwrap();
+    let mut first = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
+    let mut second = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
+    let ids = post_burst(&app, &[&first.base, &second.base], EVENTS, 500).await;
+    let seen = receiver.wait_for_events(EVENTS, Duration::from_secs(120)).await;
+    // Late copies would arrive now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen_after = receiver.seen();
+    let duplicates = duplicates_among(&seen_after, &ids);
+    eprintln!(
+        "two instances: {EVENTS} events, {} requests, {duplicates} duplicates",
+        seen_after.len()
+    );
+    assert!(seen.len() >= EVENTS);
+    assert_eq!(duplicates, 0, "no instance died, so no delivery was sent twice");
+    let counts = app.core.delivery_counts().await.unwrap();
+    assert_eq!(counts.delivered, EVENTS as i64, "{counts:?}");
+    first.kill().await;
+    second.kill().await;
+}
