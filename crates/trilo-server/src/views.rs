@@ -208,6 +208,54 @@ pub struct SettingsPage {
     pub grace: Option<String>,
 }
 
+/// An app's webhooks and the recent deliveries of its events.
+#[derive(Template)]
+#[template(path = "dev/webhooks.html")]
+pub struct WebhooksPage {
+    pub email: String,
+    pub app: AppView,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub webhooks: Vec<WebhookItem>,
+    /// The add form's URL field (what was typed, after a refusal).
+    pub url: String,
+    pub events: Vec<EventOption>,
+    pub deliveries: Vec<DeliveryItem>,
+    /// The header receivers verify (`x-trilo-signature`).
+    pub signature_header: &'static str,
+}
+
+pub struct WebhookItem {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Derived, so shown on every visit to the app's developer.
+    pub secret: String,
+    pub created: String,
+}
+
+/// A checkbox of the add form.
+pub struct EventOption {
+    pub name: &'static str,
+    /// The product whose event it is, or "Platform" for data security policy events.
+    pub source: &'static str,
+    pub chosen: bool,
+}
+
+pub struct DeliveryItem {
+    pub id: String,
+    pub event: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    /// The last answer's status code or error, empty before the first attempt.
+    pub response: String,
+    /// Empty unless pending.
+    pub next_try: String,
+    pub created: String,
+}
+
 /// The sites an admin administers.
 #[derive(Template)]
 #[template(path = "admin/sites.html")]

@@ -14,7 +14,7 @@ use crate::token::{Answer, code_params, obtain_codes, post_form, with};
 
 /// How a test client authenticates.
 #[derive(Clone)]
-enum Auth {
+pub(crate) enum Auth {
     None,
     /// HTTP Basic `email:api-token`.
     Token(String, String),
@@ -25,13 +25,13 @@ enum Auth {
     },
 }
 
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     app: &'a TestApp,
     auth: Auth,
 }
 
 impl<'a> Api<'a> {
-    fn anonymous(app: &'a TestApp) -> Self {
+    pub(crate) fn anonymous(app: &'a TestApp) -> Self {
         Api {
             app,
             auth: Auth::None,
@@ -39,7 +39,7 @@ impl<'a> Api<'a> {
     }
 
     /// User `index` of the demo (0 Alice, 1 Bob) with a fresh API token.
-    async fn token(app: &'a TestApp, index: usize) -> Self {
+    pub(crate) async fn token(app: &'a TestApp, index: usize) -> Self {
         let user = &app.demo.users[index];
         let created = app
             .core
@@ -53,7 +53,7 @@ impl<'a> Api<'a> {
     }
 
     /// User `index` logged in through the login page.
-    async fn session(app: &'a TestApp, index: usize, csrf: bool) -> Self {
+    pub(crate) async fn session(app: &'a TestApp, index: usize, csrf: bool) -> Self {
         let user = &app.demo.users[index];
         let client = app.browser();
         assert_eq!(
@@ -68,7 +68,7 @@ impl<'a> Api<'a> {
         }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let url = self.app.url(path);
         match &self.auth {
             Auth::None => reqwest::Client::new().request(method, url),
@@ -86,28 +86,28 @@ impl<'a> Api<'a> {
         }
     }
 
-    async fn send(req: reqwest::RequestBuilder) -> Answer {
+    pub(crate) async fn send(req: reqwest::RequestBuilder) -> Answer {
         Answer::of(req.send().await.unwrap()).await
     }
 
-    async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         Self::send(self.request(reqwest::Method::GET, path)).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Answer {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Answer {
         Self::send(self.request(reqwest::Method::POST, path).json(&body)).await
     }
 
-    async fn patch(&self, path: &str, body: Value) -> Answer {
+    pub(crate) async fn patch(&self, path: &str, body: Value) -> Answer {
         Self::send(self.request(reqwest::Method::PATCH, path).json(&body)).await
     }
 
-    async fn delete(&self, path: &str) -> Answer {
+    pub(crate) async fn delete(&self, path: &str) -> Answer {
         Self::send(self.request(reqwest::Method::DELETE, path)).await
     }
 
     /// Creates an app from `body` and returns the answer's body (201 asserted).
-    async fn create(&self, body: Value) -> Value {
+    pub(crate) async fn create(&self, body: Value) -> Value {
         let a = self.post("/api/v1/apps", body).await;
         assert_eq!(a.status, 201, "{a:?}");
         a.body
@@ -116,7 +116,7 @@ impl<'a> Api<'a> {
 
 /// Asserts an `/api/v1` error: status, `{code, message}` with the message's prefix.
 #[track_caller]
-fn assert_error(a: &Answer, status: u16, prefix: &str) {
+pub(crate) fn assert_error(a: &Answer, status: u16, prefix: &str) {
     assert_eq!(a.status, status, "{a:?}");
     assert_eq!(a.body["code"], status, "{a:?}");
     let message = a.body["message"].as_str().unwrap_or_default();
@@ -127,7 +127,7 @@ fn assert_error(a: &Answer, status: u16, prefix: &str) {
     assert_eq!(a.header("content-type"), Some("application/json"), "{a:?}");
 }
 
-fn new_app(name: &str) -> Value {
+pub(crate) fn new_app(name: &str) -> Value {
     json!({
         "name": name,
         "description": "Made by the API tests.",
@@ -137,7 +137,7 @@ fn new_app(name: &str) -> Value {
 }
 
 /// The demo app's id (Alice owns it).
-async fn demo_app_id(app: &TestApp) -> String {
+pub(crate) async fn demo_app_id(app: &TestApp) -> String {
     app.core
         .find_app(&app.app().client_id)
         .await
@@ -245,7 +245,14 @@ async fn openapi_document_is_valid_and_matches_the_served_routes() {
     // The server answers exactly the documented methods on each documented path.
     let api = Api::token(&app, 1).await;
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "no-such-app");
+        let concrete = path
+            .replace("{id}", "no-such-app")
+            .replace("{webhookId}", "no-such-webhook")
+            .replace("{deliveryId}", "no-such-delivery");
+        assert!(
+            !concrete.contains('{'),
+            "{path}: a path parameter is not filled in"
+        );
         for method in METHODS {
             let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
             let a = Api::send(api.request(m, &concrete)).await;

@@ -5,7 +5,7 @@
 use crate::support::{TestApp, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, 1 Bob) and its CSRF token.
-async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, String) {
+pub(crate) async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, String) {
     let client = app.browser();
     let u = &app.demo.users[user];
     assert_eq!(
@@ -59,6 +59,7 @@ async fn another_developers_app_is_not_found() {
         "/authorization",
         "/permissions",
         "/distribution",
+        "/webhooks",
         "/settings",
     ] {
         let res = bob
@@ -73,6 +74,7 @@ async fn another_developers_app_is_not_found() {
         "/permissions",
         "/distribution",
         "/settings",
+        "/webhooks",
         "/secret",
         "/delete",
     ] {

@@ -737,20 +737,27 @@ fn duplicates_among(seen: &[Received], ids: &HashSet<String>) -> usize {
     seen.len() - bodies.len()
 }
 
-/// SIGKILL with deliveries pending and the receiver down; after the restart and the
-/// receiver's return every event arrives, duplicates with the same event id.
+/// A receiver that is down in the worst way: it accepts connections and never answers,
+/// so the sender's attempts hang until their timeout.
+fn black_hole(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    })
+}
+
+/// SIGKILL with deliveries pending, some of them mid-send, and the receiver down: after
+/// the restart and the receiver's return every event arrives; copies carry the same id.
 async fn nothing_is_lost_across_a_kill(backend: Backend) {
     const EVENTS: usize = 300;
     let Some(app) = TestApp::spawn(backend, recording_only).await else {
         return;
     };
-    // The receiver's port, closed for now.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let hole = black_hole(hole);
     let demo = demo_client(&app);
     access_token(&app, 0, &demo, READ_SCOPES, 0).await;
     let app_id = client_id_app(&app, &demo.client_id).await;
@@ -764,18 +771,30 @@ async fn nothing_is_lost_across_a_kill(backend: Backend) {
         .unwrap();
     let mut server = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
     let ids = post_burst(&app, &[&server.base], EVENTS, 100).await;
-    // Let the sender fail a few rounds against the closed port, then kill it mid-work.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed while its attempts hang (send timeout 1 s): claimed, leased, unanswered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.kill().await;
-    let pending = app.core.delivery_counts().await.unwrap();
-    assert_eq!(pending.pending, EVENTS as i64, "{pending:?}");
-    assert_eq!(pending.delivered, 0);
+    let counts = app.core.delivery_counts().await.unwrap();
+    assert_eq!(counts.pending, EVENTS as i64, "{counts:?}");
+    let in_flight = app
+        .core
+        .deliveries_of_app(&app_id, EVENTS as u32)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.attempts > 0 && d.last_error.is_none())
+        .count();
+    assert!(in_flight > 0, "the kill found attempts under way");
+    hole.abort();
+    let _ = hole.await;
 
     let receiver = Receiver::on(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
     server.restart().await;
     let seen = receiver.wait_for_events(EVENTS, Duration::from_secs(60)).await;
     let duplicates = duplicates_among(&seen, &ids);
     eprintln!("{backend:?}: {EVENTS} events, {} requests, {duplicates} duplicates", seen.len());
+    let counts = app.core.delivery_counts().await.unwrap();
+    assert_eq!(counts.dead, 0, "{counts:?}");
     server.kill().await;
 }
 

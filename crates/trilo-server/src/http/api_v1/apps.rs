@@ -23,8 +23,8 @@ use super::json::{self, present};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, ApiV1Error>;
-type Body = std::result::Result<Bytes, BytesRejection>;
-type AppId = std::result::Result<Path<String>, PathRejection>;
+pub(super) type Body = std::result::Result<Bytes, BytesRejection>;
+pub(super) type AppId = std::result::Result<Path<String>, PathRejection>;
 
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -287,7 +287,7 @@ pub async fn list_products(State(state): State<AppState>, dev: Developer) -> Res
     .into_response())
 }
 
-fn app_id(id: AppId) -> Result<String> {
+pub(super) fn app_id(id: AppId) -> Result<String> {
     id.map(|Path(id)| id)
         .map_err(|_| ApiV1Error::new(Code::NotFound, "no such app"))
 }
@@ -316,7 +316,7 @@ fn parse_grace(text: &str) -> Result<time::Duration> {
     Ok(time::Duration::seconds(seconds))
 }
 
-fn timestamp(at: OffsetDateTime) -> Value {
+pub(super) fn timestamp(at: OffsetDateTime) -> Value {
     at.format(&Rfc3339)
         .map(Value::String)
         .unwrap_or(Value::Null)

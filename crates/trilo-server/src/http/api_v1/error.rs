@@ -116,7 +116,10 @@ impl Code {
             }
             Code::NotOperator => "reviewing apps needs an operator",
             Code::OwnApp => "operators cannot review their own apps",
-            Code::NotFound => "no such app for this developer, or no such route",
+            Code::NotFound => {
+                "no such app for this developer, no such webhook or delivery of the app, or \
+                 no such route"
+            }
             Code::MethodNotAllowed => "the route does not take this method",
             Code::AppInstalled => "delete refused while the app is installed; `sites` lists where",
             Code::Conflict => "the change conflicts with the current state",

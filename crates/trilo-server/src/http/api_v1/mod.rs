@@ -1,5 +1,6 @@
-//! `/api/v1`: the developer console's JSON management API (issue 5, DESIGN §1), described
-//! by the OpenAPI document at `/api/v1/openapi.json`.
+//! `/api/v1`: the developer console's JSON management API (issue 5, DESIGN §1), apps'
+//! webhooks included (DESIGN §3), described by the OpenAPI document at
+//! `/api/v1/openapi.json`.
 //!
 //! [`ROUTES`] is the one list of operations: the router is built from it and so is the
 //! document, so neither can hold a route the other lacks. Authentication and the CSRF
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -65,6 +67,12 @@ pub enum Operation {
     GetAuthorizationUrl,
     RotateSecret,
     ReviewApp,
+    ListWebhooks,
+    CreateWebhook,
+    GetWebhook,
+    DeleteWebhook,
+    ListDeliveries,
+    Redeliver,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -84,7 +92,7 @@ const fn route(verb: Verb, path: &'static str, operation: Operation) -> Route {
 }
 
 /// Every route `/api/v1` serves.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 16] = [
     route(Verb::Get, "/api/v1/openapi.json", Operation::GetOpenApi),
     route(Verb::Get, "/api/v1/products", Operation::ListProducts),
     route(Verb::Get, "/api/v1/apps", Operation::ListApps),
@@ -103,6 +111,36 @@ pub const ROUTES: [Route; 10] = [
         Operation::RotateSecret,
     ),
     route(Verb::Post, "/api/v1/apps/{id}/review", Operation::ReviewApp),
+    route(
+        Verb::Get,
+        "/api/v1/apps/{id}/webhooks",
+        Operation::ListWebhooks,
+    ),
+    route(
+        Verb::Post,
+        "/api/v1/apps/{id}/webhooks",
+        Operation::CreateWebhook,
+    ),
+    route(
+        Verb::Get,
+        "/api/v1/apps/{id}/webhooks/{webhookId}",
+        Operation::GetWebhook,
+    ),
+    route(
+        Verb::Delete,
+        "/api/v1/apps/{id}/webhooks/{webhookId}",
+        Operation::DeleteWebhook,
+    ),
+    route(
+        Verb::Get,
+        "/api/v1/apps/{id}/deliveries",
+        Operation::ListDeliveries,
+    ),
+    route(
+        Verb::Post,
+        "/api/v1/apps/{id}/deliveries/{deliveryId}/redeliver",
+        Operation::Redeliver,
+    ),
 ];
 
 fn handler(route: &Route) -> MethodRouter<AppState> {
@@ -118,6 +156,12 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         Operation::GetAuthorizationUrl => on(f, apps::authorization_url),
         Operation::RotateSecret => on(f, apps::rotate_secret),
         Operation::ReviewApp => on(f, apps::review_app),
+        Operation::ListWebhooks => on(f, webhooks::list_webhooks),
+        Operation::CreateWebhook => on(f, webhooks::create_webhook),
+        Operation::GetWebhook => on(f, webhooks::get_webhook),
+        Operation::DeleteWebhook => on(f, webhooks::delete_webhook),
+        Operation::ListDeliveries => on(f, webhooks::list_deliveries),
+        Operation::Redeliver => on(f, webhooks::redeliver),
     }
 }
 

@@ -6,8 +6,12 @@ use trilo_core::services::console::{
     DEFAULT_PAGE_SIZE, MAX_CALLBACK_URLS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PAGE_SIZE,
     MAX_SEARCH_CHARS, STATE_PLACEHOLDER,
 };
+use trilo_protocol::webhooks::{
+    DELIVERY_ID_HEADER, EVENT_ID_HEADER, EVENT_NAME_HEADER, EVENT_TYPES, SIGNATURE_HEADER,
+};
 
 use super::error::Code;
+use super::webhooks::{DEFAULT_DELIVERIES, MAX_DELIVERIES};
 use super::{Operation, ROUTES, Route};
 use crate::http::common::SESSION_COOKIE;
 
@@ -114,6 +118,7 @@ const WRITE: [&str; 3] = ["BadRequest", "Forbidden", "UnsupportedMediaType"];
 fn operation(route: &Route) -> Value {
     let id_param = reference("parameters", "AppId");
     let requested_with = reference("parameters", "RequestedWith");
+    let webhook_id = reference("parameters", "WebhookId");
     let mut op = match route.operation {
         Operation::GetOpenApi => json!({
             "operationId": "getOpenApi",
@@ -204,9 +209,72 @@ fn operation(route: &Route) -> Value {
             "responses": responses(("200", ok("The app", "App")),
                 &[&WRITE[..], &["NotFound"]].concat()),
         }),
+        Operation::ListWebhooks => json!({
+            "operationId": "listWebhooks",
+            "summary": "The app's webhooks, in the order they were created",
+            "parameters": [id_param],
+            "responses": responses(("200", ok("The webhooks", "WebhookList")), &["NotFound"]),
+        }),
+        Operation::CreateWebhook => json!({
+            "operationId": "createWebhook",
+            "summary": "Subscribe a URL to events; the answer holds the signing secret",
+            "description": format!(
+                "Each event the app may receive (installed on the site, a member's grant \
+                 covers the event's data, no data security policy blocks it) is POSTed to \
+                 `url` as JSON, signed in `{SIGNATURE_HEADER}` (see `WebhookWithSecret`). \
+                 A refused URL or event name is 400 `Invalid request`."
+            ),
+            "parameters": [id_param, requested_with],
+            "requestBody": json_body("CreateWebhook"),
+            "responses": responses(("201", ok("Created", "WebhookWithSecret")),
+                &[&WRITE[..], &["NotFound"]].concat()),
+        }),
+        Operation::GetWebhook => json!({
+            "operationId": "getWebhook",
+            "summary": "One webhook of the app, with its signing secret",
+            "parameters": [id_param, webhook_id],
+            "responses": responses(("200", ok("The webhook", "WebhookWithSecret")),
+                &["NotFound"]),
+        }),
+        Operation::DeleteWebhook => json!({
+            "operationId": "deleteWebhook",
+            "summary": "Delete a webhook; its pending deliveries are dropped",
+            "parameters": [id_param, webhook_id, requested_with],
+            "responses": responses(("204", json!({ "description": "Deleted" })),
+                &["Forbidden", "NotFound"]),
+        }),
+        Operation::ListDeliveries => json!({
+            "operationId": "listDeliveries",
+            "summary": "The app's recent deliveries, newest first",
+            "parameters": [
+                id_param,
+                query("limit", "Deliveries to list",
+                    json!({ "type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES,
+                            "default": DEFAULT_DELIVERIES })),
+            ],
+            "responses": responses(("200", ok("The deliveries", "DeliveryList")),
+                &["BadRequest", "NotFound"]),
+        }),
+        Operation::Redeliver => json!({
+            "operationId": "redeliver",
+            "summary": "Send a delivery again now, with a fresh count of attempts",
+            "parameters": [id_param, reference("parameters", "DeliveryId"), requested_with],
+            "responses": responses(
+                ("202", json!({ "description": "Accepted: the delivery is pending again" })),
+                &["Forbidden", "NotFound"]),
+        }),
+    };
+    let tag = match route.operation {
+        Operation::ListWebhooks
+        | Operation::CreateWebhook
+        | Operation::GetWebhook
+        | Operation::DeleteWebhook
+        | Operation::ListDeliveries
+        | Operation::Redeliver => "webhooks",
+        _ => "apps",
     };
     if let Value::Object(map) = &mut op {
-        map.insert("tags".into(), json!(["apps"]));
+        map.insert("tags".into(), json!([tag]));
     }
     op
 }
@@ -231,7 +299,7 @@ fn components() -> Value {
     });
     let mut unauthorized = error_response("No valid session cookie or Basic email:api-token");
     unauthorized["headers"] = json!({ "WWW-Authenticate": { "schema": string } });
-    json!({
+    let mut components = json!({
         "securitySchemes": {
             "session": { "type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                 "description": "The console's login session; writes also need X-Requested-With" },
@@ -241,6 +309,10 @@ fn components() -> Value {
         "parameters": {
             "AppId": { "name": "id", "in": "path", "required": true,
                 "description": "The app id or the client id", "schema": string },
+            "WebhookId": { "name": "webhookId", "in": "path", "required": true,
+                "description": "A webhook's id (`id` of `Webhook`)", "schema": string },
+            "DeliveryId": { "name": "deliveryId", "in": "path", "required": true,
+                "description": "A delivery's id (`id` of `Delivery`)", "schema": string },
             "RequestedWith": { "name": "X-Requested-With", "in": "header", "required": false,
                 "description": "Required (any value, e.g. XMLHttpRequest) when authenticated \
                                 by the session cookie", "schema": string },
@@ -249,7 +321,8 @@ fn components() -> Value {
             "BadRequest": error_response("Malformed JSON or an invalid field"),
             "Unauthorized": unauthorized,
             "Forbidden": error_response("A cross-site write, or not allowed"),
-            "NotFound": error_response("No such app for this developer"),
+            "NotFound": error_response(
+                "No such app for this developer, or no such webhook or delivery of it"),
             "Conflict": {
                 "description": "The app is installed; `sites` lists where",
                 "content": { "application/json": { "schema": schema("Error") } },
@@ -398,5 +471,99 @@ fn components() -> Value {
                 },
             },
         },
-    })
+    });
+    if let Some(Value::Object(schemas)) = components.get_mut("schemas") {
+        schemas.extend(webhook_schemas());
+    }
+    components
+}
+
+/// The schemas of the webhook operations.
+fn webhook_schemas() -> Map<String, Value> {
+    let string = json!({ "type": "string" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let event_name = json!({ "type": "string",
+        "enum": EVENT_TYPES.iter().map(|e| e.name).collect::<Vec<_>>() });
+    let schemas = json!({
+        "EventName": event_name,
+        "Webhook": {
+            "type": "object", "required": ["id", "url", "events", "created_at"],
+            "properties": {
+                "id": string,
+                "url": { "type": "string", "format": "uri" },
+                "events": { "type": "array", "items": schema("EventName") },
+                "created_at": time,
+            },
+        },
+        "WebhookWithSecret": {
+            "allOf": [schema("Webhook"), {
+                "type": "object", "required": ["secret"],
+                "properties": { "secret": { "type": "string",
+                    "description": signature_description() } },
+            }],
+        },
+        "WebhookList": {
+            "type": "object", "required": ["webhooks"],
+            "properties": { "webhooks": { "type": "array", "items": schema("Webhook") } },
+        },
+        "CreateWebhook": {
+            "type": "object", "required": ["url", "events"], "additionalProperties": false,
+            "properties": {
+                "url": { "type": "string", "format": "uri",
+                    "description": "An https URL without user information or fragment \
+                                    (http to 127.0.0.1, ::1 or localhost only where the \
+                                    server allows it for development)" },
+                "events": { "type": "array", "items": schema("EventName"),
+                    "minItems": 1, "maxItems": EVENT_TYPES.len(),
+                    "description": "Event names; a repeated name counts once" },
+            },
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "event_id", "event", "webhook_id", "url", "status",
+                         "attempts", "next_attempt_at", "last_status_code", "last_error",
+                         "created_at", "finished_at"],
+            "properties": {
+                "id": string,
+                "event_id": { "type": "string", "description": format!(
+                    "Also sent as `{EVENT_ID_HEADER}`; the delivery's own id is sent as \
+                     `{DELIVERY_ID_HEADER}`") },
+                "event": { "type": "string", "description": format!(
+                    "The event's name, also sent as `{EVENT_NAME_HEADER}`") },
+                "webhook_id": string,
+                "url": { "type": "string",
+                    "description": "Where it is sent: the webhook's URL, plus \
+                                    `triggeredByUser` when the event has one" },
+                "status": { "type": "string", "enum": ["pending", "delivered", "dead"],
+                    "description": "`dead`: every attempt failed; redeliver to try again" },
+                "attempts": { "type": "integer", "description": "Attempts started so far" },
+                "next_attempt_at": { "type": ["string", "null"], "format": "date-time",
+                    "description": "When it is tried next; null once delivered or dead" },
+                "last_status_code": { "type": ["integer", "null"],
+                    "description": "The receiver's status code of the last attempt" },
+                "last_error": { "type": ["string", "null"],
+                    "description": "Why the last attempt failed" },
+                "created_at": time,
+                "finished_at": { "type": ["string", "null"], "format": "date-time" },
+            },
+        },
+        "DeliveryList": {
+            "type": "object", "required": ["deliveries"],
+            "properties": { "deliveries": { "type": "array", "items": schema("Delivery") } },
+        },
+    });
+    match schemas {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// How a receiver checks a delivery, for the secret's description.
+fn signature_description() -> String {
+    format!(
+        "The webhook's signing secret. Each delivery carries \
+         `{SIGNATURE_HEADER}: t=<unix seconds>,v1=<hex>`, where `<hex>` is the \
+         HMAC-SHA256, keyed with this secret, of `<t>.<body>` (the timestamp, a dot, then \
+         the raw body). Compare in constant time and refuse old timestamps."
+    )
 }

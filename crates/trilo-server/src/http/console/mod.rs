@@ -24,6 +24,7 @@ use crate::state::AppState;
 use crate::views::{AppListItem, AppOverviewPage, AppView, AppsPage, NewAppPage};
 
 mod app_pages;
+mod webhook_pages;
 
 pub(crate) use app_pages::form_values;
 
@@ -52,6 +53,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/developer/apps/{id}/secret", post(p::rotate_secret))
         .route("/developer/apps/{id}/delete", post(p::delete))
+        .route(
+            "/developer/apps/{id}/webhooks",
+            get(webhook_pages::webhooks).post(webhook_pages::add_webhook),
+        )
+        .route(
+            "/developer/apps/{id}/webhooks/{webhook_id}/delete",
+            post(webhook_pages::delete_webhook),
+        )
+        .route(
+            "/developer/apps/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhook_pages::redeliver),
+        )
 }
 
 /// The logged-in developer, or the login page (coming back here afterwards).
