@@ -320,9 +320,19 @@ pub trait EventStore: Send + Sync {
         cloud_id: &str,
         product_key: &str,
     ) -> StoreResult<Vec<Vec<String>>>;
-    /// Records the event, its deliveries and its object change in one transaction. Returns
-    /// `false` and changes nothing when an event with this id exists (a product's retry).
-    async fn record_event(&self, outbox: &Outbox) -> StoreResult<bool>;
+    /// Records the events, their deliveries and their object changes in one transaction.
+    /// For each, `false` when an event with its id existed (a product's retry): that one
+    /// changes nothing. A delivery to a subscription deleted meanwhile is left out.
+    async fn record_events(&self, outboxes: &[Outbox]) -> StoreResult<Vec<bool>>;
+    /// [`EventStore::record_events`] for one event.
+    async fn record_event(&self, outbox: &Outbox) -> StoreResult<bool> {
+        Ok(self
+            .record_events(std::slice::from_ref(outbox))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
     /// Adds objects to a container (a product's report); existing ones are kept.
     async fn put_container_objects(&self, objects: &[ContainerObject]) -> StoreResult<()>;
     /// The objects of the containers (product key, container key) of a site in order, at

@@ -458,8 +458,8 @@ impl EventStore for PgStore {
             .await
     }
 
-    async fn record_event(&self, outbox: &Outbox) -> StoreResult<bool> {
-        self.write(|tx| events::record_event(tx, outbox)).await
+    async fn record_events(&self, outboxes: &[Outbox]) -> StoreResult<Vec<bool>> {
+        self.write(|tx| events::record_events(tx, outboxes)).await
     }
 
     async fn put_container_objects(&self, objects: &[ContainerObject]) -> StoreResult<()> {

@@ -51,9 +51,11 @@ pub mod sql {
     pub const INSERT_EVENT: &str = "INSERT INTO events (event_id, name, cloud_id, \
          product_key, container_key, account_id, body, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
+    /// Nothing when the subscription was deleted since the recipients were chosen.
     pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event_id, \
          subscription_id, app_id, url, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)";
+         SELECT $1, $2, $3, $4, $5, 'pending', 0, $6, $6 WHERE EXISTS (SELECT 1 \
+         FROM webhook_subscriptions WHERE subscription_id = $3)";
     pub const PUT_OBJECT: &str = "INSERT INTO container_objects (cloud_id, product_key, \
          container_key, kind, object_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
     pub const REMOVE_OBJECT: &str = "DELETE FROM container_objects WHERE cloud_id = $1 \
@@ -383,8 +385,11 @@ fn object_stmt<'a>(sql: &'static str, o: &'a ContainerObject) -> Stmt<'a> {
         .bind(&o.object_id)
 }
 
-pub async fn record_event(mut tx: impl Tx, outbox: &Outbox) -> Result<bool, Fail> {
-    let recorded = write_outbox(&mut tx, outbox).await?;
+pub async fn record_events(mut tx: impl Tx, outboxes: &[Outbox]) -> Result<Vec<bool>, Fail> {
+    let mut recorded = Vec::with_capacity(outboxes.len());
+    for outbox in outboxes {
+        recorded.push(write_outbox(&mut tx, outbox).await?);
+    }
     tx.commit().await?;
     Ok(recorded)
 }

@@ -24,7 +24,7 @@ use crate::crypto::{hmac_sha256, random_unit, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
     AttemptOutcome, ContainerObject, Delivery, DeliveryCounts, DueDelivery, Event, FinishedAttempt,
-    NewDelivery, ObjectChange, Outbox, Policy, WebhookSubscription,
+    NewDelivery, ObjectChange, Outbox, Policy, Subscriber, WebhookSubscription,
 };
 
 /// Subscriptions an app may have: enough for every event, bounded for the pages.
@@ -78,6 +78,7 @@ pub enum SendResult {
 /// What the delivery rule reads, cached per (app, site, product) and per site for the
 /// access caches' lifetime and cleared with them.
 pub(crate) struct EventCaches {
+    subscribers: TtlCache<(String, String), Arc<Vec<Subscriber>>>,
     grants: TtlCache<(String, String, String), Arc<Vec<ScopeSet>>>,
     /// Per site: (product, container) pairs an active policy keeps apps away from.
     blocked: TtlCache<String, Arc<Vec<(String, String)>>>,
@@ -86,12 +87,14 @@ pub(crate) struct EventCaches {
 impl EventCaches {
     pub(crate) fn new(ttl: time::Duration) -> Self {
         Self {
+            subscribers: TtlCache::new(ttl),
             grants: TtlCache::new(ttl),
             blocked: TtlCache::new(ttl),
         }
     }
 
     pub(crate) fn clear(&self) {
+        self.subscribers.clear();
         self.grants.clear();
         self.blocked.clear();
     }
@@ -146,6 +149,7 @@ impl Core {
                 CoreError::NotFound(_) => CoreError::NotFound("app"),
                 other => other,
             })?;
+        self.caches.events.subscribers.clear();
         Ok(CreatedWebhook {
             secret: self.webhook_secret(&subscription.subscription_id),
             subscription,
@@ -163,6 +167,7 @@ impl Core {
             .delete_subscription(app_id, subscription_id)
             .await?
         {
+            self.caches.events.subscribers.clear();
             Ok(())
         } else {
             Err(CoreError::NotFound("webhook"))
@@ -188,14 +193,69 @@ impl Core {
             .map(|p| p.key))
     }
 
-    /// Records a product's event with a delivery for each subscribed app the rule admits
-    /// (installed, a member's live grant covers the event, no active policy blocks its
-    /// container), in one transaction, and wakes the senders.
+    /// Records a product's event (see [`Core::ingest_events`]).
     pub async fn ingest_event(
         &self,
         product_key: &str,
         event: ProductEvent,
     ) -> CoreResult<Ingested> {
+        let mut ingested = self.ingest_events(product_key, vec![event]).await?;
+        ingested
+            .pop()
+            .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("no answer for the event")))
+    }
+
+    /// Records a product's events, each with a delivery for every subscribed app the rule
+    /// admits (installed, a member's live grant covers the event, no active policy blocks
+    /// its container), all in one transaction, and wakes the senders. An invalid event
+    /// refuses the whole post (`Invalid` naming it) and records nothing.
+    pub async fn ingest_events(
+        &self,
+        product_key: &str,
+        events: Vec<ProductEvent>,
+    ) -> CoreResult<Vec<Ingested>> {
+        let many = events.len() > 1;
+        let mut outboxes = Vec::with_capacity(events.len());
+        let mut hosted_on: Vec<String> = Vec::new();
+        for (n, event) in events.into_iter().enumerate() {
+            let outbox = self
+                .product_outbox(product_key, event, &mut hosted_on)
+                .await
+                .map_err(|e| match e {
+                    CoreError::Invalid(m) if many => {
+                        CoreError::Invalid(format!("events[{n}]: {m}"))
+                    }
+                    other => other,
+                })?;
+            outboxes.push(outbox);
+        }
+        let recorded = self.store.record_events(&outboxes).await?;
+        if recorded
+            .iter()
+            .zip(&outboxes)
+            .any(|(r, o)| *r && !o.deliveries.is_empty())
+        {
+            self.deliveries_ready.notify();
+        }
+        Ok(outboxes
+            .iter()
+            .zip(recorded)
+            .map(|(o, recorded)| Ingested {
+                event_id: o.event.event_id.clone(),
+                deliveries: if recorded { o.deliveries.len() } else { 0 },
+                duplicate: !recorded,
+            })
+            .collect())
+    }
+
+    /// Checks one posted event and builds what to record for it. `hosted_on` remembers the
+    /// sites already found to host the product.
+    async fn product_outbox(
+        &self,
+        product_key: &str,
+        event: ProductEvent,
+        hosted_on: &mut Vec<String>,
+    ) -> CoreResult<Outbox> {
         let kind = webhooks::event_type(&event.name)
             .filter(|k| k.product.is_some())
             .ok_or_else(|| CoreError::Invalid(format!("unknown event {:?}", event.name)))?;
@@ -216,7 +276,10 @@ impl Core {
                 )));
             }
         }
-        self.require_hosted(&event.cloud_id, product_key).await?;
+        if !hosted_on.contains(&event.cloud_id) {
+            self.require_hosted(&event.cloud_id, product_key).await?;
+            hosted_on.push(event.cloud_id.clone());
+        }
         let now = self.now();
         let event_id = match &event.id {
             Some(id) => product_event_id(product_key, id),
@@ -233,7 +296,7 @@ impl Core {
             )));
         }
         let stored = Event {
-            event_id: event_id.clone(),
+            event_id,
             name: kind.name.to_owned(),
             cloud_id: Some(event.cloud_id.clone()),
             product_key: Some(product_key.to_owned()),
@@ -260,22 +323,10 @@ impl Core {
             }
             _ => None,
         };
-        let count = deliveries.len();
-        let recorded = self
-            .store
-            .record_event(&Outbox {
-                event: stored,
-                deliveries,
-                object,
-            })
-            .await?;
-        if recorded && count > 0 {
-            self.deliveries_ready.notify();
-        }
-        Ok(Ingested {
-            event_id,
-            deliveries: if recorded { count } else { 0 },
-            duplicate: !recorded,
+        Ok(Outbox {
+            event: stored,
+            deliveries,
+            object,
         })
     }
 
@@ -331,7 +382,7 @@ impl Core {
         let (Some(cloud_id), Some(product)) = (&event.cloud_id, &event.product_key) else {
             return Ok(Vec::new());
         };
-        let subscribers = self.store.subscribers(kind.name, cloud_id).await?;
+        let subscribers = self.subscribers(kind.name, cloud_id).await?;
         if subscribers.is_empty() {
             return Ok(Vec::new());
         }
@@ -344,7 +395,7 @@ impl Core {
             None => false,
         };
         let mut out = Vec::new();
-        for s in subscribers {
+        for s in subscribers.iter() {
             let grants = if s.installed {
                 self.member_grants(&s.subscription.app_id, cloud_id, product)
                     .await?
@@ -365,6 +416,23 @@ impl Core {
             }
         }
         Ok(out)
+    }
+
+    /// The event's subscribers on the site, cached like the rule's other inputs and
+    /// cleared by this instance's subscription changes (other instances see a new webhook
+    /// within the cache's lifetime; a deleted one's deliveries are left out when stored).
+    async fn subscribers(
+        &self,
+        event_name: &str,
+        cloud_id: &str,
+    ) -> CoreResult<Arc<Vec<Subscriber>>> {
+        let key = (event_name.to_owned(), cloud_id.to_owned());
+        if let Some(hit) = self.caches.events.subscribers.get(&key) {
+            return Ok(hit);
+        }
+        let subscribers = Arc::new(self.store.subscribers(event_name, cloud_id).await?);
+        self.caches.events.subscribers.put(key, subscribers.clone());
+        Ok(subscribers)
     }
 
     async fn member_grants(

@@ -202,14 +202,14 @@ fn issue_created_event(caller: &Caller, key: &str, id: u64, issue: Value) -> Val
 
 fn created_response(id: u64, key: &str, base: &str) -> Response {
     (
-            StatusCode::CREATED,
-            Json(json!({
-                "id": id.to_string(),
-                "key": key,
-                "self": format!("{base}/rest/api/3/issue/{id}"),
-            })),
-        )
-            .into_response()
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id.to_string(),
+            "key": key,
+            "self": format!("{base}/rest/api/3/issue/{id}"),
+        })),
+    )
+        .into_response()
 }
 
 /// Everything but the project, which needs the site; errors are keyed by field, as Jira

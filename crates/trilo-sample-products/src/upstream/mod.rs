@@ -31,8 +31,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::json;
 
 pub use data::SeedContainer;
-pub use events::EventSink;
 pub(crate) use data::{CONFLUENCE_SEED_SPACES, JIRA_SEED_PROJECTS};
+pub use events::EventSink;
 pub use trust::{
     ACCOUNT_ID_HEADER, ASSERTION_HEADER, ASSERTION_LIFETIME_SECS, ASSERTION_TYP, AssertionClaims,
     BLOCKED_CONTAINERS_HEADER, CLIENT_ID_HEADER, CLOUD_ID_HEADER, Caller, SCOPES_HEADER,

@@ -154,9 +154,9 @@ async fn post_events(
             format!("A post carries 1 to {MAX_EVENTS_PER_POST} events."),
         ));
     }
-    let mut out = Vec::with_capacity(events.len());
-    for (n, e) in events.into_iter().enumerate() {
-        let event = ProductEvent {
+    let events = events
+        .into_iter()
+        .map(|e| ProductEvent {
             id: e.id,
             name: e.event,
             cloud_id: e.cloud_id,
@@ -164,22 +164,17 @@ async fn post_events(
             account_id: e.account_id,
             object: e.object.map(|o| (o.kind, o.id)),
             payload: e.payload,
-        };
-        // Events before a refused one stay recorded; the answer says which was refused, and
-        // a retry with the same ids records the rest without doubling the first.
-        let ingested = state
-            .core
-            .ingest_event(&product, event)
-            .await
-            .map_err(|e| {
-                let mut err = client_error(e);
-                if many {
-                    err.message = format!("events[{n}]: {}", err.message);
-                }
-                err
-            })?;
-        out.push(ingested_json(&ingested));
-    }
+        })
+        .collect();
+    // One transaction for the post: a refused event (named in the message) records none.
+    let out: Vec<Value> = state
+        .core
+        .ingest_events(&product, events)
+        .await
+        .map_err(client_error)?
+        .iter()
+        .map(ingested_json)
+        .collect();
     let body = if many {
         json!({ "events": out })
     } else {

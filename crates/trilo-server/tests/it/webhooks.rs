@@ -21,8 +21,8 @@ use trilo_core::model::DeliveryStatus;
 use trilo_server::config::Config;
 
 use crate::gateway::{READ_SCOPES, access_token, another_app, demo_client};
-use crate::token::Answer;
 use crate::support::{Backend, TestApp};
+use crate::token::Answer;
 
 /// What a receiver saw of one request.
 #[derive(Clone, Debug)]
@@ -175,7 +175,8 @@ impl Receiver {
         let deadline = Instant::now() + within;
         loop {
             let seen = self.seen();
-            let distinct: HashSet<&str> = seen.iter().map(|r| r.header("x-trilo-event-id")).collect();
+            let distinct: HashSet<&str> =
+                seen.iter().map(|r| r.header("x-trilo-event-id")).collect();
             if distinct.len() >= n {
                 return seen;
             }
@@ -257,7 +258,12 @@ async fn newest_delivery_when(
 ) -> trilo_core::model::Delivery {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let d = app.core.deliveries_of_app(app_id, 1).await.unwrap().remove(0);
+        let d = app
+            .core
+            .deliveries_of_app(app_id, 1)
+            .await
+            .unwrap()
+            .remove(0);
         if d.status == status {
             return d;
         }
@@ -347,7 +353,14 @@ async fn gateway_write_reaches_subscribed_app_only(backend: Backend) {
     assert_eq!(receiver.seen().len(), 1, "only the covered, installed app");
     let delivered = newest_delivery_when(&app, &demo_app_id, DeliveryStatus::Delivered).await;
     assert_eq!(delivered.last_status_code, Some(204));
-    assert_eq!(app.core.deliveries_of_app(&demo_app_id, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        app.core
+            .deliveries_of_app(&demo_app_id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A data security policy over the project keeps its events from every app.
     let policy = app
@@ -435,7 +448,10 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
         .create_policy(
             &acme,
             "Everything",
-            vec![("jira".into(), "DEMO".into()), ("jira".into(), "OPS".into())],
+            vec![
+                ("jira".into(), "DEMO".into()),
+                ("jira".into(), "OPS".into()),
+            ],
             true,
         )
         .await
@@ -448,7 +464,10 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
     let delivered = newest_delivery_when(&app, &demo_app_id, DeliveryStatus::Delivered).await;
     assert_eq!(delivered.last_status_code, Some(204), "{delivered:?}");
     let body = seen[0].json();
-    assert_eq!(body["webhookEvent"], "avi:ecosystem.data-security-policy:activated");
+    assert_eq!(
+        body["webhookEvent"],
+        "avi:ecosystem.data-security-policy:activated"
+    );
     assert_eq!(body["policy"]["id"], policy.policy_id.as_str());
     assert_eq!(body["affected"]["total"], 250_000);
     assert_eq!(body["affected"]["truncated"], true);
@@ -471,7 +490,11 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
         "avi:ecosystem.data-security-policy:deactivated"
     );
     app.core
-        .update_policy(&policy.policy_id, "Renamed", vec![("jira".into(), "OPS".into())])
+        .update_policy(
+            &policy.policy_id,
+            "Renamed",
+            vec![("jira".into(), "OPS".into())],
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -494,7 +517,9 @@ async fn policy_event_lists_at_most_the_cap_postgres() {
 /// read no further than needed. trilo answers every request meanwhile.
 #[tokio::test]
 async fn failing_receivers_are_retried_within_bounds() {
-    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks).await.unwrap();
+    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks)
+        .await
+        .unwrap();
     let receiver = Receiver::start().await;
     let acme = app.demo.sites[0].cloud_id.clone();
     let demo = demo_client(&app);
@@ -505,15 +530,22 @@ async fn failing_receivers_are_retried_within_bounds() {
         .await
         .unwrap();
     let secret = app.core.product_events_secret("jira");
-    let post = |id: &str| {
-        json!({ "id": id, "event": "jira:issue_updated", "cloudId": acme, "container": "DEMO" })
-    };
+    let post = |id: &str| json!({ "id": id, "event": "jira:issue_updated", "cloudId": acme, "container": "DEMO" });
     let (core, app_id_ref) = (&app.core, app_id.as_str());
-    let delivery = || async move { core.deliveries_of_app(app_id_ref, 1).await.unwrap().remove(0) };
+    let delivery = || async move {
+        core.deliveries_of_app(app_id_ref, 1)
+            .await
+            .unwrap()
+            .remove(0)
+    };
     let wait_status = |want: DeliveryStatus| async move {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let d = core.deliveries_of_app(app_id_ref, 1).await.unwrap().remove(0);
+            let d = core
+                .deliveries_of_app(app_id_ref, 1)
+                .await
+                .unwrap()
+                .remove(0);
             if d.status == want && (want != DeliveryStatus::Pending || d.last_error.is_some()) {
                 return d;
             }
@@ -534,7 +566,10 @@ async fn failing_receivers_are_retried_within_bounds() {
     receiver.set_mode(Mode::Accept);
     app.clock.advance(time::Duration::seconds(3));
     let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(seen[0].header("x-trilo-event-id"), seen[1].header("x-trilo-event-id"));
+    assert_eq!(
+        seen[0].header("x-trilo-event-id"),
+        seen[1].header("x-trilo-event-id")
+    );
     assert_eq!(seen[1].header("x-trilo-delivery-attempt"), "2");
     assert_eq!(wait_status(DeliveryStatus::Delivered).await.attempts, 2);
 
@@ -550,26 +585,43 @@ async fn failing_receivers_are_retried_within_bounds() {
     let dead = wait_status(DeliveryStatus::Dead).await;
     assert_eq!(dead.attempts, 3);
     assert_eq!(dead.last_status_code, Some(307));
-    assert!(dead.last_error.as_deref().unwrap().contains("redirect"), "{dead:?}");
+    assert!(
+        dead.last_error.as_deref().unwrap().contains("redirect"),
+        "{dead:?}"
+    );
     assert_eq!(receiver.redirect_hits.load(Ordering::SeqCst), 0);
     // The developer redelivers it.
     receiver.set_mode(Mode::Accept);
-    app.core.redeliver(&app_id, &dead.delivery_id).await.unwrap();
+    app.core
+        .redeliver(&app_id, &dead.delivery_id)
+        .await
+        .unwrap();
     receiver.wait_for(6, Duration::from_secs(10)).await;
-    assert_eq!(wait_status(DeliveryStatus::Delivered).await.delivery_id, dead.delivery_id);
+    assert_eq!(
+        wait_status(DeliveryStatus::Delivered).await.delivery_id,
+        dead.delivery_id
+    );
 
     // A 10 MB answer: accepted on its status, the rest unread.
     receiver.set_mode(Mode::Huge);
     post_event(&app.base, Some(&secret), &post("e3")).await;
     receiver.wait_for(7, Duration::from_secs(10)).await;
-    assert_eq!(wait_status(DeliveryStatus::Delivered).await.last_status_code, Some(200));
+    assert_eq!(
+        wait_status(DeliveryStatus::Delivered)
+            .await
+            .last_status_code,
+        Some(200)
+    );
 
     // A stalled receiver: the attempt times out (send timeout 1 s) and is retried.
     receiver.set_mode(Mode::Stall);
     post_event(&app.base, Some(&secret), &post("e4")).await;
     receiver.wait_for(8, Duration::from_secs(10)).await;
     let stalled = wait_status(DeliveryStatus::Pending).await;
-    assert!(stalled.last_error.as_deref().unwrap().contains("no answer"), "{stalled:?}");
+    assert!(
+        stalled.last_error.as_deref().unwrap().contains("no answer"),
+        "{stalled:?}"
+    );
     assert_eq!(stalled.last_status_code, None);
     assert_eq!(delivery().await.delivery_id, stalled.delivery_id);
 
@@ -580,7 +632,9 @@ async fn failing_receivers_are_retried_within_bounds() {
 /// Products' mistakes get 4xx with the API host's `{code, message}`, and record nothing.
 #[tokio::test]
 async fn bad_event_posts_are_refused_with_clear_errors() {
-    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks).await.unwrap();
+    let app = TestApp::spawn(Backend::Sqlite, quick_webhooks)
+        .await
+        .unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
     let secret = app.core.product_events_secret("jira");
     let good = json!({ "event": "jira:issue_created", "cloudId": acme });
@@ -643,6 +697,21 @@ async fn bad_event_posts_are_refused_with_clear_errors() {
             "{answer}"
         );
     }
+    // One bad event refuses the whole post, naming it; the good one is not recorded.
+    let (status, answer) = post_event(
+        &app.base,
+        Some(&secret),
+        &json!({ "events": [good, { "event": "nope", "cloudId": acme }] }),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1]: "),
+        "{answer}"
+    );
     let http = reqwest::Client::new();
     let not_json = http
         .post(app.url("/internal/events"))
@@ -669,7 +738,10 @@ async fn bad_event_posts_are_refused_with_clear_errors() {
     });
     let (status, answer) = post_event(&app.base, Some(&secret), &huge_event).await;
     assert_eq!(status, 400, "{answer}");
-    assert_eq!(app.core.delivery_counts().await.unwrap(), Default::default());
+    assert_eq!(
+        app.core.delivery_counts().await.unwrap(),
+        Default::default()
+    );
 }
 
 /// Environment for `trilo serve` processes that deliver quickly in tests.
@@ -790,9 +862,14 @@ async fn nothing_is_lost_across_a_kill(backend: Backend) {
 
     let receiver = Receiver::on(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
     server.restart().await;
-    let seen = receiver.wait_for_events(EVENTS, Duration::from_secs(60)).await;
+    let seen = receiver
+        .wait_for_events(EVENTS, Duration::from_secs(60))
+        .await;
     let duplicates = duplicates_among(&seen, &ids);
-    eprintln!("{backend:?}: {EVENTS} events, {} requests, {duplicates} duplicates", seen.len());
+    eprintln!(
+        "{backend:?}: {EVENTS} events, {} requests, {duplicates} duplicates",
+        seen.len()
+    );
     let counts = app.core.delivery_counts().await.unwrap();
     assert_eq!(counts.dead, 0, "{counts:?}");
     server.kill().await;
@@ -827,7 +904,9 @@ async fn two_postgres_instances_deliver_a_burst_once_each() {
     let mut first = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
     let mut second = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
     let ids = post_burst(&app, &[&first.base, &second.base], EVENTS, 500).await;
-    let seen = receiver.wait_for_events(EVENTS, Duration::from_secs(120)).await;
+    let seen = receiver
+        .wait_for_events(EVENTS, Duration::from_secs(120))
+        .await;
     // Late copies would arrive now.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen_after = receiver.seen();
@@ -837,7 +916,10 @@ async fn two_postgres_instances_deliver_a_burst_once_each() {
         seen_after.len()
     );
     assert!(seen.len() >= EVENTS);
-    assert_eq!(duplicates, 0, "no instance died, so no delivery was sent twice");
+    assert_eq!(
+        duplicates, 0,
+        "no instance died, so no delivery was sent twice"
+    );
     let counts = app.core.delivery_counts().await.unwrap();
     assert_eq!(counts.delivered, EVENTS as i64, "{counts:?}");
     first.kill().await;

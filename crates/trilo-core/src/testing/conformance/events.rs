@@ -473,3 +473,36 @@ pub async fn a_policy_and_its_events_commit_together(store: Arc<dyn Store>) {
     assert_not_found(store.put_policy(&bad, &[outbox_to(ev2, &[&sub])]).await);
     assert_eq!(store.delivery_counts().await.unwrap().pending, 1);
 }
+
+pub async fn a_batch_of_events_commits_together_and_skips_retries_and_deleted_subscriptions(
+    store: Arc<dyn Store>,
+) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let kept = subscription(&w.app.app_id, &["jira:issue_created"], 1);
+    let deleted = subscription(&w.app.app_id, &["jira:issue_created"], 2);
+    store.insert_subscription(&kept).await.unwrap();
+    store.insert_subscription(&deleted).await.unwrap();
+    let earlier = outbox_to(event(&w, "jira:issue_created", 3), &[&kept]);
+    store.record_event(&earlier).await.unwrap();
+    // Chosen as recipients, then deleted before the events are stored.
+    store
+        .delete_subscription(&w.app.app_id, &deleted.subscription_id)
+        .await
+        .unwrap();
+    let batch = vec![
+        outbox_to(event(&w, "jira:issue_created", 4), &[&kept, &deleted]),
+        outbox_to(earlier.event.clone(), &[&kept]),
+        outbox_to(event(&w, "jira:issue_created", 5), &[&kept]),
+    ];
+    assert_eq!(
+        store.record_events(&batch).await.unwrap(),
+        vec![true, false, true]
+    );
+    assert_eq!(store.delivery_counts().await.unwrap().pending, 3);
+    let claimed = store.claim_deliveries(at(10), at(20), 10).await.unwrap();
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.delivery.subscription_id == kept.subscription_id)
+    );
+}

@@ -128,6 +128,7 @@ pub fn all() -> Vec<(&'static str, CaseFn)> {
         deleting_a_subscription_or_app_drops_its_deliveries,
         container_objects_are_reported_listed_capped_and_counted,
         a_policy_and_its_events_commit_together,
+        a_batch_of_events_commits_together_and_skips_retries_and_deleted_subscriptions,
     ]
 }
 
