@@ -18,8 +18,12 @@
 //! - `gateway-cold`: the same call, each request with a token the server has never seen.
 //! - `direct`: the same upstream call without the gateway (with the identity headers and
 //!   an assertion the gateway issued), for the ratio.
+//! - `events`: products post events in batches; the figure is webhook deliveries per second
+//!   received by a loopback receiver, and their latency from the event's commit (see
+//!   `events`).
 
 mod child;
+mod events;
 mod load;
 mod preload;
 mod prepare;
@@ -50,17 +54,19 @@ pub enum Scenario {
     Gateway,
     GatewayCold,
     Direct,
+    Events,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::CodeExchange,
         Scenario::RefreshRotation,
         Scenario::AccessibleResources,
         Scenario::Gateway,
         Scenario::GatewayCold,
         Scenario::Direct,
+        Scenario::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +77,7 @@ impl Scenario {
             Scenario::Gateway => "gateway",
             Scenario::GatewayCold => "gateway-cold",
             Scenario::Direct => "direct",
+            Scenario::Events => "events",
         }
     }
 }
@@ -168,13 +175,16 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
 /// The configuration both processes use: the same database, data directory (so the same
 /// key file) and public URL (the issuer tokens carry).
 fn bench_config(public_url: &str, data_dir: &Path, database_url: Option<String>) -> Config {
-    Config {
+    let mut config = Config {
         auth_url: public_url.to_owned(),
         api_url: public_url.to_owned(),
         database_url,
         data_dir: data_dir.to_owned(),
         ..Config::default()
-    }
+    };
+    // The events scenario's receiver listens on loopback.
+    config.webhooks.allow_http_loopback = true;
+    config
 }
 
 async fn run_in(
@@ -239,6 +249,11 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         prepared.push(fixture.prepare(*scenario, options, &mut loader).await?);
     }
     loader.close().await;
+    let events = if scenarios.contains(&Scenario::Events) {
+        Some(events::prepare(core, &info).await?)
+    } else {
+        None
+    };
 
     let mut server = ServerProcess::start(&child::Spawn {
         port: setup.port,
@@ -249,7 +264,14 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         info: &info,
     })
     .await?;
-    let measured = measure_all(options, &scenarios, prepared, &fixture, &mut server).await;
+    let measured = measure_all(
+        options,
+        &scenarios,
+        prepared,
+        (&fixture, events.as_ref()),
+        &mut server,
+    )
+    .await;
     server.stop().await;
     let (reports, gateway_added_p50_ms) = measured?;
 
@@ -281,7 +303,7 @@ async fn measure_all(
     options: &BenchOptions,
     scenarios: &[Scenario],
     prepared: Vec<Vec<Payload>>,
-    fixture: &Fixture<'_>,
+    (fixture, events): (&Fixture<'_>, Option<&events::EventsFixture>),
     server: &mut ServerProcess,
 ) -> anyhow::Result<(Vec<ScenarioReport>, Option<f64>)> {
     let load = Load::new()?;
@@ -293,7 +315,11 @@ async fn measure_all(
         {
             single_client.push((*scenario, first.clone()));
         }
-        reports.push(measure_one(options, *scenario, payloads, fixture, server, &load).await?);
+        let report = match (scenario, events) {
+            (Scenario::Events, Some(events)) => measure_events(options, events, server).await?,
+            _ => measure_one(options, *scenario, payloads, fixture, server, &load).await?,
+        };
+        reports.push(report);
     }
     let added = added_latency(&load, fixture, &server.base, options, single_client).await?;
     Ok((reports, added))
@@ -329,6 +355,34 @@ async fn measure_one(
         report.p99_ms,
         report.errors,
         report.server_peak_rss_mb
+    );
+    Ok(report)
+}
+
+/// The events scenario, measured at its receiver rather than by request.
+async fn measure_events(
+    options: &BenchOptions,
+    events: &events::EventsFixture,
+    server: &mut ServerProcess,
+) -> anyhow::Result<ScenarioReport> {
+    eprintln!(
+        "trilo bench: events, {} producers, {:?} warm-up + {:?}",
+        options.concurrency, options.warmup, options.duration
+    );
+    server.reset_peak_rss();
+    let measured = events::measure(
+        events,
+        &server.base,
+        options.concurrency,
+        options.warmup,
+        options.duration,
+    )
+    .await?;
+    server.check_running()?;
+    let report = scenario_report(Scenario::Events, options.duration, measured, server);
+    eprintln!(
+        "trilo bench: events: {} deliveries/s, p50 {} ms, p99 {} ms from commit, {} errors",
+        report.requests_per_s, report.p50_ms, report.p99_ms, report.errors
     );
     Ok(report)
 }

@@ -100,6 +100,8 @@ impl<'a> Fixture<'a> {
                     payloads.push(Payload::RefreshToken(refresh));
                 }
             }
+            // Measured at its receiver: no per-worker payloads (see `events`).
+            Scenario::Events => {}
             Scenario::AccessibleResources | Scenario::Gateway | Scenario::Direct => {
                 for _ in 0..workers {
                     let tokens = self.first_tokens().await?;
