@@ -32,7 +32,7 @@ const SUBSCRIBED_APPS: usize = 4;
 /// Events per post (one transaction each).
 const EVENTS_PER_POST: usize = 25;
 /// Deliveries posted but not yet received beyond which producers wait.
-const MAX_OUTSTANDING: u64 = 4_096;
+const MAX_OUTSTANDING: u64 = 2_048;
 const EVENT: &str = "jira:issue_updated";
 
 /// What the receiver counted.
