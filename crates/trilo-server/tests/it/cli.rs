@@ -366,13 +366,14 @@ async fn demo_writes_demo_json_and_serves() {
 }
 
 /// Every scenario in its order, as `trilo bench` reports them by default.
-const BENCH_SCENARIOS: [&str; 6] = [
+const BENCH_SCENARIOS: [&str; 7] = [
     "code-exchange",
     "refresh-rotation",
     "accessible-resources",
     "gateway",
     "gateway-cold",
     "direct",
+    "events",
 ];
 
 /// Runs `trilo bench` briefly with two clients and returns its report.
