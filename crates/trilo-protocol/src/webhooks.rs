@@ -102,6 +102,8 @@ pub enum SubscriptionError {
     Credentials,
     #[error("the webhook URL is longer than {MAX_URL_LEN} characters")]
     TooLong,
+    #[error("the webhook URL must not address a private, loopback or link-local network")]
+    PrivateAddress,
     #[error("unknown event {0:?}")]
     UnknownEvent(String),
     #[error("a webhook needs at least one event and at most {} events", EVENT_TYPES.len())]
@@ -125,10 +127,62 @@ pub fn validate_url(raw: &str, allow_http_loopback: bool) -> Result<Url, Subscri
         return Err(SubscriptionError::Credentials);
     }
     match url.scheme() {
-        "https" => Ok(url),
+        "https" => match refused_literal(&url, allow_http_loopback) {
+            Some(refused) => Err(refused),
+            None => Ok(url),
+        },
         "http" if allow_http_loopback && is_loopback(&url) => Ok(url),
         _ => Err(SubscriptionError::NotHttps),
     }
+}
+
+/// Whether an address is on the public internet. Webhooks are sent only there unless the
+/// server allows loopback receivers (development): a subscription must not reach the
+/// operator's own network, cloud metadata services or the host itself (server-side
+/// request forgery).
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                // Shared address space (RFC 6598) and benchmarking (RFC 2544).
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // Unique local (fc00::/7) and link-local (fe80::/10).
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                // Documentation (2001:db8::/32).
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// Why a receiver's address is refused, if it is: an IP literal that is not public when
+/// only public receivers are allowed.
+pub fn refused_literal(url: &Url, allow_private: bool) -> Option<SubscriptionError> {
+    let ip = match url.host()? {
+        url::Host::Ipv4(ip) => IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => IpAddr::V6(ip),
+        url::Host::Domain(_) => return None,
+    };
+    (!allow_private && !is_public_address(ip)).then_some(SubscriptionError::PrivateAddress)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -371,6 +425,46 @@ mod tests {
         );
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(validate_url(&long, false), Err(SubscriptionError::TooLong));
+    }
+
+    #[test]
+    fn only_public_addresses_are_receivers_unless_private_ones_are_allowed() {
+        let cases = [
+            ("8.8.8.8", true),
+            ("1.1.1.1", true),
+            ("2606:4700::1111", true),
+            ("10.1.2.3", false),
+            ("172.16.0.1", false),
+            ("192.168.1.1", false),
+            ("127.0.0.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("255.255.255.255", false),
+            ("224.0.0.1", false),
+            ("::1", false),
+            ("::", false),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("::ffff:10.0.0.1", false),
+            ("::ffff:8.8.8.8", true),
+            ("2001:db8::1", false),
+        ];
+        for (ip, public) in cases {
+            assert_eq!(is_public_address(ip.parse().unwrap()), public, "{ip}");
+        }
+        assert_eq!(
+            validate_url("https://169.254.169.254/latest", false),
+            Err(SubscriptionError::PrivateAddress)
+        );
+        assert_eq!(
+            validate_url("https://[fd00::1]/hook", false),
+            Err(SubscriptionError::PrivateAddress)
+        );
+        assert!(validate_url("https://10.0.0.1/hook", true).is_ok());
+        assert!(validate_url("https://8.8.8.8/hook", false).is_ok());
+        // Names are checked when they are resolved, at sending.
+        assert!(validate_url("https://localhost/hook", false).is_ok());
     }
 
     #[test]

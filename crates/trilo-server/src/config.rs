@@ -77,7 +77,8 @@ pub struct GatewayConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
-    /// Accept `http://` receivers on 127.0.0.1, ::1 or localhost (development only).
+    /// Accept `http://` receivers on 127.0.0.1, ::1 or localhost, and send to loopback and
+    /// private addresses (development only; otherwise receivers must be public).
     pub allow_http_loopback: bool,
     /// The wait after a first failed attempt; doubled after each further one.
     pub retry_base: String,
@@ -298,6 +299,7 @@ impl Config {
                         "webhooks.send_timeout",
                         &self.webhooks.send_timeout,
                     )?,
+                    allow_private: self.webhooks.allow_http_loopback,
                 })
             })
             .transpose()?;

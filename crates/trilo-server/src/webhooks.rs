@@ -7,7 +7,11 @@
 //! by `X-Trilo-Event-Id`. Outcomes are recorded in batches, so a busy sender costs the
 //! store one commit per batch rather than one per delivery.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,6 +20,7 @@ use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -24,6 +29,7 @@ use trilo_core::model::{DueDelivery, FinishedAttempt};
 use trilo_core::services::events::SendResult;
 use trilo_protocol::webhooks::{
     ATTEMPT_HEADER, DELIVERY_ID_HEADER, EVENT_ID_HEADER, EVENT_NAME_HEADER, SIGNATURE_HEADER,
+    is_public_address, refused_literal,
 };
 
 /// How much of a receiver's answer is read: enough to keep the connection for reuse when
@@ -47,9 +53,46 @@ pub struct SenderSettings {
     pub poll_interval: Duration,
     /// Connect, send and answer within this, or the attempt failed.
     pub send_timeout: Duration,
+    /// Send to loopback and private addresses too (development); otherwise receivers must
+    /// resolve to public addresses.
+    pub allow_private: bool,
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+type HttpsClient = Client<HttpsConnector<HttpConnector<Resolver>>, Body>;
+
+/// Resolves receivers' host names, keeping only public addresses unless private ones are
+/// allowed: a name that resolves into the operator's network is refused at every attempt
+/// (IP literals are checked in [`request`], as the connector does not resolve them).
+#[derive(Clone, Copy, Debug)]
+struct Resolver {
+    allow_private: bool,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| allow_private || is_public_address(a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(std::io::Error::other(
+                    "the receiver's name resolves to no public address",
+                ));
+            }
+            Ok(found.into_iter())
+        })
+    }
+}
 
 /// The running sender; dropping it stops the sender.
 #[derive(Debug)]
@@ -63,14 +106,16 @@ impl Drop for SenderHandle {
 
 /// Starts the sender on the current runtime.
 pub fn spawn(core: Core, settings: SenderSettings) -> anyhow::Result<SenderHandle> {
-    let client = https_client(settings.send_timeout)?;
+    let client = https_client(settings)?;
     Ok(SenderHandle(tokio::spawn(run(core, client, settings))))
 }
 
-fn https_client(timeout: Duration) -> anyhow::Result<HttpsClient> {
-    let mut http = HttpConnector::new();
+fn https_client(settings: SenderSettings) -> anyhow::Result<HttpsClient> {
+    let mut http = HttpConnector::new_with_resolver(Resolver {
+        allow_private: settings.allow_private,
+    });
     http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
+    http.set_connect_timeout(Some(settings.send_timeout));
     http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?
@@ -119,7 +164,7 @@ async fn run(core: Core, client: HttpsClient, settings: SenderSettings) {
             };
             let (core, client, outcomes) = (core.clone(), client.clone(), outcomes.clone());
             tokio::spawn(async move {
-                let finished = send(&core, &client, due, settings.send_timeout).await;
+                let finished = send(&core, &client, due, settings).await;
                 // The recorder outlives every sender; if it is gone, the lease brings the
                 // delivery back.
                 let _ = outcomes.send(finished);
@@ -134,10 +179,11 @@ async fn send(
     core: &Core,
     client: &HttpsClient,
     due: DueDelivery,
-    timeout: Duration,
+    settings: SenderSettings,
 ) -> FinishedAttempt {
     let d = &due.delivery;
-    let result = match request(core, &due) {
+    let timeout = settings.send_timeout;
+    let result = match request(core, &due, settings.allow_private) {
         Ok(request) => match tokio::time::timeout(timeout, answer(client, request)).await {
             Ok(result) => result,
             Err(_) => SendResult::NoAnswer(format!("no answer within {} ms", timeout.as_millis())),
@@ -150,8 +196,13 @@ async fn send(
     core.attempt_outcome(d, result)
 }
 
-fn request(core: &Core, due: &DueDelivery) -> Result<Request<Body>, String> {
+fn request(core: &Core, due: &DueDelivery, allow_private: bool) -> Result<Request<Body>, String> {
     let d = &due.delivery;
+    let url =
+        url::Url::parse(&d.url).map_err(|_| "the webhook URL cannot be sent to".to_owned())?;
+    if let Some(refused) = refused_literal(&url, allow_private) {
+        return Err(refused.to_string());
+    }
     let uri: http::Uri = d
         .url
         .parse()

@@ -925,3 +925,85 @@ async fn two_postgres_instances_deliver_a_burst_once_each() {
     first.kill().await;
     second.kill().await;
 }
+
+/// Without development's loopback allowance, receivers must be public: a private IP is
+/// refused when subscribing, and a name that resolves to one fails every attempt without
+/// a request (server-side request forgery).
+#[tokio::test]
+async fn receivers_in_private_networks_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite, |config| {
+        quick_webhooks(config);
+        config.webhooks.allow_http_loopback = false;
+    })
+    .await
+    .unwrap();
+    let receiver = Receiver::start().await;
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let demo = demo_client(&app);
+    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
+    let app_id = client_id_app(&app, &demo.client_id).await;
+    for refused in [
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "http://localhost/hook",
+    ] {
+        let err = app
+            .core
+            .create_webhook(&app_id, refused, &["jira:issue_updated".to_owned()])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, trilo_core::CoreError::Invalid(_)),
+            "{refused}: {err:?}"
+        );
+    }
+    app.core
+        .create_webhook(
+            &app_id,
+            &format!("https://localhost:{port}/hook"),
+            &["jira:issue_updated".to_owned()],
+        )
+        .await
+        .unwrap();
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let secret = app.core.product_events_secret("jira");
+    let (status, _) = post_event(
+        &app.base,
+        Some(&secret),
+        &json!({ "event": "jira:issue_updated", "cloudId": acme, "container": "DEMO" }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let d = app
+            .core
+            .deliveries_of_app(&app_id, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        if d.last_error.is_some() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no attempt: {d:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no public address"),
+        "{failed:?}"
+    );
+    assert!(receiver.seen().is_empty());
+}
