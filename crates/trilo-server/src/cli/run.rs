@@ -226,8 +226,12 @@ fn print_banner(info: &demo::DemoInfo, json_path: &Path) {
     println!("  Your account      {auth}/account");
     println!("  Developer console {auth}/developer");
     println!(
-        "  Site admin        {auth}/admin (alice administers {})\n",
+        "  Site admin        {auth}/admin (alice administers {})",
         info.sites[0].name
+    );
+    println!(
+        "  Webhooks          add one under an app's Webhooks tab (http://127.0.0.1 receivers \
+         work in the demo); creating an issue through the gateway sends jira:issue_created\n"
     );
     println!("  Details for scripts: {}", json_path.display());
     println!("  Stop with Ctrl-C.");
