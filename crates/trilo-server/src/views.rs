@@ -113,6 +113,33 @@ pub struct NewAppPage {
     pub error: Option<String>,
 }
 
+/// What the layout of a tabbed console page shows around its section, the same on the app
+/// pages and the site-admin pages: who is signed in, the current tab, the CSRF token its
+/// forms echo, and the outcome of the form just sent.
+pub struct Chrome {
+    pub email: String,
+    pub csrf_token: String,
+    pub tab: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Chrome {
+    pub fn with_notice(self, notice: impl Into<String>) -> Self {
+        Chrome {
+            notice: Some(notice.into()),
+            ..self
+        }
+    }
+
+    pub fn with_error(self, error: String) -> Self {
+        Chrome {
+            error: Some(error),
+            ..self
+        }
+    }
+}
+
 /// An app as the console pages show it.
 pub struct AppView {
     pub app_id: String,
@@ -128,11 +155,8 @@ pub struct AppView {
 #[derive(Template)]
 #[template(path = "dev/app.html")]
 pub struct AppOverviewPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
     /// The client secret, on the one page that shows it (creation).
     pub secret: Option<String>,
 }
@@ -140,12 +164,8 @@ pub struct AppOverviewPage {
 #[derive(Template)]
 #[template(path = "dev/authorization.html")]
 pub struct AuthorizationPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub csrf_token: String,
     /// The callback URLs, one per line, as the textarea shows them.
     pub callback_text: String,
     pub scope_choices: Vec<ScopeOption>,
@@ -162,12 +182,8 @@ pub struct ScopeOption {
 #[derive(Template)]
 #[template(path = "dev/permissions.html")]
 pub struct PermissionsPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub csrf_token: String,
     pub apis: Vec<ApiScopes>,
 }
 
@@ -183,24 +199,16 @@ pub struct ApiScopes {
 #[derive(Template)]
 #[template(path = "dev/distribution.html")]
 pub struct DistributionPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub csrf_token: String,
     pub sharing: bool,
 }
 
 #[derive(Template)]
 #[template(path = "dev/settings.html")]
 pub struct SettingsPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub csrf_token: String,
     pub avatar_url: String,
     /// A new secret, on the one page that shows it (after a rotation).
     pub secret: Option<String>,
@@ -212,12 +220,8 @@ pub struct SettingsPage {
 #[derive(Template)]
 #[template(path = "dev/webhooks.html")]
 pub struct WebhooksPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub app: AppView,
-    pub tab: &'static str,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub csrf_token: String,
     pub webhooks: Vec<WebhookItem>,
     /// The add form's URL field (what was typed, after a refusal).
     pub url: String,
@@ -274,13 +278,9 @@ pub struct AdminSiteItem {
 #[derive(Template)]
 #[template(path = "admin/members.html")]
 pub struct AdminMembersPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub cloud_id: String,
     pub site_name: String,
-    pub csrf_token: String,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub tab: &'static str,
     pub members: Vec<AdminMemberItem>,
     pub products: Vec<String>,
 }
@@ -297,13 +297,9 @@ pub struct AdminMemberItem {
 #[derive(Template)]
 #[template(path = "admin/apps.html")]
 pub struct AdminAppsPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub cloud_id: String,
     pub site_name: String,
-    pub csrf_token: String,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub tab: &'static str,
     pub blocked: bool,
     pub apps: Vec<AdminAppItem>,
 }
@@ -319,13 +315,9 @@ pub struct AdminAppItem {
 #[derive(Template)]
 #[template(path = "admin/policies.html")]
 pub struct AdminPoliciesPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub cloud_id: String,
     pub site_name: String,
-    pub csrf_token: String,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub tab: &'static str,
     pub policies: Vec<AdminPolicyItem>,
     pub containers: Vec<AdminContainerItem>,
     /// The policy being edited, if any (else the form creates one).
@@ -353,13 +345,9 @@ pub struct AdminContainerItem {
 #[derive(Template)]
 #[template(path = "admin/audit.html")]
 pub struct AdminAuditPage {
-    pub email: String,
+    pub chrome: Chrome,
     pub cloud_id: String,
     pub site_name: String,
-    pub csrf_token: String,
-    pub notice: Option<String>,
-    pub error: Option<String>,
-    pub tab: &'static str,
     pub filter: String,
     pub events: Vec<AdminEventItem>,
 }

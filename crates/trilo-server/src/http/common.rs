@@ -8,7 +8,9 @@ use axum::response::{Html, IntoResponse, Response};
 use trilo_core::CoreError;
 use trilo_core::model::{Account, Session};
 use trilo_protocol::Params;
+use trilo_protocol::params;
 
+use super::errors::PageError;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "trilo_session";
@@ -106,6 +108,23 @@ pub fn charset_is_utf8(headers: &HeaderMap) -> bool {
         let charset = charset.trim().trim_matches('"');
         charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
     })
+}
+
+/// All values of `name` in urlencoded input (checkbox lists, which [`Params`] keeps one
+/// value of), strictly decoded.
+pub fn form_values(input: &[u8], name: &str) -> Result<Vec<String>, PageError> {
+    let unreadable = |_| PageError::BadRequest("The form could not be read.");
+    let mut values = Vec::new();
+    for pair in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if params::decode(key).map_err(unreadable)? == name {
+            values.push(params::decode(value).map_err(unreadable)?);
+        }
+    }
+    Ok(values)
 }
 
 /// A urlencoded UTF-8 form body parsed strictly; `None` for another content type or charset.

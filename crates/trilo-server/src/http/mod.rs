@@ -7,6 +7,7 @@ pub mod api_v1;
 pub mod common;
 pub mod console;
 pub mod errors;
+pub mod extract;
 pub mod gateway;
 pub mod internal;
 pub mod login;

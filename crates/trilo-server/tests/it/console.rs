@@ -115,6 +115,35 @@ async fn console_forms_need_the_session_csrf_token() {
 }
 
 #[tokio::test]
+async fn console_forms_must_be_urlencoded_and_readable() {
+    let app = TestApp::sqlite().await;
+    let (alice, csrf) = developer(&app, 0).await;
+    let before = app.core.store.list_apps(None).await.unwrap().len();
+    for (content_type, body, status) in [
+        (
+            "application/json",
+            format!(r#"{{"csrf_token":"{csrf}","name":"Json"}}"#),
+            415,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            format!("csrf_token={csrf}&name=%zz"),
+            400,
+        ),
+    ] {
+        let res = alice
+            .post(app.url("/developer/apps"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{content_type}");
+    }
+    assert_eq!(app.core.store.list_apps(None).await.unwrap().len(), before);
+}
+
+#[tokio::test]
 async fn user_input_renders_as_text_and_pages_send_security_headers() {
     let app = TestApp::sqlite().await;
     let (alice, csrf) = developer(&app, 0).await;

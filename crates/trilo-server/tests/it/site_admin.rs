@@ -2,8 +2,11 @@
 //! take effect at the consent page and the gateway at once, data security policies, and
 //! the audit log listing every change.
 
+use trilo_core::model::UserInstalls;
+
+use crate::console::developer;
 use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
-use crate::support::{TestApp, hidden_field};
+use crate::support::{TestApp, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
 async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
@@ -69,6 +72,44 @@ async fn only_admins_of_the_site_get_in() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn site_pages_send_the_signed_out_to_the_login_and_back() {
+    let app = TestApp::sqlite().await;
+    let acme = &app.demo.sites[0].cloud_id;
+    let res = app
+        .browser()
+        .get(app.url(&format!("/admin/sites/{acme}/audit?action=app.")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        location(&res),
+        format!("/login?return_to=%2Fadmin%2Fsites%2F{acme}%2Faudit%3Faction%3Dapp.")
+    );
+}
+
+#[tokio::test]
+async fn site_forms_of_a_non_admin_are_not_found_and_change_nothing() {
+    let app = TestApp::sqlite().await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let (bob, csrf) = developer(&app, 1).await;
+    for form in [
+        vec![("csrf_token", csrf.as_str()), ("value", "blocked")],
+        vec![("value", "blocked")],
+    ] {
+        let res = bob
+            .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{form:?}");
+    }
+    let site = app.core.store.site(&acme).await.unwrap().unwrap();
+    assert_eq!(site.user_installs, UserInstalls::Allowed);
 }
 
 #[tokio::test]

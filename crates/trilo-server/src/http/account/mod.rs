@@ -6,26 +6,23 @@
 mod views;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use trilo_core::CoreError;
-use trilo_core::model::{Account, Session};
 use trilo_core::services::account::{
     AccountError, ApiTokenState, DEFAULT_API_TOKEN_DAYS, MAX_API_TOKEN_DAYS, MIN_API_TOKEN_DAYS,
 };
 use trilo_core::services::accounts::MIN_PASSWORD_LEN;
 use trilo_core::services::api_tokens::CreatedApiToken;
-use trilo_protocol::params::encode;
 
-use super::common::{current_user, query_params, render, see_other};
-use super::console::console_form;
+use super::common::{query_params, render, see_other};
 use super::errors::PageError;
+use super::extract::{CsrfForm, SignedIn};
 use crate::state::AppState;
 use crate::views::{ScopeGroupView, ScopeLineView};
 use views::{
@@ -47,43 +44,6 @@ pub fn router() -> Router<AppState> {
             post(revoke_api_token),
         )
         .route("/account/password", get(password).post(change_password))
-}
-
-/// The logged-in user and the session cookie (a password change keeps that session).
-struct SignedIn {
-    session: Session,
-    account: Account,
-    cookie: String,
-}
-
-/// The logged-in user, or the login page that comes back to `return_to` afterwards.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    return_to: &str,
-) -> Result<Result<SignedIn, Response>, PageError> {
-    Ok(match current_user(state, headers).await? {
-        Some((session, account, cookie)) => Ok(SignedIn {
-            session,
-            account,
-            cookie,
-        }),
-        None => Err(see_other(&format!(
-            "/login?return_to={}",
-            encode(return_to)
-        ))),
-    })
-}
-
-/// The logged-in user, or return the login redirect. A POST comes back to its page,
-/// since the login cannot replay the form.
-macro_rules! signed_in {
-    ($state:expr, $headers:expr, $return_to:expr) => {
-        match signed_in(&$state, &$headers, $return_to).await? {
-            Ok(user) => user,
-            Err(login) => return Ok(login),
-        }
-    };
 }
 
 /// An account operation's failure on a page (forms turn the user's mistakes into a
@@ -150,8 +110,7 @@ fn minute(at: OffsetDateTime) -> String {
 
 // ---- Home ----
 
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account");
+async fn home(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let service = state.core.account(&me.account);
     let connected_apps = service.connected_apps().await?.len();
     let active_tokens = service
@@ -181,10 +140,9 @@ const APP_NOTICES: &[(&str, &str)] = &[(
 
 async fn connected_apps(
     State(state): State<AppState>,
-    headers: HeaderMap,
     uri: Uri,
+    me: SignedIn,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/apps");
     let apps = state
         .core
         .account(&me.account)
@@ -235,12 +193,10 @@ async fn connected_apps(
 
 async fn revoke_grant(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(grant_id): Path<String>,
-    body: Bytes,
+    me: SignedIn,
+    _: CsrfForm,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/apps");
-    console_form(&headers, &body, &me.session)?;
     state
         .core
         .account(&me.account)
@@ -324,10 +280,9 @@ async fn tokens_page(
 
 async fn api_tokens(
     State(state): State<AppState>,
-    headers: HeaderMap,
     uri: Uri,
+    me: SignedIn,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/api-tokens");
     let form = TokenForm {
         notice: done(&uri, TOKEN_NOTICES),
         ..TokenForm::default()
@@ -337,11 +292,9 @@ async fn api_tokens(
 
 async fn create_api_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    me: SignedIn,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/api-tokens");
-    let form = console_form(&headers, &body, &me.session)?;
     if form.first_repeated(&["label", "expires_in_days"]).is_some() {
         return Err(PageError::BadRequest("The form could not be read."));
     }
@@ -386,12 +339,10 @@ async fn create_api_token(
 
 async fn revoke_api_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(token_id): Path<String>,
-    body: Bytes,
+    me: SignedIn,
+    _: CsrfForm,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/api-tokens");
-    console_form(&headers, &body, &me.session)?;
     state
         .core
         .account(&me.account)
@@ -421,23 +372,17 @@ fn password_page(
     )
 }
 
-async fn password(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/password");
-    Ok(password_page(me, StatusCode::OK, None, None))
+async fn password(me: SignedIn) -> Response {
+    password_page(me, StatusCode::OK, None, None)
 }
 
 /// Wrong current passwords count against the account in the login limiter (its own key,
 /// so a password guessed through this form gets no more tries than through the login).
 async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    me: SignedIn,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let me = signed_in!(state, headers, "/account/password");
-    let form = console_form(&headers, &body, &me.session)?;
     if form
         .first_repeated(&["current_password", "new_password", "confirm_password"])
         .is_some()

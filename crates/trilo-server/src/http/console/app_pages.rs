@@ -2,71 +2,44 @@
 //! authorization URL), permissions (scopes from the products' catalogs), distribution
 //! (sharing), settings (details, secret rotation, deletion).
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::header::HeaderMap;
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use trilo_core::CoreError;
-use trilo_core::model::{Account, App, Distribution};
+use trilo_core::model::{App, Distribution};
 use trilo_core::services::console::{AppChanges, UpdatedApp};
 use trilo_protocol::authorize::append_query;
-use trilo_protocol::params::{self, encode};
+use trilo_protocol::params::encode;
 use trilo_protocol::scope::IDENTITY_SCOPES;
 
-use super::{app_view, console_form, developer, form_problem, owned_app};
+use super::{app_view, form_problem};
 use crate::config::parse_duration;
-use crate::http::common::{render, see_other};
+use crate::http::common::{form_values, render, see_other};
 use crate::http::errors::PageError;
+use crate::http::extract::{CsrfForm, DeveloperApp};
 use crate::state::AppState;
 use crate::views::{
-    ApiScopes, AuthorizationPage, DistributionPage, PermissionsPage, ScopeOption, SettingsPage,
+    ApiScopes, AuthorizationPage, Chrome, DistributionPage, PermissionsPage, ScopeOption,
+    SettingsPage,
 };
 
-/// The developer and their app, or the login page.
-macro_rules! developer_app {
-    ($state:expr, $headers:expr, $uri:expr, $id:expr) => {{
-        let (session, account) = match developer(&$state, &$headers, &$uri).await? {
-            Ok(dev) => dev,
-            Err(login) => return Ok(login),
-        };
-        let app = owned_app(&$state, &account, &$id).await?;
-        (session, account, app)
-    }};
-}
-
-/// All values of `name` in a urlencoded body (checkbox lists), strictly decoded.
-pub(crate) fn form_values(body: &[u8], name: &str) -> Result<Vec<String>, PageError> {
-    let mut values = Vec::new();
-    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (key, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => (pair, &b""[..]),
-        };
-        let key = params::decode(key)
-            .map_err(|_| PageError::BadRequest("The form could not be read."))?;
-        if key == name {
-            values.push(
-                params::decode(value)
-                    .map_err(|_| PageError::BadRequest("The form could not be read."))?,
-            );
-        }
-    }
-    Ok(values)
-}
+// The pages' tabs, as `dev/nav_partial.html` names them.
+const AUTHORIZATION: &str = "authorization";
+const PERMISSIONS: &str = "permissions";
+const DISTRIBUTION: &str = "distribution";
+const SETTINGS: &str = "settings";
 
 /// Saves changes to the developer's app; a validation problem comes back as the page's
 /// error.
 async fn save(
     state: &AppState,
-    account: &Account,
-    app: &App,
+    dev: &DeveloperApp,
     changes: AppChanges,
 ) -> Result<Result<UpdatedApp, String>, PageError> {
     match state
         .core
-        .console(account)
-        .update_app(&app.app_id, changes)
+        .console(&dev.me.account)
+        .update_app(&dev.app.app_id, changes)
         .await
     {
         Ok(updated) => Ok(Ok(updated)),
@@ -78,32 +51,19 @@ async fn save(
 
 pub(super) async fn authorization(
     State(state): State<AppState>,
-    headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    DeveloperApp { me, app }: DeveloperApp,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
     let chosen = form_values(uri.query().unwrap_or_default().as_bytes(), "scope")?;
-    Ok(authorization_page(
-        &state,
-        session.csrf_token,
-        account.email,
-        &app,
-        &chosen,
-        None,
-        None,
-    ))
+    let chrome = me.chrome(AUTHORIZATION);
+    Ok(authorization_page(&state, chrome, &app, &chosen))
 }
 
 pub(super) async fn save_authorization(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    dev: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    let form = console_form(&headers, &body, &session)?;
     let text = form.get("callback_urls").unwrap_or_default();
     let urls: Vec<String> = text
         .lines()
@@ -115,41 +75,23 @@ pub(super) async fn save_authorization(
         callback_urls: Some(urls),
         ..AppChanges::default()
     };
-    Ok(match save(&state, &account, &app, changes).await? {
+    let chrome = dev.me.chrome(AUTHORIZATION);
+    Ok(match save(&state, &dev, changes).await? {
         Ok(saved) => authorization_page(
             &state,
-            session.csrf_token,
-            account.email,
+            chrome.with_notice("Callback URLs saved."),
             &saved.app,
             &[],
-            Some("Callback URLs saved.".into()),
-            None,
         ),
         Err(message) => {
-            let mut page = authorization_page(
-                &state,
-                session.csrf_token,
-                account.email,
-                &app,
-                &[],
-                None,
-                Some(message),
-            );
+            let mut page = authorization_page(&state, chrome.with_error(message), &dev.app, &[]);
             *page.status_mut() = StatusCode::BAD_REQUEST;
             page
         }
     })
 }
 
-fn authorization_page(
-    state: &AppState,
-    csrf_token: String,
-    email: String,
-    app: &App,
-    chosen: &[String],
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
+fn authorization_page(state: &AppState, chrome: Chrome, app: &App, chosen: &[String]) -> Response {
     // Nothing chosen yet: all of the app's scopes.
     let chosen: Vec<&String> = if chosen.is_empty() {
         app.scopes.iter().collect()
@@ -180,12 +122,8 @@ fn authorization_page(
     render(
         StatusCode::OK,
         &AuthorizationPage {
-            email,
+            chrome,
             app: app_view(app),
-            tab: "authorization",
-            notice,
-            error,
-            csrf_token,
             callback_text: app.callback_urls.join("\n"),
             scope_choices: app
                 .scopes
@@ -205,39 +143,24 @@ fn authorization_page(
 
 pub(super) async fn permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
+    DeveloperApp { me, app }: DeveloperApp,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    permissions_page(
-        &state,
-        session.csrf_token,
-        account.email,
-        &app,
-        None,
-        None,
-        StatusCode::OK,
-    )
-    .await
+    permissions_page(&state, me.chrome(PERMISSIONS), &app, StatusCode::OK).await
 }
 
 pub(super) async fn save_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    dev: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    console_form(&headers, &body, &session)?;
     let changes = AppChanges {
-        scopes: Some(form_values(&body, "scope")?),
+        scopes: Some(form.values("scope")?),
         ..AppChanges::default()
     };
-    match save(&state, &account, &app, changes).await? {
+    let chrome = dev.me.chrome(PERMISSIONS);
+    match save(&state, &dev, changes).await? {
         Ok(saved) => {
-            let notice = Some(if saved.new_scopes.is_empty() {
+            let notice = if saved.new_scopes.is_empty() {
                 "Scopes saved.".to_owned()
             } else {
                 format!(
@@ -245,40 +168,21 @@ pub(super) async fn save_permissions(
                      scopes: {}.",
                     saved.new_scopes.join(", ")
                 )
-            });
-            permissions_page(
-                &state,
-                session.csrf_token,
-                account.email,
-                &saved.app,
-                notice,
-                None,
-                StatusCode::OK,
-            )
-            .await
+            };
+            let chrome = chrome.with_notice(notice);
+            permissions_page(&state, chrome, &saved.app, StatusCode::OK).await
         }
         Err(message) => {
-            permissions_page(
-                &state,
-                session.csrf_token,
-                account.email,
-                &app,
-                None,
-                Some(message),
-                StatusCode::BAD_REQUEST,
-            )
-            .await
+            let chrome = chrome.with_error(message);
+            permissions_page(&state, chrome, &dev.app, StatusCode::BAD_REQUEST).await
         }
     }
 }
 
 async fn permissions_page(
     state: &AppState,
-    csrf_token: String,
-    email: String,
+    chrome: Chrome,
     app: &App,
-    notice: Option<String>,
-    error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let option = |scope: &str, description: &str| ScopeOption {
@@ -315,12 +219,8 @@ async fn permissions_page(
     Ok(render(
         status,
         &PermissionsPage {
-            email,
+            chrome,
             app: app_view(app),
-            tab: "permissions",
-            notice,
-            error,
-            csrf_token,
             apis,
         },
     ))
@@ -349,30 +249,15 @@ fn identity_description(scope: &str) -> &'static str {
 
 // ---- Distribution ----
 
-pub(super) async fn distribution(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    Ok(distribution_page(
-        session.csrf_token,
-        account.email,
-        &app,
-        None,
-    ))
+pub(super) async fn distribution(DeveloperApp { me, app }: DeveloperApp) -> Response {
+    distribution_page(me.chrome(DISTRIBUTION), &app)
 }
 
 pub(super) async fn save_distribution(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    DeveloperApp { me, app }: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    let form = console_form(&headers, &body, &session)?;
     let distribution = match form.get("sharing") {
         Some("on") => Distribution::Sharing,
         Some("off") => Distribution::Private,
@@ -388,7 +273,7 @@ pub(super) async fn save_distribution(
     };
     let saved = state
         .core
-        .console(&account)
+        .console(&me.account)
         .update_app(&app.app_id, changes)
         .await?
         .app;
@@ -397,28 +282,17 @@ pub(super) async fn save_distribution(
         Distribution::Private => "Sharing disabled.",
     };
     Ok(distribution_page(
-        session.csrf_token,
-        account.email,
+        me.chrome(DISTRIBUTION).with_notice(notice),
         &saved,
-        Some(notice.into()),
     ))
 }
 
-fn distribution_page(
-    csrf_token: String,
-    email: String,
-    app: &App,
-    notice: Option<String>,
-) -> Response {
+fn distribution_page(chrome: Chrome, app: &App) -> Response {
     render(
         StatusCode::OK,
         &DistributionPage {
-            email,
+            chrome,
             app: app_view(app),
-            tab: "distribution",
-            notice,
-            error: None,
-            csrf_token,
             sharing: app.distribution == Distribution::Sharing,
         },
     )
@@ -426,28 +300,15 @@ fn distribution_page(
 
 // ---- Settings ----
 
-pub(super) async fn settings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    Ok(settings_page(
-        settings_view(account.email, &app, session.csrf_token),
-        StatusCode::OK,
-    ))
+pub(super) async fn settings(DeveloperApp { me, app }: DeveloperApp) -> Response {
+    settings_page(settings_view(me.chrome(SETTINGS), &app), StatusCode::OK)
 }
 
 pub(super) async fn save_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    dev: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    let form = console_form(&headers, &body, &session)?;
     let field = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
     let avatar = field("avatar_url");
     let changes = AppChanges {
@@ -456,41 +317,31 @@ pub(super) async fn save_settings(
         avatar_url: Some((!avatar.is_empty()).then_some(avatar)),
         ..AppChanges::default()
     };
-    let (shown, notice, error, status) = match save(&state, &account, &app, changes).await? {
-        Ok(saved) => (
-            saved.app,
-            Some("Changes saved.".to_owned()),
-            None,
+    let chrome = dev.me.chrome(SETTINGS);
+    Ok(match save(&state, &dev, changes).await? {
+        Ok(saved) => settings_page(
+            settings_view(chrome.with_notice("Changes saved."), &saved.app),
             StatusCode::OK,
         ),
-        Err(message) => (app, None, Some(message), StatusCode::BAD_REQUEST),
-    };
-    Ok(settings_page(
-        SettingsPage {
-            notice,
-            error,
-            ..settings_view(account.email, &shown, session.csrf_token)
-        },
-        status,
-    ))
+        Err(message) => settings_page(
+            settings_view(chrome.with_error(message), &dev.app),
+            StatusCode::BAD_REQUEST,
+        ),
+    })
 }
 
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    DeveloperApp { me, app }: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    let form = console_form(&headers, &body, &session)?;
     let grace = match form.get("grace").unwrap_or("24h") {
         "0s" => time::Duration::ZERO,
         other => parse_duration("grace", other).map_err(|_| {
             PageError::BadRequest("Choose how long the current secret stays valid.")
         })?,
     };
-    let console = state.core.console(&account);
+    let console = state.core.console(&me.account);
     let rotated = match console.rotate_secret(&app.app_id, grace).await {
         Ok(rotated) => rotated,
         Err(e) => return Err(PageError::Core(CoreError::Invalid(form_problem(e)?))),
@@ -504,10 +355,9 @@ pub(super) async fn rotate_secret(
     let secret = rotated.client_secret;
     Ok(settings_page(
         SettingsPage {
-            notice: Some("Secret rotated.".into()),
             secret: Some(secret),
             grace: until,
-            ..settings_view(account.email, &app, session.csrf_token)
+            ..settings_view(me.chrome(SETTINGS).with_notice("Secret rotated."), &app)
         },
         StatusCode::OK,
     ))
@@ -515,38 +365,36 @@ pub(super) async fn rotate_secret(
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    DeveloperApp { me, app }: DeveloperApp,
+    _: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = developer_app!(state, headers, uri, id);
-    console_form(&headers, &body, &session)?;
-    match state.core.console(&account).delete_app(&app.app_id).await {
+    match state
+        .core
+        .console(&me.account)
+        .delete_app(&app.app_id)
+        .await
+    {
         Ok(()) => Ok(see_other(&format!(
             "/developer?deleted={}",
             encode(&app.name)
         ))),
-        Err(e) => Ok(settings_page(
-            SettingsPage {
-                error: Some(format!("The app cannot be deleted. {}", form_problem(e)?)),
-                ..settings_view(account.email, &app, session.csrf_token)
-            },
-            StatusCode::CONFLICT,
-        )),
+        Err(e) => {
+            let error = format!("The app cannot be deleted. {}", form_problem(e)?);
+            let chrome = me.chrome(SETTINGS).with_error(error);
+            Ok(settings_page(
+                settings_view(chrome, &app),
+                StatusCode::CONFLICT,
+            ))
+        }
     }
 }
 
-/// The settings page for `app`, with nothing to announce.
-fn settings_view(email: String, app: &App, csrf_token: String) -> SettingsPage {
+/// The settings page for `app`, without a secret to show.
+fn settings_view(chrome: Chrome, app: &App) -> SettingsPage {
     SettingsPage {
-        email,
+        chrome,
         avatar_url: app.avatar_url.clone().unwrap_or_default(),
         app: app_view(app),
-        tab: "settings",
-        notice: None,
-        error: None,
-        csrf_token,
         secret: None,
         grace: None,
     }

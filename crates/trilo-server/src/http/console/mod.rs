@@ -4,29 +4,24 @@
 //! found", never "forbidden", so app ids cannot be probed.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::header::HeaderMap;
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use trilo_core::model::{Account, App, ReviewState, Session};
+use trilo_core::model::{App, ReviewState};
 use trilo_core::services::console::{
     AppQuery, ConsoleError, MAX_PAGE_SIZE, NewConsoleApp, distribution_status,
 };
-use trilo_protocol::Params;
-use trilo_protocol::params::encode;
 
-use super::common::{current_user, form_params, render, secrets_equal, see_other};
+use super::common::render;
 use super::errors::PageError;
+use super::extract::{CsrfForm, DeveloperApp, SignedIn};
 use crate::state::AppState;
 use crate::views::{AppListItem, AppOverviewPage, AppView, AppsPage, NewAppPage};
 
 mod app_pages;
 mod webhook_pages;
-
-pub(crate) use app_pages::form_values;
 
 pub fn router() -> Router<AppState> {
     use app_pages as p;
@@ -67,30 +62,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The logged-in developer, or the login page (coming back here afterwards).
-pub(crate) async fn developer(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Result<(Session, Account), Response>, PageError> {
-    Ok(match current_user(state, headers).await? {
-        Some((session, account, _)) => Ok((session, account)),
-        None => Err(see_other(&format!(
-            "/login?return_to={}",
-            encode(uri.path_and_query().map_or("/developer", |p| p.as_str()))
-        ))),
-    })
-}
-
-/// The developer's app with this id (or client id); someone else's is `NotFound`.
-pub(crate) async fn owned_app(
-    state: &AppState,
-    account: &Account,
-    id: &str,
-) -> Result<App, PageError> {
-    Ok(state.core.console(account).app(id).await?)
-}
-
 /// What a console operation's failure means for a page: the user's mistake, shown on
 /// the form again, or a page error.
 pub(crate) fn form_problem(e: ConsoleError) -> Result<String, PageError> {
@@ -121,29 +92,6 @@ fn capitalized(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A console form: urlencoded, and carrying this session's CSRF token.
-pub(crate) fn console_form(
-    headers: &HeaderMap,
-    body: &Bytes,
-    session: &Session,
-) -> Result<Params, PageError> {
-    let form = match form_params(headers, body) {
-        Some(Ok(form)) => form,
-        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
-        None => return Err(PageError::UnsupportedMediaType),
-    };
-    let csrf_ok = !form.is_repeated("csrf_token")
-        && form
-            .get("csrf_token")
-            .is_some_and(|t| secrets_equal(t, &session.csrf_token));
-    if !csrf_ok {
-        return Err(PageError::Forbidden(
-            "The form expired or did not come from this site. Reload the page and try again.",
-        ));
-    }
-    Ok(form)
-}
-
 pub(crate) fn app_view(app: &App) -> AppView {
     AppView {
         app_id: app.app_id.clone(),
@@ -170,17 +118,12 @@ struct ListQuery {
 
 async fn list_apps(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
     Query(query): Query<ListQuery>,
+    me: SignedIn,
 ) -> Result<Response, PageError> {
-    let (_, account) = match developer(&state, &headers, &uri).await? {
-        Ok(dev) => dev,
-        Err(login) => return Ok(login),
-    };
     let page = state
         .core
-        .console(&account)
+        .console(&me.account)
         .apps(&AppQuery {
             search: Some(query.q.trim().to_owned()),
             limit: Some(MAX_PAGE_SIZE),
@@ -200,7 +143,7 @@ async fn list_apps(
     Ok(render(
         StatusCode::OK,
         &AppsPage {
-            email: account.email,
+            email: me.account.email,
             query: query.q.trim().to_owned(),
             deleted: query.deleted,
             apps,
@@ -208,38 +151,24 @@ async fn list_apps(
     ))
 }
 
-async fn new_app(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, PageError> {
-    let (session, account) = match developer(&state, &headers, &uri).await? {
-        Ok(dev) => dev,
-        Err(login) => return Ok(login),
-    };
-    Ok(render(
+async fn new_app(me: SignedIn) -> Response {
+    render(
         StatusCode::OK,
         &NewAppPage {
-            email: account.email,
-            csrf_token: session.csrf_token,
+            email: me.account.email,
+            csrf_token: me.session.csrf_token,
             name: String::new(),
             description: String::new(),
             error: None,
         },
-    ))
+    )
 }
 
 async fn create_app(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    me: SignedIn,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = match developer(&state, &headers, &uri).await? {
-        Ok(dev) => dev,
-        Err(login) => return Ok(login),
-    };
-    let form = console_form(&headers, &body, &session)?;
     let name = form.get("name").unwrap_or_default().trim().to_owned();
     let description = form
         .get("description")
@@ -248,7 +177,7 @@ async fn create_app(
         .to_owned();
     let created = state
         .core
-        .console(&account)
+        .console(&me.account)
         .create_app(NewConsoleApp {
             name: name.clone(),
             description: description.clone(),
@@ -266,8 +195,8 @@ async fn create_app(
             return Ok(render(
                 StatusCode::BAD_REQUEST,
                 &NewAppPage {
-                    email: account.email,
-                    csrf_token: session.csrf_token,
+                    email: me.account.email,
+                    csrf_token: me.session.csrf_token,
                     name,
                     description,
                     error: Some(error),
@@ -278,36 +207,20 @@ async fn create_app(
     Ok(render(
         StatusCode::CREATED,
         &AppOverviewPage {
-            email: account.email,
+            chrome: me.chrome("overview").with_notice("App created."),
             app: app_view(&created.app),
-            tab: "overview",
-            notice: Some("App created.".into()),
-            error: None,
             secret: created.client_secret,
         },
     ))
 }
 
-async fn overview(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let (_, account) = match developer(&state, &headers, &uri).await? {
-        Ok(dev) => dev,
-        Err(login) => return Ok(login),
-    };
-    let app = owned_app(&state, &account, &id).await?;
-    Ok(render(
+async fn overview(DeveloperApp { me, app }: DeveloperApp) -> Response {
+    render(
         StatusCode::OK,
         &AppOverviewPage {
-            email: account.email,
+            chrome: me.chrome("overview"),
             app: app_view(&app),
-            tab: "overview",
-            notice: None,
-            error: None,
             secret: None,
         },
-    ))
+    )
 }

@@ -2,41 +2,25 @@
 //! secrets, a form to add one, and the recent deliveries with a redeliver button each.
 //! Plain forms with the session's CSRF token, as on the other app pages.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::HeaderMap;
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use trilo_core::CoreError;
-use trilo_core::model::{Account, App, Delivery, DeliveryStatus, Session};
+use trilo_core::model::{Delivery, DeliveryStatus};
 use trilo_core::services::console::ConsoleError;
 use trilo_protocol::webhooks::{EVENT_TYPES, SIGNATURE_HEADER};
 
-use super::{app_view, console_form, developer, form_problem, form_values, owned_app};
+use super::{app_view, form_problem};
 use crate::http::common::render;
 use crate::http::errors::PageError;
+use crate::http::extract::{CsrfForm, DeveloperApp};
 use crate::state::AppState;
-use crate::views::{DeliveryItem, EventOption, WebhookItem, WebhooksPage};
+use crate::views::{Chrome, DeliveryItem, EventOption, WebhookItem, WebhooksPage};
 
 /// Deliveries the page lists, newest first.
 const RECENT_DELIVERIES: u32 = 50;
-
-/// The logged-in developer and their app, or the login page.
-async fn developer_app(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    id: &str,
-) -> Result<Result<(Session, Account, App), Response>, PageError> {
-    let (session, account) = match developer(state, headers, uri).await? {
-        Ok(dev) => dev,
-        Err(login) => return Ok(Err(login)),
-    };
-    let app = owned_app(state, &account, id).await?;
-    Ok(Ok((session, account, app)))
-}
 
 /// What the page shows besides the app's webhooks and deliveries.
 #[derive(Default)]
@@ -70,32 +54,20 @@ impl Shown {
 
 pub(super) async fn webhooks(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
+    dev: DeveloperApp,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = match developer_app(&state, &headers, &uri, &id).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
-    };
-    page(&state, session, account, &app, Shown::default()).await
+    page(&state, &dev, Shown::default()).await
 }
 
 pub(super) async fn add_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<String>,
-    body: Bytes,
+    dev: DeveloperApp,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = match developer_app(&state, &headers, &uri, &id).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
-    };
-    let form = console_form(&headers, &body, &session)?;
     let url = form.get("url").unwrap_or_default().trim().to_owned();
-    let events = form_values(&body, "event")?;
-    let shown = match state.core.create_webhook(&app.app_id, &url, &events).await {
+    let events = form.values("event")?;
+    let app_id = &dev.app.app_id;
+    let shown = match state.core.create_webhook(app_id, &url, &events).await {
         Ok(_) => Shown::notice("Webhook added.", StatusCode::CREATED),
         Err(CoreError::Invalid(message)) => Shown {
             url,
@@ -109,22 +81,20 @@ pub(super) async fn add_webhook(
         Err(CoreError::NotFound(_)) => return Err(PageError::NotFound("There is no such app.")),
         Err(e) => return Err(e.into()),
     };
-    page(&state, session, account, &app, shown).await
+    page(&state, &dev, shown).await
 }
 
 pub(super) async fn delete_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path((id, webhook_id)): Path<(String, String)>,
-    body: Bytes,
+    Path((_, webhook_id)): Path<(String, String)>,
+    dev: DeveloperApp,
+    _: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = match developer_app(&state, &headers, &uri, &id).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
-    };
-    console_form(&headers, &body, &session)?;
-    let shown = match state.core.delete_webhook(&app.app_id, &webhook_id).await {
+    let shown = match state
+        .core
+        .delete_webhook(&dev.app.app_id, &webhook_id)
+        .await
+    {
         Ok(()) => Shown::notice("Webhook deleted.", StatusCode::OK),
         Err(CoreError::NotFound(_)) => Shown::error(
             "There is no such webhook: it may have been deleted already.".into(),
@@ -132,22 +102,16 @@ pub(super) async fn delete_webhook(
         ),
         Err(e) => return Err(e.into()),
     };
-    page(&state, session, account, &app, shown).await
+    page(&state, &dev, shown).await
 }
 
 pub(super) async fn redeliver(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path((id, delivery_id)): Path<(String, String)>,
-    body: Bytes,
+    Path((_, delivery_id)): Path<(String, String)>,
+    dev: DeveloperApp,
+    _: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account, app) = match developer_app(&state, &headers, &uri, &id).await? {
-        Ok(found) => found,
-        Err(login) => return Ok(login),
-    };
-    console_form(&headers, &body, &session)?;
-    let shown = match state.core.redeliver(&app.app_id, &delivery_id).await {
+    let shown = match state.core.redeliver(&dev.app.app_id, &delivery_id).await {
         Ok(()) => Shown::notice("Delivery queued: it is sent again shortly.", StatusCode::OK),
         Err(CoreError::NotFound(_)) => Shown::error(
             "There is no such delivery for this app.".into(),
@@ -155,16 +119,11 @@ pub(super) async fn redeliver(
         ),
         Err(e) => return Err(e.into()),
     };
-    page(&state, session, account, &app, shown).await
+    page(&state, &dev, shown).await
 }
 
-async fn page(
-    state: &AppState,
-    session: Session,
-    account: Account,
-    app: &App,
-    shown: Shown,
-) -> Result<Response, PageError> {
+async fn page(state: &AppState, dev: &DeveloperApp, shown: Shown) -> Result<Response, PageError> {
+    let app = &dev.app;
     let webhooks = state
         .core
         .webhooks_of_app(&app.app_id)
@@ -201,12 +160,12 @@ async fn page(
     Ok(render(
         shown.status,
         &WebhooksPage {
-            email: account.email,
+            chrome: Chrome {
+                notice: shown.notice,
+                error: shown.error,
+                ..dev.me.chrome("webhooks")
+            },
             app: app_view(app),
-            tab: "webhooks",
-            notice: shown.notice,
-            error: shown.error,
-            csrf_token: session.csrf_token,
             webhooks,
             url: shown.url,
             events,

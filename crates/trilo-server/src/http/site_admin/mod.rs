@@ -4,25 +4,23 @@
 //! the session's CSRF token.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::header::HeaderMap;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use trilo_core::CoreError;
-use trilo_core::model::{Account, InstalledBy, Role, Session, UserInstalls};
+use trilo_core::model::{InstalledBy, Role, Site, UserInstalls};
 use trilo_core::services::site_admin::SiteAdmin;
 
 use super::common::render;
-use super::console::{console_form, developer};
 use super::errors::PageError;
+use super::extract::{CsrfForm, SignedIn, SiteAdminOf};
 use crate::state::AppState;
 use crate::views::{
     AdminAppItem, AdminAppsPage, AdminAuditPage, AdminContainerItem, AdminEventItem,
     AdminMemberItem, AdminMembersPage, AdminPoliciesPage, AdminPolicyItem, AdminSiteItem,
-    AdminSitesPage,
+    AdminSitesPage, Chrome,
 };
 
 pub fn router() -> Router<AppState> {
@@ -60,33 +58,27 @@ pub fn router() -> Router<AppState> {
 /// A page outcome: its notice or error, for the page rendered next.
 type Outcome = (Option<String>, Option<String>);
 
-/// The logged-in admin of the site, or the login page.
-macro_rules! site_admin {
-    ($state:expr, $headers:expr, $uri:expr) => {{
-        match developer(&$state, &$headers, &$uri).await? {
-            Ok(user) => user,
-            Err(login) => return Ok(login),
-        }
-    }};
-}
-
-fn not_found(e: CoreError) -> PageError {
-    match e {
-        CoreError::NotFound(_) => PageError::NotFound("There is no such site to administer."),
-        other => other.into(),
-    }
-}
-
-async fn admin<'a>(
+/// What a site page starts from: the admin services, the site, and the chrome showing the
+/// outcome of the form just sent (a 400 when it was the admin's mistake).
+async fn site_page<'a>(
     state: &'a AppState,
-    account: &'a Account,
-    cloud_id: &'a str,
-) -> Result<SiteAdmin<'a>, PageError> {
-    state
-        .core
-        .site_admin(account, cloud_id)
-        .await
-        .map_err(not_found)
+    admin: &'a SiteAdminOf,
+    tab: &'static str,
+    (notice, error): Outcome,
+) -> Result<(SiteAdmin<'a>, Site, Chrome, StatusCode), PageError> {
+    let services = admin.services(state).await?;
+    let site = services.site().await?;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let chrome = Chrome {
+        notice,
+        error,
+        ..admin.me.chrome(tab)
+    };
+    Ok((services, site, chrome, status))
 }
 
 /// The user's mistake, shown on the page again; anything else is a page error.
@@ -100,24 +92,10 @@ fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageErr
     }
 }
 
-/// A page shown again with the user's mistake is a 400; otherwise a 200.
-fn status_of(error: &Option<String>) -> StatusCode {
-    if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    }
-}
-
-async fn sites(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, PageError> {
-    let (_, account) = site_admin!(state, headers, uri);
+async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let sites = state
         .core
-        .administered_sites(&account)
+        .administered_sites(&me.account)
         .await?
         .into_iter()
         .map(|s| AdminSiteItem {
@@ -133,7 +111,7 @@ async fn sites(
     Ok(render(
         StatusCode::OK,
         &AdminSitesPage {
-            email: account.email,
+            email: me.account.email,
             sites,
         },
     ))
@@ -141,25 +119,16 @@ async fn sites(
 
 // ---- Members ----
 
-async fn members(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    members_page(&state, &session, &account, &cloud_id, (None, None)).await
+async fn members(State(state): State<AppState>, admin: SiteAdminOf) -> Result<Response, PageError> {
+    members_page(&state, &admin, (None, None)).await
 }
 
 async fn members_page(
     state: &AppState,
-    session: &Session,
-    account: &Account,
-    cloud_id: &str,
-    (notice, error): Outcome,
+    admin: &SiteAdminOf,
+    outcome: Outcome,
 ) -> Result<Response, PageError> {
-    let site_admin = admin(state, account, cloud_id).await?;
-    let site = site_admin.site().await?;
+    let (site_admin, site, chrome, status) = site_page(state, admin, "members", outcome).await?;
     let members = site_admin
         .members()
         .await?
@@ -180,23 +149,18 @@ async fn members_page(
     let products = state
         .core
         .store
-        .site_products(cloud_id)
+        .site_products(&admin.cloud_id)
         .await
         .map_err(CoreError::from)?
         .into_iter()
         .map(|p| p.product_key)
         .collect();
-    let status = status_of(&error);
     Ok(render(
         status,
         &AdminMembersPage {
-            email: account.email.clone(),
-            cloud_id: cloud_id.to_owned(),
+            chrome,
+            cloud_id: admin.cloud_id.clone(),
             site_name: site.name,
-            csrf_token: session.csrf_token.clone(),
-            notice,
-            error,
-            tab: "members",
             members,
             products,
         },
@@ -205,14 +169,10 @@ async fn members_page(
 
 async fn set_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let role = match form.get("role") {
         Some("admin") => Role::Admin,
         Some("member") => Role::Member,
@@ -236,19 +196,15 @@ async fn set_member(
         )
         .await;
     let outcome = outcome(result, "Member saved.")?;
-    members_page(&state, &session, &account, &cloud_id, outcome).await
+    members_page(&state, &admin, outcome).await
 }
 
 async fn remove_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .remove_member(
             form.get("account_id").unwrap_or_default(),
@@ -256,30 +212,21 @@ async fn remove_member(
         )
         .await;
     let outcome = outcome(result, "Member removed.")?;
-    members_page(&state, &session, &account, &cloud_id, outcome).await
+    members_page(&state, &admin, outcome).await
 }
 
 // ---- App controls ----
 
-async fn apps(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    apps_page(&state, &session, &account, &cloud_id, (None, None)).await
+async fn apps(State(state): State<AppState>, admin: SiteAdminOf) -> Result<Response, PageError> {
+    apps_page(&state, &admin, (None, None)).await
 }
 
 async fn apps_page(
     state: &AppState,
-    session: &Session,
-    account: &Account,
-    cloud_id: &str,
-    (notice, error): Outcome,
+    admin: &SiteAdminOf,
+    outcome: Outcome,
 ) -> Result<Response, PageError> {
-    let site_admin = admin(state, account, cloud_id).await?;
-    let site = site_admin.site().await?;
+    let (site_admin, site, chrome, status) = site_page(state, admin, "apps", outcome).await?;
     let apps = site_admin
         .installed_apps()
         .await?
@@ -295,17 +242,12 @@ async fn apps_page(
             since: a.installation.created_at.date().to_string(),
         })
         .collect();
-    let status = status_of(&error);
     Ok(render(
         status,
         &AdminAppsPage {
-            email: account.email.clone(),
-            cloud_id: cloud_id.to_owned(),
+            chrome,
+            cloud_id: admin.cloud_id.clone(),
             site_name: site.name,
-            csrf_token: session.csrf_token.clone(),
-            notice,
-            error,
-            tab: "apps",
             blocked: site.user_installs == UserInstalls::Blocked,
             apps,
         },
@@ -314,13 +256,9 @@ async fn apps_page(
 
 async fn set_user_installs(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
     let value = match form.get("value") {
         Some("allowed") => UserInstalls::Allowed,
         Some("blocked") => UserInstalls::Blocked,
@@ -330,63 +268,53 @@ async fn set_user_installs(
             ));
         }
     };
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin.set_user_installs(value).await;
     let done = match value {
         UserInstalls::Allowed => "User installs allowed.",
         UserInstalls::Blocked => "User installs blocked.",
     };
     let outcome = outcome(result, done)?;
-    apps_page(&state, &session, &account, &cloud_id, outcome).await
+    apps_page(&state, &admin, outcome).await
 }
 
 async fn install_app(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .install_app(form.get("client_id").unwrap_or_default())
         .await;
     let outcome = outcome(result, "App installed.")?;
-    apps_page(&state, &session, &account, &cloud_id, outcome).await
+    apps_page(&state, &admin, outcome).await
 }
 
 async fn uninstall_app(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .uninstall_app(form.get("app_id").unwrap_or_default())
         .await;
     let outcome = outcome(result, "App uninstalled.")?;
-    apps_page(&state, &session, &account, &cloud_id, outcome).await
+    apps_page(&state, &admin, outcome).await
 }
 
 // ---- Data security policies ----
 
 async fn policies(
     State(state): State<AppState>,
-    headers: HeaderMap,
     uri: Uri,
-    Path(cloud_id): Path<String>,
+    admin: SiteAdminOf,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
     let editing = Query::<EditQuery>::try_from_uri(&uri)
         .ok()
         .and_then(|q| q.0.edit);
-    policies_page(&state, &session, &account, &cloud_id, (None, None), editing).await
+    policies_page(&state, &admin, (None, None), editing).await
 }
 
 #[derive(Deserialize)]
@@ -396,14 +324,11 @@ struct EditQuery {
 
 async fn policies_page(
     state: &AppState,
-    session: &Session,
-    account: &Account,
-    cloud_id: &str,
-    (notice, error): Outcome,
+    admin: &SiteAdminOf,
+    outcome: Outcome,
     editing: Option<String>,
 ) -> Result<Response, PageError> {
-    let site_admin = admin(state, account, cloud_id).await?;
-    let site = site_admin.site().await?;
+    let (site_admin, site, chrome, status) = site_page(state, admin, "policies", outcome).await?;
     let all = site_admin.policies().await?;
     let edited = editing
         .as_deref()
@@ -438,29 +363,24 @@ async fn policies_page(
             name: c.name,
         })
         .collect();
-    let status = status_of(&error);
     Ok(render(
         status,
         &AdminPoliciesPage {
-            email: account.email.clone(),
-            cloud_id: cloud_id.to_owned(),
+            chrome,
             site_name: site.name,
-            csrf_token: session.csrf_token.clone(),
-            notice,
-            error,
-            tab: "policies",
             policies,
             containers,
             form_name: edited.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
             products: state
                 .core
                 .store
-                .site_products(cloud_id)
+                .site_products(&admin.cloud_id)
                 .await
                 .map_err(CoreError::from)?
                 .into_iter()
                 .map(|p| p.product_key)
                 .collect(),
+            cloud_id: admin.cloud_id.clone(),
             editing: edited.map(|p| p.policy_id),
         },
     ))
@@ -468,35 +388,27 @@ async fn policies_page(
 
 async fn create_policy(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .create_policy(
             form.get("name").unwrap_or_default(),
-            chosen_containers(&body)?,
+            chosen_containers(&form)?,
         )
         .await
         .map(|_| ());
     let outcome = outcome(result, "Policy created. Activate it to apply it.")?;
-    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
+    policies_page(&state, &admin, outcome, None).await
 }
 
 async fn add_container(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .add_container(
             form.get("product").unwrap_or_default(),
@@ -506,35 +418,32 @@ async fn add_container(
         )
         .await;
     let outcome = outcome(result, "Space or project added.")?;
-    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
+    policies_page(&state, &admin, outcome, None).await
 }
 
 async fn edit_policy(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let policy_id = form.get("policy_id").unwrap_or_default().to_owned();
     let result = site_admin
         .update_policy(
             &policy_id,
             form.get("name").unwrap_or_default(),
-            chosen_containers(&body)?,
+            chosen_containers(&form)?,
         )
         .await;
     let outcome = outcome(result, "Policy saved.")?;
     let editing = outcome.1.is_some().then_some(policy_id);
-    policies_page(&state, &session, &account, &cloud_id, outcome, editing).await
+    policies_page(&state, &admin, outcome, editing).await
 }
 
 /// The `container` checkboxes (`product/KEY`) of a policy form.
-fn chosen_containers(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
-    Ok(super::console::form_values(body, "container")?
+fn chosen_containers(form: &CsrfForm) -> Result<Vec<(String, String)>, PageError> {
+    Ok(form
+        .values("container")?
         .into_iter()
         .filter_map(|v| {
             v.split_once('/')
@@ -545,19 +454,15 @@ fn chosen_containers(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
 
 async fn set_policy_state(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
-    body: Bytes,
+    admin: SiteAdminOf,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let form = console_form(&headers, &body, &session)?;
     let active = match form.get("active") {
         Some("on") => true,
         Some("off") => false,
         _ => return Err(PageError::BadRequest("Choose to activate or deactivate.")),
     };
-    let site_admin = admin(&state, &account, &cloud_id).await?;
+    let site_admin = admin.services(&state).await?;
     let result = site_admin
         .set_policy_active(form.get("policy_id").unwrap_or_default(), active)
         .await;
@@ -567,7 +472,7 @@ async fn set_policy_state(
         "Policy deactivated."
     };
     let outcome = outcome(result, done)?;
-    policies_page(&state, &session, &account, &cloud_id, outcome, None).await
+    policies_page(&state, &admin, outcome, None).await
 }
 
 // ---- Audit log ----
@@ -580,14 +485,10 @@ struct AuditQuery {
 
 async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(cloud_id): Path<String>,
     Query(query): Query<AuditQuery>,
+    admin: SiteAdminOf,
 ) -> Result<Response, PageError> {
-    let (session, account) = site_admin!(state, headers, uri);
-    let site_admin = admin(&state, &account, &cloud_id).await?;
-    let site = site_admin.site().await?;
+    let (site_admin, site, chrome, _) = site_page(&state, &admin, "audit", (None, None)).await?;
     let filter = query.action.trim().to_owned();
     let mut events = Vec::new();
     for e in site_admin.audit_events(Some(&filter)).await? {
@@ -614,13 +515,9 @@ async fn audit(
     Ok(render(
         StatusCode::OK,
         &AdminAuditPage {
-            email: account.email,
-            cloud_id,
+            chrome,
+            cloud_id: admin.cloud_id.clone(),
             site_name: site.name,
-            csrf_token: session.csrf_token,
-            notice: None,
-            error: None,
-            tab: "audit",
             filter,
             events,
         },
