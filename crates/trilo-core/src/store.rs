@@ -24,23 +24,6 @@ pub struct Refreshed {
     pub rotated: bool,
 }
 
-/// [`GrantStore::refresh_and_rotate`] as two operations: the read, then the rotation the
-/// plan asks for (its compare-and-set may lose to a racing refresh).
-pub async fn read_then_rotate<S: GrantStore + ?Sized>(
-    store: &S,
-    token_hash: &TokenHash,
-    plan: &RefreshPlan,
-) -> StoreResult<Option<Refreshed>> {
-    let Some(state) = store.refresh_token(token_hash).await? else {
-        return Ok(None);
-    };
-    let rotated = match plan.rotation(&state) {
-        Some(rotation) => store.rotate_refresh_token(&rotation).await?,
-        None => false,
-    };
-    Ok(Some(Refreshed { state, rotated }))
-}
-
 /// Why a store operation failed. Driver errors never leave a store crate.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -266,15 +249,13 @@ pub trait GrantStore: Send + Sync {
     /// The refresh grant's store step: reads the presented token's state and applies the
     /// rotation `plan` asks for ([`RefreshPlan::rotation`]), as
     /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A
-    /// store that can do both in one step (one warm connection, one statement, one batch)
-    /// overrides this; the default reads, then rotates.
+    /// store does both in one step where it can (one warm connection, one statement, one
+    /// batch); otherwise it reads, then rotates (`trilo_store_sql::store::read_then_rotate`).
     async fn refresh_and_rotate(
         &self,
         token_hash: &TokenHash,
         plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>> {
-        read_then_rotate(self, token_hash, plan).await
-    }
+    ) -> StoreResult<Option<Refreshed>>;
     /// Returns whether a live family was revoked.
     async fn revoke_family(
         &self,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use trilo_core::Store;
 use trilo_store_postgres::PgStore;
-use trilo_store_sqlite::SqliteStore;
+use trilo_store_sqlite::{SqlStore, SqliteStore};
 
 use crate::config::DatabaseUrl;
 
@@ -31,7 +31,7 @@ pub async fn open_store(database: &DatabaseUrl, migrate: bool) -> anyhow::Result
                 .self_check()
                 .await
                 .context("checking SQLite durability settings")?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(SqlStore(store)))
         }
         DatabaseUrl::Postgres(url) => {
             let store = PgStore::connect(url, 16)
@@ -43,7 +43,7 @@ pub async fn open_store(database: &DatabaseUrl, migrate: bool) -> anyhow::Result
                     .await
                     .context("migrating the PostgreSQL database")?;
             }
-            Ok(Arc::new(store))
+            Ok(Arc::new(SqlStore(store)))
         }
     }
 }

@@ -11,25 +11,26 @@
 //! SQLite store; this crate owns the pool, the transaction each operation runs in (with its
 //! retries and row locks), the mapping of SQLSTATE codes and its own migrations.
 
+mod backend;
 mod conn;
 mod error;
 mod notify;
 pub mod preload;
+
+pub use trilo_store_sql::store::SqlStore;
 mod redemption;
 mod refresh_queue;
 mod rotation;
-mod stores;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use trilo_core::store::{AccessListener, Store, StoreError, StoreResult};
+use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
@@ -134,30 +135,6 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        retry(move || async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn announce_access_change(&self) -> StoreResult<()> {
-        notify::announce(&self.pool).await
-    }
-
-    fn listen_for_access_changes(&self, listener: Arc<dyn AccessListener>) -> bool {
-        notify::listen(self.pool.clone(), listener);
-        true
-    }
-}
-
 #[cfg(all(test, feature = "test-support"))]
 mod conformance {
     //! The shared suite on PostgreSQL, all cases in one test (the per-case runner lives in
@@ -166,7 +143,7 @@ mod conformance {
 
     use std::sync::Arc;
 
-    use super::PgStore;
+    use super::{PgStore, SqlStore};
     use crate::testing::{fresh_database, test_url};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -178,7 +155,7 @@ mod conformance {
         let mut failed = Vec::new();
         for (name, case) in trilo_core::testing::conformance::all() {
             let db = fresh_database(&base).await.unwrap();
-            let store = Arc::new(PgStore::connect(&db.url, 8).await.unwrap());
+            let store = Arc::new(SqlStore(PgStore::connect(&db.url, 8).await.unwrap()));
             store.migrate().await.unwrap();
             let result = tokio::spawn(case(store.clone())).await;
             store.close().await;

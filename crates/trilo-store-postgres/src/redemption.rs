@@ -116,6 +116,7 @@ mod tests {
     use trilo_core::store::GrantStore;
     use trilo_core::testing::fixtures::{self, World, at};
     use trilo_store_sql::convert::ms;
+    use trilo_store_sql::store::SqlStore;
 
     use crate::PgStore;
     use crate::testing::{fresh_database, test_url};
@@ -130,7 +131,7 @@ mod tests {
             return;
         };
         let db = fresh_database(&base).await.unwrap();
-        let store = Arc::new(PgStore::connect(&db.url, 4).await.unwrap());
+        let store = Arc::new(SqlStore(PgStore::connect(&db.url, 4).await.unwrap()));
         store.migrate().await.unwrap();
         let w = World::seed(store.as_ref()).await.unwrap();
         let (grant, code) = w

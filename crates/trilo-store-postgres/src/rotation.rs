@@ -22,10 +22,11 @@ use sqlx::{AssertSqlSafe, FromRow, Row};
 use tokio::sync::oneshot;
 use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreError, StoreResult, read_then_rotate};
+use trilo_core::store::{Refreshed, StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{RefreshStateRow, sql};
+use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
 use crate::error::retry;

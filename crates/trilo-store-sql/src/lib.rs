@@ -20,3 +20,4 @@ pub mod grants;
 pub mod policies;
 pub mod preload;
 pub mod sites;
+pub mod store;

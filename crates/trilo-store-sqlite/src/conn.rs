@@ -13,7 +13,7 @@ fn arguments(stmt: &Stmt<'_>) -> Result<SqliteArguments, sqlx::Error> {
 }
 
 /// A pooled connection or a transaction (`C` dereferences to the connection).
-pub(crate) struct Db<C>(pub(crate) C);
+pub struct Db<C>(pub(crate) C);
 
 impl<C, R> Fetch<R> for Db<C>
 where

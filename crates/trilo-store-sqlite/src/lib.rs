@@ -10,13 +10,15 @@
 //! PostgreSQL store; this crate owns the pools, the transaction each operation runs in,
 //! the mapping of SQLite's errors and its own migrations.
 
+mod backend;
 mod conn;
 mod direct;
 mod error;
 mod group_commit;
 mod inline_reads;
 pub mod preload;
-mod stores;
+
+pub use trilo_store_sql::store::SqlStore;
 
 use std::future::Future;
 use std::path::Path;
@@ -24,13 +26,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use trilo_core::store::{Store, StoreError, StoreResult};
+use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 
 use crate::conn::Db;
@@ -282,26 +283,12 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        run(async {
-            sqlx::query("SELECT 1").execute(&self.reader).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use trilo_core::store::Store;
 
     fn temp_path() -> std::path::PathBuf {
         std::env::temp_dir().join(format!("trilo-sqlite-{}.db", uuid::Uuid::new_v4().simple()))
@@ -318,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn self_check_passes_when_opened_from_a_file() {
         let path = temp_path();
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
         store.migrate().await.unwrap();
         store.self_check().await.unwrap();
         store.ping().await.unwrap();
@@ -329,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn writing_connections_checkpoint_late_and_keep_savepoint_journals_in_memory() {
         let path = temp_path();
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
         store.migrate().await.unwrap();
         let writer = |pragma: &'static str| {
             let pool = store.writer.clone();
@@ -359,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn self_check_fails_when_not_in_wal_mode() {
         // An in-memory database cannot use WAL: the check must notice.
-        let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+        let store = SqlStore(SqliteStore::open_url("sqlite::memory:").await.unwrap());
         store.migrate().await.unwrap();
         let err = store.self_check().await.unwrap_err();
         assert!(err.to_string().contains("journal_mode"), "{err}");
@@ -369,7 +356,7 @@ mod tests {
     async fn migrate_twice_is_a_no_op() {
         let path = temp_path();
         let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open_url(&url).await.unwrap();
+        let store = SqlStore(SqliteStore::open_url(&url).await.unwrap());
         store.migrate().await.unwrap();
         store.migrate().await.unwrap();
         store.self_check().await.unwrap();
@@ -390,7 +377,7 @@ mod group_commit_tests {
     use trilo_core::store::{AuditLog, GrantStore, Store, StoreError};
     use trilo_core::testing::fixtures::{self, World, at};
 
-    use super::SqliteStore;
+    use super::{SqlStore, SqliteStore};
 
     /// 64 rotations of 64 families queued at once share a few commits, and each still
     /// gets its own answer.
@@ -399,7 +386,7 @@ mod group_commit_tests {
         const FAMILIES: usize = 64;
         let path =
             std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
         store.migrate().await.unwrap();
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut rotations = Vec::new();
@@ -462,7 +449,7 @@ mod group_commit_tests {
         const CODES: usize = 32;
         let path =
             std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
         store.migrate().await.unwrap();
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
@@ -543,13 +530,15 @@ mod conformance {
 
     use std::sync::Arc;
 
-    use super::SqliteStore;
+    use super::{SqlStore, SqliteStore};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn every_case_passes_in_memory() {
         let mut failed = Vec::new();
         for (name, case) in trilo_core::testing::conformance::all() {
-            let store = Arc::new(SqliteStore::open_url("sqlite::memory:").await.unwrap());
+            let store = Arc::new(SqlStore(
+                SqliteStore::open_url("sqlite::memory:").await.unwrap(),
+            ));
             store.migrate().await.unwrap();
             if tokio::spawn(case(store.clone())).await.is_err() {
                 failed.push(name);
@@ -565,7 +554,7 @@ mod conformance {
         for (name, case) in trilo_core::testing::conformance::all() {
             let path = std::env::temp_dir()
                 .join(format!("trilo-conf-{}.db", uuid::Uuid::new_v4().simple()));
-            let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+            let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
             store.migrate().await.unwrap();
             let result = tokio::spawn(case(store.clone())).await;
             store.close().await;

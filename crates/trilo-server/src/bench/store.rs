@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use trilo_core::{Core, Store, SystemClock};
 use trilo_store_postgres::PgStore;
-use trilo_store_sqlite::SqliteStore;
+use trilo_store_sqlite::{SqlStore, SqliteStore};
 
 use crate::config::{DatabaseUrl, Validated};
 use crate::keyfile::sealing_key;
@@ -38,12 +38,12 @@ pub async fn open(validated: &Validated) -> anyhow::Result<(Core, OwnStore)> {
                 .await
                 .with_context(|| format!("opening {}", path.display()))?;
             store.migrate().await?;
-            (Arc::new(store.clone()), OwnStore::Sqlite(store))
+            (Arc::new(SqlStore(store.clone())), OwnStore::Sqlite(store))
         }
         DatabaseUrl::Postgres(url) => {
             let store = PgStore::connect(url, PG_CONNECTIONS).await?;
             store.migrate().await?;
-            (Arc::new(store.clone()), OwnStore::Postgres(store))
+            (Arc::new(SqlStore(store.clone())), OwnStore::Postgres(store))
         }
     };
     let core = Core::new(

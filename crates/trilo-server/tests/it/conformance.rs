@@ -15,7 +15,7 @@ use trilo_core::Store;
 use trilo_core::testing::conformance;
 use trilo_store_postgres::PgStore;
 use trilo_store_postgres::testing::{fresh_database, test_url};
-use trilo_store_sqlite::SqliteStore;
+use trilo_store_sqlite::{SqlStore, SqliteStore};
 
 /// Connections of each PostgreSQL test store (the concurrency cases need several).
 const PG_CONNECTIONS: u32 = 8;
@@ -30,7 +30,7 @@ where
         "trilo-conformance-{}.db",
         uuid::Uuid::new_v4().simple()
     ));
-    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
     store.migrate().await.unwrap();
     store.self_check().await.unwrap();
     let outcome = tokio::spawn(case(store.clone())).await;
@@ -50,7 +50,9 @@ where
         return;
     };
     let db = fresh_database(&base_url).await.unwrap();
-    let store = Arc::new(PgStore::connect(&db.url, PG_CONNECTIONS).await.unwrap());
+    let store = Arc::new(SqlStore(
+        PgStore::connect(&db.url, PG_CONNECTIONS).await.unwrap(),
+    ));
     store.migrate().await.unwrap();
     let outcome = tokio::spawn(case(store.clone())).await;
     store.close().await;
