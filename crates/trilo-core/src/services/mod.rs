@@ -10,6 +10,7 @@ pub mod api_tokens;
 pub mod authorize;
 pub mod clients;
 pub mod console;
+pub mod directory;
 pub mod events;
 pub mod gateway;
 pub mod policies;

@@ -318,7 +318,7 @@ async fn user(core: &Core, command: UserCommand) -> anyhow::Result<Printed> {
             )
         }
         UserCommand::List { out } => {
-            let list = core.store.list_accounts().await?;
+            let list = core.accounts().await?;
             let text = list
                 .iter()
                 .map(|a| format!("{}  {}  {}", a.account_id, a.email, a.name))
@@ -376,9 +376,8 @@ async fn site(core: &Core, command: SiteCommand) -> anyhow::Result<Printed> {
         SiteCommand::List { out } => {
             let mut values = Vec::new();
             let mut lines = Vec::new();
-            for s in core.store.list_sites().await? {
+            for s in core.sites().await? {
                 let products: Vec<String> = core
-                    .store
                     .site_products(&s.cloud_id)
                     .await?
                     .into_iter()
@@ -428,7 +427,7 @@ async fn site(core: &Core, command: SiteCommand) -> anyhow::Result<Printed> {
 async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed> {
     Ok(match command {
         ProductCommand::List { out } => {
-            let list = core.store.list_products().await?;
+            let list = core.products().await?;
             let lines: Vec<String> = list
                 .iter()
                 .map(|p| format!("{}  {}  {} scopes", p.key, p.display_name, p.scopes.len()))
@@ -440,7 +439,7 @@ async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed
             )
         }
         ProductCommand::EventsSecret { key, out } => {
-            if core.store.product(&key).await?.is_none() {
+            if core.product(&key).await?.is_none() {
                 anyhow::bail!("there is no product {key:?}");
             }
             let secret = core.product_events_secret(&key);
@@ -526,11 +525,10 @@ async fn membership(core: &Core, command: MembershipCommand) -> anyhow::Result<P
         } => {
             let list = match (email, cloud_id) {
                 (Some(email), _) => {
-                    core.store
-                        .memberships_of_account(&core.account_by_email(&email).await?.account_id)
+                    core.memberships_of_account(&core.account_by_email(&email).await?.account_id)
                         .await?
                 }
-                (None, Some(cloud_id)) => core.store.memberships_of_site(&cloud_id).await?,
+                (None, Some(cloud_id)) => core.memberships_of_site(&cloud_id).await?,
                 (None, None) => Vec::new(),
             };
             let values: Vec<Value> = list
@@ -604,7 +602,7 @@ async fn app(core: &Core, command: AppCommand) -> anyhow::Result<Printed> {
                 Some(e) => Some(core.account_by_email(&e).await?.account_id),
                 None => None,
             };
-            let list = core.store.list_apps(owner.as_deref()).await?;
+            let list = core.apps_of(owner.as_deref()).await?;
             let lines: Vec<String> = list
                 .iter()
                 .map(|a| {

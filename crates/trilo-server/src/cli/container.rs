@@ -63,7 +63,7 @@ pub async fn run(core: &Core, command: ContainerCommand) -> anyhow::Result<Print
             (out, container_json(&c), text)
         }
         ContainerCommand::List { cloud_id, out } => {
-            let list = core.store.containers(&cloud_id, None).await?;
+            let list = core.site_containers(&cloud_id).await?;
             let lines: Vec<String> = list
                 .iter()
                 .map(|c| {

@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {}", validated.listen))?;
             let server = build(&validated).await?;
-            tracing::info!(listen = %validated.listen, backend = server.core.store.backend(), "trilo is serving");
+            tracing::info!(listen = %validated.listen, backend = server.core.backend_name(), "trilo is serving");
             serve(listener, server.router).await
         }
         Command::Migrate => {

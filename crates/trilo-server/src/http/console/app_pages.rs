@@ -200,13 +200,7 @@ async fn permissions_page(
     // Short, and what most apps start with: always unfolded.
     identity.open = true;
     let mut apis = vec![identity];
-    for product in state
-        .core
-        .store
-        .list_products()
-        .await
-        .map_err(CoreError::from)?
-    {
+    for product in state.core.products().await? {
         apis.push(api(
             format!("{} API", product.display_name),
             product

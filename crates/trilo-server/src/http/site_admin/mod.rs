@@ -148,10 +148,8 @@ async fn members_page(
         .collect();
     let products = state
         .core
-        .store
         .site_products(&admin.cloud_id)
-        .await
-        .map_err(CoreError::from)?
+        .await?
         .into_iter()
         .map(|p| p.product_key)
         .collect();
@@ -373,10 +371,8 @@ async fn policies_page(
             form_name: edited.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
             products: state
                 .core
-                .store
                 .site_products(&admin.cloud_id)
-                .await
-                .map_err(CoreError::from)?
+                .await?
                 .into_iter()
                 .map(|p| p.product_key)
                 .collect(),
@@ -495,10 +491,8 @@ async fn audit(
         let actor = match &e.actor_account_id {
             Some(id) => state
                 .core
-                .store
-                .account(id)
-                .await
-                .map_err(CoreError::from)?
+                .account_by_id(id)
+                .await?
                 .map_or_else(|| id.clone(), |a| a.email),
             None => "trilo".to_owned(),
         };
