@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod catalog;
 pub mod error;
+pub mod gateway;
 pub mod jwt;
 pub mod metadata;
 pub mod model_catalog;

@@ -1,27 +1,26 @@
-//! The gateway's decision for one call to `/ex/{product}/{cloudid}/{api}` (DESIGN §3
-//! "Gateway"): the checks in their documented order, each refusal with its own status and
-//! a message that says what is missing, and for an admitted call the upstream and the
-//! signed assertion to forward with.
+//! The gateway's service for one call to `/ex/{product}/{cloudid}/{api}` (DESIGN §3
+//! "Gateway"): it verifies the credentials, reads what the decision needs from the store
+//! and the caches, lets `trilo_protocol::gateway` decide, and for an admitted call gives
+//! the upstream and the signed assertion to forward with.
 //!
 //! The caches live in `cache`.
-//!
-//! The last two checks, a guest's containers and data security policies, are in
-//! `containers`.
 
 mod cache;
-mod containers;
 
 use std::sync::Arc;
 
 use trilo_protocol::ScopeSet;
+use trilo_protocol::gateway::{
+    self, AppOnSite, Container, ContainerRules, GatewayRefusal, PolicyView, Principal,
+    SiteStanding, StandingFacts,
+};
+pub use trilo_protocol::gateway::{Challenge, GatewayCall};
 use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
 use trilo_protocol::operations::Operation;
-use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
-use trilo_protocol::route::{Lookup, Router};
+use trilo_protocol::route::Router;
 
 pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
 use self::cache::{CompiledCatalog, StandingKey};
-use self::containers::ContainerRules;
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
@@ -38,16 +37,6 @@ pub enum Caller<'a> {
     Bearer(&'a str),
     /// A user's script, with HTTP Basic `email:api-token`.
     ApiToken { email: &'a str, secret: &'a str },
-}
-
-/// The call: the product and site from the URL, the method, and `{api}`, the raw path
-/// after the cloud id.
-#[derive(Clone, Copy, Debug)]
-pub struct GatewayCall<'a> {
-    pub product: &'a str,
-    pub cloud_id: &'a str,
-    pub method: &'a str,
-    pub path: &'a str,
 }
 
 /// An admitted call: where to send it and what to tell the upstream.
@@ -73,53 +62,54 @@ pub struct Refusal {
     pub allow: Vec<String>,
 }
 
-/// The challenge a refusal carries (RFC 6750 §3 for bearer tokens).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Challenge {
-    None,
-    Basic,
-    Bearer,
-    InvalidToken,
-    InsufficientScope,
-}
-
-impl Refusal {
-    fn new(status: u16, message: impl Into<String>) -> Self {
+/// The one place a protocol refusal becomes what the HTTP layer sends.
+impl From<GatewayRefusal> for Refusal {
+    fn from(refusal: GatewayRefusal) -> Self {
         Self {
-            status,
-            message: message.into(),
-            challenge: Challenge::None,
-            allow: Vec::new(),
+            status: refusal.status(),
+            message: refusal.message(),
+            challenge: refusal.challenge(),
+            allow: refusal.allow().to_vec(),
         }
     }
+}
 
-    fn with(mut self, challenge: Challenge) -> Self {
-        self.challenge = challenge;
-        self
+impl From<Role> for gateway::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => Self::Admin,
+            Role::Member => Self::Member,
+            Role::Guest => Self::Guest,
+        }
     }
+}
+
+/// The app behind an access token.
+struct AppToken {
+    app_id: String,
+    client_id: String,
+    scopes: ScopeSet,
 }
 
 /// Who the call acts for, once the credentials checked out.
 struct Acting {
     account: Account,
-    /// The app id, client id and the token's scopes; `None` for an API token (the user's
-    /// own rights).
-    app: Option<(String, String, ScopeSet)>,
+    /// `None` for an API token (the user's own rights).
+    app: Option<AppToken>,
     /// When the access token expires (unix seconds); API tokens are checked each time
     /// their standing is.
     expires_at: Option<i64>,
 }
 
-/// What the checks of the credentials, site and product found (DESIGN §3 steps 1–3):
-/// enough to decide any operation of that product on that site.
+/// A checked standing on one site and product (DESIGN §3 steps 1–3): the protocol's
+/// [`gateway::Standing`], which decides any operation of that product on that site, plus
+/// what an admitted call is forwarded with.
 #[derive(Debug)]
 pub(crate) struct Standing {
     account_id: String,
-    /// The app's client id and the token's scopes; `None` for an API token.
-    app: Option<(String, ScopeSet)>,
-    role: Role,
-    /// Guests' containers and policies, for the container the call addresses.
-    containers: ContainerRules,
+    /// The app's client id; `None` for an API token.
+    client_id: Option<String>,
+    decision: gateway::Standing,
     upstream_base: String,
     assertion: String,
     /// Unix seconds after which the entry is not used (token expiry, assertion age).
@@ -138,92 +128,22 @@ impl Core {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let catalog = self.catalog(call.product).await?;
-        let (operation, params) = match catalog.lookup(call.method, call.path) {
-            Lookup::Found(found) => (found.value, found.params),
-            Lookup::MethodNotAllowed { allowed } => {
-                let mut refusal = Refusal::new(
-                    405,
-                    format!("{} does not allow {} here.", call.product, call.method),
-                );
-                refusal.allow = allowed.into_iter().map(str::to_owned).collect();
-                return Ok(Err(refusal));
-            }
-            Lookup::NotFound => {
-                return Ok(Err(Refusal::new(
-                    404,
-                    format!(
-                        "No {} operation matches {} {}.",
-                        call.product, call.method, call.path
-                    ),
-                )));
-            }
-            Lookup::Invalid(e) => {
-                return Ok(Err(Refusal::new(400, format!("The path is refused: {e}."))));
-            }
-        };
-        let needs_admin = match &standing.app {
-            Some((_, scopes)) => {
-                if !operation.is_open_to_apps() {
-                    return Ok(Err(Refusal::new(
-                        403,
-                        "Apps can't access this REST resource.",
-                    )));
-                }
-                let granted: Vec<&Vec<String>> = operation
-                    .alternatives
-                    .iter()
-                    .filter(|alt| alt.iter().all(|s| scopes.contains(s)))
-                    .collect();
-                if granted.is_empty() {
-                    return Ok(Err(Refusal::new(
-                        403,
-                        format!(
-                            "The access token lacks the scopes this operation needs: {}.",
-                            describe_alternatives(&operation.alternatives)
-                        ),
-                    )
-                    .with(Challenge::InsufficientScope)));
-                }
-                // Admin only when every granted way in needs a manage scope.
-                granted
-                    .iter()
-                    .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
-            }
-            // The user's own rights: admin-only when every way in needs a manage scope.
-            None => {
-                !operation.alternatives.is_empty()
-                    && operation
-                        .alternatives
-                        .iter()
-                        .all(|alt| alt.iter().any(|s| is_manage_scope(s)))
-            }
-        };
-        if needs_admin && standing.role != Role::Admin {
-            return Ok(Err(Refusal::new(
-                403,
-                format!(
-                    "This operation needs the admin role for {} on this site.",
-                    call.product
-                ),
-            )));
-        }
-        let is_app = standing.app.is_some();
-        if let Some(container) = standing.containers.addressed(&params)
-            && let Some(refusal) = standing.containers.refusal(container, is_app)
-        {
-            return Ok(Err(refusal));
-        }
-        let (client_id, scopes) = match &standing.app {
-            Some((client_id, scopes)) => (Some(client_id.clone()), scopes.to_vec()),
-            None => (None, Vec::new()),
+        let lookup = catalog.lookup(call.method, call.path);
+        let allowed = match gateway::check_operation(call, &standing.decision, lookup) {
+            Ok(allowed) => allowed,
+            Err(refusal) => return Ok(Err(refusal.into())),
         };
         Ok(Ok(Admitted {
             upstream_base: standing.upstream_base.clone(),
             account_id: standing.account_id.clone(),
-            client_id,
+            client_id: standing.client_id.clone(),
             cloud_id: call.cloud_id.to_owned(),
-            scopes,
-            blocked_containers: standing.containers.blocked(is_app),
+            scopes: standing
+                .decision
+                .app_scopes()
+                .map(ScopeSet::to_vec)
+                .unwrap_or_default(),
+            blocked_containers: allowed.blocked_containers.to_vec(),
             assertion: standing.assertion.clone(),
         }))
     }
@@ -248,8 +168,10 @@ impl Core {
         Ok(Ok(standing))
     }
 
-    /// The checks that depend only on the credentials, the site and the product (DESIGN
-    /// §3 steps 1–3), and the assertion for them.
+    /// Reads what DESIGN §3 steps 1–3 depend on, has them checked, and for a good standing
+    /// reads the container rules and signs the assertion. The facts are all read before the
+    /// check (an admitted call reads the same rows as before; a refused one may read the
+    /// membership or installation it is then refused without).
     async fn check_standing(
         &self,
         caller: Caller<'_>,
@@ -257,64 +179,64 @@ impl Core {
     ) -> CoreResult<Result<Standing, Refusal>> {
         let acting = match self.acting(caller).await? {
             Ok(acting) => acting,
-            Err(refusal) => return Ok(Err(refusal)),
+            Err(refusal) => return Ok(Err(refusal.into())),
         };
-        let Some(upstream_base) = self.upstream_of(call).await? else {
-            return Ok(Err(Refusal::new(
-                404,
-                format!(
-                    "There is no {} on a site with id {}.",
-                    call.product, call.cloud_id
-                ),
-            )));
-        };
+        let upstream_base = self.upstream_of(call).await?;
         let role = self
             .store
             .memberships_of_account(&acting.account.account_id)
             .await?
             .into_iter()
             .find(|m| m.cloud_id == call.cloud_id && m.product_key == call.product)
-            .map(|m| m.role);
-        let Some(role) = role else {
-            return Ok(Err(Refusal::new(
-                403,
-                format!(
-                    "The account is not a member of {} on this site.",
-                    call.product
-                ),
-            )));
+            .map(|m| gateway::Role::from(m.role));
+        let product_scopes = match &acting.app {
+            Some(_) => Some(self.product_scopes().await?),
+            None => None,
         };
-        if let Some((app_id, _, scopes)) = &acting.app
-            && !self.site_reachable(app_id, scopes, call).await?
-        {
-            return Ok(Err(Refusal::new(
-                403,
-                format!(
-                    "The app has no access to {} on this site: it is not installed there, the \
-                     site blocks it, or no granted scope is for this product.",
-                    call.product
-                ),
-            )));
-        }
-        let client_id = acting
-            .app
-            .as_ref()
-            .map(|(_, client_id, _)| client_id.as_str());
-        let scopes = acting
-            .app
-            .as_ref()
-            .map(|(_, _, scopes)| scopes.to_vec())
-            .unwrap_or_default();
-        let now = self.now().unix_timestamp();
-        let assertion = self.sign_assertion(&acting.account, client_id, call, &scopes)?;
+        let principal = match &acting.app {
+            Some(app) => Principal::App {
+                scopes: &app.scopes,
+                site: self
+                    .app_on_site(
+                        &app.app_id,
+                        call,
+                        product_scopes.as_deref().map(Vec::as_slice),
+                    )
+                    .await?,
+            },
+            None => Principal::User,
+        };
+        let facts = StandingFacts {
+            principal,
+            upstream_base: upstream_base.as_deref(),
+            role,
+        };
+        let SiteStanding {
+            role,
+            upstream_base,
+        } = match gateway::check_standing(call, &facts) {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal.into())),
+        };
+        let upstream_base = upstream_base.to_owned();
         let containers = self
             .container_rules(&acting.account.account_id, role, call)
             .await?;
+        let (client_id, app_scopes) = match acting.app {
+            Some(app) => (Some(app.client_id), Some(app.scopes)),
+            None => (None, None),
+        };
+        let scopes = app_scopes
+            .as_ref()
+            .map(ScopeSet::to_vec)
+            .unwrap_or_default();
+        let now = self.now().unix_timestamp();
+        let assertion =
+            self.sign_assertion(&acting.account, client_id.as_deref(), call, &scopes)?;
         Ok(Ok(Standing {
-            account_id: acting.account.account_id.clone(),
-            app: acting.app.map(|(_, client_id, scopes)| (client_id, scopes)),
-            role,
-            containers,
+            account_id: acting.account.account_id,
+            client_id,
+            decision: gateway::Standing::new(app_scopes, role, containers),
             upstream_base,
             assertion,
             // The cached standing must not outlive the token or the assertion's use.
@@ -326,22 +248,20 @@ impl Core {
     }
 
     /// Checks the credentials: a live access token, or a live API token of that email.
-    async fn acting(&self, caller: Caller<'_>) -> CoreResult<Result<Acting, Refusal>> {
+    async fn acting(&self, caller: Caller<'_>) -> CoreResult<Result<Acting, GatewayRefusal>> {
         match caller {
             Caller::Bearer(token) => Ok(match self.check_access_token(token).await? {
                 Ok(ctx) => Ok(Acting {
                     expires_at: Some(ctx.claims.exp),
                     account: ctx.account,
-                    app: Some((ctx.app_id, ctx.claims.client_id, ctx.scopes)),
+                    app: Some(AppToken {
+                        app_id: ctx.app_id,
+                        client_id: ctx.claims.client_id,
+                        scopes: ctx.scopes,
+                    }),
                 }),
-                Err(TokenRejection::Invalid(_)) => {
-                    Err(Refusal::new(401, "The access token is invalid or expired.")
-                        .with(Challenge::InvalidToken))
-                }
-                Err(TokenRejection::Revoked) => {
-                    Err(Refusal::new(401, "The access token has been revoked.")
-                        .with(Challenge::InvalidToken))
-                }
+                Err(TokenRejection::Invalid(_)) => Err(GatewayRefusal::InvalidToken),
+                Err(TokenRejection::Revoked) => Err(GatewayRefusal::RevokedToken),
             }),
             Caller::ApiToken { email, secret } => {
                 Ok(match self.check_api_token(email, secret).await? {
@@ -350,41 +270,53 @@ impl Core {
                         app: None,
                         expires_at: None,
                     }),
-                    None => Err(Refusal::new(
-                        401,
-                        "The email and API token do not match a live API token.",
-                    )
-                    .with(Challenge::Basic)),
+                    None => Err(GatewayRefusal::UnknownApiToken),
                 })
             }
         }
     }
 
-    /// The site's containers, its policies and a guest's containers, for one product.
+    /// The site's containers of the product, its policies and, when the role is held to
+    /// them, the containers on the membership.
     async fn container_rules(
         &self,
         account_id: &str,
-        role: Role,
+        role: gateway::Role,
         call: &GatewayCall<'_>,
     ) -> CoreResult<ContainerRules> {
         let containers = self
             .store
             .containers(call.cloud_id, Some(call.product))
-            .await?;
+            .await?
+            .into_iter()
+            .map(|c| Container {
+                key: c.key,
+                id: c.container_id,
+            })
+            .collect();
         let policies = self.store.policies(call.cloud_id).await?;
-        let guest_allowed = match role {
-            Role::Guest => Some(
-                self.store
-                    .guest_containers(account_id, call.cloud_id, call.product)
-                    .await?,
-            ),
-            Role::Admin | Role::Member => None,
+        let policies: Vec<PolicyView<'_>> = policies
+            .iter()
+            .map(|p| PolicyView {
+                name: &p.name,
+                active: p.active,
+                blocks_apps: p.blocks_apps,
+                containers: &p.containers,
+            })
+            .collect();
+        let invited = if role.limited_to_invited_containers() {
+            self.store
+                .guest_containers(account_id, call.cloud_id, call.product)
+                .await?
+        } else {
+            Vec::new()
         };
         Ok(ContainerRules::new(
             call.product,
+            role,
             containers,
             &policies,
-            guest_allowed,
+            invited,
         ))
     }
 
@@ -399,17 +331,15 @@ impl Core {
             .map(|sp| sp.upstream_url))
     }
 
-    /// DESIGN §3 "accessible-resources" for one site and product: the app is installed,
-    /// the site does not block it, the account is a member, a granted scope is the
-    /// product's.
-    async fn site_reachable(
+    /// What the site says about the app; `None` when the site is unknown.
+    async fn app_on_site<'a>(
         &self,
         app_id: &str,
-        scopes: &ScopeSet,
         call: &GatewayCall<'_>,
-    ) -> CoreResult<bool> {
+        product_scopes: Option<&'a [(String, ScopeSet)]>,
+    ) -> CoreResult<Option<AppOnSite<'a>>> {
         let Some(site) = self.store.site(call.cloud_id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let installation = self
             .store
@@ -417,24 +347,16 @@ impl Core {
             .await?
             .into_iter()
             .find(|i| i.cloud_id == call.cloud_id);
-        let product_scopes = self.product_scopes().await?;
-        let Some((_, catalog_scopes)) = product_scopes.iter().find(|(key, _)| key == call.product)
-        else {
-            return Ok(false);
-        };
-        let view = SiteView {
-            cloud_id: &site.cloud_id,
-            products: vec![ProductOnSite {
-                product_key: call.product,
-                catalog_scopes,
-                // Membership was checked by the caller.
-                is_member: true,
-            }],
-            app_installed: installation.is_some(),
+        Ok(Some(AppOnSite {
+            installed: installation.is_some(),
             installed_by_admin: installation.is_some_and(|i| i.installed_by == InstalledBy::Admin),
             user_installs_blocked: site.user_installs == UserInstalls::Blocked,
-        };
-        Ok(!reachable(scopes, &[view]).is_empty())
+            product_scopes: product_scopes
+                .into_iter()
+                .flatten()
+                .find(|(key, _)| key == call.product)
+                .map(|(_, scopes)| scopes),
+        }))
     }
 
     /// Every product's scope catalog (cached, see [`ProductScopesCache`]).
@@ -502,43 +424,5 @@ impl Core {
             jti: new_id(),
         };
         self.sign_jws(ASSERTION_TYP, &claims)
-    }
-}
-
-/// `manage:*` scopes administer a product: they need the admin role (DESIGN §3).
-fn is_manage_scope(scope: &str) -> bool {
-    scope.starts_with("manage:")
-}
-
-/// `[a b] or [c]`: the alternatives as a person reads them.
-fn describe_alternatives(alternatives: &[Vec<String>]) -> String {
-    alternatives
-        .iter()
-        .map(|alt| format!("[{}]", alt.join(" ")))
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alternatives_read_as_either_or() {
-        let alts = vec![
-            vec!["read:jira-work".to_owned()],
-            vec!["read:issue:jira".to_owned(), "read:project:jira".to_owned()],
-        ];
-        assert_eq!(
-            describe_alternatives(&alts),
-            "[read:jira-work] or [read:issue:jira read:project:jira]"
-        );
-    }
-
-    #[test]
-    fn manage_scopes_are_recognized_by_prefix() {
-        assert!(is_manage_scope("manage:jira-project"));
-        assert!(!is_manage_scope("read:jira-work"));
-        assert!(!is_manage_scope("write:manage:x"));
     }
 }
