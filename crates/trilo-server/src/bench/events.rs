@@ -162,7 +162,9 @@ pub async fn measure(
     );
     let start = Instant::now();
     let (count_from, stop_at) = (start + warmup, start + warmup + duration);
-    let posted = Arc::new(AtomicU64::new(fixture.received.deliveries.load(Ordering::Relaxed)));
+    let posted = Arc::new(AtomicU64::new(
+        fixture.received.deliveries.load(Ordering::Relaxed),
+    ));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(Mutex::new(None::<String>));
     let per_post = (EVENTS_PER_POST * SUBSCRIBED_APPS) as u64;
