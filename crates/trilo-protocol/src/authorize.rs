@@ -4,9 +4,14 @@
 //! Order matters: until `client_id` and `redirect_uri` are trusted, every problem is shown
 //! on an error page and nothing redirects (RFC 6749 §4.1.2.1, security checklist R3).
 //! After that, errors go back to the client with `error`, `state` and `iss` (RFC 9207).
+//!
+//! The OpenID Connect parameters of OIDC Core §3.1.2.1 (`prompt`, `max_age`, `login_hint`,
+//! `nonce`) are read here too; they decide when a logged-in user must log in again.
+
+use time::{Duration, OffsetDateTime};
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::{Params, encode};
+use crate::params::{Params, decode, encode};
 use crate::pkce;
 use crate::redirect;
 use crate::scope::{ScopeSet, is_identity_scope};
@@ -86,11 +91,16 @@ impl ErrorRedirect {
 /// What `prompt` asked for (OIDC Core §3.1.2.1; the reference sends `prompt=consent`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prompt {
-    /// Absent, `consent` or `login`: show the pages as needed.
+    /// Absent, `consent` or `select_account`: show the pages as needed.
     Interactive,
+    /// `login` (alone or with others but `none`): log in again even with a session.
+    Login,
     /// `none`: never show a page; fail with `login_required` / `consent_required`.
     None,
 }
+
+/// A `login_hint` longer than an email address can be is not shown.
+pub const MAX_LOGIN_HINT_LEN: usize = 254;
 
 /// A request that passed every check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +116,10 @@ pub struct ValidAuthorize {
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
     pub prompt: Prompt,
+    /// `max_age` in seconds: an older login must be repeated (OIDC Core §3.1.2.1).
+    pub max_age: Option<i64>,
+    /// What to prefill the login page's email field with.
+    pub login_hint: Option<String>,
     pub include_granted_scopes: bool,
 }
 
@@ -119,6 +133,24 @@ impl ValidAuthorize {
         }
     }
 
+    /// Whether a user who logged in at `auth_time` must log in again first: `prompt=login`,
+    /// `max_age=0` (the same, OIDC Core §3.1.2.1), a login more than `max_age` seconds old,
+    /// or `max_age` with a login time that is not known.
+    pub fn needs_fresh_login(
+        &self,
+        auth_time: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> bool {
+        if self.prompt == Prompt::Login {
+            return true;
+        }
+        match (self.max_age, auth_time) {
+            (None, _) => false,
+            (Some(_), None) | (Some(0), _) => true,
+            (Some(max_age), Some(at)) => now - at > Duration::seconds(max_age),
+        }
+    }
+
     /// The success Location: `code`, `state`, `iss` (RFC 6749 §4.1.2, RFC 9207).
     pub fn code_location(&self, code: &str, issuer: &str) -> String {
         append_query(
@@ -129,7 +161,7 @@ impl ValidAuthorize {
 }
 
 /// Parameters that may appear once at most; a repeat is `invalid_request` (H-P1).
-const SINGLE_VALUED: [&str; 11] = [
+const SINGLE_VALUED: [&str; 12] = [
     "response_type",
     "scope",
     "state",
@@ -141,6 +173,7 @@ const SINGLE_VALUED: [&str; 11] = [
     "response_mode",
     "include_granted_scopes",
     "login_hint",
+    "max_age",
 ];
 
 /// Validates an authorization request. `client` is the app named by `client_id`, looked up
@@ -261,9 +294,19 @@ pub fn validate(
         }
         (Some(challenge), _) => Some(challenge.to_owned()),
     };
-    let prompt = match params.get("prompt") {
-        Some("none") => Prompt::None,
-        _ => Prompt::Interactive,
+    let prompt = match parse_prompt(params.get("prompt")) {
+        Ok(prompt) => prompt,
+        Err(message) => return Err(fail(OAuthError::invalid_request(message))),
+    };
+    let max_age = match params.get("max_age") {
+        None => None,
+        // Digits only; a number too large for i64 seconds never forces a login.
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => Some(v.parse().unwrap_or(i64::MAX)),
+        Some(_) => {
+            return Err(fail(OAuthError::invalid_request(
+                "max_age must be a whole number of seconds.",
+            )));
+        }
     };
     if params.get("nonce").is_some_and(|n| n.len() > 512) {
         return Err(fail(OAuthError::invalid_request("nonce is too long.")));
@@ -281,12 +324,66 @@ pub fn validate(
         code_challenge,
         nonce: params.get("nonce").map(str::to_owned),
         prompt,
+        max_age,
+        login_hint: params
+            .get("login_hint")
+            .filter(|h| h.len() <= MAX_LOGIN_HINT_LEN)
+            .map(str::to_owned),
         include_granted_scopes: params.get("include_granted_scopes") == Some("true"),
     })
 }
 
 fn repeated_message(name: &str) -> String {
     format!("{name} was sent more than once.")
+}
+
+/// `prompt` is a space-delimited list (OIDC Core §3.1.2.1): `none` must stand alone;
+/// `login` wins over `consent` and `select_account`, which the consent page always does;
+/// unknown values are ignored.
+fn parse_prompt(value: Option<&str>) -> Result<Prompt, &'static str> {
+    let values: Vec<&str> = value
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.contains(&"none") {
+        return match values.len() {
+            1 => Ok(Prompt::None),
+            _ => Err("prompt=none cannot be combined with other values."),
+        };
+    }
+    if values.contains(&"login") {
+        return Ok(Prompt::Login);
+    }
+    Ok(Prompt::Interactive)
+}
+
+/// The authorization request to come back to from the login page: the same query without
+/// what asks for a fresh login (`prompt`'s `login` and `max_age`), so the new session is
+/// not sent to log in once more. Every other pair is kept byte for byte.
+pub fn query_after_login(raw_query: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    for pair in raw_query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match decode(name.as_bytes()).as_deref() {
+            Ok("max_age") => {}
+            Ok("prompt") => {
+                let Ok(value) = decode(value.as_bytes()) else {
+                    kept.push(pair.to_owned());
+                    continue;
+                };
+                let values: Vec<&str> = value.split(' ').filter(|v| !v.is_empty()).collect();
+                let rest: Vec<&str> = values.iter().copied().filter(|v| *v != "login").collect();
+                if rest.len() == values.len() {
+                    kept.push(pair.to_owned());
+                } else if !rest.is_empty() {
+                    kept.push(format!("{name}={}", encode(&rest.join(" "))));
+                }
+            }
+            _ => kept.push(pair.to_owned()),
+        }
+    }
+    kept.join("&")
 }
 
 /// Who may authorize the app (DESIGN §3: a private app only by its owner).
@@ -296,11 +393,21 @@ pub enum Audience<'a> {
     OnlyOwner(&'a str),
 }
 
+/// Who is logged in and since when, as the decision needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Login<'a> {
+    pub account_id: &'a str,
+    /// When they logged in (the session's start); `None` when not known, which satisfies
+    /// neither `prompt=login` nor `max_age`.
+    pub auth_time: Option<OffsetDateTime>,
+}
+
 /// The next step once the request is valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizeDecision {
-    /// Send the user to the login page, then back.
-    LoginRequired,
+    /// Send the user to the login page (its email field filled with `login_hint`), then
+    /// back.
+    LoginRequired { login_hint: Option<String> },
     /// Show the consent page.
     ConsentRequired,
     /// Redirect the error to the client.
@@ -310,18 +417,32 @@ pub enum AuthorizeDecision {
 /// Decides what happens with a valid request for a user who is logged in (`Some`) or not.
 /// Consent is always asked for: the reference platform shows the consent screen on every
 /// authorization (`prompt=consent`), so `prompt=none` can never succeed.
-pub fn decide(req: &ValidAuthorize, user: Option<&str>, who: Audience<'_>) -> AuthorizeDecision {
-    let Some(user) = user else {
-        return match req.prompt {
-            Prompt::None => AuthorizeDecision::Fail(req.error(OAuthError::new(
-                ErrorCode::LoginRequired,
-                "The user is not logged in.",
-            ))),
-            Prompt::Interactive => AuthorizeDecision::LoginRequired,
-        };
+///
+/// A login that `prompt=login` or `max_age` does not accept is repeated before anything
+/// else (the user may come back as someone else); with `prompt=none` it is
+/// `login_required` (OIDC Core §3.1.2.6).
+pub fn decide(
+    req: &ValidAuthorize,
+    login: Option<Login<'_>>,
+    who: Audience<'_>,
+    now: OffsetDateTime,
+) -> AuthorizeDecision {
+    let log_in = |reason: &'static str| match req.prompt {
+        Prompt::None => {
+            AuthorizeDecision::Fail(req.error(OAuthError::new(ErrorCode::LoginRequired, reason)))
+        }
+        Prompt::Interactive | Prompt::Login => AuthorizeDecision::LoginRequired {
+            login_hint: req.login_hint.clone(),
+        },
     };
+    let Some(user) = login else {
+        return log_in("The user is not logged in.");
+    };
+    if req.needs_fresh_login(user.auth_time, now) {
+        return log_in("The user's login is older than max_age allows.");
+    }
     if let Audience::OnlyOwner(owner) = who
-        && owner != user
+        && owner != user.account_id
     {
         return AuthorizeDecision::Fail(req.error(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -333,7 +454,7 @@ pub fn decide(req: &ValidAuthorize, user: Option<&str>, who: Audience<'_>) -> Au
             ErrorCode::ConsentRequired,
             "The user must consent on the consent screen.",
         ))),
-        Prompt::Interactive => AuthorizeDecision::ConsentRequired,
+        Prompt::Interactive | Prompt::Login => AuthorizeDecision::ConsentRequired,
     }
 }
 
@@ -593,45 +714,168 @@ mod tests {
         assert_eq!(back.get("iss"), Some("https://auth.test"));
     }
 
+    const NOW: OffsetDateTime = time::macros::datetime!(2024-06-01 12:00 UTC);
+
+    fn logged_in(account_id: &str, seconds_ago: i64) -> Option<Login<'_>> {
+        Some(Login {
+            account_id,
+            auth_time: Some(NOW - Duration::seconds(seconds_ago)),
+        })
+    }
+
+    fn with(extra: &str) -> ValidAuthorize {
+        let q = format!("{}{extra}", valid_query().replace("&prompt=consent", ""));
+        match run(&q, false) {
+            Ok(v) => v,
+            Err(e) => panic!("expected valid: {q}: {e:?}"),
+        }
+    }
+
+    fn login_required() -> AuthorizeDecision {
+        AuthorizeDecision::LoginRequired { login_hint: None }
+    }
+
     #[test]
     fn decisions() {
         let Ok(v) = run(&valid_query(), false) else {
             panic!()
         };
+        assert_eq!(decide(&v, None, Audience::Anyone, NOW), login_required());
         assert_eq!(
-            decide(&v, None, Audience::Anyone),
-            AuthorizeDecision::LoginRequired
-        );
-        assert_eq!(
-            decide(&v, Some("u1"), Audience::Anyone),
+            decide(&v, logged_in("u1", 3600), Audience::Anyone, NOW),
             AuthorizeDecision::ConsentRequired
         );
         assert_eq!(
-            decide(&v, Some("u1"), Audience::OnlyOwner("u1")),
+            decide(&v, logged_in("u1", 0), Audience::OnlyOwner("u1"), NOW),
             AuthorizeDecision::ConsentRequired
         );
-        let AuthorizeDecision::Fail(e) = decide(&v, Some("u2"), Audience::OnlyOwner("u1")) else {
+        let AuthorizeDecision::Fail(e) =
+            decide(&v, logged_in("u2", 0), Audience::OnlyOwner("u1"), NOW)
+        else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::UnauthorizedClient);
 
-        let Ok(none) = run(
-            &format!(
-                "{}&prompt=none",
-                valid_query().replace("&prompt=consent", "")
-            ),
-            false,
-        ) else {
-            panic!()
-        };
-        let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone) else {
+        let none = with("&prompt=none");
+        let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone, NOW) else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::LoginRequired);
-        let AuthorizeDecision::Fail(e) = decide(&none, Some("u1"), Audience::Anyone) else {
+        assert_eq!(e.state.as_deref(), Some("xyz"));
+        let AuthorizeDecision::Fail(e) = decide(&none, logged_in("u1", 0), Audience::Anyone, NOW)
+        else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::ConsentRequired);
+    }
+
+    /// OIDC Core §3.1.2.1: `prompt=login` and `max_age` make a logged-in user log in again.
+    #[test]
+    fn fresh_login_decisions() {
+        let consent = AuthorizeDecision::ConsentRequired;
+        // (extra parameters, seconds since the login, decision)
+        let cases = [
+            ("&prompt=login", 0, login_required()),
+            ("&prompt=login%20consent", 5, login_required()),
+            ("&prompt=consent%20select_account", 5, consent.clone()),
+            ("&max_age=60", 60, consent.clone()),
+            ("&max_age=60", 61, login_required()),
+            ("&max_age=0", 0, login_required()),
+            (
+                "&max_age=99999999999999999999999",
+                1_000_000_000,
+                consent.clone(),
+            ),
+            (
+                "&max_age=3600&login_hint=a%40b.test",
+                3601,
+                AuthorizeDecision::LoginRequired {
+                    login_hint: Some("a@b.test".into()),
+                },
+            ),
+        ];
+        for (extra, ago, expected) in cases {
+            let req = with(extra);
+            assert_eq!(
+                decide(&req, logged_in("u1", ago), Audience::Anyone, NOW),
+                expected,
+                "{extra} {ago}s"
+            );
+        }
+        // An unknown login time satisfies no max_age.
+        let unknown = Some(Login {
+            account_id: "u1",
+            auth_time: None,
+        });
+        assert_eq!(
+            decide(&with("&max_age=600"), unknown, Audience::Anyone, NOW),
+            login_required()
+        );
+        assert_eq!(decide(&with(""), unknown, Audience::Anyone, NOW), consent);
+        // The fresh login comes before the private-app check: the user may change.
+        assert_eq!(
+            decide(
+                &with("&prompt=login"),
+                logged_in("u2", 0),
+                Audience::OnlyOwner("u1"),
+                NOW
+            ),
+            login_required()
+        );
+        // prompt=none cannot show the login page.
+        let old = with("&prompt=none&max_age=10");
+        let AuthorizeDecision::Fail(e) = decide(&old, logged_in("u1", 11), Audience::Anyone, NOW)
+        else {
+            panic!()
+        };
+        assert_eq!(e.error.code, ErrorCode::LoginRequired);
+    }
+
+    #[test]
+    fn oidc_parameters_are_validated() {
+        for extra in [
+            "&prompt=none%20login",
+            "&prompt=consent%20none",
+            "&max_age=-1",
+            "&max_age=1.5",
+            "&max_age=%2B5",
+            "&max_age=1&max_age=2",
+            "&login_hint=a&login_hint=b",
+        ] {
+            let q = format!("{}{extra}", valid_query().replace("&prompt=consent", ""));
+            assert_eq!(
+                redirect_code(run(&q, false)),
+                Some(ErrorCode::InvalidRequest),
+                "{extra}"
+            );
+        }
+        let v = with("&nonce=n-0S6&login_hint=alice%40example.test&max_age=300&prompt=login");
+        assert_eq!(v.nonce.as_deref(), Some("n-0S6"));
+        assert_eq!(v.login_hint.as_deref(), Some("alice@example.test"));
+        assert_eq!(v.max_age, Some(300));
+        assert_eq!(v.prompt, Prompt::Login);
+        let long = with(&format!(
+            "&login_hint={}",
+            "a".repeat(MAX_LOGIN_HINT_LEN + 1)
+        ));
+        assert_eq!(long.login_hint, None, "an overlong hint is not shown");
+        assert_eq!(with("&prompt=unknown").prompt, Prompt::Interactive);
+    }
+
+    #[test]
+    fn query_after_login_drops_only_what_forced_the_login() {
+        for (query, expected) in [
+            ("a=1&prompt=consent&b=%20", "a=1&prompt=consent&b=%20"),
+            ("a=1&prompt=login&b=2", "a=1&b=2"),
+            ("prompt=login+consent&x=y", "prompt=consent&x=y"),
+            ("prompt=consent%20login", "prompt=consent"),
+            ("%70rompt=login&max_age=0&state=s", "state=s"),
+            ("max_age=60&nonce=n&&state=a%26b", "nonce=n&&state=a%26b"),
+            ("prompt=%zz", "prompt=%zz"),
+            ("", ""),
+        ] {
+            assert_eq!(query_after_login(query), expected, "{query}");
+        }
     }
 
     #[test]

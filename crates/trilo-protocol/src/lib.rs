@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod metadata;
 pub mod model_catalog;
+pub mod oidc;
 pub mod operations;
 pub mod params;
 pub mod pkce;

@@ -1,4 +1,5 @@
-//! Authorization server metadata (RFC 8414 §2) and the OpenID discovery document.
+//! Authorization server metadata (RFC 8414 §2) and the OpenID discovery document
+//! (OpenID Connect Discovery 1.0 §3): one document, listing only what is served.
 
 use serde::Serialize;
 
@@ -22,11 +23,14 @@ pub struct ServerMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    /// Discovery §3 defaults this to `true` when absent; trilo takes no `request_uri`.
+    pub request_uri_parameter_supported: bool,
 }
 
 /// Builds the document. `auth_url` is the issuer exactly as configured (no trailing
 /// slash is added or removed: `issuer` must equal the `iss` of every token, RFC 8414 §3.3);
-/// `api_url` serves `/me`.
+/// `api_url` serves `/me` and the UserInfo Endpoint `/userinfo` (OIDC Core §5.3).
 pub fn server_metadata(auth_url: &str, api_url: &str, scopes: Vec<String>) -> ServerMetadata {
     let base = auth_url.trim_end_matches('/');
     let api = api_url.trim_end_matches('/');
@@ -38,7 +42,7 @@ pub fn server_metadata(auth_url: &str, api_url: &str, scopes: Vec<String>) -> Se
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         revocation_endpoint: format!("{base}/oauth/revoke"),
         introspection_endpoint: format!("{base}/oauth/introspect"),
-        userinfo_endpoint: format!("{api}/me"),
+        userinfo_endpoint: format!("{api}/userinfo"),
         scopes_supported: scopes,
         response_types_supported: vec!["code"],
         response_modes_supported: vec!["query"],
@@ -53,6 +57,8 @@ pub fn server_metadata(auth_url: &str, api_url: &str, scopes: Vec<String>) -> Se
         authorization_response_iss_parameter_supported: true,
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec![crate::jwt::ALG],
+        claims_supported: crate::oidc::claims_supported(),
+        request_uri_parameter_supported: false,
     }
 }
 
@@ -69,5 +75,23 @@ mod tests {
         assert!(!m.grant_types_supported.contains(&"implicit"));
         assert!(!m.grant_types_supported.contains(&"password"));
         assert!(m.authorization_response_iss_parameter_supported);
+    }
+
+    #[test]
+    fn openid_discovery_names_what_is_served() {
+        let m = server_metadata(
+            "https://auth.test",
+            "https://api.test/",
+            vec!["openid".into()],
+        );
+        assert_eq!(m.userinfo_endpoint, "https://api.test/userinfo");
+        assert_eq!(m.jwks_uri, "https://auth.test/.well-known/jwks.json");
+        assert_eq!(m.response_types_supported, vec!["code"]);
+        assert_eq!(m.subject_types_supported, vec!["public"]);
+        assert_eq!(m.id_token_signing_alg_values_supported, vec!["ES256"]);
+        assert!(!m.request_uri_parameter_supported);
+        for claim in ["sub", "auth_time", "nonce", "at_hash", "email", "name"] {
+            assert!(m.claims_supported.contains(&claim), "{claim}");
+        }
     }
 }

@@ -4,13 +4,17 @@
 //! full, so the POST can never authorize more than the GET showed.
 
 use serde_json::json;
+use time::OffsetDateTime;
 use trilo_protocol::authorize::{
-    self, Audience, AuthorizeDecision, AuthorizeError, ClientView, UntrustedReason, ValidAuthorize,
+    self, Audience, AuthorizeDecision, AuthorizeError, ClientView, Login, UntrustedReason,
+    ValidAuthorize,
 };
+use trilo_protocol::oidc::is_openid;
 use trilo_protocol::resources::{ProductOnSite, SiteView, offers_site};
 use trilo_protocol::scope::is_identity_scope;
 use trilo_protocol::{ErrorCode, OAuthError, Params, ScopeSet};
 
+use super::oidc::code_with_auth_time;
 use super::{Core, new_id};
 use crate::crypto::{random_token, sha256};
 use crate::error::CoreResult;
@@ -26,8 +30,10 @@ pub enum AuthorizeOutcome {
     ErrorPage(UntrustedReason),
     /// Redirect to the client (a code or an error).
     Redirect(String),
-    /// Send the user to the login page, then back to the same URL.
-    Login,
+    /// Send the user to the login page (its email field filled with `login_hint`), then
+    /// back to the same request without what asked for a fresh login
+    /// (`trilo_protocol::authorize::query_after_login`).
+    Login { login_hint: Option<String> },
     /// Show the consent page.
     Consent(Box<ConsentView>),
 }
@@ -66,6 +72,24 @@ pub struct SiteChoice {
     pub blocked: bool,
 }
 
+/// The logged-in user and when they logged in: their session's start, the OIDC `auth_time`.
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedIn<'a> {
+    pub account: &'a Account,
+    /// `None` when not known: then `prompt=login` and `max_age` always ask for a login,
+    /// and ID Tokens carry no `auth_time`.
+    pub auth_time: Option<OffsetDateTime>,
+}
+
+impl<'a> LoggedIn<'a> {
+    fn login(&self) -> Login<'a> {
+        Login {
+            account_id: &self.account.account_id,
+            auth_time: self.auth_time,
+        }
+    }
+}
+
 /// The user's answer on the consent page.
 #[derive(Clone, Debug)]
 pub enum ConsentAnswer {
@@ -96,28 +120,47 @@ impl Core {
     pub async fn authorize(
         &self,
         params: &Params,
-        user: Option<&Account>,
+        user: Option<LoggedIn<'_>>,
     ) -> CoreResult<AuthorizeOutcome> {
         match self.check_request(params, user).await? {
             Checked::Done(outcome) => Ok(outcome),
             Checked::Ready { app, valid } => {
                 let Some(user) = user else {
-                    return Ok(AuthorizeOutcome::Login);
+                    return Ok(AuthorizeOutcome::Login {
+                        login_hint: valid.login_hint.clone(),
+                    });
                 };
-                let view = self.consent_view(&app, &valid, user, None).await?;
+                let view = self.consent_view(&app, &valid, user.account, None).await?;
                 Ok(AuthorizeOutcome::Consent(Box::new(view)))
             }
         }
     }
 
-    /// The consent POST: the original request's parameters and the user's answer.
+    /// The consent POST for a user whose login time is not known (tools acting for a
+    /// user): see [`Core::answer_consent_in_session`].
     pub async fn answer_consent(
         &self,
         params: &Params,
         user: &Account,
         answer: ConsentAnswer,
     ) -> CoreResult<AuthorizeOutcome> {
-        let (app, valid) = match self.check_request(params, Some(user)).await? {
+        let user = LoggedIn {
+            account: user,
+            auth_time: None,
+        };
+        self.answer_consent_in_session(params, user, answer).await
+    }
+
+    /// The consent POST: the original request's parameters and the user's answer. The
+    /// request is checked again in full, its login requirements included.
+    pub async fn answer_consent_in_session(
+        &self,
+        params: &Params,
+        logged_in: LoggedIn<'_>,
+        answer: ConsentAnswer,
+    ) -> CoreResult<AuthorizeOutcome> {
+        let user = logged_in.account;
+        let (app, valid) = match self.check_request(params, Some(logged_in)).await? {
             Checked::Done(outcome) => return Ok(outcome),
             Checked::Ready { app, valid } => (app, valid),
         };
@@ -147,7 +190,11 @@ impl Core {
             }
         };
 
-        let code = random_token();
+        // An OpenID code carries the login time to the ID Token (see `code_with_auth_time`).
+        let code = match logged_in.auth_time {
+            Some(at) if is_openid(&valid.scopes) => code_with_auth_time(at),
+            _ => random_token(),
+        };
         let now = self.now();
         let consent = ConsentRecord {
             app_id: app.app_id.clone(),
@@ -181,7 +228,11 @@ impl Core {
         ))
     }
 
-    async fn check_request(&self, params: &Params, user: Option<&Account>) -> CoreResult<Checked> {
+    async fn check_request(
+        &self,
+        params: &Params,
+        user: Option<LoggedIn<'_>>,
+    ) -> CoreResult<Checked> {
         let app = match params.get("client_id") {
             Some(id) if !params.is_repeated("client_id") => self.store.app_by_client_id(id).await?,
             _ => None,
@@ -213,8 +264,11 @@ impl Core {
             Distribution::Private => Audience::OnlyOwner(&app.owner_account_id),
             Distribution::Sharing => Audience::Anyone,
         };
-        match authorize::decide(&valid, user.map(|u| u.account_id.as_str()), who) {
-            AuthorizeDecision::LoginRequired => Ok(Checked::Done(AuthorizeOutcome::Login)),
+        let login = user.as_ref().map(LoggedIn::login);
+        match authorize::decide(&valid, login, who, self.now()) {
+            AuthorizeDecision::LoginRequired { login_hint } => {
+                Ok(Checked::Done(AuthorizeOutcome::Login { login_hint }))
+            }
             AuthorizeDecision::Fail(e) => Ok(Checked::Done(AuthorizeOutcome::Redirect(
                 e.location(&self.settings.auth_url),
             ))),

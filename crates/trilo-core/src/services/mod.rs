@@ -13,6 +13,7 @@ pub mod console;
 pub mod directory;
 pub mod events;
 pub mod gateway;
+pub mod oidc;
 pub mod policies;
 pub mod refresh;
 pub mod revocation;

@@ -85,12 +85,16 @@ impl Core {
                 family.head_generation
             };
             let access_token = self.sign_access_token(app, family, generation, &scopes)?;
+            // OIDC Core §12.2: the same iss, sub and aud; the login time is not known here.
+            let id_token =
+                self.id_token(app, &family.account_id, &scopes, &access_token, None, None)?;
             return Ok(TokenResponse {
                 access_token,
                 token_type: "Bearer",
                 expires_in: self.settings.access_token_ttl.whole_seconds(),
                 scope: scopes.join(" "),
                 refresh_token: Some(successor),
+                id_token,
             });
         }
         Err(StoreError::Unavailable("refresh kept losing its compare-and-set".to_owned()).into())

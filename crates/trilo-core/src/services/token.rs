@@ -16,6 +16,7 @@ use trilo_protocol::pkce;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 
 use super::clients::Client;
+use super::oidc::auth_time_of_code;
 use super::{Core, new_id};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
@@ -35,6 +36,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// With `openid` in the scopes (OIDC Core §3.1.3.3, §12.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -179,12 +183,21 @@ impl Core {
             return Err(code_invalid().into());
         }
         let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
+        let id_token = self.id_token(
+            app,
+            &family.account_id,
+            &family.scopes,
+            &access_token,
+            auth_time_of_code(code),
+            record.nonce.as_deref(),
+        )?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: self.settings.access_token_ttl.whole_seconds(),
             scope: family.scopes.join(" "),
             refresh_token,
+            id_token,
         })
     }
 

@@ -1,4 +1,6 @@
-//! The API host's own endpoints: `GET /oauth/token/accessible-resources` and `GET /me`.
+//! The API host's own endpoints: `GET /oauth/token/accessible-resources`, `GET /me` (the
+//! reference's profile, for `read:me`) and the OpenID Connect UserInfo Endpoint
+//! `/userinfo` (OIDC Core §5.3, for `openid`).
 
 use axum::Json;
 use axum::Router;
@@ -7,8 +9,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use trilo_core::services::access::{TokenContext, TokenRejection};
+use trilo_protocol::oidc::OPENID;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, no_store};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -18,6 +21,7 @@ pub fn router() -> Router<AppState> {
             get(accessible_resources),
         )
         .route("/me", get(me))
+        .route("/userinfo", get(userinfo).post(userinfo))
 }
 
 async fn accessible_resources(
@@ -39,6 +43,19 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
         return Err(ApiError::insufficient_scope("read:me"));
     }
     Ok(Json(state.core.profile(&ctx)).into_response())
+}
+
+/// OIDC Core §5.3: GET and POST alike, the access token in the `Authorization` header
+/// (RFC 6750 §2.1); 401 `invalid_token` for a bad token, 403 `insufficient_scope` without
+/// `openid` (§5.3.3).
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let ctx = bearer(&state, &headers).await?;
+    if !ctx.scopes.contains(OPENID) {
+        return Err(ApiError::insufficient_scope(OPENID));
+    }
+    let mut res = Json(state.core.userinfo(&ctx)).into_response();
+    no_store(&mut res);
+    Ok(res)
 }
 
 /// The bearer token from the one `Authorization` header (scheme case-insensitive, RFC

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use trilo_core::crypto::random_token;
+use trilo_protocol::authorize::MAX_LOGIN_HINT_LEN;
 
 use super::common::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, cookie, current_user, form_params,
@@ -44,12 +45,19 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
 const GENERIC_FAILURE: &str = "The email address or password is not correct.";
 
 async fn show_login(State(state): State<AppState>, uri: Uri) -> Response {
-    let return_to = query_params(&uri)
-        .ok()
-        .and_then(|p| p.get("return_to").map(str::to_owned))
+    let params = query_params(&uri).unwrap_or_default();
+    let return_to = params
+        .get("return_to")
         .filter(|t| is_local_path(t))
-        .unwrap_or_else(|| "/".to_owned());
-    login_form(&state, StatusCode::OK, return_to, String::new(), None)
+        .unwrap_or("/")
+        .to_owned();
+    // OIDC Core §3.1.2.1 `login_hint`, passed on by /authorize: only a prefill.
+    let email = params
+        .get("login_hint")
+        .filter(|h| h.len() <= MAX_LOGIN_HINT_LEN)
+        .unwrap_or_default()
+        .to_owned();
+    login_form(&state, StatusCode::OK, return_to, email, None)
 }
 
 fn login_form(

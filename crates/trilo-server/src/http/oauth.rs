@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use trilo_core::model::{Account, Session};
 use trilo_core::services::authorize::{
-    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, blocked_message,
+    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, LoggedIn, blocked_message,
 };
 use trilo_protocol::Params;
+use trilo_protocol::authorize::query_after_login;
 use trilo_protocol::params::encode;
 
 use super::common::{current_user, form_params, render, secrets_equal, see_other};
@@ -38,7 +39,7 @@ async fn authorize(
     let user = current_user(&state, &headers).await?;
     let outcome = state
         .core
-        .authorize(&params, user.as_ref().map(|(_, a, _)| a))
+        .authorize(&params, user.as_ref().map(|(s, a, _)| logged_in(s, a)))
         .await?;
     Ok(respond(
         outcome,
@@ -90,13 +91,24 @@ async fn consent(
         Some("deny") => ConsentAnswer::Deny,
         _ => return Err(PageError::BadRequest("Choose Accept or Cancel.")),
     };
-    let outcome = state.core.answer_consent(&params, &account, answer).await?;
+    let outcome = state
+        .core
+        .answer_consent_in_session(&params, logged_in(&session, &account), answer)
+        .await?;
     Ok(respond(
         outcome,
         &raw_request,
         Some((&session, &account)),
         StatusCode::SEE_OTHER,
     ))
+}
+
+/// The session's user; its start is when they logged in (a new session per login).
+fn logged_in<'a>(session: &Session, account: &'a Account) -> LoggedIn<'a> {
+    LoggedIn {
+        account,
+        auth_time: Some(session.created_at),
+    }
 }
 
 /// Turns an outcome into a response; `redirect_status` is 302 after a GET and 303 after a
@@ -119,9 +131,14 @@ fn respond(
             }
             res
         }
-        AuthorizeOutcome::Login => {
-            let back = format!("/authorize?{raw_query}");
-            see_other(&format!("/login?return_to={}", encode(&back)))
+        AuthorizeOutcome::Login { login_hint } => {
+            let back = format!("/authorize?{}", query_after_login(raw_query));
+            let mut to = format!("/login?return_to={}", encode(&back));
+            if let Some(hint) = login_hint {
+                to.push_str("&login_hint=");
+                to.push_str(&encode(&hint));
+            }
+            see_other(&to)
         }
         AuthorizeOutcome::Consent(view) => match user {
             Some((session, account)) => consent_page(*view, raw_query, session, account),

@@ -12,7 +12,7 @@ use crate::support::{TestApp, location, query_param};
 
 /// oauth2's HTTP client, backed by reqwest (the crate's own reqwest feature is off to keep
 /// a second reqwest out of the build).
-async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
+pub async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

@@ -18,6 +18,7 @@ mod gateway;
 mod keys;
 mod limits;
 mod malformed;
+mod oidc;
 mod pages;
 mod process;
 mod refresh;
