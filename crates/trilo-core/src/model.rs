@@ -381,6 +381,8 @@ pub struct AuthorizationCode {
     /// The S256 challenge, if the request carried one.
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// When the user logged in, for an OpenID request's ID Token (`auth_time`).
+    pub auth_time: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
@@ -527,6 +529,8 @@ pub struct NewCode {
     pub redirect_uri: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// When the user logged in, for an OpenID request's ID Token (`auth_time`).
+    pub auth_time: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
 }
 

@@ -9,7 +9,7 @@ use trilo_core::model::{
 use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
-use crate::convert::{dedup, hash, join_scopes, ms, opt_time, split_scopes, time};
+use crate::convert::{dedup, hash, join_scopes, ms, opt_ms, opt_time, split_scopes, time};
 
 pub mod sql {
     //! The SQL of grants, codes and token families, the same text on SQLite and PostgreSQL.
@@ -23,7 +23,7 @@ pub mod sql {
     macro_rules! code_columns {
         () => {
             "code_hash, app_id, account_id, grant_id, cloud_id, scopes, redirect_uri, \
-             code_challenge, nonce, created_at, expires_at, used_at, family_id"
+             code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id"
         };
     }
 
@@ -74,7 +74,8 @@ pub mod sql {
 
     pub const INSERT_CODE: &str = "INSERT INTO codes (code_hash, app_id, account_id, grant_id, \
          cloud_id, scopes, redirect_uri, code_challenge, nonce, created_at, expires_at, \
-         used_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)";
+         used_at, family_id, auth_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12)";
     pub const CODE: &str = concat!(
         "SELECT ",
         code_columns!(),
@@ -237,6 +238,7 @@ pub struct CodeRow {
     pub redirect_uri: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -257,6 +259,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             redirect_uri: r.redirect_uri,
             code_challenge: r.code_challenge,
             nonce: r.nonce,
+            auth_time: opt_time(r.auth_time)?,
             created_at: time(r.created_at)?,
             expires_at: time(r.expires_at)?,
             used_at: opt_time(r.used_at)?,
@@ -476,7 +479,8 @@ pub async fn accept_consent(
             .bind(&code.code_challenge)
             .bind(&code.nonce)
             .bind(at)
-            .bind(ms(code.expires_at)),
+            .bind(ms(code.expires_at))
+            .bind(opt_ms(code.auth_time)),
     )
     .await?;
     tx.commit().await?;

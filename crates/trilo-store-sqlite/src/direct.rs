@@ -239,6 +239,7 @@ fn code_row(row: &Row<'_>) -> rusqlite::Result<CodeRow> {
         redirect_uri: row.get("redirect_uri")?,
         code_challenge: row.get("code_challenge")?,
         nonce: row.get("nonce")?,
+        auth_time: row.get("auth_time")?,
         created_at: row.get("created_at")?,
         expires_at: row.get("expires_at")?,
         used_at: row.get("used_at")?,

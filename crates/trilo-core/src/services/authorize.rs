@@ -14,7 +14,6 @@ use trilo_protocol::resources::{ProductOnSite, SiteView, offers_site};
 use trilo_protocol::scope::is_identity_scope;
 use trilo_protocol::{ErrorCode, OAuthError, Params, ScopeSet};
 
-use super::oidc::code_with_auth_time;
 use super::{Core, new_id};
 use crate::crypto::{random_token, sha256};
 use crate::error::CoreResult;
@@ -190,11 +189,7 @@ impl Core {
             }
         };
 
-        // An OpenID code carries the login time to the ID Token (see `code_with_auth_time`).
-        let code = match logged_in.auth_time {
-            Some(at) if is_openid(&valid.scopes) => code_with_auth_time(at),
-            _ => random_token(),
-        };
+        let code = random_token();
         let now = self.now();
         let consent = ConsentRecord {
             app_id: app.app_id.clone(),
@@ -209,6 +204,8 @@ impl Core {
             redirect_uri: valid.redirect_uri_sent.clone(),
             code_challenge: valid.code_challenge.clone(),
             nonce: valid.nonce.clone(),
+            // The ID Token states it (OIDC Core §2 `auth_time`).
+            auth_time: logged_in.auth_time.filter(|_| is_openid(&valid.scopes)),
             expires_at: now + self.settings.code_ttl.min(time::Duration::minutes(10)),
         };
         let grant = self

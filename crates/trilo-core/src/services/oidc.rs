@@ -1,36 +1,19 @@
 //! OpenID Connect on the 3LO flow (OIDC Core 1.0): the ID Token the token endpoint adds
-//! for `openid` (§3.1.3.3, §12.2), the login time an authorization code carries to it, and
+//! for `openid` (§3.1.3.3, §12.2), with the login time its authorization code recorded, and
 //! the UserInfo Endpoint's answer (§5.3).
 //!
 //! ID Tokens are signed with the access tokens' key set and header, `typ: JWT` instead of
-//! `at+jwt`. Issuing one costs no store access: everything it says is in the code record,
-//! the family and the code itself.
+//! `at+jwt`. Issuing one costs no store access: everything it says is in the code record
+//! and the family.
 
-use time::OffsetDateTime;
 use trilo_protocol::oidc::{
     ID_TOKEN_TYP, IdTokenClaims, OPENID, ScopedClaims, UserInfo, UserProfile, at_hash,
 };
 
 use super::Core;
 use super::access::TokenContext;
-use crate::crypto::random_token;
 use crate::error::CoreResult;
 use crate::model::App;
-
-/// The code of an OpenID request: a random token, `.`, and the user's login time in Unix
-/// seconds, so the token endpoint can state `auth_time` (§2) without the store keeping it.
-/// The store holds the hash of the whole string, so a client that alters the time presents
-/// a code that does not exist.
-pub(super) fn code_with_auth_time(auth_time: OffsetDateTime) -> String {
-    format!("{}.{}", random_token(), auth_time.unix_timestamp())
-}
-
-/// The login time a code carries (see [`code_with_auth_time`]); `None` for other codes.
-/// Only meaningful once the code was found in the store.
-pub(super) fn auth_time_of_code(code: &str) -> Option<i64> {
-    let (_, seconds) = code.rsplit_once('.')?;
-    seconds.parse().ok()
-}
 
 impl Core {
     /// The ID Token to return with `access_token` when its `scopes` include `openid`, for
@@ -81,23 +64,5 @@ impl Core {
             sub: a.account_id.clone(),
             claims: ScopedClaims::released(&ctx.scopes, &profile),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_carry_the_login_time_after_the_random_part() {
-        let at = OffsetDateTime::from_unix_timestamp(1_717_243_200)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let code = code_with_auth_time(at);
-        let (random, _) = code.rsplit_once('.').unwrap_or_default();
-        assert_eq!(random.len(), 43);
-        assert_eq!(auth_time_of_code(&code), Some(1_717_243_200));
-        assert_ne!(code, code_with_auth_time(at), "the random part differs");
-        assert_eq!(auth_time_of_code(&random_token()), None);
-        assert_eq!(auth_time_of_code("abc.def"), None);
     }
 }

@@ -16,7 +16,6 @@ use trilo_protocol::pkce;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 
 use super::clients::Client;
-use super::oidc::auth_time_of_code;
 use super::{Core, new_id};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
@@ -188,7 +187,7 @@ impl Core {
             &family.account_id,
             &family.scopes,
             &access_token,
-            auth_time_of_code(code),
+            record.auth_time.map(time::OffsetDateTime::unix_timestamp),
             record.nonce.as_deref(),
         )?;
         Ok(TokenResponse {

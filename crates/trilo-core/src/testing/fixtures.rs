@@ -183,6 +183,7 @@ pub fn new_code(at: OffsetDateTime) -> NewCode {
         redirect_uri: Some("https://app.example.test/callback".to_owned()),
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
         nonce: None,
+        auth_time: Some(at - Duration::seconds(30)),
         expires_at: at + Duration::minutes(10),
     }
 }

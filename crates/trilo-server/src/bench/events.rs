@@ -124,6 +124,7 @@ pub async fn prepare(core: &Core, info: &DemoInfo) -> anyhow::Result<EventsFixtu
                     redirect_uri: None,
                     code_challenge: None,
                     nonce: None,
+                    auth_time: None,
                     expires_at: now + time::Duration::minutes(1),
                 },
             )

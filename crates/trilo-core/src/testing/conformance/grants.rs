@@ -88,6 +88,7 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
             redirect_uri: code.redirect_uri.clone(),
             code_challenge: code.code_challenge.clone(),
             nonce: code.nonce.clone(),
+            auth_time: code.auth_time,
             created_at: at(1),
             expires_at: code.expires_at,
             used_at: None,
