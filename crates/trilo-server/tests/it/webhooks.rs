@@ -233,6 +233,13 @@ async fn client_id_app(app: &TestApp, client_id: &str) -> String {
         .app_id
 }
 
+/// The demo app's id, once Alice granted it `READ_SCOPES` on Acme (which installs it).
+async fn demo_app_installed_on_acme(app: &TestApp) -> String {
+    let demo = demo_client(app);
+    access_token(app, 0, &demo, READ_SCOPES, 0).await;
+    client_id_app(app, &demo.client_id).await
+}
+
 /// Creates an issue through the gateway with an app's token.
 async fn create_issue(app: &TestApp, token: &str, cloud_id: &str, project: &str) -> Answer {
     let res = reqwest::Client::new()
@@ -414,9 +421,7 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
     };
     let receiver = Receiver::start().await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let demo = demo_client(&app);
-    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
-    let demo_app_id = client_id_app(&app, &demo.client_id).await;
+    let demo_app_id = demo_app_installed_on_acme(&app).await;
     app.core
         .create_webhook(
             &demo_app_id,
@@ -522,9 +527,7 @@ async fn failing_receivers_are_retried_within_bounds() {
         .unwrap();
     let receiver = Receiver::start().await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let demo = demo_client(&app);
-    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
-    let app_id = client_id_app(&app, &demo.client_id).await;
+    let app_id = demo_app_installed_on_acme(&app).await;
     app.core
         .create_webhook(&app_id, &receiver.url, &["jira:issue_updated".to_owned()])
         .await
@@ -830,9 +833,7 @@ async fn nothing_is_lost_across_a_kill(backend: Backend) {
     let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = hole.local_addr().unwrap().port();
     let hole = black_hole(hole);
-    let demo = demo_client(&app);
-    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
-    let app_id = client_id_app(&app, &demo.client_id).await;
+    let app_id = demo_app_installed_on_acme(&app).await;
     app.core
         .create_webhook(
             &app_id,
@@ -894,9 +895,7 @@ async fn two_postgres_instances_deliver_a_burst_once_each() {
         return;
     };
     let receiver = Receiver::start().await;
-    let demo = demo_client(&app);
-    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
-    let app_id = client_id_app(&app, &demo.client_id).await;
+    let app_id = demo_app_installed_on_acme(&app).await;
     app.core
         .create_webhook(&app_id, &receiver.url, &["jira:issue_updated".to_owned()])
         .await
@@ -947,9 +946,7 @@ async fn receivers_in_private_networks_are_refused() {
         .next()
         .unwrap()
         .to_owned();
-    let demo = demo_client(&app);
-    access_token(&app, 0, &demo, READ_SCOPES, 0).await;
-    let app_id = client_id_app(&app, &demo.client_id).await;
+    let app_id = demo_app_installed_on_acme(&app).await;
     for refused in [
         "https://127.0.0.1/hook",
         "https://169.254.169.254/latest/meta-data",
