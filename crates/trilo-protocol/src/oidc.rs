@@ -67,6 +67,9 @@ pub struct IdTokenClaims {
     pub nonce: Option<String>,
     /// See [`at_hash`].
     pub at_hash: String,
+    /// What `profile` and `email` release (§5.4), as at the UserInfo Endpoint.
+    #[serde(flatten)]
+    pub claims: ScopedClaims,
 }
 
 /// `at_hash` for an ES256 ID Token (§3.1.3.6): the left-most half of the SHA-256 hash of
@@ -246,9 +249,18 @@ mod tests {
             auth_time: Some(900),
             nonce: Some("n-0S6_WzA2Mj".into()),
             at_hash: at_hash("token"),
+            claims: ScopedClaims {
+                email: Some("a@example.com".into()),
+                ..ScopedClaims::default()
+            },
         };
         let json = serde_json::to_value(&claims).unwrap_or_default();
         assert_eq!(json["aud"], "client-1", "one audience, as a string");
+        assert_eq!(
+            json["email"], "a@example.com",
+            "released claims sit at the top level"
+        );
+        claims.claims = ScopedClaims::default();
         assert_eq!(json["auth_time"], 900);
         assert_eq!(json["nonce"], "n-0S6_WzA2Mj");
         claims.auth_time = None;

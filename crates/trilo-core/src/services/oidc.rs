@@ -6,6 +6,7 @@
 //! `at+jwt`. Issuing one costs no store access: everything it says is in the code record
 //! and the family.
 
+use trilo_protocol::ScopeSet;
 use trilo_protocol::oidc::{
     ID_TOKEN_TYP, IdTokenClaims, OPENID, ScopedClaims, UserInfo, UserProfile, at_hash,
 };
@@ -13,13 +14,14 @@ use trilo_protocol::oidc::{
 use super::Core;
 use super::access::TokenContext;
 use crate::error::CoreResult;
-use crate::model::App;
+use crate::model::{Account, App};
 
 impl Core {
     /// The ID Token to return with `access_token` when its `scopes` include `openid`, for
-    /// the account `sub` and the client `app` (the only audience). A refresh passes no
-    /// `auth_time` and no `nonce` (§12.2).
-    pub(super) fn id_token(
+    /// the account `sub` and the client `app` (the only audience), with the claims
+    /// `profile` and `email` release (§5.4; the account is read only then). A refresh
+    /// passes no `auth_time` and no `nonce` (§12.2).
+    pub(super) async fn id_token(
         &self,
         app: &App,
         sub: &str,
@@ -31,6 +33,15 @@ impl Core {
         if !scopes.iter().any(|s| s == OPENID) {
             return Ok(None);
         }
+        let granted = ScopeSet::from_tokens(scopes);
+        let claims = if granted.contains("profile") || granted.contains("email") {
+            match self.store.account(sub).await? {
+                Some(account) => ScopedClaims::released(&granted, &user_profile(&account)),
+                None => ScopedClaims::default(),
+            }
+        } else {
+            ScopedClaims::default()
+        };
         let now = self.now().unix_timestamp();
         let claims = IdTokenClaims {
             iss: self.settings.auth_url.clone(),
@@ -41,6 +52,7 @@ impl Core {
             auth_time,
             nonce: nonce.map(str::to_owned),
             at_hash: at_hash(access_token),
+            claims,
         };
         self.sign_jws(ID_TOKEN_TYP, &claims).map(Some)
     }
@@ -48,21 +60,24 @@ impl Core {
     /// The UserInfo Endpoint's answer (§5.3.2): `sub` and what the token's scopes release.
     /// The caller checks for `openid` first.
     pub fn userinfo(&self, ctx: &TokenContext) -> UserInfo {
-        let a = &ctx.account;
-        let profile = UserProfile {
-            name: &a.name,
-            nickname: &a.nickname,
-            picture: a.picture.as_deref(),
-            zoneinfo: &a.zoneinfo,
-            locale: &a.locale,
-            email: &a.email,
-            // Administrators create accounts with their addresses; trilo has never proven
-            // that the user controls one, and a relying party may link accounts on `true`.
-            email_verified: false,
-        };
         UserInfo {
-            sub: a.account_id.clone(),
-            claims: ScopedClaims::released(&ctx.scopes, &profile),
+            sub: ctx.account.account_id.clone(),
+            claims: ScopedClaims::released(&ctx.scopes, &user_profile(&ctx.account)),
         }
+    }
+}
+
+/// What the account says about its user, for the claims of §5.1.
+fn user_profile(a: &Account) -> UserProfile<'_> {
+    UserProfile {
+        name: &a.name,
+        nickname: &a.nickname,
+        picture: a.picture.as_deref(),
+        zoneinfo: &a.zoneinfo,
+        locale: &a.locale,
+        email: &a.email,
+        // Administrators create accounts with their addresses; trilo has never proven
+        // that the user controls one, and a relying party may link accounts on `true`.
+        email_verified: false,
     }
 }

@@ -86,8 +86,9 @@ impl Core {
             };
             let access_token = self.sign_access_token(app, family, generation, &scopes)?;
             // OIDC Core §12.2: the same iss, sub and aud; the login time is not known here.
-            let id_token =
-                self.id_token(app, &family.account_id, &scopes, &access_token, None, None)?;
+            let id_token = self
+                .id_token(app, &family.account_id, &scopes, &access_token, None, None)
+                .await?;
             return Ok(TokenResponse {
                 access_token,
                 token_type: "Bearer",

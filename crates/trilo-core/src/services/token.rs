@@ -182,14 +182,16 @@ impl Core {
             return Err(code_invalid().into());
         }
         let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
-        let id_token = self.id_token(
-            app,
-            &family.account_id,
-            &family.scopes,
-            &access_token,
-            record.auth_time.map(time::OffsetDateTime::unix_timestamp),
-            record.nonce.as_deref(),
-        )?;
+        let id_token = self
+            .id_token(
+                app,
+                &family.account_id,
+                &family.scopes,
+                &access_token,
+                record.auth_time.map(time::OffsetDateTime::unix_timestamp),
+                record.nonce.as_deref(),
+            )
+            .await?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

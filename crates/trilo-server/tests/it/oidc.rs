@@ -167,6 +167,13 @@ async fn code_flow(app: TestApp) {
     assert_eq!(claims["aud"], app.app().client_id.as_str());
     assert_eq!(claims["nonce"], nonce.secret().as_str());
     assert_eq!(claims["auth_time"], login_time);
+    // `profile` and `email` release their claims in the ID Token too (§5.4).
+    assert_eq!(claims["email"], alice.email.as_str());
+    assert_eq!(claims["email_verified"], false);
+    assert!(
+        claims["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{claims}"
+    );
     let now = app.core.now().unix_timestamp();
     assert_eq!(claims["iat"], now);
     assert_eq!(claims["exp"], now + 3600);
