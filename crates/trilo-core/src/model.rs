@@ -4,6 +4,7 @@
 //! space-free tokens, times are UTC. Secrets never appear here, only their SHA-256 hashes.
 
 use time::OffsetDateTime;
+use trilo_protocol::ScopeSet;
 
 /// SHA-256 of a token, code, secret or session id: the only form in which they are stored.
 pub type TokenHash = [u8; 32];
@@ -430,8 +431,31 @@ pub struct RefreshTokenState {
     pub family: TokenFamily,
     /// The family's grant has not been revoked.
     pub grant_live: bool,
+    /// The scopes the family's grant holds now; they govern the family's tokens
+    /// ([`RefreshTokenState::live_scopes`]).
+    pub grant_scopes: Vec<String>,
     /// The account's credential generation now; `None` when the account is not active.
     pub account_credential_generation: Option<i64>,
+}
+
+impl RefreshTokenState {
+    /// What the family's tokens reach now: its scopes as far as the grant still holds them
+    /// (`trilo_protocol::scope::live_scopes`).
+    pub fn live_scopes(&self) -> Vec<String> {
+        trilo_protocol::scope::live_scopes(
+            &ScopeSet::from_tokens(&self.family.scopes),
+            &ScopeSet::from_tokens(&self.grant_scopes),
+        )
+        .to_vec()
+    }
+
+    /// The grant is live and still allows refreshing (it holds `offline_access`).
+    pub fn grant_refreshable(&self) -> bool {
+        self.grant_live
+            && trilo_protocol::scope::grant_allows_refresh(&ScopeSet::from_tokens(
+                &self.grant_scopes,
+            ))
+    }
 }
 
 /// A refresh token about to be stored; its generation and family come from the context.

@@ -43,7 +43,7 @@ impl RotationRule {
                 reuse_leeway: self.reuse_leeway,
                 // A missing or deactivated account counts as changed credentials.
                 account_credential_generation: state.account_credential_generation.unwrap_or(-1),
-                grant_live: state.grant_live,
+                grant_live: state.grant_refreshable(),
                 client_matches: family.app_id == self.app_id,
             },
         )
@@ -71,7 +71,7 @@ impl RefreshPlan {
     /// within the family's.
     pub fn rotation(&self, state: &RefreshTokenState) -> Option<Rotation> {
         let rotate = self.rule.decide(state) == RotationDecision::Rotate
-            && access_token_scopes(self.scope.as_deref(), &state.family.scopes).is_ok();
+            && access_token_scopes(self.scope.as_deref(), &state.live_scopes()).is_ok();
         rotate.then(|| Rotation {
             family_id: state.family.family_id.clone(),
             parent_hash: self.parent_hash,

@@ -92,6 +92,17 @@ impl ScopeSet {
         out
     }
 
+    /// The tokens of `self` that `other` holds too, in `self`'s order.
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(
+            self.0
+                .iter()
+                .filter(|t| other.contains(t))
+                .cloned()
+                .collect(),
+        )
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
@@ -117,6 +128,26 @@ impl fmt::Display for ScopeSet {
 
 fn is_scope_char(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+}
+
+/// The scope that asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// What a token reaches now: the scopes it was issued with, as far as the account's grant
+/// still holds them (DESIGN §2 "Grant"; issue 14 "grants govern live tokens"). A narrower
+/// re-consent or an admin change narrows every live access and refresh token at once; a
+/// wider one gives a token back at most what it was issued with (new scopes need a new
+/// authorization, as the reference's apps ask with `prompt=consent`).
+pub fn live_scopes(issued: &ScopeSet, granted: &ScopeSet) -> ScopeSet {
+    issued.intersection(granted)
+}
+
+/// Whether a token family may still be refreshed under the grant: the grant holds
+/// `offline_access`. PostgreSQL's batched refresh states this in SQL
+/// (`trilo-store-postgres` `rotation.rs` `REFRESH_BATCH`); the conformance case
+/// `a_grant_without_offline_access_refreshes_nothing` pins the two together.
+pub fn grant_allows_refresh(granted: &ScopeSet) -> bool {
+    granted.contains(OFFLINE_ACCESS)
 }
 
 /// Whether `scope` is one of the identity scopes every app may request.
@@ -177,5 +208,25 @@ mod tests {
             asked.not_in(&allowed).collect::<Vec<_>>(),
             vec!["READ:JIRA-WORK", "read:jira-work:evil"]
         );
+    }
+
+    #[test]
+    fn a_live_token_reaches_what_it_was_issued_with_and_the_grant_still_holds() {
+        let issued = ScopeSet::from_tokens(["read:jira-work", "write:jira-work", "offline_access"]);
+        let narrowed = ScopeSet::from_tokens(["read:jira-work", "read:me"]);
+        assert_eq!(
+            live_scopes(&issued, &narrowed).to_vec(),
+            vec!["read:jira-work"]
+        );
+        // A wider grant gives back no more than the token was issued with.
+        let wider = ScopeSet::from_tokens([
+            "read:jira-work",
+            "write:jira-work",
+            "offline_access",
+            "manage:jira-configuration",
+        ]);
+        assert_eq!(live_scopes(&issued, &wider), issued);
+        assert!(grant_allows_refresh(&wider));
+        assert!(!grant_allows_refresh(&narrowed));
     }
 }

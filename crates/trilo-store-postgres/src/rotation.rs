@@ -47,7 +47,8 @@ const ROTATE: &str = "WITH advanced AS ( \
 
 /// The refresh grant for a batch of presented tokens, in one statement: each token's
 /// state as `REFRESH_TOKEN_STATE` reads it, and its rotation when the state is what
-/// `RotationRule::decide` answers `Rotate` for: the client's own live family, a live grant,
+/// `RotationRule::decide` answers `Rotate` for: the client's own live family, a live grant
+/// that still holds `offline_access` (`trilo_protocol::scope::grant_allows_refresh`),
 /// an active account with the family's credential generation, the presented token at the
 /// head and neither lifetime over. The family's own conditions are checked on the locked
 /// row, so the compare-and-set holds as in [`ROTATE`]; the state returned is the one read
@@ -74,6 +75,7 @@ static REFRESH_BATCH: LazyLock<String> = LazyLock::new(|| {
            UPDATE token_families f SET head_generation = s.generation + 1 FROM s \
             WHERE f.family_id = s.family_id AND f.head_generation = s.generation \
               AND f.revoked_at IS NULL AND f.app_id = s.asking_app AND s.grant_live = 1 \
+              AND position(' offline_access ' IN ' ' || s.grant_scopes || ' ') > 0 \
               AND s.account_generation = f.credential_generation \
               AND f.absolute_expires_at > s.at AND s.inactivity_expires_at > s.at \
            RETURNING s.idx), \

@@ -123,6 +123,7 @@ pub mod sql {
              f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
              f.revoked_at, f.revoke_reason, \
              CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
+             g.scopes AS grant_scopes, \
              CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
              AS account_generation"
         };
@@ -315,6 +316,7 @@ pub struct RefreshStateRow {
     #[sqlx(flatten)]
     pub family: FamilyRow,
     pub grant_live: i64,
+    pub grant_scopes: String,
     pub account_generation: Option<i64>,
 }
 
@@ -334,6 +336,7 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
             },
             family,
             grant_live: r.grant_live != 0,
+            grant_scopes: split_scopes(&r.grant_scopes),
             account_credential_generation: r.account_generation,
         })
     }

@@ -224,6 +224,7 @@ fn refresh_state_row(row: &Row<'_>) -> rusqlite::Result<RefreshStateRow> {
         rotated_at: row.get("rotated_at")?,
         family: family_row(row)?,
         grant_live: row.get("grant_live")?,
+        grant_scopes: row.get("grant_scopes")?,
         account_generation: row.get("account_generation")?,
     })
 }

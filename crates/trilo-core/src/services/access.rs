@@ -5,6 +5,7 @@ use serde::Serialize;
 use trilo_protocol::ScopeSet;
 use trilo_protocol::jwt::{self, AccessTokenClaims, Expectations, JwtError};
 use trilo_protocol::resources::{ProductOnSite, SiteView, reachable};
+use trilo_protocol::scope::live_scopes;
 
 use super::Core;
 use crate::error::CoreResult;
@@ -23,6 +24,7 @@ pub enum TokenRejection {
 #[derive(Clone, Debug)]
 pub struct TokenContext {
     pub claims: AccessTokenClaims,
+    /// What the token reaches now: its `scope` claim as far as the grant still holds it.
     pub scopes: ScopeSet,
     pub app_id: String,
     pub account: Account,
@@ -98,14 +100,20 @@ impl Core {
         let Some(family) = self.store.family(&claims.family_id).await? else {
             return Ok(Err(TokenRejection::Revoked));
         };
-        let grant = self.store.grant(&family.grant_id).await?;
+        let grant = self
+            .store
+            .grant(&family.grant_id)
+            .await?
+            .filter(|g| g.revoked_at.is_none());
         let account = self.store.account(&family.account_id).await?;
         let live = family.revoked_at.is_none()
             && family.grant_id == claims.grant_id
-            && family.account_id == claims.sub
-            && grant.is_some_and(|g| g.revoked_at.is_none());
+            && family.account_id == claims.sub;
+        let (true, Some(grant)) = (live, grant) else {
+            return Ok(Err(TokenRejection::Revoked));
+        };
         let Some(account) = account.filter(|a| {
-            live && a.status == AccountStatus::Active
+            a.status == AccountStatus::Active
                 && a.credential_generation == family.credential_generation
         }) else {
             return Ok(Err(TokenRejection::Revoked));
@@ -113,7 +121,11 @@ impl Core {
         if !self.generation_live(&family, claims.generation).await? {
             return Ok(Err(TokenRejection::Revoked));
         }
-        let scopes = ScopeSet::from_tokens(claims.scope.split(' ').filter(|s| !s.is_empty()));
+        // The grant as it is now governs the token (a narrower re-consent narrows it).
+        let scopes = live_scopes(
+            &ScopeSet::from_tokens(claims.scope.split(' ').filter(|s| !s.is_empty())),
+            &ScopeSet::from_tokens(&grant.scopes),
+        );
         Ok(Ok(TokenContext {
             claims,
             scopes,

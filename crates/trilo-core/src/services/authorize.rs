@@ -212,6 +212,9 @@ impl Core {
             .store
             .accept_consent(&consent, &new_id(), &new_code)
             .await?;
+        // A re-consent replaces the grant's scopes, which govern its live tokens: narrower
+        // ones take effect on every instance now (DESIGN §3, "Revoking … within 1 second").
+        self.access_changed().await;
         self.audit(
             Some(&user.account_id),
             "grant.consented",

@@ -64,7 +64,7 @@ impl Core {
             match decision {
                 RotationDecision::Rotate if !rotated => {
                     // Lost the compare-and-set to a racing refresh, or the scope was refused.
-                    access_token_scopes(scope, &state.family.scopes)?;
+                    access_token_scopes(scope, &state.live_scopes())?;
                     continue;
                 }
                 RotationDecision::Rotate | RotationDecision::ReturnCurrent => {}
@@ -78,7 +78,7 @@ impl Core {
                 }
             }
             let family = &state.family;
-            let scopes = access_token_scopes(scope, &family.scopes)?;
+            let scopes = access_token_scopes(scope, &state.live_scopes())?;
             let generation = if decision == RotationDecision::Rotate {
                 state.token.generation + 1
             } else {

@@ -108,7 +108,7 @@ impl Core {
                 Ok(ctx) if ctx.app_id == app.app_id => Introspection {
                     active: true,
                     token_type: Some("access_token"),
-                    scope: Some(ctx.claims.scope),
+                    scope: Some(ctx.scopes.to_string()),
                     client_id: Some(ctx.claims.client_id),
                     sub: Some(ctx.claims.sub),
                     iss: Some(ctx.claims.iss),
@@ -130,6 +130,7 @@ impl Core {
         if !usable {
             return Ok(Introspection::default());
         }
+        let scope = state.live_scopes().join(" ");
         let family = state.family;
         let expires_at = state
             .token
@@ -138,7 +139,7 @@ impl Core {
         Ok(Introspection {
             active: true,
             token_type: Some("refresh_token"),
-            scope: Some(family.scopes.join(" ")),
+            scope: Some(scope),
             client_id: Some(app.client_id.clone()),
             sub: Some(family.account_id),
             iss: Some(self.settings.auth_url.clone()),

@@ -23,8 +23,7 @@ use crate::model::{
     App, AuditEvent, ClientType, NewFamily, NewRefreshToken, Redeemed, TokenFamily,
 };
 
-/// The scope that asks for a refresh token.
-pub const OFFLINE_ACCESS: &str = "offline_access";
+use trilo_protocol::scope::OFFLINE_ACCESS;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]

@@ -15,6 +15,7 @@ mod console;
 mod console_webhooks;
 mod flow;
 mod gateway;
+mod grants;
 mod keys;
 mod limits;
 mod malformed;

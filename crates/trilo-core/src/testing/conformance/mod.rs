@@ -116,6 +116,7 @@ macro_rules! for_each_conformance_case {
             deleting_the_app_deletes_its_refresh_tokens,
             concurrent_rotations_of_one_token_have_exactly_one_winner,
             refresh_and_rotate_rotates_exactly_when_the_rule_allows,
+            a_grant_without_offline_access_refreshes_nothing,
             concurrent_refreshes_of_one_token_rotate_it_once,
             concurrent_refreshes_of_many_tokens_each_get_their_own_answer,
             a_failing_refresh_does_not_fail_those_written_with_it,

@@ -318,6 +318,52 @@ pub async fn refresh_and_rotate_rotates_exactly_when_the_rule_allows(store: Arc<
     );
 }
 
+/// A re-consent replaces the grant's scopes, and they govern the family: without
+/// `offline_access` nothing refreshes (in SQL too, where a store writes the rule there),
+/// and a wider grant gives the family back no more than it was issued with.
+pub async fn a_grant_without_offline_access_refreshes_nothing(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let w = World::seed(store).await.unwrap();
+    let app = w.app.app_id.as_str();
+    let hash = sha256(&random_token());
+    family_with_token(store, &w, hash).await;
+
+    w.consented(store, &["read:jira-work"], at(3))
+        .await
+        .unwrap();
+    let state = store.refresh_token(&hash).await.unwrap().unwrap();
+    assert_eq!(state.grant_scopes, vec!["read:jira-work".to_owned()]);
+    assert!(!state.grant_refreshable());
+    assert_eq!(state.live_scopes(), vec!["read:jira-work".to_owned()]);
+    let without_offline = plan(hash, app, at(4), None);
+    refresh_case(
+        store,
+        "a grant without offline_access",
+        &without_offline,
+        false,
+    )
+    .await;
+
+    let wider = ["read:jira-work", "write:jira-work", "offline_access"];
+    w.consented(store, &wider, at(5)).await.unwrap();
+    let state = store.refresh_token(&hash).await.unwrap().unwrap();
+    assert!(state.grant_refreshable());
+    assert_eq!(
+        state.live_scopes(),
+        vec!["read:jira-work".to_owned(), "offline_access".to_owned()]
+    );
+    let again = plan(hash, app, at(6), None);
+    refresh_case(store, "the grant holds offline_access again", &again, true).await;
+    let beyond = plan(again.child.token_hash, app, at(7), Some("write:jira-work"));
+    refresh_case(
+        store,
+        "a scope the grant holds but the family never had",
+        &beyond,
+        false,
+    )
+    .await;
+}
+
 pub async fn concurrent_refreshes_of_one_token_rotate_it_once(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let parent = sha256(&random_token());
