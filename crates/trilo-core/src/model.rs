@@ -356,17 +356,33 @@ pub struct Grant {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// What one consent adds to the account's grant for the app.
+/// What one authorization does to the account's grant for the app, and the code it
+/// issues.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentRecord {
     pub app_id: String,
     pub account_id: String,
-    pub cloud_id: String,
+    /// The site the user picked; `None` for "log in with" (identity scopes only), which
+    /// adds no site and installs nothing.
+    pub cloud_id: Option<String>,
     pub scopes: Vec<String>,
-    /// Incremental consent (`include_granted_scopes=true`): add to the granted scopes
-    /// instead of replacing them.
-    pub include_granted_scopes: bool,
+    pub change: GrantChange,
     pub at: OffsetDateTime,
+}
+
+/// How an authorization changes the grant's scopes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantChange {
+    /// A consent: the scopes replace the granted ones (the reference's "override"). The
+    /// code carries them.
+    Replace,
+    /// Incremental consent (`include_granted_scopes=true`): the scopes are added to the
+    /// granted ones. The code carries everything granted.
+    Add,
+    /// No consent was asked, as the live grant already holds the scopes: the grant is left
+    /// as it is and the code carries the scopes asked for. Without a live grant holding
+    /// them the store refuses with `Conflict`.
+    Keep,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -375,7 +391,8 @@ pub struct AuthorizationCode {
     pub app_id: String,
     pub account_id: String,
     pub grant_id: String,
-    pub cloud_id: String,
+    /// The site picked on the consent page; `None` for "log in with".
+    pub cloud_id: Option<String>,
     pub scopes: Vec<String>,
     /// The `redirect_uri` sent to /authorize, if one was sent (RFC 6749 §4.1.3).
     pub redirect_uri: Option<String>,

@@ -121,9 +121,18 @@ pub struct ValidAuthorize {
     /// What to prefill the login page's email field with.
     pub login_hint: Option<String>,
     pub include_granted_scopes: bool,
+    /// `prompt` asked for `consent`: the consent page is shown even when the grant already
+    /// holds the scopes (the reference's apps always send it).
+    pub consent_prompted: bool,
 }
 
 impl ValidAuthorize {
+    /// Only identity scopes are asked for (`openid profile email read:me`,
+    /// `offline_access`): "log in with", which needs no site.
+    pub fn identity_only(&self) -> bool {
+        self.scopes.iter().all(is_identity_scope)
+    }
+
     /// An error for this request's callback.
     pub fn error(&self, error: OAuthError) -> ErrorRedirect {
         ErrorRedirect {
@@ -330,6 +339,7 @@ pub fn validate(
             .filter(|h| h.len() <= MAX_LOGIN_HINT_LEN)
             .map(str::to_owned),
         include_granted_scopes: params.get("include_granted_scopes") == Some("true"),
+        consent_prompted: prompt_values(params.get("prompt")).contains(&"consent"),
     })
 }
 
@@ -337,15 +347,19 @@ fn repeated_message(name: &str) -> String {
     format!("{name} was sent more than once.")
 }
 
+fn prompt_values(value: Option<&str>) -> Vec<&str> {
+    value
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 /// `prompt` is a space-delimited list (OIDC Core §3.1.2.1): `none` must stand alone;
 /// `login` wins over `consent` and `select_account`, which the consent page always does;
 /// unknown values are ignored.
 fn parse_prompt(value: Option<&str>) -> Result<Prompt, &'static str> {
-    let values: Vec<&str> = value
-        .unwrap_or_default()
-        .split(' ')
-        .filter(|v| !v.is_empty())
-        .collect();
+    let values = prompt_values(value);
     if values.contains(&"none") {
         return match values.len() {
             1 => Ok(Prompt::None),
@@ -402,6 +416,22 @@ pub struct Login<'a> {
     pub auth_time: Option<OffsetDateTime>,
 }
 
+/// What the account's live grant for the app holds, as the decision needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Granted<'a> {
+    pub scopes: &'a ScopeSet,
+    /// The grant names at least one site (a "log in with" grant names none).
+    pub has_site: bool,
+}
+
+impl Granted<'_> {
+    /// The grant already holds everything `req` asks for: its scopes, and a site when it
+    /// asks for product scopes.
+    pub fn covers(&self, req: &ValidAuthorize) -> bool {
+        req.scopes.is_subset_of(self.scopes) && (self.has_site || req.identity_only())
+    }
+}
+
 /// The next step once the request is valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizeDecision {
@@ -410,13 +440,18 @@ pub enum AuthorizeDecision {
     LoginRequired { login_hint: Option<String> },
     /// Show the consent page.
     ConsentRequired,
+    /// The grant already holds the request and no consent was asked for: issue the code
+    /// without a page, leaving the grant as it is.
+    AlreadyGranted,
     /// Redirect the error to the client.
     Fail(ErrorRedirect),
 }
 
-/// Decides what happens with a valid request for a user who is logged in (`Some`) or not.
-/// Consent is always asked for: the reference platform shows the consent screen on every
-/// authorization (`prompt=consent`), so `prompt=none` can never succeed.
+/// Decides what happens with a valid request for a user who is logged in (`Some`) or not,
+/// given what the user's live grant for the app holds (`granted`). A repeated consent is
+/// skipped when the grant already holds the request, unless `prompt=consent` asks for the
+/// page (the reference's apps always do); `prompt=none` succeeds only then and is
+/// `consent_required` otherwise (OIDC Core §3.1.2.6).
 ///
 /// A login that `prompt=login` or `max_age` does not accept is repeated before anything
 /// else (the user may come back as someone else); with `prompt=none` it is
@@ -425,6 +460,7 @@ pub fn decide(
     req: &ValidAuthorize,
     login: Option<Login<'_>>,
     who: Audience<'_>,
+    granted: Option<Granted<'_>>,
     now: OffsetDateTime,
 ) -> AuthorizeDecision {
     let log_in = |reason: &'static str| match req.prompt {
@@ -448,6 +484,9 @@ pub fn decide(
             ErrorCode::UnauthorizedClient,
             "This app is private: only its developer can authorize it.",
         )));
+    }
+    if granted.is_some_and(|g| g.covers(req)) && !req.consent_prompted {
+        return AuthorizeDecision::AlreadyGranted;
     }
     match req.prompt {
         Prompt::None => AuthorizeDecision::Fail(req.error(OAuthError::new(
@@ -740,33 +779,94 @@ mod tests {
         let Ok(v) = run(&valid_query(), false) else {
             panic!()
         };
-        assert_eq!(decide(&v, None, Audience::Anyone, NOW), login_required());
         assert_eq!(
-            decide(&v, logged_in("u1", 3600), Audience::Anyone, NOW),
+            decide(&v, None, Audience::Anyone, None, NOW),
+            login_required()
+        );
+        assert_eq!(
+            decide(&v, logged_in("u1", 3600), Audience::Anyone, None, NOW),
             AuthorizeDecision::ConsentRequired
         );
         assert_eq!(
-            decide(&v, logged_in("u1", 0), Audience::OnlyOwner("u1"), NOW),
+            decide(&v, logged_in("u1", 0), Audience::OnlyOwner("u1"), None, NOW),
             AuthorizeDecision::ConsentRequired
         );
         let AuthorizeDecision::Fail(e) =
-            decide(&v, logged_in("u2", 0), Audience::OnlyOwner("u1"), NOW)
+            decide(&v, logged_in("u2", 0), Audience::OnlyOwner("u1"), None, NOW)
         else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::UnauthorizedClient);
 
         let none = with("&prompt=none");
-        let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone, NOW) else {
+        let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone, None, NOW) else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::LoginRequired);
         assert_eq!(e.state.as_deref(), Some("xyz"));
-        let AuthorizeDecision::Fail(e) = decide(&none, logged_in("u1", 0), Audience::Anyone, NOW)
+        let AuthorizeDecision::Fail(e) =
+            decide(&none, logged_in("u1", 0), Audience::Anyone, None, NOW)
         else {
             panic!()
         };
         assert_eq!(e.error.code, ErrorCode::ConsentRequired);
+    }
+
+    /// A grant that already holds the request skips the consent page unless
+    /// `prompt=consent` asks for it; `prompt=none` then succeeds. A grant without a site
+    /// covers only identity scopes.
+    #[test]
+    fn a_covering_grant_skips_the_repeated_consent() {
+        let held = ScopeSet::from_tokens(["read:jira-work", "write:jira-work", "openid"]);
+        let with_site = Granted {
+            scopes: &held,
+            has_site: true,
+        };
+        let no_site = Granted {
+            scopes: &held,
+            has_site: false,
+        };
+        let narrower = ScopeSet::from_tokens(["read:jira-work"]);
+        let wider = ScopeSet::from_tokens(["read:jira-work", "manage:jira-configuration"]);
+        let decision = |extra: &str, scopes: &ScopeSet, granted: Granted<'_>| {
+            let mut req = with(extra);
+            req.scopes = scopes.clone();
+            decide(
+                &req,
+                logged_in("u1", 0),
+                Audience::Anyone,
+                Some(granted),
+                NOW,
+            )
+        };
+        let skipped = AuthorizeDecision::AlreadyGranted;
+        let consent = AuthorizeDecision::ConsentRequired;
+        assert_eq!(decision("", &narrower, with_site), skipped);
+        assert_eq!(decision("&prompt=none", &held, with_site), skipped);
+        assert_eq!(decision("&prompt=consent", &narrower, with_site), consent);
+        assert_eq!(
+            decision("&prompt=select_account%20consent", &held, with_site),
+            consent
+        );
+        assert_eq!(decision("", &wider, with_site), consent);
+        assert_eq!(decision("", &narrower, no_site), consent);
+        let openid = ScopeSet::from_tokens(["openid"]);
+        assert_eq!(decision("", &openid, no_site), skipped);
+        let AuthorizeDecision::Fail(e) = decision("&prompt=none", &wider, with_site) else {
+            panic!()
+        };
+        assert_eq!(e.error.code, ErrorCode::ConsentRequired);
+        // A login that must be repeated still comes first.
+        let mut req = with("&prompt=login");
+        req.scopes = narrower.clone();
+        let decided = decide(
+            &req,
+            logged_in("u1", 0),
+            Audience::Anyone,
+            Some(with_site),
+            NOW,
+        );
+        assert_eq!(decided, login_required());
     }
 
     /// OIDC Core §3.1.2.1: `prompt=login` and `max_age` make a logged-in user log in again.
@@ -797,7 +897,7 @@ mod tests {
         for (extra, ago, expected) in cases {
             let req = with(extra);
             assert_eq!(
-                decide(&req, logged_in("u1", ago), Audience::Anyone, NOW),
+                decide(&req, logged_in("u1", ago), Audience::Anyone, None, NOW),
                 expected,
                 "{extra} {ago}s"
             );
@@ -808,23 +908,28 @@ mod tests {
             auth_time: None,
         });
         assert_eq!(
-            decide(&with("&max_age=600"), unknown, Audience::Anyone, NOW),
+            decide(&with("&max_age=600"), unknown, Audience::Anyone, None, NOW),
             login_required()
         );
-        assert_eq!(decide(&with(""), unknown, Audience::Anyone, NOW), consent);
+        assert_eq!(
+            decide(&with(""), unknown, Audience::Anyone, None, NOW),
+            consent
+        );
         // The fresh login comes before the private-app check: the user may change.
         assert_eq!(
             decide(
                 &with("&prompt=login"),
                 logged_in("u2", 0),
                 Audience::OnlyOwner("u1"),
+                None,
                 NOW
             ),
             login_required()
         );
         // prompt=none cannot show the login page.
         let old = with("&prompt=none&max_age=10");
-        let AuthorizeDecision::Fail(e) = decide(&old, logged_in("u1", 11), Audience::Anyone, NOW)
+        let AuthorizeDecision::Fail(e) =
+            decide(&old, logged_in("u1", 11), Audience::Anyone, None, NOW)
         else {
             panic!()
         };

@@ -45,10 +45,14 @@ pub struct ConsentPage {
     pub csrf_token: String,
     /// The original authorization request's query string, re-validated on POST.
     pub request: String,
+    /// Product scopes are asked for: the site picker is shown ("log in with" has none).
+    pub needs_site: bool,
     pub sites: Vec<SiteOption>,
     pub any_selectable: bool,
     pub blocked_title: &'static str,
     pub scope_groups: Vec<ScopeGroupView>,
+    /// Incremental consent: what stays granted.
+    pub already_granted: Vec<ScopeGroupView>,
 }
 
 pub struct SiteOption {

@@ -258,7 +258,7 @@ async fn insert_codes(tx: &mut Tx<'_>, rows: &[AuthorizationCode]) -> Result<(),
         .bind(column(rows, |c| c.app_id.as_str()))
         .bind(column(rows, |c| c.account_id.as_str()))
         .bind(column(rows, |c| c.grant_id.as_str()))
-        .bind(column(rows, |c| c.cloud_id.as_str()))
+        .bind(column(rows, |c| c.cloud_id.as_deref()))
         .bind(scopes)
         .bind(column(rows, |c| c.redirect_uri.as_deref()))
         .bind(column(rows, |c| c.code_challenge.as_deref()))

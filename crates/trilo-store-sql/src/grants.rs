@@ -3,8 +3,8 @@
 
 use time::OffsetDateTime;
 use trilo_core::model::{
-    AuthorizationCode, ConsentRecord, Grant, NewCode, NewFamily, NewRefreshToken, Redeemed,
-    RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
+    AuthorizationCode, ConsentRecord, Grant, GrantChange, NewCode, NewFamily, NewRefreshToken,
+    Redeemed, RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::store::StoreError;
 
@@ -234,7 +234,7 @@ pub struct CodeRow {
     pub app_id: String,
     pub account_id: String,
     pub grant_id: String,
-    pub cloud_id: String,
+    pub cloud_id: Option<String>,
     pub scopes: String,
     pub redirect_uri: Option<String>,
     pub code_challenge: Option<String>,
@@ -404,8 +404,16 @@ async fn load_code(
     Ok(row.map(AuthorizationCode::try_from).transpose()?)
 }
 
-/// One accepted consent: creates the live grant (`new_grant_id`) or updates it, adds the
-/// site to it, installs the app on the site if need be, and inserts the code.
+/// A grant an authorization without consent counted on no longer holds its scopes.
+fn grant_changed() -> StoreError {
+    StoreError::Conflict {
+        constraint: "grants.scopes".to_owned(),
+    }
+}
+
+/// One authorization (`ConsentRecord`): creates the live grant (`new_grant_id`) or
+/// changes it as `consent.change` says, adds the picked site to it and installs the app
+/// there if need be, and inserts the code.
 pub async fn accept_consent(
     mut tx: impl Tx,
     locks: GrantLocks,
@@ -422,12 +430,23 @@ pub async fn accept_consent(
                 .bind(&consent.account_id),
         )
         .await?;
-    let grant_id = match live {
-        Some(live) => {
-            let scopes = if consent.include_granted_scopes {
-                dedup(split_scopes(&live.scopes).into_iter().chain(requested))
-            } else {
-                requested
+    let grant_id = match (live, consent.change) {
+        (Some(live), GrantChange::Keep) => {
+            let granted = split_scopes(&live.scopes);
+            if !requested.iter().all(|s| granted.contains(s)) {
+                return Err(grant_changed().into());
+            }
+            live.grant_id
+        }
+        (None, GrantChange::Keep) => return Err(grant_changed().into()),
+        (Some(live), change) => {
+            let scopes = match change {
+                GrantChange::Add => dedup(
+                    split_scopes(&live.scopes)
+                        .into_iter()
+                        .chain(requested.clone()),
+                ),
+                _ => requested.clone(),
             };
             tx.execute(
                 Stmt::new(sql::SET_GRANT_SCOPES)
@@ -438,7 +457,7 @@ pub async fn accept_consent(
             .await?;
             live.grant_id
         }
-        None => {
+        (None, _) => {
             tx.execute(
                 Stmt::new(sql::INSERT_GRANT)
                     .bind(new_grant_id)
@@ -451,25 +470,31 @@ pub async fn accept_consent(
             new_grant_id.to_owned()
         }
     };
-    tx.execute(
-        Stmt::new(sql::ADD_GRANT_SITE)
-            .bind(&grant_id)
-            .bind(&consent.cloud_id),
-    )
-    .await?;
-    tx.execute(
-        Stmt::new(sql::INSTALL_BY_CONSENT)
-            .bind(&consent.app_id)
-            .bind(&consent.cloud_id)
-            .bind(&consent.account_id)
-            .bind(at),
-    )
-    .await?;
+    if let Some(cloud_id) = &consent.cloud_id {
+        tx.execute(
+            Stmt::new(sql::ADD_GRANT_SITE)
+                .bind(&grant_id)
+                .bind(cloud_id),
+        )
+        .await?;
+        tx.execute(
+            Stmt::new(sql::INSTALL_BY_CONSENT)
+                .bind(&consent.app_id)
+                .bind(cloud_id)
+                .bind(&consent.account_id)
+                .bind(at),
+        )
+        .await?;
+    }
     let Some(grant) = load_grant(&mut tx, &grant_id).await? else {
         return Err(StoreError::NotFound.into());
     };
-    // The code carries what the grant now holds (with include_granted_scopes, the earlier
-    // scopes too).
+    // A consent's code carries what the grant now holds (with include_granted_scopes, the
+    // earlier scopes too); one issued without a consent carries what was asked for.
+    let code_scopes = match consent.change {
+        GrantChange::Keep => &requested,
+        GrantChange::Replace | GrantChange::Add => &grant.scopes,
+    };
     tx.execute(
         Stmt::new(sql::INSERT_CODE)
             .bind(code.code_hash.as_slice())
@@ -477,7 +502,7 @@ pub async fn accept_consent(
             .bind(&consent.account_id)
             .bind(&grant_id)
             .bind(&consent.cloud_id)
-            .bind(join_scopes(&grant.scopes)?)
+            .bind(join_scopes(code_scopes)?)
             .bind(&code.redirect_uri)
             .bind(&code.code_challenge)
             .bind(&code.nonce)

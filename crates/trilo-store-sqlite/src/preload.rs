@@ -139,7 +139,7 @@ impl BulkLoader {
                 .push_bind(c.app_id.as_str())
                 .push_bind(c.account_id.as_str())
                 .push_bind(c.grant_id.as_str())
-                .push_bind(c.cloud_id.as_str())
+                .push_bind(c.cloud_id.as_deref())
                 .push_bind(c.scopes.join(" "))
                 .push_bind(c.redirect_uri.as_deref())
                 .push_bind(c.code_challenge.as_deref())

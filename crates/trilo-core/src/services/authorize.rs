@@ -6,7 +6,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 use trilo_protocol::authorize::{
-    self, Audience, AuthorizeDecision, AuthorizeError, ClientView, Login, UntrustedReason,
+    self, Audience, AuthorizeDecision, AuthorizeError, ClientView, Granted, Login, UntrustedReason,
     ValidAuthorize,
 };
 use trilo_protocol::oidc::is_openid;
@@ -18,9 +18,10 @@ use super::{Core, new_id};
 use crate::crypto::{random_token, sha256};
 use crate::error::CoreResult;
 use crate::model::{
-    Account, App, ClientType, ConsentRecord, Distribution, InstalledBy, NewCode, Product,
-    ReviewState, UserInstalls,
+    Account, App, ClientType, ConsentRecord, Distribution, Grant, GrantChange, InstalledBy,
+    NewCode, Product, ReviewState, UserInstalls,
 };
+use crate::store::StoreError;
 
 /// What the HTTP layer does next.
 #[derive(Clone, Debug)]
@@ -44,8 +45,17 @@ pub struct ConsentView {
     pub app_avatar_url: Option<String>,
     pub developer_name: String,
     pub unreviewed: bool,
+    /// What the request asks for; with `include_granted_scopes=true`, only what the grant
+    /// does not hold yet.
     pub scope_groups: Vec<ScopeGroup>,
+    /// With `include_granted_scopes=true`: what the grant already holds and keeps.
+    pub already_granted: Vec<ScopeGroup>,
+    /// Product scopes are asked for, so the user picks a site; "log in with" (identity
+    /// scopes only) picks none and installs nothing.
+    pub needs_site: bool,
     pub sites: Vec<SiteChoice>,
+    /// The site to preselect: the first site of the grant that can be picked.
+    pub preselected: Option<String>,
     /// A problem with the last submission, to show above the form.
     pub error: Option<String>,
 }
@@ -111,6 +121,11 @@ enum Checked {
     Ready {
         app: Box<App>,
         valid: Box<ValidAuthorize>,
+        /// The user's live grant for the app, if any.
+        grant: Option<Box<Grant>>,
+        /// The grant already holds the request and no consent was asked for
+        /// (`AuthorizeDecision::AlreadyGranted`).
+        already_granted: bool,
     },
 }
 
@@ -123,13 +138,25 @@ impl Core {
     ) -> CoreResult<AuthorizeOutcome> {
         match self.check_request(params, user).await? {
             Checked::Done(outcome) => Ok(outcome),
-            Checked::Ready { app, valid } => {
+            Checked::Ready {
+                app,
+                valid,
+                grant,
+                already_granted,
+            } => {
                 let Some(user) = user else {
                     return Ok(AuthorizeOutcome::Login {
                         login_hint: valid.login_hint.clone(),
                     });
                 };
-                let view = self.consent_view(&app, &valid, user.account, None).await?;
+                if already_granted
+                    && let Some(location) = self.issue_under_grant(&app, &valid, user).await?
+                {
+                    return Ok(AuthorizeOutcome::Redirect(location));
+                }
+                let view = self
+                    .consent_view(&app, &valid, user.account, grant.as_deref(), None)
+                    .await?;
                 Ok(AuthorizeOutcome::Consent(Box::new(view)))
             }
         }
@@ -159,9 +186,13 @@ impl Core {
         answer: ConsentAnswer,
     ) -> CoreResult<AuthorizeOutcome> {
         let user = logged_in.account;
-        let (app, valid) = match self.check_request(params, Some(logged_in)).await? {
+        // The user answered a consent page: their answer counts even where the grant
+        // would have spared them the page.
+        let (app, valid, grant) = match self.check_request(params, Some(logged_in)).await? {
             Checked::Done(outcome) => return Ok(outcome),
-            Checked::Ready { app, valid } => (app, valid),
+            Checked::Ready {
+                app, valid, grant, ..
+            } => (app, valid, grant),
         };
         let issuer = &self.settings.auth_url;
         let cloud_id = match answer {
@@ -173,40 +204,42 @@ impl Core {
             }
             ConsentAnswer::Accept { cloud_id } => cloud_id,
         };
-        let view = self.consent_view(&app, &valid, user, None).await?;
-        let chosen = cloud_id
-            .as_deref()
-            .and_then(|id| view.sites.iter().find(|s| s.cloud_id == id));
-        let site = match chosen {
-            Some(site) if !site.blocked => site.clone(),
-            _ => {
-                let error =
-                    Some("Choose one of the sites listed to authorize access to.".to_owned());
-                return Ok(AuthorizeOutcome::Consent(Box::new(ConsentView {
-                    error,
-                    ..view
-                })));
+        let view = self
+            .consent_view(&app, &valid, user, grant.as_deref(), None)
+            .await?;
+        let site = if view.needs_site {
+            let chosen = cloud_id
+                .as_deref()
+                .and_then(|id| view.sites.iter().find(|s| s.cloud_id == id));
+            match chosen {
+                Some(site) if !site.blocked => Some(site.cloud_id.clone()),
+                _ => {
+                    let error =
+                        Some("Choose one of the sites listed to authorize access to.".to_owned());
+                    return Ok(AuthorizeOutcome::Consent(Box::new(ConsentView {
+                        error,
+                        ..view
+                    })));
+                }
             }
+        } else {
+            // "Log in with": the page offered no site, so none is taken from the form.
+            None
         };
 
-        let code = random_token();
-        let now = self.now();
+        let change = if valid.include_granted_scopes {
+            GrantChange::Add
+        } else {
+            GrantChange::Replace
+        };
+        let (code, new_code) = self.new_code(&valid, logged_in);
         let consent = ConsentRecord {
             app_id: app.app_id.clone(),
             account_id: user.account_id.clone(),
-            cloud_id: site.cloud_id.clone(),
+            cloud_id: site.clone(),
             scopes: valid.scopes.to_vec(),
-            include_granted_scopes: valid.include_granted_scopes,
-            at: now,
-        };
-        let new_code = NewCode {
-            code_hash: sha256(&code),
-            redirect_uri: valid.redirect_uri_sent.clone(),
-            code_challenge: valid.code_challenge.clone(),
-            nonce: valid.nonce.clone(),
-            // The ID Token states it (OIDC Core §2 `auth_time`).
-            auth_time: logged_in.auth_time.filter(|_| is_openid(&valid.scopes)),
-            expires_at: now + self.settings.code_ttl.min(time::Duration::minutes(10)),
+            change,
+            at: self.now(),
         };
         let grant = self
             .store
@@ -219,13 +252,58 @@ impl Core {
             Some(&user.account_id),
             "grant.consented",
             &grant.grant_id,
-            Some(&site.cloud_id),
+            site.as_deref(),
             json!({ "app_id": app.app_id, "scopes": valid.scopes.to_string() }),
         )
         .await?;
         Ok(AuthorizeOutcome::Redirect(
             valid.code_location(&code, issuer),
         ))
+    }
+
+    /// A new authorization code for `valid`, and what the store keeps of it.
+    fn new_code(&self, valid: &ValidAuthorize, logged_in: LoggedIn<'_>) -> (String, NewCode) {
+        let code = random_token();
+        let new_code = NewCode {
+            code_hash: sha256(&code),
+            redirect_uri: valid.redirect_uri_sent.clone(),
+            code_challenge: valid.code_challenge.clone(),
+            nonce: valid.nonce.clone(),
+            // The ID Token states it (OIDC Core §2 `auth_time`).
+            auth_time: logged_in.auth_time.filter(|_| is_openid(&valid.scopes)),
+            expires_at: self.now() + self.settings.code_ttl.min(time::Duration::minutes(10)),
+        };
+        (code, new_code)
+    }
+
+    /// A code under the live grant, which already holds what `valid` asks for, without a
+    /// consent page and leaving the grant as it is: the callback's location. `None` when
+    /// the grant changed meanwhile (revoked or narrowed), so consent must be asked after
+    /// all.
+    async fn issue_under_grant(
+        &self,
+        app: &App,
+        valid: &ValidAuthorize,
+        logged_in: LoggedIn<'_>,
+    ) -> CoreResult<Option<String>> {
+        let (code, new_code) = self.new_code(valid, logged_in);
+        let authorization = ConsentRecord {
+            app_id: app.app_id.clone(),
+            account_id: logged_in.account.account_id.clone(),
+            cloud_id: None,
+            scopes: valid.scopes.to_vec(),
+            change: GrantChange::Keep,
+            at: self.now(),
+        };
+        match self
+            .store
+            .accept_consent(&authorization, &new_id(), &new_code)
+            .await
+        {
+            Ok(_) => Ok(Some(valid.code_location(&code, &self.settings.auth_url))),
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn check_request(
@@ -265,17 +343,37 @@ impl Core {
             Distribution::Sharing => Audience::Anyone,
         };
         let login = user.as_ref().map(LoggedIn::login);
-        match authorize::decide(&valid, login, who, self.now()) {
+        let grant = match user {
+            Some(user) => self
+                .store
+                .live_grant(&app.app_id, &user.account.account_id)
+                .await?
+                .map(Box::new),
+            None => None,
+        };
+        let granted_scopes = grant.as_ref().map(|g| ScopeSet::from_tokens(&g.scopes));
+        let granted = grant
+            .as_ref()
+            .zip(granted_scopes.as_ref())
+            .map(|(g, scopes)| Granted {
+                scopes,
+                has_site: !g.cloud_ids.is_empty(),
+            });
+        match authorize::decide(&valid, login, who, granted, self.now()) {
             AuthorizeDecision::LoginRequired { login_hint } => {
                 Ok(Checked::Done(AuthorizeOutcome::Login { login_hint }))
             }
             AuthorizeDecision::Fail(e) => Ok(Checked::Done(AuthorizeOutcome::Redirect(
                 e.location(&self.settings.auth_url),
             ))),
-            AuthorizeDecision::ConsentRequired => Ok(Checked::Ready {
-                app: Box::new(app),
-                valid: Box::new(valid),
-            }),
+            decision @ (AuthorizeDecision::ConsentRequired | AuthorizeDecision::AlreadyGranted) => {
+                Ok(Checked::Ready {
+                    app: Box::new(app),
+                    valid: Box::new(valid),
+                    grant,
+                    already_granted: decision == AuthorizeDecision::AlreadyGranted,
+                })
+            }
         }
     }
 
@@ -284,6 +382,7 @@ impl Core {
         app: &App,
         valid: &ValidAuthorize,
         user: &Account,
+        grant: Option<&Grant>,
         error: Option<String>,
     ) -> CoreResult<ConsentView> {
         let products = self.store.list_products().await?;
@@ -291,15 +390,37 @@ impl Core {
             Some(owner) => owner.name,
             None => "Unknown developer".to_owned(),
         };
+        let granted = ScopeSet::from_tokens(grant.iter().flat_map(|g| g.scopes.iter()));
+        // Incremental consent shows only what is new, and what stays granted apart.
+        let (asked, kept) = if valid.include_granted_scopes {
+            let new = ScopeSet::from_tokens(valid.scopes.not_in(&granted));
+            (new, granted.clone())
+        } else {
+            (valid.scopes.clone(), ScopeSet::default())
+        };
+        let needs_site = !valid.identity_only();
+        let sites = if needs_site {
+            self.site_choices(app, &valid.scopes, user, &products)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let preselected = grant.and_then(|g| {
+            g.cloud_ids
+                .iter()
+                .find(|id| sites.iter().any(|s| &s.cloud_id == *id && !s.blocked))
+                .cloned()
+        });
         Ok(ConsentView {
             app_name: app.name.clone(),
             app_avatar_url: app.avatar_url.clone(),
             developer_name,
             unreviewed: app.review_state == ReviewState::Unreviewed,
-            scope_groups: scope_groups(&valid.scopes, &products),
-            sites: self
-                .site_choices(app, &valid.scopes, user, &products)
-                .await?,
+            scope_groups: scope_groups(&asked, &products),
+            already_granted: scope_groups(&kept, &products),
+            needs_site,
+            sites,
+            preselected,
             error,
         })
     }

@@ -7,9 +7,9 @@ use time::{Duration, OffsetDateTime};
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
-    ExtendedProfile, Grant, Installation, InstalledBy, KeyState, Membership, NewCode, NewFamily,
-    NewRefreshToken, Product, ProductScope, ReviewState, Role, Session, SigningKeyRecord, Site,
-    SiteProduct, TokenHash, UserInstalls,
+    ExtendedProfile, Grant, GrantChange, Installation, InstalledBy, KeyState, Membership, NewCode,
+    NewFamily, NewRefreshToken, Product, ProductScope, ReviewState, Role, Session,
+    SigningKeyRecord, Site, SiteProduct, TokenHash, UserInstalls,
 };
 use crate::store::{Store, StoreResult};
 
@@ -169,9 +169,9 @@ pub fn consent(
     ConsentRecord {
         app_id: app_id.to_owned(),
         account_id: account_id.to_owned(),
-        cloud_id: cloud_id.to_owned(),
+        cloud_id: Some(cloud_id.to_owned()),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        include_granted_scopes: false,
+        change: GrantChange::Replace,
         at,
     }
 }

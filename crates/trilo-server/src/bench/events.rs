@@ -113,9 +113,9 @@ pub async fn prepare(core: &Core, info: &DemoInfo) -> anyhow::Result<EventsFixtu
                 &ConsentRecord {
                     app_id: app_id.clone(),
                     account_id: user.clone(),
-                    cloud_id: cloud_id.clone(),
+                    cloud_id: Some(cloud_id.clone()),
                     scopes: vec!["read:jira-work".into()],
-                    include_granted_scopes: false,
+                    change: trilo_core::model::GrantChange::Replace,
                     at: now,
                 },
                 &uuid::Uuid::now_v7().to_string(),

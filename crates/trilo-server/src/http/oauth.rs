@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use trilo_core::model::{Account, Session};
 use trilo_core::services::authorize::{
-    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, LoggedIn, blocked_message,
+    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, LoggedIn, ScopeGroup,
+    blocked_message,
 };
 use trilo_protocol::Params;
 use trilo_protocol::authorize::query_after_login;
@@ -156,6 +157,23 @@ fn error_page(message: &str) -> Response {
     )
 }
 
+fn group_views(groups: Vec<ScopeGroup>) -> Vec<ScopeGroupView> {
+    groups
+        .into_iter()
+        .map(|g| ScopeGroupView {
+            title: g.title,
+            scopes: g
+                .scopes
+                .into_iter()
+                .map(|l| ScopeLineView {
+                    scope: l.scope,
+                    description: l.description,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn consent_page(
     view: ConsentView,
     raw_query: &str,
@@ -168,7 +186,11 @@ fn consent_page(
         .filter(|s| !s.blocked)
         .map(|s| s.cloud_id.as_str())
         .collect();
-    let only_choice = (selectable.len() == 1).then(|| selectable[0].to_owned());
+    // The grant's site, else the only site there is to pick.
+    let checked = view
+        .preselected
+        .clone()
+        .or_else(|| (selectable.len() == 1).then(|| selectable[0].to_owned()));
     let status = if view.error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -189,7 +211,8 @@ fn consent_page(
         error: view.error,
         csrf_token: session.csrf_token.clone(),
         request: raw_query.to_owned(),
-        any_selectable: !selectable.is_empty(),
+        any_selectable: !view.needs_site || !selectable.is_empty(),
+        needs_site: view.needs_site,
         sites: view
             .sites
             .iter()
@@ -199,25 +222,12 @@ fn consent_page(
                 url: s.url.clone(),
                 blocked: s.blocked,
                 blocked_message: blocked_message(&view.app_name, &s.name),
-                checked: only_choice.as_deref() == Some(s.cloud_id.as_str()),
+                checked: checked.as_deref() == Some(s.cloud_id.as_str()),
             })
             .collect(),
         blocked_title: BLOCKED_TITLE,
-        scope_groups: view
-            .scope_groups
-            .into_iter()
-            .map(|g| ScopeGroupView {
-                title: g.title,
-                scopes: g
-                    .scopes
-                    .into_iter()
-                    .map(|l| ScopeLineView {
-                        scope: l.scope,
-                        description: l.description,
-                    })
-                    .collect(),
-            })
-            .collect(),
+        scope_groups: group_views(view.scope_groups),
+        already_granted: group_views(view.already_granted),
     };
     render(status, &page)
 }

@@ -11,6 +11,7 @@ mod authorize;
 mod browser;
 mod cli;
 mod conformance;
+mod consent;
 mod console;
 mod console_webhooks;
 mod flow;

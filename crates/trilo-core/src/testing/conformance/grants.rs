@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tokio::sync::Barrier;
 
 use crate::model::{
-    AuditEvent, AuditQuery, AuthorizationCode, InstalledBy, NewFamily, Redeemed, TokenFamily,
+    AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily, Redeemed,
+    TokenFamily,
 };
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -83,7 +84,7 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
             app_id: w.app.app_id.clone(),
             account_id: w.user.account_id.clone(),
             grant_id: grant_id.clone(),
-            cloud_id: w.site.cloud_id.clone(),
+            cloud_id: Some(w.site.cloud_id.clone()),
             scopes: strings(&["read:jira-work", "offline_access"]),
             redirect_uri: code.redirect_uri.clone(),
             code_challenge: code.code_challenge.clone(),
@@ -138,7 +139,7 @@ pub async fn incremental_consent_adds_to_the_granted_scopes(store: Arc<dyn Store
         .await
         .unwrap();
     let mut more = w.consent(&["write:jira-work", "read:jira-work"], at(2));
-    more.include_granted_scopes = true;
+    more.change = GrantChange::Add;
     let code = fixtures::new_code(at(2));
     let grant = store
         .accept_consent(&more, &fixtures::new_id(), &code)
@@ -159,7 +160,7 @@ pub async fn incremental_consent_adds_to_the_granted_scopes(store: Arc<dyn Store
 pub async fn consents_on_more_sites_accumulate_cloud_ids_in_order(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let mut on_other = w.consent(&["read:jira-work"], at(2));
-    on_other.cloud_id = w.other_site.cloud_id.clone();
+    on_other.cloud_id = Some(w.other_site.cloud_id.clone());
     let mut grant = None;
     for (i, consent) in [
         w.consent(&["read:jira-work"], at(1)),
@@ -242,7 +243,7 @@ pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>)
 
     // Even an incremental consent starts from nothing: revoked scopes never come back.
     let mut again = w.consent(&["read:jira-work"], at(3));
-    again.include_granted_scopes = true;
+    again.change = GrantChange::Add;
     let new_id = fixtures::new_id();
     let new = store
         .accept_consent(&again, &new_id, &fixtures::new_code(at(3)))
@@ -610,5 +611,74 @@ pub async fn revoke_family_returns_true_once(store: Arc<dyn Store>) {
             .unwrap()
             .revoked_at,
         None
+    );
+}
+
+/// "Log in with" (no site) adds no site to the grant and installs nothing; an
+/// authorization without consent (`GrantChange::Keep`) leaves the grant as it is, its code
+/// carrying only what was asked, and is refused when the grant does not hold the scopes or
+/// is gone.
+pub async fn log_in_with_and_kept_grants_change_no_site_and_no_scope(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let w = World::seed(store).await.unwrap();
+    let identity = fixtures::new_code(at(1));
+    let mut login = w.consent(&["openid", "email"], at(1));
+    login.cloud_id = None;
+    let grant = store
+        .accept_consent(&login, &fixtures::new_id(), &identity)
+        .await
+        .unwrap();
+    assert!(grant.cloud_ids.is_empty());
+    assert_eq!(grant.scopes, strings(&["openid", "email"]));
+    assert!(
+        store
+            .installations_of_app(&w.app.app_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let code = store.code(&identity.code_hash).await.unwrap().unwrap();
+    assert_eq!(code.cloud_id, None);
+    assert_eq!(code.scopes, strings(&["openid", "email"]));
+
+    let kept = fixtures::new_code(at(2));
+    let mut again = w.consent(&["email"], at(2));
+    again.cloud_id = None;
+    again.change = GrantChange::Keep;
+    let same = store
+        .accept_consent(&again, &fixtures::new_id(), &kept)
+        .await
+        .unwrap();
+    assert_eq!(same.grant_id, grant.grant_id);
+    assert_eq!(same.scopes, grant.scopes, "a kept grant is not narrowed");
+    assert_eq!(same.updated_at, grant.updated_at);
+    let code = store.code(&kept.code_hash).await.unwrap().unwrap();
+    assert_eq!(
+        code.scopes,
+        strings(&["email"]),
+        "the code carries what was asked"
+    );
+
+    let mut beyond = w.consent(&["openid", "read:jira-work"], at(3));
+    beyond.change = GrantChange::Keep;
+    let refused = store
+        .accept_consent(&beyond, &fixtures::new_id(), &fixtures::new_code(at(3)))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    store.revoke_grant(&grant.grant_id, at(4)).await.unwrap();
+    let gone = store
+        .accept_consent(&again, &fixtures::new_id(), &fixtures::new_code(at(5)))
+        .await;
+    assert!(matches!(gone, Err(StoreError::Conflict { .. })), "{gone:?}");
+    // Nothing of the refused ones was written.
+    assert!(
+        store
+            .installations_of_app(&w.app.app_id)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -108,6 +108,7 @@ macro_rules! for_each_conformance_case {
             concurrent_redemptions_yield_exactly_one_first,
             concurrent_consents_share_one_live_grant,
             revoke_family_returns_true_once,
+            log_in_with_and_kept_grants_change_no_site_and_no_scope,
             // refresh tokens
             redeem_code_stores_the_first_refresh_token_with_its_family,
             refresh_token_state_reports_a_revoked_grant,
