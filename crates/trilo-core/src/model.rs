@@ -5,6 +5,7 @@
 
 use time::OffsetDateTime;
 use trilo_protocol::ScopeSet;
+pub use trilo_protocol::alias::PathAlias;
 
 /// SHA-256 of a token, code, secret or session id: the only form in which they are stored.
 pub type TokenHash = [u8; 32];
@@ -122,6 +123,9 @@ pub struct Product {
     pub key: String,
     pub display_name: String,
     pub scopes: Vec<ProductScope>,
+    /// Other spellings of the product's paths, rewritten by the gateway (Confluence
+    /// without `/wiki`).
+    pub path_aliases: Vec<PathAlias>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

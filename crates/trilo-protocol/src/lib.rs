@@ -1,6 +1,7 @@
 //! trilo-protocol: the pure OAuth 2.0 / 3LO layer. Types, parsing, validation and
 //! decisions, with explicit inputs (including the time). No I/O, no clock, no async.
 
+pub mod alias;
 pub mod authorize;
 pub mod catalog;
 pub mod error;

@@ -70,7 +70,7 @@ impl Operation {
 }
 
 /// Summary of an imported catalog, printed by the CLI as JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CatalogReport {
     /// All operations of the document, including unparsed ones.
     pub operations: usize,
@@ -81,6 +81,20 @@ pub struct CatalogReport {
     /// already routed; their operations exist but can never be matched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unparsed: Vec<String>,
+}
+
+impl CatalogReport {
+    /// Adds another description's report to this one (a product of several).
+    pub fn add(&mut self, other: CatalogReport) {
+        self.operations += other.operations;
+        self.app_operations += other.app_operations;
+        for scope in other.scopes {
+            if let Err(at) = self.scopes.binary_search(&scope) {
+                self.scopes.insert(at, scope);
+            }
+        }
+        self.unparsed.extend(other.unparsed);
+    }
 }
 
 pub type OperationMatch<'c, 'p> = RouteMatch<'c, 'p, Operation>;

@@ -71,6 +71,10 @@ pub struct GatewayConfig {
     /// How long a checked token's standing is reused (at most 1s: the bound on how late a
     /// revocation on another instance takes effect).
     pub cache_ttl: String,
+    /// How a call whose token lacks the operation's scopes is answered: `"403"` (403 naming
+    /// the scopes, with RFC 6750's `insufficient_scope`) or `"reference"` (the reference
+    /// platform's `401 {"code":401,"message":"Unauthorized; scope does not match"}`).
+    pub scope_mismatch: String,
 }
 
 /// How webhooks are accepted and delivered.
@@ -134,6 +138,7 @@ impl Default for Config {
                 upstream_timeout: "30s".into(),
                 max_request_body_mib: 1024,
                 cache_ttl: "500ms".into(),
+                scope_mismatch: "403".into(),
             },
             sessions: SessionsConfig {
                 lifetime: "12h".into(),
@@ -283,6 +288,16 @@ impl Config {
                 .checked_mul(1024 * 1024)
                 .filter(|bytes| *bytes > 0)
                 .ok_or_else(|| invalid("gateway.max_request_body_mib", "must be 1 or more"))?,
+            reference_scope_mismatch: match self.gateway.scope_mismatch.as_str() {
+                "403" => false,
+                "reference" => true,
+                _ => {
+                    return Err(invalid(
+                        "gateway.scope_mismatch",
+                        "must be \"403\" or \"reference\"",
+                    ));
+                }
+            },
             ..UpstreamSettings::default()
         };
         let sender = self

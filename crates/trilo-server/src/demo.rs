@@ -56,10 +56,16 @@ pub const DEMO_APP_SCOPES: [&str; 7] = [
 /// Registers the sample products with their catalogs (scopes and operations).
 pub async fn register_sample_products(core: &Core) -> anyhow::Result<()> {
     for sample in ALL {
-        let doc: serde_json::Value = serde_json::from_str(sample.openapi)
-            .map_err(|e| anyhow::anyhow!("the description of {}: {e}", sample.key))?;
-        core.import_product(sample.key, sample.display_name, &doc)
-            .await?;
+        let docs = sample
+            .descriptions()
+            .map_err(|e| anyhow::anyhow!("the descriptions of {}: {e}", sample.key))?;
+        core.import_product(
+            sample.key,
+            sample.display_name,
+            &docs,
+            sample.path_aliases(),
+        )
+        .await?;
     }
     Ok(())
 }

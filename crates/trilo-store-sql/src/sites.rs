@@ -5,6 +5,7 @@ use trilo_core::model::{
     Membership, Product, ProductOperation, ProductScope, Role, Site, SiteProduct, UserInstalls,
 };
 use trilo_core::store::StoreError;
+use trilo_protocol::alias::{join_aliases, split_aliases};
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
 use crate::convert::{ms, parse, time};
@@ -21,9 +22,10 @@ pub mod sql {
          created_at FROM sites ORDER BY created_at, cloud_id";
     pub const SET_USER_INSTALLS: &str = "UPDATE sites SET user_installs = $1 WHERE cloud_id = $2";
 
-    pub const UPSERT_PRODUCT: &str = "INSERT INTO products (product_key, display_name) \
-         VALUES ($1, $2) \
-         ON CONFLICT (product_key) DO UPDATE SET display_name = excluded.display_name";
+    pub const UPSERT_PRODUCT: &str = "INSERT INTO products (product_key, display_name, \
+         path_aliases) VALUES ($1, $2, $3) \
+         ON CONFLICT (product_key) DO UPDATE SET display_name = excluded.display_name, \
+         path_aliases = excluded.path_aliases";
     pub const DELETE_PRODUCT_OPERATIONS: &str =
         "DELETE FROM product_operations WHERE product_key = $1";
     pub const INSERT_PRODUCT_OPERATION: &str = "INSERT INTO product_operations (product_key, \
@@ -33,12 +35,12 @@ pub mod sql {
     pub const DELETE_PRODUCT_SCOPES: &str = "DELETE FROM product_scopes WHERE product_key = $1";
     pub const INSERT_PRODUCT_SCOPE: &str = "INSERT INTO product_scopes (product_key, ordinal, \
          scope, description) VALUES ($1, $2, $3, $4)";
-    pub const PRODUCT: &str =
-        "SELECT product_key, display_name FROM products WHERE product_key = $1";
+    pub const PRODUCT: &str = "SELECT product_key, display_name, path_aliases FROM products \
+         WHERE product_key = $1";
     pub const SCOPES_OF_PRODUCT: &str = "SELECT product_key, scope, description \
          FROM product_scopes WHERE product_key = $1 ORDER BY ordinal";
-    pub const LIST_PRODUCTS: &str =
-        "SELECT product_key, display_name FROM products ORDER BY product_key";
+    pub const LIST_PRODUCTS: &str = "SELECT product_key, display_name, path_aliases \
+         FROM products ORDER BY product_key";
     pub const LIST_PRODUCT_SCOPES: &str = "SELECT product_key, scope, description \
          FROM product_scopes ORDER BY product_key, ordinal";
 
@@ -90,6 +92,7 @@ impl TryFrom<SiteRow> for Site {
 pub struct ProductRow {
     product_key: String,
     display_name: String,
+    path_aliases: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -100,15 +103,22 @@ pub struct ProductScopeRow {
 }
 
 /// Puts each product's scopes (ordered by product, then position) into its record.
-fn assemble_products(products: Vec<ProductRow>, scopes: Vec<ProductScopeRow>) -> Vec<Product> {
+fn assemble_products(
+    products: Vec<ProductRow>,
+    scopes: Vec<ProductScopeRow>,
+) -> Result<Vec<Product>, StoreError> {
     let mut out: Vec<Product> = products
         .into_iter()
-        .map(|p| Product {
-            key: p.product_key,
-            display_name: p.display_name,
-            scopes: Vec::new(),
+        .map(|p| {
+            Ok(Product {
+                path_aliases: split_aliases(&p.path_aliases)
+                    .map_err(|e| StoreError::Corrupt(format!("product {}: {e}", p.product_key)))?,
+                key: p.product_key,
+                display_name: p.display_name,
+                scopes: Vec::new(),
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     for s in scopes {
         if let Some(p) = out.iter_mut().find(|p| p.key == s.product_key) {
             p.scopes.push(ProductScope {
@@ -117,7 +127,7 @@ fn assemble_products(products: Vec<ProductRow>, scopes: Vec<ProductScopeRow>) ->
             });
         }
     }
-    out
+    Ok(out)
 }
 
 #[derive(sqlx::FromRow)]
@@ -217,7 +227,8 @@ pub async fn upsert_product(mut tx: impl Tx, product: &Product) -> Result<(), Fa
     tx.execute(
         Stmt::new(sql::UPSERT_PRODUCT)
             .bind(&product.key)
-            .bind(&product.display_name),
+            .bind(&product.display_name)
+            .bind(join_aliases(&product.path_aliases)),
     )
     .await?;
     tx.execute(Stmt::new(sql::DELETE_PRODUCT_SCOPES).bind(&product.key))
@@ -242,7 +253,7 @@ pub async fn product(mut tx: impl Tx, key: &str) -> Result<Option<Product>, Fail
         .fetch_all(Stmt::new(sql::SCOPES_OF_PRODUCT).bind(key))
         .await?;
     tx.commit().await?;
-    Ok(assemble_products(products, scopes).into_iter().next())
+    Ok(assemble_products(products, scopes)?.into_iter().next())
 }
 
 /// Every product with its scopes, read in one snapshot.
@@ -250,7 +261,7 @@ pub async fn list_products(mut tx: impl Tx) -> Result<Vec<Product>, Fail> {
     let products: Vec<ProductRow> = tx.fetch_all(Stmt::new(sql::LIST_PRODUCTS)).await?;
     let scopes: Vec<ProductScopeRow> = tx.fetch_all(Stmt::new(sql::LIST_PRODUCT_SCOPES)).await?;
     tx.commit().await?;
-    Ok(assemble_products(products, scopes))
+    Ok(assemble_products(products, scopes)?)
 }
 
 pub async fn put_site_product(mut tx: impl Tx, sp: &SiteProduct) -> Result<(), Fail> {

@@ -352,6 +352,71 @@ mod tests {
         assert!(err.to_string().contains("journal_mode"), "{err}");
     }
 
+    /// Migration 0009 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database at 0008
+    /// with codes in it keeps every code, field for field, and takes codes without a site.
+    #[tokio::test]
+    async fn rebuilding_the_code_table_keeps_every_code() {
+        use trilo_core::store::GrantStore;
+        use trilo_core::testing::fixtures::{self, World, at};
+        let before_0009 = std::env::temp_dir().join(format!(
+            "trilo-migrations-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&before_0009).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let name = entry.unwrap().file_name();
+            if name.to_string_lossy().as_ref() < "0009" {
+                std::fs::copy(shipped.join(&name), before_0009.join(&name)).unwrap();
+            }
+        }
+        let path = temp_path();
+        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
+        sqlx::migrate::Migrator::new(before_0009.as_path())
+            .await
+            .unwrap()
+            .run(&store.writer)
+            .await
+            .unwrap();
+        let w = World::seed(&store as &dyn Store).await.unwrap();
+        let mut codes = Vec::new();
+        for i in 0..3 {
+            let code = fixtures::new_code(at(i));
+            store
+                .accept_consent(
+                    &w.consent(&["read:jira-work"], at(i)),
+                    &fixtures::new_id(),
+                    &code,
+                )
+                .await
+                .unwrap();
+            codes.push(store.code(&code.code_hash).await.unwrap().unwrap());
+        }
+
+        store.migrate().await.unwrap();
+        for code in &codes {
+            assert_eq!(
+                store.code(&code.code_hash).await.unwrap().as_ref(),
+                Some(code)
+            );
+        }
+        let mut log_in_with = w.consent(&["openid"], at(5));
+        log_in_with.cloud_id = None;
+        let code = fixtures::new_code(at(5));
+        store
+            .accept_consent(&log_in_with, &fixtures::new_id(), &code)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.code(&code.code_hash).await.unwrap().unwrap().cloud_id,
+            None
+        );
+        store.self_check().await.unwrap();
+        store.close().await;
+        remove(&path);
+        let _ = std::fs::remove_dir_all(&before_0009);
+    }
+
     #[tokio::test]
     async fn migrate_twice_is_a_no_op() {
         let path = temp_path();

@@ -30,6 +30,9 @@ pub struct TokenContext {
     pub account: Account,
 }
 
+/// Where the API host serves the avatar of accounts without a picture.
+pub const DEFAULT_AVATAR_PATH: &str = "/avatars/default.svg";
+
 /// One entry of accessible-resources, in the reference's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccessibleResource {
@@ -48,8 +51,9 @@ pub struct Profile {
     pub account_id: String,
     pub email: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub picture: Option<String>,
+    /// Always present, as in the reference: the account's picture, else the default avatar
+    /// ([`DEFAULT_AVATAR_PATH`] on the API host).
+    pub picture: String,
     pub account_status: &'static str,
     pub nickname: String,
     pub zoneinfo: String,
@@ -221,7 +225,12 @@ impl Core {
             account_id: a.account_id.clone(),
             email: a.email.clone(),
             name: a.name.clone(),
-            picture: a.picture.clone(),
+            picture: a.picture.clone().unwrap_or_else(|| {
+                format!(
+                    "{}{DEFAULT_AVATAR_PATH}",
+                    self.settings.api_url.trim_end_matches('/')
+                )
+            }),
             account_status: a.status.as_str(),
             nickname: a.nickname.clone(),
             zoneinfo: a.zoneinfo.clone(),

@@ -13,8 +13,8 @@ use super::{Core, new_id};
 use crate::crypto::{random_alphanumeric, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
-    App, AppSecret, ClientType, Distribution, Membership, Product, ProductOperation, ProductScope,
-    ReviewState, Role, Site, SiteProduct, UserInstalls,
+    App, AppSecret, ClientType, Distribution, Membership, PathAlias, Product, ProductOperation,
+    ProductScope, ReviewState, Role, Site, SiteProduct, UserInstalls,
 };
 
 #[derive(Clone, Debug)]
@@ -139,42 +139,66 @@ impl Core {
         .await
     }
 
-    /// Registers a product, or replaces its catalog, from its OpenAPI 3 description: the
-    /// scopes the consent page describes and the operations the gateway checks. Returns
-    /// the product and the catalog's report.
+    /// Registers a product, or replaces its catalog, from its OpenAPI 3 descriptions (one
+    /// or more: Jira's v2 and v3, Confluence's v1 and v2): the scopes the consent page
+    /// describes and the operations the gateway checks, with the path aliases the gateway
+    /// rewrites. A scope or operation that an earlier description has already stays as
+    /// that one says. Returns the product and the catalogs' report, summed.
     pub async fn import_product(
         &self,
         key: &str,
         display_name: &str,
-        openapi: &serde_json::Value,
+        descriptions: &[serde_json::Value],
+        path_aliases: Vec<PathAlias>,
     ) -> CoreResult<(Product, CatalogReport)> {
-        let invalid = |e: CatalogError| CoreError::Invalid(format!("the description: {e}"));
-        let scopes = scopes_from_openapi(openapi)
-            .map_err(invalid)?
-            .into_iter()
-            .map(|s| ProductScope {
-                scope: s.scope,
-                description: s.description,
-            })
-            .collect();
-        let catalog = OperationCatalog::from_openapi(openapi).map_err(invalid)?;
+        if descriptions.is_empty() {
+            return Err(CoreError::Invalid(
+                "a product needs at least one OpenAPI description".into(),
+            ));
+        }
+        let mut scopes: Vec<ProductScope> = Vec::new();
+        let mut operations: Vec<ProductOperation> = Vec::new();
+        let mut report = CatalogReport::default();
+        for (n, openapi) in descriptions.iter().enumerate() {
+            let invalid =
+                |e: CatalogError| CoreError::Invalid(format!("description {}: {e}", n + 1));
+            for s in scopes_from_openapi(openapi).map_err(invalid)? {
+                if !scopes.iter().any(|known| known.scope == s.scope) {
+                    scopes.push(ProductScope {
+                        scope: s.scope,
+                        description: s.description,
+                    });
+                }
+            }
+            let catalog = OperationCatalog::from_openapi(openapi).map_err(invalid)?;
+            for op in catalog.operations() {
+                if operations
+                    .iter()
+                    .any(|known| known.method == op.method && known.template == op.path)
+                {
+                    report.unparsed.push(format!(
+                        "{} {} (already in an earlier description)",
+                        op.method, op.path
+                    ));
+                    continue;
+                }
+                operations.push(ProductOperation {
+                    method: op.method.clone(),
+                    template: op.path.clone(),
+                    alternatives: op.alternatives.clone(),
+                });
+            }
+            report.add(catalog.report());
+        }
         let product = Product {
             key: key.to_owned(),
             display_name: display_name.to_owned(),
             scopes,
+            path_aliases,
         };
         self.put_product(&product).await?;
-        let operations: Vec<ProductOperation> = catalog
-            .operations()
-            .iter()
-            .map(|op| ProductOperation {
-                method: op.method.clone(),
-                template: op.path.clone(),
-                alternatives: op.alternatives.clone(),
-            })
-            .collect();
         self.store.put_product_operations(key, &operations).await?;
-        Ok((product, catalog.report()))
+        Ok((product, report))
     }
 
     pub async fn add_product_to_site(

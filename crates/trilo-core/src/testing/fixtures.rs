@@ -90,6 +90,7 @@ pub fn product(key: &str, scopes: &[&str]) -> Product {
     Product {
         key: key.to_owned(),
         display_name: format!("Product {key}"),
+        path_aliases: Vec::new(),
         scopes: scopes
             .iter()
             .map(|s| ProductScope {

@@ -19,6 +19,7 @@ pub(super) fn router() -> Router<Upstream> {
     Router::new()
         .route("/wiki/rest/api/space", get(list_spaces))
         .route("/wiki/rest/api/space/{spaceKey}", get(get_space))
+        .merge(super::confluence_pages::router())
 }
 
 /// `GET /wiki/rest/api/space`: `spaceKey` (repeatable), `type` (`global` | `personal`),

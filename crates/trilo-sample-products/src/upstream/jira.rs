@@ -21,13 +21,46 @@ const MAX_PAGE_SIZE: usize = 100;
 const MAX_SUMMARY_CHARS: usize = 255;
 const ISSUE_NOT_FOUND: &str = "Issue does not exist or you do not have permission to see it.";
 
+/// The same endpoints under REST v3 and v2 (the versions differ in rich-text fields,
+/// which the sample keeps as sent), the enhanced JQL search, and Jira Service
+/// Management's requests.
 pub(super) fn router() -> Router<Upstream> {
-    Router::new()
-        .route("/rest/api/3/myself", get(get_myself))
-        .route("/rest/api/3/project/search", get(search_projects))
-        .route("/rest/api/3/issue", post(create_issue))
-        .route("/rest/api/3/issue/{issueIdOrKey}", get(get_issue))
-        .route("/rest/api/3/search", get(search_issues))
+    let mut router = Router::new();
+    for version in ["3", "2"] {
+        let at = |path: &str| format!("/rest/api/{version}{path}");
+        router = router
+            .route(&at("/myself"), get(get_myself))
+            .route(&at("/project/search"), get(search_projects))
+            .route(&at("/project/{projectIdOrKey}"), get(get_project))
+            .route(&at("/issue"), post(create_issue))
+            .route(&at("/issue/{issueIdOrKey}"), get(get_issue))
+            .route(&at("/search"), get(search_issues))
+            .route(
+                &at("/search/jql"),
+                get(super::jira_search::search_jql_get).post(super::jira_search::search_jql_post),
+            );
+    }
+    router.merge(super::service_desk::router())
+}
+
+async fn get_project(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+    Path(id_or_key): Path<String>,
+) -> Response {
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    let project = upstream.sites.with_site(&caller.cloud_id, |site| {
+        site.project(&id_or_key)
+            .filter(|p| !caller.is_blocked(&p.key))
+            .map(|p| project_json(&base, p))
+    });
+    match project {
+        Some(project) => Json(project).into_response(),
+        None => Product::Jira.error(
+            StatusCode::NOT_FOUND,
+            "No project could be found with key or id.",
+        ),
+    }
 }
 
 async fn get_myself(
@@ -348,7 +381,7 @@ async fn search_issues(
 }
 
 /// The project a JQL query names, if any: only `project = KEY` (or `"KEY"`) is understood.
-fn parse_jql(jql: &str) -> Result<Option<String>, String> {
+pub(super) fn parse_jql(jql: &str) -> Result<Option<String>, String> {
     let lower = jql.to_ascii_lowercase();
     let clause = match lower.find("order by") {
         Some(at) => &jql[..at],
@@ -398,7 +431,7 @@ fn is_adf_document(v: &Value) -> bool {
         && v.get("content").is_some_and(Value::is_array)
 }
 
-fn jira_time(t: OffsetDateTime) -> String {
+pub(super) fn jira_time(t: OffsetDateTime) -> String {
     let format = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
     );
@@ -418,7 +451,7 @@ fn avatar_urls(base: &str, path: &str) -> Value {
 }
 
 /// The short user shape Jira embeds in issues (reporter, creator).
-fn user_json(base: &str, account_id: &str) -> Value {
+pub(super) fn user_json(base: &str, account_id: &str) -> Value {
     // The seeded reporter is the OpenAPI document's example user; trilo tells the upstream
     // no names, so everyone else is a generic sample user.
     let display_name = if account_id == SEED_REPORTER {
@@ -451,7 +484,7 @@ fn project_json(base: &str, p: &Project) -> Value {
     })
 }
 
-fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value {
+pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value {
     let issue_type = issue.issue_type;
     let created = jira_time(issue.created);
     json!({

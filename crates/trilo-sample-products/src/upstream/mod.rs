@@ -11,9 +11,12 @@
 //! the cloud id they carry picks the site's data (`data`).
 
 mod confluence;
+mod confluence_pages;
 mod data;
 mod events;
 mod jira;
+mod jira_search;
+mod service_desk;
 mod trust;
 
 #[cfg(test)]

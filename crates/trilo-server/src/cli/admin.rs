@@ -5,7 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use trilo_core::Core;
 use trilo_core::model::{
-    Account, App, ClientType, Distribution, Product, ReviewState, Role, Site, UserInstalls,
+    Account, App, ClientType, Distribution, PathAlias, Product, ReviewState, Role, Site,
+    UserInstalls,
 };
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::{NewApp, NewSite};
@@ -131,15 +132,19 @@ pub enum ProductCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Register a product (or replace its catalog) from an OpenAPI 3 description.
+    /// Register a product (or replace its catalog) from OpenAPI 3 descriptions.
     Import {
         #[arg(long)]
         key: String,
         #[arg(long)]
         name: String,
-        /// The OpenAPI JSON file.
-        #[arg(long, value_name = "FILE")]
-        openapi: std::path::PathBuf,
+        /// An OpenAPI JSON file; repeat for a product of several (v2 and v3, say).
+        #[arg(long, value_name = "FILE", required = true)]
+        openapi: Vec<std::path::PathBuf>,
+        /// Another spelling of the product's paths, FROM=TO prefixes (e.g.
+        /// `/rest/=/wiki/rest/`); repeat for more. The gateway rewrites FROM to TO.
+        #[arg(long = "path-alias", value_name = "FROM=TO")]
+        path_aliases: Vec<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -453,13 +458,22 @@ async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed
             key,
             name,
             openapi,
+            path_aliases,
             out,
         } => {
-            let text = std::fs::read_to_string(&openapi)
-                .with_context(|| format!("reading {}", openapi.display()))?;
-            let doc: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", openapi.display()))?;
-            let (p, report) = core.import_product(&key, &name, &doc).await?;
+            let mut docs = Vec::new();
+            for file in &openapi {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let doc: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", file.display()))?;
+                docs.push(doc);
+            }
+            let aliases = path_aliases
+                .iter()
+                .map(|a| PathAlias::parse(a).with_context(|| format!("--path-alias {a}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (p, report) = core.import_product(&key, &name, &docs, aliases).await?;
             let mut value = product_json(&p);
             value["operations"] = json!(report.operations);
             value["app_operations"] = json!(report.app_operations);
@@ -673,7 +687,10 @@ fn site_json(s: &Site, products: &[String]) -> Value {
 }
 
 fn product_json(p: &Product) -> Value {
-    json!({ "key": p.key, "name": p.display_name, "scopes": p.scopes.len() })
+    let aliases: Vec<String> = p.path_aliases.iter().map(ToString::to_string).collect();
+    json!({
+        "key": p.key, "name": p.display_name, "scopes": p.scopes.len(), "path_aliases": aliases,
+    })
 }
 
 fn app_json(a: &App) -> Value {

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use trilo_core::services::access::{TokenContext, TokenRejection};
+use trilo_core::services::access::{DEFAULT_AVATAR_PATH, TokenContext, TokenRejection};
 use trilo_protocol::oidc::OPENID;
 
 use super::errors::{ApiError, no_store};
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
             get(accessible_resources),
         )
         .route("/me", get(me))
+        .route(DEFAULT_AVATAR_PATH, get(default_avatar))
         .route("/userinfo", get(userinfo).post(userinfo))
 }
 
@@ -35,6 +36,23 @@ async fn accessible_resources(
         .await?
         .map_err(rejected)?;
     Ok(([(CONTENT_TYPE, "application/json")], json.to_string()).into_response())
+}
+
+/// The picture `/me` names for an account without one: a neutral silhouette, the same
+/// for everyone (it tells nothing about the account).
+async fn default_avatar() -> Response {
+    const SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 48 48\" \
+        width=\"48\" height=\"48\"><rect width=\"48\" height=\"48\" rx=\"24\" \
+        fill=\"#dfe1e6\"/><circle cx=\"24\" cy=\"19\" r=\"8\" fill=\"#7a869a\"/>\
+        <path d=\"M9 40c2-8 8-12 15-12s13 4 15 12\" fill=\"#7a869a\"/></svg>";
+    (
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SVG,
+    )
+        .into_response()
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -4,13 +4,12 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use trilo_protocol::token_request::token_parameter;
 
-use super::errors::{TokenEndpointError, no_store};
+use super::errors::TokenEndpointError;
 use super::token::{client_request, limit_client_auth, no_store_json};
 use crate::state::{AppState, PeerAddr};
 
@@ -30,9 +29,9 @@ async fn revoke(
     let (params, creds) = client_request(&headers, &body)?;
     let token = token_parameter(&params)?;
     limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
-    let mut res = StatusCode::OK.into_response();
-    no_store(&mut res);
-    Ok(res)
+    // RFC 7009 §2.2 leaves the body to the server; an empty JSON object suits clients that
+    // parse every answer of the auth host as JSON.
+    Ok(no_store_json(&serde_json::json!({})))
 }
 
 async fn introspect(

@@ -133,6 +133,57 @@ fn admin_commands_manage_a_database_with_json_output() {
         ],
     );
     assert!(product["scopes"].as_u64().unwrap() > 50);
+    // A product of several descriptions, with path aliases; a bad alias is refused.
+    let specs = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../trilo-sample-products/specs/"
+    );
+    let v1 = format!("{specs}confluence.openapi.json");
+    let v2 = format!("{specs}confluence-v2.openapi.json");
+    let confluence = json(
+        d,
+        &[
+            "admin",
+            "product",
+            "import",
+            "--key",
+            "confluence",
+            "--name",
+            "Confluence",
+            "--openapi",
+            &v1,
+            "--openapi",
+            &v2,
+            "--path-alias",
+            "/rest/=/wiki/rest/",
+            "--path-alias",
+            "/api/v2/=/wiki/api/v2/",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        confluence["path_aliases"],
+        serde_json::json!(["/rest/=/wiki/rest/", "/api/v2/=/wiki/api/v2/"])
+    );
+    assert_eq!(confluence["operations"], 155 + 14, "{confluence}");
+    let bad = trilo(
+        d,
+        &[
+            "admin",
+            "product",
+            "import",
+            "--key",
+            "confluence",
+            "--name",
+            "Confluence",
+            "--openapi",
+            &v1,
+            "--path-alias",
+            "rest=wiki",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("rest=wiki"));
 
     let site = json(
         d,

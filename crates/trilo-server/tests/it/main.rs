@@ -10,6 +10,7 @@ mod api_v1_webhooks;
 mod authorize;
 mod browser;
 mod cli;
+mod compat;
 mod conformance;
 mod consent;
 mod console;

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use trilo_protocol::ScopeSet;
+use trilo_protocol::alias::PathAlias;
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
@@ -75,8 +76,14 @@ impl GatewayCache {
     }
 }
 
-/// A product's operations compiled for matching.
-pub(super) type CompiledCatalog = Arc<Router<Operation>>;
+/// A product's operations compiled for matching, with the path aliases rewritten before.
+#[derive(Debug, Default)]
+pub(super) struct ProductCatalog {
+    pub(super) router: Router<Operation>,
+    pub(super) aliases: Vec<PathAlias>,
+}
+
+pub(super) type CompiledCatalog = Arc<ProductCatalog>;
 
 /// Compiled catalogs per product with when each was loaded; reloaded after
 /// [`CATALOG_TTL`].

@@ -10,6 +10,7 @@ mod cache;
 use std::sync::Arc;
 
 use trilo_protocol::ScopeSet;
+use trilo_protocol::alias::canonical_path;
 use trilo_protocol::gateway::{
     self, AppOnSite, Container, ContainerRules, GatewayRefusal, PolicyView, Principal,
     SiteStanding, StandingFacts,
@@ -20,7 +21,7 @@ use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
 pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
-use self::cache::{CompiledCatalog, StandingKey};
+use self::cache::{CompiledCatalog, ProductCatalog, StandingKey};
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
@@ -47,6 +48,8 @@ pub struct Admitted {
     pub account_id: String,
     pub client_id: Option<String>,
     pub cloud_id: String,
+    /// The path to forward: `{api}` as sent, or the product's own for an aliased one.
+    pub path: String,
     pub scopes: Vec<String>,
     pub blocked_containers: Vec<String>,
     pub assertion: String,
@@ -128,7 +131,13 @@ impl Core {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let catalog = self.catalog(call.product).await?;
-        let lookup = catalog.lookup(call.method, call.path);
+        // An aliased path is looked up, and forwarded, as the product's own.
+        let path = canonical_path(&catalog.aliases, call.path);
+        let call = &GatewayCall {
+            path: &path,
+            ..*call
+        };
+        let lookup = catalog.router.lookup(call.method, call.path);
         let allowed = match gateway::check_operation(call, &standing.decision, lookup) {
             Ok(allowed) => allowed,
             Err(refusal) => return Ok(Err(refusal.into())),
@@ -138,6 +147,7 @@ impl Core {
             account_id: standing.account_id.clone(),
             client_id: standing.client_id.clone(),
             cloud_id: call.cloud_id.to_owned(),
+            path: path.to_string(),
             scopes: standing
                 .decision
                 .app_scopes()
@@ -384,6 +394,12 @@ impl Core {
         if let Some(router) = self.catalogs.get(product) {
             return Ok(router);
         }
+        let aliases = self
+            .store
+            .product(product)
+            .await?
+            .map(|p| p.path_aliases)
+            .unwrap_or_default();
         let mut router = Router::new();
         for op in self.store.product_operations(product).await? {
             let operation = Operation {
@@ -398,9 +414,9 @@ impl Core {
                 tracing::warn!(product, %method, %path, error = ?e, "operation not routable");
             }
         }
-        let router = Arc::new(router);
-        self.catalogs.put(product, Arc::clone(&router));
-        Ok(router)
+        let catalog = Arc::new(ProductCatalog { router, aliases });
+        self.catalogs.put(product, Arc::clone(&catalog));
+        Ok(catalog)
     }
 
     /// The short-lived assertion the upstream verifies against the JWKS.

@@ -52,10 +52,15 @@ pub async fn upsert_product_replaces_display_name_and_scopes(store: Arc<dyn Stor
         "jira",
         &["write:jira-work", "read:jira-work", "manage:jira"],
     );
-    let confluence = fixtures::product("confluence", &["read:confluence-content"]);
+    let mut confluence = fixtures::product("confluence", &["read:confluence-content"]);
+    confluence.path_aliases = ["/rest/=/wiki/rest/", "/api/v2/=/wiki/api/v2/"]
+        .iter()
+        .map(|a| crate::model::PathAlias::parse(a).unwrap())
+        .collect();
     store.upsert_product(&jira).await.unwrap();
     store.upsert_product(&confluence).await.unwrap();
     assert_eq!(store.product("jira").await.unwrap(), Some(jira.clone()));
+    assert_eq!(store.product("confluence").await.unwrap(), Some(confluence));
     assert_eq!(store.product("bitbucket").await.unwrap(), None);
 
     let mut renamed = fixtures::product("jira", &["read:jira-user", "read:jira-work"]);

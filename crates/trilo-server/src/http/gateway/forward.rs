@@ -47,6 +47,9 @@ pub struct UpstreamSettings {
     /// Request bodies larger than this are refused with 413 (streamed bodies are cut off
     /// when they pass it).
     pub max_request_body: u64,
+    /// A missing scope is answered with the reference's 401 instead of 403
+    /// (`gateway.scope_mismatch = "reference"`).
+    pub reference_scope_mismatch: bool,
 }
 
 impl Default for UpstreamSettings {
@@ -56,6 +59,7 @@ impl Default for UpstreamSettings {
             response_timeout: Duration::from_secs(30),
             max_idle_per_host: 64,
             max_request_body: 1024 * 1024 * 1024,
+            reference_scope_mismatch: false,
         }
     }
 }
@@ -78,6 +82,10 @@ impl Upstreams {
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .build(connector);
         Self { client, settings }
+    }
+
+    pub fn settings(&self) -> &UpstreamSettings {
+        &self.settings
     }
 
     /// Sends `request` (its body streamed as it arrives) to `target` with the identity of the

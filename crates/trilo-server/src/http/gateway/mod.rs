@@ -50,9 +50,14 @@ async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, Ap
     };
     let admitted = match state.core.admit(caller, &call).await? {
         Ok(admitted) => admitted,
-        Err(refusal) => return Ok(refused(refusal)),
+        Err(refusal) => {
+            return Ok(refused(
+                refusal,
+                state.upstreams.settings().reference_scope_mismatch,
+            ));
+        }
     };
-    let target = target_uri(&admitted, path, uri.query())?;
+    let target = target_uri(&admitted, &admitted.path, uri.query())?;
     state.upstreams.forward(request, target, &admitted).await
 }
 
@@ -125,7 +130,14 @@ fn target_uri(admitted: &Admitted, path: &str, query: Option<&str>) -> Result<Ur
     })
 }
 
-fn refused(refusal: Refusal) -> Response {
+/// The reference platform's answer to a token without the operation's scopes.
+pub const REFERENCE_SCOPE_MISMATCH: &str = "Unauthorized; scope does not match";
+
+fn refused(mut refusal: Refusal, reference_scope_mismatch: bool) -> Response {
+    if reference_scope_mismatch && refusal.challenge == Challenge::InsufficientScope {
+        refusal.status = 401;
+        refusal.message = REFERENCE_SCOPE_MISMATCH.to_owned();
+    }
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
     let challenge = match refusal.challenge {
         Challenge::None => None,

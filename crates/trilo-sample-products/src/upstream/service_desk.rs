@@ -1,0 +1,146 @@
+//! The sample Jira Service Management: its customer requests and service desks under
+//! `/rest/servicedeskapi` (the reference's third example URL). Every sample project acts as
+//! a service desk and its issues as customer requests, in JSM's paged shape
+//! (`size`, `start`, `limit`, `isLastPage`, `values`).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::{Value, json};
+
+use super::data::{Issue, Project};
+use super::jira::{jira_time, user_json};
+use super::{Caller, Product, Upstream, int_param, query_pairs};
+
+const PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 100;
+
+pub(super) fn router() -> Router<Upstream> {
+    Router::new()
+        .route("/rest/servicedeskapi/request", get(list_requests))
+        .route(
+            "/rest/servicedeskapi/request/{issueIdOrKey}",
+            get(get_request),
+        )
+        .route("/rest/servicedeskapi/servicedesk", get(list_service_desks))
+}
+
+/// `start` and `limit` of a JSM page.
+fn page(raw: Option<&str>) -> Result<(usize, usize), String> {
+    let pairs = query_pairs(raw)?;
+    Ok((
+        int_param(&pairs, "start", 0, usize::MAX)?,
+        int_param(&pairs, "limit", PAGE_SIZE, MAX_PAGE_SIZE)?,
+    ))
+}
+
+fn paged(values: Vec<Value>, start: usize, limit: usize) -> Response {
+    let total = values.len();
+    let values: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
+    Json(json!({
+        "size": values.len(),
+        "start": start,
+        "limit": limit,
+        "isLastPage": start.saturating_add(limit) >= total,
+        "values": values,
+    }))
+    .into_response()
+}
+
+async fn list_requests(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let (start, limit) = match page(raw.as_deref()) {
+        Ok(page) => page,
+        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
+    };
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    let requests = upstream.sites.with_site(&caller.cloud_id, |site| {
+        site.issues
+            .values()
+            .filter(|i| !caller.is_blocked(&i.project_key))
+            .filter_map(|i| Some(request_json(&base, i, site.project(&i.project_key)?)))
+            .collect()
+    });
+    paged(requests, start, limit)
+}
+
+async fn get_request(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+    Path(id_or_key): Path<String>,
+) -> Response {
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    let request = upstream.sites.with_site(&caller.cloud_id, |site| {
+        let issue = site.issue(&id_or_key)?;
+        if caller.is_blocked(&issue.project_key) {
+            return None;
+        }
+        Some(request_json(
+            &base,
+            issue,
+            site.project(&issue.project_key)?,
+        ))
+    });
+    match request {
+        Some(request) => Json(request).into_response(),
+        None => Product::Jira.error(
+            StatusCode::NOT_FOUND,
+            "The request does not exist or you do not have permission to see it.",
+        ),
+    }
+}
+
+async fn list_service_desks(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let (start, limit) = match page(raw.as_deref()) {
+        Ok(page) => page,
+        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
+    };
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    let desks = upstream.sites.with_site(&caller.cloud_id, |site| {
+        site.projects
+            .iter()
+            .filter(|p| !caller.is_blocked(&p.key))
+            .map(|p| {
+                json!({
+                    "id": p.id.to_string(),
+                    "projectId": p.id.to_string(),
+                    "projectName": p.name,
+                    "projectKey": p.key,
+                    "_links": { "self": format!("{base}/rest/servicedeskapi/servicedesk/{}", p.id) },
+                })
+            })
+            .collect()
+    });
+    paged(desks, start, limit)
+}
+
+fn request_json(base: &str, issue: &Issue, project: &Project) -> Value {
+    let created = jira_time(issue.created);
+    let date = json!({
+        "iso8601": created,
+        "jira": created,
+        "epochMillis": issue.created.unix_timestamp() * 1000,
+    });
+    json!({
+        "issueId": issue.id.to_string(),
+        "issueKey": issue.key,
+        "requestTypeId": issue.issue_type.id,
+        "serviceDeskId": project.id.to_string(),
+        "createdDate": date,
+        "reporter": user_json(base, &issue.reporter),
+        "requestFieldValues": [
+            { "fieldId": "summary", "label": "Summary", "value": issue.summary },
+        ],
+        "currentStatus": { "status": "Open", "statusCategory": "NEW", "statusDate": date },
+        "_links": { "self": format!("{base}/rest/servicedeskapi/request/{}", issue.id) },
+    })
+}

@@ -1,0 +1,235 @@
+//! The paths clients written for the reference platform send (issue 15), through the
+//! gateway with the real operation catalogs and the sample upstreams: Jira REST v2 beside
+//! v3, the enhanced JQL search, Jira Service Management's requests, Confluence without
+//! `/wiki` and its REST v2; and the small wire details those clients read.
+
+use serde_json::{Value, json};
+
+use crate::gateway::{Client, access_token, another_app, call};
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+use crate::token::Answer;
+
+/// What a client of all those APIs asks for: classic and granular scopes.
+const CLIENT_SCOPES: &str = "read:jira-user read:jira-work read:servicedesk-request \
+     read:confluence-space.summary read:confluence-content.all \
+     read:confluence-content.summary read:space:confluence \
+     read:page:confluence";
+
+async fn client_token(app: &TestApp, scopes: &str) -> String {
+    let scope_list: Vec<&str> = scopes.split(' ').filter(|s| !s.is_empty()).collect();
+    let client: Client = another_app(app, &scope_list).await;
+    access_token(app, 0, &client, scopes, 0).await
+}
+
+async fn post_json(
+    app: &TestApp,
+    token: &str,
+    product: &str,
+    site: &str,
+    path: &str,
+    body: Value,
+) -> Answer {
+    let res = reqwest::Client::new()
+        .post(app.url(&format!("/ex/{product}/{site}{path}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    Answer::of(res).await
+}
+
+#[track_caller]
+fn assert_ok(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 200, "{what}: {answer:?}");
+}
+
+on_both_backends!(
+    the_paths_existing_clients_send_reach_the_products,
+    super::the_paths_existing_clients_send_reach_the_products_body
+);
+async fn the_paths_existing_clients_send_reach_the_products_body(app: TestApp) {
+    let token = client_token(&app, CLIENT_SCOPES).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let jira = |path: &'static str| call(&app, "GET", &token, "jira", &acme, path);
+
+    // Jira REST v2, as the most used Python client sends it by default.
+    let me = jira("/rest/api/2/myself").await;
+    assert_ok(&me, "v2 myself");
+    assert_eq!(me.body["accountId"], app.demo.users[0].account_id.as_str());
+    let projects = jira("/rest/api/2/project/search").await;
+    assert_ok(&projects, "v2 project search");
+    assert_eq!(projects.body["values"][0]["key"], "DEMO");
+    assert_ok(&jira("/rest/api/2/project/DEMO").await, "v2 project");
+    assert_ok(&jira("/rest/api/3/project/OPS").await, "v3 project");
+
+    // The enhanced JQL search, GET and POST, pages chained by nextPageToken.
+    let first = jira("/rest/api/3/search/jql?jql=project%20%3D%20DEMO&maxResults=1").await;
+    assert_ok(&first, "search/jql GET");
+    assert_eq!(first.body["issues"].as_array().unwrap().len(), 1);
+    let token_of_next = first.body["nextPageToken"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    let second = post_json(
+        &app,
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/search/jql",
+        json!({ "jql": "project = DEMO", "maxResults": 1, "nextPageToken": token_of_next, "fields": ["summary"] }),
+    )
+    .await;
+    assert_ok(&second, "search/jql POST");
+    assert_ne!(
+        second.body["issues"][0]["key"],
+        first.body["issues"][0]["key"]
+    );
+    assert_ok(&jira("/rest/api/2/search/jql?jql=").await, "v2 search/jql");
+
+    // Jira Service Management, the reference's third example URL.
+    let requests = jira("/rest/servicedeskapi/request").await;
+    assert_ok(&requests, "JSM requests");
+    assert!(!requests.body["values"].as_array().unwrap().is_empty());
+
+    // Confluence without /wiki (the reference's example), with it, and REST v2.
+    let confluence = |path: &'static str| call(&app, "GET", &token, "confluence", &acme, path);
+    for path in ["/rest/api/space", "/wiki/rest/api/space"] {
+        let spaces = confluence(path).await;
+        assert_ok(&spaces, path);
+        assert_eq!(spaces.body["results"][0]["key"], "DEMO", "{path}");
+    }
+    for path in [
+        "/wiki/api/v2/spaces",
+        "/api/v2/spaces",
+        "/wiki/api/v2/pages",
+        "/api/v2/pages",
+    ] {
+        let listed = confluence(path).await;
+        assert_ok(&listed, path);
+        assert!(
+            !listed.body["results"].as_array().unwrap().is_empty(),
+            "{path}"
+        );
+    }
+    assert_ok(
+        &confluence("/rest/api/content?type=page&spaceKey=DEMO").await,
+        "v1 content",
+    );
+}
+
+/// The new catalogs' scopes are enforced like any: a token without the granular page
+/// scope reads spaces but not pages, whether the path has `/wiki` or not; unknown paths
+/// under an alias are 404 naming the product's own path.
+#[tokio::test]
+async fn the_new_operations_need_their_own_scopes() {
+    let app = TestApp::sqlite().await;
+    let token = client_token(&app, "read:space:confluence read:jira-work").await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let confluence = |path: &'static str| call(&app, "GET", &token, "confluence", &acme, path);
+    assert_ok(&confluence("/api/v2/spaces").await, "spaces");
+    for path in ["/wiki/api/v2/pages", "/api/v2/pages"] {
+        let refused = confluence(path).await;
+        assert_eq!(refused.status, 403, "{path}: {refused:?}");
+        let message = refused.body["message"].as_str().unwrap();
+        assert!(message.contains("read:page:confluence"), "{message}");
+    }
+    let unknown = confluence("/rest/api/nothing-here").await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(
+        unknown.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/wiki/rest/api/nothing-here"),
+        "{unknown:?}"
+    );
+    let jsm = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/servicedeskapi/request",
+    )
+    .await;
+    assert_eq!(jsm.status, 403, "{jsm:?}");
+    assert!(
+        jsm.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("read:servicedesk-request")
+    );
+}
+
+/// `gateway.scope_mismatch = "reference"` answers a missing scope as the reference does.
+#[tokio::test]
+async fn a_missing_scope_can_be_answered_as_the_reference_does() {
+    let app = TestApp::spawn(Backend::Sqlite, |config| {
+        config.gateway.scope_mismatch = "reference".into();
+    })
+    .await
+    .unwrap();
+    let token = client_token(&app, "read:jira-user").await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let refused = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/project/search",
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.body,
+        json!({ "code": 401, "message": "Unauthorized; scope does not match" })
+    );
+    assert!(
+        refused
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("insufficient_scope"))
+    );
+    // An admitted call is unchanged.
+    assert_ok(
+        &call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await,
+        "myself",
+    );
+}
+
+/// `/me` always has `picture` (the reference's shape), a default avatar when the account
+/// has none, served by the API host; `/oauth/revoke` answers JSON.
+#[tokio::test]
+async fn me_has_a_picture_and_revoke_answers_json() {
+    let app = TestApp::sqlite().await;
+    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let tokens = crate::token::redeem(&app, &code).await;
+    let access = tokens.assert_tokens();
+    let me: Value = reqwest::Client::new()
+        .get(app.url("/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let picture = me["picture"].as_str().expect("a picture");
+    let avatar = reqwest::get(picture).await.unwrap();
+    assert_eq!(avatar.status(), 200, "{picture}");
+    assert_eq!(avatar.headers()["content-type"], "image/svg+xml");
+    assert!(avatar.text().await.unwrap().starts_with("<svg"));
+
+    let demo = app.app();
+    let revoked = reqwest::Client::new()
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(&demo.client_id, Some(&demo.client_secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(revoked.headers()["content-type"], "application/json");
+    assert_eq!(revoked.json::<Value>().await.unwrap(), json!({}));
+}
