@@ -410,6 +410,8 @@ pub struct AuthorizationCode {
     pub used_at: Option<OffsetDateTime>,
     /// The token family the first redemption produced.
     pub family_id: Option<String>,
+    /// The audience the authorization asked for (`None`: trilo's own).
+    pub audience: Option<String>,
 }
 
 /// One chain of tokens issued from one code exchange.
@@ -429,6 +431,9 @@ pub struct TokenFamily {
     pub head_generation: i64,
     pub revoked_at: Option<OffsetDateTime>,
     pub revoke_reason: Option<String>,
+    /// The audience the authorization asked for, the `aud` of the family's access tokens;
+    /// `None` (families from before audiences were kept) means trilo's own.
+    pub audience: Option<String>,
 }
 
 /// One refresh token of a family, as stored (by hash).
@@ -577,6 +582,8 @@ pub struct NewCode {
     /// When the user logged in, for an OpenID request's ID Token (`auth_time`).
     pub auth_time: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
+    /// The audience asked for (`None`: trilo's own).
+    pub audience: Option<String>,
 }
 
 /// The family a first redemption creates.

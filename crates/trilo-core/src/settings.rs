@@ -8,8 +8,11 @@ pub struct Settings {
     pub auth_url: String,
     /// The API host's public base URL (accessible-resources, /me, the gateway).
     pub api_url: String,
-    /// The `audience` apps must request and the `aud` of access tokens.
+    /// trilo's own API audience: what apps request, and the `aud` of access tokens.
     pub audience: String,
+    /// Other `audience` values apps may request (the reference's `api.atlassian.com`, for
+    /// clients that hard-code it); their tokens carry the one requested.
+    pub audience_aliases: Vec<String>,
     pub access_token_ttl: Duration,
     /// At most 10 minutes (security checklist C4).
     pub code_ttl: Duration,
@@ -26,6 +29,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Every audience apps may request: trilo's own first, then the aliases.
+    pub fn audiences(&self) -> Vec<String> {
+        std::iter::once(self.audience.clone())
+            .chain(self.audience_aliases.iter().cloned())
+            .collect()
+    }
+
     /// Defaults for a deployment at the given URLs (the reference's lifetimes).
     pub fn new(
         auth_url: impl Into<String>,
@@ -36,6 +46,7 @@ impl Settings {
             auth_url: auth_url.into(),
             api_url: api_url.into(),
             audience: audience.into(),
+            audience_aliases: Vec::new(),
             access_token_ttl: Duration::hours(1),
             code_ttl: Duration::minutes(10),
             session_ttl: Duration::hours(12),

@@ -105,6 +105,8 @@ pub const MAX_LOGIN_HINT_LEN: usize = 254;
 /// A request that passed every check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidAuthorize {
+    /// The audience asked for: the `aud` of the tokens this authorization leads to.
+    pub audience: String,
     pub client_id: String,
     /// Where to send the response: the presented URI (loopback ports may differ from the
     /// registered one), or the single registered one when none was sent.
@@ -186,11 +188,12 @@ const SINGLE_VALUED: [&str; 12] = [
 ];
 
 /// Validates an authorization request. `client` is the app named by `client_id`, looked up
-/// by the caller (`None` when unknown). `audience` is the API audience of this platform.
+/// by the caller (`None` when unknown). `audiences` are the API audiences of this platform
+/// (its own and the aliases it accepts).
 pub fn validate(
     params: &Params,
     client: Option<&ClientView<'_>>,
-    audience: &str,
+    audiences: &[String],
 ) -> Result<ValidAuthorize, AuthorizeError> {
     use AuthorizeError::Untrusted;
 
@@ -234,11 +237,14 @@ pub fn validate(
         return Err(fail(OAuthError::invalid_request(repeated_message(name))));
     }
     // DESIGN §3's order: audience, response_type, state, scope, PKCE.
-    if params.get("audience") != Some(audience) {
+    let Some(audience) = params
+        .get("audience")
+        .filter(|asked| audiences.iter().any(|a| a == asked))
+    else {
         return Err(fail(OAuthError::invalid_request(
             "audience is missing or is not this platform's API audience.",
         )));
-    }
+    };
     match params.get("response_type") {
         None => {
             return Err(fail(OAuthError::invalid_request(
@@ -325,6 +331,7 @@ pub fn validate(
     }
 
     Ok(ValidAuthorize {
+        audience: audience.to_owned(),
         client_id: client.client_id.to_owned(),
         redirect_uri: redirect_uri.clone(),
         redirect_uri_sent,
@@ -541,7 +548,11 @@ mod tests {
             is_public,
         };
         let client = (params.get("client_id") == Some("abc")).then_some(client);
-        validate(&params, client.as_ref(), AUD)
+        validate(
+            &params,
+            client.as_ref(),
+            &[AUD.to_owned(), "api.atlassian.com".to_owned()],
+        )
     }
 
     fn redirect_code(r: Result<ValidAuthorize, AuthorizeError>) -> Option<ErrorCode> {

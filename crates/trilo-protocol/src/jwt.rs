@@ -55,6 +55,14 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// The one audience, or the first of several.
+    pub fn first(&self) -> &str {
+        match self {
+            Self::One(a) => a,
+            Self::Many(list) => list.first().map_or("", String::as_str),
+        }
+    }
+
     pub fn contains(&self, aud: &str) -> bool {
         match self {
             Self::One(a) => a == aud,
@@ -163,7 +171,8 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
 #[derive(Clone, Copy, Debug)]
 pub struct Expectations<'a> {
     pub issuer: &'a str,
-    pub audience: &'a str,
+    /// Any of these in `aud` will do (trilo's own audience and its aliases).
+    pub audiences: &'a [String],
     pub now_unix: i64,
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (at most 60 s, H-J6).
     pub leeway_secs: i64,
@@ -180,7 +189,7 @@ pub fn validate_claims(
         .map_err(|_| JwtError::Malformed)?;
     let claims: AccessTokenClaims =
         serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
-    if claims.iss != expect.issuer || !claims.aud.contains(expect.audience) {
+    if claims.iss != expect.issuer || !expect.audiences.iter().any(|a| claims.aud.contains(a)) {
         return Err(JwtError::WrongIssuerOrAudience);
     }
     if claims.exp + expect.leeway_secs <= expect.now_unix {
@@ -225,7 +234,9 @@ mod tests {
     fn expect(now: i64) -> Expectations<'static> {
         Expectations {
             issuer: "https://auth.test",
-            audience: "api.test",
+            audiences: Box::leak(
+                vec!["api.test".to_owned(), "alias.test".to_owned()].into_boxed_slice(),
+            ),
             now_unix: now,
             leeway_secs: 60,
         }
@@ -276,6 +287,13 @@ mod tests {
         let token = compact(&signing_input(&header(), &c), &[0u8; 64]);
         let Ok(p) = parse(&token) else { panic!() };
         assert!(validate_claims(&p, &expect(2_000)).is_ok());
+        c.aud = Audience::One("alias.test".into());
+        let token = compact(&signing_input(&header(), &c), &[0u8; 64]);
+        let Ok(p) = parse(&token) else { panic!() };
+        assert!(
+            validate_claims(&p, &expect(2_000)).is_ok(),
+            "an accepted alias"
+        );
         c.aud = Audience::One("other".into());
         let token = compact(&signing_input(&header(), &c), &[0u8; 64]);
         let Ok(p) = parse(&token) else { panic!() };

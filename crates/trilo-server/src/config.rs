@@ -23,6 +23,9 @@ pub struct Config {
     pub api_url: String,
     /// The audience apps request and access tokens carry.
     pub audience: String,
+    /// Other audiences apps may request, e.g. the reference's `api.atlassian.com` for
+    /// clients that hard-code it; tokens carry the audience that was asked for.
+    pub audience_aliases: Vec<String>,
     /// Address to listen on.
     pub listen: String,
     /// `sqlite://PATH` or `postgres://…`; default: `trilo.db` inside `data_dir`.
@@ -120,6 +123,7 @@ impl Default for Config {
             auth_url: "http://127.0.0.1:8080".into(),
             api_url: "http://127.0.0.1:8080".into(),
             audience: "api.trilo.local".into(),
+            audience_aliases: Vec::new(),
             listen: "127.0.0.1:8080".into(),
             database_url: None,
             data_dir: PathBuf::from("trilo-data"),
@@ -229,6 +233,16 @@ impl Config {
         if self.audience.trim().is_empty() {
             return Err(invalid("audience", "must not be empty"));
         }
+        if self
+            .audience_aliases
+            .iter()
+            .any(|a| a.trim().is_empty() || a.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(
+                "audience_aliases",
+                "each must be a non-empty value without spaces",
+            ));
+        }
         let listen: SocketAddr = self
             .listen
             .parse()
@@ -257,6 +271,7 @@ impl Config {
             auth_url: self.auth_url.clone(),
             api_url: self.api_url.clone(),
             audience: self.audience.clone(),
+            audience_aliases: self.audience_aliases.clone(),
             access_token_ttl: parse_duration(
                 "tokens.access_token_lifetime",
                 &t.access_token_lifetime,

@@ -29,18 +29,19 @@ static REDEEM: LazyLock<String> = LazyLock::new(|| {
         "WITH marked AS ( \
            UPDATE codes SET used_at = $2, family_id = $1 \
             WHERE code_hash = $4 AND used_at IS NULL \
-           RETURNING grant_id, app_id, account_id, scopes), \
+           RETURNING grant_id, app_id, account_id, scopes, audience), \
          grant_now AS ( \
            SELECT g.grant_id, g.revoked_at FROM grants g JOIN marked m ON g.grant_id = m.grant_id \
               FOR SHARE OF g), \
          family AS ( \
            INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
                                        credential_generation, created_at, absolute_expires_at, \
-                                       revoked_at, revoke_reason) \
+                                       revoked_at, revoke_reason, audience) \
            SELECT $1, m.grant_id, m.app_id, m.account_id, m.scopes, a.credential_generation, \
                   $2, $3, \
                   CASE WHEN g.revoked_at IS NULL THEN NULL ELSE $2 END, \
-                  CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END \
+                  CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, \
+                  m.audience \
              FROM marked m JOIN accounts a ON a.account_id = m.account_id \
              JOIN grant_now g ON g.grant_id = m.grant_id \
            RETURNING {family}), \

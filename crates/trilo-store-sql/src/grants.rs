@@ -23,14 +23,16 @@ pub mod sql {
     macro_rules! code_columns {
         () => {
             "code_hash, app_id, account_id, grant_id, cloud_id, scopes, redirect_uri, \
-             code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id"
+             code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, \
+             audience"
         };
     }
 
     macro_rules! family_columns {
         () => {
             "family_id, grant_id, app_id, account_id, scopes, credential_generation, \
-             created_at, absolute_expires_at, head_generation, revoked_at, revoke_reason"
+             created_at, absolute_expires_at, head_generation, revoked_at, revoke_reason, \
+             audience"
         };
     }
 
@@ -74,8 +76,8 @@ pub mod sql {
 
     pub const INSERT_CODE: &str = "INSERT INTO codes (code_hash, app_id, account_id, grant_id, \
          cloud_id, scopes, redirect_uri, code_challenge, nonce, created_at, expires_at, \
-         used_at, family_id, auth_time) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12)";
+         used_at, family_id, auth_time, audience) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13)";
     pub const CODE: &str = concat!(
         "SELECT ",
         code_columns!(),
@@ -91,11 +93,11 @@ pub mod sql {
     pub const INSERT_FAMILY_OF_CODE: &str = concat!(
         "INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
          credential_generation, created_at, absolute_expires_at, revoked_at, \
-         revoke_reason) \
+         revoke_reason, audience) \
          SELECT $1, c.grant_id, c.app_id, c.account_id, c.scopes, \
          a.credential_generation, $2, $3, \
          CASE WHEN g.revoked_at IS NULL THEN NULL ELSE $2 END, \
-         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END \
+         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, c.audience \
          FROM codes c JOIN accounts a ON a.account_id = c.account_id \
          JOIN grants g ON g.grant_id = c.grant_id \
          WHERE c.code_hash = $4 RETURNING ",
@@ -121,7 +123,7 @@ pub mod sql {
             "t.token_hash, t.family_id, t.generation, t.issued_at, t.inactivity_expires_at, \
              t.rotated_at, f.grant_id, f.app_id, f.account_id, f.scopes, \
              f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
-             f.revoked_at, f.revoke_reason, \
+             f.revoked_at, f.revoke_reason, f.audience, \
              CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
              g.scopes AS grant_scopes, \
              CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
@@ -244,6 +246,7 @@ pub struct CodeRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub family_id: Option<String>,
+    pub audience: Option<String>,
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -265,6 +268,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             expires_at: time(r.expires_at)?,
             used_at: opt_time(r.used_at)?,
             family_id: r.family_id,
+            audience: r.audience,
         })
     }
 }
@@ -282,6 +286,7 @@ pub struct FamilyRow {
     pub head_generation: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    pub audience: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for TokenFamily {
@@ -300,6 +305,7 @@ impl TryFrom<FamilyRow> for TokenFamily {
             head_generation: r.head_generation,
             revoked_at: opt_time(r.revoked_at)?,
             revoke_reason: r.revoke_reason,
+            audience: r.audience,
         })
     }
 }
@@ -508,7 +514,8 @@ pub async fn accept_consent(
             .bind(&code.nonce)
             .bind(at)
             .bind(ms(code.expires_at))
-            .bind(opt_ms(code.auth_time)),
+            .bind(opt_ms(code.auth_time))
+            .bind(&code.audience),
     )
     .await?;
     tx.commit().await?;

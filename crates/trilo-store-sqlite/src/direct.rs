@@ -212,6 +212,7 @@ fn family_row(row: &Row<'_>) -> rusqlite::Result<FamilyRow> {
         head_generation: row.get("head_generation")?,
         revoked_at: row.get("revoked_at")?,
         revoke_reason: row.get("revoke_reason")?,
+        audience: row.get("audience")?,
     })
 }
 
@@ -245,6 +246,7 @@ fn code_row(row: &Row<'_>) -> rusqlite::Result<CodeRow> {
         expires_at: row.get("expires_at")?,
         used_at: row.get("used_at")?,
         family_id: row.get("family_id")?,
+        audience: row.get("audience")?,
     })
 }
 

@@ -352,27 +352,27 @@ mod tests {
         assert!(err.to_string().contains("journal_mode"), "{err}");
     }
 
-    /// Migration 0009 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database at 0008
+    /// Migration 0010 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database at 0009
     /// with codes in it keeps every code, field for field, and takes codes without a site.
     #[tokio::test]
     async fn rebuilding_the_code_table_keeps_every_code() {
         use trilo_core::store::GrantStore;
         use trilo_core::testing::fixtures::{self, World, at};
-        let before_0009 = std::env::temp_dir().join(format!(
+        let before_0010 = std::env::temp_dir().join(format!(
             "trilo-migrations-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&before_0009).unwrap();
+        std::fs::create_dir_all(&before_0010).unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         for entry in std::fs::read_dir(&shipped).unwrap() {
             let name = entry.unwrap().file_name();
-            if name.to_string_lossy().as_ref() < "0009" {
-                std::fs::copy(shipped.join(&name), before_0009.join(&name)).unwrap();
+            if name.to_string_lossy().as_ref() < "0010" {
+                std::fs::copy(shipped.join(&name), before_0010.join(&name)).unwrap();
             }
         }
         let path = temp_path();
         let store = SqlStore(SqliteStore::open(&path).await.unwrap());
-        sqlx::migrate::Migrator::new(before_0009.as_path())
+        sqlx::migrate::Migrator::new(before_0010.as_path())
             .await
             .unwrap()
             .run(&store.writer)
@@ -414,7 +414,7 @@ mod tests {
         store.self_check().await.unwrap();
         store.close().await;
         remove(&path);
-        let _ = std::fs::remove_dir_all(&before_0009);
+        let _ = std::fs::remove_dir_all(&before_0010);
     }
 
     #[tokio::test]

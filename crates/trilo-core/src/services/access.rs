@@ -93,7 +93,7 @@ impl Core {
         }
         let expect = Expectations {
             issuer: &self.settings.auth_url,
-            audience: &self.settings.audience,
+            audiences: &self.settings.audiences(),
             now_unix: self.now().unix_timestamp(),
             leeway_secs: self.settings.jwt_leeway.whole_seconds(),
         };

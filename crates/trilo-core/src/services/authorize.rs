@@ -272,6 +272,7 @@ impl Core {
             // The ID Token states it (OIDC Core §2 `auth_time`).
             auth_time: logged_in.auth_time.filter(|_| is_openid(&valid.scopes)),
             expires_at: self.now() + self.settings.code_ttl.min(time::Duration::minutes(10)),
+            audience: Some(valid.audience.clone()),
         };
         (code, new_code)
     }
@@ -322,7 +323,8 @@ impl Core {
             allowed_scopes: &allowed,
             is_public: a.client_type == ClientType::Public,
         });
-        let valid = match authorize::validate(params, view.as_ref(), &self.settings.audience) {
+        let audiences = self.settings.audiences();
+        let valid = match authorize::validate(params, view.as_ref(), &audiences) {
             Ok(valid) => valid,
             Err(AuthorizeError::Untrusted(reason)) => {
                 return Ok(Checked::Done(AuthorizeOutcome::ErrorPage(reason)));

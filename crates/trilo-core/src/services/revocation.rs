@@ -112,7 +112,7 @@ impl Core {
                     client_id: Some(ctx.claims.client_id),
                     sub: Some(ctx.claims.sub),
                     iss: Some(ctx.claims.iss),
-                    aud: Some(self.settings.audience.clone()),
+                    aud: Some(ctx.claims.aud.first().to_owned()),
                     exp: Some(ctx.claims.exp),
                     iat: Some(ctx.claims.iat),
                     jti: Some(ctx.claims.jti),

@@ -235,7 +235,12 @@ impl Core {
         let claims = AccessTokenClaims {
             iss: self.settings.auth_url.clone(),
             sub: family.account_id.clone(),
-            aud: Audience::One(self.settings.audience.clone()),
+            aud: Audience::One(
+                family
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| self.settings.audience.clone()),
+            ),
             client_id: app.client_id.clone(),
             scope: scopes.join(" "),
             iat: now,

@@ -186,6 +186,7 @@ pub fn new_code(at: OffsetDateTime) -> NewCode {
         nonce: None,
         auth_time: Some(at - Duration::seconds(30)),
         expires_at: at + Duration::minutes(10),
+        audience: Some("api.example.test".to_owned()),
     }
 }
 

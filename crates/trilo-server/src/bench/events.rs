@@ -126,6 +126,7 @@ pub async fn prepare(core: &Core, info: &DemoInfo) -> anyhow::Result<EventsFixtu
                     nonce: None,
                     auth_time: None,
                     expires_at: now + time::Duration::minutes(1),
+                    audience: None,
                 },
             )
             .await?;

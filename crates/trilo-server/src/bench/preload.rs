@@ -239,6 +239,7 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
             head_generation: 1,
             revoked_at: None,
             revoke_reason: None,
+            audience: None,
         });
         rows.refresh_tokens.push(RefreshToken {
             token_hash: sha256(&random_token()),

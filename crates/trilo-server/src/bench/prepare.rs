@@ -221,6 +221,7 @@ impl<'a> Fixture<'a> {
             expires_at,
             used_at: None,
             family_id: None,
+            audience: None,
         };
         let mut codes = Vec::with_capacity(count);
         while codes.len() < count {
@@ -380,6 +381,7 @@ mod tests {
             expires_at: OffsetDateTime::UNIX_EPOCH,
             used_at: None,
             family_id: None,
+            audience: None,
         }
     }
 

@@ -130,6 +130,9 @@ pub fn load_config(global: &GlobalOptions) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The reference platform's API audience, which the demo also accepts.
+pub const REFERENCE_AUDIENCE: &str = "api.atlassian.com";
+
 async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     let mut config = load_config(global)?;
     if global.data_dir.is_none() && std::env::var_os("TRILO__DATA_DIR").is_none() {
@@ -141,6 +144,10 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     // Developers try webhooks with a receiver on their own machine.
     if std::env::var_os("TRILO__WEBHOOKS__ALLOW_HTTP_LOOPBACK").is_none() {
         config.webhooks.allow_http_loopback = true;
+    }
+    // Clients written for the reference often hard-code its audience.
+    if config.audience_aliases.is_empty() {
+        config.audience_aliases = vec![REFERENCE_AUDIENCE.to_owned()];
     }
     let listener = TcpListener::bind(listen)
         .await

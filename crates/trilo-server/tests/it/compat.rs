@@ -233,3 +233,91 @@ async fn me_has_a_picture_and_revoke_answers_json() {
     assert_eq!(revoked.headers()["content-type"], "application/json");
     assert_eq!(revoked.json::<Value>().await.unwrap(), json!({}));
 }
+
+/// `audience_aliases`: a client that hard-codes the reference's audience gets tokens for
+/// it, which the gateway, refresh and introspection honour; an audience that is neither
+/// trilo's nor an alias is refused at /authorize.
+#[tokio::test]
+async fn an_audience_alias_is_accepted_and_carried_by_the_tokens() {
+    let app = TestApp::spawn(Backend::Sqlite, |config| {
+        config.audience_aliases = vec!["api.atlassian.com".into()];
+    })
+    .await
+    .unwrap();
+    let code = app
+        .obtain_code(&app.authorize_url(&[("audience", "api.atlassian.com")]))
+        .await;
+    let tokens = crate::token::redeem(&app, &code).await;
+    let access = tokens.assert_tokens();
+    assert_eq!(
+        crate::refresh::claims_of(&access)["aud"],
+        "api.atlassian.com"
+    );
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let projects = call(
+        &app,
+        "GET",
+        &access,
+        "jira",
+        &acme,
+        "/rest/api/3/project/search",
+    )
+    .await;
+    assert_ok(&projects, "an alias audience token at the gateway");
+    let refreshed = crate::refresh::refresh(&app, &crate::refresh::refresh_token_of(&tokens)).await;
+    let renewed = refreshed.assert_tokens();
+    assert_eq!(
+        crate::refresh::claims_of(&renewed)["aud"],
+        "api.atlassian.com"
+    );
+    let demo = app.app();
+    let described: Value = reqwest::Client::new()
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(&demo.client_id, Some(&demo.client_secret))
+        .form(&[("token", renewed.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(described["aud"], "api.atlassian.com");
+    // trilo's own audience still works and is what its tokens carry.
+    let own = app.obtain_code(&app.authorize_url(&[])).await;
+    let own = crate::token::redeem(&app, &own).await.assert_tokens();
+    assert_eq!(
+        crate::refresh::claims_of(&own)["aud"],
+        app.demo.audience.as_str()
+    );
+
+    let browser = crate::authorize::logged_in(&app, 0).await;
+    let res = browser
+        .get(app.url_of_authorize_with_audience("api.example.org"))
+        .send()
+        .await
+        .unwrap();
+    let location = crate::support::location(&res);
+    assert_eq!(
+        crate::support::query_param(&location, "error").as_deref(),
+        Some("invalid_request"),
+        "{location}"
+    );
+}
+
+/// Without aliases (the default), the reference's audience is refused.
+#[tokio::test]
+async fn without_aliases_only_trilos_audience_is_accepted() {
+    let app = TestApp::sqlite().await;
+    let browser = crate::authorize::logged_in(&app, 0).await;
+    let res = browser
+        .get(app.url_of_authorize_with_audience("api.atlassian.com"))
+        .send()
+        .await
+        .unwrap();
+    let location = crate::support::location(&res);
+    assert_eq!(
+        crate::support::query_param(&location, "error").as_deref(),
+        Some("invalid_request"),
+        "{location}"
+    );
+}

@@ -216,6 +216,11 @@ impl TestApp {
         append_query(&self.url("/authorize"), &params)
     }
 
+    /// The demo app's authorization URL asking for `audience`.
+    pub fn url_of_authorize_with_audience(&self, audience: &str) -> String {
+        self.authorize_url(&[("audience", audience)])
+    }
+
     /// Logs `client` in through the login form.
     pub async fn login(
         &self,

@@ -94,6 +94,7 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
             expires_at: code.expires_at,
             used_at: None,
             family_id: None,
+            audience: code.audience.clone(),
         })
     );
     assert_eq!(store.code(&fixtures::random_hash()).await.unwrap(), None);
@@ -354,6 +355,8 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
             head_generation: 0,
             revoked_at: None,
             revoke_reason: None,
+            // The audience the authorization asked for goes with the family.
+            audience: code.audience.clone(),
         }
     );
     assert_eq!(

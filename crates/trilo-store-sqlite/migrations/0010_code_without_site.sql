@@ -20,6 +20,7 @@ CREATE TABLE codes_without_site (
     -- transaction as the family and both go when the grant goes).
     family_id       TEXT,
     auth_time       BIGINT,
+    audience        TEXT,
     CONSTRAINT codes_pkey PRIMARY KEY (code_hash),
     CONSTRAINT codes_hash_len CHECK (length(code_hash) = 32),
     CONSTRAINT codes_app_fkey FOREIGN KEY (app_id)
@@ -31,9 +32,9 @@ CREATE TABLE codes_without_site (
 );
 INSERT INTO codes_without_site (code_hash, app_id, account_id, grant_id, cloud_id, scopes,
     redirect_uri, code_challenge, nonce, created_at, expires_at, used_at, family_id,
-    auth_time)
+    auth_time, audience)
 SELECT code_hash, app_id, account_id, grant_id, cloud_id, scopes, redirect_uri,
-    code_challenge, nonce, created_at, expires_at, used_at, family_id, auth_time
+    code_challenge, nonce, created_at, expires_at, used_at, family_id, auth_time, audience
 FROM codes;
 DROP TABLE codes;
 ALTER TABLE codes_without_site RENAME TO codes;
