@@ -296,6 +296,9 @@ pub struct App {
     pub callback_urls: Vec<String>,
     /// Scopes the app may request (product scopes; the identity scopes are always allowed).
     pub scopes: Vec<String>,
+    /// Origins (`https://app.example.com`) of the browser apps that call the token and
+    /// revocation endpoints: CORS is answered for these only.
+    pub web_origins: Vec<String>,
     pub distribution: Distribution,
     pub review_state: ReviewState,
     pub client_type: ClientType,

@@ -173,10 +173,12 @@ pub trait AppStore: Send + Sync {
     async fn insert_app(&self, app: &App, secret: Option<&AppSecret>) -> StoreResult<()>;
     async fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>>;
+    /// Whether any app lists `origin` among its web origins.
+    async fn web_origin_registered(&self, origin: &str) -> StoreResult<bool>;
     /// All apps, or those of one owner, oldest first.
     async fn list_apps(&self, owner_account_id: Option<&str>) -> StoreResult<Vec<App>>;
-    /// Replaces the mutable fields (name, description, avatar, callback URLs, scopes,
-    /// distribution, review state, updated_at). `NotFound` when the app does not exist.
+    /// Replaces the mutable fields (name, description, avatar, callback URLs, scopes, web
+    /// origins, distribution, review state, updated_at). `NotFound` when the app does not exist.
     async fn update_app(&self, app: &App) -> StoreResult<()>;
     /// Secrets that are valid at `now` (current, or rotated away but inside their grace).
     async fn app_secrets(&self, app_id: &str, now: OffsetDateTime) -> StoreResult<Vec<AppSecret>>;

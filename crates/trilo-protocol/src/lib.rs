@@ -19,6 +19,7 @@ pub mod rotation;
 pub mod route;
 pub mod scope;
 pub mod token_request;
+pub mod web_origin;
 pub mod webhooks;
 
 pub use error::{ErrorCode, OAuthError};

@@ -172,6 +172,8 @@ pub struct AuthorizationPage {
     pub app: AppView,
     /// The callback URLs, one per line, as the textarea shows them.
     pub callback_text: String,
+    /// The web origins, one per line.
+    pub origins_text: String,
     pub scope_choices: Vec<ScopeOption>,
     pub authorization_url: String,
 }

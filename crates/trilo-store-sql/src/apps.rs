@@ -9,6 +9,7 @@ use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
 use crate::convert::{hash, ms, opt_ms, opt_time, parse, time};
+use crate::events::CountRow;
 
 pub mod sql {
     //! The SQL of apps, their lists, secrets and installations (same text on both backends).
@@ -50,6 +51,17 @@ pub mod sql {
     pub const LIST_SCOPES: &str = "SELECT s.app_id, s.scope AS item FROM app_scopes s \
          JOIN apps a ON a.app_id = s.app_id \
          WHERE ($1 IS NULL OR a.owner_account_id = $1) ORDER BY s.app_id, s.ordinal";
+    pub const WEB_ORIGINS_OF_APP: &str = "SELECT app_id, origin AS item FROM app_web_origins \
+         WHERE app_id = $1 ORDER BY ordinal";
+    pub const LIST_WEB_ORIGINS: &str = "SELECT o.app_id, o.origin AS item \
+         FROM app_web_origins o JOIN apps a ON a.app_id = o.app_id \
+         WHERE ($1 IS NULL OR a.owner_account_id = $1) ORDER BY o.app_id, o.ordinal";
+    pub const INSERT_WEB_ORIGIN: &str =
+        "INSERT INTO app_web_origins (app_id, ordinal, origin) VALUES ($1, $2, $3)";
+    pub const DELETE_WEB_ORIGINS: &str = "DELETE FROM app_web_origins WHERE app_id = $1";
+    /// Whether any app registered the origin (a CORS preflight names no client).
+    pub const WEB_ORIGIN_REGISTERED: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS n \
+         FROM app_web_origins WHERE origin = $1";
     pub const INSERT_CALLBACK_URL: &str =
         "INSERT INTO app_callback_urls (app_id, ordinal, url) VALUES ($1, $2, $3)";
     pub const INSERT_SCOPE: &str =
@@ -113,6 +125,7 @@ impl TryFrom<AppRow> for App {
             avatar_url: r.avatar_url,
             callback_urls: Vec::new(),
             scopes: Vec::new(),
+            web_origins: Vec::new(),
             distribution: parse(&r.distribution, Distribution::parse, "distribution")?,
             review_state: parse(&r.review_state, ReviewState::parse, "review state")?,
             client_type: parse(&r.client_type, ClientType::parse, "client type")?,
@@ -184,6 +197,7 @@ fn assemble(
     rows: Vec<AppRow>,
     urls: Vec<AppItemRow>,
     scopes: Vec<AppItemRow>,
+    origins: Vec<AppItemRow>,
 ) -> Result<Vec<App>, StoreError> {
     let mut apps = rows
         .into_iter()
@@ -197,6 +211,11 @@ fn assemble(
     for s in scopes {
         if let Some(app) = apps.iter_mut().find(|a| a.app_id == s.app_id) {
             app.scopes.push(s.item);
+        }
+    }
+    for o in origins {
+        if let Some(app) = apps.iter_mut().find(|a| a.app_id == o.app_id) {
+            app.web_origins.push(o.item);
         }
     }
     Ok(apps)
@@ -214,7 +233,12 @@ async fn load_app(c: &mut impl Conn, by: &'static str, key: &str) -> Result<Opti
     let scopes: Vec<AppItemRow> = c
         .fetch_all(Stmt::new(sql::SCOPES_OF_APP).bind(&row.app_id))
         .await?;
-    Ok(assemble(vec![row], urls, scopes)?.into_iter().next())
+    let origins: Vec<AppItemRow> = c
+        .fetch_all(Stmt::new(sql::WEB_ORIGINS_OF_APP).bind(&row.app_id))
+        .await?;
+    Ok(assemble(vec![row], urls, scopes, origins)?
+        .into_iter()
+        .next())
 }
 
 /// Writes the app's ordered lists (after deleting the old ones on update).
@@ -234,6 +258,15 @@ async fn insert_lists(tx: &mut impl Conn, app: &App) -> Result<(), Fail> {
                 .bind(&app.app_id)
                 .bind(i)
                 .bind(scope),
+        )
+        .await?;
+    }
+    for (i, origin) in (0_i64..).zip(&app.web_origins) {
+        tx.execute(
+            Stmt::new(sql::INSERT_WEB_ORIGIN)
+                .bind(&app.app_id)
+                .bind(i)
+                .bind(origin),
         )
         .await?;
     }
@@ -306,11 +339,22 @@ pub async fn list_apps(mut tx: impl Tx, owner_account_id: Option<&str>) -> Resul
     let scopes: Vec<AppItemRow> = tx
         .fetch_all(Stmt::new(sql::LIST_SCOPES).bind(owner_account_id))
         .await?;
+    let origins: Vec<AppItemRow> = tx
+        .fetch_all(Stmt::new(sql::LIST_WEB_ORIGINS).bind(owner_account_id))
+        .await?;
     tx.commit().await?;
-    Ok(assemble(rows, urls, scopes)?)
+    Ok(assemble(rows, urls, scopes, origins)?)
 }
 
-/// Replaces the mutable fields and both lists; `NotFound` when the app does not exist.
+/// Whether any app registered `origin` as a web origin.
+pub async fn web_origin_registered(mut c: impl Conn, origin: &str) -> Result<bool, Fail> {
+    let row: CountRow = c
+        .fetch_one(Stmt::new(sql::WEB_ORIGIN_REGISTERED).bind(origin))
+        .await?;
+    Ok(row.n() > 0)
+}
+
+/// Replaces the mutable fields and the lists; `NotFound` when the app does not exist.
 pub async fn update_app(mut tx: impl Tx, app: &App) -> Result<(), Fail> {
     let updated = tx
         .execute(
@@ -330,6 +374,8 @@ pub async fn update_app(mut tx: impl Tx, app: &App) -> Result<(), Fail> {
     tx.execute(Stmt::new(sql::DELETE_CALLBACK_URLS).bind(&app.app_id))
         .await?;
     tx.execute(Stmt::new(sql::DELETE_SCOPES).bind(&app.app_id))
+        .await?;
+    tx.execute(Stmt::new(sql::DELETE_WEB_ORIGINS).bind(&app.app_id))
         .await?;
     insert_lists(&mut tx, app).await?;
     tx.commit().await

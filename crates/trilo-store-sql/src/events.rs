@@ -153,6 +153,12 @@ pub struct CountRow {
     n: i64,
 }
 
+impl CountRow {
+    pub fn n(&self) -> i64 {
+        self.n
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct StatusCountRow {
     status: String,

@@ -450,6 +450,12 @@ impl<B: Backend> AppStore for SqlStore<B> {
             .await
     }
 
+    async fn web_origin_registered(&self, origin: &str) -> StoreResult<bool> {
+        self.0
+            .read(|c| apps::web_origin_registered(c, origin))
+            .await
+    }
+
     async fn list_apps(&self, owner_account_id: Option<&str>) -> StoreResult<Vec<App>> {
         self.0
             .snapshot(|tx| apps::list_apps(tx, owner_account_id))

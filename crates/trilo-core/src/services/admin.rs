@@ -310,6 +310,7 @@ impl Core {
             avatar_url: input.avatar_url,
             callback_urls: dedup(input.callback_urls),
             scopes,
+            web_origins: Vec::new(),
             distribution: input.distribution,
             review_state: ReviewState::Unreviewed,
             client_type: input.client_type,

@@ -71,4 +71,27 @@ impl Core {
             .put(client_id.to_owned(), Arc::clone(&client));
         Ok(Some(client))
     }
+
+    /// Whether a browser page at `origin` may call the token and revocation endpoints for
+    /// `client_id` (CORS, issue 15): the app lists the origin among its web origins. The
+    /// auth host's own origin is no cross-origin call and always may.
+    pub async fn web_origin_allowed(&self, client_id: &str, origin: &str) -> CoreResult<bool> {
+        if self.is_own_origin(origin) {
+            return Ok(true);
+        }
+        Ok(self
+            .client(client_id)
+            .await?
+            .is_some_and(|c| c.app.web_origins.iter().any(|o| o == origin)))
+    }
+
+    /// Whether any app registered `origin`: a CORS preflight names no client, so it is
+    /// answered for every registered origin and the request itself is checked per app.
+    pub async fn web_origin_registered(&self, origin: &str) -> CoreResult<bool> {
+        Ok(self.is_own_origin(origin) || self.store.web_origin_registered(origin).await?)
+    }
+
+    fn is_own_origin(&self, origin: &str) -> bool {
+        trilo_protocol::web_origin::origin_of(&self.settings.auth_url).as_deref() == Some(origin)
+    }
 }

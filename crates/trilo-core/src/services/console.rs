@@ -13,6 +13,7 @@ use trilo_protocol::ScopeSet;
 use trilo_protocol::authorize::append_query;
 use trilo_protocol::redirect::{RegistrationError, validate_registration};
 use trilo_protocol::scope::{IDENTITY_SCOPES, is_identity_scope};
+use trilo_protocol::web_origin;
 
 use super::Core;
 use super::admin::{CreatedApp, NewApp};
@@ -136,6 +137,8 @@ pub struct AppChanges {
     pub avatar_url: Option<Option<String>>,
     pub callback_urls: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    /// Web origins of the app's browser pages (stored as browsers send them).
+    pub web_origins: Option<Vec<String>>,
     pub distribution: Option<Distribution>,
 }
 
@@ -146,6 +149,7 @@ impl AppChanges {
             && self.avatar_url.is_none()
             && self.callback_urls.is_none()
             && self.scopes.is_none()
+            && self.web_origins.is_none()
             && self.distribution.is_none()
     }
 }
@@ -359,6 +363,9 @@ impl DeveloperConsole<'_> {
                 .cloned()
                 .collect();
             app.scopes = scopes;
+        }
+        if let Some(origins) = &changes.web_origins {
+            app.web_origins = check_web_origins(origins)?;
         }
         if let Some(distribution) = changes.distribution {
             app.distribution = distribution;
@@ -619,6 +626,25 @@ fn check_avatar(avatar: Option<String>) -> ConsoleResult<Option<String>> {
         ));
     }
     Ok(Some(avatar))
+}
+
+/// The origins as browsers send them, without repeats; each must be an https origin (http
+/// on loopback).
+fn check_web_origins(origins: &[String]) -> ConsoleResult<Vec<String>> {
+    if origins.len() > MAX_CALLBACK_URLS {
+        return Err(ConsoleError::Invalid(format!(
+            "at most {MAX_CALLBACK_URLS} web origins"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for origin in origins {
+        let normalized = web_origin::normalize(origin)
+            .map_err(|e| ConsoleError::Invalid(format!("web origin {origin:?} {e}")))?;
+        if !out.contains(&normalized) {
+            out.push(normalized);
+        }
+    }
+    Ok(out)
 }
 
 fn check_callback_urls(urls: &[String]) -> ConsoleResult<()> {

@@ -132,6 +132,7 @@ pub fn app(owner_account_id: &str) -> App {
             "http://127.0.0.1/cb".to_owned(),
         ],
         scopes: vec!["read:jira-work".to_owned(), "write:jira-work".to_owned()],
+        web_origins: vec!["https://app.example.test".to_owned()],
         distribution: Distribution::Sharing,
         review_state: ReviewState::Unreviewed,
         client_type: ClientType::Confidential,

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api;
 pub mod api_v1;
+pub mod browser_clients;
 pub mod common;
 pub mod console;
 pub mod errors;

@@ -9,29 +9,38 @@ use axum::response::Response;
 use axum::routing::post;
 use trilo_protocol::token_request::token_parameter;
 
+use super::browser_clients;
 use super::errors::TokenEndpointError;
-use super::token::{client_request, limit_client_auth, no_store_json};
+use super::token::{client_request, limit_client_auth, no_store_json, with_cors};
 use crate::state::{AppState, PeerAddr};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/oauth/revoke", post(revoke))
+        .route(
+            "/oauth/revoke",
+            post(revoke).options(browser_clients::preflight),
+        )
         .route("/oauth/introspect", post(introspect))
 }
 
-/// 200 with an empty body whether or not there was anything to revoke (RFC 7009 §2.2).
+/// 200 with `{}` whether or not there was anything to revoke (RFC 7009 §2.2).
 async fn revoke(
     State(state): State<AppState>,
     peer: PeerAddr,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, TokenEndpointError> {
-    let (params, creds) = client_request(&headers, &body)?;
-    let token = token_parameter(&params)?;
-    limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
-    // RFC 7009 §2.2 leaves the body to the server; an empty JSON object suits clients that
-    // parse every answer of the auth host as JSON.
-    Ok(no_store_json(&serde_json::json!({})))
+) -> Response {
+    let origin = browser_clients::origin(&headers);
+    let answer = async {
+        let (params, creds) = client_request(&headers, &body)?;
+        browser_clients::check(&state, origin, &creds.client_id).await?;
+        let token = token_parameter(&params)?;
+        limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
+        // RFC 7009 §2.2 leaves the body to the server; an empty JSON object suits clients
+        // that parse every answer of the auth host as JSON.
+        Ok(no_store_json(&serde_json::json!({})))
+    };
+    with_cors(&state, origin, &headers, &body, answer.await).await
 }
 
 async fn introspect(

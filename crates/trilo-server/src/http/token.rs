@@ -12,12 +12,16 @@ use trilo_core::{CoreError, CoreResult};
 use trilo_protocol::token_request::{ClientCredentials, client_credentials, parse_grant};
 use trilo_protocol::{ErrorCode, OAuthError, Params};
 
+use super::browser_clients;
 use super::common::{charset_is_utf8, content_type};
 use super::errors::{TokenEndpointError, no_store};
 use crate::state::{AppState, PeerAddr};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/oauth/token", post(token))
+    Router::new().route(
+        "/oauth/token",
+        post(token).options(browser_clients::preflight),
+    )
 }
 
 async fn token(
@@ -25,12 +29,40 @@ async fn token(
     peer: PeerAddr,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, TokenEndpointError> {
-    let (params, creds) = client_request(&headers, &body)?;
-    let grant = parse_grant(&params)?;
-    let response =
-        limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
-    Ok(no_store_json(&response))
+) -> Response {
+    let origin = browser_clients::origin(&headers);
+    let answer = async {
+        let (params, creds) = client_request(&headers, &body)?;
+        browser_clients::check(&state, origin, &creds.client_id).await?;
+        let grant = parse_grant(&params)?;
+        let response =
+            limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
+        Ok::<_, TokenEndpointError>(no_store_json(&response))
+    };
+    with_cors(&state, origin, &headers, &body, answer.await).await
+}
+
+/// The answer, readable by a browser page whose origin the requesting app registered
+/// (errors included, so the page can show them).
+pub async fn with_cors(
+    state: &AppState,
+    origin: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    answer: Result<Response, TokenEndpointError>,
+) -> Response {
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    if let Some(origin) = origin
+        && let Ok((_, creds)) = client_request(headers, body)
+        && state
+            .core
+            .web_origin_allowed(&creds.client_id, origin)
+            .await
+            .unwrap_or(false)
+    {
+        browser_clients::allow(&mut response, Some(origin));
+    }
+    response
 }
 
 /// The body's parameters and the client's credentials (HTTP Basic or in the body), as the

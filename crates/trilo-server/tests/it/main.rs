@@ -9,6 +9,7 @@ mod api_v1;
 mod api_v1_webhooks;
 mod authorize;
 mod browser;
+mod browser_clients;
 mod cli;
 mod compat;
 mod conformance;

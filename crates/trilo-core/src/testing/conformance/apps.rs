@@ -101,6 +101,10 @@ pub async fn update_app_replaces_the_mutable_fields_only(store: Arc<dyn Store>) 
     changed.avatar_url = Some("https://avatars.example.test/new.png".into());
     changed.callback_urls = vec!["https://new.example.test/cb".into()];
     changed.scopes = vec!["read:jira-user".into(), "read:jira-work".into()];
+    changed.web_origins = vec![
+        "https://spa.example.test".into(),
+        "http://localhost:3000".into(),
+    ];
     changed.distribution = Distribution::Private;
     changed.review_state = ReviewState::Approved;
     changed.updated_at = at(60);
@@ -113,8 +117,13 @@ pub async fn update_app_replaces_the_mutable_fields_only(store: Arc<dyn Store>) 
     assert_eq!(store.app(&app.app_id).await.unwrap(), Some(changed.clone()));
     assert_eq!(
         store.app_by_client_id(&app.client_id).await.unwrap(),
-        Some(changed)
+        Some(changed.clone())
     );
+    // A preflight asks whether any app registered an origin.
+    assert!(store.web_origin_registered("http://localhost:3000").await.unwrap());
+    assert!(!store.web_origin_registered(&app.web_origins[0]).await.unwrap());
+    assert!(!store.web_origin_registered("https://other.example.test").await.unwrap());
+    assert_eq!(store.list_apps(None).await.unwrap(), vec![changed]);
 }
 
 pub async fn update_unknown_app_is_not_found(store: Arc<dyn Store>) {

@@ -88,6 +88,8 @@ struct UpdateAppRequest {
     #[serde(default)]
     scopes: Option<Vec<String>>,
     #[serde(default)]
+    web_origins: Option<Vec<String>>,
+    #[serde(default)]
     distribution: Option<DistributionWire>,
 }
 
@@ -188,6 +190,7 @@ pub async fn update_app(
                 avatar_url: req.avatar_url,
                 callback_urls: req.callback_urls,
                 scopes: req.scopes,
+                web_origins: req.web_origins,
                 distribution: req.distribution.map(Distribution::from),
             },
         )
@@ -349,6 +352,7 @@ fn overview(app: &App, apis: &[AppApi]) -> Value {
         "authorization_type": AUTHORIZATION_TYPE,
         "client_type": app.client_type.as_str(),
         "callback_urls": app.callback_urls,
+        "web_origins": app.web_origins,
         "scopes": app.scopes,
         "apis": apis.iter().map(|api| json!({
             "product": api.product_key,

@@ -386,6 +386,7 @@ fn components() -> Value {
                     "authorization_type": { "type": "string", "const": "OAuth 2.0 (3LO)" },
                     "client_type": { "type": "string", "enum": ["confidential", "public"] },
                     "callback_urls": strings,
+                    "web_origins": strings,
                     "scopes": strings,
                     "apis": { "type": "array", "items": schema("Api") },
                     "created_at": time, "updated_at": time,
@@ -430,6 +431,10 @@ fn components() -> Value {
                     "avatar_url": { "type": ["string", "null"], "format": "uri" },
                     "callback_urls": { "type": "array", "items": string,
                         "maxItems": MAX_CALLBACK_URLS },
+                    "web_origins": { "type": "array", "items": string,
+                        "maxItems": MAX_CALLBACK_URLS,
+                        "description": "Origins (https://app.example.com) of browser pages \
+                                        that call the token and revocation endpoints" },
                     "scopes": strings,
                     "distribution": distribution,
                 },

@@ -64,22 +64,24 @@ pub(super) async fn save_authorization(
     dev: DeveloperApp,
     form: CsrfForm,
 ) -> Result<Response, PageError> {
-    let text = form.get("callback_urls").unwrap_or_default();
-    let urls: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     let changes = AppChanges {
-        callback_urls: Some(urls),
+        callback_urls: Some(lines(form.get("callback_urls").unwrap_or_default())),
+        // Absent from older forms: then the origins stay as they are.
+        web_origins: form.get("web_origins").map(lines),
         ..AppChanges::default()
     };
     let chrome = dev.me.chrome(AUTHORIZATION);
     Ok(match save(&state, &dev, changes).await? {
         Ok(saved) => authorization_page(
             &state,
-            chrome.with_notice("Callback URLs saved."),
+            chrome.with_notice("Callback URLs and web origins saved."),
             &saved.app,
             &[],
         ),
@@ -125,6 +127,7 @@ fn authorization_page(state: &AppState, chrome: Chrome, app: &App, chosen: &[Str
             chrome,
             app: app_view(app),
             callback_text: app.callback_urls.join("\n"),
+            origins_text: app.web_origins.join("\n"),
             scope_choices: app
                 .scopes
                 .iter()
