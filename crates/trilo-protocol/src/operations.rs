@@ -8,9 +8,12 @@
 //!   `{state, scheme, scopes}` whose `scheme` is an OAuth scheme (or absent) and whose
 //!   `scopes` is non-empty is one alternative (`Current` = classic, `Beta` = granular).
 //!   In the Jira document the OAuth part of `security` always equals the `Current`
-//!   alternative, so `security` adds nothing; an extension whose alternatives are all
-//!   empty (e.g. `GET /rest/api/3/serverInfo`) closes the operation even though
-//!   `security` names the OAuth scheme with no scopes.
+//!   alternative, so `security` adds nothing. An extension whose alternatives are all
+//!   empty, on an operation whose `security` names the OAuth scheme with no scopes, says
+//!   that an app needs no scope for it (`GET /rest/api/3/serverInfo`, which anyone may
+//!   read and which the Python `jira` client calls first): it is open with one empty
+//!   alternative, so any token of an app that reaches the site will do. Forge-only
+//!   operations (`x-atlassian-connect-scope: INACCESSIBLE`) stay closed.
 //! - Otherwise the standard `security` requirement (OpenAPI 3 §4.8.10), or the document's
 //!   when the operation has none (`security: []` overrides it with "none"): each
 //!   requirement object is one alternative made of the scopes of its OAuth schemes
@@ -270,6 +273,9 @@ fn alternatives(op: &Value, doc_security: Option<&Value>, oauth: &[&str]) -> Vec
             })
             .collect()
     };
+    if needs_no_scope(op, oauth) {
+        return vec![Vec::new()];
+    }
     let mut out: Vec<Vec<String>> = Vec::new();
     for mut alt in raw {
         let mut seen = Vec::with_capacity(alt.len());
@@ -286,6 +292,38 @@ fn alternatives(op: &Value, doc_security: Option<&Value>, oauth: &[&str]) -> Vec
         }
     }
     out
+}
+
+/// The document says an app needs no scope: see the module doc. Only Jira's extension can
+/// say so; a `security` requirement of an OAuth scheme with `[]` alone does not (an
+/// alternative without scopes would otherwise open whatever a document forgot to scope).
+fn needs_no_scope(op: &Value, oauth: &[&str]) -> bool {
+    let Some(ext) = op
+        .get("x-atlassian-oauth2-scopes")
+        .and_then(Value::as_array)
+    else {
+        return false;
+    };
+    let all_empty = !ext.is_empty()
+        && ext.iter().all(|alt| {
+            alt.get("scopes")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        });
+    let oauth_without_scopes = op
+        .get("security")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .any(|req| {
+            req.iter().any(|(scheme, scopes)| {
+                oauth.contains(&scheme.as_str()) && scopes.as_array().is_some_and(Vec::is_empty)
+            })
+        });
+    let forge_only =
+        op.get("x-atlassian-connect-scope").and_then(Value::as_str) == Some("INACCESSIBLE");
+    all_empty && oauth_without_scopes && !forge_only
 }
 
 /// A JSON array of scope tokens; `None` if any entry is not one valid scope token.

@@ -30,6 +30,9 @@ pub(super) fn router() -> Router<Upstream> {
         let at = |path: &str| format!("/rest/api/{version}{path}");
         router = router
             .route(&at("/myself"), get(get_myself))
+            .route(&at("/serverInfo"), get(server_info))
+            .route(&at("/field"), get(list_fields))
+            .route(&at("/project"), get(list_projects))
             .route(&at("/project/search"), get(search_projects))
             .route(&at("/project/{projectIdOrKey}"), get(get_project))
             .route(&at("/issue"), post(create_issue))
@@ -41,6 +44,81 @@ pub(super) fn router() -> Router<Upstream> {
             );
     }
     router.merge(super::service_desk::router())
+}
+
+/// `GET /rest/api/{2,3}/serverInfo`: what clients read first (the Python `jira` package
+/// checks `deploymentType` and `versionNumbers`).
+async fn server_info(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    Json(json!({
+        "baseUrl": base,
+        "displayUrl": base,
+        "version": "1001.0.0-SNAPSHOT",
+        "versionNumbers": [1001, 0, 0],
+        "deploymentType": "Cloud",
+        "buildNumber": 100_000,
+        "buildDate": "2024-01-15T09:00:00.000+0000",
+        "serverTime": jira_time(OffsetDateTime::now_utc()),
+        "scmInfo": "sample",
+        "serverTitle": "Jira",
+        "defaultLocale": { "locale": "en_US" },
+    }))
+    .into_response()
+}
+
+/// `GET /rest/api/{2,3}/project`: every project the caller may see, as a plain array
+/// (the older call clients still make).
+async fn list_projects(
+    State(upstream): State<Upstream>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let base = upstream.site_base(Product::Jira, &caller.cloud_id);
+    let projects: Vec<Value> = upstream.sites.with_site(&caller.cloud_id, |site| {
+        site.projects
+            .iter()
+            .filter(|p| !caller.is_blocked(&p.key))
+            .map(|p| project_json(&base, p))
+            .collect()
+    });
+    Json(projects).into_response()
+}
+
+/// `GET /rest/api/{2,3}/field`: the system fields the sample's issues carry (clients map
+/// field names to ids with it before searching).
+async fn list_fields() -> Response {
+    let fields: Vec<Value> = [
+        ("summary", "Summary", "string"),
+        ("description", "Description", "string"),
+        ("issuetype", "Issue Type", "issuetype"),
+        ("project", "Project", "project"),
+        ("status", "Status", "status"),
+        ("priority", "Priority", "priority"),
+        ("labels", "Labels", "array"),
+        ("reporter", "Reporter", "user"),
+        ("creator", "Creator", "user"),
+        ("assignee", "Assignee", "user"),
+        ("created", "Created", "datetime"),
+        ("updated", "Updated", "datetime"),
+    ]
+    .iter()
+    .map(|(id, name, kind)| {
+        json!({
+            "id": id,
+            "key": id,
+            "name": name,
+            "custom": false,
+            "orderable": true,
+            "navigable": true,
+            "searchable": true,
+            "clauseNames": [id],
+            "schema": { "type": kind, "system": id },
+        })
+    })
+    .collect();
+    Json(fields).into_response()
 }
 
 async fn get_project(

@@ -531,7 +531,7 @@ fn catalog_check_reports_operations_and_scopes() {
         &["catalog", "check", jira.to_str().unwrap(), "--json"],
     );
     assert_eq!(report["operations"], 468);
-    assert_eq!(report["app_operations"], 436);
+    assert_eq!(report["app_operations"], 438);
     assert_eq!(report["scopes"].as_array().unwrap().len(), 179);
     assert!(report.get("unparsed").is_none(), "{report}");
     let confluence = specs.join("confluence.openapi.json");

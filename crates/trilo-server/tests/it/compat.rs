@@ -54,7 +54,24 @@ async fn the_paths_existing_clients_send_reach_the_products_body(app: TestApp) {
     let acme = app.demo.sites[0].cloud_id.clone();
     let jira = |path: &'static str| call(&app, "GET", &token, "jira", &acme, path);
 
-    // Jira REST v2, as the most used Python client sends it by default.
+    // Jira REST v2, as the most used Python client sends it by default: it reads
+    // serverInfo first (no scope needed), then fields before a search.
+    let info = jira("/rest/api/2/serverInfo").await;
+    assert_ok(&info, "serverInfo");
+    assert_eq!(info.body["deploymentType"], "Cloud");
+    let all = jira("/rest/api/2/project").await;
+    assert_ok(&all, "v2 all projects");
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let fields = jira("/rest/api/2/field").await;
+    assert_ok(&fields, "v2 fields");
+    assert!(
+        fields
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "summary")
+    );
     let me = jira("/rest/api/2/myself").await;
     assert_ok(&me, "v2 myself");
     assert_eq!(me.body["accountId"], app.demo.users[0].account_id.as_str());
@@ -144,6 +161,9 @@ async fn the_new_operations_need_their_own_scopes() {
             .contains("/wiki/rest/api/nothing-here"),
         "{unknown:?}"
     );
+    // An operation the document says needs no scope is open to any token reaching the site.
+    let info = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/serverInfo").await;
+    assert_ok(&info, "serverInfo without a Jira read scope of its own");
     let jsm = call(
         &app,
         "GET",

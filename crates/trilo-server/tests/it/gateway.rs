@@ -370,7 +370,16 @@ async fn operations_closed_to_apps_are_403() {
     let app = TestApp::sqlite().await;
     let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/serverInfo").await;
+    // The document offers this operation to basic auth only.
+    let answer = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/applicationrole",
+    )
+    .await;
     assert_refused(&answer, 403, "Apps can't access this REST resource");
 }
 

@@ -120,9 +120,24 @@ pub async fn update_app_replaces_the_mutable_fields_only(store: Arc<dyn Store>) 
         Some(changed.clone())
     );
     // A preflight asks whether any app registered an origin.
-    assert!(store.web_origin_registered("http://localhost:3000").await.unwrap());
-    assert!(!store.web_origin_registered(&app.web_origins[0]).await.unwrap());
-    assert!(!store.web_origin_registered("https://other.example.test").await.unwrap());
+    assert!(
+        store
+            .web_origin_registered("http://localhost:3000")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .web_origin_registered(&app.web_origins[0])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .web_origin_registered("https://other.example.test")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.list_apps(None).await.unwrap(), vec![changed]);
 }
 
