@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::data::{Issue, IssueType, NewIssue, Project, SEED_REPORTER};
+use super::data::{Issue, IssueType, NewIssue, Project, SEED_REPORTER, Site};
 use super::{Caller, Product, Upstream, int_param, query_pairs};
 
 const PAGE_SIZE: usize = 50;
@@ -420,19 +420,7 @@ async fn search_issues(
     };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let found = upstream.sites.with_site(&caller.cloud_id, |site| {
-        let project_key: Option<String> = match &project {
-            Some(name) => {
-                let project = site.project(name).filter(|p| !caller.is_blocked(&p.key));
-                Some(project.map(|p| p.key.clone()).ok_or_else(|| name.clone())?)
-            }
-            None => None,
-        };
-        let matching: Vec<&Issue> = site
-            .issues
-            .values()
-            .filter(|i| !caller.is_blocked(&i.project_key))
-            .filter(|i| project_key.as_ref().is_none_or(|k| *k == i.project_key))
-            .collect();
+        let matching = matching_issues(site, &caller, project.as_deref())?;
         let issues: Vec<Value> = matching
             .iter()
             .skip(start)
@@ -456,6 +444,31 @@ async fn search_issues(
             format!("The value '{name}' does not exist for the field 'project'."),
         ),
     }
+}
+
+/// The issues a search finds: those of `project` (a key or name, `None` for all) the
+/// caller may see. `Err` names a project that is unknown or blocked, which Jira reports
+/// alike.
+pub(super) fn matching_issues<'s>(
+    site: &'s Site,
+    caller: &Caller,
+    project: Option<&str>,
+) -> Result<Vec<&'s Issue>, String> {
+    let project_key = match project {
+        Some(name) => Some(
+            site.project(name)
+                .filter(|p| !caller.is_blocked(&p.key))
+                .map(|p| p.key.clone())
+                .ok_or_else(|| name.to_owned())?,
+        ),
+        None => None,
+    };
+    Ok(site
+        .issues
+        .values()
+        .filter(|i| !caller.is_blocked(&i.project_key))
+        .filter(|i| project_key.as_ref().is_none_or(|k| *k == i.project_key))
+        .collect())
 }
 
 /// The project a JQL query names, if any: only `project = KEY` (or `"KEY"`) is understood.

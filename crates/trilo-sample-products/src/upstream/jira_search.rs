@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
-use super::data::Issue;
-use super::jira::{issue_json, parse_jql};
+use super::jira::{issue_json, matching_issues, parse_jql};
 use super::{Caller, Product, Upstream, int_param, query_pairs};
 
 const PAGE_SIZE: usize = 50;
@@ -104,21 +103,7 @@ fn answer(upstream: &Upstream, caller: &Caller, search: &Search) -> Response {
     };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let found = upstream.sites.with_site(&caller.cloud_id, |site| {
-        let project_key = match &project {
-            Some(name) => Some(
-                site.project(name)
-                    .filter(|p| !caller.is_blocked(&p.key))
-                    .map(|p| p.key.clone())
-                    .ok_or_else(|| name.clone())?,
-            ),
-            None => None,
-        };
-        let matching: Vec<&Issue> = site
-            .issues
-            .values()
-            .filter(|i| !caller.is_blocked(&i.project_key))
-            .filter(|i| project_key.as_ref().is_none_or(|k| *k == i.project_key))
-            .collect();
+        let matching = matching_issues(site, caller, project.as_deref())?;
         let issues: Vec<Value> = matching
             .iter()
             .skip(search.start)
