@@ -110,18 +110,25 @@ impl KeySet {
         &self.current.kid
     }
 
-    /// ES256 signature (fixed-length r||s, RFC 7518 §3.4) over the signing input.
+    /// ES256 signature (fixed-length r||s, RFC 7518 §3.4) over the signing input, in its
+    /// low-S form (`crate::low_s`).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let sig = self
             .current
             .pair
             .sign(&self.rng, message)
             .map_err(|_| KeyError::Damaged)?;
-        Ok(sig.as_ref().to_vec())
+        let mut sig = sig.as_ref().to_vec();
+        crate::low_s::normalize(&mut sig);
+        Ok(sig)
     }
 
-    /// Verifies with the key named by `kid`; an unknown kid fails like a bad signature.
+    /// Verifies with the key named by `kid`; an unknown kid, or the high-S spelling of a
+    /// signature, fails like a bad signature.
     pub fn verify(&self, kid: &str, message: &[u8], signature: &[u8]) -> bool {
+        if !crate::low_s::is_low_s(signature) {
+            return false;
+        }
         self.public.get(kid).is_some_and(|key| {
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key)
                 .verify(message, signature)

@@ -34,16 +34,19 @@ fn loopback_port_variant(registered: &str, presented: &str) -> bool {
     false
 }
 
-/// `":8080/cb"` → `Some("/cb")`, `"/cb"` → `Some("/cb")`; a malformed port → `None`.
+/// `":8080/cb"` → `Some("/cb")`, `"/cb"` → `Some("/cb")`. A port that is not a real TCP
+/// port spelled one way (1–65535, no leading zero) → `None`: `:0`, `:65536` and
+/// `:00080` are refused, not read as some other port.
 fn strip_port(rest: &str) -> Option<&str> {
     match rest.strip_prefix(':') {
         None => Some(rest),
         Some(after) => {
             let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 5 {
-                return None;
-            }
-            Some(&after[digits..])
+            let port = &after[..digits];
+            let valid = !port.is_empty()
+                && !port.starts_with('0')
+                && port.parse::<u16>().is_ok_and(|p| p != 0);
+            valid.then(|| &after[digits..])
         }
     }
 }
@@ -91,6 +94,12 @@ mod tests {
         assert!(!matches(reg, "http://127.0.0.1:53123/cb?x=1"));
         assert!(!matches(reg, "http://localhost:53123/cb"));
         assert!(!matches(reg, "http://127.0.0.1:/cb"));
+        // Not a port, or not spelled one way (issue 16).
+        for bad in [":0", ":65536", ":00080", ":080", ":99999"] {
+            assert!(!matches(reg, &format!("http://127.0.0.1{bad}/cb")), "{bad}");
+        }
+        assert!(matches(reg, "http://127.0.0.1:65535/cb"));
+        assert!(matches(reg, "http://127.0.0.1:1/cb"));
         assert!(!matches(reg, "http://127.0.0.1:53123@evil.test/cb"));
         assert!(!matches(reg, "http://127.0.0.1.evil.test/cb"));
         assert!(matches("http://[::1]:8080/cb", "http://[::1]:9090/cb"));

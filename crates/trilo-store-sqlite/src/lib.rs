@@ -77,6 +77,24 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates a missing database file readable by its owner only, like `master.key` (it
+/// holds token hashes and sealed keys). SQLite gives the `-wal` and `-shm` files the
+/// database file's permissions. An existing file keeps its own.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating it if missing) the database file at `path`.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -121,6 +139,7 @@ impl SqliteStore {
     }
 
     async fn open_with(base: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
+        create_private(base.get_filename())?;
         let base = base
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
@@ -418,6 +437,23 @@ mod tests {
         store.close().await;
         remove(&path);
         let _ = std::fs::remove_dir_all(&without_0010);
+    }
+
+    /// The database and its WAL and shared-memory files are the owner's only (issue 16).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_created_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path();
+        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
+        store.migrate().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{file}: {mode:o}");
+        }
+        store.close().await;
+        remove(&path);
     }
 
     #[tokio::test]

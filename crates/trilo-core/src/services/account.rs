@@ -296,6 +296,12 @@ impl AccountSelfService<'_> {
         if !ok {
             return Err(AccountError::WrongPassword);
         }
+        if new == current {
+            return Err(CoreError::Invalid(
+                "the new password must differ from the current one".into(),
+            )
+            .into());
+        }
         self.core
             .set_password(&self.account.account_id, new, keep_session_cookie)
             .await?;

@@ -30,14 +30,13 @@ pub struct NewSession {
     pub session: Session,
 }
 
-/// Passwords shorter than this are refused.
-pub const MIN_PASSWORD_LEN: usize = 8;
+pub use crate::password_policy::MIN_PASSWORD_LEN;
 
 impl Core {
     pub async fn create_account(&self, input: NewAccount) -> CoreResult<Account> {
         let email = input.email.trim().to_owned();
         validate_email(&email)?;
-        validate_password(&input.password)?;
+        validate_password(&input.password, &email)?;
         let name = input.name.trim().to_owned();
         if name.is_empty() || name.len() > 200 {
             return Err(CoreError::Invalid(
@@ -138,7 +137,13 @@ impl Core {
         password: &str,
         keep_session_cookie: Option<&str>,
     ) -> CoreResult<Account> {
-        validate_password(password)?;
+        let email = self
+            .store
+            .account(account_id)
+            .await?
+            .map(|a| a.email)
+            .ok_or(CoreError::NotFound("account"))?;
+        validate_password(password, &email)?;
         let hash = hash_password(password.to_owned()).await?;
         let keep = keep_session_cookie.map(sha256);
         let account = self
@@ -182,11 +187,9 @@ fn validate_email(email: &str) -> CoreResult<()> {
     }
 }
 
-fn validate_password(password: &str) -> CoreResult<()> {
-    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
-        return Err(CoreError::Invalid(format!(
-            "password must be {MIN_PASSWORD_LEN} to 1024 characters"
-        )));
+fn validate_password(password: &str, email: &str) -> CoreResult<()> {
+    match crate::password_policy::problem(password, email) {
+        Some(problem) => Err(CoreError::Invalid(problem)),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -522,7 +522,8 @@ async fn a_wrong_current_password_is_refused_and_changes_nothing_body(app: TestA
     let (other_session, _) = signed_in(&app, 0).await;
     let (email, password) = app.alice();
     let before = app.core.account_by_email(email).await.unwrap();
-    let cases: [(&str, &str, &str, u16); 3] = [
+    let local_part = email.split('@').next().unwrap();
+    let cases: [(&str, &str, &str, u16); 7] = [
         (
             "not-the-password",
             "a-brand-new-password",
@@ -536,6 +537,11 @@ async fn a_wrong_current_password_is_refused_and_changes_nothing_body(app: TestA
             400,
         ),
         (password, "short", "short", 400),
+        // The password policy (issue 16): not the one in use, not the email, not common.
+        (password, password, password, 400),
+        (password, email, email, 400),
+        (password, local_part, local_part, 400),
+        (password, "Password123", "Password123", 400),
     ];
     for (current, new, confirm, status) in cases {
         let res = post(

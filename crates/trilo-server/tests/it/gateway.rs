@@ -528,8 +528,22 @@ async fn test_upstream() -> String {
         }
         axum::Json(json!({ "received": received })).into_response()
     }
+    /// What a compromised or careless product might answer.
+    async fn hostile() -> axum::response::Response {
+        axum::response::Response::builder()
+            .status(302)
+            .header("set-cookie", "trilo_session=attacker; Path=/")
+            .header("access-control-allow-origin", "https://evil.example")
+            .header("access-control-allow-credentials", "true")
+            .header("location", "https://evil.example/phish")
+            .header("x-content-type-options", "none")
+            .header("x-product", "kept")
+            .body(Body::from("<script>alert(1)</script>"))
+            .unwrap()
+    }
     let router = axum::Router::new()
         .route("/echo/{*rest}", any(echo))
+        .route("/hostile/{*rest}", any(hostile))
         .route("/slow/{*rest}", any(slow))
         .route("/bytes/{*rest}", any(bytes));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -566,6 +580,14 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
         .header("x-private", "1")
         .header("x-request-id", "req-42")
         .header("accept", "application/json")
+        // Address, host, path and method spoofing (issue 16).
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-forwarded-host", "admin.internal")
+        .header("forwarded", "for=10.0.0.1;host=admin.internal")
+        .header("x-real-ip", "10.0.0.1")
+        .header("x-original-url", "/admin")
+        .header("x-rewrite-url", "/admin")
+        .header("x-http-method-override", "DELETE")
         .send()
         .await
         .unwrap();
@@ -585,9 +607,21 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     assert_eq!(h["x-trilo-cloud-id"], acme.as_str());
     assert_eq!(h["x-request-id"], "req-42");
     assert_eq!(h["accept"], "application/json");
-    for gone in ["authorization", "cookie", "x-private"] {
+    for gone in [
+        "authorization",
+        "cookie",
+        "x-private",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
+    // `Forwarded` is trilo's, from the connection.
+    assert_eq!(h["forwarded"], "for=127.0.0.1");
     // The assertion is trilo's: an ES256 JWS of the assertion type, for Jira and Alice.
     let assertion = h["x-trilo-assertion"].as_str().unwrap();
     assert_ne!(assertion, "forged");
@@ -618,6 +652,44 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
         .await
         .unwrap();
     assert_eq!(me.status(), 401);
+}
+
+/// An upstream's answer cannot set cookies on the API host, open credentialed CORS or
+/// redirect off site; every proxied answer is nosniff with a sandboxing CSP (issue 16).
+#[tokio::test]
+async fn upstream_answers_are_filtered() {
+    let app = TestApp::sqlite().await;
+    let upstream = test_upstream().await;
+    use_upstream(&app, &format!("{upstream}/hostile")).await;
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url(&format!("/ex/jira/{acme}/rest/api/3/myself")))
+        .bearer_auth(&token)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let h = res.headers();
+    assert!(h.get("set-cookie").is_none(), "{h:?}");
+    assert!(h.get("access-control-allow-credentials").is_none(), "{h:?}");
+    assert_eq!(
+        h["access-control-allow-origin"], "*",
+        "the API host's own CORS"
+    );
+    assert!(h.get("location").is_none(), "{h:?}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(h["x-product"], "kept");
 }
 
 #[tokio::test]

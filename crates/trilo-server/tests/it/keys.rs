@@ -90,3 +90,31 @@ async fn without_a_configured_key_a_key_file_is_created_with_owner_only_access()
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One spelling per signature (issue 16): trilo signs low-S only, and the high-S spelling
+/// of a valid token's signature, which ECDSA alone would accept, is refused.
+#[tokio::test]
+async fn signatures_are_low_s_and_the_high_s_spelling_is_refused() {
+    let app = crate::support::TestApp::sqlite().await;
+    let keys = &app.core.keys;
+    let kid = keys.current_kid().to_owned();
+    for i in 0..64 {
+        let message = format!("message {i}");
+        let signature = keys.sign(message.as_bytes()).unwrap();
+        assert!(trilo_core::low_s::is_low_s(&signature), "signature {i}");
+        assert!(keys.verify(&kid, message.as_bytes(), &signature));
+        let mut other = signature.clone();
+        trilo_core::low_s::negate_s(&mut other);
+        assert!(!keys.verify(&kid, message.as_bytes(), &other), "high-S {i}");
+    }
+    // The same through the API host: a real token re-spelled is a 401.
+    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let token = crate::token::redeem(&app, &code).await.assert_tokens();
+    assert_eq!(crate::token::me_status(&app, &token).await, 200);
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut raw = engine.decode(signature).unwrap();
+    trilo_core::low_s::negate_s(&mut raw);
+    let respelled = format!("{input}.{}", engine.encode(raw));
+    assert_eq!(crate::token::me_status(&app, &respelled).await, 401);
+}

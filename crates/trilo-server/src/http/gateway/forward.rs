@@ -36,6 +36,33 @@ const CALLER_ONLY: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, hea
 /// The prefix of the headers only trilo may set (identity and assertion).
 const TRILO_PREFIX: &str = "x-trilo-";
 
+/// Headers by which a caller could make an upstream (or a proxy in front of it) believe
+/// another client address, host, scheme, path or method than the gateway's (issue 16).
+/// All `X-Forwarded-*` go too; trilo sets `Forwarded` itself from the connection.
+const CALLER_ROUTING: [&str; 16] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-host",
+    "x-proxyuser-ip",
+];
+const FORWARDED_PREFIX: &str = "x-forwarded-";
+
+/// What every proxied answer carries whatever the upstream said: no sniffing, and a policy
+/// under which a product's answer opened as a page on the API host's origin runs nothing.
+const PROXIED_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
 /// How to reach upstreams.
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamSettings {
@@ -99,6 +126,10 @@ impl Upstreams {
         identity: &Admitted,
     ) -> Result<Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -110,6 +141,7 @@ impl Upstreams {
         let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
         let body = Body::new(Limited::new(body, limit));
         strip(&mut parts.headers);
+        add_forwarded(&mut parts.headers, peer);
         add_identity(&mut parts.headers, identity)?;
         parts.uri = target;
         let outgoing = Request::from_parts(parts, body);
@@ -166,9 +198,14 @@ fn strip(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP.iter().chain(&CALLER_ONLY) {
         headers.remove(name);
     }
+    for name in CALLER_ROUTING {
+        headers.remove(name);
+    }
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(TRILO_PREFIX))
+        .filter(|name| {
+            name.as_str().starts_with(TRILO_PREFIX) || name.as_str().starts_with(FORWARDED_PREFIX)
+        })
         .cloned()
         .collect();
     for name in spoofed {
@@ -176,12 +213,53 @@ fn strip(headers: &mut HeaderMap) {
     }
 }
 
-/// Outbound: connection headers only; the upstream's other headers reach the app.
+/// `Forwarded` (RFC 7239) as the gateway saw the call: the connection's peer.
+fn add_forwarded(headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {
+    let Some(peer) = peer else { return };
+    let node = match peer {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("for={node}")) {
+        headers.insert(header::FORWARDED, value);
+    }
+}
+
+/// Outbound: connection headers, and what an upstream must not do to the API host's
+/// origin or its callers: set cookies (trilo's own session cookie among them), open
+/// credentialed CORS or answer CORS at all (the API host answers it), or redirect
+/// anywhere but a path on the same origin (an absolute `Location` would send the app off
+/// site or name the upstream's internal address). Every answer is `nosniff` with a
+/// sandboxing CSP.
 fn strip_response(headers: &mut HeaderMap) {
     strip_connection_headers(headers);
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
+    headers.remove(header::SET_COOKIE);
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(name);
+    }
+    let off_site = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|location| !location.starts_with('/') || location.starts_with("//"));
+    if off_site {
+        headers.remove(header::LOCATION);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PROXIED_CSP),
+    );
 }
 
 fn strip_connection_headers(headers: &mut HeaderMap) {
@@ -261,10 +339,65 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        h.insert(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        h.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("trilo_session=evil"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("sniff"),
+        );
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_static("https://evil.example/x"),
+        );
+        h.insert("x-product-header", HeaderValue::from_static("kept"));
         strip_response(&mut h);
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert!(h.get(header::CONTENT_TYPE).is_some());
-        assert!(h.get(header::SET_COOKIE).is_some());
+        assert!(h.get(header::SET_COOKIE).is_none());
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        assert!(h.get(header::LOCATION).is_none());
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], PROXIED_CSP);
+        assert_eq!(h["x-product-header"], "kept");
+        // A redirect to a path on the same origin stays; protocol-relative ones do not.
+        for (location, kept) in [
+            ("/ex/jira/c/rest/api/3/x", true),
+            ("//evil.example/x", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, HeaderValue::from_str(location).unwrap());
+            strip_response(&mut h);
+            assert_eq!(h.get(header::LOCATION).is_some(), kept, "{location}");
+        }
+    }
+
+    #[test]
+    fn inbound_strip_removes_what_would_spoof_address_host_path_or_method() {
+        let mut h = HeaderMap::new();
+        for name in CALLER_ROUTING.iter().copied().chain([
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "X-Forwarded-Prefix",
+        ]) {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoof"),
+            );
+        }
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, vec!["accept"]);
+        add_forwarded(&mut h, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(h[header::FORWARDED], "for=203.0.113.7");
+        add_forwarded(&mut h, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\"");
     }
 }
