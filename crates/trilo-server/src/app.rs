@@ -13,6 +13,8 @@ use crate::keyfile::sealing_key;
 use crate::state::AppState;
 use crate::webhooks;
 
+pub use crate::listener::{ListenerSettings, serve_with};
+
 /// The services and the router for one configuration.
 #[derive(Clone, Debug)]
 pub struct Server {
@@ -52,19 +54,25 @@ pub async fn build_with_clock(
     })
 }
 
-/// Serves until ctrl-c / SIGTERM.
-pub async fn serve(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+/// Serves until ctrl-c / SIGTERM, then lets the requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    settings: ListenerSettings,
+) -> anyhow::Result<()> {
+    serve_with(listener, router, settings, shutdown_signal()).await
 }
 
-/// Serves without waiting for a signal (tests abort the task instead).
+/// Serves with the default listener settings and without waiting for a signal (tests
+/// abort the task instead).
 pub async fn serve_forever(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).await.context("serving HTTP")
+    serve_with(
+        listener,
+        router,
+        ListenerSettings::default(),
+        std::future::pending(),
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -42,6 +42,7 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub gateway: GatewayConfig,
     pub webhooks: WebhooksConfig,
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,6 +79,19 @@ pub struct GatewayConfig {
     /// the scopes, with RFC 6750's `insufficient_scope`) or `"reference"` (the reference
     /// platform's `401 {"code":401,"message":"Unauthorized; scope does not match"}`).
     pub scope_mismatch: String,
+}
+
+/// How the listener treats slow, idle and greedy clients.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Time a client has to send a request's headers; it also bounds how long a
+    /// keep-alive connection may sit idle between requests.
+    pub header_read_timeout: String,
+    /// Longest wait for the next part of a request body.
+    pub body_read_timeout: String,
+    /// Connections one address may hold open at once; more are closed when accepted.
+    pub max_connections_per_peer: usize,
 }
 
 /// How webhooks are accepted and delivered.
@@ -137,6 +151,11 @@ impl Default for Config {
                 refresh_absolute: "365d".into(),
                 refresh_reuse_leeway: "10m".into(),
             },
+            http: HttpConfig {
+                header_read_timeout: "10s".into(),
+                body_read_timeout: "60s".into(),
+                max_connections_per_peer: 512,
+            },
             gateway: GatewayConfig {
                 connect_timeout: "5s".into(),
                 upstream_timeout: "30s".into(),
@@ -178,6 +197,8 @@ pub struct Validated {
     pub database: DatabaseUrl,
     pub settings: Settings,
     pub upstreams: UpstreamSettings,
+    /// How the listener treats slow, idle and greedy clients.
+    pub listener: crate::app::ListenerSettings,
     /// How this instance sends webhooks; `None` when `webhooks.deliver` is off.
     pub sender: Option<crate::webhooks::SenderSettings>,
 }
@@ -333,6 +354,26 @@ impl Config {
                 })
             })
             .transpose()?;
+        if self.http.max_connections_per_peer == 0 {
+            return Err(invalid(
+                "http.max_connections_per_peer",
+                "must be 1 or more",
+            ));
+        }
+        let listener = crate::app::ListenerSettings {
+            header_read_timeout: std_duration(
+                "http.header_read_timeout",
+                &self.http.header_read_timeout,
+            )?,
+            body_read_timeout: std_duration(
+                "http.body_read_timeout",
+                &self.http.body_read_timeout,
+            )?,
+            max_connections_per_peer: self.http.max_connections_per_peer,
+        };
+        if listener.header_read_timeout.is_zero() || listener.body_read_timeout.is_zero() {
+            return Err(invalid("http", "timeouts must be longer than 0"));
+        }
         Ok(Validated {
             config: self,
             listen,
@@ -340,6 +381,7 @@ impl Config {
             settings,
             upstreams,
             sender,
+            listener,
         })
     }
 }

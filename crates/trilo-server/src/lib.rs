@@ -8,6 +8,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod keyfile;
+pub mod listener;
 pub mod state;
 pub mod views;
 pub mod webhooks;

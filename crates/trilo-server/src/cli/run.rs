@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {}", validated.listen))?;
             let server = build(&validated).await?;
             tracing::info!(listen = %validated.listen, backend = server.core.backend_name(), "trilo is serving");
-            serve(listener, server.router).await
+            serve(listener, server.router, validated.listener).await
         }
         Command::Migrate => {
             let validated = load_config(&cli.global)?.validate()?;
@@ -173,7 +173,12 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", json_path.display()))?;
     print_banner(&info, &json_path);
     let router = demo::with_sample_products(server.router, &server.core)?;
-    serve(listener, demo::with_callback_page(router)).await
+    serve(
+        listener,
+        demo::with_callback_page(router),
+        validated.listener,
+    )
+    .await
 }
 
 /// Removes what an earlier demo left in the directory (only the demo's own files).

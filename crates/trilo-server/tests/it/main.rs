@@ -21,6 +21,7 @@ mod gateway;
 mod grants;
 mod keys;
 mod limits;
+mod listener;
 mod malformed;
 mod oidc;
 mod pages;
