@@ -92,6 +92,9 @@ pub struct HttpConfig {
     pub body_read_timeout: String,
     /// Connections one address may hold open at once; more are closed when accepted.
     pub max_connections_per_peer: usize,
+    /// Addresses of reverse proxies in front of trilo: their `X-Forwarded-For` names the
+    /// client (rate limits, the gateway's `Forwarded`).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// How webhooks are accepted and delivered.
@@ -155,6 +158,7 @@ impl Default for Config {
                 header_read_timeout: "10s".into(),
                 body_read_timeout: "60s".into(),
                 max_connections_per_peer: 512,
+                trusted_proxies: Vec::new(),
             },
             gateway: GatewayConfig {
                 connect_timeout: "5s".into(),
@@ -370,6 +374,20 @@ impl Config {
                 &self.http.body_read_timeout,
             )?,
             max_connections_per_peer: self.http.max_connections_per_peer,
+            trusted_proxies: self
+                .http
+                .trusted_proxies
+                .iter()
+                .map(|ip| {
+                    ip.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                        invalid(
+                            "http.trusted_proxies",
+                            format!("{ip:?} is not an IP address"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
         };
         if listener.header_read_timeout.is_zero() || listener.body_read_timeout.is_zero() {
             return Err(invalid("http", "timeouts must be longer than 0"));

@@ -6,6 +6,11 @@
 //! address holds at most `max_connections_per_peer` connections, and those beyond are
 //! closed as they are accepted. On shutdown the loop stops accepting and waits for the
 //! connections' requests in flight to finish.
+//!
+//! Behind a reverse proxy every connection comes from the proxy. For a peer listed in
+//! `trusted_proxies` the client is the nearest address in `X-Forwarded-For` that is not a
+//! trusted proxy itself, and that is the address every handler sees (`ConnectInfo`: rate
+//! limits, the gateway's `Forwarded`). Anyone else's `X-Forwarded-For` is ignored.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,11 +30,13 @@ use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// How the listener treats its clients (`[http]` in the configuration).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ListenerSettings {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections_per_peer: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl Default for ListenerSettings {
@@ -38,8 +45,32 @@ impl Default for ListenerSettings {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             max_connections_per_peer: 512,
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
+}
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy, else the nearest
+/// untrusted hop of `X-Forwarded-For` (read from the right, as each proxy appends).
+pub fn client_address(
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpAddr],
+) -> SocketAddr {
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .map_or(peer, |ip| SocketAddr::new(*ip, 0))
 }
 
 /// Open connections per peer address.
@@ -115,14 +146,16 @@ pub async fn serve_with(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let trusted = Arc::clone(&settings.trusted_proxies);
         let service =
             router
                 .clone()
                 .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
                     let mut request = request.map(axum::body::Body::new);
+                    let client = client_address(peer, request.headers(), &trusted);
                     request
                         .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
+                        .insert(ConnectInfo::<SocketAddr>(client));
                     request
                 });
         let connection = builder

@@ -16,6 +16,7 @@ fn settings(max_connections_per_peer: usize) -> ListenerSettings {
         header_read_timeout: SHORT,
         body_read_timeout: SHORT,
         max_connections_per_peer,
+        ..ListenerSettings::default()
     }
 }
 
@@ -26,6 +27,14 @@ async fn start(
 ) -> (SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let router = axum::Router::new()
         .route("/", get(|| async { "ok" }))
+        .route(
+            "/peer",
+            get(
+                |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+                    peer.ip().to_string()
+                },
+            ),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -155,4 +164,39 @@ async fn shutdown_finishes_the_requests_in_flight() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
+
+/// Behind a trusted proxy the client is the nearest untrusted `X-Forwarded-For` hop; from
+/// anyone else the header is ignored.
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_and_others_cannot() {
+    let peer_seen = |addr: SocketAddr, forwarded: Option<&'static str>| async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let extra = forwarded
+            .map(|f| format!("X-Forwarded-For: {f}\r\n"))
+            .unwrap_or_default();
+        stream
+            .write_all(format!("GET /peer HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        answer.rsplit("\r\n").next().unwrap_or_default().to_owned()
+    };
+    let trusting = ListenerSettings {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()].into(),
+        ..settings(16)
+    };
+    let (addr, _task) = start(trusting, std::future::pending()).await;
+    assert_eq!(peer_seen(addr, Some("203.0.113.9")).await, "203.0.113.9");
+    // The client may write its own hops first; the proxies' appended ones are read.
+    assert_eq!(
+        peer_seen(addr, Some("198.51.100.1, 203.0.113.9, 10.0.0.2")).await,
+        "203.0.113.9"
+    );
+    assert_eq!(peer_seen(addr, None).await, "127.0.0.1");
+
+    let (addr, _task) = start(settings(16), std::future::pending()).await;
+    assert_eq!(peer_seen(addr, Some("203.0.113.9")).await, "127.0.0.1");
 }
