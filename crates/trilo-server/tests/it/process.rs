@@ -57,6 +57,15 @@ impl ServerProcess {
         server
     }
 
+    /// What the process wrote to its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(
+            self.data_dir
+                .join(format!("serve-{}.log", self.listen.replace(':', "_"))),
+        )
+        .unwrap_or_default()
+    }
+
     async fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -124,4 +133,42 @@ impl ServerProcess {
         self.kill().await;
         self.spawn().await;
     }
+}
+
+/// `TRILO_LOG_FORMAT=json` writes one JSON object per line; a request's lines carry its
+/// request id, and neither the query string nor the bearer token appears (issue 16).
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_no_secrets() {
+    let Some(app) = crate::support::TestApp::postgres().await else {
+        return;
+    };
+    let env = [
+        ("TRILO_LOG_FORMAT", "json"),
+        ("TRILO_LOG", "info,tower_http=debug"),
+    ];
+    let server = ServerProcess::start_with_env(&app, &env).await;
+    let secret_token = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl";
+    let res = reqwest::Client::new()
+        .get(format!("{}/me?code=secret-code-in-query", server.base))
+        .bearer_auth(secret_token)
+        .header("x-request-id", "log-test-req-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.to_string().contains("log-test-req-7")),
+        "no line names the request id: {log}"
+    );
+    assert!(!log.contains("secret-code-in-query"), "{log}");
+    assert!(!log.contains(secret_token), "{log}");
 }
