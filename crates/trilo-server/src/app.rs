@@ -42,6 +42,7 @@ pub async fn build_with_clock(
         core.clone(),
         validated.secure_cookies(),
         validated.upstreams,
+        crate::state::Limits::new(validated.limits),
     );
     let sender = match validated.sender {
         Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),

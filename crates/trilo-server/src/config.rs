@@ -43,6 +43,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub webhooks: WebhooksConfig,
     pub http: HttpConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +80,22 @@ pub struct GatewayConfig {
     /// the scopes, with RFC 6750's `insufficient_scope`) or `"reference"` (the reference
     /// platform's `401 {"code":401,"message":"Unauthorized; scope does not match"}`).
     pub scope_mismatch: String,
+}
+
+/// Failure limits per instance (security checklist H-T2, H-T3): after this many failures
+/// in the window, 429 with `Retry-After`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wrong passwords per (email, address).
+    pub login_failures_per_account: u32,
+    /// Wrong passwords per address, whatever the email (one address spraying accounts).
+    pub login_failures_per_address: u32,
+    pub login_window: String,
+    /// Failed client authentications per (client id, address) at the token, revocation
+    /// and introspection endpoints.
+    pub client_auth_failures: u32,
+    pub client_auth_window: String,
 }
 
 /// How the listener treats slow, idle and greedy clients.
@@ -154,6 +171,13 @@ impl Default for Config {
                 refresh_absolute: "365d".into(),
                 refresh_reuse_leeway: "10m".into(),
             },
+            limits: LimitsConfig {
+                login_failures_per_account: 5,
+                login_failures_per_address: 50,
+                login_window: "15m".into(),
+                client_auth_failures: 20,
+                client_auth_window: "1m".into(),
+            },
             http: HttpConfig {
                 header_read_timeout: "10s".into(),
                 body_read_timeout: "60s".into(),
@@ -203,6 +227,8 @@ pub struct Validated {
     pub upstreams: UpstreamSettings,
     /// How the listener treats slow, idle and greedy clients.
     pub listener: crate::app::ListenerSettings,
+    /// The failure limits' numbers.
+    pub limits: crate::state::LimitSettings,
     /// How this instance sends webhooks; `None` when `webhooks.deliver` is off.
     pub sender: Option<crate::webhooks::SenderSettings>,
 }
@@ -392,7 +418,22 @@ impl Config {
         if listener.header_read_timeout.is_zero() || listener.body_read_timeout.is_zero() {
             return Err(invalid("http", "timeouts must be longer than 0"));
         }
+        let l = &self.limits;
+        if l.login_failures_per_account == 0
+            || l.login_failures_per_address == 0
+            || l.client_auth_failures == 0
+        {
+            return Err(invalid("limits", "failure counts must be 1 or more"));
+        }
+        let limits = crate::state::LimitSettings {
+            login_per_account: l.login_failures_per_account,
+            login_per_address: l.login_failures_per_address,
+            login_window: parse_duration("limits.login_window", &l.login_window)?,
+            client_auth: l.client_auth_failures,
+            client_auth_window: parse_duration("limits.client_auth_window", &l.client_auth_window)?,
+        };
         Ok(Validated {
+            limits,
             config: self,
             listen,
             database,

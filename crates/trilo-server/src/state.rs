@@ -22,11 +22,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(core: Core, secure_cookies: bool, upstreams: UpstreamSettings) -> Self {
+    pub fn new(
+        core: Core,
+        secure_cookies: bool,
+        upstreams: UpstreamSettings,
+        limits: Limits,
+    ) -> Self {
         Self {
             core,
             secure_cookies,
-            limits: Arc::new(Limits::default()),
+            limits: Arc::new(limits),
             upstreams: Upstreams::new(upstreams),
         }
     }
@@ -43,12 +48,40 @@ pub struct Limits {
     pub client_auth: FailureLimiter,
 }
 
-impl Default for Limits {
+/// The limits' numbers (`[limits]` in the configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct LimitSettings {
+    pub login_per_account: u32,
+    pub login_per_address: u32,
+    pub login_window: Duration,
+    pub client_auth: u32,
+    pub client_auth_window: Duration,
+}
+
+impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            login_account: FailureLimiter::new(5, Duration::minutes(15)),
-            login_address: FailureLimiter::new(50, Duration::minutes(15)),
-            client_auth: FailureLimiter::new(20, Duration::minutes(1)),
+            login_per_account: 5,
+            login_per_address: 50,
+            login_window: Duration::minutes(15),
+            client_auth: 20,
+            client_auth_window: Duration::minutes(1),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(LimitSettings::default())
+    }
+}
+
+impl Limits {
+    pub fn new(s: LimitSettings) -> Self {
+        Self {
+            login_account: FailureLimiter::new(s.login_per_account, s.login_window),
+            login_address: FailureLimiter::new(s.login_per_address, s.login_window),
+            client_auth: FailureLimiter::new(s.client_auth, s.client_auth_window),
         }
     }
 }

@@ -97,3 +97,39 @@ async fn token_endpoint_limits_failed_client_authentication() {
     assert!(limited.headers().get("retry-after").is_some());
     assert_eq!(limited.headers().get("cache-control").unwrap(), "no-store");
 }
+
+/// One address trying many accounts is slowed too (issue 16), after the configured number
+/// of failures whatever the emails; the limits are configuration.
+#[tokio::test]
+async fn one_address_spraying_many_accounts_is_limited() {
+    let app = TestApp::spawn(crate::support::Backend::Sqlite, |config| {
+        config.limits.login_failures_per_address = 3;
+    })
+    .await
+    .unwrap();
+    let client = app.browser();
+    for i in 0..3 {
+        let res = try_login(
+            &app,
+            &client,
+            &format!("nobody{i}@example.com"),
+            "wrong-password",
+        )
+        .await;
+        assert_eq!(res.status(), 401, "attempt {i}");
+    }
+    let res = try_login(&app, &client, "somebody-else@example.com", "wrong-password").await;
+    assert_eq!(res.status(), 429);
+    let retry_after: i64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0 && retry_after <= 15 * 60, "{retry_after}");
+    // Even the right password waits: the address is limited, not the account.
+    let (email, password) = app.alice();
+    assert_eq!(
+        try_login(&app, &client, email, password).await.status(),
+        429
+    );
+}
