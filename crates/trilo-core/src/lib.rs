@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod low_s;
+pub mod metrics;
 pub mod model;
 pub mod password_policy;
 pub mod ratelimit;

@@ -446,6 +446,28 @@ pub enum Challenge {
 }
 
 impl GatewayRefusal {
+    /// A short name for metrics (`trilo_gateway_decisions_total{reason=…}`): the kind of
+    /// refusal, never its details.
+    pub fn reason(&self) -> &'static str {
+        use GatewayRefusal::*;
+        match self {
+            InvalidToken => "invalid_token",
+            RevokedToken => "revoked_token",
+            UnknownApiToken => "unknown_api_token",
+            UnknownSiteOrProduct { .. } => "unknown_site_or_product",
+            NotAMember { .. } => "not_a_member",
+            SiteUnreachable { .. } => "site_unreachable",
+            InvalidPath(_) => "invalid_path",
+            UnknownOperation { .. } => "unknown_operation",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            ClosedToApps => "closed_to_apps",
+            MissingScope { .. } => "missing_scope",
+            NeedsAdmin { .. } => "needs_admin",
+            OutsideGuestContainers => "outside_guest_containers",
+            BlockedByPolicy { .. } => "blocked_by_policy",
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         use GatewayRefusal::*;

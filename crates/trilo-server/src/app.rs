@@ -43,6 +43,7 @@ pub async fn build_with_clock(
         validated.secure_cookies(),
         validated.upstreams,
         crate::state::Limits::new(validated.limits),
+        validated.metrics_allow.clone(),
     );
     let sender = match validated.sender {
         Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),

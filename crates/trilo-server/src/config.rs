@@ -112,6 +112,8 @@ pub struct HttpConfig {
     /// Addresses of reverse proxies in front of trilo: their `X-Forwarded-For` names the
     /// client (rate limits, the gateway's `Forwarded`).
     pub trusted_proxies: Vec<String>,
+    /// Addresses that may read `/metrics` (others get 404).
+    pub metrics_allow: Vec<String>,
 }
 
 /// How webhooks are accepted and delivered.
@@ -183,6 +185,7 @@ impl Default for Config {
                 body_read_timeout: "60s".into(),
                 max_connections_per_peer: 512,
                 trusted_proxies: Vec::new(),
+                metrics_allow: vec!["127.0.0.1".into(), "::1".into()],
             },
             gateway: GatewayConfig {
                 connect_timeout: "5s".into(),
@@ -229,6 +232,8 @@ pub struct Validated {
     pub listener: crate::app::ListenerSettings,
     /// The failure limits' numbers.
     pub limits: crate::state::LimitSettings,
+    /// Who may read `/metrics`.
+    pub metrics_allow: Vec<std::net::IpAddr>,
     /// How this instance sends webhooks; `None` when `webhooks.deliver` is off.
     pub sender: Option<crate::webhooks::SenderSettings>,
 }
@@ -432,7 +437,18 @@ impl Config {
             client_auth: l.client_auth_failures,
             client_auth_window: parse_duration("limits.client_auth_window", &l.client_auth_window)?,
         };
+        let metrics_allow = self
+            .http
+            .metrics_allow
+            .iter()
+            .map(|ip| {
+                ip.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                    invalid("http.metrics_allow", format!("{ip:?} is not an IP address"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Validated {
+            metrics_allow,
             limits,
             config: self,
             listen,

@@ -17,6 +17,10 @@ pub struct AppState {
     /// Cookies carry `Secure` when the auth host is served over https.
     pub secure_cookies: bool,
     pub limits: Arc<Limits>,
+    /// Requests by route and status, for `/metrics`.
+    pub http_metrics: Arc<crate::http::metrics::HttpMetrics>,
+    /// Who may read `/metrics`.
+    pub metrics_allow: Arc<[IpAddr]>,
     /// The gateway's pooled upstream client.
     pub upstreams: Upstreams,
 }
@@ -27,11 +31,14 @@ impl AppState {
         secure_cookies: bool,
         upstreams: UpstreamSettings,
         limits: Limits,
+        metrics_allow: Vec<IpAddr>,
     ) -> Self {
         Self {
             core,
             secure_cookies,
             limits: Arc::new(limits),
+            http_metrics: Arc::default(),
+            metrics_allow: Arc::from(metrics_allow),
             upstreams: Upstreams::new(upstreams),
         }
     }

@@ -49,6 +49,8 @@ pub struct Core {
     pub webhook_secrets: WebhookSecrets,
     /// Wakes this instance's webhook senders when deliveries were recorded here.
     pub deliveries_ready: Arc<events::DeliveriesReady>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::CoreMetrics>,
     /// What access decisions cached: cleared together by every access change.
     caches: Arc<AccessCaches>,
 }
@@ -107,6 +109,7 @@ impl Core {
             child_tokens: ChildTokens::new(sealing),
             webhook_secrets: WebhookSecrets::new(sealing),
             deliveries_ready: Arc::default(),
+            metrics: Arc::default(),
             catalogs: Arc::default(),
             product_scopes: Arc::default(),
             caches,

@@ -17,6 +17,7 @@ use super::Core;
 use super::token::TokenResponse;
 use crate::crypto::sha256;
 use crate::error::{CoreError, CoreResult};
+use crate::metrics::bump;
 use crate::model::{App, NewRefreshToken, RefreshTokenState};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
 use crate::store::{Refreshed, StoreError};
@@ -67,12 +68,15 @@ impl Core {
                     access_token_scopes(scope, &state.live_scopes())?;
                     continue;
                 }
-                RotationDecision::Rotate | RotationDecision::ReturnCurrent => {}
+                RotationDecision::Rotate => bump(&self.metrics.refresh_rotated),
+                RotationDecision::ReturnCurrent => bump(&self.metrics.refresh_returned_current),
                 RotationDecision::ReuseDetected => {
+                    bump(&self.metrics.refresh_reuse_detected);
                     self.refresh_token_reused(app, &state).await?;
                     return Err(CoreError::RefreshTokenInvalid);
                 }
                 RotationDecision::Reject(reason) => {
+                    bump(&self.metrics.refresh_refused);
                     tracing::debug!(?reason, family = %state.family.family_id, "refresh refused");
                     return Err(CoreError::RefreshTokenInvalid);
                 }

@@ -181,6 +181,7 @@ impl Core {
             return Err(code_invalid().into());
         }
         let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
+        crate::metrics::bump(&self.metrics.code_exchanges);
         let id_token = self
             .id_token(
                 app,

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod gateway;
 pub mod internal;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod revocation;
 pub mod site_admin;
@@ -80,6 +81,11 @@ pub fn router(state: AppState) -> Router {
         .merge(wellknown::router())
         .merge(api_v1::router())
         .merge(internal::router())
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -23,6 +23,7 @@ mod keys;
 mod limits;
 mod listener;
 mod malformed;
+mod metrics;
 mod oidc;
 mod pages;
 mod process;

@@ -59,6 +59,8 @@ pub struct Admitted {
 /// `WWW-Authenticate` challenge's error, for a 405 the allowed methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// The kind of refusal, for metrics ([`GatewayRefusal::reason`]).
+    pub reason: &'static str,
     pub status: u16,
     pub message: String,
     pub challenge: Challenge,
@@ -69,6 +71,7 @@ pub struct Refusal {
 impl From<GatewayRefusal> for Refusal {
     fn from(refusal: GatewayRefusal) -> Self {
         Self {
+            reason: refusal.reason(),
             status: refusal.status(),
             message: refusal.message(),
             challenge: refusal.challenge(),
@@ -126,6 +129,19 @@ impl Core {
         caller: Caller<'_>,
         call: &GatewayCall<'_>,
     ) -> CoreResult<Result<Admitted, Refusal>> {
+        let decision = self.decide(caller, call).await?;
+        match &decision {
+            Ok(_) => crate::metrics::bump(&self.metrics.gateway_admitted),
+            Err(refusal) => self.metrics.gateway_refused(refusal.reason),
+        }
+        Ok(decision)
+    }
+
+    async fn decide(
+        &self,
+        caller: Caller<'_>,
+        call: &GatewayCall<'_>,
+    ) -> CoreResult<Result<Admitted, Refusal>> {
         let standing = match self.standing(caller, call).await? {
             Ok(standing) => standing,
             Err(refusal) => return Ok(Err(refusal)),
@@ -168,8 +184,10 @@ impl Core {
         let key = StandingKey::new(caller, call);
         let now = self.now().unix_timestamp();
         if let Some(standing) = self.caches.gateway.get(&key, now) {
+            crate::metrics::bump(&self.metrics.gateway_cache_hits);
             return Ok(Ok(standing));
         }
+        crate::metrics::bump(&self.metrics.gateway_cache_misses);
         let standing = match self.check_standing(caller, call).await? {
             Ok(standing) => Arc::new(standing),
             Err(refusal) => return Ok(Err(refusal)),

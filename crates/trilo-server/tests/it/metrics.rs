@@ -1,0 +1,96 @@
+//! `GET /metrics` (issue 16): the Prometheus text format with requests by route template,
+//! token and gateway counters and the outbox depth; nothing that names a token, account
+//! or site; refused to addresses not allowed.
+
+use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
+use crate::support::{Backend, TestApp};
+
+async fn scrape(app: &TestApp) -> (u16, String) {
+    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap())
+}
+
+/// The value of the sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {prefix}: {text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_gateway_decisions() {
+    let app = TestApp::sqlite().await;
+    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    for _ in 0..3 {
+        let ok = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+        assert_eq!(ok.status, 200);
+    }
+    let refused = call(
+        &app,
+        "GET",
+        &token,
+        "jira",
+        &acme,
+        "/rest/api/3/no-such-thing",
+    )
+    .await;
+    assert_eq!(refused.status, 404);
+
+    let (status, text) = scrape(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(sample(&text, "trilo_code_exchanges_total "), 1);
+    assert_eq!(
+        sample(&text, "trilo_gateway_decisions_total{decision=\"admitted\""),
+        3
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "trilo_gateway_decisions_total{decision=\"refused\",reason=\"unknown_operation\"}"
+        ),
+        1
+    );
+    assert!(sample(&text, "trilo_gateway_cache_total{result=\"hit\"}") >= 2);
+    assert_eq!(
+        sample(
+            &text,
+            "trilo_http_requests_total{route=\"/oauth/token\",method=\"POST\",status=\"200\"}"
+        ),
+        1
+    );
+    assert!(
+        sample(
+            &text,
+            "trilo_http_request_duration_seconds_count{route=\"/ex/{*rest}\"}"
+        ) >= 4
+    );
+    assert_eq!(
+        sample(&text, "trilo_webhook_deliveries{status=\"dead\"}"),
+        0
+    );
+    // Templates, not paths: no site, account, client or token appears.
+    for secret in [
+        acme.as_str(),
+        token.as_str(),
+        &app.demo.users[0].account_id,
+        &app.app().client_id,
+    ] {
+        assert!(!text.contains(secret), "{secret} appears in the metrics");
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_refused_to_addresses_not_allowed() {
+    let app = TestApp::spawn(Backend::Sqlite, |config| {
+        config.http.metrics_allow = vec!["192.0.2.1".into()];
+    })
+    .await
+    .unwrap();
+    let (status, text) = scrape(&app).await;
+    assert_eq!(status, 404);
+    assert!(!text.contains("trilo_"), "{text}");
+}
