@@ -13,6 +13,10 @@ pub struct Settings {
     /// Other `audience` values apps may request (the reference's `api.atlassian.com`, for
     /// clients that hard-code it); their tokens carry the one requested.
     pub audience_aliases: Vec<String>,
+    /// Hosts whose app avatars users are shown (consent page, connected apps); any other
+    /// avatar is replaced by the app's initial, so a developer cannot make users' browsers
+    /// fetch from a host of their choosing.
+    pub avatar_hosts: Vec<String>,
     pub access_token_ttl: Duration,
     /// At most 10 minutes (security checklist C4).
     pub code_ttl: Duration,
@@ -29,6 +33,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The app avatar users may be shown: only an https URL on an allowed host.
+    pub fn shown_avatar(&self, avatar_url: Option<&str>) -> Option<String> {
+        let url = avatar_url?;
+        let parsed = url::Url::parse(url).ok()?;
+        let allowed = parsed.scheme() == "https"
+            && parsed.host_str().is_some_and(|host| {
+                self.avatar_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(host))
+            });
+        allowed.then(|| url.to_owned())
+    }
+
     /// Every audience apps may request: trilo's own first, then the aliases.
     pub fn audiences(&self) -> Vec<String> {
         std::iter::once(self.audience.clone())
@@ -47,6 +64,7 @@ impl Settings {
             api_url: api_url.into(),
             audience: audience.into(),
             audience_aliases: Vec::new(),
+            avatar_hosts: Vec::new(),
             access_token_ttl: Duration::hours(1),
             code_ttl: Duration::minutes(10),
             session_ttl: Duration::hours(12),

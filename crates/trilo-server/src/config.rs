@@ -26,6 +26,9 @@ pub struct Config {
     /// Other audiences apps may request, e.g. the reference's `api.atlassian.com` for
     /// clients that hard-code it; tokens carry the audience that was asked for.
     pub audience_aliases: Vec<String>,
+    /// Hosts whose app avatars users are shown (https only); other avatars show the app's
+    /// initial instead.
+    pub avatar_hosts: Vec<String>,
     /// Address to listen on.
     pub listen: String,
     /// `sqlite://PATH` or `postgres://…`; default: `trilo.db` inside `data_dir`.
@@ -160,6 +163,7 @@ impl Default for Config {
             api_url: "http://127.0.0.1:8080".into(),
             audience: "api.trilo.local".into(),
             audience_aliases: Vec::new(),
+            avatar_hosts: Vec::new(),
             listen: "127.0.0.1:8080".into(),
             database_url: None,
             data_dir: PathBuf::from("trilo-data"),
@@ -328,6 +332,7 @@ impl Config {
             api_url: self.api_url.clone(),
             audience: self.audience.clone(),
             audience_aliases: self.audience_aliases.clone(),
+            avatar_hosts: self.avatar_hosts.clone(),
             access_token_ttl: parse_duration(
                 "tokens.access_token_lifetime",
                 &t.access_token_lifetime,

@@ -180,7 +180,7 @@ impl AccountSelfService<'_> {
                 grant_id: grant.grant_id,
                 app_id: app.app_id,
                 app_name: app.name,
-                app_avatar_url: app.avatar_url,
+                app_avatar_url: self.core.settings.shown_avatar(app.avatar_url.as_deref()),
                 scope_groups: groups,
                 sites: grant_sites,
                 granted_at: grant.created_at,

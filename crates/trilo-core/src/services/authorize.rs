@@ -415,7 +415,7 @@ impl Core {
         });
         Ok(ConsentView {
             app_name: app.name.clone(),
-            app_avatar_url: app.avatar_url.clone(),
+            app_avatar_url: self.settings.shown_avatar(app.avatar_url.as_deref()),
             developer_name,
             unreviewed: app.review_state == ReviewState::Unreviewed,
             scope_groups: scope_groups(&asked, &products),

@@ -1028,3 +1028,44 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
         "no session: sent to the login page"
     );
 }
+
+/// The consent page shows an app's avatar only from a host the operator allows
+/// (`avatar_hosts`); any other is replaced by the app's initial, so a developer cannot
+/// make users' browsers fetch from a host of their choosing (issue 16).
+#[tokio::test]
+async fn the_consent_page_shows_avatars_only_from_allowed_hosts() {
+    for (allowed, shown) in [(vec![], false), (vec!["cdn.example.test".to_owned()], true)] {
+        let app = TestApp::spawn(crate::support::Backend::Sqlite, |config| {
+            config.avatar_hosts = allowed.clone();
+        })
+        .await
+        .unwrap();
+        let alice = app.demo.users[0].account_id.clone();
+        let created = app
+            .core
+            .create_app(NewApp {
+                owner_account_id: alice,
+                name: "Avatar App".into(),
+                description: "Has an avatar.".into(),
+                avatar_url: Some("https://cdn.example.test/tracker.png".into()),
+                callback_urls: vec!["https://avatar.example.test/cb".into()],
+                scopes: vec!["read:jira-work".into()],
+                distribution: Distribution::Sharing,
+                client_type: ClientType::Confidential,
+            })
+            .await
+            .unwrap();
+        let url = app.authorize_url(&[
+            ("client_id", &created.app.client_id),
+            ("redirect_uri", "https://avatar.example.test/cb"),
+            ("scope", "read:jira-work"),
+        ]);
+        let page = app.consent_page(&app.browser(), &url).await;
+        assert_eq!(
+            page.contains("cdn.example.test/tracker.png"),
+            shown,
+            "{allowed:?}"
+        );
+        assert_eq!(page.contains("avatar placeholder"), !shown, "{allowed:?}");
+    }
+}
