@@ -23,17 +23,18 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN)?.to_str().ok()
 }
 
-/// Refuses a browser request from an origin its app has not registered.
-pub async fn check(
+/// Refuses a browser request from an origin its app has not registered; otherwise the
+/// origin that may read the answer (`None` without `Origin`), for [`respond`].
+pub async fn check<'o>(
     state: &AppState,
-    origin: Option<&str>,
+    origin: Option<&'o str>,
     client_id: &str,
-) -> Result<(), TokenEndpointError> {
+) -> Result<Option<&'o str>, TokenEndpointError> {
     let Some(origin) = origin else {
-        return Ok(());
+        return Ok(None);
     };
     if state.core.web_origin_allowed(client_id, origin).await? {
-        return Ok(());
+        return Ok(Some(origin));
     }
     Err(OAuthError::new(
         trilo_protocol::ErrorCode::UnauthorizedClient,
@@ -41,6 +42,17 @@ pub async fn check(
          app's web origins in the developer console.",
     )
     .into())
+}
+
+/// The answer, readable by the page whose origin passed [`check`] (errors included, so
+/// the page can show them).
+pub fn respond(
+    answer: Result<Response, TokenEndpointError>,
+    readable_by: Option<&str>,
+) -> Response {
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    allow(&mut response, readable_by);
+    response
 }
 
 /// Lets the page at `origin` read `response` (the check passed for it).

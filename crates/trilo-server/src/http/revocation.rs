@@ -11,7 +11,7 @@ use trilo_protocol::token_request::token_parameter;
 
 use super::browser_clients;
 use super::errors::TokenEndpointError;
-use super::token::{client_request, limit_client_auth, no_store_json, with_cors};
+use super::token::{client_request, limit_client_auth, no_store_json};
 use crate::state::{AppState, PeerAddr};
 
 pub fn router() -> Router<AppState> {
@@ -31,16 +31,18 @@ async fn revoke(
     body: Bytes,
 ) -> Response {
     let origin = browser_clients::origin(&headers);
+    let mut readable_by = None;
     let answer = async {
         let (params, creds) = client_request(&headers, &body)?;
-        browser_clients::check(&state, origin, &creds.client_id).await?;
+        readable_by = browser_clients::check(&state, origin, &creds.client_id).await?;
         let token = token_parameter(&params)?;
         limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
         // RFC 7009 §2.2 leaves the body to the server; an empty JSON object suits clients
         // that parse every answer of the auth host as JSON.
         Ok(no_store_json(&serde_json::json!({})))
-    };
-    with_cors(&state, origin, &headers, &body, answer.await).await
+    }
+    .await;
+    browser_clients::respond(answer, readable_by)
 }
 
 async fn introspect(

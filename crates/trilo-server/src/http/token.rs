@@ -31,38 +31,17 @@ async fn token(
     body: Bytes,
 ) -> Response {
     let origin = browser_clients::origin(&headers);
+    let mut readable_by = None;
     let answer = async {
         let (params, creds) = client_request(&headers, &body)?;
-        browser_clients::check(&state, origin, &creds.client_id).await?;
+        readable_by = browser_clients::check(&state, origin, &creds.client_id).await?;
         let grant = parse_grant(&params)?;
         let response =
             limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
         Ok::<_, TokenEndpointError>(no_store_json(&response))
-    };
-    with_cors(&state, origin, &headers, &body, answer.await).await
-}
-
-/// The answer, readable by a browser page whose origin the requesting app registered
-/// (errors included, so the page can show them).
-pub async fn with_cors(
-    state: &AppState,
-    origin: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-    answer: Result<Response, TokenEndpointError>,
-) -> Response {
-    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
-    if let Some(origin) = origin
-        && let Ok((_, creds)) = client_request(headers, body)
-        && state
-            .core
-            .web_origin_allowed(&creds.client_id, origin)
-            .await
-            .unwrap_or(false)
-    {
-        browser_clients::allow(&mut response, Some(origin));
     }
-    response
+    .await;
+    browser_clients::respond(answer, readable_by)
 }
 
 /// The body's parameters and the client's credentials (HTTP Basic or in the body), as the

@@ -48,8 +48,9 @@ pub struct Admitted {
     pub account_id: String,
     pub client_id: Option<String>,
     pub cloud_id: String,
-    /// The path to forward: `{api}` as sent, or the product's own for an aliased one.
-    pub path: String,
+    /// The product's own path when the call used an alias: forward this instead of
+    /// `{api}` as sent (`None`, the common case, allocates nothing).
+    pub aliased_path: Option<String>,
     pub scopes: Vec<String>,
     pub blocked_containers: Vec<String>,
     pub assertion: String,
@@ -163,7 +164,10 @@ impl Core {
             account_id: standing.account_id.clone(),
             client_id: standing.client_id.clone(),
             cloud_id: call.cloud_id.to_owned(),
-            path: path.to_string(),
+            aliased_path: match &path {
+                std::borrow::Cow::Owned(own) => Some(own.clone()),
+                std::borrow::Cow::Borrowed(_) => None,
+            },
             scopes: standing
                 .decision
                 .app_scopes()

@@ -201,14 +201,19 @@ fn strip(headers: &mut HeaderMap) {
     for name in CALLER_ROUTING {
         headers.remove(name);
     }
-    let spoofed: Vec<HeaderName> = headers
+    remove_where(headers, |name| {
+        name.starts_with(TRILO_PREFIX) || name.starts_with(FORWARDED_PREFIX)
+    });
+}
+
+/// Removes every header whose (lowercase) name `matches`.
+fn remove_where(headers: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
+    let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| {
-            name.as_str().starts_with(TRILO_PREFIX) || name.as_str().starts_with(FORWARDED_PREFIX)
-        })
+        .filter(|name| matches(name.as_str()))
         .cloned()
         .collect();
-    for name in spoofed {
+    for name in names {
         headers.remove(name);
     }
 }
@@ -237,14 +242,7 @@ fn strip_response(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::SET_COOKIE);
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| name.starts_with("access-control-"));
     let off_site = headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())

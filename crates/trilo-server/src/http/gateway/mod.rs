@@ -57,7 +57,8 @@ async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, Ap
             ));
         }
     };
-    let target = target_uri(&admitted, &admitted.path, uri.query())?;
+    let forwarded_path = admitted.aliased_path.as_deref().unwrap_or(path);
+    let target = target_uri(&admitted, forwarded_path, uri.query())?;
     state.upstreams.forward(request, target, &admitted).await
 }
 
