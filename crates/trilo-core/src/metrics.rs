@@ -19,6 +19,8 @@ pub struct CoreMetrics {
     pub gateway_cache_misses: AtomicU64,
     /// Refusals by [`trilo_protocol::gateway::GatewayRefusal::reason`].
     gateway_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Rows the janitor removed, by kind ([`crate::services::janitor::SWEEP_KINDS`]).
+    pub janitor_removed: [AtomicU64; 6],
 }
 
 /// Adds one.
@@ -87,6 +89,18 @@ impl CoreMetrics {
                 ("result=\"hit\"", get(&self.gateway_cache_hits)),
                 ("result=\"miss\"", get(&self.gateway_cache_misses)),
             ],
+        );
+        let removed: Vec<(String, u64)> = crate::services::janitor::SWEEP_KINDS
+            .iter()
+            .zip(&self.janitor_removed)
+            .map(|(kind, n)| (format!("kind=\"{kind}\""), get(n)))
+            .collect();
+        let removed: Vec<(&str, u64)> = removed.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        counter(
+            out,
+            "trilo_janitor_removed_total",
+            "Rows the janitor removed, by kind.",
+            &removed,
         );
     }
 }

@@ -550,6 +550,10 @@ pub struct SigningKeyRecord {
     /// The public JWK as JSON text.
     pub public_jwk: String,
     pub created_at: OffsetDateTime,
+    /// When it became `current` (None while `next`).
+    pub activated_at: Option<OffsetDateTime>,
+    /// When it stopped being `current` (None until `retired`).
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,6 +30,8 @@ pub struct Settings {
     /// revocation at every instance).
     pub gateway_cache_ttl: Duration,
     pub webhooks: WebhookSettings,
+    pub keys: KeySettings,
+    pub janitor: JanitorSettings,
 }
 
 impl Settings {
@@ -74,6 +76,8 @@ impl Settings {
             refresh_reuse_leeway: Duration::minutes(10),
             gateway_cache_ttl: Duration::milliseconds(500),
             webhooks: WebhookSettings::default(),
+            keys: KeySettings::default(),
+            janitor: JanitorSettings::default(),
         }
     }
 }
@@ -105,6 +109,59 @@ impl Default for WebhookSettings {
             send_timeout: Duration::seconds(10),
             max_policy_objects: trilo_protocol::webhooks::DEFAULT_POLICY_EVENT_MAX_OBJECTS,
             max_event_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Signing-key rotation (DESIGN §4 "Signing key"): a `next` key is published before it
+/// signs, so relying parties and other instances know it when it becomes `current`.
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    /// How long a key stays `current` before the schedule rotates it (None: only
+    /// `trilo admin keys rotate` does).
+    pub rotate_every: Option<Duration>,
+    /// How long a retired key stays published and accepted: at least the lifetime of the
+    /// longest token it signed plus the clock leeway.
+    pub retired_kept: Duration,
+    /// How often an instance re-reads the keys, and so how soon it follows a rotation made
+    /// elsewhere.
+    pub reload_every: Duration,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            rotate_every: Some(Duration::days(90)),
+            retired_kept: Duration::days(1),
+            reload_every: Duration::milliseconds(500),
+        }
+    }
+}
+
+/// What the janitor removes, and how gently (see `services::janitor`).
+#[derive(Clone, Debug)]
+pub struct JanitorSettings {
+    /// Off in tests that count rows.
+    pub enabled: bool,
+    /// Pause between sweeps.
+    pub every: Duration,
+    /// Rows removed per statement: each batch is one short transaction.
+    pub batch: u32,
+    /// Pause between batches, so the hot paths get the store between them.
+    pub pause: Duration,
+    /// How long a revoked or expired token family is kept (for the audit trail and for
+    /// telling a replayed token apart from an unknown one).
+    pub family_retention: Duration,
+}
+
+impl Default for JanitorSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every: Duration::minutes(5),
+            batch: 1000,
+            pause: Duration::milliseconds(20),
+            family_retention: Duration::days(30),
         }
     }
 }

@@ -270,9 +270,48 @@ pub trait GrantStore: Send + Sync {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// `Conflict { constraint: "signing_keys.current" }` when inserting a `current` key while
-    /// another is current (two instances starting at once: the loser reloads).
+    /// `Conflict` when inserting a `current` or `next` key while another key has that state
+    /// (two instances starting at once: the loser reloads). The constraint is
+    /// `signing_keys.current` for a second current key.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// In one transaction: `current_kid` becomes `retired`, `next_kid` becomes `current`,
+    /// and `new_next` is added as `next`. A compare-and-set: when `current_kid` is no longer
+    /// current or `next_kid` no longer next (another instance rotated first), nothing
+    /// changes and the answer is `Conflict { constraint: "signing_keys.rotated" }`.
+    async fn rotate_signing_keys(
+        &self,
+        current_kid: &str,
+        next_kid: &str,
+        new_next: &SigningKeyRecord,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+}
+
+/// One kind of row the janitor removes (see `services::janitor`), with its cutoff: rows
+/// whose time is before it go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// Authorization codes that expired.
+    ExpiredCodes(OffsetDateTime),
+    /// Login sessions that expired.
+    ExpiredSessions(OffsetDateTime),
+    /// Refresh tokens, used or not, whose own inactivity lifetime ended: none of them can
+    /// be redeemed any more, and a used one is kept until then so that a replay is still
+    /// recognised as reuse.
+    DeadRefreshTokens(OffsetDateTime),
+    /// Token families revoked before the cutoff, with their refresh tokens.
+    RevokedFamilies(OffsetDateTime),
+    /// Token families whose absolute lifetime ended before the cutoff.
+    ExpiredFamilies(OffsetDateTime),
+    /// Retired signing keys retired before the cutoff.
+    RetiredKeys(OffsetDateTime),
+}
+
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Removes at most `limit` rows of one kind, in one short transaction; returns how many
+    /// went (fewer than `limit`: nothing more to remove for now).
+    async fn sweep(&self, sweep: Sweep, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -373,6 +412,7 @@ pub trait Store:
     + KeyStore
     + AuditLog
     + EventStore
+    + Housekeeping
 {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

@@ -8,6 +8,7 @@ use trilo_core::{Clock, Core, SystemClock};
 
 use crate::config::Validated;
 use crate::db::open_store;
+use crate::housekeeping;
 use crate::http;
 use crate::keyfile::sealing_key;
 use crate::state::AppState;
@@ -22,6 +23,8 @@ pub struct Server {
     pub router: axum::Router,
     /// The webhook sender, stopped when the last clone of the server is dropped.
     pub sender: Option<Arc<webhooks::SenderHandle>>,
+    /// The key follower and the janitor, likewise.
+    pub housekeeping: Option<Arc<housekeeping::HousekeepingHandle>>,
 }
 
 /// Opens the store (migrating if configured), loads the signing keys, builds the router.
@@ -49,10 +52,14 @@ pub async fn build_with_clock(
         Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),
         None => None,
     };
+    let housekeeping = validated
+        .housekeeping
+        .then(|| Arc::new(housekeeping::spawn(core.clone())));
     Ok(Server {
         core,
         router: http::router(state),
         sender,
+        housekeeping,
     })
 }
 

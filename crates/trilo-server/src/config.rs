@@ -47,6 +47,38 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub http: HttpConfig,
     pub limits: LimitsConfig,
+    pub keys: KeysConfig,
+    pub janitor: JanitorConfig,
+}
+
+/// Signing-key rotation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// How long a key signs before the schedule rotates it; `"off"`: only
+    /// `trilo admin keys rotate` rotates.
+    pub rotate_every: String,
+    /// How long a retired key stays published and accepted: at least the access-token
+    /// lifetime plus the JWT leeway.
+    pub retired_kept: String,
+    /// How often each instance re-reads the keys (how soon it follows a rotation made
+    /// elsewhere).
+    pub reload_every: String,
+}
+
+/// The janitor, which removes expired and dead rows in small batches.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorConfig {
+    pub enabled: bool,
+    /// Pause between sweeps.
+    pub every: String,
+    /// Rows per delete statement.
+    pub batch: u32,
+    /// Pause between two batches.
+    pub pause: String,
+    /// How long revoked and expired token families are kept.
+    pub family_retention: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -177,6 +209,18 @@ impl Default for Config {
                 refresh_absolute: "365d".into(),
                 refresh_reuse_leeway: "10m".into(),
             },
+            keys: KeysConfig {
+                rotate_every: "90d".into(),
+                retired_kept: "1d".into(),
+                reload_every: "500ms".into(),
+            },
+            janitor: JanitorConfig {
+                enabled: true,
+                every: "5m".into(),
+                batch: 1000,
+                pause: "20ms".into(),
+                family_retention: "30d".into(),
+            },
             limits: LimitsConfig {
                 login_failures_per_account: 5,
                 login_failures_per_address: 50,
@@ -240,6 +284,8 @@ pub struct Validated {
     pub metrics_allow: Vec<std::net::IpAddr>,
     /// How this instance sends webhooks; `None` when `webhooks.deliver` is off.
     pub sender: Option<crate::webhooks::SenderSettings>,
+    /// Run the key follower and the janitor (off for CLI commands).
+    pub housekeeping: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +394,12 @@ impl Config {
             )?,
             gateway_cache_ttl,
             webhooks: self.webhooks.settings()?,
+            keys: trilo_core::settings::KeySettings::default(),
+            janitor: self.janitor.settings()?,
+        };
+        let settings = Settings {
+            keys: self.keys.settings(&settings)?,
+            ..settings
         };
         let upstreams = UpstreamSettings {
             connect_timeout: std_duration(
@@ -453,6 +505,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Validated {
+            housekeeping: true,
             metrics_allow,
             limits,
             config: self,
@@ -462,6 +515,49 @@ impl Config {
             upstreams,
             sender,
             listener,
+        })
+    }
+}
+
+impl KeysConfig {
+    fn settings(&self, s: &Settings) -> Result<trilo_core::settings::KeySettings, ConfigError> {
+        let rotate_every = match self.rotate_every.trim() {
+            "off" => None,
+            every => Some(parse_duration("keys.rotate_every", every)?),
+        };
+        let retired_kept = parse_duration("keys.retired_kept", &self.retired_kept)?;
+        // A retired key must outlive every token it signed, or those fail before they expire.
+        if retired_kept < s.access_token_ttl + s.jwt_leeway {
+            return Err(invalid(
+                "keys.retired_kept",
+                "must be at least tokens.access_token_lifetime plus tokens.jwt_leeway",
+            ));
+        }
+        if rotate_every.is_some_and(|every| every < retired_kept) {
+            return Err(invalid(
+                "keys.rotate_every",
+                "must be at least keys.retired_kept, so at most one retired key is published",
+            ));
+        }
+        Ok(trilo_core::settings::KeySettings {
+            rotate_every,
+            retired_kept,
+            reload_every: parse_duration("keys.reload_every", &self.reload_every)?,
+        })
+    }
+}
+
+impl JanitorConfig {
+    fn settings(&self) -> Result<trilo_core::settings::JanitorSettings, ConfigError> {
+        if self.batch == 0 {
+            return Err(invalid("janitor.batch", "must be 1 or more"));
+        }
+        Ok(trilo_core::settings::JanitorSettings {
+            enabled: self.enabled,
+            every: parse_duration("janitor.every", &self.every)?,
+            batch: self.batch,
+            pause: parse_duration("janitor.pause", &self.pause)?,
+            family_retention: parse_duration("janitor.family_retention", &self.family_retention)?,
         })
     }
 }

@@ -197,10 +197,12 @@ pub fn with_sample_products(router: axum::Router, core: &Core) -> anyhow::Result
         core.settings.api_url.trim_end_matches('/')
     );
     let jira = trilo_sample_products::JIRA.key;
+    let keys = core.keys.clone();
     let config = trilo_sample_products::UpstreamConfig::from_jwks_json(
         core.settings.auth_url.clone(),
-        core.keys.jwks(),
+        &core.keys.jwks(),
     )?
+    .with_key_source(std::sync::Arc::new(move || keys.jwks()))
     .with_links_base(core.settings.api_url.clone())
     .with_events(
         jira,

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod housekeeping;
 pub mod http;
 pub mod keyfile;
 pub mod listener;

@@ -1,5 +1,6 @@
 //! Signing keys (`KeyStore`) and the audit log (`AuditLog`): rows, SQL and the operations.
 
+use time::OffsetDateTime;
 use trilo_core::model::{AuditEvent, AuditQuery, KeyState, SigningKeyRecord};
 use trilo_core::store::StoreError;
 
@@ -13,9 +14,15 @@ pub mod sql {
     //! The SQL of signing keys and audit events, the same text on SQLite and PostgreSQL.
 
     pub const SIGNING_KEYS: &str = "SELECT kid, alg, state, private_key_encrypted, public_jwk, \
-         created_at FROM signing_keys ORDER BY created_at, kid";
+         created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, kid";
     pub const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys (kid, alg, state, \
-         private_key_encrypted, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+         private_key_encrypted, public_jwk, created_at, activated_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    /// The two steps of a rotation, each a compare-and-set on the key's state.
+    pub const RETIRE_CURRENT: &str = "UPDATE signing_keys SET state = 'retired', \
+         retired_at = $2 WHERE kid = $1 AND state = 'current'";
+    pub const PROMOTE_NEXT: &str = "UPDATE signing_keys SET state = 'current', \
+         activated_at = $2 WHERE kid = $1 AND state = 'next'";
 
     pub const APPEND_AUDIT: &str = "INSERT INTO audit_events (event_id, at, actor_account_id, \
          action, target, cloud_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -36,6 +43,8 @@ pub struct KeyRow {
     private_key_encrypted: Vec<u8>,
     public_jwk: String,
     created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
 }
 
 impl TryFrom<KeyRow> for SigningKeyRecord {
@@ -49,6 +58,8 @@ impl TryFrom<KeyRow> for SigningKeyRecord {
             private_key_encrypted: r.private_key_encrypted,
             public_jwk: r.public_jwk,
             created_at: time(r.created_at)?,
+            activated_at: r.activated_at.map(time).transpose()?,
+            retired_at: r.retired_at.map(time).transpose()?,
         })
     }
 }
@@ -91,16 +102,57 @@ pub async fn signing_keys(mut c: impl Conn) -> Result<Vec<SigningKeyRecord>, Fai
 }
 
 pub async fn insert_signing_key(mut tx: impl Tx, key: &SigningKeyRecord) -> Result<(), Fail> {
-    tx.execute(
-        Stmt::new(sql::INSERT_SIGNING_KEY)
-            .bind(&key.kid)
-            .bind(&key.alg)
-            .bind(key.state.as_str())
-            .bind(key.private_key_encrypted.as_slice())
-            .bind(&key.public_jwk)
-            .bind(ms(key.created_at)),
-    )
-    .await?;
+    insert_key(&mut tx, key).await?;
+    tx.commit().await
+}
+
+async fn insert_key(c: &mut impl Conn, key: &SigningKeyRecord) -> Result<(), Fail> {
+    let inserted = c
+        .execute(
+            Stmt::new(sql::INSERT_SIGNING_KEY)
+                .bind(&key.kid)
+                .bind(&key.alg)
+                .bind(key.state.as_str())
+                .bind(key.private_key_encrypted.as_slice())
+                .bind(&key.public_jwk)
+                .bind(ms(key.created_at))
+                .bind(key.activated_at.map(ms))
+                .bind(key.retired_at.map(ms)),
+        )
+        .await;
+    inserted.map(drop)
+}
+
+/// See `KeyStore::rotate_signing_keys`.
+pub async fn rotate_signing_keys(
+    mut tx: impl Tx,
+    current_kid: &str,
+    next_kid: &str,
+    new_next: &SigningKeyRecord,
+    now: OffsetDateTime,
+) -> Result<(), Fail> {
+    let rotated_elsewhere = || {
+        Fail::Store(StoreError::Conflict {
+            constraint: "signing_keys.rotated".to_owned(),
+        })
+    };
+    let retired = tx
+        .execute(
+            Stmt::new(sql::RETIRE_CURRENT)
+                .bind(current_kid)
+                .bind(ms(now)),
+        )
+        .await?;
+    if retired != 1 {
+        return Err(rotated_elsewhere());
+    }
+    let promoted = tx
+        .execute(Stmt::new(sql::PROMOTE_NEXT).bind(next_kid).bind(ms(now)))
+        .await?;
+    if promoted != 1 {
+        return Err(rotated_elsewhere());
+    }
+    insert_key(&mut tx, new_next).await?;
     tx.commit().await
 }
 

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod convert;
 pub mod events;
 pub mod grants;
+pub mod housekeeping;
 pub mod policies;
 pub mod preload;
 pub mod sites;

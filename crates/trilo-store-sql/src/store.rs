@@ -23,14 +23,15 @@ use trilo_core::model::{
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
     AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore, GrantStore,
-    KeyStore, PolicyStore, Refreshed, SessionStore, SiteStore, Store, StoreResult,
+    Housekeeping, KeyStore, PolicyStore, Refreshed, SessionStore, SiteStore, Store, StoreResult,
+    Sweep,
 };
 
 use crate::conn::{Conn, Fail, Tx};
 use crate::convert::ms;
 use crate::events::Dialect;
 use crate::grants::GrantLocks;
-use crate::{accounts, api_tokens, apps, audit, events, grants, policies, sites};
+use crate::{accounts, api_tokens, apps, audit, events, grants, housekeeping, policies, sites};
 
 /// What a SQL backend supplies to [`SqlStore`].
 ///
@@ -606,6 +607,27 @@ impl<B: Backend> KeyStore for SqlStore<B> {
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
         self.0.write(|tx| audit::insert_signing_key(tx, key)).await
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        current_kid: &str,
+        next_kid: &str,
+        new_next: &SigningKeyRecord,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.0
+            .write(|tx| audit::rotate_signing_keys(tx, current_kid, next_kid, new_next, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Housekeeping for SqlStore<B> {
+    async fn sweep(&self, sweep: Sweep, limit: u32) -> StoreResult<u64> {
+        self.0
+            .write(|tx| housekeeping::sweep(tx, sweep, limit))
+            .await
     }
 }
 

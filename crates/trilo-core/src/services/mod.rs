@@ -13,6 +13,8 @@ pub mod console;
 pub mod directory;
 pub mod events;
 pub mod gateway;
+pub mod janitor;
+pub mod keys;
 pub mod oidc;
 pub mod policies;
 pub mod refresh;
@@ -28,7 +30,7 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::crypto::{ChildTokens, SealingKey, WebhookSecrets};
 use crate::error::CoreResult;
-use crate::keys::{KeyError, KeySet};
+use crate::keys::{KeyError, KeyRing};
 use crate::model::AuditEvent;
 use crate::settings::Settings;
 use crate::store::{AccessListener, Store};
@@ -37,7 +39,7 @@ use crate::store::{AccessListener, Store};
 pub struct Core {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<KeyRing>,
     pub settings: Arc<Settings>,
     /// Names the successor of each refresh token (see [`ChildTokens`]).
     pub child_tokens: ChildTokens,
@@ -92,7 +94,15 @@ impl Core {
         sealing: &SealingKey,
         settings: Settings,
     ) -> Result<Core, KeyError> {
-        let keys = KeySet::load_or_create(store.as_ref(), sealing, clock.now()).await?;
+        let keys = Arc::new(
+            KeyRing::load_or_create(
+                store.as_ref(),
+                sealing,
+                settings.keys.retired_kept,
+                clock.now(),
+            )
+            .await?,
+        );
         let ttl = settings.gateway_cache_ttl;
         let caches = Arc::new(AccessCaches {
             gateway: gateway::GatewayCache::new(ttl),

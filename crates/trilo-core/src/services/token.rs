@@ -257,14 +257,16 @@ impl Core {
 
     /// Signs `claims` as a compact ES256 JWS of type `typ` with the current key.
     pub(super) fn sign_jws(&self, typ: &str, claims: &impl Serialize) -> CoreResult<String> {
+        // One snapshot for the kid and the signature: a rotation in between cannot pair them
+        // wrongly.
+        let keys = self.keys.snapshot();
         let header = Header {
             alg: jwt::ALG.to_owned(),
             typ: typ.to_owned(),
-            kid: self.keys.current_kid().to_owned(),
+            kid: keys.current_kid().to_owned(),
         };
         let input = jwt::signing_input(&header, claims);
-        let signature = self
-            .keys
+        let signature = keys
             .sign(input.as_bytes())
             .map_err(|e| CoreError::Internal(e.into()))?;
         Ok(jwt::compact(&input, &signature))

@@ -221,6 +221,8 @@ pub fn signing_key(state: KeyState, created_at: OffsetDateTime) -> SigningKeyRec
         private_key_encrypted: vec![0x5a; 48],
         public_jwk: r#"{"kty":"EC","crv":"P-256","x":"x","y":"y"}"#.to_owned(),
         created_at,
+        activated_at: (state == KeyState::Current).then_some(created_at),
+        retired_at: None,
     }
 }
 

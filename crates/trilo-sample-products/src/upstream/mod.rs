@@ -50,9 +50,15 @@ pub struct UpstreamConfig {
     issuer: String,
     links_base: String,
     keys: Arc<RwLock<JwkSet>>,
+    /// Where to read trilo's keys again when an assertion names a kid not yet known (a
+    /// rotation), as a real product fetches the JWKS again.
+    key_source: Option<KeySource>,
     /// Where each product posts its events, if anywhere (by product key).
     events: Vec<(&'static str, EventSink)>,
 }
+
+/// Reads trilo's current JWKS (see [`UpstreamConfig::with_key_source`]).
+pub type KeySource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl UpstreamConfig {
     /// `issuer` is trilo's issuer URL (the assertion's `iss`); `keys` is trilo's JWKS.
@@ -64,8 +70,15 @@ impl UpstreamConfig {
             links_base: issuer.trim_end_matches('/').to_owned(),
             issuer,
             keys: Arc::new(RwLock::new(keys)),
+            key_source: None,
             events: Vec::new(),
         }
+    }
+
+    /// Reads the keys again from `source` when an assertion names an unknown kid.
+    pub fn with_key_source(mut self, source: KeySource) -> Self {
+        self.key_source = Some(source);
+        self
     }
 
     /// Makes the product with `product_key` post its events to `sink` (trilo's
@@ -109,11 +122,18 @@ impl UpstreamConfig {
 
     /// The trusted key with this id; cloned so the lock is not held while verifying.
     fn key(&self, kid: &str) -> Option<Jwk> {
-        self.keys
+        let known = self
+            .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .find(kid)
-            .cloned()
+            .cloned();
+        known.or_else(|| {
+            let fresh: JwkSet = serde_json::from_value((self.key_source.as_ref()?)()).ok()?;
+            let key = fresh.find(kid).cloned();
+            self.replace_keys(fresh);
+            key
+        })
     }
 }
 

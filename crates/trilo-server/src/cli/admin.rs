@@ -37,6 +37,15 @@ pub enum AdminCommand {
     /// Spaces and projects of a product on a site (for guests and data security policies).
     #[command(subcommand)]
     Container(super::container::ContainerCommand),
+    /// The signing keys of access and ID tokens.
+    #[command(subcommand)]
+    Keys(super::keys::KeysCommand),
+    /// Remove expired codes and sessions, dead refresh tokens and old families now (the
+    /// server's janitor does this on its own every `janitor.every`).
+    Sweep {
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Debug, Args, Clone, Copy)]
@@ -279,6 +288,7 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
     // A command is no server: it leaves webhook deliveries to the running instances.
     let mut validated = validated.clone();
     validated.sender = None;
+    validated.housekeeping = false;
     let core = build(&validated).await?.core;
     let (out, value, text) = match command {
         AdminCommand::User(c) => user(&core, c).await?,
@@ -288,6 +298,21 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
         AdminCommand::App(c) => app(&core, c).await?,
         AdminCommand::ApiToken(c) => super::api_token::run(&core, c).await?,
         AdminCommand::Container(c) => super::container::run(&core, c).await?,
+        AdminCommand::Keys(c) => super::keys::run(&core, c).await?,
+        AdminCommand::Sweep { out } => {
+            let report = core.sweep_once().await?;
+            let by_kind: serde_json::Map<String, Value> =
+                trilo_core::services::janitor::SWEEP_KINDS
+                    .iter()
+                    .map(|k| ((*k).to_owned(), json!(report.removed(k))))
+                    .collect();
+            let text = trilo_core::services::janitor::SWEEP_KINDS
+                .iter()
+                .map(|k| format!("{k}: {}", report.removed(k)))
+                .collect::<Vec<_>>()
+                .join("\n");
+            (out, Value::Object(by_kind), text)
+        }
     };
     if out.json {
         println!("{}", serde_json::to_string_pretty(&value)?);

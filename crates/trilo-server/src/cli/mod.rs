@@ -3,6 +3,7 @@
 mod admin;
 mod api_token;
 mod container;
+mod keys;
 mod run;
 
 use std::path::PathBuf;

@@ -31,7 +31,7 @@ async fn metadata(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    let mut res = Json(state.core.keys.jwks().clone()).into_response();
+    let mut res = Json(state.core.keys.jwks()).into_response();
     res.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

@@ -19,6 +19,7 @@ mod console_webhooks;
 mod flow;
 mod gateway;
 mod grants;
+mod janitor;
 mod keys;
 mod limits;
 mod listener;

@@ -37,6 +37,8 @@ pub struct TestApp {
     pg_database: Option<trilo_store_postgres::testing::TestDatabase>,
     /// The webhook sender, stopped with the app.
     _sender: Option<Arc<trilo_server::webhooks::SenderHandle>>,
+    /// The key follower and the janitor, stopped with the app.
+    _housekeeping: Option<Arc<trilo_server::housekeeping::HousekeepingHandle>>,
 }
 
 impl Drop for TestApp {
@@ -129,6 +131,9 @@ impl TestApp {
             database_url: Some(database_url.clone()),
             ..Config::default()
         };
+        // Tests move the clock by months: a scheduled rotation would surprise the many that
+        // do not look at keys (those that do turn it back on).
+        config.keys.rotate_every = "off".into();
         configure(&mut config);
         let validated = config.validate().unwrap();
         let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
@@ -144,6 +149,7 @@ impl TestApp {
             .await
             .unwrap();
         let sender = server.sender.clone();
+        let housekeeping = server.housekeeping.clone();
         let router = demo::with_sample_products(server.router, &server.core).unwrap();
         let router = demo::with_callback_page(router);
         let task = tokio::spawn(async move {
@@ -159,6 +165,7 @@ impl TestApp {
             task,
             pg_database,
             _sender: sender,
+            _housekeeping: housekeeping,
         })
     }
 

@@ -25,12 +25,64 @@ pub async fn signing_keys_round_trip_and_only_one_is_current(store: Arc<dyn Stor
     let mut same_kid = fixtures::signing_key(KeyState::Retired, at(4));
     same_kid.kid = retired.kid.clone();
     conflict(store.insert_signing_key(&same_kid).await);
+    // And a second next key.
+    conflict(
+        store
+            .insert_signing_key(&fixtures::signing_key(KeyState::Next, at(5)))
+            .await,
+    );
 
     // Oldest first.
     assert_eq!(
         store.signing_keys().await.unwrap(),
         vec![retired, current, next]
     );
+}
+
+/// A rotation retires the current key, promotes the next and adds a new next, all at once;
+/// a rotation from keys that are no longer current and next changes nothing.
+pub async fn a_rotation_is_a_compare_and_set_on_current_and_next(store: Arc<dyn Store>) {
+    let current = fixtures::signing_key(KeyState::Current, at(1));
+    let next = fixtures::signing_key(KeyState::Next, at(2));
+    store.insert_signing_key(&current).await.unwrap();
+    store.insert_signing_key(&next).await.unwrap();
+    let newer = fixtures::signing_key(KeyState::Next, at(3));
+    store
+        .rotate_signing_keys(&current.kid, &next.kid, &newer, at(10))
+        .await
+        .unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    let state_of = |kid: &str| {
+        let k = keys.iter().find(|k| k.kid == kid).unwrap();
+        (k.state, k.activated_at, k.retired_at)
+    };
+    assert_eq!(
+        state_of(&current.kid),
+        (KeyState::Retired, Some(at(1)), Some(at(10)))
+    );
+    assert_eq!(state_of(&next.kid), (KeyState::Current, Some(at(10)), None));
+    assert_eq!(state_of(&newer.kid), (KeyState::Next, None, None));
+
+    // A second instance that read the keys before the rotation loses, and changes nothing.
+    let rival = fixtures::signing_key(KeyState::Next, at(4));
+    assert_eq!(
+        conflict(
+            store
+                .rotate_signing_keys(&current.kid, &next.kid, &rival, at(11))
+                .await
+        ),
+        "signing_keys.rotated"
+    );
+    // Current right but next stale: the retirement is rolled back with the rest.
+    assert_eq!(
+        conflict(
+            store
+                .rotate_signing_keys(&next.kid, &current.kid, &rival, at(11))
+                .await
+        ),
+        "signing_keys.rotated"
+    );
+    assert_eq!(store.signing_keys().await.unwrap(), keys);
 }
 
 pub async fn audit_events_filter_by_site_and_action_prefix_newest_first(store: Arc<dyn Store>) {

@@ -123,6 +123,7 @@ macro_rules! for_each_conformance_case {
             a_failing_refresh_does_not_fail_those_written_with_it,
             // keys and audit
             signing_keys_round_trip_and_only_one_is_current,
+            a_rotation_is_a_compare_and_set_on_current_and_next,
             audit_events_filter_by_site_and_action_prefix_newest_first,
             audit_limit_zero_means_one_hundred,
             // webhooks
