@@ -39,6 +39,8 @@ pub struct Spawn<'a> {
     /// To point the upstreams at another port when the first is taken.
     pub core: &'a Core,
     pub info: &'a DemoInfo,
+    /// Run the server's janitor every second (`--janitor`).
+    pub janitor: bool,
 }
 
 /// The running server; dropping it kills the process.
@@ -83,6 +85,9 @@ impl ServerProcess {
             .arg(spawn.data_dir);
         if let Some(url) = spawn.database_url {
             command.arg("--database-url").arg(url);
+        }
+        if spawn.janitor {
+            command.args(["--janitor-every", "1s"]);
         }
         // Request logs would compete with the server for the CPU it is measured on.
         if std::env::var_os("TRILO_LOG").is_none() {
@@ -181,6 +186,7 @@ pub async fn serve_child(
     database_url: Option<String>,
     listen: &str,
     public_url: &str,
+    janitor_every: Option<String>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
@@ -188,6 +194,10 @@ pub async fn serve_child(
     let mut config = bench_config(public_url, &data_dir, database_url);
     // The parent has migrated the database.
     config.migrate_on_start = false;
+    match janitor_every {
+        Some(every) => config.janitor.every = every,
+        None => config.janitor.enabled = false,
+    }
     let server = build(&config.validate()?).await?;
     let router = demo::with_sample_products(server.router, &server.core)?;
     println!("{}", listener.local_addr()?);

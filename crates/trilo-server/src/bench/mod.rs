@@ -96,6 +96,8 @@ pub struct BenchOptions {
     pub warmup: Duration,
     /// Accounts with a grant and a token family each, loaded before the scenarios.
     pub preload: u64,
+    /// Run the janitor in the server, with a backlog from the preload (`--janitor`).
+    pub janitor: bool,
 }
 
 /// The JSON report `trilo bench` prints.
@@ -110,6 +112,10 @@ pub struct BenchReport {
     /// How long the preload took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preload_s: Option<f64>,
+    /// With `--janitor`: rows the server's janitor removed while the scenarios ran (from
+    /// its `/metrics`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub janitor_removed: Option<u64>,
     pub scenarios: Vec<ScenarioReport>,
     /// `gateway` requests/s over `direct` requests/s, when both ran.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,7 +245,7 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
 
     let mut loader = preload::Loader::open(&validated.database).await?;
     let preloaded = if options.preload > 0 {
-        Some(preload::families(&mut loader, core, &info, options.preload).await?)
+        Some(preload::families(&mut loader, core, &info, options.preload, options.janitor).await?)
     } else {
         None
     };
@@ -262,6 +268,7 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         database_url: setup.database_url,
         core,
         info: &info,
+        janitor: options.janitor,
     })
     .await?;
     let measured = measure_all(
@@ -272,6 +279,11 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         &mut server,
     )
     .await;
+    let janitor_removed = if options.janitor {
+        Some(janitor_removed(&server.base).await?)
+    } else {
+        None
+    };
     server.stop().await;
     let (reports, gateway_added_p50_ms) = measured?;
 
@@ -291,10 +303,30 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         duration_s: options.duration.as_secs_f64(),
         preloaded_families: preloaded.as_ref().map(|p| p.families),
         preload_s: preloaded.as_ref().map(|p| round(p.seconds, 1)),
+        janitor_removed,
         scenarios: reports,
         gateway_to_direct,
         gateway_added_p50_ms,
     })
+}
+
+/// The sum of the server's `trilo_janitor_removed_total` samples.
+async fn janitor_removed(base: &str) -> anyhow::Result<u64> {
+    use http_body_util::BodyExt;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<axum::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let response = client.get(format!("{base}/metrics").parse()?).await?;
+    if !response.status().is_success() {
+        bail!("/metrics answered {}", response.status());
+    }
+    let body = response.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("trilo_janitor_removed_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum())
 }
 
 /// Runs each scenario against the server with its prepared payloads, then the

@@ -112,6 +112,8 @@ struct Target {
     now: OffsetDateTime,
     refresh_inactivity: time::Duration,
     refresh_absolute: time::Duration,
+    /// Make each family's first refresh token one the janitor removes (`--janitor`).
+    dead_first_tokens: bool,
 }
 
 /// Loads `count` accounts with their grants and families, with a progress bar on stderr.
@@ -120,6 +122,7 @@ pub async fn families(
     core: &Core,
     info: &DemoInfo,
     count: u64,
+    dead_first_tokens: bool,
 ) -> anyhow::Result<Preloaded> {
     let app = core
         .store
@@ -132,6 +135,7 @@ pub async fn families(
         now: core.now(),
         refresh_inactivity: core.settings.refresh_inactivity,
         refresh_absolute: core.settings.refresh_absolute,
+        dead_first_tokens,
     };
     let before = loader.count_families().await?;
     let start = Instant::now();
@@ -241,12 +245,19 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
             revoke_reason: None,
             audience: None,
         });
+        // With a backlog for the janitor, the first token ran out of inactivity time (as if
+        // the head had been rotated since): the row is dead, and the janitor removes it.
+        let first_expires = if target.dead_first_tokens {
+            target.now - time::Duration::days(1)
+        } else {
+            joined + target.refresh_inactivity
+        };
         rows.refresh_tokens.push(RefreshToken {
             token_hash: sha256(&random_token()),
             family_id: family_id.clone(),
             generation: 0,
             issued_at: joined,
-            inactivity_expires_at: joined + target.refresh_inactivity,
+            inactivity_expires_at: first_expires,
             rotated_at: Some(rotated),
         });
         rows.refresh_tokens.push(RefreshToken {
@@ -273,6 +284,7 @@ mod tests {
             now: OffsetDateTime::UNIX_EPOCH + time::Duration::days(400),
             refresh_inactivity: time::Duration::days(90),
             refresh_absolute: time::Duration::days(365),
+            dead_first_tokens: false,
         };
         let rows = rows(&target, 5..8);
         assert_eq!(rows.accounts.len(), 3);

@@ -72,6 +72,9 @@ pub enum Command {
         /// The auth and API URL the prepared tokens name (their issuer).
         #[arg(long, value_name = "URL")]
         public_url: String,
+        /// Run the janitor this often (default: not at all).
+        #[arg(long, value_name = "DURATION")]
+        janitor_every: Option<String>,
     },
 }
 
@@ -111,6 +114,11 @@ pub struct BenchArgs {
     /// Load N accounts, each with a grant and a token family, before the scenarios.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preload: u64,
+    /// Run the janitor every second in the server under load, with a backlog: each
+    /// preloaded family's first refresh token is then past its lifetime, so the janitor
+    /// removes one row per family while the scenarios run.
+    #[arg(long)]
+    pub janitor: bool,
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

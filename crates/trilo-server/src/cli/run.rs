@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 duration: std_duration("--duration", &args.duration)?,
                 warmup: std_duration("--warmup", &args.warmup)?,
                 preload: args.preload,
+                janitor: args.janitor,
             };
             let report = bench::run(&options).await?;
             let json = serde_json::to_string_pretty(&report)?;
@@ -75,12 +76,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{json}");
             Ok(())
         }
-        Command::BenchServer { listen, public_url } => {
+        Command::BenchServer {
+            listen,
+            public_url,
+            janitor_every,
+        } => {
             let data_dir = cli
                 .global
                 .data_dir
                 .context("trilo bench-server needs --data-dir")?;
-            bench::serve_child(data_dir, cli.global.database_url, &listen, &public_url).await
+            bench::serve_child(
+                data_dir,
+                cli.global.database_url,
+                &listen,
+                &public_url,
+                janitor_every,
+            )
+            .await
         }
     }
 }
