@@ -20,7 +20,7 @@ pub struct CoreMetrics {
     /// Refusals by [`trilo_protocol::gateway::GatewayRefusal::reason`].
     gateway_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Rows the janitor removed, by kind ([`crate::services::janitor::SWEEP_KINDS`]).
-    pub janitor_removed: [AtomicU64; 6],
+    pub janitor_removed: [AtomicU64; 7],
 }
 
 /// Adds one.
@@ -105,6 +105,101 @@ impl CoreMetrics {
     }
 }
 
+/// A Prometheus histogram with fixed bucket bounds, updated without a lock.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Non-cumulative: observations at most `bounds[i]` and above the one before; the
+    /// last slot holds those above every bound.
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// In millionths, so an atomic integer can hold it.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        let slot = self
+            .bounds
+            .iter()
+            .position(|le| value <= *le)
+            .unwrap_or(self.bounds.len());
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        // Saturating float-to-int cast: a negative or absurd value cannot wrap the sum.
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (le, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The store's grouped commits (SQLite's group commit of the token endpoint's writes,
+/// PostgreSQL's refresh batches): how long each took and how many writes it carried.
+#[derive(Debug)]
+pub struct CommitStats {
+    pub duration_seconds: Histogram,
+    pub group_size: Histogram,
+}
+
+impl Default for CommitStats {
+    fn default() -> Self {
+        Self {
+            duration_seconds: Histogram::new(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            group_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        }
+    }
+}
+
+impl CommitStats {
+    /// One committed group of `size` writes that took `took`.
+    pub fn record(&self, took: std::time::Duration, size: usize) {
+        self.duration_seconds.observe(took.as_secs_f64());
+        self.group_size.observe(size as f64);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        self.duration_seconds.render(
+            out,
+            "trilo_store_commit_duration_seconds",
+            "Time of each grouped store commit (its writes and the durable commit).",
+        );
+        self.group_size.render(
+            out,
+            "trilo_store_commit_group_size",
+            "Writes carried by each grouped store commit.",
+        );
+    }
+}
+
 /// One counter family: `# HELP`, `# TYPE` and a sample per label set (`""` for none).
 pub fn counter(out: &mut String, name: &str, help: &str, samples: &[(&str, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -121,6 +216,33 @@ pub fn counter(out: &mut String, name: &str, help: &str, samples: &[(&str, u64)]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_a_sum_and_a_count() {
+        let stats = CommitStats::default();
+        stats.record(std::time::Duration::from_micros(800), 3);
+        stats.record(std::time::Duration::from_millis(3), 40);
+        stats.record(std::time::Duration::from_secs(2), 1);
+        let mut out = String::new();
+        stats.render(&mut out);
+        for line in [
+            "# TYPE trilo_store_commit_duration_seconds histogram",
+            "trilo_store_commit_duration_seconds_bucket{le=\"0.0005\"} 0",
+            "trilo_store_commit_duration_seconds_bucket{le=\"0.001\"} 1",
+            "trilo_store_commit_duration_seconds_bucket{le=\"0.005\"} 2",
+            "trilo_store_commit_duration_seconds_bucket{le=\"1\"} 2",
+            "trilo_store_commit_duration_seconds_bucket{le=\"+Inf\"} 3",
+            "trilo_store_commit_duration_seconds_sum 2.0038",
+            "trilo_store_commit_duration_seconds_count 3",
+            "trilo_store_commit_group_size_bucket{le=\"1\"} 1",
+            "trilo_store_commit_group_size_bucket{le=\"4\"} 2",
+            "trilo_store_commit_group_size_bucket{le=\"32\"} 2",
+            "trilo_store_commit_group_size_bucket{le=\"64\"} 3",
+            "trilo_store_commit_group_size_sum 44",
+        ] {
+            assert!(out.contains(&format!("{line}\n")), "{line} in\n{out}");
+        }
+    }
 
     #[test]
     fn counters_render_in_the_text_format() {

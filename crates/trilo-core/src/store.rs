@@ -305,6 +305,25 @@ pub enum Sweep {
     ExpiredFamilies(OffsetDateTime),
     /// Retired signing keys retired before the cutoff.
     RetiredKeys(OffsetDateTime),
+    /// Failure-counter windows that ended before the cutoff.
+    EndedFailureWindows(OffsetDateTime),
+}
+
+/// Failure counters every instance shares (failed logins, see `services::failures`): one
+/// count per key and fixed window. Keys are hashes, never the email or address counted.
+#[async_trait]
+pub trait FailureCounterStore: Send + Sync {
+    /// Counts one more failure in the window; returns the window's count with it.
+    async fn add_failure(
+        &self,
+        key: &TokenHash,
+        window_start: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<u32>;
+    /// The window's count (0 when nothing failed in it).
+    async fn failures(&self, key: &TokenHash, window_start: OffsetDateTime) -> StoreResult<u32>;
+    /// Forgets every window of the key (a successful login).
+    async fn clear_failures(&self, key: &TokenHash) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -413,9 +432,14 @@ pub trait Store:
     + AuditLog
     + EventStore
     + Housekeeping
+    + FailureCounterStore
 {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// How this store's grouped commits went, where it groups them (for `/metrics`).
+    fn commit_stats(&self) -> Option<std::sync::Arc<crate::metrics::CommitStats>> {
+        None
+    }
     /// Which backend this is (`sqlite`, `postgres`), for logs and the startup banner.
     fn backend(&self) -> &'static str;
     /// Tells every instance listening (see [`Store::listen_for_access_changes`]) that

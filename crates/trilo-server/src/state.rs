@@ -7,7 +7,9 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use time::Duration;
 use trilo_core::Core;
+use trilo_core::error::CoreResult;
 use trilo_core::ratelimit::FailureLimiter;
+use trilo_core::services::failures::FailureLimit;
 
 use crate::http::gateway::forward::{UpstreamSettings, Upstreams};
 
@@ -51,8 +53,11 @@ pub struct Limits {
     pub login_account: FailureLimiter,
     /// Wrong passwords per address, whatever the email: 50 per 15 minutes.
     pub login_address: FailureLimiter,
-    /// Failed client authentications per (client_id, address): 20 per minute.
+    /// Failed client authentications per (client_id, address): 20 per minute. Per
+    /// instance only: client secrets are too long to guess, so this limit is about load,
+    /// and a store round trip on every token request would cost the hot path.
     pub client_auth: FailureLimiter,
+    settings: LimitSettings,
 }
 
 /// The limits' numbers (`[limits]` in the configuration).
@@ -89,7 +94,83 @@ impl Limits {
             login_account: FailureLimiter::new(s.login_per_account, s.login_window),
             login_address: FailureLimiter::new(s.login_per_address, s.login_window),
             client_auth: FailureLimiter::new(s.client_auth, s.client_auth_window),
+            settings: s,
         }
+    }
+
+    /// The shared (store) counters behind the login limits: (key, limit) for the account
+    /// key and for the address.
+    fn shared_login(&self, account_key: &str, address: &str) -> [(String, FailureLimit); 2] {
+        let s = &self.settings;
+        [
+            (
+                format!("login-account|{account_key}"),
+                FailureLimit {
+                    max: s.login_per_account,
+                    window: s.login_window,
+                },
+            ),
+            (
+                format!("login-address|{address}"),
+                FailureLimit {
+                    max: s.login_per_address,
+                    window: s.login_window,
+                },
+            ),
+        ]
+    }
+
+    /// Whether a password login for `account_key` (email and address) from `address` may
+    /// be tried now; `Err(retry_after)` when either limit is used up. This instance's
+    /// counters answer first (no store round trip under a spray); then the counters every
+    /// instance shares, so several instances do not multiply the allowance.
+    pub async fn login_allowed(
+        &self,
+        core: &Core,
+        account_key: &str,
+        address: &str,
+    ) -> CoreResult<Result<(), Duration>> {
+        let now = core.now();
+        let local = self
+            .login_account
+            .check(account_key, now)
+            .and(self.login_address.check(address, now));
+        if local.is_err() {
+            return Ok(local);
+        }
+        for (key, limit) in self.shared_login(account_key, address) {
+            if let Err(retry_after) = core.check_shared_failures(&key, limit).await? {
+                return Ok(Err(retry_after));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    pub async fn login_failed(
+        &self,
+        core: &Core,
+        account_key: &str,
+        address: &str,
+    ) -> CoreResult<()> {
+        let now = core.now();
+        self.login_account.record_failure(account_key, now);
+        self.login_address.record_failure(address, now);
+        for (key, limit) in self.shared_login(account_key, address) {
+            core.record_shared_failure(&key, limit).await?;
+        }
+        Ok(())
+    }
+
+    /// A successful login forgets the account key's failures (not the address's).
+    pub async fn login_succeeded(
+        &self,
+        core: &Core,
+        account_key: &str,
+        address: &str,
+    ) -> CoreResult<()> {
+        self.login_account.clear(account_key);
+        let [(key, _), _] = self.shared_login(account_key, address);
+        core.clear_shared_failures(&key).await
     }
 }
 

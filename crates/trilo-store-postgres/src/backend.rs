@@ -91,6 +91,10 @@ impl Backend for PgStore {
         true
     }
 
+    fn commit_stats(&self) -> Option<Arc<trilo_core::metrics::CommitStats>> {
+        Some(Arc::clone(&self.batches))
+    }
+
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,

@@ -47,6 +47,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Refreshes waiting to be written together (group commit).
     refreshes: Arc<RefreshQueue>,
+    /// Each refresh batch's time and size.
+    batches: Arc<trilo_core::metrics::CommitStats>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,6 +77,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             refreshes: Arc::default(),
+            batches: Arc::default(),
         })
     }
 

@@ -147,8 +147,10 @@ impl PgStore {
     /// refresh's failure is not the others'.
     async fn write_refresh_batch(&self, batch: Vec<RefreshJob>) {
         // A caller that went away no longer needs its answer: sends may fail.
+        let started = std::time::Instant::now();
         match self.refresh_together(&batch).await {
             Ok(results) => {
+                self.batches.record(started.elapsed(), batch.len());
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(result));
                 }

@@ -22,6 +22,9 @@ pub mod sql {
          (SELECT family_id FROM token_families WHERE revoked_at < $1 LIMIT $2)";
     pub const EXPIRED_FAMILIES: &str = "DELETE FROM token_families WHERE family_id IN \
          (SELECT family_id FROM token_families WHERE absolute_expires_at < $1 LIMIT $2)";
+    pub const ENDED_FAILURE_WINDOWS: &str = "DELETE FROM failure_counters WHERE \
+         (key_hash, window_start) IN (SELECT key_hash, window_start FROM failure_counters \
+         WHERE expires_at < $1 LIMIT $2)";
     pub const RETIRED_KEYS: &str = "DELETE FROM signing_keys WHERE kid IN \
          (SELECT kid FROM signing_keys WHERE state = 'retired' AND retired_at < $1 LIMIT $2)";
 }
@@ -34,6 +37,7 @@ pub async fn sweep(mut tx: impl Tx, sweep: Sweep, limit: u32) -> Result<u64, Fai
         Sweep::RevokedFamilies(t) => (sql::REVOKED_FAMILIES, t),
         Sweep::ExpiredFamilies(t) => (sql::EXPIRED_FAMILIES, t),
         Sweep::RetiredKeys(t) => (sql::RETIRED_KEYS, t),
+        Sweep::EndedFailureWindows(t) => (sql::ENDED_FAILURE_WINDOWS, t),
     };
     let removed = tx
         .execute(Stmt::new(statement).bind(ms(cutoff)).bind(i64::from(limit)))

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod conn;
 pub mod convert;
 pub mod events;
+pub mod failures;
 pub mod grants;
 pub mod housekeeping;
 pub mod policies;

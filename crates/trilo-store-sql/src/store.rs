@@ -22,16 +22,18 @@ use trilo_core::model::{
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore, GrantStore,
-    Housekeeping, KeyStore, PolicyStore, Refreshed, SessionStore, SiteStore, Store, StoreResult,
-    Sweep,
+    AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore,
+    FailureCounterStore, GrantStore, Housekeeping, KeyStore, PolicyStore, Refreshed, SessionStore,
+    SiteStore, Store, StoreResult, Sweep,
 };
 
 use crate::conn::{Conn, Fail, Tx};
 use crate::convert::ms;
 use crate::events::Dialect;
 use crate::grants::GrantLocks;
-use crate::{accounts, api_tokens, apps, audit, events, grants, housekeeping, policies, sites};
+use crate::{
+    accounts, api_tokens, apps, audit, events, failures, grants, housekeeping, policies, sites,
+};
 
 /// What a SQL backend supplies to [`SqlStore`].
 ///
@@ -81,6 +83,11 @@ pub trait Backend: Send + Sync + 'static {
     fn listen_for_access_changes(&self, listener: Arc<dyn AccessListener>) -> bool {
         let _ = listener;
         false
+    }
+
+    /// See [`Store::commit_stats`].
+    fn commit_stats(&self) -> Option<Arc<trilo_core::metrics::CommitStats>> {
+        None
     }
 
     /// [`GrantStore::code`], on the token endpoint's path.
@@ -186,6 +193,10 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn listen_for_access_changes(&self, listener: Arc<dyn AccessListener>) -> bool {
         self.0.listen_for_access_changes(listener)
+    }
+
+    fn commit_stats(&self) -> Option<Arc<trilo_core::metrics::CommitStats>> {
+        self.0.commit_stats()
     }
 }
 
@@ -619,6 +630,30 @@ impl<B: Backend> KeyStore for SqlStore<B> {
         self.0
             .write(|tx| audit::rotate_signing_keys(tx, current_kid, next_kid, new_next, now))
             .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> FailureCounterStore for SqlStore<B> {
+    async fn add_failure(
+        &self,
+        key: &TokenHash,
+        window_start: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<u32> {
+        self.0
+            .write(|tx| failures::add_failure(tx, key, window_start, expires_at))
+            .await
+    }
+
+    async fn failures(&self, key: &TokenHash, window_start: OffsetDateTime) -> StoreResult<u32> {
+        self.0
+            .read(|c| failures::failures(c, key, window_start))
+            .await
+    }
+
+    async fn clear_failures(&self, key: &TokenHash) -> StoreResult<()> {
+        self.0.write(|tx| failures::clear_failures(tx, key)).await
     }
 }
 

@@ -69,6 +69,10 @@ impl Backend for SqliteStore {
         .await
     }
 
+    fn commit_stats(&self) -> Option<std::sync::Arc<trilo_core::metrics::CommitStats>> {
+        Some(self.commits.stats())
+    }
+
     async fn code(&self, code_hash: &TokenHash) -> StoreResult<Option<AuthorizationCode>> {
         self.read_inline(
             |db| direct::code(db, code_hash),

@@ -20,13 +20,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use sqlx::{Connection as _, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use trilo_core::metrics::CommitStats;
 use trilo_core::model::{AuditEvent, NewFamily, Redeemed, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreError, StoreResult};
@@ -75,11 +76,11 @@ struct Job {
     reply: oneshot::Sender<StoreResult<Written>>,
 }
 
-/// The sending side, held by the store, and the number of groups committed so far.
+/// The sending side, held by the store, and how the committed groups went.
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
-    groups: Arc<AtomicU64>,
+    stats: Arc<CommitStats>,
 }
 
 impl GroupCommit {
@@ -92,27 +93,32 @@ impl GroupCommit {
     ) -> StoreResult<GroupCommit> {
         let db = open_committer(path, busy_timeout).map_err(map_rusqlite)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let groups = Arc::new(AtomicU64::new(0));
-        let committed = Arc::clone(&groups);
+        let stats = Arc::new(CommitStats::default());
+        let committed = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("trilo-sqlite-commit".to_owned())
             .spawn(move || commit_groups(&db, &turn, rx, &committed))
             .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
-        Ok(GroupCommit { jobs: tx, groups })
+        Ok(GroupCommit { jobs: tx, stats })
     }
 
     /// Starts committing through sqlx on `writer`, an in-memory database's one
     /// connection, in a task on the current runtime.
     pub(crate) fn start_in_memory(writer: SqlitePool) -> GroupCommit {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let groups = Arc::new(AtomicU64::new(0));
-        tokio::spawn(commit_groups_in_memory(writer, rx, Arc::clone(&groups)));
-        GroupCommit { jobs: tx, groups }
+        let stats = Arc::new(CommitStats::default());
+        tokio::spawn(commit_groups_in_memory(writer, rx, Arc::clone(&stats)));
+        GroupCommit { jobs: tx, stats }
     }
 
     /// Groups committed so far (each one transaction and one fsync).
     pub(crate) fn groups_committed(&self) -> u64 {
-        self.groups.load(Ordering::Relaxed)
+        self.stats.group_size.count()
+    }
+
+    /// Each committed group's time and size.
+    pub(crate) fn stats(&self) -> Arc<CommitStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Queues one write and waits until the group holding it has been committed.
@@ -154,7 +160,7 @@ fn commit_groups(
     db: &Connection,
     turn: &Mutex<()>,
     mut queue: mpsc::Receiver<Job>,
-    groups: &AtomicU64,
+    stats: &CommitStats,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.blocking_recv() {
@@ -165,9 +171,11 @@ fn commit_groups(
         }
         let outcome = {
             let _turn = turn.blocking_lock();
-            commit_group(db, &group).map_err(map_rusqlite)
+            let started = std::time::Instant::now();
+            let outcome = commit_group(db, &group).map_err(map_rusqlite);
+            (outcome, started.elapsed())
         };
-        answer(&mut group, outcome, groups);
+        answer(&mut group, outcome, stats);
     }
 }
 
@@ -232,12 +240,13 @@ fn changed(result: &StoreResult<Written>) -> bool {
 async fn commit_groups_in_memory(
     writer: SqlitePool,
     mut queue: mpsc::Receiver<Job>,
-    groups: Arc<AtomicU64>,
+    stats: Arc<CommitStats>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let started = std::time::Instant::now();
         let outcome = commit_group_through_sqlx(&writer, &group).await;
-        answer(&mut group, outcome, &groups);
+        answer(&mut group, (outcome, started.elapsed()), &stats);
     }
 }
 
@@ -304,12 +313,12 @@ async fn refresh_through_sqlx(
 /// Tells each caller of the group its result, or the group's failure.
 fn answer(
     group: &mut Vec<Job>,
-    outcome: StoreResult<Vec<StoreResult<Written>>>,
-    groups: &AtomicU64,
+    (outcome, took): (StoreResult<Vec<StoreResult<Written>>>, Duration),
+    stats: &CommitStats,
 ) {
     match outcome {
         Ok(results) => {
-            groups.fetch_add(1, Ordering::Relaxed);
+            stats.record(took, group.len());
             for (job, result) in group.drain(..).zip(results) {
                 let _ = job.reply.send(result);
             }

@@ -10,18 +10,19 @@ use crate::error::CoreResult;
 use crate::store::Sweep;
 
 /// The kinds, by name (for logs and `/metrics`).
-pub const SWEEP_KINDS: [&str; 6] = [
+pub const SWEEP_KINDS: [&str; 7] = [
     "expired_codes",
     "expired_sessions",
     "dead_refresh_tokens",
     "revoked_families",
     "expired_families",
     "retired_keys",
+    "ended_failure_windows",
 ];
 
 /// Rows one sweep removed, by kind, in [`SWEEP_KINDS`] order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SweepReport(pub [u64; 6]);
+pub struct SweepReport(pub [u64; 7]);
 
 impl SweepReport {
     pub fn total(&self) -> u64 {
@@ -40,7 +41,7 @@ impl Core {
     /// What is removable now, each with its cutoff. A row is kept past the moment it stops
     /// being usable for as long as keeping it still tells something apart: a replayed code
     /// or refresh token is recognised (and revokes its family) while its row exists.
-    fn sweeps(&self) -> [Sweep; 6] {
+    fn sweeps(&self) -> [Sweep; 7] {
         let now = self.now();
         let s = &self.settings;
         [
@@ -52,6 +53,7 @@ impl Core {
             Sweep::RevokedFamilies(now - s.janitor.family_retention),
             Sweep::ExpiredFamilies(now - s.janitor.family_retention),
             Sweep::RetiredKeys(now - s.keys.retired_kept),
+            Sweep::EndedFailureWindows(now),
         ]
     }
 
@@ -80,6 +82,7 @@ impl Core {
                 revoked_families = report.0[3],
                 expired_families = report.0[4],
                 keys = report.0[5],
+                failure_windows = report.0[6],
                 "janitor swept"
             );
         }

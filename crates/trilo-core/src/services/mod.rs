@@ -12,6 +12,7 @@ pub mod clients;
 pub mod console;
 pub mod directory;
 pub mod events;
+pub mod failures;
 pub mod gateway;
 pub mod janitor;
 pub mod keys;
@@ -135,6 +136,14 @@ impl Core {
         // their caches still expire within the TTL.
         if let Err(e) = self.store.announce_access_change().await {
             tracing::warn!(error = %e, "could not announce an access change to other instances");
+        }
+    }
+
+    /// The services' counters and the store's commit statistics, for `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
+        if let Some(stats) = self.store.commit_stats() {
+            stats.render(out);
         }
     }
 

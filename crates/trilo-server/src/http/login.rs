@@ -121,13 +121,12 @@ async fn submit_login(
     }
     let email = params.get("email").unwrap_or_default().to_owned();
     let password = params.get("password").unwrap_or_default();
-    let now = state.core.now();
-    let account_key = format!("{}|{}", email.trim().to_lowercase(), peer.key());
+    let address = peer.key();
+    let account_key = format!("{}|{address}", email.trim().to_lowercase());
     let limits = &state.limits;
     let limited = limits
-        .login_account
-        .check(&account_key, now)
-        .and(limits.login_address.check(&peer.key(), now));
+        .login_allowed(&state.core, &account_key, &address)
+        .await?;
     if let Err(retry_after) = limited {
         let msg = "Too many failed attempts. Wait a few minutes and try again.".to_owned();
         let status = StatusCode::TOO_MANY_REQUESTS;
@@ -138,8 +137,9 @@ async fn submit_login(
         return Ok(res);
     }
     let Some(account) = state.core.authenticate(&email, password).await? else {
-        limits.login_account.record_failure(&account_key, now);
-        limits.login_address.record_failure(&peer.key(), now);
+        limits
+            .login_failed(&state.core, &account_key, &address)
+            .await?;
         let failure = Some(GENERIC_FAILURE.to_owned());
         return Ok(login_form(
             &state,
@@ -149,7 +149,9 @@ async fn submit_login(
             failure,
         ));
     };
-    limits.login_account.clear(&account_key);
+    limits
+        .login_succeeded(&state.core, &account_key, &address)
+        .await?;
     // A new session id at every login: a fixed id planted before login is worthless.
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
         state.core.end_session(&old).await?;

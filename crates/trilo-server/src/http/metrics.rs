@@ -149,7 +149,7 @@ pub async fn metrics(State(state): State<AppState>, peer: PeerAddr) -> Response 
     }
     let mut out = String::new();
     state.http_metrics.render(&mut out);
-    state.core.metrics.render(&mut out);
+    state.core.render_metrics(&mut out);
     if let Ok(counts) = state.core.delivery_counts().await {
         trilo_core::metrics::counter(
             &mut out,

@@ -9,8 +9,18 @@ async fn try_login(
     email: &str,
     password: &str,
 ) -> reqwest::Response {
+    try_login_at(&app.base, client, email, password).await
+}
+
+/// A password login at the instance serving `base`.
+async fn try_login_at(
+    base: &str,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
     let page = client
-        .get(app.url("/login"))
+        .get(format!("{base}/login"))
         .send()
         .await
         .unwrap()
@@ -19,7 +29,7 @@ async fn try_login(
         .unwrap();
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     client
-        .post(app.url("/login"))
+        .post(format!("{base}/login"))
         .form(&[
             ("email", email),
             ("password", password),
@@ -132,4 +142,37 @@ async fn one_address_spraying_many_accounts_is_limited() {
         try_login(&app, &client, email, password).await.status(),
         429
     );
+}
+
+/// Several instances on one PostgreSQL database share the login counters: failures spread
+/// over two instances add up, so a load balancer does not multiply the allowance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_failures_add_up_across_instances() {
+    // Windows are aligned to multiples of their length: a day-long one makes it unlikely
+    // that this test straddles two (the other instance's clock is the real one).
+    let day = |c: &mut trilo_server::config::Config| c.limits.login_window = "1d".into();
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres, day).await else {
+        return;
+    };
+    let env = [("TRILO__LIMITS__LOGIN_WINDOW", "1d")];
+    let other = crate::process::ServerProcess::start_with_env(&app, &env).await;
+    let (alice, password) = app.alice();
+    let client = app.browser();
+    for base in [&app.base, &other.base, &app.base, &other.base, &app.base] {
+        let status = try_login_at(base, &client, alice, "wrong-password")
+            .await
+            .status();
+        assert_eq!(status, 401, "at {base}");
+    }
+    // Three failures here and two there: five for the account, at either instance.
+    for base in [&app.base, &other.base] {
+        let limited = try_login_at(base, &client, alice, password).await;
+        assert_eq!(limited.status(), 429, "at {base}");
+        let retry_after: i64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+    }
 }

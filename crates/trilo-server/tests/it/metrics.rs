@@ -94,3 +94,45 @@ async fn metrics_are_refused_to_addresses_not_allowed() {
     assert_eq!(status, 404);
     assert!(!text.contains("trilo_"), "{text}");
 }
+
+/// The store's grouped commits: SQLite's group commit carries the code redemption and the
+/// refreshes; PostgreSQL's refresh batches carry the refreshes.
+async fn store_commits_are_timed_and_sized(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, |_| {}).await else {
+        return;
+    };
+    let first = crate::refresh::first_tokens(&app).await;
+    let mut token = crate::refresh::refresh_token_of(&first);
+    for _ in 0..3 {
+        token = crate::refresh::refresh_token_of(&crate::refresh::refresh(&app, &token).await);
+    }
+    let (_, text) = scrape(&app).await;
+    let groups = sample(&text, "trilo_store_commit_group_size_count ");
+    assert!(groups >= 3, "{text}");
+    assert_eq!(
+        sample(&text, "trilo_store_commit_duration_seconds_count "),
+        groups
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "trilo_store_commit_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        groups
+    );
+    // Each of these groups carried one write: the requests came one after the other.
+    assert_eq!(
+        sample(&text, "trilo_store_commit_group_size_bucket{le=\"1\"}"),
+        groups
+    );
+}
+
+#[tokio::test]
+async fn store_commits_are_timed_and_sized_sqlite() {
+    store_commits_are_timed_and_sized(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn store_commits_are_timed_and_sized_postgres() {
+    store_commits_are_timed_and_sized(Backend::Postgres).await;
+}

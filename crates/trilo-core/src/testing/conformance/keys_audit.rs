@@ -188,3 +188,33 @@ pub async fn audit_limit_zero_means_one_hundred(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(limited.len(), 101);
 }
+
+/// Failure counters count per key and window, forget a key on clear, and the janitor's
+/// sweep removes ended windows only.
+pub async fn failure_counters_count_per_key_and_window(store: Arc<dyn Store>) {
+    use crate::crypto::sha256;
+    use crate::store::Sweep;
+    let (alice, bob) = (sha256("alice"), sha256("bob"));
+    let (w1, w2) = (at(0), at(900));
+    assert_eq!(store.failures(&alice, w1).await.unwrap(), 0);
+    for expected in 1..=3 {
+        assert_eq!(store.add_failure(&alice, w1, w2).await.unwrap(), expected);
+    }
+    assert_eq!(store.add_failure(&bob, w1, w2).await.unwrap(), 1);
+    assert_eq!(store.add_failure(&alice, w2, at(1800)).await.unwrap(), 1);
+    assert_eq!(store.failures(&alice, w1).await.unwrap(), 3);
+    assert_eq!(store.failures(&alice, w2).await.unwrap(), 1);
+
+    // The first window ended at w2: its two rows go, the second window's stays.
+    assert_eq!(
+        store
+            .sweep(Sweep::EndedFailureWindows(at(901)), 10)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.failures(&alice, w1).await.unwrap(), 0);
+    assert_eq!(store.failures(&alice, w2).await.unwrap(), 1);
+    store.clear_failures(&alice).await.unwrap();
+    assert_eq!(store.failures(&alice, w2).await.unwrap(), 0);
+}

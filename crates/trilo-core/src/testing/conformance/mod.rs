@@ -124,6 +124,7 @@ macro_rules! for_each_conformance_case {
             // keys and audit
             signing_keys_round_trip_and_only_one_is_current,
             a_rotation_is_a_compare_and_set_on_current_and_next,
+            failure_counters_count_per_key_and_window,
             audit_events_filter_by_site_and_action_prefix_newest_first,
             audit_limit_zero_means_one_hundred,
             // webhooks
