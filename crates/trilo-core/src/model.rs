@@ -577,6 +577,12 @@ pub struct AuditQuery {
     pub cloud_id: Option<String>,
     pub action_prefix: Option<String>,
     pub limit: u32,
+    /// Events at or after this moment only.
+    pub from: Option<OffsetDateTime>,
+    /// Events before this moment only.
+    pub until: Option<OffsetDateTime>,
+    /// The page after this event (its `at` and `event_id`): events older than it.
+    pub after_event: Option<(OffsetDateTime, String)>,
 }
 
 /// A code about to be issued by an accepted consent; the store links it to the grant.

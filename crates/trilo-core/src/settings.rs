@@ -159,7 +159,7 @@ impl Default for JanitorSettings {
         Self {
             enabled: true,
             every: Duration::minutes(5),
-            batch: 1000,
+            batch: 250,
             pause: Duration::milliseconds(20),
             family_retention: Duration::days(30),
         }

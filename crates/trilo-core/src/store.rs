@@ -73,6 +73,14 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<()>;
+    /// The account's sessions live at `now`, newest first.
+    async fn sessions_of_account(
+        &self,
+        account_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>>;
+    /// Ends every session of the account except `keep`; returns how many ended.
+    async fn end_other_sessions(&self, account_id: &str, keep: &TokenHash) -> StoreResult<u64>;
 }
 
 #[async_trait]

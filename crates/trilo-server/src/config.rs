@@ -217,7 +217,7 @@ impl Default for Config {
             janitor: JanitorConfig {
                 enabled: true,
                 every: "5m".into(),
-                batch: 1000,
+                batch: 250,
                 pause: "20ms".into(),
                 family_retention: "30d".into(),
             },

@@ -17,6 +17,8 @@ pub struct LoginPage {
 pub struct LogoutPage {
     pub email: String,
     pub csrf_token: String,
+    /// Where the next login goes ("Not you?" on the consent page).
+    pub return_to: Option<String>,
 }
 
 #[derive(Template)]
@@ -24,12 +26,48 @@ pub struct LogoutPage {
 pub struct MessagePage {
     pub title: String,
     pub message: String,
+    /// For an error: the request's id (to quote to an operator), and a way back.
+    pub failure: Option<Failure>,
+}
+
+/// What every error page adds: the request id and where to go from here.
+pub struct Failure {
+    pub request_id: String,
+    pub back_href: &'static str,
+    pub back_text: &'static str,
+}
+
+impl Failure {
+    /// For the request being answered, with a link to the home page.
+    pub fn of_this_request() -> Failure {
+        Failure {
+            request_id: crate::http::request_id::current(),
+            back_href: "/",
+            back_text: "Go to the home page",
+        }
+    }
+}
+
+/// The confirmation step of a destructive form (see `http::confirm`).
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub title: String,
+    pub what: String,
+    pub button: &'static str,
+    pub cancel: String,
+    pub typed_name: Option<String>,
+    pub action: String,
+    /// The form's own fields, posted again.
+    pub fields: Vec<(String, String)>,
+    pub error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "oauth/error.html")]
 pub struct AuthorizeErrorPage {
     pub message: String,
+    pub failure: Failure,
 }
 
 #[derive(Template)]
@@ -53,6 +91,10 @@ pub struct ConsentPage {
     pub scope_groups: Vec<ScopeGroupView>,
     /// Incremental consent: what stays granted.
     pub already_granted: Vec<ScopeGroupView>,
+    /// Where the answer goes (the redirect URI's host).
+    pub redirect_host: String,
+    /// "Not you?": log out, then log in again into this same authorization.
+    pub switch_account_url: String,
 }
 
 pub struct SiteOption {
@@ -72,6 +114,84 @@ pub struct ScopeGroupView {
 pub struct ScopeLineView {
     pub scope: String,
     pub description: String,
+    /// What the scope lets the app do, for the badge: `read`, `write`, `delete`,
+    /// `identity`, `offline` or `other` (see [`ScopeKind`]).
+    pub kind: ScopeKind,
+}
+
+/// Each product's scopes, reading first, then writing, then deleting (stable within a
+/// kind), so what changes data stands apart.
+pub fn scope_group_views(
+    groups: Vec<trilo_core::services::authorize::ScopeGroup>,
+) -> Vec<ScopeGroupView> {
+    groups
+        .into_iter()
+        .map(|g| {
+            let mut scopes: Vec<ScopeLineView> = g
+                .scopes
+                .into_iter()
+                .map(|l| ScopeLineView {
+                    kind: ScopeKind::of(&l.scope),
+                    scope: l.scope,
+                    description: l.description,
+                })
+                .collect();
+            scopes.sort_by_key(|l| l.kind);
+            ScopeGroupView {
+                title: g.title,
+                scopes,
+            }
+        })
+        .collect()
+}
+
+/// A scope's kind, by its name's prefix: users are shown reading apart from writing and
+/// deleting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeKind {
+    Identity,
+    Read,
+    Write,
+    Delete,
+    Offline,
+    Other,
+}
+
+impl ScopeKind {
+    pub fn of(scope: &str) -> ScopeKind {
+        let verb = scope.split_once(':').map_or(scope, |(verb, _)| verb);
+        match verb {
+            "openid" | "profile" | "email" => ScopeKind::Identity,
+            "offline_access" => ScopeKind::Offline,
+            "read" | "search" => ScopeKind::Read,
+            "write" | "manage" | "admin" | "storage" => ScopeKind::Write,
+            "delete" => ScopeKind::Delete,
+            _ => ScopeKind::Other,
+        }
+    }
+
+    /// The class suffix and the badge's text.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScopeKind::Identity => "identity",
+            ScopeKind::Read => "read",
+            ScopeKind::Write => "write",
+            ScopeKind::Delete => "delete",
+            ScopeKind::Offline => "offline",
+            ScopeKind::Other => "other",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ScopeKind::Identity => "Identity",
+            ScopeKind::Read => "Read",
+            ScopeKind::Write => "Write",
+            ScopeKind::Delete => "Delete",
+            ScopeKind::Offline => "Offline",
+            ScopeKind::Other => "Other",
+        }
+    }
 }
 
 #[derive(Template)]
@@ -88,6 +208,7 @@ pub struct DemoCallbackPage {
 pub struct HomePage {
     pub name: String,
     pub email: String,
+    pub nav: Nav,
 }
 
 /// The developer console's list of apps.
@@ -95,6 +216,7 @@ pub struct HomePage {
 #[template(path = "dev/apps.html")]
 pub struct AppsPage {
     pub email: String,
+    pub nav: Nav,
     pub query: String,
     pub deleted: Option<String>,
     pub apps: Vec<AppListItem>,
@@ -111,10 +233,19 @@ pub struct AppListItem {
 #[template(path = "dev/new_app.html")]
 pub struct NewAppPage {
     pub email: String,
+    pub nav: Nav,
     pub csrf_token: String,
     pub name: String,
     pub description: String,
     pub error: Option<String>,
+}
+
+/// What the global navigation (the top bar of every signed-in page) needs: who is signed
+/// in, and whether they administer a site (the Administration link).
+#[derive(Clone, Debug)]
+pub struct Nav {
+    pub email: String,
+    pub is_admin: bool,
 }
 
 /// What the layout of a tabbed console page shows around its section, the same on the app
@@ -122,6 +253,8 @@ pub struct NewAppPage {
 /// forms echo, and the outcome of the form just sent.
 pub struct Chrome {
     pub email: String,
+    /// The global navigation's facts.
+    pub nav: Nav,
     pub csrf_token: String,
     pub tab: &'static str,
     pub notice: Option<String>,
@@ -129,6 +262,23 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// The tab's name, for the page title (each tab has a title of its own).
+    pub fn tab_title(&self) -> &'static str {
+        match self.tab {
+            "members" => "Members",
+            "apps" => "App controls",
+            "policies" => "Data security",
+            "audit" => "Audit log",
+            "overview" => "Overview",
+            "authorization" => "Authorization",
+            "permissions" => "Permissions",
+            "distribution" => "Distribution",
+            "settings" => "Settings",
+            "webhooks" => "Webhooks",
+            _ => "trilo",
+        }
+    }
+
     pub fn with_notice(self, notice: impl Into<String>) -> Self {
         Chrome {
             notice: Some(notice.into()),
@@ -191,15 +341,25 @@ pub struct PermissionsPage {
     pub chrome: Chrome,
     pub app: AppView,
     pub apis: Vec<ApiScopes>,
+    /// The search the list is narrowed to (empty: every scope).
+    pub query: String,
+    /// Scopes the app has that the search hides: posted again unchanged.
+    pub hidden_chosen: Vec<String>,
+    /// A search that found nothing.
+    pub nothing_found: bool,
 }
 
-/// One API (a product, or the user identity API) and its scopes.
+/// One API (a product, or the user identity API) and its scopes, classic scopes
+/// (`read:jira-work`) apart from granular ones (`read:issue:jira`).
 pub struct ApiScopes {
     pub title: String,
-    /// Shown unfolded: the app already uses some of its scopes.
+    /// Shown unfolded: the app already uses some of its scopes, or a search found some.
     pub open: bool,
     pub chosen: usize,
-    pub scopes: Vec<ScopeOption>,
+    /// How many scopes the API has (whatever the search shows).
+    pub total: usize,
+    pub classic: Vec<ScopeOption>,
+    pub granular: Vec<ScopeOption>,
 }
 
 #[derive(Template)]
@@ -271,6 +431,7 @@ pub struct DeliveryItem {
 #[template(path = "admin/sites.html")]
 pub struct AdminSitesPage {
     pub email: String,
+    pub nav: Nav,
     pub sites: Vec<AdminSiteItem>,
 }
 
@@ -355,12 +516,21 @@ pub struct AdminAuditPage {
     pub cloud_id: String,
     pub site_name: String,
     pub filter: String,
+    /// The date range, as typed (`YYYY-MM-DD`).
+    pub from: String,
+    pub to: String,
+    /// The next (older) page, when there is one.
+    pub next_href: Option<String>,
+    /// The filters as a query string, for the export links.
+    pub export_query: String,
     pub events: Vec<AdminEventItem>,
 }
 
 pub struct AdminEventItem {
     pub at: String,
     pub action: String,
+    /// The target in words (an email, an app's name), and its id.
     pub target: String,
+    pub target_id: String,
     pub actor: String,
 }

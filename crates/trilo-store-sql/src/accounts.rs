@@ -51,6 +51,9 @@ pub mod sql {
     pub const SESSION: &str = "SELECT id_hash, account_id, csrf_token, created_at, expires_at \
          FROM sessions WHERE id_hash = $1 AND expires_at > $2";
     pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
+    pub const SESSIONS_OF_ACCOUNT: &str = "SELECT id_hash, account_id, csrf_token, created_at, \
+         expires_at FROM sessions WHERE account_id = $1 AND expires_at > $2 \
+         ORDER BY created_at DESC";
 }
 
 #[derive(sqlx::FromRow)]
@@ -231,6 +234,42 @@ pub async fn session(
         )
         .await?;
     Ok(row.map(Session::try_from).transpose()?)
+}
+
+/// The account's live sessions, newest first.
+pub async fn sessions_of_account(
+    mut c: impl Conn,
+    account_id: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<Session>, Fail> {
+    let rows: Vec<SessionRow> = c
+        .fetch_all(
+            Stmt::new(sql::SESSIONS_OF_ACCOUNT)
+                .bind(account_id)
+                .bind(ms(now)),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(Session::try_from)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Ends every session of the account but `keep`; returns how many ended.
+pub async fn end_other_sessions(
+    mut tx: impl Tx,
+    account_id: &str,
+    keep: &TokenHash,
+) -> Result<u64, Fail> {
+    let ended = tx
+        .execute(
+            Stmt::new(sql::DELETE_OTHER_SESSIONS)
+                .bind(account_id)
+                .bind(keep.as_slice()),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(ended)
 }
 
 pub async fn delete_session(mut tx: impl Tx, id_hash: &TokenHash) -> Result<(), Fail> {

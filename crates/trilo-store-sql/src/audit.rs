@@ -32,6 +32,8 @@ pub mod sql {
          cloud_id, details FROM audit_events \
          WHERE ($1 IS NULL OR cloud_id = $1) \
          AND ($2 IS NULL OR substr(action, 1, length($2)) = $2) \
+         AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
+         AND ($6 IS NULL OR at < $6 OR (at = $6 AND event_id < $7)) \
          ORDER BY at DESC, event_id DESC LIMIT $3";
 }
 
@@ -188,7 +190,11 @@ pub async fn audit_events(mut c: impl Conn, query: &AuditQuery) -> Result<Vec<Au
             Stmt::new(sql::AUDIT_EVENTS)
                 .bind(&query.cloud_id)
                 .bind(&query.action_prefix)
-                .bind(i64::from(limit)),
+                .bind(i64::from(limit))
+                .bind(query.from.map(ms))
+                .bind(query.until.map(ms))
+                .bind(query.after_event.as_ref().map(|(at, _)| ms(*at)))
+                .bind(query.after_event.as_ref().map(|(_, id)| id.as_str())),
         )
         .await?;
     Ok(rows

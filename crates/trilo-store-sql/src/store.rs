@@ -254,6 +254,22 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             .write(|tx| accounts::delete_session(tx, id_hash))
             .await
     }
+
+    async fn sessions_of_account(
+        &self,
+        account_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>> {
+        self.0
+            .read(|c| accounts::sessions_of_account(c, account_id, now))
+            .await
+    }
+
+    async fn end_other_sessions(&self, account_id: &str, keep: &TokenHash) -> StoreResult<u64> {
+        self.0
+            .write(|tx| accounts::end_other_sessions(tx, account_id, keep))
+            .await
+    }
 }
 
 #[async_trait]

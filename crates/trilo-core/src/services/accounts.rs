@@ -128,6 +128,48 @@ impl Core {
         Ok(())
     }
 
+    /// The account's live browser sessions, newest first; `true` marks the one with
+    /// `cookie_value` (the browser asking).
+    pub async fn sessions_of(
+        &self,
+        account_id: &str,
+        cookie_value: &str,
+    ) -> CoreResult<Vec<(Session, bool)>> {
+        let mine = sha256(cookie_value);
+        Ok(self
+            .store
+            .sessions_of_account(account_id, self.now())
+            .await?
+            .into_iter()
+            .map(|s| {
+                let current = s.id_hash == mine;
+                (s, current)
+            })
+            .collect())
+    }
+
+    /// "Sign out everywhere else": ends every session of the account but the one with
+    /// `cookie_value`; returns how many ended.
+    pub async fn end_other_sessions(
+        &self,
+        account_id: &str,
+        cookie_value: &str,
+    ) -> CoreResult<u64> {
+        let ended = self
+            .store
+            .end_other_sessions(account_id, &sha256(cookie_value))
+            .await?;
+        self.audit(
+            Some(account_id),
+            "account.sessions_ended",
+            account_id,
+            None,
+            serde_json::json!({ "sessions": ended }),
+        )
+        .await?;
+        Ok(ended)
+    }
+
     /// Sets a new password: other sessions end and every refresh-token family of the
     /// account is revoked (DESIGN §3 Accounts). `keep_session_cookie` keeps the caller's own
     /// browser session.

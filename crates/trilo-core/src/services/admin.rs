@@ -235,6 +235,19 @@ impl Core {
         product_key: &str,
         role: Role,
     ) -> CoreResult<()> {
+        self.set_membership_by(None, account_id, cloud_id, product_key, role)
+            .await
+    }
+
+    /// As [`Core::set_membership`], recording `actor` (a site admin) in the audit log.
+    pub async fn set_membership_by(
+        &self,
+        actor: Option<&str>,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+        role: Role,
+    ) -> CoreResult<()> {
         let m = Membership {
             account_id: account_id.to_owned(),
             cloud_id: cloud_id.to_owned(),
@@ -248,7 +261,7 @@ impl Core {
             .map_err(not_found("account, site or product on the site"))?;
         self.access_changed().await;
         self.audit(
-            None,
+            actor,
             "membership.set",
             account_id,
             Some(cloud_id),
@@ -263,6 +276,18 @@ impl Core {
         cloud_id: &str,
         product_key: &str,
     ) -> CoreResult<()> {
+        self.remove_membership_by(None, account_id, cloud_id, product_key)
+            .await
+    }
+
+    /// As [`Core::remove_membership`], recording `actor` in the audit log.
+    pub async fn remove_membership_by(
+        &self,
+        actor: Option<&str>,
+        account_id: &str,
+        cloud_id: &str,
+        product_key: &str,
+    ) -> CoreResult<()> {
         if !self
             .store
             .remove_membership(account_id, cloud_id, product_key)
@@ -272,7 +297,7 @@ impl Core {
         }
         self.access_changed().await;
         self.audit(
-            None,
+            actor,
             "membership.removed",
             account_id,
             Some(cloud_id),

@@ -58,6 +58,9 @@ pub struct ConsentView {
     pub preselected: Option<String>,
     /// A problem with the last submission, to show above the form.
     pub error: Option<String>,
+    /// Where the user is sent back to: the redirect URI's host (and port), so they see
+    /// which site gets the answer.
+    pub redirect_host: String,
 }
 
 #[derive(Clone, Debug)]
@@ -424,6 +427,16 @@ impl Core {
             sites,
             preselected,
             error,
+            redirect_host: url::Url::parse(&valid.redirect_uri)
+                .ok()
+                .and_then(|u| {
+                    let host = u.host_str()?.to_owned();
+                    Some(match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+                })
+                .unwrap_or_else(|| valid.redirect_uri.clone()),
         })
     }
 

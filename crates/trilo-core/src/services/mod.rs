@@ -151,6 +151,13 @@ impl Core {
         self.clock.now()
     }
 
+    /// Runs `work` on behalf of `account_id`: every audit event it appends without an actor
+    /// of its own names that account (the web pages run each request this way for the
+    /// signed-in user, so a change made there is never recorded as the system's).
+    pub async fn acting_as<F: std::future::Future>(account_id: String, work: F) -> F::Output {
+        ACTING_ACCOUNT.scope(account_id, work).await
+    }
+
     /// Appends an audit event. `details` must never hold secrets.
     pub async fn audit(
         &self,
@@ -160,10 +167,13 @@ impl Core {
         cloud_id: Option<&str>,
         details: serde_json::Value,
     ) -> CoreResult<()> {
+        let actor = actor
+            .map(str::to_owned)
+            .or_else(|| ACTING_ACCOUNT.try_with(Clone::clone).ok());
         let event = AuditEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
             at: self.now(),
-            actor_account_id: actor.map(str::to_owned),
+            actor_account_id: actor,
             action: action.to_owned(),
             target: target.to_owned(),
             cloud_id: cloud_id.map(str::to_owned),
@@ -172,6 +182,11 @@ impl Core {
         self.store.append_audit(&event).await?;
         Ok(())
     }
+}
+
+tokio::task_local! {
+    /// The account a request acts for (see [`Core::acting_as`]).
+    static ACTING_ACCOUNT: String;
 }
 
 /// A new row id: UUIDv7, so ids sort by creation time (DESIGN §4).

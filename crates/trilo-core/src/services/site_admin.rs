@@ -56,6 +56,16 @@ impl Core {
         Ok(sites)
     }
 
+    /// Whether the account administers a product on any site.
+    pub async fn is_site_admin(&self, account_id: &str) -> CoreResult<bool> {
+        Ok(self
+            .store
+            .memberships_of_account(account_id)
+            .await?
+            .iter()
+            .any(|m| m.role == Role::Admin))
+    }
+
     /// The site's admin services; someone who administers nothing there gets `NotFound`
     /// (the site's existence is not revealed).
     pub async fn site_admin<'a>(
@@ -128,8 +138,17 @@ impl SiteAdmin<'_> {
             .account_by_email(email)
             .await?
             .ok_or(CoreError::NotFound("account"))?;
+        if role != Role::Admin {
+            self.keep_an_admin(&account.account_id, product_key).await?;
+        }
         self.core
-            .set_membership(&account.account_id, self.cloud_id, product_key, role)
+            .set_membership_by(
+                Some(&self.admin.account_id),
+                &account.account_id,
+                self.cloud_id,
+                product_key,
+                role,
+            )
             .await?;
         let keys: &[String] = if role == Role::Guest { containers } else { &[] };
         self.core
@@ -138,9 +157,37 @@ impl SiteAdmin<'_> {
     }
 
     pub async fn remove_member(&self, account_id: &str, product_key: &str) -> CoreResult<()> {
+        self.keep_an_admin(account_id, product_key).await?;
         self.core
-            .remove_membership(account_id, self.cloud_id, product_key)
+            .remove_membership_by(
+                Some(&self.admin.account_id),
+                account_id,
+                self.cloud_id,
+                product_key,
+            )
             .await
+    }
+
+    /// Refuses to take the admin role of `product_key` from `account_id` when no other
+    /// admin of that product on the site would be left: the site would lose its last
+    /// administrator (often the one acting, locking themselves out at once).
+    async fn keep_an_admin(&self, account_id: &str, product_key: &str) -> CoreResult<()> {
+        let admins: Vec<String> = self
+            .core
+            .store
+            .memberships_of_site(self.cloud_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.product_key == product_key && m.role == Role::Admin)
+            .map(|m| m.account_id)
+            .collect();
+        if admins.len() == 1 && admins[0] == account_id {
+            return Err(CoreError::Invalid(format!(
+                "This is the last admin of {product_key} on this site. Make someone else an \
+                 admin of {product_key} first, so that the site keeps an administrator."
+            )));
+        }
+        Ok(())
     }
 
     /// Allows or blocks installs of apps by users' consent; it applies at once.
@@ -291,17 +338,35 @@ impl SiteAdmin<'_> {
         Ok(())
     }
 
-    /// The site's audit events, newest first, whose action starts with `prefix`.
-    pub async fn audit_events(&self, prefix: Option<&str>) -> CoreResult<Vec<AuditEvent>> {
-        Ok(self
-            .core
-            .store
-            .audit_events(&AuditQuery {
-                cloud_id: Some(self.cloud_id.to_owned()),
-                action_prefix: prefix.map(str::to_owned).filter(|p| !p.is_empty()),
-                limit: 200,
-            })
-            .await?)
+    /// The site's audit events, newest first, as `query` narrows them (its site is this
+    /// one whatever it says).
+    pub async fn audit_events(&self, query: AuditQuery) -> CoreResult<Vec<AuditEvent>> {
+        let query = AuditQuery {
+            cloud_id: Some(self.cloud_id.to_owned()),
+            action_prefix: query.action_prefix.filter(|p| !p.is_empty()),
+            ..query
+        };
+        Ok(self.core.store.audit_events(&query).await?)
+    }
+
+    /// What an audit event's actor or target is, in words: an account's email, an app's,
+    /// a policy's or a site's name; the id itself when it names none of these (or
+    /// something deleted since).
+    pub async fn describe(&self, id: &str) -> CoreResult<String> {
+        let store = &self.core.store;
+        if let Some(account) = store.account(id).await? {
+            return Ok(account.email);
+        }
+        if let Some(app) = store.app(id).await? {
+            return Ok(format!("app {}", app.name));
+        }
+        if let Some(policy) = store.policy(id).await? {
+            return Ok(format!("policy {}", policy.name));
+        }
+        if let Some(site) = store.site(id).await? {
+            return Ok(format!("site {}", site.name));
+        }
+        Ok(id.to_owned())
     }
 
     async fn audit(

@@ -12,7 +12,34 @@ use trilo_protocol::rotation::INVALID_REFRESH_TOKEN;
 use trilo_protocol::{ErrorCode, OAuthError};
 
 use super::common::render;
-use crate::views::MessagePage;
+use crate::views::{Failure, MessagePage};
+
+const WRONG: &str = "Something went wrong";
+const NOT_FOUND: &str = "Page not found";
+
+/// The answer to a URL no route knows: the product's 404 page, or `{"code", "message"}`
+/// JSON where a program is calling (the API host's paths, or a client that asks for JSON).
+pub async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let path = uri.path();
+    let wants_json = ["/ex/", "/api/", "/oauth/", "/rest/", "/.well-known/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if wants_json {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "code": 404, "message": "Not Found" })),
+        )
+            .into_response();
+    }
+    PageError::NotFound(
+        "There is no page at this address. It may have moved, or the link may be mistyped.",
+    )
+    .into_response()
+}
 
 /// An error on an HTML page.
 #[derive(Debug)]
@@ -44,19 +71,21 @@ impl From<trilo_core::services::console::ConsoleError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.to_owned()),
-            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned()),
-            PageError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_owned()),
+        let (status, title, message) = match self {
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, WRONG, m.to_owned()),
+            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, WRONG, m.to_owned()),
+            PageError::NotFound(m) => (StatusCode::NOT_FOUND, NOT_FOUND, m.to_owned()),
             PageError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                WRONG,
                 "Forms must be sent as application/x-www-form-urlencoded.".into(),
             ),
-            PageError::Core(CoreError::Invalid(m)) => (StatusCode::BAD_REQUEST, m),
+            PageError::Core(CoreError::Invalid(m)) => (StatusCode::BAD_REQUEST, WRONG, m),
             PageError::Core(CoreError::Unavailable(e)) => {
                 tracing::error!(error = %e, "store unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
+                    WRONG,
                     "The service is temporarily unavailable. Try again shortly.".into(),
                 )
             }
@@ -64,6 +93,7 @@ impl IntoResponse for PageError {
                 tracing::error!(error = ?e, "page request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
+                    WRONG,
                     "Something went wrong on our side.".into(),
                 )
             }
@@ -71,8 +101,9 @@ impl IntoResponse for PageError {
         render(
             status,
             &MessagePage {
-                title: "Something went wrong".into(),
+                title: title.into(),
                 message,
+                failure: Some(Failure::of_this_request()),
             },
         )
     }

@@ -22,7 +22,7 @@ use trilo_protocol::params::encode;
 use super::common::{current_user, form_params, form_values, secrets_equal, see_other};
 use super::errors::PageError;
 use crate::state::AppState;
-use crate::views::Chrome;
+use crate::views::{Chrome, Nav};
 
 /// Why a page extractor refused the request.
 #[derive(Debug)]
@@ -81,12 +81,23 @@ pub struct SignedIn {
     pub account: Account,
     /// The session cookie's value (a password change keeps this session).
     pub cookie: String,
+    /// They administer a product on some site (the navigation's Administration link).
+    pub is_admin: bool,
 }
 
 impl SignedIn {
     /// The frame of one of this user's tabbed pages, with nothing to announce yet.
+    /// The global navigation for this user.
+    pub fn nav(&self) -> Nav {
+        Nav {
+            email: self.account.email.clone(),
+            is_admin: self.is_admin,
+        }
+    }
+
     pub fn chrome(&self, tab: &'static str) -> Chrome {
         Chrome {
+            nav: self.nav(),
             email: self.account.email.clone(),
             csrf_token: self.session.csrf_token.clone(),
             tab,
@@ -113,10 +124,12 @@ impl FromRequestParts<AppState> for SignedIn {
                 return_to: return_to(&parts.uri),
             });
         };
+        let is_admin = state.core.is_site_admin(&account.account_id).await?;
         let me = SignedIn {
             session,
             account,
             cookie,
+            is_admin,
         };
         parts.extensions.insert(me.clone());
         Ok(me)
@@ -218,6 +231,19 @@ impl CsrfForm {
     /// Every value of `name` (a list of checkboxes).
     pub fn values(&self, name: &str) -> Result<Vec<String>, PageError> {
         form_values(&self.body, name)
+    }
+
+    /// Every (name, value) of the form, in order of names, repeated names included.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.params
+            .names()
+            .flat_map(|name| {
+                form_values(&self.body, name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |value| (name.to_owned(), value))
+            })
+            .collect()
     }
 }
 

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use trilo_core::crypto::random_token;
 use trilo_protocol::authorize::MAX_LOGIN_HINT_LEN;
+use trilo_protocol::params::encode;
 
 use super::common::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, cookie, current_user, form_params,
@@ -19,7 +20,7 @@ use super::common::{
 };
 use super::errors::PageError;
 use crate::state::{AppState, PeerAddr};
-use crate::views::{HomePage, LoginPage, LogoutPage, MessagePage};
+use crate::views::{HomePage, LoginPage, LogoutPage, MessagePage, Nav};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,13 +32,20 @@ pub fn router() -> Router<AppState> {
 /// Where a login without a `return_to` lands.
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     match current_user(&state, &headers).await? {
-        Some((_, account, _)) => Ok(render(
-            StatusCode::OK,
-            &HomePage {
-                name: account.name,
-                email: account.email,
-            },
-        )),
+        Some((_, account, _)) => {
+            let nav = Nav {
+                email: account.email.clone(),
+                is_admin: state.core.is_site_admin(&account.account_id).await?,
+            };
+            Ok(render(
+                StatusCode::OK,
+                &HomePage {
+                    name: account.name,
+                    email: account.email,
+                    nav,
+                },
+            ))
+        }
         None => Ok(see_other("/login")),
     }
 }
@@ -168,19 +176,38 @@ async fn submit_login(
     Ok(res)
 }
 
+/// `return_to` (a local path): where the next login goes, for "Not you?" on the consent
+/// page, which logs out and lets another account continue the same authorization.
+fn return_to_of(params: &trilo_protocol::Params) -> Option<String> {
+    params
+        .get("return_to")
+        .filter(|t| is_local_path(t))
+        .map(str::to_owned)
+}
+
+fn login_page_returning_to(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(to) => format!("/login?return_to={}", encode(to)),
+        None => "/login".to_owned(),
+    }
+}
+
 async fn show_logout(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, PageError> {
+    let return_to = return_to_of(&query_params(&uri).unwrap_or_default());
     match current_user(&state, &headers).await? {
         Some((session, account, _)) => Ok(render(
             StatusCode::OK,
             &LogoutPage {
                 email: account.email,
                 csrf_token: session.csrf_token,
+                return_to,
             },
         )),
-        None => Ok(see_other("/login")),
+        None => Ok(see_other(&login_page_returning_to(return_to.as_deref()))),
     }
 }
 
@@ -205,11 +232,18 @@ async fn submit_logout(
         ));
     }
     state.core.end_session(&cookie_value).await?;
-    let page = MessagePage {
-        title: "Logged out".into(),
-        message: "You have been logged out.".into(),
+    let mut res = match return_to_of(&params) {
+        // Another account continues where this one left off.
+        Some(to) => see_other(&login_page_returning_to(Some(&to))),
+        None => {
+            let page = MessagePage {
+                title: "Logged out".into(),
+                message: "You have been logged out.".into(),
+                failure: None,
+            };
+            render(StatusCode::OK, &page).into_response()
+        }
     };
-    let mut res = render(StatusCode::OK, &page).into_response();
     res.headers_mut()
         .append(SET_COOKIE, clear_cookie(&state, SESSION_COOKIE));
     Ok(res)

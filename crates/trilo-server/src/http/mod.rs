@@ -2,10 +2,12 @@
 //! merged here with the layers every response gets.
 
 pub mod account;
+pub mod acting;
 pub mod api;
 pub mod api_v1;
 pub mod browser_clients;
 pub mod common;
+pub mod confirm;
 pub mod console;
 pub mod errors;
 pub mod extract;
@@ -14,6 +16,7 @@ pub mod internal;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod request_id;
 pub mod revocation;
 pub mod site_admin;
 pub mod token;
@@ -82,11 +85,18 @@ pub fn router(state: AppState) -> Router {
         .merge(api_v1::router())
         .merge(internal::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
+        .fallback(errors::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            acting::signed_in_user,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,
         ))
         .with_state(state)
+        // Inside `SetRequestIdLayer`: the id is on the request by then.
+        .layer(axum::middleware::from_fn(request_id::remember))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use trilo_core::model::{Account, Session};
 use trilo_core::services::authorize::{
-    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, LoggedIn, ScopeGroup,
-    blocked_message,
+    AuthorizeOutcome, BLOCKED_TITLE, ConsentAnswer, ConsentView, LoggedIn, blocked_message,
 };
 use trilo_protocol::Params;
 use trilo_protocol::authorize::query_after_login;
@@ -19,7 +18,7 @@ use trilo_protocol::params::encode;
 use super::common::{current_user, form_params, render, secrets_equal, see_other};
 use super::errors::PageError;
 use crate::state::AppState;
-use crate::views::{AuthorizeErrorPage, ConsentPage, ScopeGroupView, ScopeLineView, SiteOption};
+use crate::views::{AuthorizeErrorPage, ConsentPage, Failure, SiteOption, scope_group_views};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -153,25 +152,9 @@ fn error_page(message: &str) -> Response {
         StatusCode::BAD_REQUEST,
         &AuthorizeErrorPage {
             message: message.to_owned(),
+            failure: Failure::of_this_request(),
         },
     )
-}
-
-fn group_views(groups: Vec<ScopeGroup>) -> Vec<ScopeGroupView> {
-    groups
-        .into_iter()
-        .map(|g| ScopeGroupView {
-            title: g.title,
-            scopes: g
-                .scopes
-                .into_iter()
-                .map(|l| ScopeLineView {
-                    scope: l.scope,
-                    description: l.description,
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 fn consent_page(
@@ -226,8 +209,13 @@ fn consent_page(
             })
             .collect(),
         blocked_title: BLOCKED_TITLE,
-        scope_groups: group_views(view.scope_groups),
-        already_granted: group_views(view.already_granted),
+        scope_groups: scope_group_views(view.scope_groups),
+        already_granted: scope_group_views(view.already_granted),
+        redirect_host: view.redirect_host,
+        switch_account_url: format!(
+            "/logout?return_to={}",
+            encode(&format!("/authorize?{raw_query}"))
+        ),
     };
     render(status, &page)
 }

@@ -20,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/assets/trilo.css", get(stylesheet))
         .route("/assets/site-avatar.svg", get(site_avatar))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
 }
@@ -52,6 +54,11 @@ async fn site_avatar() -> Response {
         include_str!("../../assets/site-avatar.svg"),
         "image/svg+xml",
     )
+}
+
+/// The tab icon (browsers also ask for `/favicon.ico` on their own: the SVG serves both).
+async fn favicon() -> Response {
+    asset(include_str!("../../assets/favicon.svg"), "image/svg+xml")
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {

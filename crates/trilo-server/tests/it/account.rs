@@ -279,7 +279,7 @@ async fn revoking_a_connected_app_stops_refresh_gateway_and_introspection_at_onc
         &app,
         &alice,
         &format!("/account/apps/{}/revoke", grants[0]),
-        &[("csrf_token", &csrf)],
+        &[("csrf_token", &csrf), ("confirmed", "yes")],
     )
     .await;
     assert_eq!(res.status(), 303);
@@ -415,7 +415,7 @@ async fn an_api_token_is_shown_once_listed_without_its_secret_and_refused_once_r
         &app,
         &alice,
         &format!("/account/api-tokens/{token_id}/revoke"),
-        &[("csrf_token", &csrf)],
+        &[("csrf_token", &csrf), ("confirmed", "yes")],
     )
     .await;
     assert_eq!(res.status(), 303);
@@ -775,7 +775,7 @@ async fn revoking_on_one_instance_stops_the_app_on_another_within_a_second() {
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(format!("{}/account/apps/{grant}/revoke", first.base))
-        .form(&[("csrf_token", csrf.as_str())])
+        .form(&[("csrf_token", csrf.as_str()), ("confirmed", "yes")])
         .send()
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use thirtyfour::prelude::*;
 
-use crate::browser::{reach_consent, save_screenshot, site_radio, with_browser};
+use crate::browser::{click_on, reach_consent, save_screenshot, site_radio, with_browser};
 use crate::gateway::{access_token, another_app};
 use crate::support::TestApp;
 
@@ -70,6 +70,7 @@ async fn browser_account_pages_revoke_an_app_create_a_token_and_change_the_passw
         save_screenshot(&driver, "account-apps.png").await?;
 
         demo.find(By::Css("button.revoke")).await?.click().await?;
+        click_on(&driver, By::Id("confirm-submit")).await?;
         let notice = driver.query(By::Id("notice")).first().await?.text().await?;
         assert!(notice.contains("revoked"), "{notice}");
         assert!(connected_app(&driver, "Demo Integration").await?.is_none());

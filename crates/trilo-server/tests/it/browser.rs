@@ -186,6 +186,31 @@ pub(crate) async fn save_screenshot(driver: &WebDriver, name: &str) -> WebDriver
     Ok(())
 }
 
+/// Saves the page at a desktop size (1280×900) and a phone size (390×844), as
+/// `NAME-1280.png` and `NAME-390.png`, and leaves the window at the desktop size. At the
+/// phone size nothing may be wider than the screen: the page must not scroll sideways.
+pub(crate) async fn screenshots_at_both_sizes(
+    driver: &WebDriver,
+    name: &str,
+) -> WebDriverResult<()> {
+    fit_viewport(driver, 1280, 900).await?;
+    save_screenshot(driver, &format!("{name}-1280.png")).await?;
+    fit_viewport(driver, 390, 844).await?;
+    save_screenshot(driver, &format!("{name}-390.png")).await?;
+    let (scroll_width, client_width): (i64, i64) = driver
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            Vec::new(),
+        )
+        .await?
+        .convert()?;
+    assert!(
+        scroll_width <= client_width,
+        "{name} runs off a 390 px screen: {scroll_width} px wide"
+    );
+    fit_viewport(driver, 1280, 900).await
+}
+
 /// On the login page: fills in the form and submits it.
 pub(crate) async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
     driver
@@ -490,6 +515,10 @@ async fn browser_console_takes_an_app_through_its_life() {
         driver.back().await?;
         click_tab(&driver, "Settings").await?;
         click_on(&driver, By::Id("delete-app")).await?;
+        // Deleting asks for the app's name first.
+        type_into(&driver, By::Id("confirm-name"), "Life Cycle App").await?;
+        save_screenshot(&driver, "console-delete-confirm.png").await?;
+        click_on(&driver, By::Id("confirm-submit")).await?;
         let error = driver
             .query(By::Id("form-error"))
             .first()
@@ -509,6 +538,7 @@ async fn browser_console_takes_an_app_through_its_life() {
         // A new secret, shown once, with the old one kept for the grace chosen.
         click_tab(&driver, "Settings").await?;
         click_on(&driver, By::Id("rotate-secret")).await?;
+        click_on(&driver, By::Id("confirm-submit")).await?;
         let secret = driver
             .query(By::Id("client-secret"))
             .first()

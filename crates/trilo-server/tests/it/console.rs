@@ -225,7 +225,11 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_only() {
     let (alice, csrf) = developer(&app, 0).await;
     let page = alice
         .post(app.url(&format!("/developer/apps/{id}/secret")))
-        .form(&[("csrf_token", csrf.as_str()), ("grace", "1h")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("grace", "1h"),
+            ("confirmed", "yes"),
+        ])
         .send()
         .await
         .unwrap()

@@ -9,7 +9,7 @@ use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
 use crate::support::{TestApp, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
-async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
+pub(crate) async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
     let client = app.browser();
     let u = &app.demo.users[user];
     assert_eq!(
@@ -19,12 +19,12 @@ async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
     client
 }
 
-async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
+pub(crate) async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
     let res = client.get(url).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,
@@ -179,7 +179,13 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
         200
     );
 
-    let (status, html) = post(&app, &alice, "/apps/user-installs", &[("value", "blocked")]).await;
+    let (status, html) = post(
+        &app,
+        &alice,
+        "/apps/user-installs",
+        &[("value", "blocked"), ("confirmed", "yes")],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."));
     assert_eq!(
@@ -312,7 +318,13 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
             .contains("Demo only")
     );
 
-    post(&app, &alice, "/apps/user-installs", &[("value", "blocked")]).await;
+    post(
+        &app,
+        &alice,
+        "/apps/user-installs",
+        &[("value", "blocked"), ("confirmed", "yes")],
+    )
+    .await;
     post(
         &app,
         &alice,

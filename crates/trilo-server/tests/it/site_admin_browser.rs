@@ -34,6 +34,7 @@ async fn browser_site_admin_manages_members_apps_policies_and_reads_the_audit_lo
         // Block user installs.
         click_on(&driver, By::LinkText("App controls")).await?;
         click_on(&driver, By::Id("toggle-user-installs")).await?;
+        click_on(&driver, By::Id("confirm-submit")).await?;
         wait_for_text(&driver, "user-installs", "Blocked").await?;
         save_screenshot(&driver, "admin-apps.png").await?;
 

@@ -105,6 +105,7 @@ pub async fn audit_events_filter_by_site_and_action_prefix_newest_first(store: A
         cloud_id: cloud_id.map(str::to_owned),
         action_prefix: prefix.map(str::to_owned),
         limit,
+        ..AuditQuery::default()
     };
     let all = store.audit_events(&query(None, None, 0)).await.unwrap();
     assert_eq!(
@@ -217,4 +218,43 @@ pub async fn failure_counters_count_per_key_and_window(store: Arc<dyn Store>) {
     assert_eq!(store.failures(&alice, w2).await.unwrap(), 1);
     store.clear_failures(&alice).await.unwrap();
     assert_eq!(store.failures(&alice, w2).await.unwrap(), 0);
+}
+
+/// Audit events by date range, a page at a time: the page after an event starts just
+/// below it, also among events of the same moment.
+pub async fn audit_events_page_by_date_and_cursor(store: Arc<dyn Store>) {
+    let mut events = Vec::new();
+    for (i, second) in [1, 2, 3, 3, 4, 5].into_iter().enumerate() {
+        let mut e = fixtures::audit_event("page.test", None, at(second));
+        e.event_id = format!("event-{i}");
+        store.append_audit(&e).await.unwrap();
+        events.push(e);
+    }
+    let ids = |list: Vec<crate::model::AuditEvent>| -> Vec<String> {
+        list.into_iter().map(|e| e.event_id).collect()
+    };
+    let window = AuditQuery {
+        from: Some(at(2)),
+        until: Some(at(5)),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        ids(store.audit_events(&window).await.unwrap()),
+        ["event-4", "event-3", "event-2", "event-1"]
+    );
+    let first_page = AuditQuery {
+        limit: 2,
+        ..window.clone()
+    };
+    let page = store.audit_events(&first_page).await.unwrap();
+    assert_eq!(ids(page.clone()), ["event-4", "event-3"]);
+    let last = page.last().unwrap();
+    let next_page = AuditQuery {
+        after_event: Some((last.at, last.event_id.clone())),
+        ..first_page
+    };
+    assert_eq!(
+        ids(store.audit_events(&next_page).await.unwrap()),
+        ["event-2", "event-1"]
+    );
 }

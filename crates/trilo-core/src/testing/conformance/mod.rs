@@ -127,6 +127,7 @@ macro_rules! for_each_conformance_case {
             failure_counters_count_per_key_and_window,
             audit_events_filter_by_site_and_action_prefix_newest_first,
             audit_limit_zero_means_one_hundred,
+            audit_events_page_by_date_and_cursor,
             // webhooks
             subscriptions_round_trip_list_by_event_and_delete,
             member_grant_scopes_are_those_of_live_grants_of_members,

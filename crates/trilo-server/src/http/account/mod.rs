@@ -21,13 +21,14 @@ use trilo_core::services::accounts::MIN_PASSWORD_LEN;
 use trilo_core::services::api_tokens::CreatedApiToken;
 
 use super::common::{query_params, render, see_other};
+use super::confirm::{Question, ask_first};
 use super::errors::PageError;
 use super::extract::{CsrfForm, SignedIn};
 use crate::state::AppState;
-use crate::views::{ScopeGroupView, ScopeLineView};
+use crate::views::scope_group_views;
 use views::{
     AccountHomePage, ApiTokenView, ApiTokensPage, ConnectedAppView, ConnectedAppsPage,
-    CreatedTokenView, PasswordPage,
+    CreatedTokenView, PasswordPage, SessionView, SessionsPage,
 };
 
 pub fn router() -> Router<AppState> {
@@ -44,6 +45,8 @@ pub fn router() -> Router<AppState> {
             post(revoke_api_token),
         )
         .route("/account/password", get(password).post(change_password))
+        .route("/account/sessions", get(sessions))
+        .route("/account/sessions/end-others", post(end_other_sessions))
 }
 
 /// An account operation's failure on a page (forms turn the user's mistakes into a
@@ -122,6 +125,7 @@ async fn home(State(state): State<AppState>, me: SignedIn) -> Result<Response, P
     Ok(render(
         StatusCode::OK,
         &AccountHomePage {
+            nav: me.nav(),
             email: me.account.email.clone(),
             name: me.account.name.clone(),
             tab: "home",
@@ -159,21 +163,7 @@ async fn connected_apps(
                 .unwrap_or_default(),
             name: a.app_name,
             avatar_url: a.app_avatar_url,
-            scope_groups: a
-                .scope_groups
-                .into_iter()
-                .map(|g| ScopeGroupView {
-                    title: g.title,
-                    scopes: g
-                        .scopes
-                        .into_iter()
-                        .map(|l| ScopeLineView {
-                            scope: l.scope,
-                            description: l.description,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            scope_groups: scope_group_views(a.scope_groups),
             sites: a.sites.into_iter().map(|s| s.name).collect(),
             granted_on: day(a.granted_at),
             updated_on: day(a.updated_at),
@@ -182,7 +172,7 @@ async fn connected_apps(
     Ok(render(
         StatusCode::OK,
         &ConnectedAppsPage {
-            email: me.account.email,
+            nav: me.nav(),
             tab: "apps",
             csrf_token: me.session.csrf_token,
             notice: done(&uri, APP_NOTICES),
@@ -195,13 +185,30 @@ async fn revoke_grant(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     me: SignedIn,
-    _: CsrfForm,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
-    state
-        .core
-        .account(&me.account)
-        .revoke_grant(&grant_id)
-        .await?;
+    let account = state.core.account(&me.account);
+    let app_name = account
+        .connected_apps()
+        .await?
+        .into_iter()
+        .find(|a| a.grant_id == grant_id)
+        .map(|a| a.app_name)
+        .ok_or(PageError::NotFound("You have no such connected app."))?;
+    let question = Question {
+        title: format!("Revoke access for {app_name}?"),
+        what: format!(
+            "{app_name} can no longer act for you: its tokens stop working at once, on every \
+             site. To use it again you will have to allow it again."
+        ),
+        button: "Revoke access",
+        cancel: "/account/apps".to_owned(),
+        typed_name: None,
+    };
+    if let Some(page) = ask_first(&form, &format!("/account/apps/{grant_id}/revoke"), question) {
+        return Ok(page);
+    }
+    account.revoke_grant(&grant_id).await?;
     Ok(see_other("/account/apps?done=revoked"))
 }
 
@@ -263,7 +270,7 @@ async fn tokens_page(
     Ok(render(
         status,
         &ApiTokensPage {
-            email: me.account.email,
+            nav: me.nav(),
             tab: "api-tokens",
             csrf_token: me.session.csrf_token,
             notice: form.notice,
@@ -341,14 +348,78 @@ async fn revoke_api_token(
     State(state): State<AppState>,
     Path(token_id): Path<String>,
     me: SignedIn,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
+    let account = state.core.account(&me.account);
+    let label = account
+        .api_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.token_id == token_id)
+        .map(|t| format!("“{}”", t.label))
+        .ok_or(PageError::NotFound("You have no such API token."))?;
+    let question = Question {
+        title: format!("Revoke the API token {label}?"),
+        what: "Scripts that use it are refused from then on. This cannot be undone: a \
+               revoked token never works again."
+            .to_owned(),
+        button: "Revoke token",
+        cancel: "/account/api-tokens".to_owned(),
+        typed_name: None,
+    };
+    let action = format!("/account/api-tokens/{token_id}/revoke");
+    if let Some(page) = ask_first(&form, &action, question) {
+        return Ok(page);
+    }
+    account.revoke_api_token(&token_id).await?;
+    Ok(see_other("/account/api-tokens?done=revoked"))
+}
+
+// ---- Sessions ----
+
+const SESSION_NOTICES: &[(&str, &str)] = &[(
+    "ended",
+    "Signed out everywhere else. Only this browser is still signed in.",
+)];
+
+async fn sessions(
+    State(state): State<AppState>,
+    uri: Uri,
+    me: SignedIn,
+) -> Result<Response, PageError> {
+    let sessions = state
+        .core
+        .sessions_of(&me.account.account_id, &me.cookie)
+        .await?
+        .into_iter()
+        .map(|(s, current)| SessionView {
+            started: minute(s.created_at),
+            expires: minute(s.expires_at),
+            current,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &SessionsPage {
+            nav: me.nav(),
+            tab: "sessions",
+            csrf_token: me.session.csrf_token,
+            notice: done(&uri, SESSION_NOTICES),
+            sessions,
+        },
+    ))
+}
+
+async fn end_other_sessions(
+    State(state): State<AppState>,
+    me: SignedIn,
     _: CsrfForm,
 ) -> Result<Response, PageError> {
     state
         .core
-        .account(&me.account)
-        .revoke_api_token(&token_id)
+        .end_other_sessions(&me.account.account_id, &me.cookie)
         .await?;
-    Ok(see_other("/account/api-tokens?done=revoked"))
+    Ok(see_other("/account/sessions?done=ended"))
 }
 
 // ---- Password ----
@@ -362,7 +433,7 @@ fn password_page(
     render(
         status,
         &PasswordPage {
-            email: me.account.email,
+            nav: me.nav(),
             tab: "password",
             csrf_token: me.session.csrf_token,
             notice,

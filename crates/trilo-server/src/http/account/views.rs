@@ -10,6 +10,7 @@ use crate::views::ScopeGroupView;
 #[template(path = "account/home.html")]
 pub struct AccountHomePage {
     pub email: String,
+    pub nav: crate::views::Nav,
     pub name: String,
     pub tab: &'static str,
     pub connected_apps: usize,
@@ -19,7 +20,7 @@ pub struct AccountHomePage {
 #[derive(Template)]
 #[template(path = "account/apps.html")]
 pub struct ConnectedAppsPage {
-    pub email: String,
+    pub nav: crate::views::Nav,
     pub tab: &'static str,
     pub csrf_token: String,
     pub notice: Option<&'static str>,
@@ -40,7 +41,7 @@ pub struct ConnectedAppView {
 #[derive(Template)]
 #[template(path = "account/api_tokens.html")]
 pub struct ApiTokensPage {
-    pub email: String,
+    pub nav: crate::views::Nav,
     pub tab: &'static str,
     pub csrf_token: String,
     pub notice: Option<&'static str>,
@@ -74,10 +75,28 @@ pub struct ApiTokenView {
 #[derive(Template)]
 #[template(path = "account/password.html")]
 pub struct PasswordPage {
-    pub email: String,
+    pub nav: crate::views::Nav,
     pub tab: &'static str,
     pub csrf_token: String,
     pub notice: Option<&'static str>,
     pub error: Option<String>,
     pub min_length: usize,
+}
+
+/// Where the account is signed in, with "sign out everywhere else".
+#[derive(Template)]
+#[template(path = "account/sessions.html")]
+pub struct SessionsPage {
+    pub nav: crate::views::Nav,
+    pub tab: &'static str,
+    pub csrf_token: String,
+    pub notice: Option<&'static str>,
+    pub sessions: Vec<SessionView>,
+}
+
+pub struct SessionView {
+    pub started: String,
+    pub expires: String,
+    /// The browser looking at the page.
+    pub current: bool,
 }

@@ -15,6 +15,7 @@ use trilo_protocol::scope::IDENTITY_SCOPES;
 use super::{app_view, form_problem};
 use crate::config::parse_duration;
 use crate::http::common::{form_values, render, see_other};
+use crate::http::confirm::{Question, ask_first};
 use crate::http::errors::PageError;
 use crate::http::extract::{CsrfForm, DeveloperApp};
 use crate::state::AppState;
@@ -86,7 +87,16 @@ pub(super) async fn save_authorization(
             &[],
         ),
         Err(message) => {
-            let mut page = authorization_page(&state, chrome.with_error(message), &dev.app, &[]);
+            // The page shows what was typed, not what is saved, so a mistake can be fixed
+            // in place.
+            let typed = App {
+                callback_urls: vec![form.get("callback_urls").unwrap_or_default().to_owned()],
+                web_origins: form
+                    .get("web_origins")
+                    .map_or_else(|| dev.app.web_origins.clone(), |o| vec![o.to_owned()]),
+                ..dev.app.clone()
+            };
+            let mut page = authorization_page(&state, chrome.with_error(message), &typed, &[]);
             *page.status_mut() = StatusCode::BAD_REQUEST;
             page
         }
@@ -146,9 +156,16 @@ fn authorization_page(state: &AppState, chrome: Chrome, app: &App, chosen: &[Str
 
 pub(super) async fn permissions(
     State(state): State<AppState>,
+    uri: Uri,
     DeveloperApp { me, app }: DeveloperApp,
 ) -> Result<Response, PageError> {
-    permissions_page(&state, me.chrome(PERMISSIONS), &app, StatusCode::OK).await
+    let query = crate::http::common::query_params(&uri)
+        .unwrap_or_default()
+        .get("q")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    permissions_page(&state, me.chrome(PERMISSIONS), &app, StatusCode::OK, &query).await
 }
 
 pub(super) async fn save_permissions(
@@ -173,11 +190,11 @@ pub(super) async fn save_permissions(
                 )
             };
             let chrome = chrome.with_notice(notice);
-            permissions_page(&state, chrome, &saved.app, StatusCode::OK).await
+            permissions_page(&state, chrome, &saved.app, StatusCode::OK, "").await
         }
         Err(message) => {
             let chrome = chrome.with_error(message);
-            permissions_page(&state, chrome, &dev.app, StatusCode::BAD_REQUEST).await
+            permissions_page(&state, chrome, &dev.app, StatusCode::BAD_REQUEST, "").await
         }
     }
 }
@@ -187,6 +204,7 @@ async fn permissions_page(
     chrome: Chrome,
     app: &App,
     status: StatusCode,
+    query: &str,
 ) -> Result<Response, PageError> {
     let option = |scope: &str, description: &str| ScopeOption {
         scope: scope.to_owned(),
@@ -199,6 +217,7 @@ async fn permissions_page(
             .iter()
             .map(|s| option(s, identity_description(s)))
             .collect(),
+        query,
     );
     // Short, and what most apps start with: always unfolded.
     identity.open = true;
@@ -211,25 +230,54 @@ async fn permissions_page(
                 .iter()
                 .map(|s| option(&s.scope, &s.description))
                 .collect(),
+            query,
         ));
     }
+    let shown = |scope: &str| {
+        apis.iter()
+            .flat_map(|a| a.classic.iter().chain(&a.granular))
+            .any(|o| o.scope == scope)
+    };
+    let hidden_chosen = app.scopes.iter().filter(|s| !shown(s)).cloned().collect();
+    let nothing_found = !query.is_empty()
+        && apis
+            .iter()
+            .all(|a| a.classic.is_empty() && a.granular.is_empty());
     Ok(render(
         status,
         &PermissionsPage {
             chrome,
             app: app_view(app),
             apis,
+            query: query.to_owned(),
+            hidden_chosen,
+            nothing_found,
         },
     ))
 }
 
-fn api(title: String, scopes: Vec<ScopeOption>) -> ApiScopes {
+/// An API's scopes, those matching `query` (in the name or the description, any case), in
+/// classic and granular lists.
+fn api(title: String, scopes: Vec<ScopeOption>, query: &str) -> ApiScopes {
     let chosen = scopes.iter().filter(|s| s.chosen).count();
+    let total = scopes.len();
+    let query = query.to_lowercase();
+    let (granular, classic): (Vec<ScopeOption>, Vec<ScopeOption>) = scopes
+        .into_iter()
+        .filter(|s| {
+            query.is_empty()
+                || s.scope.to_lowercase().contains(&query)
+                || s.description.to_lowercase().contains(&query)
+        })
+        .partition(|s| s.scope.matches(':').count() >= 2);
+    let found = !(classic.is_empty() && granular.is_empty());
     ApiScopes {
         title,
-        open: chosen > 0,
+        open: chosen > 0 || (!query.is_empty() && found),
         chosen,
-        scopes,
+        total,
+        classic,
+        granular,
     }
 }
 
@@ -264,6 +312,21 @@ pub(super) async fn save_distribution(
             ));
         }
     };
+    if distribution == Distribution::Private && app.distribution == Distribution::Sharing {
+        let question = Question {
+            title: format!("Disable sharing for {}?", app.name),
+            what: "Only you can authorize the app from then on: other users who try get an \
+                   error. Those who already allowed it keep their access until they revoke it."
+                .to_owned(),
+            button: "Disable sharing",
+            cancel: format!("/developer/apps/{}/distribution", app.app_id),
+            typed_name: None,
+        };
+        let action = format!("/developer/apps/{}/distribution", app.app_id);
+        if let Some(page) = ask_first(&form, &action, question) {
+            return Ok(page);
+        }
+    }
     let changes = AppChanges {
         distribution: Some(distribution),
         ..AppChanges::default()
@@ -332,6 +395,19 @@ pub(super) async fn rotate_secret(
     DeveloperApp { me, app }: DeveloperApp,
     form: CsrfForm,
 ) -> Result<Response, PageError> {
+    let question = Question {
+        title: format!("Rotate the client secret of {}?", app.name),
+        what: "A new secret is made and shown once. The current one keeps working for the \
+               time you chose, then stops: update the app before then."
+            .to_owned(),
+        button: "Rotate secret",
+        cancel: format!("/developer/apps/{}/settings", app.app_id),
+        typed_name: None,
+    };
+    let action = format!("/developer/apps/{}/secret", app.app_id);
+    if let Some(page) = ask_first(&form, &action, question) {
+        return Ok(page);
+    }
     let grace = match form.get("grace").unwrap_or("24h") {
         "0s" => time::Duration::ZERO,
         other => parse_duration("grace", other).map_err(|_| {
@@ -363,8 +439,21 @@ pub(super) async fn rotate_secret(
 pub(super) async fn delete(
     State(state): State<AppState>,
     DeveloperApp { me, app }: DeveloperApp,
-    _: CsrfForm,
+    form: CsrfForm,
 ) -> Result<Response, PageError> {
+    let question = Question {
+        title: format!("Delete {}?", app.name),
+        what: "The app, its credentials, its users' permissions and its tokens are deleted \
+               for good; sites where it is installed lose it. This cannot be undone."
+            .to_owned(),
+        button: "Delete app",
+        cancel: format!("/developer/apps/{}/settings", app.app_id),
+        typed_name: Some(app.name.clone()),
+    };
+    let action = format!("/developer/apps/{}/delete", app.app_id);
+    if let Some(page) = ask_first(&form, &action, question) {
+        return Ok(page);
+    }
     match state
         .core
         .console(&me.account)

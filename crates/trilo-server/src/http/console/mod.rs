@@ -143,6 +143,7 @@ async fn list_apps(
     Ok(render(
         StatusCode::OK,
         &AppsPage {
+            nav: me.nav(),
             email: me.account.email,
             query: query.q.trim().to_owned(),
             deleted: query.deleted,
@@ -155,6 +156,7 @@ async fn new_app(me: SignedIn) -> Response {
     render(
         StatusCode::OK,
         &NewAppPage {
+            nav: me.nav(),
             email: me.account.email,
             csrf_token: me.session.csrf_token,
             name: String::new(),
@@ -195,6 +197,7 @@ async fn create_app(
             return Ok(render(
                 StatusCode::BAD_REQUEST,
                 &NewAppPage {
+                    nav: me.nav(),
                     email: me.account.email,
                     csrf_token: me.session.csrf_token,
                     name,

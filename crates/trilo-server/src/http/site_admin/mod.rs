@@ -6,14 +6,16 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use trilo_core::CoreError;
 use trilo_core::model::{InstalledBy, Role, Site, UserInstalls};
 use trilo_core::services::site_admin::SiteAdmin;
+use trilo_protocol::params::encode;
 
 use super::common::render;
+use super::confirm::{Question, ask_first};
 use super::errors::PageError;
 use super::extract::{CsrfForm, SignedIn, SiteAdminOf};
 use crate::state::AppState;
@@ -111,6 +113,7 @@ async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, 
     Ok(render(
         StatusCode::OK,
         &AdminSitesPage {
+            nav: me.nav(),
             email: me.account.email,
             sites,
         },
@@ -203,12 +206,31 @@ async fn remove_member(
     form: CsrfForm,
 ) -> Result<Response, PageError> {
     let site_admin = admin.services(&state).await?;
-    let result = site_admin
-        .remove_member(
-            form.get("account_id").unwrap_or_default(),
-            form.get("product").unwrap_or_default(),
-        )
-        .await;
+    let (account_id, product) = (
+        form.get("account_id").unwrap_or_default(),
+        form.get("product").unwrap_or_default(),
+    );
+    let who = site_admin
+        .members()
+        .await?
+        .into_iter()
+        .find(|m| m.membership.account_id == account_id && m.membership.product_key == product)
+        .map_or_else(|| "this member".to_owned(), |m| m.email);
+    let question = Question {
+        title: format!("Remove {who} from {product}?"),
+        what: format!(
+            "{who} loses access to {product} on this site at once, and so do the apps acting \
+             for them here."
+        ),
+        button: "Remove member",
+        cancel: format!("/admin/sites/{}", admin.cloud_id),
+        typed_name: None,
+    };
+    let action = format!("/admin/sites/{}/members/remove", admin.cloud_id);
+    if let Some(page) = ask_first(&form, &action, question) {
+        return Ok(page);
+    }
+    let result = site_admin.remove_member(account_id, product).await;
     let outcome = outcome(result, "Member removed.")?;
     members_page(&state, &admin, outcome).await
 }
@@ -266,6 +288,21 @@ async fn set_user_installs(
             ));
         }
     };
+    if value == UserInstalls::Blocked {
+        let question = Question {
+            title: "Block user installs?".to_owned(),
+            what: "Users of this site can no longer install apps by giving their consent. \
+                   Apps already installed stay; new ones need an admin to install them."
+                .to_owned(),
+            button: "Block user installs",
+            cancel: format!("/admin/sites/{}/apps", admin.cloud_id),
+            typed_name: None,
+        };
+        let action = format!("/admin/sites/{}/apps/user-installs", admin.cloud_id);
+        if let Some(page) = ask_first(&form, &action, question) {
+            return Ok(page);
+        }
+    }
     let site_admin = admin.services(&state).await?;
     let result = site_admin.set_user_installs(value).await;
     let done = match value {
@@ -295,9 +332,27 @@ async fn uninstall_app(
     form: CsrfForm,
 ) -> Result<Response, PageError> {
     let site_admin = admin.services(&state).await?;
-    let result = site_admin
-        .uninstall_app(form.get("app_id").unwrap_or_default())
-        .await;
+    let app_id = form.get("app_id").unwrap_or_default();
+    let app_name = site_admin
+        .installed_apps()
+        .await?
+        .into_iter()
+        .find(|a| a.installation.app_id == app_id)
+        .map_or_else(|| "this app".to_owned(), |a| a.app_name);
+    let question = Question {
+        title: format!("Uninstall {app_name}?"),
+        what: format!(
+            "{app_name} loses access to this site at once, for every user who allowed it."
+        ),
+        button: "Uninstall app",
+        cancel: format!("/admin/sites/{}/apps", admin.cloud_id),
+        typed_name: None,
+    };
+    let action = format!("/admin/sites/{}/apps/uninstall", admin.cloud_id);
+    if let Some(page) = ask_first(&form, &action, question) {
+        return Ok(page);
+    }
+    let result = site_admin.uninstall_app(app_id).await;
     let outcome = outcome(result, "App uninstalled.")?;
     apps_page(&state, &admin, outcome).await
 }
@@ -459,9 +514,27 @@ async fn set_policy_state(
         _ => return Err(PageError::BadRequest("Choose to activate or deactivate.")),
     };
     let site_admin = admin.services(&state).await?;
-    let result = site_admin
-        .set_policy_active(form.get("policy_id").unwrap_or_default(), active)
-        .await;
+    let policy_id = form.get("policy_id").unwrap_or_default();
+    if !active {
+        let name = site_admin
+            .policies()
+            .await?
+            .into_iter()
+            .find(|p| p.policy_id == policy_id)
+            .map_or_else(|| "this policy".to_owned(), |p| format!("“{}”", p.name));
+        let question = Question {
+            title: format!("Deactivate the policy {name}?"),
+            what: "Apps can reach the spaces and projects it covers again, at once.".to_owned(),
+            button: "Deactivate policy",
+            cancel: format!("/admin/sites/{}/policies", admin.cloud_id),
+            typed_name: None,
+        };
+        let action = format!("/admin/sites/{}/policies/state", admin.cloud_id);
+        if let Some(page) = ask_first(&form, &action, question) {
+            return Ok(page);
+        }
+    }
+    let result = site_admin.set_policy_active(policy_id, active).await;
     let done = if active {
         "Policy activated."
     } else {
@@ -475,9 +548,26 @@ async fn set_policy_state(
 
 #[derive(Deserialize)]
 struct AuditQuery {
+    /// Actions starting with this.
     #[serde(default)]
     action: String,
+    /// `YYYY-MM-DD`, UTC: from the start of this day.
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, UTC: up to the end of this day.
+    #[serde(default)]
+    to: String,
+    /// The page after this event (`MILLIS.EVENT_ID`, from the "Older events" link).
+    #[serde(default)]
+    after: String,
+    /// `csv` or `json`: the whole selection as a download.
+    #[serde(default)]
+    format: String,
 }
+
+/// Events per page, and the most one export holds.
+const AUDIT_PAGE: u32 = 50;
+const AUDIT_EXPORT_MAX: u32 = 10_000;
 
 async fn audit(
     State(state): State<AppState>,
@@ -486,34 +576,195 @@ async fn audit(
 ) -> Result<Response, PageError> {
     let (site_admin, site, chrome, _) = site_page(&state, &admin, "audit", (None, None)).await?;
     let filter = query.action.trim().to_owned();
-    let mut events = Vec::new();
-    for e in site_admin.audit_events(Some(&filter)).await? {
+    let from = audit_day(&query.from)?;
+    let until = audit_day(&query.to)?.map(|d| d + time::Duration::days(1));
+    let export = match query.format.as_str() {
+        "" => None,
+        "csv" | "json" => Some(query.format.as_str()),
+        _ => return Err(PageError::BadRequest("Export as csv or json.")),
+    };
+    let after_event = match (export, query.after.split_once('.')) {
+        (None, Some((millis, id))) => {
+            let millis: i64 = millis
+                .parse()
+                .map_err(|_| PageError::BadRequest("That page link is damaged."))?;
+            let at =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                    .map_err(|_| PageError::BadRequest("That page link is damaged."))?;
+            Some((at, id.to_owned()))
+        }
+        _ => None,
+    };
+    let mut events = site_admin
+        .audit_events(trilo_core::model::AuditQuery {
+            action_prefix: Some(filter.clone()),
+            from,
+            until,
+            after_event,
+            limit: if export.is_some() {
+                AUDIT_EXPORT_MAX
+            } else {
+                AUDIT_PAGE + 1
+            },
+            ..trilo_core::model::AuditQuery::default()
+        })
+        .await?;
+    let more = export.is_none() && events.len() > AUDIT_PAGE as usize;
+    events.truncate(if export.is_some() {
+        events.len()
+    } else {
+        AUDIT_PAGE as usize
+    });
+    // Names, each looked up once per page.
+    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(events.len());
+    for e in &events {
         let actor = match &e.actor_account_id {
-            Some(id) => state
-                .core
-                .account_by_id(id)
-                .await?
-                .map_or_else(|| id.clone(), |a| a.email),
-            None => "trilo".to_owned(),
+            Some(id) => describe(&site_admin, &mut names, id).await?,
+            None => "trilo (the system or the command line)".to_owned(),
         };
-        events.push(AdminEventItem {
+        items.push(AdminEventItem {
             at: e
                 .at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            action: e.action,
-            target: e.target,
+            action: e.action.clone(),
+            target: describe(&site_admin, &mut names, &e.target).await?,
+            target_id: e.target.clone(),
             actor,
         });
     }
-    Ok(render(
-        StatusCode::OK,
-        &AdminAuditPage {
-            chrome,
-            cloud_id: admin.cloud_id.clone(),
-            site_name: site.name,
-            filter,
-            events,
-        },
-    ))
+    let filters = audit_filters(&filter, &query.from, &query.to);
+    match export {
+        Some(format) => Ok(audit_export(format, &items, &events)),
+        None => Ok(render(
+            StatusCode::OK,
+            &AdminAuditPage {
+                chrome,
+                cloud_id: admin.cloud_id.clone(),
+                site_name: site.name,
+                filter,
+                from: query.from.trim().to_owned(),
+                to: query.to.trim().to_owned(),
+                next_href: more.then(|| {
+                    let last = &events[events.len() - 1];
+                    let millis = last.at.unix_timestamp_nanos() / 1_000_000;
+                    format!(
+                        "/admin/sites/{}/audit?{filters}&after={millis}.{}",
+                        admin.cloud_id,
+                        encode(&last.event_id)
+                    )
+                }),
+                export_query: filters,
+                events: items,
+            },
+        )),
+    }
+}
+
+/// A `YYYY-MM-DD` day's start (UTC); empty is no bound.
+fn audit_day(text: &str) -> Result<Option<time::OffsetDateTime>, PageError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let date = time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| PageError::BadRequest("Write dates as YYYY-MM-DD."))?;
+    Ok(Some(date.midnight().assume_utc()))
+}
+
+/// The query string of the current filters (for the next page and the exports).
+fn audit_filters(action: &str, from: &str, to: &str) -> String {
+    format!(
+        "action={}&from={}&to={}",
+        encode(action),
+        encode(from.trim()),
+        encode(to.trim())
+    )
+}
+
+async fn describe(
+    site_admin: &SiteAdmin<'_>,
+    names: &mut std::collections::HashMap<String, String>,
+    id: &str,
+) -> Result<String, PageError> {
+    if let Some(name) = names.get(id) {
+        return Ok(name.clone());
+    }
+    let name = site_admin.describe(id).await?;
+    names.insert(id.to_owned(), name.clone());
+    Ok(name)
+}
+
+/// The selection as a download: CSV (one row per event, names resolved, spreadsheet
+/// formulas defused) or JSON (the events as stored, with the names beside them).
+fn audit_export(
+    format: &str,
+    items: &[AdminEventItem],
+    events: &[trilo_core::model::AuditEvent],
+) -> Response {
+    let (body, content_type, file) = if format == "csv" {
+        let mut csv = String::from("at,action,target,target_id,by,details\r\n");
+        for (item, event) in items.iter().zip(events) {
+            let details = event.details.to_string();
+            let fields = [
+                item.at.as_str(),
+                item.action.as_str(),
+                item.target.as_str(),
+                item.target_id.as_str(),
+                item.actor.as_str(),
+                details.as_str(),
+            ];
+            let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            csv.push_str(&row.join(","));
+            csv.push_str("\r\n");
+        }
+        (csv, "text/csv; charset=utf-8", "audit.csv")
+    } else {
+        let list: Vec<serde_json::Value> = items
+            .iter()
+            .zip(events)
+            .map(|(item, e)| {
+                serde_json::json!({
+                    "event_id": e.event_id,
+                    "at": item.at,
+                    "action": e.action,
+                    "target": e.target,
+                    "target_name": item.target,
+                    "actor_account_id": e.actor_account_id,
+                    "actor": item.actor,
+                    "details": e.details,
+                })
+            })
+            .collect();
+        (
+            serde_json::to_string_pretty(&list).unwrap_or_default(),
+            "application/json",
+            "audit.json",
+        )
+    };
+    let mut res = body.into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        headers.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
+/// One CSV field (RFC 4180 quoting); a value a spreadsheet would run as a formula starts
+/// with an apostrophe instead.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    format!("\"{}\"", value.replace('"', "\"\""))
 }
