@@ -20,7 +20,7 @@ pub struct CoreMetrics {
     /// Refusals by [`trilo_protocol::gateway::GatewayRefusal::reason`].
     gateway_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Rows the janitor removed, by kind ([`crate::services::janitor::SWEEP_KINDS`]).
-    pub janitor_removed: [AtomicU64; 7],
+    pub janitor_removed: [AtomicU64; 8],
 }
 
 /// Adds one.

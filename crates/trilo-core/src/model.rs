@@ -69,6 +69,15 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
 }
 
+/// A "forgot password" link: the hash of its token, usable once until it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub token_hash: TokenHash,
+    pub account_id: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// A token a user made for scripts: HTTP Basic `email:token` at the gateway, acting with
 /// the user's own permissions (DESIGN §2). Only its hash is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]

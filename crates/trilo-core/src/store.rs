@@ -9,9 +9,10 @@ use time::OffsetDateTime;
 use crate::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
     Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
-    Installation, Membership, NewCode, NewFamily, Outbox, Policy, Product, ProductOperation,
-    Redeemed, RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site,
-    SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
+    Installation, Membership, NewCode, NewFamily, Outbox, PasswordReset, Policy, Product,
+    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
+    SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls,
+    WebhookSubscription,
 };
 use crate::refresh_plan::RefreshPlan;
 
@@ -315,6 +316,26 @@ pub enum Sweep {
     RetiredKeys(OffsetDateTime),
     /// Failure-counter windows that ended before the cutoff.
     EndedFailureWindows(OffsetDateTime),
+    /// Password reset links that expired before the cutoff.
+    ExpiredPasswordResets(OffsetDateTime),
+}
+
+/// "Forgot password" links (see `services::password_reset`).
+#[async_trait]
+pub trait PasswordResetStore: Send + Sync {
+    async fn insert_password_reset(&self, reset: &PasswordReset) -> StoreResult<()>;
+    /// The account of a link that is unused and unexpired at `now`.
+    async fn password_reset_account(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
+    /// Uses the link: `true` for the one caller that used it while it was live.
+    async fn use_password_reset(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }
 
 /// Failure counters every instance shares (failed logins, see `services::failures`): one
@@ -441,6 +462,7 @@ pub trait Store:
     + EventStore
     + Housekeeping
     + FailureCounterStore
+    + PasswordResetStore
 {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

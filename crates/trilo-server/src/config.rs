@@ -49,6 +49,20 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub keys: KeysConfig,
     pub janitor: JanitorConfig,
+    pub mail: MailConfig,
+}
+
+/// Where trilo's mail (password reset links) goes: at most one of `smtp_relay` and
+/// `file`; neither turns reset by mail off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender address.
+    pub from: String,
+    /// `host:port` of an SMTP relay (plain SMTP, e.g. a local MTA that does TLS onward).
+    pub smtp_relay: String,
+    /// A file every message is appended to (the demo's `mail.log`).
+    pub file: Option<PathBuf>,
 }
 
 /// Signing-key rotation.
@@ -214,6 +228,11 @@ impl Default for Config {
                 retired_kept: "1d".into(),
                 reload_every: "500ms".into(),
             },
+            mail: MailConfig {
+                from: "trilo@localhost".into(),
+                smtp_relay: String::new(),
+                file: None,
+            },
             janitor: JanitorConfig {
                 enabled: true,
                 every: "5m".into(),
@@ -286,6 +305,8 @@ pub struct Validated {
     pub sender: Option<crate::webhooks::SenderSettings>,
     /// Run the key follower and the janitor (off for CLI commands).
     pub housekeeping: bool,
+    /// Where mail goes.
+    pub mailer: crate::mail::Mailer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -504,7 +525,9 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mailer = self.mail.mailer()?;
         Ok(Validated {
+            mailer,
             housekeeping: true,
             metrics_allow,
             limits,
@@ -515,6 +538,30 @@ impl Config {
             upstreams,
             sender,
             listener,
+        })
+    }
+}
+
+impl MailConfig {
+    fn mailer(&self) -> Result<crate::mail::Mailer, ConfigError> {
+        let from = self.from.trim().to_owned();
+        if from.is_empty() || from.contains(['\r', '\n', '<', '>']) {
+            return Err(invalid("mail.from", "must be a plain email address"));
+        }
+        let relay = self.smtp_relay.trim();
+        Ok(match (relay.is_empty(), &self.file) {
+            (true, None) => crate::mail::Mailer::Off,
+            (true, Some(path)) => crate::mail::Mailer::File {
+                path: path.clone(),
+                from,
+            },
+            (false, None) => crate::mail::Mailer::Smtp {
+                relay: relay.to_owned(),
+                from,
+            },
+            (false, Some(_)) => {
+                return Err(invalid("mail", "set smtp_relay or file, not both"));
+            }
         })
     }
 }

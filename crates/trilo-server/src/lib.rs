@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod keyfile;
 pub mod listener;
+pub mod mail;
 pub mod state;
 pub mod views;
 pub mod webhooks;

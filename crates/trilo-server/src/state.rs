@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics_allow: Arc<[IpAddr]>,
     /// The gateway's pooled upstream client.
     pub upstreams: Upstreams,
+    /// Where mail goes (password reset links).
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             http_metrics: Arc::default(),
             metrics_allow: Arc::from(metrics_allow),
             upstreams: Upstreams::new(upstreams),
+            mailer: Arc::new(crate::mail::Mailer::Off),
         }
     }
 }

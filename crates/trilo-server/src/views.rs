@@ -10,6 +10,28 @@ pub struct LoginPage {
     pub return_to: String,
     pub email: String,
     pub error: Option<String>,
+    /// A password was just set through a reset link.
+    pub notice: Option<&'static str>,
+}
+
+/// "Forgot your password?": ask for a link.
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct ForgotPasswordPage {
+    /// Mail is configured; otherwise the page says to ask an administrator.
+    pub available: bool,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The reset link's page: a new password, twice.
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct ResetPasswordPage {
+    pub token: String,
+    /// The account's email; `None` when the link no longer works.
+    pub email: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Template)]

@@ -20,6 +20,7 @@ use crate::grants::{
     CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow, RefreshStateRow,
 };
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
+use crate::resets::ResetAccountRow;
 use crate::sites::{
     MembershipRow, ProductOperationRow, ProductRow, ProductScopeRow, SiteProductRow, SiteRow,
 };
@@ -226,6 +227,7 @@ pub trait Conn:
     + Fetch<StatusCountRow>
     + Fetch<DeliveryRow>
     + Fetch<DueDeliveryRow>
+    + Fetch<ResetAccountRow>
 {
     /// Runs a statement; returns the number of rows it changed.
     fn execute(&mut self, stmt: Stmt<'_>) -> impl Future<Output = Result<u64, Fail>> + Send;

@@ -25,6 +25,8 @@ pub mod sql {
     pub const ENDED_FAILURE_WINDOWS: &str = "DELETE FROM failure_counters WHERE \
          (key_hash, window_start) IN (SELECT key_hash, window_start FROM failure_counters \
          WHERE expires_at < $1 LIMIT $2)";
+    pub const EXPIRED_PASSWORD_RESETS: &str = "DELETE FROM password_resets WHERE token_hash IN \
+         (SELECT token_hash FROM password_resets WHERE expires_at < $1 LIMIT $2)";
     pub const RETIRED_KEYS: &str = "DELETE FROM signing_keys WHERE kid IN \
          (SELECT kid FROM signing_keys WHERE state = 'retired' AND retired_at < $1 LIMIT $2)";
 }
@@ -38,6 +40,7 @@ pub async fn sweep(mut tx: impl Tx, sweep: Sweep, limit: u32) -> Result<u64, Fai
         Sweep::ExpiredFamilies(t) => (sql::EXPIRED_FAMILIES, t),
         Sweep::RetiredKeys(t) => (sql::RETIRED_KEYS, t),
         Sweep::EndedFailureWindows(t) => (sql::ENDED_FAILURE_WINDOWS, t),
+        Sweep::ExpiredPasswordResets(t) => (sql::EXPIRED_PASSWORD_RESETS, t),
     };
     let removed = tx
         .execute(Stmt::new(statement).bind(ms(cutoff)).bind(i64::from(limit)))

@@ -21,5 +21,6 @@ pub mod grants;
 pub mod housekeeping;
 pub mod policies;
 pub mod preload;
+pub mod resets;
 pub mod sites;
 pub mod store;

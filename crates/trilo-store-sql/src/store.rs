@@ -16,15 +16,16 @@ use time::OffsetDateTime;
 use trilo_core::model::{
     Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
     Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
-    Installation, Membership, NewCode, NewFamily, Outbox, Policy, Product, ProductOperation,
-    Redeemed, RefreshToken, RefreshTokenState, Rotation, Session, SigningKeyRecord, Site,
-    SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
+    Installation, Membership, NewCode, NewFamily, Outbox, PasswordReset, Policy, Product,
+    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
+    SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls,
+    WebhookSubscription,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
     AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore,
-    FailureCounterStore, GrantStore, Housekeeping, KeyStore, PolicyStore, Refreshed, SessionStore,
-    SiteStore, Store, StoreResult, Sweep,
+    FailureCounterStore, GrantStore, Housekeeping, KeyStore, PasswordResetStore, PolicyStore,
+    Refreshed, SessionStore, SiteStore, Store, StoreResult, Sweep,
 };
 
 use crate::conn::{Conn, Fail, Tx};
@@ -32,7 +33,8 @@ use crate::convert::ms;
 use crate::events::Dialect;
 use crate::grants::GrantLocks;
 use crate::{
-    accounts, api_tokens, apps, audit, events, failures, grants, housekeeping, policies, sites,
+    accounts, api_tokens, apps, audit, events, failures, grants, housekeeping, policies, resets,
+    sites,
 };
 
 /// What a SQL backend supplies to [`SqlStore`].
@@ -670,6 +672,35 @@ impl<B: Backend> FailureCounterStore for SqlStore<B> {
 
     async fn clear_failures(&self, key: &TokenHash) -> StoreResult<()> {
         self.0.write(|tx| failures::clear_failures(tx, key)).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> PasswordResetStore for SqlStore<B> {
+    async fn insert_password_reset(&self, reset: &PasswordReset) -> StoreResult<()> {
+        self.0
+            .write(|tx| resets::insert_password_reset(tx, reset))
+            .await
+    }
+
+    async fn password_reset_account(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        self.0
+            .read(|c| resets::password_reset_account(c, token_hash, now))
+            .await
+    }
+
+    async fn use_password_reset(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.0
+            .write(|tx| resets::use_password_reset(tx, token_hash, now))
+            .await
     }
 }
 

@@ -229,7 +229,7 @@ fn validate_email(email: &str) -> CoreResult<()> {
     }
 }
 
-fn validate_password(password: &str, email: &str) -> CoreResult<()> {
+pub(super) fn validate_password(password: &str, email: &str) -> CoreResult<()> {
     match crate::password_policy::problem(password, email) {
         Some(problem) => Err(CoreError::Invalid(problem)),
         None => Ok(()),

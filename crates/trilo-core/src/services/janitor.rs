@@ -16,7 +16,7 @@ use crate::store::Sweep;
 const BACK_OFF: u32 = 9;
 
 /// The kinds, by name (for logs and `/metrics`).
-pub const SWEEP_KINDS: [&str; 7] = [
+pub const SWEEP_KINDS: [&str; 8] = [
     "expired_codes",
     "expired_sessions",
     "dead_refresh_tokens",
@@ -24,11 +24,12 @@ pub const SWEEP_KINDS: [&str; 7] = [
     "expired_families",
     "retired_keys",
     "ended_failure_windows",
+    "expired_password_resets",
 ];
 
 /// Rows one sweep removed, by kind, in [`SWEEP_KINDS`] order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SweepReport(pub [u64; 7]);
+pub struct SweepReport(pub [u64; 8]);
 
 impl SweepReport {
     pub fn total(&self) -> u64 {
@@ -47,7 +48,7 @@ impl Core {
     /// What is removable now, each with its cutoff. A row is kept past the moment it stops
     /// being usable for as long as keeping it still tells something apart: a replayed code
     /// or refresh token is recognised (and revokes its family) while its row exists.
-    fn sweeps(&self) -> [Sweep; 7] {
+    fn sweeps(&self) -> [Sweep; 8] {
         let now = self.now();
         let s = &self.settings;
         [
@@ -60,6 +61,7 @@ impl Core {
             Sweep::ExpiredFamilies(now - s.janitor.family_retention),
             Sweep::RetiredKeys(now - s.keys.retired_kept),
             Sweep::EndedFailureWindows(now),
+            Sweep::ExpiredPasswordResets(now),
         ]
     }
 
@@ -90,6 +92,7 @@ impl Core {
                 expired_families = report.0[4],
                 keys = report.0[5],
                 failure_windows = report.0[6],
+                password_resets = report.0[7],
                 "janitor swept"
             );
         }

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod janitor;
 pub mod keys;
 pub mod oidc;
+pub mod password_reset;
 pub mod policies;
 pub mod refresh;
 pub mod revocation;

@@ -157,6 +157,10 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     if std::env::var_os("TRILO__WEBHOOKS__ALLOW_HTTP_LOOPBACK").is_none() {
         config.webhooks.allow_http_loopback = true;
     }
+    // Reset links are written to a file in the data directory rather than sent.
+    if config.mail.smtp_relay.is_empty() && config.mail.file.is_none() {
+        config.mail.file = Some(config.data_dir.join("mail.log"));
+    }
     // Clients written for the reference often hard-code its audience.
     if config.audience_aliases.is_empty() {
         config.audience_aliases = vec![REFERENCE_AUDIENCE.to_owned()];
@@ -257,6 +261,12 @@ fn print_banner(info: &demo::DemoInfo, json_path: &Path) {
         "  Webhooks          add one under an app's Webhooks tab (http://127.0.0.1 receivers \
          work in the demo); creating an issue through the gateway sends jira:issue_created\n"
     );
+    if let Some(dir) = json_path.parent() {
+        println!(
+            "  Mail (password reset links) is written to {}",
+            dir.join("mail.log").display()
+        );
+    }
     println!("  Details for scripts: {}", json_path.display());
     println!("  Stop with Ctrl-C.");
 }

@@ -65,22 +65,44 @@ async fn show_login(State(state): State<AppState>, uri: Uri) -> Response {
         .filter(|h| h.len() <= MAX_LOGIN_HINT_LEN)
         .unwrap_or_default()
         .to_owned();
-    login_form(&state, StatusCode::OK, return_to, email, None)
+    let notice = (params.get("reset") == Some("done"))
+        .then_some("Your new password is set. Log in with it.");
+    let form = LoginForm {
+        return_to,
+        email,
+        error: None,
+        notice,
+    };
+    login_form(&state, StatusCode::OK, form)
 }
 
-fn login_form(
-    state: &AppState,
-    status: StatusCode,
+/// What the login form shows besides its fields.
+struct LoginForm {
     return_to: String,
     email: String,
     error: Option<String>,
-) -> Response {
+    notice: Option<&'static str>,
+}
+
+impl LoginForm {
+    fn failed(return_to: String, email: String, error: String) -> Self {
+        LoginForm {
+            return_to,
+            email,
+            error: Some(error),
+            notice: None,
+        }
+    }
+}
+
+fn login_form(state: &AppState, status: StatusCode, form: LoginForm) -> Response {
     let csrf = random_token();
     let page = LoginPage {
         csrf_token: csrf.clone(),
-        return_to,
-        email,
-        error,
+        return_to: form.return_to,
+        email: form.email,
+        error: form.error,
+        notice: form.notice,
     };
     let mut res = render(status, &page);
     res.headers_mut().append(
@@ -119,13 +141,8 @@ async fn submit_login(
             .is_some()
     {
         let msg = "Your login form expired. Please try again.".to_owned();
-        return Ok(login_form(
-            &state,
-            StatusCode::FORBIDDEN,
-            return_to,
-            String::new(),
-            Some(msg),
-        ));
+        let form = LoginForm::failed(return_to, String::new(), msg);
+        return Ok(login_form(&state, StatusCode::FORBIDDEN, form));
     }
     let email = params.get("email").unwrap_or_default().to_owned();
     let password = params.get("password").unwrap_or_default();
@@ -138,7 +155,7 @@ async fn submit_login(
     if let Err(retry_after) = limited {
         let msg = "Too many failed attempts. Wait a few minutes and try again.".to_owned();
         let status = StatusCode::TOO_MANY_REQUESTS;
-        let mut res = login_form(&state, status, return_to, email, Some(msg));
+        let mut res = login_form(&state, status, LoginForm::failed(return_to, email, msg));
         let seconds = retry_after.whole_seconds().max(1);
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -148,14 +165,8 @@ async fn submit_login(
         limits
             .login_failed(&state.core, &account_key, &address)
             .await?;
-        let failure = Some(GENERIC_FAILURE.to_owned());
-        return Ok(login_form(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            return_to,
-            email,
-            failure,
-        ));
+        let form = LoginForm::failed(return_to, email, GENERIC_FAILURE.to_owned());
+        return Ok(login_form(&state, StatusCode::UNAUTHORIZED, form));
     };
     limits
         .login_succeeded(&state.core, &account_key, &address)

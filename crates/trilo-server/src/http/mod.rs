@@ -16,6 +16,7 @@ pub mod internal;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod password_reset;
 pub mod request_id;
 pub mod revocation;
 pub mod site_admin;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(oauth::router())
         .merge(login::router())
+        .merge(password_reset::router())
         .merge(console::router())
         .merge(site_admin::router())
         .merge(account::router())

@@ -33,7 +33,7 @@ async fn stored(app: &TestApp, refresh_token: &str) -> bool {
 }
 
 /// The sweep's counts by kind, all of them, so an unexpected removal fails too.
-async fn sweep(app: &TestApp) -> [u64; 7] {
+async fn sweep(app: &TestApp) -> [u64; 8] {
     app.core.sweep_once().await.unwrap().0
 }
 
@@ -48,25 +48,25 @@ async fn the_janitor_removes_only_what_nothing_can_use(backend: Backend) {
     let b0 = refresh_token_of(&first_tokens(&app).await);
     revoke_refresh_token(&app, &b0).await;
     let _unused_code = app.obtain_code(&app.authorize_url(&[])).await;
-    assert_eq!(sweep(&app).await, [0; 7], "nothing is removable yet");
+    assert_eq!(sweep(&app).await, [0; 8], "nothing is removable yet");
 
     // Codes: kept one lifetime past their expiry (10 + 10 minutes), so a late replay still
     // revokes; then all three go (two redeemed, one never).
     app.clock.advance(Duration::minutes(19));
-    assert_eq!(sweep(&app).await, [0; 7]);
+    assert_eq!(sweep(&app).await, [0; 8]);
     app.clock.advance(Duration::minutes(2));
-    assert_eq!(sweep(&app).await, [3, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(sweep(&app).await, [3, 0, 0, 0, 0, 0, 0, 0]);
 
     // Sessions, after their 12 hours: one per login above.
     app.clock.advance(Duration::hours(12));
-    assert_eq!(sweep(&app).await, [0, 3, 0, 0, 0, 0, 0]);
+    assert_eq!(sweep(&app).await, [0, 3, 0, 0, 0, 0, 0, 0]);
     // The live family still refreshes.
     let a2 = refresh_token_of(&refresh(&app, &a1).await);
 
     // The revoked family, after the 30-day retention, with its token.
     app.clock.advance(Duration::days(30));
     assert!(stored(&app, &b0).await);
-    assert_eq!(sweep(&app).await, [0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(sweep(&app).await, [0, 0, 0, 1, 0, 0, 0, 0]);
     assert!(!stored(&app, &b0).await);
 
     // Used refresh tokens stay while they could have been live (a replay is then still
@@ -75,9 +75,9 @@ async fn the_janitor_removes_only_what_nothing_can_use(backend: Backend) {
     // leeway.)
     app.clock
         .advance(Duration::days(60) - Duration::hours(12) - Duration::minutes(21));
-    assert_eq!(sweep(&app).await, [0; 7]);
+    assert_eq!(sweep(&app).await, [0; 8]);
     app.clock.advance(Duration::minutes(2));
-    assert_eq!(sweep(&app).await, [0, 0, 2, 0, 0, 0, 0]);
+    assert_eq!(sweep(&app).await, [0, 0, 2, 0, 0, 0, 0, 0]);
     assert!(!stored(&app, &a0).await && !stored(&app, &a1).await);
     assert!(stored(&app, &a2).await);
 
@@ -86,7 +86,7 @@ async fn the_janitor_removes_only_what_nothing_can_use(backend: Backend) {
     let swept = sweep(&app).await;
     assert_eq!(
         swept,
-        [0, 0, 1, 0, 1, 0, 0],
+        [0, 0, 1, 0, 1, 0, 0, 0],
         "a2, dead by now, then its family"
     );
 

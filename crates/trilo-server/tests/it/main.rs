@@ -29,6 +29,7 @@ mod metrics;
 mod oidc;
 mod pages;
 mod pages_browser;
+mod password_reset;
 mod process;
 mod refresh;
 mod revocation;

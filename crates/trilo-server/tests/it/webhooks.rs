@@ -581,7 +581,21 @@ async fn failing_receivers_are_retried_within_bounds() {
     post_event(&app.base, Some(&secret), &post("e2")).await;
     receiver.wait_for(3, Duration::from_secs(10)).await;
     for n in 4..=5 {
-        wait_status(DeliveryStatus::Pending).await;
+        // The last attempt's outcome (and so its retry time) is recorded before the clock
+        // moves on; otherwise the retry is scheduled from the moved clock and never due.
+        let recorded = n - 3;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = delivery().await;
+            if d.status == DeliveryStatus::Pending && d.attempts as usize >= recorded {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "attempt {recorded} not recorded: {d:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         app.clock.advance(time::Duration::seconds(3));
         receiver.wait_for(n, Duration::from_secs(10)).await;
     }
