@@ -137,6 +137,16 @@ pub fn form_params(
     .then(|| Params::parse(body))
 }
 
+/// A page form's body, read strictly: 400 when it cannot be read, 415 when it is not a
+/// UTF-8 urlencoded form.
+pub fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<Params, PageError> {
+    match form_params(headers, body) {
+        Some(Ok(params)) => Ok(params),
+        Some(Err(_)) => Err(PageError::BadRequest("The form could not be read.")),
+        None => Err(PageError::UnsupportedMediaType),
+    }
+}
+
 /// An HTML page with the page security headers (DESIGN §3, security checklist A2, A3).
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, Html(body)).into_response();

@@ -19,7 +19,7 @@ use trilo_core::services::site_admin::SiteAdmin;
 use trilo_protocol::Params;
 use trilo_protocol::params::encode;
 
-use super::common::{current_user, form_params, form_values, secrets_equal, see_other};
+use super::common::{current_user, form_values, read_form, secrets_equal, see_other};
 use super::errors::PageError;
 use crate::state::AppState;
 use crate::views::{Chrome, Nav};
@@ -257,11 +257,7 @@ impl FromRequest<AppState> for CsrfForm {
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(PageRejection::Body)?;
-        let params = match form_params(&headers, &body) {
-            Some(Ok(params)) => params,
-            Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.").into()),
-            None => return Err(PageError::UnsupportedMediaType.into()),
-        };
+        let params = read_form(&headers, &body)?;
         let csrf_ok = !params.is_repeated("csrf_token")
             && params
                 .get("csrf_token")

@@ -16,7 +16,7 @@ use trilo_protocol::params::encode;
 
 use super::common::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, cookie, current_user, form_params,
-    is_local_path, query_params, render, secrets_equal, see_other, set_cookie,
+    is_local_path, query_params, read_form, render, secrets_equal, see_other, set_cookie,
 };
 use super::errors::PageError;
 use crate::state::{AppState, PeerAddr};
@@ -118,11 +118,7 @@ async fn submit_login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let params = match form_params(&headers, &body) {
-        Some(Ok(p)) => p,
-        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
-        None => return Err(PageError::UnsupportedMediaType),
-    };
+    let params = read_form(&headers, &body)?;
     let return_to = params
         .get("return_to")
         .filter(|t| is_local_path(t))

@@ -15,7 +15,7 @@ use trilo_protocol::Params;
 use trilo_protocol::authorize::query_after_login;
 use trilo_protocol::params::encode;
 
-use super::common::{current_user, form_params, render, secrets_equal, see_other};
+use super::common::{current_user, read_form, render, secrets_equal, see_other};
 use super::errors::PageError;
 use crate::state::AppState;
 use crate::views::{AuthorizeErrorPage, ConsentPage, Failure, SiteOption, scope_group_views};
@@ -54,11 +54,7 @@ async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = match form_params(&headers, &body) {
-        Some(Ok(p)) => p,
-        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
-        None => return Err(PageError::UnsupportedMediaType),
-    };
+    let form = read_form(&headers, &body)?;
     let Some((session, account, _)) = current_user(&state, &headers).await? else {
         return Err(PageError::Forbidden(
             "Your session has ended. Start the authorization again from the app.",

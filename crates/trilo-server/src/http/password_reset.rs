@@ -14,7 +14,7 @@ use trilo_core::CoreError;
 use trilo_core::services::failures::FailureLimit;
 use trilo_protocol::params::encode;
 
-use super::common::{form_params, query_params, render, see_other};
+use super::common::{query_params, read_form, render, see_other};
 use super::errors::PageError;
 use crate::mail::Mail;
 use crate::state::{AppState, PeerAddr};
@@ -65,11 +65,7 @@ async fn submit_forgot(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let params = match form_params(&headers, &body) {
-        Some(Ok(p)) => p,
-        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
-        None => return Err(PageError::UnsupportedMediaType),
-    };
+    let params = read_form(&headers, &body)?;
     if !state.mailer.is_on() {
         return Ok(forgot_page(&state, StatusCode::OK, None, None));
     }
@@ -168,11 +164,7 @@ async fn submit_reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let params = match form_params(&headers, &body) {
-        Some(Ok(p)) => p,
-        Some(Err(_)) => return Err(PageError::BadRequest("The form could not be read.")),
-        None => return Err(PageError::UnsupportedMediaType),
-    };
+    let params = read_form(&headers, &body)?;
     let token = params.get("token").unwrap_or_default().to_owned();
     let new = params.get("new_password").unwrap_or_default();
     let email = state

@@ -125,8 +125,19 @@ async fn the_last_admin_is_told_why_they_cannot_leave() {
 async fn every_signed_in_page_has_the_navigation_and_its_own_title() {
     let app = TestApp::sqlite().await;
     let acme = app.demo.sites[0].cloud_id.clone();
+    let demo_app = app
+        .core
+        .find_app(&app.app().client_id)
+        .await
+        .unwrap()
+        .app_id;
     let app = &app;
     with_browser(|driver| async move {
+        // The pages before signing in.
+        for (path, name) in [("/login", "login"), ("/login/forgot", "forgot-password")] {
+            driver.goto(app.url(path)).await?;
+            screenshots_at_both_sizes(&driver, name).await?;
+        }
         driver.goto(app.url("/no/such/page")).await?;
         let heading = driver.find(By::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Page not found");
@@ -149,6 +160,27 @@ async fn every_signed_in_page_has_the_navigation_and_its_own_title() {
             (&format!("/admin/sites/{acme}/apps"), "admin-apps"),
             (&format!("/admin/sites/{acme}/policies"), "admin-policies"),
             (&format!("/admin/sites/{acme}/audit"), "admin-audit"),
+            (&format!("/developer/apps/{demo_app}"), "developer-app"),
+            (
+                &format!("/developer/apps/{demo_app}/authorization"),
+                "developer-app-authorization",
+            ),
+            (
+                &format!("/developer/apps/{demo_app}/permissions"),
+                "developer-app-permissions",
+            ),
+            (
+                &format!("/developer/apps/{demo_app}/distribution"),
+                "developer-app-distribution",
+            ),
+            (
+                &format!("/developer/apps/{demo_app}/webhooks"),
+                "developer-app-webhooks",
+            ),
+            (
+                &format!("/developer/apps/{demo_app}/settings"),
+                "developer-app-settings",
+            ),
         ];
         let mut titles = std::collections::HashSet::new();
         for (path, name) in pages {
@@ -167,6 +199,8 @@ async fn every_signed_in_page_has_the_navigation_and_its_own_title() {
         }
         // Bob administers nothing: no Administration link.
         click_on(&driver, By::Id("nav-logout")).await?;
+        driver.query(By::Id("logout-submit")).first().await?;
+        screenshots_at_both_sizes(&driver, "logout").await?;
         click_on(&driver, By::Id("logout-submit")).await?;
         driver.goto(app.url("/account")).await?;
         let bob = &app.demo.users[1];
