@@ -74,6 +74,7 @@ impl Failure {
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub struct ConfirmPage {
+    pub nav: Nav,
     pub title: String,
     pub what: String,
     pub button: &'static str,

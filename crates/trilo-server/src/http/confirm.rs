@@ -56,6 +56,7 @@ pub fn ask_first(form: &CsrfForm, action: &str, question: Question) -> Option<Re
     Some(render(
         status,
         &ConfirmPage {
+            nav: form.nav(),
             title: question.title,
             what: question.what,
             button: question.button,

@@ -217,6 +217,9 @@ impl FromRequestParts<AppState> for DeveloperApp {
 pub struct CsrfForm {
     params: Params,
     body: Bytes,
+    /// The signed-in user's navigation, for a page the form answers with itself (a
+    /// confirmation).
+    nav: Nav,
 }
 
 impl CsrfForm {
@@ -231,6 +234,10 @@ impl CsrfForm {
     /// Every value of `name` (a list of checkboxes).
     pub fn values(&self, name: &str) -> Result<Vec<String>, PageError> {
         form_values(&self.body, name)
+    }
+
+    pub fn nav(&self) -> Nav {
+        self.nav.clone()
     }
 
     /// Every (name, value) of the form, in order of names, repeated names included.
@@ -268,7 +275,11 @@ impl FromRequest<AppState> for CsrfForm {
             )
             .into());
         }
-        Ok(CsrfForm { params, body })
+        Ok(CsrfForm {
+            params,
+            body,
+            nav: me.nav(),
+        })
     }
 }
 

@@ -68,6 +68,7 @@ async fn revoking_an_app_asks_first_and_cancel_changes_nothing() {
             .text()
             .await?;
         assert!(title.contains("Revoke access"), "{title}");
+        driver.find(By::Id("nav-user")).await?;
         screenshots_at_both_sizes(&driver, "confirm-revoke").await?;
         click_on(&driver, By::Id("confirm-cancel")).await?;
         driver
