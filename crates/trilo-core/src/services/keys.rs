@@ -31,6 +31,11 @@ impl Core {
         Ok(rotated)
     }
 
+    /// Every stored signing key, oldest first (for `trilo admin keys list`).
+    pub async fn signing_keys(&self) -> CoreResult<Vec<crate::model::SigningKeyRecord>> {
+        Ok(self.store.signing_keys().await?)
+    }
+
     /// One turn of the key loop every instance runs (`settings.keys.reload_every`): read
     /// the stored keys, and rotate them when the schedule says so.
     pub async fn follow_signing_keys(&self) -> CoreResult<()> {

@@ -28,7 +28,7 @@ pub enum KeysCommand {
 pub async fn run(core: &Core, command: KeysCommand) -> anyhow::Result<Printed> {
     Ok(match command {
         KeysCommand::List { out } => {
-            let keys = core.store.signing_keys().await?;
+            let keys = core.signing_keys().await?;
             let text = keys
                 .iter()
                 .map(|k| {

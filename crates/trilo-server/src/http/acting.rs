@@ -1,8 +1,10 @@
 //! Who a page request acts for: the signed-in user, for the audit log (see
-//! `Core::acting_as`). Requests without a session cookie (the API host, the token
-//! endpoint, programs) pass through untouched.
+//! `Core::acting_as`). Only requests that may change something are looked at (not GET or
+//! HEAD: page views and assets cost no extra read); requests without a session cookie
+//! (the API host, the token endpoint, programs) pass through untouched.
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use trilo_core::Core;
@@ -15,7 +17,8 @@ pub async fn signed_in_user(
     request: Request,
     next: Next,
 ) -> Response {
-    if cookie(request.headers(), SESSION_COOKIE).is_none() {
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    if reads_only || cookie(request.headers(), SESSION_COOKIE).is_none() {
         return next.run(request).await;
     }
     match current_user(&state, request.headers()).await {
