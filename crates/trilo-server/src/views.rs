@@ -55,8 +55,6 @@ pub struct MessagePage {
 /// What every error page adds: the request id and where to go from here.
 pub struct Failure {
     pub request_id: String,
-    pub back_href: &'static str,
-    pub back_text: &'static str,
 }
 
 impl Failure {
@@ -64,8 +62,6 @@ impl Failure {
     pub fn of_this_request() -> Failure {
         Failure {
             request_id: crate::http::request_id::current(),
-            back_href: "/",
-            back_text: "Go to the home page",
         }
     }
 }

@@ -167,23 +167,25 @@ async fn submit_reset(
     let params = read_form(&headers, &body)?;
     let token = params.get("token").unwrap_or_default().to_owned();
     let new = params.get("new_password").unwrap_or_default();
+    let refusal = if new != params.get("confirm_password").unwrap_or_default() {
+        "The new passwords do not match.".to_owned()
+    } else {
+        match state.core.reset_password(&token, new).await {
+            Ok(_) => return Ok(see_other("/login?reset=done")),
+            Err(CoreError::Invalid(reason)) => reason,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // Only a refused form needs the account again, to show the form once more.
     let email = state
         .core
         .password_reset_account(&token)
         .await?
         .map(|a| a.email);
-    if new != params.get("confirm_password").unwrap_or_default() {
-        let error = Some("The new passwords do not match.".to_owned());
-        return Ok(reset_page(token, email, StatusCode::BAD_REQUEST, error));
-    }
-    match state.core.reset_password(&token, new).await {
-        Ok(_) => Ok(see_other("/login?reset=done")),
-        Err(CoreError::Invalid(reason)) => Ok(reset_page(
-            token,
-            email,
-            StatusCode::BAD_REQUEST,
-            Some(reason),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    Ok(reset_page(
+        token,
+        email,
+        StatusCode::BAD_REQUEST,
+        Some(refusal),
+    ))
 }
