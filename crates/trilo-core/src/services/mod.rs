@@ -152,11 +152,24 @@ impl Core {
         self.clock.now()
     }
 
-    /// Runs `work` on behalf of `account_id`: every audit event it appends without an actor
-    /// of its own names that account (the web pages run each request this way for the
-    /// signed-in user, so a change made there is never recorded as the system's).
-    pub async fn acting_as<F: std::future::Future>(account_id: String, work: F) -> F::Output {
-        ACTING_ACCOUNT.scope(account_id, work).await
+    /// Runs `work` on behalf of `actor`: every audit event it appends without an actor of
+    /// its own names it. `actor` is an account id, or [`cli_actor`]'s name for a command.
+    pub async fn acting_as<F: std::future::Future>(actor: String, work: F) -> F::Output {
+        ACTING.scope(ActingSlot::holding(actor), work).await
+    }
+
+    /// Runs `work` for whoever it turns out to act for: the first step that authenticates
+    /// the caller names them with [`Core::act_for`] (a page's session, an API token), so a
+    /// change made by a person is never recorded as the system's, and nothing is looked up
+    /// twice to find out who they are.
+    pub async fn acting_for_the_caller<F: std::future::Future>(work: F) -> F::Output {
+        ACTING.scope(ActingSlot::default(), work).await
+    }
+
+    /// Names the account the current [`Core::acting_for_the_caller`] work acts for; does
+    /// nothing outside one.
+    pub fn act_for(account_id: &str) {
+        let _ = ACTING.try_with(|slot| slot.set(account_id));
     }
 
     /// Appends an audit event. `details` must never hold secrets.
@@ -170,7 +183,7 @@ impl Core {
     ) -> CoreResult<()> {
         let actor = actor
             .map(str::to_owned)
-            .or_else(|| ACTING_ACCOUNT.try_with(Clone::clone).ok());
+            .or_else(|| ACTING.try_with(ActingSlot::get).ok().flatten());
         let event = AuditEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
             at: self.now(),
@@ -186,8 +199,40 @@ impl Core {
 }
 
 tokio::task_local! {
-    /// The account a request acts for (see [`Core::acting_as`]).
-    static ACTING_ACCOUNT: String;
+    /// Who the current request or command acts for (see [`Core::acting_as`]).
+    static ACTING: ActingSlot;
+}
+
+/// The actor of a piece of work, filled in once the caller is known. Shared by the clones
+/// a task-local hands out, so a name set deep inside the work is seen by all of it.
+#[derive(Clone, Default)]
+struct ActingSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl ActingSlot {
+    fn holding(actor: String) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(actor))))
+    }
+
+    fn set(&self, actor: &str) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(actor.to_owned());
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
+/// The audit actor of a `trilo admin …` command run by the operating-system user `user`.
+/// No account id has this shape (they are UUIDs), so the two cannot be confused.
+pub fn cli_actor(user: &str) -> String {
+    format!("cli:{user}")
+}
+
+/// The operating-system user of a [`cli_actor`], when `actor` is one.
+pub fn cli_user(actor: &str) -> Option<&str> {
+    actor.strip_prefix("cli:")
 }
 
 /// A new row id: UUIDv7, so ids sort by creation time (DESIGN §4).

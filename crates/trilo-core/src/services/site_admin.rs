@@ -350,9 +350,12 @@ impl SiteAdmin<'_> {
     }
 
     /// What an audit event's actor or target is, in words: an account's email, an app's,
-    /// a policy's or a site's name; the id itself when it names none of these (or
-    /// something deleted since).
+    /// a policy's or a site's name, the command line and its user; the id itself when it
+    /// names none of these (or something deleted since).
     pub async fn describe(&self, id: &str) -> CoreResult<String> {
+        if let Some(user) = super::cli_user(id) {
+            return Ok(format!("the command line (user {user})"));
+        }
         let store = &self.core.store;
         if let Some(account) = store.account(id).await? {
             return Ok(account.email);

@@ -290,15 +290,35 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
     validated.sender = None;
     validated.housekeeping = false;
     let core = build(&validated).await?.core;
-    let (out, value, text) = match command {
-        AdminCommand::User(c) => user(&core, c).await?,
-        AdminCommand::Site(c) => site(&core, c).await?,
-        AdminCommand::Product(c) => product(&core, c).await?,
-        AdminCommand::Membership(c) => membership(&core, c).await?,
-        AdminCommand::App(c) => app(&core, c).await?,
-        AdminCommand::ApiToken(c) => super::api_token::run(&core, c).await?,
-        AdminCommand::Container(c) => super::container::run(&core, c).await?,
-        AdminCommand::Keys(c) => super::keys::run(&core, c).await?,
+    // Every change the command makes is recorded as the command line's, by this user.
+    let actor = trilo_core::services::cli_actor(&os_user());
+    let (out, value, text) = Core::acting_as(actor, execute(&core, command)).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// Who runs the command: the user `sudo` was run by, else the login name.
+fn os_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+async fn execute(core: &Core, command: AdminCommand) -> anyhow::Result<Printed> {
+    Ok(match command {
+        AdminCommand::User(c) => user(core, c).await?,
+        AdminCommand::Site(c) => site(core, c).await?,
+        AdminCommand::Product(c) => product(core, c).await?,
+        AdminCommand::Membership(c) => membership(core, c).await?,
+        AdminCommand::App(c) => app(core, c).await?,
+        AdminCommand::ApiToken(c) => super::api_token::run(core, c).await?,
+        AdminCommand::Container(c) => super::container::run(core, c).await?,
+        AdminCommand::Keys(c) => super::keys::run(core, c).await?,
         AdminCommand::Sweep { out } => {
             let report = core.sweep_once().await?;
             let by_kind: serde_json::Map<String, Value> =
@@ -313,13 +333,7 @@ pub async fn run(validated: &Validated, command: AdminCommand) -> anyhow::Result
                 .join("\n");
             (out, Value::Object(by_kind), text)
         }
-    };
-    if out.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("{text}");
-    }
-    Ok(())
+    })
 }
 
 /// What a command prints: as JSON with `--json`, else as text.

@@ -1,29 +1,18 @@
-//! Who a page request acts for: the signed-in user, for the audit log (see
-//! `Core::acting_as`). Only requests that may change something are looked at (not GET or
-//! HEAD: page views and assets cost no extra read); requests without a session cookie
-//! (the API host, the token endpoint, programs) pass through untouched.
+//! Who a request acts for, for the audit log (see `Core::acting_for_the_caller`). Requests
+//! that may change something (not GET or HEAD) run with an empty actor, which the first
+//! step that authenticates the caller fills in: the session lookup of the pages
+//! (`common::current_user`) or the API token check of `/api/v1`. Nothing is looked up here,
+//! so a request costs no extra read to be attributed.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use trilo_core::Core;
 
-use super::common::{SESSION_COOKIE, cookie, current_user};
-use crate::state::AppState;
-
-pub async fn signed_in_user(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    if reads_only || cookie(request.headers(), SESSION_COOKIE).is_none() {
+pub async fn attribute_to_the_caller(request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
         return next.run(request).await;
     }
-    match current_user(&state, request.headers()).await {
-        Ok(Some((_, account, _))) => Core::acting_as(account.account_id, next.run(request)).await,
-        // No live session, or the store is down: the handler finds out for itself.
-        _ => next.run(request).await,
-    }
+    Core::acting_for_the_caller(next.run(request)).await
 }

@@ -64,11 +64,12 @@ pub async fn current_user(
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    Ok(state
-        .core
-        .session(&value)
-        .await?
-        .map(|(s, a)| (s, a, value)))
+    let found = state.core.session(&value).await?;
+    if let Some((_, account)) = &found {
+        // A change this request makes is theirs (see `acting`).
+        trilo_core::Core::act_for(&account.account_id);
+    }
+    Ok(found.map(|(s, a)| (s, a, value)))
 }
 
 /// The query string parsed strictly (bad escapes and bad UTF-8 are errors).

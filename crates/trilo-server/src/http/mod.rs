@@ -88,10 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(internal::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(errors::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            acting::signed_in_user,
-        ))
+        .layer(axum::middleware::from_fn(acting::attribute_to_the_caller))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,

@@ -457,3 +457,64 @@ async fn the_audit_log_pages_filters_by_date_and_exports() {
         .unwrap();
     assert_eq!(json.as_array().unwrap().len(), 60);
 }
+
+/// The API and the command line name who made a change too: the API token's account, and
+/// the operating-system user of a `trilo admin` command, which the audit page spells out.
+#[tokio::test]
+async fn changes_made_through_the_api_and_the_command_line_name_who_made_them() {
+    let app = TestApp::sqlite().await;
+    let alice_id = app.demo.users[0].account_id.clone();
+    let demo = demo_app_id(&app).await;
+    let api = crate::api_v1::Api::token(&app, 0).await;
+    let answer = api
+        .post(
+            &format!("/api/v1/apps/{demo}/secret"),
+            serde_json::json!({ "grace": "1h" }),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let rotated = app
+        .core
+        .store
+        .audit_events(&AuditQuery {
+            action_prefix: Some("app.secret_rotated".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(
+        rotated[0].actor_account_id.as_deref(),
+        Some(alice_id.as_str())
+    );
+
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
+        .args([
+            "admin",
+            "site",
+            "set-user-installs",
+            "--cloud-id",
+            &acme,
+            "blocked",
+        ])
+        .arg("--data-dir")
+        .arg(app.data_dir())
+        .args(["--database-url", &app.database_url])
+        .env("TRILO_LOG", "warn")
+        .env_remove("SUDO_USER")
+        .env("USER", "ops-oncall")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = logged_in(&app, 0).await;
+    let (_, html) = page(&alice, &app.url(&format!("/admin/sites/{acme}/audit"))).await;
+    assert!(
+        html.contains("<td>the command line (user ops-oncall)</td></tr>"),
+        "{html}"
+    );
+}

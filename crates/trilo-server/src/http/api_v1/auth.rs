@@ -84,10 +84,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Developer
             )
         })?;
         return match state.core.check_api_token(&email, &secret).await? {
-            Some(account) => Ok(Developer {
-                account,
-                via: Via::ApiToken,
-            }),
+            Some(account) => {
+                // A change this request makes is theirs (see `http::acting`).
+                trilo_core::Core::act_for(&account.account_id);
+                Ok(Developer {
+                    account,
+                    via: Via::ApiToken,
+                })
+            }
             None => Err(unauthenticated(
                 "the email and API token do not match a live token",
             )),

@@ -621,7 +621,7 @@ async fn audit(
     for e in &events {
         let actor = match &e.actor_account_id {
             Some(id) => describe(&site_admin, &mut names, id).await?,
-            None => "trilo (the system or the command line)".to_owned(),
+            None => "trilo (the system)".to_owned(),
         };
         items.push(AdminEventItem {
             at: e
