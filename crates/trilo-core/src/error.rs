@@ -20,6 +20,13 @@ pub enum CoreError {
     /// Bad input to a management operation; the text is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// Bad input in one field of a form: `field` is the field's name in the form (a page
+    /// shows the message beside it), and the message names it in plain words.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Forbidden(String),
     /// The store cannot be reached: callers answer 503 and issue nothing.
@@ -38,6 +45,15 @@ impl From<StoreError> for CoreError {
             StoreError::Corrupt(msg) => {
                 CoreError::Internal(anyhow::anyhow!("corrupt store data: {msg}"))
             }
+        }
+    }
+}
+
+impl CoreError {
+    pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
+        CoreError::InvalidField {
+            field,
+            message: message.into(),
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct Settings {
     /// avatar is replaced by the app's initial, so a developer cannot make users' browsers
     /// fetch from a host of their choosing.
     pub avatar_hosts: Vec<String>,
+    /// The emails of the accounts that run this trilo: they get the operator console
+    /// (every site, new sites, products on sites) and review other developers' apps.
+    pub operators: Vec<String>,
     pub access_token_ttl: Duration,
     /// At most 10 minutes (security checklist C4).
     pub code_ttl: Duration,
@@ -67,6 +70,7 @@ impl Settings {
             audience: audience.into(),
             audience_aliases: Vec::new(),
             avatar_hosts: Vec::new(),
+            operators: Vec::new(),
             access_token_ttl: Duration::hours(1),
             code_ttl: Duration::minutes(10),
             session_ttl: Duration::hours(12),

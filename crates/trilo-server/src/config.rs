@@ -29,6 +29,9 @@ pub struct Config {
     /// Hosts whose app avatars users are shown (https only); other avatars show the app's
     /// initial instead.
     pub avatar_hosts: Vec<String>,
+    /// Emails of the accounts that run this trilo: the operator console (every site, new
+    /// sites, products on sites) and app review are theirs. None by default.
+    pub operators: Vec<String>,
     /// Address to listen on.
     pub listen: String,
     /// `sqlite://PATH` or `postgres://…`; default: `trilo.db` inside `data_dir`.
@@ -210,6 +213,7 @@ impl Default for Config {
             audience: "api.trilo.local".into(),
             audience_aliases: Vec::new(),
             avatar_hosts: Vec::new(),
+            operators: Vec::new(),
             listen: "127.0.0.1:8080".into(),
             database_url: None,
             data_dir: PathBuf::from("trilo-data"),
@@ -400,6 +404,7 @@ impl Config {
             audience: self.audience.clone(),
             audience_aliases: self.audience_aliases.clone(),
             avatar_hosts: self.avatar_hosts.clone(),
+            operators: self.operators()?,
             access_token_ttl: parse_duration(
                 "tokens.access_token_lifetime",
                 &t.access_token_lifetime,
@@ -539,6 +544,29 @@ impl Config {
             sender,
             listener,
         })
+    }
+}
+
+impl Config {
+    /// The operators' emails, trimmed; each must look like an email address.
+    fn operators(&self) -> Result<Vec<String>, ConfigError> {
+        self.operators
+            .iter()
+            .map(|email| {
+                let email = email.trim();
+                let plausible = email.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace)
+                });
+                if plausible {
+                    Ok(email.to_owned())
+                } else {
+                    Err(invalid(
+                        "operators",
+                        format!("{email:?} is not an email address"),
+                    ))
+                }
+            })
+            .collect()
     }
 }
 
@@ -792,6 +820,18 @@ mod tests {
         let mut c = Config::default();
         c.auth_url = "not a url".into();
         assert!(c.validate().unwrap_err().to_string().contains("auth_url"));
+        for bad in ["alice", "alice@", "@example.com", "al ice@example.com"] {
+            let mut c = Config::default();
+            c.operators = vec![bad.into()];
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("operators"), "{bad}: {e}");
+        }
+        let mut c = Config::default();
+        c.operators = vec![" ops@example.com ".into()];
+        assert_eq!(
+            c.validate().unwrap().settings.operators,
+            ["ops@example.com"]
+        );
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub async fn register_sample_products(core: &Core) -> anyhow::Result<()> {
 
 /// Seeds the demo data. `upstream_base` is where the sample products would be served
 /// (the gateway forwards there in a later release). `callback_url` is the demo app's.
+/// The demo user who also runs the demo trilo: the operator console is hers.
+pub const DEMO_OPERATOR: &str = "alice@example.com";
+
 pub async fn seed(
     core: &Core,
     upstream_base: &str,
@@ -79,7 +82,7 @@ pub async fn seed(
 ) -> anyhow::Result<DemoInfo> {
     register_sample_products(core).await?;
     let users = [
-        ("alice@example.com", "Alice Admin", "alice-demo-password"),
+        (DEMO_OPERATOR, "Alice Admin", "alice-demo-password"),
         ("bob@example.com", "Bob Builder", "bob-demo-password"),
     ];
     let mut accounts = Vec::new();

@@ -265,6 +265,8 @@ pub struct NewAppPage {
 pub struct Nav {
     pub email: String,
     pub is_admin: bool,
+    /// One of the configured operators (the navigation's Operator link).
+    pub is_operator: bool,
 }
 
 /// What the layout of a tabbed console page shows around its section, the same on the app
@@ -278,6 +280,9 @@ pub struct Chrome {
     pub tab: &'static str,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// The id of the input `error` is about, when it is about one: the page shows the
+    /// message beside that input too, and marks it invalid.
+    pub error_field: Option<&'static str>,
 }
 
 impl Chrome {
@@ -294,6 +299,8 @@ impl Chrome {
             "distribution" => "Distribution",
             "settings" => "Settings",
             "webhooks" => "Webhooks",
+            "sites" => "Sites",
+            "review" => "App review",
             _ => "trilo",
         }
     }
@@ -310,6 +317,22 @@ impl Chrome {
             error: Some(error),
             ..self
         }
+    }
+
+    /// The error, shown at the top and beside the input with id `field`.
+    pub fn with_field_error(self, field: &'static str, error: String) -> Self {
+        Chrome {
+            error: Some(error),
+            error_field: Some(field),
+            ..self
+        }
+    }
+
+    /// The error about the input with id `field`, if the error is about it.
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        (self.error_field == Some(field))
+            .then_some(self.error.as_deref())
+            .flatten()
     }
 }
 
@@ -442,6 +465,62 @@ pub struct DeliveryItem {
     pub response: String,
     /// Empty unless pending.
     pub next_try: String,
+    pub created: String,
+}
+
+/// The operator console's sites tab: every site, and the forms that add sites and host
+/// products on them (each keeps what was typed when it is refused).
+#[derive(Template)]
+#[template(path = "operator/sites.html")]
+pub struct OperatorSitesPage {
+    pub chrome: Chrome,
+    pub sites: Vec<OperatorSiteItem>,
+    /// Every product: (key, display name).
+    pub products: Vec<(String, String)>,
+    pub new_site: NewSiteForm,
+    pub host: HostProductForm,
+}
+
+pub struct OperatorSiteItem {
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+    pub user_installs: &'static str,
+    /// (product key, upstream URL)
+    pub products: Vec<(String, String)>,
+    pub admins: String,
+}
+
+#[derive(Default)]
+pub struct NewSiteForm {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Default)]
+pub struct HostProductForm {
+    pub cloud_id: String,
+    pub product: String,
+    pub upstream: String,
+}
+
+/// The operator console's review tab: apps other people may authorize.
+#[derive(Template)]
+#[template(path = "operator/review.html")]
+pub struct OperatorReviewPage {
+    pub chrome: Chrome,
+    pub apps: Vec<ReviewItem>,
+}
+
+pub struct ReviewItem {
+    pub app_id: String,
+    pub name: String,
+    pub owner_email: String,
+    pub client_type: &'static str,
+    pub callback_hosts: String,
+    pub scopes: usize,
+    pub approved: bool,
+    pub own: bool,
     pub created: String,
 }
 

@@ -56,14 +56,15 @@ impl std::fmt::Debug for CreatedApp {
 impl Core {
     pub async fn create_site(&self, input: NewSite) -> CoreResult<Site> {
         let name = input.name.trim().to_owned();
-        if name.is_empty() || name.len() > 200 {
-            return Err(CoreError::Invalid(
-                "site name must be 1 to 200 characters".into(),
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(CoreError::invalid_field(
+                "name",
+                "The site's name must be 1 to 200 characters, without control characters.",
             ));
         }
-        validate_http_url(&input.url, "site url")?;
+        validate_http_url(&input.url, "url", "The site's address")?;
         if let Some(avatar) = &input.avatar_url {
-            validate_http_url(avatar, "avatar url")?;
+            validate_http_url(avatar, "avatar_url", "The site's avatar URL")?;
         }
         let cloud_id = match input.cloud_id {
             Some(id) => uuid::Uuid::parse_str(&id)
@@ -207,7 +208,7 @@ impl Core {
         product_key: &str,
         upstream_url: &str,
     ) -> CoreResult<()> {
-        validate_http_url(upstream_url, "upstream url")?;
+        validate_http_url(upstream_url, "upstream", "The upstream URL")?;
         let sp = SiteProduct {
             cloud_id: cloud_id.to_owned(),
             product_key: product_key.to_owned(),
@@ -322,7 +323,7 @@ impl Core {
             validate_registration(url).map_err(|e| CoreError::Invalid(format!("{url:?}: {e}")))?;
         }
         if let Some(avatar) = &input.avatar_url {
-            validate_http_url(avatar, "avatar url")?;
+            validate_http_url(avatar, "avatar_url", "The avatar URL")?;
         }
         let scopes = self.check_app_scopes(&input.scopes).await?;
         let now = self.now();
@@ -381,7 +382,7 @@ impl Core {
             ));
         }
         if let Some(avatar) = &app.avatar_url {
-            validate_http_url(avatar, "avatar url")?;
+            validate_http_url(avatar, "avatar_url", "The avatar URL")?;
         }
         for url in &app.callback_urls {
             validate_registration(url).map_err(|e| CoreError::Invalid(format!("{url:?}: {e}")))?;
@@ -479,12 +480,14 @@ fn dedup(list: Vec<String>) -> Vec<String> {
     out
 }
 
-fn validate_http_url(value: &str, what: &str) -> CoreResult<()> {
+/// `value` is an absolute http(s) URL, else an error about `field`, which `what` names.
+fn validate_http_url(value: &str, field: &'static str, what: &str) -> CoreResult<()> {
     match url::Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err(CoreError::Invalid(format!(
-            "{what} must be an absolute http(s) URL"
-        ))),
+        _ => Err(CoreError::invalid_field(
+            field,
+            format!("{what} must be a full web address starting with https:// or http://."),
+        )),
     }
 }
 

@@ -18,9 +18,7 @@ use trilo_protocol::web_origin;
 use super::Core;
 use super::admin::{CreatedApp, NewApp};
 use crate::error::CoreError;
-use crate::model::{
-    Account, App, ClientType, Distribution, Product, ProductScope, ReviewState, Role,
-};
+use crate::model::{Account, App, ClientType, Distribution, Product, ProductScope, ReviewState};
 use crate::store::StoreError;
 
 /// Apps per page when the caller does not say.
@@ -66,7 +64,7 @@ pub enum ConsoleError {
     /// Delete refused: the app is installed on these sites (the reference's rule).
     #[error("the app is installed on {} site(s); uninstall it first", .0.len())]
     Installed(Vec<InstalledSite>),
-    /// Reviewing apps is for operators (see [`DeveloperConsole::is_operator`]).
+    /// Reviewing apps is for operators (see [`Core::is_operator`]).
     #[error("only operators can review apps")]
     NotOperator,
     /// A review must come from someone other than the app's developer.
@@ -486,26 +484,11 @@ impl DeveloperConsole<'_> {
         Ok(self.core.delete_app(&app.app_id).await?)
     }
 
-    /// Whether the developer may review apps: an `admin` of some product on some site.
-    ///
-    /// Sites and their admins are set up by whoever runs trilo (`trilo admin site …`,
-    /// `trilo admin membership …`), so a site admin is someone the operator appointed;
-    /// the CLI (`trilo admin app review`) remains the way for everyone else. Nobody
-    /// reviews their own app ([`ConsoleError::OwnApp`]).
-    pub async fn is_operator(&self) -> ConsoleResult<bool> {
-        let memberships = self
-            .core
-            .store
-            .memberships_of_account(&self.developer.account_id)
-            .await?;
-        Ok(memberships.iter().any(|m| m.role == Role::Admin))
-    }
-
     /// Marks any developer's app reviewed (approved) or not; operators only, and never
     /// their own app. Non-operators are refused before the app is looked up, so the
     /// answer tells them nothing about which apps exist.
     pub async fn review_app(&self, id: &str, state: ReviewState) -> ConsoleResult<App> {
-        if !self.is_operator().await? {
+        if !self.core.is_operator(self.developer) {
             return Err(ConsoleError::NotOperator);
         }
         let mut app = match self.core.find_app(id).await {

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod janitor;
 pub mod keys;
 pub mod oidc;
+pub mod operator;
 pub mod password_reset;
 pub mod policies;
 pub mod refresh;

@@ -161,6 +161,10 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     if config.mail.smtp_relay.is_empty() && config.mail.file.is_none() {
         config.mail.file = Some(config.data_dir.join("mail.log"));
     }
+    // Alice runs the demo: she gets the operator console (sites, app review).
+    if config.operators.is_empty() {
+        config.operators = vec![demo::DEMO_OPERATOR.to_owned()];
+    }
     // Clients written for the reference often hard-code its audience.
     if config.audience_aliases.is_empty() {
         config.audience_aliases = vec![REFERENCE_AUDIENCE.to_owned()];
@@ -257,6 +261,7 @@ fn print_banner(info: &demo::DemoInfo, json_path: &Path) {
         "  Site admin        {auth}/admin (alice administers {})",
         info.sites[0].name
     );
+    println!("  Operator console  {auth}/operator (alice: every site, app review)");
     println!(
         "  Webhooks          add one under an app's Webhooks tab (http://127.0.0.1 receivers \
          work in the demo); creating an issue through the gateway sends jira:issue_created\n"

@@ -80,7 +80,9 @@ impl IntoResponse for PageError {
                 WRONG,
                 "Forms must be sent as application/x-www-form-urlencoded.".into(),
             ),
-            PageError::Core(CoreError::Invalid(m)) => (StatusCode::BAD_REQUEST, WRONG, m),
+            PageError::Core(CoreError::Invalid(m) | CoreError::InvalidField { message: m, .. }) => {
+                (StatusCode::BAD_REQUEST, WRONG, m)
+            }
             PageError::Core(CoreError::Unavailable(e)) => {
                 tracing::error!(error = %e, "store unavailable");
                 (

@@ -83,6 +83,8 @@ pub struct SignedIn {
     pub cookie: String,
     /// They administer a product on some site (the navigation's Administration link).
     pub is_admin: bool,
+    /// One of the configured operators (the navigation's Operator link).
+    pub is_operator: bool,
 }
 
 impl SignedIn {
@@ -92,6 +94,7 @@ impl SignedIn {
         Nav {
             email: self.account.email.clone(),
             is_admin: self.is_admin,
+            is_operator: self.is_operator,
         }
     }
 
@@ -103,6 +106,7 @@ impl SignedIn {
             tab,
             notice: None,
             error: None,
+            error_field: None,
         }
     }
 }
@@ -125,11 +129,13 @@ impl FromRequestParts<AppState> for SignedIn {
             });
         };
         let is_admin = state.core.is_site_admin(&account.account_id).await?;
+        let is_operator = state.core.is_operator(&account);
         let me = SignedIn {
             session,
             account,
             cookie,
             is_admin,
+            is_operator,
         };
         parts.extensions.insert(me.clone());
         Ok(me)

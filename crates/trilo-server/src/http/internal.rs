@@ -126,7 +126,9 @@ fn json_body<T: serde::de::DeserializeOwned>(
 /// A product's mistake is a 4xx naming it; the store's trouble is the usual 503/500.
 fn client_error(e: CoreError) -> ApiError {
     match e {
-        CoreError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+        CoreError::Invalid(m) | CoreError::InvalidField { message: m, .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, m)
+        }
         CoreError::NotFound(what) => {
             ApiError::new(StatusCode::NOT_FOUND, format!("Unknown {what}."))
         }

@@ -36,6 +36,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
             let nav = Nav {
                 email: account.email.clone(),
                 is_admin: state.core.is_site_admin(&account.account_id).await?,
+                is_operator: state.core.is_operator(&account),
             };
             Ok(render(
                 StatusCode::OK,

@@ -16,6 +16,7 @@ pub mod internal;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod operator;
 pub mod password_reset;
 pub mod request_id;
 pub mod revocation;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(password_reset::router())
         .merge(console::router())
         .merge(site_admin::router())
+        .merge(operator::router())
         .merge(account::router())
         .merge(token::router())
         .merge(revocation::router())

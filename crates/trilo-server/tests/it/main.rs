@@ -27,6 +27,7 @@ mod listener;
 mod malformed;
 mod metrics;
 mod oidc;
+mod operator;
 mod pages;
 mod pages_browser;
 mod password_reset;

@@ -134,6 +134,8 @@ impl TestApp {
         // Tests move the clock by months: a scheduled rotation would surprise the many that
         // do not look at keys (those that do turn it back on).
         config.keys.rotate_every = "off".into();
+        // Alice runs the test's trilo, as she runs the demo's.
+        config.operators = vec![trilo_server::demo::DEMO_OPERATOR.to_owned()];
         // Mail (password reset links) lands in a file the tests read.
         config.mail.file = Some(dir.join("mail.log"));
         configure(&mut config);

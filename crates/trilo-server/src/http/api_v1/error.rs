@@ -158,7 +158,9 @@ impl From<CoreError> for ApiV1Error {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::NotFound(what) => ApiV1Error::new(Code::NotFound, format!("no such {what}")),
-            CoreError::Invalid(m) => ApiV1Error::new(Code::InvalidRequest, m),
+            CoreError::Invalid(m) | CoreError::InvalidField { message: m, .. } => {
+                ApiV1Error::new(Code::InvalidRequest, m)
+            }
             CoreError::Conflict(m) => ApiV1Error::new(Code::Conflict, m),
             CoreError::Unavailable(e) => {
                 tracing::error!(error = %e, "store unavailable on /api/v1");

@@ -202,8 +202,9 @@ fn operation(route: &Route) -> Value {
         Operation::ReviewApp => json!({
             "operationId": "reviewApp",
             "summary": "Mark any developer's app reviewed or not (operators only)",
-            "description": "Operators are accounts with the `admin` role on some site; \
-                            nobody reviews their own app. Others get 403 whatever the id.",
+            "description": "Operators are the accounts named in the configuration's \
+                            `operators`; nobody reviews their own app. Others get 403 \
+                            whatever the id.",
             "parameters": [id_param, requested_with],
             "requestBody": json_body("Review"),
             "responses": responses(("200", ok("The app", "App")),

@@ -87,7 +87,9 @@ async fn site_page<'a>(
 fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageError> {
     match result {
         Ok(()) => Ok((Some(done.to_owned()), None)),
-        Err(CoreError::Invalid(message)) => Ok((None, Some(message))),
+        Err(CoreError::Invalid(message) | CoreError::InvalidField { message, .. }) => {
+            Ok((None, Some(message)))
+        }
         Err(CoreError::NotFound(what)) => Ok((None, Some(format!("No such {what}.")))),
         Err(CoreError::Conflict(_)) => Ok((None, Some("That already exists.".to_owned()))),
         Err(e) => Err(e.into()),
