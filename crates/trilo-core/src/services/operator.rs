@@ -46,7 +46,7 @@ impl Core {
     /// The operator console for `account`, or "not found" when it is no operator.
     pub fn operator<'a>(&'a self, account: &'a Account) -> CoreResult<Operator<'a>> {
         if !self.is_operator(account) {
-            return Err(CoreError::NotFound("operator console".into()));
+            return Err(CoreError::NotFound("operator console"));
         }
         Ok(Operator {
             core: self,
