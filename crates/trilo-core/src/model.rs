@@ -40,6 +40,9 @@ pub struct ExtendedProfile {
 pub enum AccountStatus {
     Active,
     Inactive,
+    /// Made by an admin's invitation and not yet accepted: it cannot log in until its
+    /// owner chooses a password through the link mailed to them.
+    Invited,
 }
 
 impl AccountStatus {
@@ -47,12 +50,14 @@ impl AccountStatus {
         match self {
             Self::Active => "active",
             Self::Inactive => "inactive",
+            Self::Invited => "invited",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(Self::Active),
             "inactive" => Some(Self::Inactive),
+            "invited" => Some(Self::Invited),
             _ => None,
         }
     }

@@ -336,6 +336,16 @@ pub trait PasswordResetStore: Send + Sync {
         token_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Accepts an invitation in one transaction: uses the live link and makes its
+    /// `Invited` account active with this name and password hash. `None`, changing
+    /// nothing, when the link is not live or its account is not (or no longer) invited.
+    async fn accept_invitation(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+        name: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<Account>>;
 }
 
 /// Failure counters every instance shares (failed logins, see `services::failures`): one

@@ -24,6 +24,27 @@ pub struct ForgotPasswordPage {
     pub error: Option<String>,
 }
 
+/// An invitation's page: the invitee's name and a password, twice. Refused input is kept
+/// (not the passwords) and the message is shown beside its field.
+#[derive(Template)]
+#[template(path = "invitation.html")]
+pub struct InvitationPage {
+    pub token: String,
+    /// The invited email; `None` when the link no longer works.
+    pub email: Option<String>,
+    pub name: String,
+    pub error: Option<String>,
+    pub error_field: Option<&'static str>,
+}
+
+impl InvitationPage {
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        (self.error_field == Some(field))
+            .then_some(self.error.as_deref())
+            .flatten()
+    }
+}
+
 /// The reset link's page: a new password, twice.
 #[derive(Template)]
 #[template(path = "reset.html")]
@@ -548,12 +569,25 @@ pub struct AdminMembersPage {
     pub site_name: String,
     pub members: Vec<AdminMemberItem>,
     pub products: Vec<String>,
+    /// What the members form holds: empty, or what a refused form sent.
+    pub typed: MemberForm,
+}
+
+#[derive(Default)]
+pub struct MemberForm {
+    pub email: String,
+    pub product: String,
+    /// `admin`, `member` or `guest`; empty for the default.
+    pub role: &'static str,
+    pub containers: String,
 }
 
 pub struct AdminMemberItem {
     pub account_id: String,
     pub name: String,
     pub email: String,
+    /// Invited and not yet joined.
+    pub invited: bool,
     pub product: String,
     pub role: &'static str,
     pub containers: String,

@@ -2,8 +2,9 @@
 //! until it expires.
 
 use time::OffsetDateTime;
-use trilo_core::model::{PasswordReset, TokenHash};
+use trilo_core::model::{Account, PasswordReset, TokenHash};
 
+use crate::accounts::{AccountRow, sql as accounts_sql};
 use crate::conn::{Conn, Fail, Stmt, Tx};
 use crate::convert::ms;
 
@@ -17,6 +18,9 @@ pub mod sql {
     /// Compare-and-set: only the first use of a live link changes a row.
     pub const USE: &str = "UPDATE password_resets SET used_at = $2 \
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
+    /// Only an account still `invited` is activated (a second acceptance changes none).
+    pub const ACTIVATE_INVITED: &str = "UPDATE accounts SET name = $1, password_hash = $2, \
+         status = 'active' WHERE account_id = $3 AND status = 'invited'";
 }
 
 #[derive(sqlx::FromRow)]
@@ -65,4 +69,48 @@ pub async fn use_password_reset(
         .await?;
     tx.commit().await?;
     Ok(changed == 1)
+}
+
+/// See `PasswordResetStore::accept_invitation`: both changes or neither (an early return
+/// drops the transaction, which rolls it back).
+pub async fn accept_invitation(
+    mut tx: impl Tx,
+    token_hash: &TokenHash,
+    now: OffsetDateTime,
+    name: &str,
+    password_hash: &str,
+) -> Result<Option<Account>, Fail> {
+    let Some(row) = tx
+        .fetch_optional::<ResetAccountRow>(
+            Stmt::new(sql::ACCOUNT_OF_LIVE)
+                .bind(token_hash.as_slice())
+                .bind(ms(now)),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let used = tx
+        .execute(
+            Stmt::new(sql::USE)
+                .bind(token_hash.as_slice())
+                .bind(ms(now)),
+        )
+        .await?;
+    let activated = tx
+        .execute(
+            Stmt::new(sql::ACTIVATE_INVITED)
+                .bind(name)
+                .bind(password_hash)
+                .bind(&row.account_id),
+        )
+        .await?;
+    if used != 1 || activated != 1 {
+        return Ok(None);
+    }
+    let account: AccountRow = tx
+        .fetch_one(Stmt::new(accounts_sql::ACCOUNT).bind(&row.account_id))
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Account::try_from(account)?))
 }

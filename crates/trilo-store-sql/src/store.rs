@@ -702,6 +702,18 @@ impl<B: Backend> PasswordResetStore for SqlStore<B> {
             .write(|tx| resets::use_password_reset(tx, token_hash, now))
             .await
     }
+
+    async fn accept_invitation(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+        name: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<Account>> {
+        self.0
+            .write(|tx| resets::accept_invitation(tx, token_hash, now, name, password_hash))
+            .await
+    }
 }
 
 #[async_trait]

@@ -216,7 +216,7 @@ impl Core {
     }
 }
 
-fn validate_email(email: &str) -> CoreResult<()> {
+pub(super) fn validate_email(email: &str) -> CoreResult<()> {
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod events;
 pub mod failures;
 pub mod gateway;
+pub mod invitations;
 pub mod janitor;
 pub mod keys;
 pub mod oidc;

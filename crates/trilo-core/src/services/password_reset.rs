@@ -66,7 +66,12 @@ impl Core {
         else {
             return Ok(None);
         };
-        Ok(self.store.account(&account_id).await?)
+        // An invitation's link is no reset link (see `invitations`).
+        Ok(self
+            .store
+            .account(&account_id)
+            .await?
+            .filter(|a| a.status == AccountStatus::Active))
     }
 
     /// Sets `new_password` through the link, which then stops working. A password the

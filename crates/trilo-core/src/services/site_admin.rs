@@ -14,8 +14,8 @@ use crate::model::{
 /// One site, seen by one of its admins.
 #[derive(Clone, Copy, Debug)]
 pub struct SiteAdmin<'a> {
-    core: &'a Core,
-    admin: &'a Account,
+    pub(super) core: &'a Core,
+    pub(super) admin: &'a Account,
     cloud_id: &'a str,
 }
 
@@ -25,6 +25,8 @@ pub struct MemberView {
     pub membership: Membership,
     pub email: String,
     pub name: String,
+    /// Invited and not yet joined.
+    pub invited: bool,
     /// For guests, the containers they reach.
     pub containers: Vec<String>,
 }
@@ -115,6 +117,7 @@ impl SiteAdmin<'_> {
             };
             members.push(MemberView {
                 membership: m,
+                invited: account.status == crate::model::AccountStatus::Invited,
                 email: account.email,
                 name: account.name,
                 containers,

@@ -66,8 +66,11 @@ async fn show_login(State(state): State<AppState>, uri: Uri) -> Response {
         .filter(|h| h.len() <= MAX_LOGIN_HINT_LEN)
         .unwrap_or_default()
         .to_owned();
-    let notice = (params.get("reset") == Some("done"))
-        .then_some("Your new password is set. Log in with it.");
+    let notice = match (params.get("reset"), params.get("invitation")) {
+        (Some("done"), _) => Some("Your new password is set. Log in with it."),
+        (_, Some("accepted")) => Some("Welcome! Your account is ready: log in with your password."),
+        _ => None,
+    };
     let form = LoginForm {
         return_to,
         email,

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod extract;
 pub mod gateway;
 pub mod internal;
+pub mod invitation;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::router())
         .merge(login::router())
         .merge(password_reset::router())
+        .merge(invitation::router())
         .merge(console::router())
         .merge(site_admin::router())
         .merge(operator::router())

@@ -20,6 +20,7 @@ mod console_webhooks;
 mod flow;
 mod gateway;
 mod grants;
+mod invitations;
 mod janitor;
 mod keys;
 mod limits;

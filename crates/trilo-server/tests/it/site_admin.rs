@@ -152,7 +152,8 @@ async fn members_and_guests_are_managed_and_enforced() {
     )
     .await;
     assert_eq!(outside.status, 403);
-    let (status, _) = post(
+    // An unknown email is offered an invitation (see `invitations.rs`); nothing changes yet.
+    let (status, html) = post(
         &app,
         &alice,
         "/members",
@@ -163,7 +164,14 @@ async fn members_and_guests_are_managed_and_enforced() {
         ],
     )
     .await;
-    assert_eq!(status, 400, "unknown account");
+    assert_eq!(status, 200, "unknown account");
+    assert!(html.contains("Invite nobody@example.com?"), "{html}");
+    assert!(
+        app.core
+            .account_by_email("nobody@example.com")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -233,3 +233,65 @@ pub async fn ping_answers_and_backend_is_named(store: Arc<dyn Store>) {
         store.backend()
     );
 }
+
+/// An invitation is accepted once, while its link is live and its account still invited;
+/// an acceptance that fails changes nothing (the link stays usable, the account invited).
+pub async fn an_invitation_is_accepted_once_and_only_for_an_invited_account(store: Arc<dyn Store>) {
+    use crate::crypto::sha256;
+    use crate::model::PasswordReset;
+    let link = |account_id: &str, token: &str, expires: i64| PasswordReset {
+        token_hash: sha256(token),
+        account_id: account_id.to_owned(),
+        created_at: t0(),
+        expires_at: at(expires),
+    };
+    let mut invited = fixtures::any_account();
+    invited.status = AccountStatus::Invited;
+    store.insert_account(&invited).await.unwrap();
+    let active = fixtures::any_account();
+    store.insert_account(&active).await.unwrap();
+    for reset in [
+        link(&invited.account_id, "invite", 600),
+        link(&invited.account_id, "expired", 60),
+        link(&active.account_id, "reset", 600),
+    ] {
+        store.insert_password_reset(&reset).await.unwrap();
+    }
+
+    // An expired link, and a live link of an account that is not invited: nothing changes.
+    let accept = |token: &'static str, now| {
+        let store = store.clone();
+        async move {
+            store
+                .accept_invitation(&sha256(token), now, "New Name", "new-hash")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(accept("expired", at(61)).await, None);
+    assert_eq!(accept("reset", at(61)).await, None);
+    assert_eq!(
+        store
+            .password_reset_account(&sha256("reset"), at(61))
+            .await
+            .unwrap(),
+        Some(active.account_id.clone()),
+        "a refused acceptance leaves the link live"
+    );
+    assert_eq!(
+        store.account(&active.account_id).await.unwrap(),
+        Some(active.clone())
+    );
+
+    let accepted = accept("invite", at(61)).await.expect("accepted");
+    assert_eq!(accepted.account_id, invited.account_id);
+    assert_eq!(accepted.status, AccountStatus::Active);
+    assert_eq!(accepted.name, "New Name");
+    assert_eq!(accepted.password_hash, "new-hash");
+    assert_eq!(
+        store.account(&invited.account_id).await.unwrap(),
+        Some(accepted)
+    );
+    // Once only.
+    assert_eq!(accept("invite", at(62)).await, None);
+}

@@ -62,6 +62,7 @@ macro_rules! for_each_conformance_case {
             change_password_bumps_generation_ends_other_sessions_and_revokes_families,
             change_password_without_a_kept_session_ends_every_session,
             change_password_of_unknown_account_is_not_found,
+            an_invitation_is_accepted_once_and_only_for_an_invited_account,
             session_is_returned_until_it_expires,
             delete_session_removes_only_that_session,
             timestamps_round_trip_at_millisecond_precision,

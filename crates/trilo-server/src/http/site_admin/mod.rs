@@ -18,11 +18,12 @@ use super::common::render;
 use super::confirm::{Question, ask_first};
 use super::errors::PageError;
 use super::extract::{CsrfForm, SignedIn, SiteAdminOf};
+use crate::mail::Mail;
 use crate::state::AppState;
 use crate::views::{
     AdminAppItem, AdminAppsPage, AdminAuditPage, AdminContainerItem, AdminEventItem,
     AdminMemberItem, AdminMembersPage, AdminPoliciesPage, AdminPolicyItem, AdminSiteItem,
-    AdminSitesPage, Chrome,
+    AdminSitesPage, Chrome, MemberForm,
 };
 
 pub fn router() -> Router<AppState> {
@@ -30,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(sites))
         .route("/admin/sites/{cloud_id}", get(members))
         .route("/admin/sites/{cloud_id}/members", post(set_member))
+        .route(
+            "/admin/sites/{cloud_id}/members/invite",
+            post(invite_member),
+        )
         .route(
             "/admin/sites/{cloud_id}/members/remove",
             post(remove_member),
@@ -57,8 +62,30 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sites/{cloud_id}/audit", get(audit))
 }
 
-/// A page outcome: its notice or error, for the page rendered next.
-type Outcome = (Option<String>, Option<String>);
+/// A page outcome: its notice or error (about one field of the form, when it names one),
+/// for the page rendered next.
+#[derive(Default)]
+struct Outcome {
+    notice: Option<String>,
+    error: Option<String>,
+    field: Option<&'static str>,
+}
+
+impl Outcome {
+    fn notice(notice: String) -> Self {
+        Outcome {
+            notice: Some(notice),
+            ..Outcome::default()
+        }
+    }
+
+    fn error(error: String) -> Self {
+        Outcome {
+            error: Some(error),
+            ..Outcome::default()
+        }
+    }
+}
 
 /// What a site page starts from: the admin services, the site, and the chrome showing the
 /// outcome of the form just sent (a 400 when it was the admin's mistake).
@@ -66,18 +93,19 @@ async fn site_page<'a>(
     state: &'a AppState,
     admin: &'a SiteAdminOf,
     tab: &'static str,
-    (notice, error): Outcome,
+    outcome: Outcome,
 ) -> Result<(SiteAdmin<'a>, Site, Chrome, StatusCode), PageError> {
     let services = admin.services(state).await?;
     let site = services.site().await?;
-    let status = if error.is_some() {
+    let status = if outcome.error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
     let chrome = Chrome {
-        notice,
-        error,
+        notice: outcome.notice,
+        error: outcome.error,
+        error_field: outcome.field,
         ..admin.me.chrome(tab)
     };
     Ok((services, site, chrome, status))
@@ -86,12 +114,14 @@ async fn site_page<'a>(
 /// The user's mistake, shown on the page again; anything else is a page error.
 fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageError> {
     match result {
-        Ok(()) => Ok((Some(done.to_owned()), None)),
-        Err(CoreError::Invalid(message) | CoreError::InvalidField { message, .. }) => {
-            Ok((None, Some(message)))
-        }
-        Err(CoreError::NotFound(what)) => Ok((None, Some(format!("No such {what}.")))),
-        Err(CoreError::Conflict(_)) => Ok((None, Some("That already exists.".to_owned()))),
+        Ok(()) => Ok(Outcome::notice(done.to_owned())),
+        Err(CoreError::InvalidField { field, message }) => Ok(Outcome {
+            field: Some(field),
+            ..Outcome::error(message)
+        }),
+        Err(CoreError::Invalid(message)) => Ok(Outcome::error(message)),
+        Err(CoreError::NotFound(what)) => Ok(Outcome::error(format!("No such {what}."))),
+        Err(CoreError::Conflict(_)) => Ok(Outcome::error("That already exists.".to_owned())),
         Err(e) => Err(e.into()),
     }
 }
@@ -125,13 +155,14 @@ async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, 
 // ---- Members ----
 
 async fn members(State(state): State<AppState>, admin: SiteAdminOf) -> Result<Response, PageError> {
-    members_page(&state, &admin, (None, None)).await
+    members_page(&state, &admin, Outcome::default(), MemberForm::default()).await
 }
 
 async fn members_page(
     state: &AppState,
     admin: &SiteAdminOf,
     outcome: Outcome,
+    typed: MemberForm,
 ) -> Result<Response, PageError> {
     let (site_admin, site, chrome, status) = site_page(state, admin, "members", outcome).await?;
     let members = site_admin
@@ -142,6 +173,7 @@ async fn members_page(
             account_id: m.membership.account_id,
             name: m.name,
             email: m.email,
+            invited: m.invited,
             product: m.membership.product_key,
             role: match m.membership.role {
                 Role::Admin => "Admin",
@@ -166,8 +198,43 @@ async fn members_page(
             site_name: site.name,
             members,
             products,
+            typed,
         },
     ))
+}
+
+/// The members form as sent: the role read, the guest's containers split.
+struct SentMember {
+    typed: MemberForm,
+    role: Role,
+    containers: Vec<String>,
+}
+
+fn sent_member(form: &CsrfForm) -> Result<SentMember, PageError> {
+    let role = match form.get("role") {
+        Some("admin") => Role::Admin,
+        Some("member") => Role::Member,
+        Some("guest") => Role::Guest,
+        _ => return Err(PageError::BadRequest("Choose a role.")),
+    };
+    let typed = MemberForm {
+        email: form.get("email").unwrap_or_default().trim().to_owned(),
+        product: form.get("product").unwrap_or_default().to_owned(),
+        role: role.as_str(),
+        containers: form.get("containers").unwrap_or_default().to_owned(),
+    };
+    let containers = typed
+        .containers
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(SentMember {
+        typed,
+        role,
+        containers,
+    })
 }
 
 async fn set_member(
@@ -176,30 +243,114 @@ async fn set_member(
     form: CsrfForm,
 ) -> Result<Response, PageError> {
     let site_admin = admin.services(&state).await?;
-    let role = match form.get("role") {
-        Some("admin") => Role::Admin,
-        Some("member") => Role::Member,
-        Some("guest") => Role::Guest,
-        _ => return Err(PageError::BadRequest("Choose a role.")),
-    };
-    let containers: Vec<String> = form
-        .get("containers")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let sent = sent_member(&form)?;
     let result = site_admin
         .set_member(
-            form.get("email").unwrap_or_default().trim(),
-            form.get("product").unwrap_or_default(),
-            role,
-            &containers,
+            &sent.typed.email,
+            &sent.typed.product,
+            sent.role,
+            &sent.containers,
         )
         .await;
+    // Nobody has that email: offer to invite them, with the same choices.
+    if matches!(result, Err(CoreError::NotFound("account"))) && !sent.typed.email.is_empty() {
+        let site = site_admin.site().await?;
+        let question = Question {
+            title: format!("Invite {}?", sent.typed.email),
+            what: format!(
+                "Nobody has a trilo account with this email. They will be mailed an \
+                 invitation to join {} as {} of {}; its link works for 7 days, and they \
+                 choose their name and password there.",
+                site.name,
+                sent.role.as_str(),
+                sent.typed.product
+            ),
+            button: "Send invitation",
+            cancel: format!("/admin/sites/{}", admin.cloud_id),
+            typed_name: None,
+        };
+        let action = format!("/admin/sites/{}/members/invite", admin.cloud_id);
+        if let Some(page) = ask_first(&form, &action, question) {
+            return Ok(page);
+        }
+    }
+    let keep = if result.is_err() {
+        sent.typed
+    } else {
+        MemberForm::default()
+    };
     let outcome = outcome(result, "Member saved.")?;
-    members_page(&state, &admin, outcome).await
+    members_page(&state, &admin, outcome, keep).await
+}
+
+/// Sends the invitation the members form offered (see `set_member`). Without mail set up,
+/// the page shows the link for the admin to pass on.
+async fn invite_member(
+    State(state): State<AppState>,
+    admin: SiteAdminOf,
+    form: CsrfForm,
+) -> Result<Response, PageError> {
+    let site_admin = admin.services(&state).await?;
+    let sent = sent_member(&form)?;
+    let invited = site_admin
+        .invite_member(
+            &sent.typed.email,
+            &sent.typed.product,
+            sent.role,
+            &sent.containers,
+        )
+        .await;
+    let invitation = match invited {
+        Ok(invitation) => invitation,
+        Err(e) => {
+            let outcome = outcome(Err(e), "")?;
+            return members_page(&state, &admin, outcome, sent.typed).await;
+        }
+    };
+    let link = format!(
+        "{}/login/invitation?token={}",
+        state.core.settings.auth_url.trim_end_matches('/'),
+        encode(&invitation.token)
+    );
+    let notice = if state.mailer.is_on() {
+        let mail = Mail {
+            to: invitation.email.clone(),
+            subject: format!(
+                "{} invited you to {}",
+                invitation.inviter, invitation.site_name
+            ),
+            body: format!(
+                "Hello,\n\n{} invited you to {} on trilo. Open this link within 7 days to \
+                 choose your name and password:\n\n{link}\n\nIf you do not know them, ignore \
+                 this message: nothing happens.\n",
+                invitation.inviter, invitation.site_name
+            ),
+        };
+        match state.mailer.send(&mail).await {
+            Ok(()) => format!("Invitation sent to {}.", invitation.email),
+            Err(e) => {
+                tracing::error!(error = %e, "could not send an invitation");
+                format!(
+                    "The invitation to {} could not be mailed. Send them this link yourself \
+                     (it works for 7 days): {link}",
+                    invitation.email
+                )
+            }
+        }
+    } else {
+        format!(
+            "Mail is not set up on this trilo: send {} this link yourself (it works for 7 \
+             days): {link}",
+            invitation.email
+        )
+    };
+    members_page(
+        &state,
+        &admin,
+        Outcome::notice(notice),
+        MemberForm::default(),
+    )
+    .await
 }
 
 async fn remove_member(
@@ -234,13 +385,13 @@ async fn remove_member(
     }
     let result = site_admin.remove_member(account_id, product).await;
     let outcome = outcome(result, "Member removed.")?;
-    members_page(&state, &admin, outcome).await
+    members_page(&state, &admin, outcome, MemberForm::default()).await
 }
 
 // ---- App controls ----
 
 async fn apps(State(state): State<AppState>, admin: SiteAdminOf) -> Result<Response, PageError> {
-    apps_page(&state, &admin, (None, None)).await
+    apps_page(&state, &admin, Outcome::default()).await
 }
 
 async fn apps_page(
@@ -369,7 +520,7 @@ async fn policies(
     let editing = Query::<EditQuery>::try_from_uri(&uri)
         .ok()
         .and_then(|q| q.0.edit);
-    policies_page(&state, &admin, (None, None), editing).await
+    policies_page(&state, &admin, Outcome::default(), editing).await
 }
 
 #[derive(Deserialize)]
@@ -489,7 +640,7 @@ async fn edit_policy(
         )
         .await;
     let outcome = outcome(result, "Policy saved.")?;
-    let editing = outcome.1.is_some().then_some(policy_id);
+    let editing = outcome.error.is_some().then_some(policy_id);
     policies_page(&state, &admin, outcome, editing).await
 }
 
@@ -576,7 +727,8 @@ async fn audit(
     Query(query): Query<AuditQuery>,
     admin: SiteAdminOf,
 ) -> Result<Response, PageError> {
-    let (site_admin, site, chrome, _) = site_page(&state, &admin, "audit", (None, None)).await?;
+    let (site_admin, site, chrome, _) =
+        site_page(&state, &admin, "audit", Outcome::default()).await?;
     let filter = query.action.trim().to_owned();
     let from = audit_day(&query.from)?;
     let until = audit_day(&query.to)?.map(|d| d + time::Duration::days(1));
