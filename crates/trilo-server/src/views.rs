@@ -278,6 +278,16 @@ pub struct NewAppPage {
     pub name: String,
     pub description: String,
     pub error: Option<String>,
+    /// The input `error` is about.
+    pub error_field: Option<&'static str>,
+}
+
+impl NewAppPage {
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        (self.error_field == Some(field))
+            .then_some(self.error.as_deref())
+            .flatten()
+    }
 }
 
 /// What the global navigation (the top bar of every signed-in page) needs: who is signed

@@ -41,6 +41,37 @@ pub const CODE_CHALLENGE_PLACEHOLDER: &str = "YOUR_CODE_CHALLENGE";
 pub const AUTHORIZATION_TYPE: &str = "OAuth 2.0 (3LO)";
 
 /// Why a console operation failed.
+/// The fields of an app a refusal can be about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppField {
+    Name,
+    Description,
+    AvatarUrl,
+    WebOrigins,
+}
+
+impl AppField {
+    /// The field's name in the API and in the pages' forms.
+    pub fn key(self) -> &'static str {
+        match self {
+            AppField::Name => "name",
+            AppField::Description => "description",
+            AppField::AvatarUrl => "avatar_url",
+            AppField::WebOrigins => "web_origins",
+        }
+    }
+
+    /// The field in plain words, as the pages label it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AppField::Name => "Name",
+            AppField::Description => "Description",
+            AppField::AvatarUrl => "Avatar URL",
+            AppField::WebOrigins => "Web origins",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     /// No such app, or it belongs to another developer.
@@ -61,6 +92,10 @@ pub enum ConsoleError {
     /// Any other bad input; the text is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// Bad input in one field of an app: the API says `{key} {problem}`, a page shows
+    /// `{label} {problem}` beside the field.
+    #[error("{} {problem}", field.key())]
+    Field { field: AppField, problem: String },
     /// Delete refused: the app is installed on these sites (the reference's rule).
     #[error("the app is installed on {} site(s); uninstall it first", .0.len())]
     Installed(Vec<InstalledSite>),
@@ -568,9 +603,12 @@ fn check_name(name: &str) -> ConsoleResult<String> {
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ConsoleError::Invalid(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters, without control characters"
-        )));
+        return Err(ConsoleError::Field {
+            field: AppField::Name,
+            problem: format!(
+                "must be 1 to {MAX_NAME_CHARS} characters, without control characters"
+            ),
+        });
     }
     Ok(name.to_owned())
 }
@@ -582,10 +620,12 @@ fn check_description(description: &str) -> ConsoleResult<String> {
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
-        return Err(ConsoleError::Invalid(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters, without control \
-             characters"
-        )));
+        return Err(ConsoleError::Field {
+            field: AppField::Description,
+            problem: format!(
+                "must be at most {MAX_DESCRIPTION_CHARS} characters, without control characters"
+            ),
+        });
     }
     Ok(description.to_owned())
 }
@@ -604,9 +644,10 @@ fn check_avatar(avatar: Option<String>) -> ConsoleResult<Option<String>> {
         && url::Url::parse(&avatar)
             .is_ok_and(|u| u.scheme() == "https" && u.host().is_some() && u.username().is_empty());
     if !ok {
-        return Err(ConsoleError::Invalid(
-            "avatar_url must be an absolute https URL".into(),
-        ));
+        return Err(ConsoleError::Field {
+            field: AppField::AvatarUrl,
+            problem: "must be an absolute https URL".into(),
+        });
     }
     Ok(Some(avatar))
 }
@@ -615,14 +656,17 @@ fn check_avatar(avatar: Option<String>) -> ConsoleResult<Option<String>> {
 /// on loopback).
 fn check_web_origins(origins: &[String]) -> ConsoleResult<Vec<String>> {
     if origins.len() > MAX_CALLBACK_URLS {
-        return Err(ConsoleError::Invalid(format!(
-            "at most {MAX_CALLBACK_URLS} web origins"
-        )));
+        return Err(ConsoleError::Field {
+            field: AppField::WebOrigins,
+            problem: format!("may hold at most {MAX_CALLBACK_URLS} origins"),
+        });
     }
     let mut out: Vec<String> = Vec::new();
     for origin in origins {
-        let normalized = web_origin::normalize(origin)
-            .map_err(|e| ConsoleError::Invalid(format!("web origin {origin:?} {e}")))?;
+        let normalized = web_origin::normalize(origin).map_err(|e| ConsoleError::Field {
+            field: AppField::WebOrigins,
+            problem: format!("cannot hold {origin:?}: a web origin {e}"),
+        })?;
         if !out.contains(&normalized) {
             out.push(normalized);
         }

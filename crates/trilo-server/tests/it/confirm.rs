@@ -251,6 +251,12 @@ async fn a_refused_callback_url_stays_in_the_form_with_the_reason() {
         html.contains("http://not-https.example.test/cb</textarea>"),
         "what was typed is kept: {html}"
     );
+    // The reason is beside the field too.
+    assert!(
+        html.contains("aria-describedby=\"callback_urls-error\""),
+        "{html}"
+    );
+    assert!(html.contains("id=\"callback_urls-error\""), "{html}");
     // Nothing was saved.
     let saved = app.core.find_app(&app.app().client_id).await.unwrap();
     assert!(
@@ -517,4 +523,120 @@ async fn changes_made_through_the_api_and_the_command_line_name_who_made_them() 
         html.contains("<td>the command line (user ops-oncall)</td></tr>"),
         "{html}"
     );
+}
+
+/// A refused console or account form keeps what was typed and shows the reason beside
+/// the field it is about, in plain words (the API keeps its field names).
+#[tokio::test]
+async fn refused_forms_keep_input_and_name_the_field_in_plain_words() {
+    let app = TestApp::sqlite().await;
+    let (client, csrf) = developer(&app, 0).await;
+    let send = |path: String, fields: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let csrf = csrf.clone();
+        let url = app.url(&path);
+        async move {
+            let mut form = vec![("csrf_token", csrf)];
+            form.extend(fields);
+            let res = client.post(url).form(&form).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+
+    let long_name = "n".repeat(201);
+    let (status, html) = send(
+        "/developer/apps".into(),
+        vec![
+            ("name", long_name.clone()),
+            ("description", "Kept text".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{html}");
+    assert!(
+        html.contains(
+            "<p class=\"field-error\" id=\"name-error\">Name must be 1 to 200 characters"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("aria-describedby=\"name-error\""), "{html}");
+    assert!(html.contains(">Kept text</textarea>"), "{html}");
+
+    let app_id = demo_app_id(&app).await;
+    let before = demo_app(&app).await;
+    let (status, html) = send(
+        format!("/developer/apps/{app_id}/settings"),
+        vec![
+            ("name", "Renamed but not saved".into()),
+            ("description", before.description.clone()),
+            ("avatar_url", "http://avatars.example.test/a.png".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{html}");
+    assert!(
+        html.contains("id=\"avatar_url-error\">Avatar URL must be an absolute https URL.</p>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("avatar_url must"),
+        "no field internals on a page: {html}"
+    );
+    assert!(html.contains("value=\"Renamed but not saved\""), "{html}");
+    assert!(
+        html.contains("value=\"http://avatars.example.test/a.png\""),
+        "{html}"
+    );
+    assert_eq!(demo_app(&app).await.name, before.name, "nothing saved");
+
+    // The API still names the field as the API spells it.
+    let api = crate::api_v1::Api::token(&app, 0).await;
+    let answer = api
+        .patch(
+            &format!("/api/v1/apps/{app_id}"),
+            serde_json::json!({ "avatar_url": "http://avatars.example.test/a.png" }),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.body["message"],
+        "Invalid request: avatar_url must be an absolute https URL"
+    );
+
+    // The password form: each refusal beside the field it is about.
+    let password = |current: &str, new: &str, again: &str| {
+        vec![
+            ("current_password", current.to_owned()),
+            ("new_password", new.to_owned()),
+            ("confirm_password", again.to_owned()),
+        ]
+    };
+    let alice_password = app.demo.users[0].password.clone();
+    for (fields, field) in [
+        (
+            password(
+                "wrong password",
+                "a long passphrase 9",
+                "a long passphrase 9",
+            ),
+            "current_password",
+        ),
+        (
+            password(&alice_password, "a long passphrase 9", "another passphrase"),
+            "confirm_password",
+        ),
+        (password(&alice_password, "short", "short"), "new_password"),
+    ] {
+        let (status, html) = send("/account/password".into(), fields).await;
+        assert!(status == 400 || status == 403, "{field}: {status}");
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {html}"
+        );
+        assert_eq!(
+            html.matches("class=\"field-error\"").count(),
+            1,
+            "{field}: {html}"
+        );
+    }
 }

@@ -424,12 +424,16 @@ async fn end_other_sessions(
 
 // ---- Password ----
 
+/// The password form's refusal: its message, and the input it is about (if one).
+type Refusal = (Option<&'static str>, String);
+
 fn password_page(
     me: SignedIn,
     status: StatusCode,
     notice: Option<&'static str>,
-    error: Option<String>,
+    refusal: Option<Refusal>,
 ) -> Response {
+    let (error_field, error) = refusal.map_or((None, None), |(f, e)| (f, Some(e)));
     render(
         status,
         &PasswordPage {
@@ -438,6 +442,7 @@ fn password_page(
             csrf_token: me.session.csrf_token,
             notice,
             error,
+            error_field,
             min_length: MIN_PASSWORD_LEN,
         },
     )
@@ -469,7 +474,7 @@ async fn change_password(
     let now = state.core.now();
     if let Err(retry_after) = limiter.check(&key, now) {
         let error = "Too many wrong passwords. Wait a few minutes and try again.".to_owned();
-        let mut res = password_page(me, StatusCode::TOO_MANY_REQUESTS, None, Some(error));
+        let mut res = password_page(me, StatusCode::TOO_MANY_REQUESTS, None, Some((None, error)));
         let seconds = retry_after.whole_seconds().max(1);
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -481,7 +486,7 @@ async fn change_password(
             me,
             StatusCode::BAD_REQUEST,
             None,
-            Some(error),
+            Some((Some("confirm_password"), error)),
         ));
     }
     let changed = state
@@ -499,15 +504,22 @@ async fn change_password(
         Err(AccountError::WrongPassword) => {
             limiter.record_failure(&key, now);
             let error = form_problem(AccountError::WrongPassword)?;
-            Ok(password_page(me, StatusCode::FORBIDDEN, None, Some(error)))
+            let refusal = (Some("current_password"), error);
+            Ok(password_page(
+                me,
+                StatusCode::FORBIDDEN,
+                None,
+                Some(refusal),
+            ))
         }
+        // The rules a new password must follow (the current one was right).
         Err(e) => {
-            let error = form_problem(e)?;
+            let refusal = (Some("new_password"), form_problem(e)?);
             Ok(password_page(
                 me,
                 StatusCode::BAD_REQUEST,
                 None,
-                Some(error),
+                Some(refusal),
             ))
         }
     }

@@ -80,7 +80,17 @@ pub struct PasswordPage {
     pub csrf_token: String,
     pub notice: Option<&'static str>,
     pub error: Option<String>,
+    /// The input `error` is about, if any.
+    pub error_field: Option<&'static str>,
     pub min_length: usize,
+}
+
+impl PasswordPage {
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        (self.error_field == Some(field))
+            .then_some(self.error.as_deref())
+            .flatten()
+    }
 }
 
 /// Where the account is signed in, with "sign out everywhere else".

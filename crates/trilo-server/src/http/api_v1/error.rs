@@ -185,6 +185,7 @@ impl From<ConsoleError> for ApiV1Error {
             ConsoleError::UnknownScope(_) => ApiV1Error::new(Code::UnknownScope, detail),
             ConsoleError::ScopeNotAdded(_) => ApiV1Error::new(Code::ScopeNotAdded, detail),
             ConsoleError::Invalid(m) => ApiV1Error::new(Code::InvalidRequest, m),
+            ConsoleError::Field { .. } => ApiV1Error::new(Code::InvalidRequest, detail),
             ConsoleError::Installed(sites) => {
                 let names: Vec<String> = sites
                     .iter()

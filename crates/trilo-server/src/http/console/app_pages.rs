@@ -12,7 +12,7 @@ use trilo_protocol::authorize::append_query;
 use trilo_protocol::params::encode;
 use trilo_protocol::scope::IDENTITY_SCOPES;
 
-use super::{app_view, form_problem};
+use super::{FormProblem, app_view, form_problem, form_problem_at};
 use crate::config::parse_duration;
 use crate::http::common::{form_values, render, see_other};
 use crate::http::confirm::{Question, ask_first};
@@ -36,7 +36,7 @@ async fn save(
     state: &AppState,
     dev: &DeveloperApp,
     changes: AppChanges,
-) -> Result<Result<UpdatedApp, String>, PageError> {
+) -> Result<Result<UpdatedApp, FormProblem>, PageError> {
     match state
         .core
         .console(&dev.me.account)
@@ -44,7 +44,7 @@ async fn save(
         .await
     {
         Ok(updated) => Ok(Ok(updated)),
-        Err(e) => Ok(Err(form_problem(e)?)),
+        Err(e) => Ok(Err(form_problem_at(e)?)),
     }
 }
 
@@ -86,7 +86,7 @@ pub(super) async fn save_authorization(
             &saved.app,
             &[],
         ),
-        Err(message) => {
+        Err(problem) => {
             // The page shows what was typed, not what is saved, so a mistake can be fixed
             // in place.
             let typed = App {
@@ -96,7 +96,7 @@ pub(super) async fn save_authorization(
                     .map_or_else(|| dev.app.web_origins.clone(), |o| vec![o.to_owned()]),
                 ..dev.app.clone()
             };
-            let mut page = authorization_page(&state, chrome.with_error(message), &typed, &[]);
+            let mut page = authorization_page(&state, problem.shown_in(chrome), &typed, &[]);
             *page.status_mut() = StatusCode::BAD_REQUEST;
             page
         }
@@ -192,8 +192,8 @@ pub(super) async fn save_permissions(
             let chrome = chrome.with_notice(notice);
             permissions_page(&state, chrome, &saved.app, StatusCode::OK, "").await
         }
-        Err(message) => {
-            let chrome = chrome.with_error(message);
+        Err(problem) => {
+            let chrome = problem.shown_in(chrome);
             permissions_page(&state, chrome, &dev.app, StatusCode::BAD_REQUEST, "").await
         }
     }
@@ -371,10 +371,11 @@ pub(super) async fn save_settings(
 ) -> Result<Response, PageError> {
     let field = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
     let avatar = field("avatar_url");
+    let avatar_url = (!avatar.is_empty()).then_some(avatar);
     let changes = AppChanges {
         name: Some(field("name")),
         description: Some(field("description")),
-        avatar_url: Some((!avatar.is_empty()).then_some(avatar)),
+        avatar_url: Some(avatar_url.clone()),
         ..AppChanges::default()
     };
     let chrome = dev.me.chrome(SETTINGS);
@@ -383,10 +384,19 @@ pub(super) async fn save_settings(
             settings_view(chrome.with_notice("Changes saved."), &saved.app),
             StatusCode::OK,
         ),
-        Err(message) => settings_page(
-            settings_view(chrome.with_error(message), &dev.app),
-            StatusCode::BAD_REQUEST,
-        ),
+        // The form shows what was typed, so a mistake can be fixed in place.
+        Err(problem) => {
+            let typed = App {
+                name: field("name"),
+                description: field("description"),
+                avatar_url,
+                ..dev.app.clone()
+            };
+            settings_page(
+                settings_view(problem.shown_in(chrome), &typed),
+                StatusCode::BAD_REQUEST,
+            )
+        }
     })
 }
 

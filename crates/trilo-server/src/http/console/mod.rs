@@ -62,10 +62,46 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// A console form's refusal: the message in plain words, and the field it is about.
+pub(crate) struct FormProblem {
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl FormProblem {
+    /// The page's chrome showing this refusal (beside its field when it has one).
+    pub(crate) fn shown_in(self, chrome: crate::views::Chrome) -> crate::views::Chrome {
+        match self.field {
+            Some(field) => chrome.with_field_error(field, self.message),
+            None => chrome.with_error(self.message),
+        }
+    }
+}
+
+/// What a console operation's failure means for a form: the user's mistake, tied to its
+/// field where it names one, or a page error.
+pub(crate) fn form_problem_at(e: ConsoleError) -> Result<FormProblem, PageError> {
+    let field = match &e {
+        ConsoleError::Field { field, problem } => {
+            return Ok(FormProblem {
+                field: Some(field.key()),
+                message: format!("{} {problem}.", field.label()),
+            });
+        }
+        ConsoleError::InvalidCallbackUrl { .. } => Some("callback_urls"),
+        _ => None,
+    };
+    Ok(FormProblem {
+        field,
+        message: form_problem(e)?,
+    })
+}
+
 /// What a console operation's failure means for a page: the user's mistake, shown on
 /// the form again, or a page error.
 pub(crate) fn form_problem(e: ConsoleError) -> Result<String, PageError> {
     match e {
+        ConsoleError::Field { .. } => Ok(form_problem_at(e)?.message),
         ConsoleError::InvalidCallbackUrl { .. }
         | ConsoleError::UnknownScope(_)
         | ConsoleError::ScopeNotAdded(_)
@@ -162,6 +198,7 @@ async fn new_app(me: SignedIn) -> Response {
             name: String::new(),
             description: String::new(),
             error: None,
+            error_field: None,
         },
     )
 }
@@ -193,7 +230,7 @@ async fn create_app(
     let created = match created {
         Ok(created) => created,
         Err(e) => {
-            let error = form_problem(e)?;
+            let problem = form_problem_at(e)?;
             return Ok(render(
                 StatusCode::BAD_REQUEST,
                 &NewAppPage {
@@ -202,7 +239,8 @@ async fn create_app(
                     csrf_token: me.session.csrf_token,
                     name,
                     description,
-                    error: Some(error),
+                    error: Some(problem.message),
+                    error_field: problem.field,
                 },
             ));
         }
