@@ -211,7 +211,7 @@ pub(crate) async fn screenshots_at_both_sizes(
     fit_viewport(driver, 1280, 900).await
 }
 
-/// On the login page: fills in the form and submits it.
+/// On the login page: fills in the form, submits it and waits for the page it leads to.
 pub(crate) async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
     driver
         .query(By::Id("email"))
@@ -224,7 +224,11 @@ pub(crate) async fn log_in(driver: &WebDriver, email: &str, password: &str) -> W
         .await?
         .send_keys(password)
         .await?;
-    driver.find(By::Id("login-submit")).await?.click().await
+    let submit = driver.find(By::Id("login-submit")).await?;
+    submit.click().await?;
+    // The next page has replaced this one (the one the login led to, or the login page
+    // again), so the caller's next step cannot race the login's own navigation.
+    submit.wait_until().stale().await
 }
 
 /// The consent page's radio input for a site.

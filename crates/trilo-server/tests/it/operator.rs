@@ -68,7 +68,7 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         &app,
         &alice,
         "/operator/sites",
-        &[("name", "Globex"), ("url", "globex.example.com")],
+        &[("name", "Umbrella"), ("url", "umbrella.example.com")],
     )
     .await;
     assert_eq!(status, 400, "{html}");
@@ -78,7 +78,7 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         "{html}"
     );
     assert!(html.contains("aria-describedby=\"url-error\""), "{html}");
-    assert!(html.contains("value=\"Globex\""), "{html}");
+    assert!(html.contains("value=\"Umbrella\""), "{html}");
     assert!(!html.contains("id=\"name-error\""), "{html}");
     assert_eq!(app.core.sites().await.unwrap().len(), before);
 
@@ -86,18 +86,21 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         &app,
         &alice,
         "/operator/sites",
-        &[("name", "Globex"), ("url", "https://globex.example.com")],
+        &[
+            ("name", "Umbrella"),
+            ("url", "https://umbrella.example.com"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Site Globex added."), "{html}");
-    let globex = app
+    assert!(html.contains("Site Umbrella added."), "{html}");
+    let umbrella = app
         .core
         .sites()
         .await
         .unwrap()
         .into_iter()
-        .find(|s| s.name == "Globex")
+        .find(|s| s.name == "Umbrella")
         .expect("the site");
 
     // Hosting a product: a bad upstream is refused beside its field and kept.
@@ -106,33 +109,28 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         &alice,
         "/operator/sites/products",
         &[
-            ("cloud_id", &globex.cloud_id),
+            ("cloud_id", &umbrella.cloud_id),
             ("product", "jira"),
-            ("upstream", "ftp://jira.globex.internal"),
+            ("upstream", "ftp://jira.umbrella.internal"),
         ],
     )
     .await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("id=\"upstream-error\""), "{html}");
     assert!(
-        html.contains("value=\"ftp://jira.globex.internal\""),
+        html.contains("value=\"ftp://jira.umbrella.internal\""),
         "{html}"
     );
-    assert!(
-        app.core
-            .site_products(&globex.cloud_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let hosted = app.core.site_products(&umbrella.cloud_id).await.unwrap();
+    assert!(hosted.is_empty(), "{hosted:?} {html}");
     let (status, html) = send(
         &app,
         &alice,
         "/operator/sites/products",
         &[
-            ("cloud_id", &globex.cloud_id),
+            ("cloud_id", &umbrella.cloud_id),
             ("product", "no-such-product"),
-            ("upstream", "https://jira.globex.internal"),
+            ("upstream", "https://jira.umbrella.internal"),
         ],
     )
     .await;
@@ -143,27 +141,27 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         &alice,
         "/operator/sites/products",
         &[
-            ("cloud_id", &globex.cloud_id),
+            ("cloud_id", &umbrella.cloud_id),
             ("product", "jira"),
-            ("upstream", "https://jira.globex.internal"),
+            ("upstream", "https://jira.umbrella.internal"),
         ],
     )
     .await;
     assert_eq!(status, 200, "{html}");
     assert!(
-        html.contains("<code>jira</code> → https://jira.globex.internal"),
+        html.contains("<code>jira</code> → https://jira.umbrella.internal"),
         "{html}"
     );
-    let hosted = app.core.site_products(&globex.cloud_id).await.unwrap();
+    let hosted = app.core.site_products(&umbrella.cloud_id).await.unwrap();
     assert_eq!(hosted.len(), 1);
-    assert_eq!(hosted[0].upstream_url, "https://jira.globex.internal");
+    assert_eq!(hosted[0].upstream_url, "https://jira.umbrella.internal");
 
     // Both changes are Alice's in the audit log.
     let events = app
         .core
         .store
         .audit_events(&AuditQuery {
-            cloud_id: Some(globex.cloud_id.clone()),
+            cloud_id: Some(umbrella.cloud_id.clone()),
             ..AuditQuery::default()
         })
         .await

@@ -524,7 +524,7 @@ async fn the_operator_sees_a_refused_site_beside_its_field() {
             .query(By::Id("name"))
             .first()
             .await?
-            .send_keys("Globex")
+            .send_keys("Umbrella")
             .await?;
         // The browser's own check would stop a bad address first: take it away, as an old
         // browser or a script would, to see the server's answer.
@@ -534,7 +534,7 @@ async fn the_operator_sees_a_refused_site_beside_its_field() {
         driver
             .find(By::Id("url"))
             .await?
-            .send_keys("globex.example.com")
+            .send_keys("umbrella.example.com")
             .await?;
         click_on(&driver, By::Id("add-site")).await?;
         let error = driver
@@ -545,7 +545,7 @@ async fn the_operator_sees_a_refused_site_beside_its_field() {
             .await?;
         assert!(error.contains("full web address"), "{error}");
         let kept = driver.find(By::Id("name")).await?.prop("value").await?;
-        assert_eq!(kept.as_deref(), Some("Globex"));
+        assert_eq!(kept.as_deref(), Some("Umbrella"));
         screenshots_at_both_sizes(&driver, "operator-sites-error").await?;
         Ok(())
     })
