@@ -1,6 +1,7 @@
 //! trilo-server: the HTTP server, its pages, configuration and the `trilo` CLI.
 
 pub mod app;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -41,7 +41,8 @@ use crate::store::{AccessListener, Store};
 
 #[derive(Clone)]
 pub struct Core {
-    pub store: Arc<dyn Store>,
+    /// Private: handlers and commands go through the services (see [`Core::store`]).
+    pub(crate) store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyRing>,
     pub settings: Arc<Settings>,
@@ -148,6 +149,13 @@ impl Core {
         if let Some(stats) = self.store.commit_stats() {
             stats.render(out);
         }
+    }
+
+    /// The store itself, for tests and the benchmark's bulk setup only (feature
+    /// `test-support`); everything else goes through the services.
+    #[cfg(feature = "test-support")]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn now(&self) -> OffsetDateTime {

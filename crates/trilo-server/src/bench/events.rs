@@ -108,7 +108,7 @@ pub async fn prepare(core: &Core, info: &DemoInfo) -> anyhow::Result<EventsFixtu
             .await?;
         let app_id = created.app.app_id;
         let now = core.now();
-        core.store
+        core.store()
             .accept_consent(
                 &ConsentRecord {
                     app_id: app_id.clone(),

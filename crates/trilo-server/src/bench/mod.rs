@@ -23,6 +23,7 @@
 //!   `events`).
 
 mod child;
+pub mod command;
 mod events;
 mod load;
 mod preload;
@@ -241,7 +242,7 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         &format!("{public_url}/callback"),
     )
     .await?;
-    let database = core.store.backend();
+    let database = core.store().backend();
 
     let mut loader = preload::Loader::open(&validated.database).await?;
     let preloaded = if options.preload > 0 {

@@ -125,7 +125,7 @@ pub async fn families(
     dead_first_tokens: bool,
 ) -> anyhow::Result<Preloaded> {
     let app = core
-        .store
+        .store()
         .app_by_client_id(&info.apps[0].client_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the demo app is missing"))?;

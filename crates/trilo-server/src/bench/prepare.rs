@@ -57,7 +57,7 @@ impl<'a> Fixture<'a> {
     pub async fn new(core: &'a Core, info: &'a DemoInfo) -> anyhow::Result<Fixture<'a>> {
         let demo = &info.apps[0];
         let app = core
-            .store
+            .store()
             .app_by_client_id(&demo.client_id)
             .await?
             .context("the demo app is missing")?;
@@ -267,7 +267,7 @@ impl<'a> Fixture<'a> {
         let refresh = tokens.refresh_token.context("no refresh token")?;
         let state = self
             .core
-            .store
+            .store()
             .refresh_token(&sha256(&refresh))
             .await?
             .context("the new refresh token is not in the store")?;

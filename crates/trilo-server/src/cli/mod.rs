@@ -61,21 +61,14 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(CatalogCommand),
     /// Load benchmark: start a server on a scratch database, drive hot paths over loopback
-    /// at a fixed concurrency for a bounded time, print a JSON report.
-    Bench(BenchArgs),
+    /// at a fixed concurrency for a bounded time, print a JSON report. Only in builds with
+    /// the `bench` feature.
+    #[cfg(feature = "bench")]
+    Bench(crate::bench::command::BenchArgs),
     /// The server `trilo bench` starts and measures (internal).
+    #[cfg(feature = "bench")]
     #[command(hide = true)]
-    BenchServer {
-        /// Address to listen on.
-        #[arg(long, value_name = "ADDR")]
-        listen: String,
-        /// The auth and API URL the prepared tokens name (their issuer).
-        #[arg(long, value_name = "URL")]
-        public_url: String,
-        /// Run the janitor this often (default: not at all).
-        #[arg(long, value_name = "DURATION")]
-        janitor_every: Option<String>,
-    },
+    BenchServer(crate::bench::command::BenchServerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,41 +84,4 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// The backend: `sqlite` (a temporary file) or `postgres` (a scratch database on the
-    /// server of `--database-url` or `TRILO_TEST_POSTGRES_URL`, dropped afterwards).
-    #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
-    pub database: BenchDatabase,
-    /// Scenarios to run, in order (repeat the flag); default: all of them.
-    #[arg(long = "scenario", value_enum)]
-    pub scenarios: Vec<crate::bench::Scenario>,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Measured time per scenario, e.g. `10s`.
-    #[arg(long, default_value = "10s")]
-    pub duration: String,
-    /// Unmeasured warm-up before each scenario, e.g. `2s`.
-    #[arg(long, default_value = "2s")]
-    pub warmup: String,
-    /// Load N accounts, each with a grant and a token family, before the scenarios.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub preload: u64,
-    /// Run the janitor every second in the server under load, with a backlog: each
-    /// preloaded family's first refresh token is then past its lifetime, so the janitor
-    /// removes one row per family while the scenarios run.
-    #[arg(long)]
-    pub janitor: bool,
-    /// Also write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchDatabase {
-    Sqlite,
-    Postgres,
 }

@@ -7,10 +7,9 @@ use tokio::net::TcpListener;
 use trilo_protocol::authorize::append_query;
 use trilo_protocol::operations::OperationCatalog;
 
-use super::{BenchDatabase, CatalogCommand, Cli, Command, GlobalOptions};
+use super::{CatalogCommand, Cli, Command, GlobalOptions};
 use crate::app::{build, serve};
-use crate::bench::{self, BenchOptions, Scenario};
-use crate::config::{Config, Validated, parse_duration};
+use crate::config::{Config, Validated};
 use crate::db::open_store;
 use crate::demo;
 
@@ -41,59 +40,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             super::admin::run(&validated, command).await
         }
         Command::Catalog(CatalogCommand::Check { file, json }) => check_catalog(&file, json),
-        Command::Bench(args) => {
-            let database_url = match args.database {
-                BenchDatabase::Sqlite => None,
-                BenchDatabase::Postgres => Some(
-                    cli.global
-                        .database_url
-                        .clone()
-                        .or_else(|| std::env::var("TRILO_TEST_POSTGRES_URL").ok())
-                        .context(
-                            "--database postgres needs --database-url or TRILO_TEST_POSTGRES_URL",
-                        )?,
-                ),
-            };
-            let options = BenchOptions {
-                database_url,
-                scenarios: if args.scenarios.is_empty() {
-                    Scenario::ALL.to_vec()
-                } else {
-                    args.scenarios
-                },
-                concurrency: args.concurrency,
-                duration: std_duration("--duration", &args.duration)?,
-                warmup: std_duration("--warmup", &args.warmup)?,
-                preload: args.preload,
-                janitor: args.janitor,
-            };
-            let report = bench::run(&options).await?;
-            let json = serde_json::to_string_pretty(&report)?;
-            if let Some(path) = &args.json {
-                std::fs::write(path, format!("{json}\n"))
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            println!("{json}");
-            Ok(())
-        }
-        Command::BenchServer {
-            listen,
-            public_url,
-            janitor_every,
-        } => {
-            let data_dir = cli
-                .global
-                .data_dir
-                .context("trilo bench-server needs --data-dir")?;
-            bench::serve_child(
-                data_dir,
-                cli.global.database_url,
-                &listen,
-                &public_url,
-                janitor_every,
-            )
-            .await
-        }
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => crate::bench::command::run(&cli.global, args).await,
+        #[cfg(feature = "bench")]
+        Command::BenchServer(args) => crate::bench::command::serve(cli.global, args).await,
     }
 }
 
@@ -122,12 +72,6 @@ fn check_catalog(file: &Path, json: bool) -> anyhow::Result<()> {
         anyhow::bail!("{} templates could not be parsed", report.unparsed.len());
     }
     Ok(())
-}
-
-/// A command-line duration (`500ms`, `10s`, `2m`) as a std duration.
-fn std_duration(flag: &'static str, text: &str) -> anyhow::Result<std::time::Duration> {
-    let parsed = parse_duration(flag, text)?;
-    std::time::Duration::try_from(parsed).with_context(|| format!("{flag} must not be negative"))
 }
 
 /// The configuration file and environment, then the command-line options on top.

@@ -105,7 +105,7 @@ async fn basic_call(app: &TestApp, email: &str, secret: &str) -> u16 {
 
 async fn audit_count(app: &TestApp, action: &str) -> usize {
     app.core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             action_prefix: Some(action.into()),
             ..AuditQuery::default()
@@ -119,7 +119,7 @@ async fn audit_count(app: &TestApp, action: &str) -> usize {
 
 async fn live_grants(app: &TestApp, user: usize) -> usize {
     app.core
-        .store
+        .store()
         .grants_of_account(&app.demo.users[user].account_id)
         .await
         .unwrap()
@@ -256,7 +256,7 @@ async fn revoking_a_connected_app_stops_refresh_gateway_and_introspection_at_onc
     assert!(page.contains(&app.demo.sites[0].name), "the site is named");
     assert!(page.contains("read:jira-work"), "the scopes are listed");
     // The catalog's description of a product scope, and an identity scope's.
-    let jira = app.core.store.product("jira").await.unwrap().unwrap();
+    let jira = app.core.store().product("jira").await.unwrap().unwrap();
     let described = jira
         .scopes
         .iter()
@@ -327,7 +327,7 @@ async fn another_accounts_grant_is_not_found_and_stays_body(app: TestApp) {
     let rt = refresh_token_of(&tokens);
     let alice_grant = app
         .core
-        .store
+        .store()
         .grants_of_account(&app.demo.users[0].account_id)
         .await
         .unwrap()

@@ -77,7 +77,7 @@ async fn browser_account_pages_revoke_an_app_create_a_token_and_change_the_passw
         assert!(connected_app(&driver, "Gateway Test App").await?.is_some());
         let live: Vec<_> = app
             .core
-            .store
+            .store()
             .grants_of_account(&alice)
             .await
             .unwrap()

@@ -706,7 +706,7 @@ async fn deleting_an_installed_app_is_refused_listing_its_sites() {
         .assert_tokens();
     assert!(
         app.core
-            .store
+            .store()
             .uninstall_app(&id, &acme.cloud_id)
             .await
             .unwrap()

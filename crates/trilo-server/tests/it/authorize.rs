@@ -17,7 +17,7 @@ use crate::token::{me_status, redeem};
 
 /// No grant, no installation and no `grant.*` audit event exist: no consent went through.
 pub async fn assert_nothing_consented(app: &TestApp) {
-    let store = &app.core.store;
+    let store = &app.core.store();
     for user in &app.demo.users {
         let grants = store.grants_of_account(&user.account_id).await.unwrap();
         assert!(grants.is_empty(), "no grant expected: {grants:?}");
@@ -406,7 +406,7 @@ async fn replayed_code(app: TestApp) {
     assert_eq!(me_status(&app, &access).await, 401, "first tokens revoked");
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             action_prefix: Some("code.replayed".into()),
             ..AuditQuery::default()

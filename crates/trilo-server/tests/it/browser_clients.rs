@@ -33,7 +33,7 @@ async fn spa(app: &TestApp) -> String {
         })
         .await
         .unwrap();
-    let owner = app.core.store.account(&alice).await.unwrap().unwrap();
+    let owner = app.core.store().account(&alice).await.unwrap().unwrap();
     let saved = app
         .core
         .console(&owner)
@@ -246,7 +246,7 @@ async fn bad_web_origins_are_refused_in_the_console() {
     let client_id = spa(&app).await;
     let alice = app
         .core
-        .store
+        .store()
         .account(&app.demo.users[0].account_id)
         .await
         .unwrap()

@@ -20,7 +20,7 @@ async fn demo_app(app: &TestApp) -> trilo_core::model::App {
 async fn installed_on_acme(app: &TestApp, app_id: &str) -> bool {
     let acme = &app.demo.sites[0].cloud_id;
     app.core
-        .store
+        .store()
         .installations_of_app(app_id)
         .await
         .unwrap()
@@ -109,7 +109,7 @@ async fn deleting_an_app_needs_its_name_typed() {
 async fn role_on_acme(app: &TestApp, user: usize, product: &str) -> Option<Role> {
     let acme = &app.demo.sites[0].cloud_id;
     app.core
-        .store
+        .store()
         .memberships_of_site(acme)
         .await
         .unwrap()
@@ -172,7 +172,7 @@ async fn the_last_admin_of_a_product_cannot_remove_or_demote_themselves() {
     // The web console's changes are recorded as Alice's, not the system's.
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             action_prefix: Some("membership.".into()),
             ..AuditQuery::default()
@@ -362,7 +362,7 @@ async fn changes_made_in_the_pages_name_the_admin_who_made_them() {
         .unwrap();
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             action_prefix: Some("site.user_installs".into()),
             ..AuditQuery::default()
@@ -481,7 +481,7 @@ async fn changes_made_through_the_api_and_the_command_line_name_who_made_them() 
     assert_eq!(answer.status, 200, "{answer:?}");
     let rotated = app
         .core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             action_prefix: Some("app.secret_rotated".into()),
             ..AuditQuery::default()

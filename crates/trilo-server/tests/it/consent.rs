@@ -81,14 +81,14 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     assert_eq!(scope_of(&tokens), sorted(LOG_IN_WITH));
     let demo_app = app
         .core
-        .store
+        .store()
         .app_by_client_id(&app.app().client_id)
         .await
         .unwrap()
         .unwrap();
     let installed = app
         .core
-        .store
+        .store()
         .installations_of_app(&demo_app.app_id)
         .await
         .unwrap();
@@ -96,7 +96,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     let alice = &app.demo.users[0].account_id;
     let grant = app
         .core
-        .store
+        .store()
         .live_grant(&demo_app.app_id, alice)
         .await
         .unwrap()
@@ -141,7 +141,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     assert_eq!(scope_of(&tokens), vec!["read:jira-work".to_owned()]);
     let demo_app = app
         .core
-        .store
+        .store()
         .app_by_client_id(&app.app().client_id)
         .await
         .unwrap()
@@ -149,7 +149,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     let alice = &app.demo.users[0].account_id;
     let grant = app
         .core
-        .store
+        .store()
         .live_grant(&demo_app.app_id, alice)
         .await
         .unwrap()
@@ -267,13 +267,13 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
     // Globex's admin (Alice is only a member there) installs the app: no new consent.
     let demo_app = app
         .core
-        .store
+        .store()
         .app_by_client_id(&app.app().client_id)
         .await
         .unwrap()
         .unwrap();
     app.core
-        .store
+        .store()
         .install_app(&trilo_core::model::Installation {
             app_id: demo_app.app_id.clone(),
             cloud_id: globex.clone(),

@@ -98,7 +98,7 @@ async fn another_developers_app_is_not_found() {
 async fn console_forms_need_the_session_csrf_token() {
     let app = TestApp::sqlite().await;
     let (alice, _) = developer(&app, 0).await;
-    let before = app.core.store.list_apps(None).await.unwrap().len();
+    let before = app.core.store().list_apps(None).await.unwrap().len();
     for form in [
         vec![("name", "No Token")],
         vec![("name", "Wrong"), ("csrf_token", "forged")],
@@ -111,14 +111,17 @@ async fn console_forms_need_the_session_csrf_token() {
             .unwrap();
         assert_eq!(res.status(), 403);
     }
-    assert_eq!(app.core.store.list_apps(None).await.unwrap().len(), before);
+    assert_eq!(
+        app.core.store().list_apps(None).await.unwrap().len(),
+        before
+    );
 }
 
 #[tokio::test]
 async fn console_forms_must_be_urlencoded_and_readable() {
     let app = TestApp::sqlite().await;
     let (alice, csrf) = developer(&app, 0).await;
-    let before = app.core.store.list_apps(None).await.unwrap().len();
+    let before = app.core.store().list_apps(None).await.unwrap().len();
     for (content_type, body, status) in [
         (
             "application/json",
@@ -140,7 +143,10 @@ async fn console_forms_must_be_urlencoded_and_readable() {
             .unwrap();
         assert_eq!(res.status(), status, "{content_type}");
     }
-    assert_eq!(app.core.store.list_apps(None).await.unwrap().len(), before);
+    assert_eq!(
+        app.core.store().list_apps(None).await.unwrap().len(),
+        before
+    );
 }
 
 #[tokio::test]

@@ -199,7 +199,7 @@ async fn an_unknown_email_is_invited_and_joins_through_the_mailed_link() {
     // Changes name their admin: the invitation is Alice's.
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&trilo_core::model::AuditQuery {
             action_prefix: Some("member.invited".into()),
             ..Default::default()

@@ -25,7 +25,7 @@ async fn revoke_refresh_token(app: &TestApp, token: &str) {
 
 async fn stored(app: &TestApp, refresh_token: &str) -> bool {
     app.core
-        .store
+        .store()
         .refresh_token(&sha256(refresh_token))
         .await
         .unwrap()

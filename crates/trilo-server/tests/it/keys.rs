@@ -44,7 +44,7 @@ async fn signing_key_survives_a_restart_and_needs_its_encryption_key() {
         "the key is loaded, not regenerated"
     );
     assert!(second.core.keys.verify(&kid, token_input, &signature));
-    let records = second.core.store.signing_keys().await.unwrap();
+    let records = second.core.store().signing_keys().await.unwrap();
     assert_eq!(records.len(), 2, "the current key and the next");
     // Stored encrypted: the plaintext key (which the right key-encryption key recovers)
     // appears nowhere in the stored bytes.
@@ -187,7 +187,7 @@ async fn a_rotation_keeps_earlier_tokens_valid_body(app: crate::support::TestApp
     assert_eq!(crate::token::me_status(&app, &later).await, 200);
     let audit = app
         .core
-        .store
+        .store()
         .audit_events(&trilo_core::model::AuditQuery {
             action_prefix: Some("signing_key.".into()),
             ..Default::default()
@@ -210,7 +210,7 @@ async fn a_rotation_keeps_earlier_tokens_valid_body(app: crate::support::TestApp
     assert_eq!(report.removed("retired_keys"), 1);
     let stored: Vec<String> = app
         .core
-        .store
+        .store()
         .signing_keys()
         .await
         .unwrap()
@@ -244,7 +244,7 @@ async fn the_schedule_rotates_a_key_that_has_signed_long_enough() {
         second,
         "one rotation per period"
     );
-    let keys = app.core.store.signing_keys().await.unwrap();
+    let keys = app.core.store().signing_keys().await.unwrap();
     assert_eq!(keys.len(), 3, "retired, current, next: {keys:?}");
 }
 

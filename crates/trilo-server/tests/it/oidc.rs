@@ -484,13 +484,13 @@ async fn userinfo_answers_get_and_post_and_refuses_bad_tokens_and_missing_openid
     // A revoked grant's token is refused like any invalid token.
     let grants = app
         .core
-        .store
+        .store()
         .grants_of_account(&alice.account_id)
         .await
         .unwrap();
     let grant = grants.iter().find(|g| g.revoked_at.is_none()).unwrap();
     app.core
-        .store
+        .store()
         .revoke_grant(&grant.grant_id, app.core.now())
         .await
         .unwrap();

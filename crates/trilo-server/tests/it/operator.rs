@@ -159,7 +159,7 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
     // Both changes are Alice's in the audit log.
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&AuditQuery {
             cloud_id: Some(umbrella.cloud_id.clone()),
             ..AuditQuery::default()

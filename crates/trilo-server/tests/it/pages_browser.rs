@@ -392,7 +392,7 @@ async fn every_destructive_action_asks_first_and_is_audited_with_its_admin() {
         assert!(core.memberships_of_account(&bob_id).await.unwrap().iter().all(|m| &m.cloud_id != acme));
         let site = core.sites().await.unwrap().into_iter().find(|s| &s.cloud_id == acme).unwrap();
         assert_eq!(site.user_installs, UserInstalls::Blocked);
-        let policy_now = core.store.policy(&policy.policy_id).await.unwrap().unwrap();
+        let policy_now = core.store().policy(&policy.policy_id).await.unwrap().unwrap();
         assert!(!policy_now.active, "the policy is inactive");
         let demo_now = core.find_app(demo_id).await.unwrap();
         assert_eq!(demo_now.distribution, Distribution::Private);

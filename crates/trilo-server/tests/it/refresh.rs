@@ -110,7 +110,7 @@ async fn rotation_returns_a_new_token_and_the_parent_is_refused_after_the_leeway
     );
     let events = app
         .core
-        .store
+        .store()
         .audit_events(&trilo_core::model::AuditQuery {
             action_prefix: Some("refresh_token.reused".into()),
             ..Default::default()
@@ -307,7 +307,7 @@ async fn password_change_grant_revocation_and_app_deletion_end_refresh_body(app:
         .unwrap()
         .to_owned();
     app.core
-        .store
+        .store()
         .revoke_grant(&grant_id, app.core.now())
         .await
         .unwrap();
@@ -317,13 +317,13 @@ async fn password_change_grant_revocation_and_app_deletion_end_refresh_body(app:
     let demo_app = app.core.find_app(&app.app().client_id).await.unwrap();
     for site in app
         .core
-        .store
+        .store()
         .installations_of_app(&demo_app.app_id)
         .await
         .unwrap()
     {
         app.core
-            .store
+            .store()
             .uninstall_app(&demo_app.app_id, &site.cloud_id)
             .await
             .unwrap();
@@ -334,7 +334,7 @@ async fn password_change_grant_revocation_and_app_deletion_end_refresh_body(app:
     answer.assert_error(401, "invalid_client");
     assert!(
         app.core
-            .store
+            .store()
             .refresh_token(&trilo_core::crypto::sha256(&rt))
             .await
             .unwrap()

@@ -96,7 +96,12 @@ async fn rotate_through_kills(backend: Backend) {
         let Ok(response) = response else {
             lost_answers += 1;
             // Committed but unanswered (H-D2): the retry must get the same successor.
-            let state = app.core.store.refresh_token(&sha256(&token)).await.unwrap();
+            let state = app
+                .core
+                .store()
+                .refresh_token(&sha256(&token))
+                .await
+                .unwrap();
             if state.is_some_and(|s| s.token.rotated_at.is_some()) {
                 committed_unanswered += 1;
             }
@@ -125,7 +130,7 @@ async fn rotate_through_kills(backend: Backend) {
     assert_eq!(kills, KILLS, "the run killed the server as planned");
     server.kill().await;
 
-    let family = app.core.store.family(&family_id).await.unwrap().unwrap();
+    let family = app.core.store().family(&family_id).await.unwrap().unwrap();
     assert_one_chain(&app, &family, ROTATIONS).await;
 }
 

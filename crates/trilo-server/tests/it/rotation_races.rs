@@ -51,7 +51,7 @@ async fn race_across_three_processes(backend: Backend) {
         token = successors.remove(0);
     }
 
-    let family = app.core.store.family(&family_id).await.unwrap().unwrap();
+    let family = app.core.store().family(&family_id).await.unwrap().unwrap();
     assert_one_chain(&app, &family, ROUNDS as i64).await;
 }
 
@@ -60,7 +60,7 @@ async fn race_across_three_processes(backend: Backend) {
 pub async fn assert_one_chain(app: &TestApp, family: &TokenFamily, head: i64) {
     assert!(family.revoked_at.is_none(), "{family:?}");
     assert_eq!(family.head_generation, head);
-    let store = &app.core.store;
+    let store = &app.core.store();
     for generation in 0..=head {
         let token = store
             .refresh_token_of_generation(&family.family_id, generation)

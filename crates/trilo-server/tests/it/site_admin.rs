@@ -108,7 +108,7 @@ async fn site_forms_of_a_non_admin_are_not_found_and_change_nothing() {
             .unwrap();
         assert_eq!(res.status(), 404, "{form:?}");
     }
-    let site = app.core.store.site(&acme).await.unwrap().unwrap();
+    let site = app.core.store().site(&acme).await.unwrap().unwrap();
     assert_eq!(site.user_installs, UserInstalls::Allowed);
 }
 
@@ -243,7 +243,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     )
     .await;
     assert_eq!(status, 200, "{html}");
-    let policy = app.core.store.policies(&acme).await.unwrap().remove(0);
+    let policy = app.core.store().policies(&acme).await.unwrap().remove(0);
     assert!(!policy.active);
     let (status, _) = post(
         &app,
@@ -403,7 +403,7 @@ async fn admins_add_spaces_and_projects_that_policies_then_cover() {
     assert_eq!(status, 400, "a product the site does not host");
     let containers = app
         .core
-        .store
+        .store()
         .containers(&acme, Some("jira"))
         .await
         .unwrap();

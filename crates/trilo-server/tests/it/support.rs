@@ -74,38 +74,93 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// A change to the configuration, made before the server starts.
+type ConfigChange<'a> = Box<dyn FnOnce(&mut Config) + 'a>;
+
+/// How a test's server is set up, one choice at a time:
+/// `TestApp::builder().postgres().demo_callback().configure(|c| …).start().await`.
+pub struct TestAppBuilder<'a> {
+    backend: Backend,
+    callback_path: Option<&'static str>,
+    configure: Vec<ConfigChange<'a>>,
+}
+
+impl<'a> TestAppBuilder<'a> {
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    pub fn postgres(self) -> Self {
+        self.backend(Backend::Postgres)
+    }
+
+    /// The demo app calls back to trilo's own `/demo/callback` page, so a real browser
+    /// lands on a page that exists (else `https://app.example.test/callback`, never
+    /// fetched).
+    pub fn demo_callback(mut self) -> Self {
+        self.callback_path = Some("/demo/callback");
+        self
+    }
+
+    /// Changes the configuration before the server starts (after the harness's own
+    /// settings); several apply in order.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config) + 'a) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+
+    /// Starts the server with the demo data; `None` for PostgreSQL when no database is
+    /// configured for tests.
+    pub async fn start(self) -> Option<TestApp> {
+        TestApp::start(self).await
+    }
+}
+
 impl TestApp {
+    pub fn builder<'a>() -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            backend: Backend::Sqlite,
+            callback_path: None,
+            configure: Vec::new(),
+        }
+    }
+
     pub async fn sqlite() -> TestApp {
-        Self::spawn(Backend::Sqlite, |_| {})
+        Self::builder()
+            .start()
             .await
             .expect("sqlite is always available")
     }
 
     /// `None` when no PostgreSQL is configured for tests.
     pub async fn postgres() -> Option<TestApp> {
-        Self::spawn(Backend::Postgres, |_| {}).await
+        Self::builder().postgres().start().await
     }
 
-    /// Starts a server with the demo data; `configure` may change the configuration. The
-    /// demo app's callback is `https://app.example.test/callback` (never fetched).
+    /// [`TestApp::builder`] with a backend and one configuration change.
     pub async fn spawn(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
-        Self::spawn_with_callback(backend, None, configure).await
+        Self::builder()
+            .backend(backend)
+            .configure(configure)
+            .start()
+            .await
     }
 
-    /// A server whose demo app calls back to trilo's own `/demo/callback` page, so a real
-    /// browser lands on a page that exists.
     pub async fn sqlite_with_demo_callback() -> TestApp {
-        Self::spawn_with_callback(Backend::Sqlite, Some("/demo/callback"), |_| {})
+        Self::builder()
+            .demo_callback()
+            .start()
             .await
             .expect("sqlite")
     }
 
-    /// `callback_path`: a path on the test server for the demo app's callback URL.
-    pub async fn spawn_with_callback(
-        backend: Backend,
-        callback_path: Option<&str>,
-        configure: impl FnOnce(&mut Config),
-    ) -> Option<TestApp> {
+    async fn start(setup: TestAppBuilder<'_>) -> Option<TestApp> {
+        let TestAppBuilder {
+            backend,
+            callback_path,
+            configure,
+        } = setup;
         let dir = std::env::temp_dir().join(format!("trilo-it-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -138,7 +193,9 @@ impl TestApp {
         config.operators = vec![trilo_server::demo::DEMO_OPERATOR.to_owned()];
         // Mail (password reset links) lands in a file the tests read.
         config.mail.file = Some(dir.join("mail.log"));
-        configure(&mut config);
+        for change in configure {
+            change(&mut config);
+        }
         let validated = config.validate().unwrap();
         let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
         let clock = MockClock::at_unix_millis(now_ms);

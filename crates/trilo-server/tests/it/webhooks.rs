@@ -225,7 +225,7 @@ fn assert_signed(received: &Received, secret: &str) {
 
 async fn client_id_app(app: &TestApp, client_id: &str) -> String {
     app.core
-        .store
+        .store()
         .app_by_client_id(client_id)
         .await
         .unwrap()
