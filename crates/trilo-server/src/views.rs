@@ -359,6 +359,15 @@ impl Chrome {
         }
     }
 
+    /// The page's status: 400 when it shows a refused form, else 200.
+    pub fn status(&self) -> axum::http::StatusCode {
+        if self.error.is_some() {
+            axum::http::StatusCode::BAD_REQUEST
+        } else {
+            axum::http::StatusCode::OK
+        }
+    }
+
     /// The error about the input with id `field`, if the error is about it.
     pub fn error_for(&self, field: &str) -> Option<&str> {
         (self.error_field == Some(field))

@@ -113,18 +113,7 @@ impl Core {
 
     /// The invited account a live invitation link is for (to show its form), or `None`.
     pub async fn invitation(&self, token: &str) -> CoreResult<Option<Account>> {
-        let Some(account_id) = self
-            .store
-            .password_reset_account(&sha256(token), self.now())
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(self
-            .store
-            .account(&account_id)
-            .await?
-            .filter(|a| a.status == AccountStatus::Invited))
+        self.live_link_account(token, AccountStatus::Invited).await
     }
 
     /// Accepts an invitation: the account becomes active with this name and password,

@@ -59,6 +59,17 @@ impl Core {
 
     /// The account a live link is for (to show the reset form), or `None`.
     pub async fn password_reset_account(&self, token: &str) -> CoreResult<Option<Account>> {
+        // An invitation's link is no reset link (see `invitations`).
+        self.live_link_account(token, AccountStatus::Active).await
+    }
+
+    /// The account of a live link (a reset or an invitation: both are stored alike), when
+    /// it has `status`.
+    pub(super) async fn live_link_account(
+        &self,
+        token: &str,
+        status: AccountStatus,
+    ) -> CoreResult<Option<Account>> {
         let Some(account_id) = self
             .store
             .password_reset_account(&sha256(token), self.now())
@@ -66,12 +77,11 @@ impl Core {
         else {
             return Ok(None);
         };
-        // An invitation's link is no reset link (see `invitations`).
         Ok(self
             .store
             .account(&account_id)
             .await?
-            .filter(|a| a.status == AccountStatus::Active))
+            .filter(|a| a.status == status))
     }
 
     /// Sets `new_password` through the link, which then stops working. A password the

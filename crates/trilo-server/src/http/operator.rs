@@ -4,7 +4,6 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use trilo_core::CoreError;
@@ -71,11 +70,6 @@ async fn sites_page(
     host: HostProductForm,
 ) -> Result<Response, PageError> {
     let operator = operator(state, me)?;
-    let status = if chrome.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
     let sites = operator
         .sites()
         .await?
@@ -104,7 +98,7 @@ async fn sites_page(
         .map(|p| (p.key, p.display_name))
         .collect();
     Ok(render(
-        status,
+        chrome.status(),
         &OperatorSitesPage {
             chrome,
             sites,
@@ -194,11 +188,6 @@ async fn review_page(
     chrome: Chrome,
 ) -> Result<Response, PageError> {
     let operator = operator(state, me)?;
-    let status = if chrome.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
     let apps = operator
         .apps_to_review()
         .await?
@@ -218,7 +207,10 @@ async fn review_page(
             own: a.own,
         })
         .collect();
-    Ok(render(status, &OperatorReviewPage { chrome, apps }))
+    Ok(render(
+        chrome.status(),
+        &OperatorReviewPage { chrome, apps },
+    ))
 }
 
 /// The hosts an app sends users back to, each once: what a reviewer checks first.

@@ -97,17 +97,13 @@ async fn site_page<'a>(
 ) -> Result<(SiteAdmin<'a>, Site, Chrome, StatusCode), PageError> {
     let services = admin.services(state).await?;
     let site = services.site().await?;
-    let status = if outcome.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
     let chrome = Chrome {
         notice: outcome.notice,
         error: outcome.error,
         error_field: outcome.field,
         ..admin.me.chrome(tab)
     };
+    let status = chrome.status();
     Ok((services, site, chrome, status))
 }
 
