@@ -18,8 +18,8 @@ mod notify;
 pub mod preload;
 
 pub use trilo_store_sql::store::SqlStore;
+mod batch_queue;
 mod redemption;
-mod refresh_queue;
 mod rotation;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -33,9 +33,9 @@ use sqlx::{Postgres, Transaction};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 
+use crate::batch_queue::{RedeemQueue, RefreshQueue};
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
-use crate::refresh_queue::RefreshQueue;
 
 /// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
 /// macro itself comes with `derive` + `migrate`, which the workspace already enables.
@@ -47,7 +47,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Refreshes waiting to be written together (group commit).
     refreshes: Arc<RefreshQueue>,
-    /// Each refresh batch's time and size.
+    /// Code redemptions waiting to be written together.
+    redemptions: Arc<RedeemQueue>,
+    /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
 }
 
@@ -77,6 +79,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             refreshes: Arc::default(),
+            redemptions: Arc::default(),
             batches: Arc::default(),
         })
     }

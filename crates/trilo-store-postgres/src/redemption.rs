@@ -7,101 +7,260 @@
 //! A revocation of the grant in flight holds the grant row: the share lock waits for it,
 //! and at READ COMMITTED the locked row is read as the revocation committed it, so the
 //! family is then born revoked (security checklist H-C3), as in the transactional version.
+//!
+//! The statement takes a whole batch of codes at once (`REDEEM_BATCH`, fed by
+//! `batch_queue` like the refreshes, one batch at a time; a batch never holds one code
+//! twice), so concurrent exchanges share the round trip and the commit. Should a batch
+//! deadlock with another instance's, PostgreSQL aborts one and `retry` runs it again.
 
 use std::sync::LazyLock;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, FromRow, Row};
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use trilo_core::model::{NewFamily, Redeemed, TokenFamily, TokenHash};
-use trilo_core::store::StoreResult;
+use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{self, FamilyRow, sql};
 
 use crate::PgStore;
+use crate::batch_queue::{RedeemJob, RedeemQueue};
 use crate::error::retry;
 
-/// Parameters: $1 family id, $2 now (ms), $3 absolute expiry (ms), $4 code hash, $5 and $6
-/// the first refresh token's hash and inactivity expiry (NULL without one), $7–$13 the
-/// audit event's columns (NULL without one). No row when the code is unknown or used.
-static REDEEM: LazyLock<String> = LazyLock::new(|| {
+/// Redemptions of a batch of codes, in one statement. Parameters are parallel arrays, one
+/// element per redemption: family id, now (ms), absolute expiry (ms), code hash, the first
+/// refresh token's hash and inactivity expiry (NULL without one), the `token.issued` audit
+/// event's seven columns (NULL without one). One row per code redeemed now (unknown and
+/// used codes give none), with its `idx` (1-based) and the new family. Each grant row is
+/// share-locked and read once (`IN`), however many of the batch's codes it holds: a join
+/// would repeat it, and every family insert with it.
+pub(crate) static REDEEM_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH marked AS ( \
-           UPDATE codes SET used_at = $2, family_id = $1 \
-            WHERE code_hash = $4 AND used_at IS NULL \
-           RETURNING grant_id, app_id, account_id, scopes, audience), \
+        "WITH i AS ( \
+           SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::bytea[], $5::bytea[], \
+                                $6::int8[], $7::text[], $8::int8[], $9::text[], $10::text[], \
+                                $11::text[], $12::text[], $13::text[]) \
+             WITH ORDINALITY AS i(family_id, now, absolute_expires, code_hash, first_hash, \
+                                  first_expires, event_id, event_at, event_actor, \
+                                  event_action, event_target, event_cloud, event_details, idx)), \
+         marked AS ( \
+           UPDATE codes c SET used_at = i.now, family_id = i.family_id FROM i \
+            WHERE c.code_hash = i.code_hash AND c.used_at IS NULL \
+           RETURNING i.idx, c.grant_id, c.app_id, c.account_id, c.scopes, c.audience), \
          grant_now AS ( \
-           SELECT g.grant_id, g.revoked_at FROM grants g JOIN marked m ON g.grant_id = m.grant_id \
-              FOR SHARE OF g), \
+           SELECT g.grant_id, g.revoked_at FROM grants g \
+            WHERE g.grant_id IN (SELECT grant_id FROM marked) FOR SHARE), \
          family AS ( \
            INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
                                        credential_generation, created_at, absolute_expires_at, \
                                        revoked_at, revoke_reason, audience) \
-           SELECT $1, m.grant_id, m.app_id, m.account_id, m.scopes, a.credential_generation, \
-                  $2, $3, \
-                  CASE WHEN g.revoked_at IS NULL THEN NULL ELSE $2 END, \
+           SELECT i.family_id, m.grant_id, m.app_id, m.account_id, m.scopes, \
+                  a.credential_generation, i.now, i.absolute_expires, \
+                  CASE WHEN g.revoked_at IS NULL THEN NULL ELSE i.now END, \
                   CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, \
                   m.audience \
-             FROM marked m JOIN accounts a ON a.account_id = m.account_id \
+             FROM marked m JOIN i ON i.idx = m.idx \
+             JOIN accounts a ON a.account_id = m.account_id \
              JOIN grant_now g ON g.grant_id = m.grant_id \
            RETURNING {family}), \
          first_token AS ( \
            INSERT INTO refresh_tokens (token_hash, family_id, generation, issued_at, \
                                        inactivity_expires_at, rotated_at) \
-           SELECT $5, family_id, 0, $2, $6, NULL FROM family WHERE $5::bytea IS NOT NULL \
+           SELECT i.first_hash, f.family_id, 0, i.now, i.first_expires, NULL \
+             FROM family f JOIN i ON i.family_id = f.family_id \
+            WHERE i.first_hash IS NOT NULL \
            RETURNING 1), \
          issued AS ( \
            INSERT INTO audit_events (event_id, at, actor_account_id, action, target, \
                                      cloud_id, details) \
-           SELECT $7, $8, $9, $10, $11, $12, $13 FROM family \
-            WHERE revoked_at IS NULL AND $7::text IS NOT NULL \
+           SELECT i.event_id, i.event_at, i.event_actor, i.event_action, i.event_target, \
+                  i.event_cloud, i.event_details \
+             FROM family f JOIN i ON i.family_id = f.family_id \
+            WHERE f.revoked_at IS NULL AND i.event_id IS NOT NULL \
            RETURNING 1) \
-         SELECT * FROM family",
+         SELECT i.idx, f.* FROM family f JOIN i ON i.family_id = f.family_id",
         family = sql::FAMILY_COLUMNS
     )
 });
 
 impl PgStore {
-    /// `GrantStore::redeem_code` in one round trip when the code is redeemed now; a
-    /// second read says why when it is not.
+    /// `GrantStore::redeem_code`: the redemption joins the next batch of the redemption
+    /// queue; when the code was not redeemed now, a second read says why.
     pub(crate) async fn redeem(
         &self,
         code_hash: &TokenHash,
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed> {
-        let first = family.refresh_token.as_ref();
-        let issued = family.issued.as_ref();
-        let details = issued.map(|event| event.details.to_string());
-        let details = details.as_deref();
-        let row: Option<FamilyRow> = retry(move || async move {
-            // Built once from constant parts only: nothing of the request is in the text.
-            sqlx::query_as(AssertSqlSafe(REDEEM.as_str()))
-                .bind(&family.family_id)
-                .bind(ms(now))
-                .bind(ms(family.absolute_expires_at))
-                .bind(code_hash.as_slice())
-                .bind(first.map(|token| token.token_hash.as_slice()))
-                .bind(first.map(|token| ms(token.inactivity_expires_at)))
-                .bind(issued.map(|event| event.event_id.as_str()))
-                .bind(issued.map(|event| ms(event.at)))
-                .bind(issued.and_then(|event| event.actor_account_id.as_deref()))
-                .bind(issued.map(|event| event.action.as_str()))
-                .bind(issued.map(|event| event.target.as_str()))
-                .bind(issued.and_then(|event| event.cloud_id.as_deref()))
-                .bind(details)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(Fail::Sql)
-        })
-        .await?;
-        if let Some(row) = row {
-            return Ok(Redeemed::First(TokenFamily::try_from(row)?));
+        let (reply, answer) = oneshot::channel();
+        let job = RedeemJob {
+            code_hash: *code_hash,
+            family: family.clone(),
+            now,
+            reply,
+        };
+        if let Some(batch) = self.redemptions.push(job) {
+            // A task of its own: a caller that goes away must not cancel the others'
+            // write halfway.
+            tokio::spawn(self.clone().write_redemptions(batch));
+        }
+        let redeemed = answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the redemption writer stopped".to_owned(),
+            ))
+        })?;
+        if let Some(family) = redeemed {
+            return Ok(Redeemed::First(family));
         }
         Ok(match self.read(|c| grants::code(c, code_hash)).await? {
             Some(code) => Redeemed::AlreadyUsed(code),
             None => Redeemed::NotFound,
         })
+    }
+
+    /// A writer: writes `batch`, then whatever waited meanwhile, until nothing waits.
+    async fn write_redemptions(self, mut batch: Vec<RedeemJob>) {
+        let slot = WriterSlot(&self.redemptions);
+        loop {
+            self.write_redemption_batch(batch).await;
+            match self.redemptions.next_or_leave() {
+                Some(next) => batch = next,
+                None => break,
+            }
+        }
+        std::mem::forget(slot);
+    }
+
+    /// Writes one batch and answers each caller, as the refresh writer does: everyone
+    /// hears at once that the database is unavailable; a batch that failed otherwise is
+    /// written again one redemption at a time, so that one failure is not the others'.
+    async fn write_redemption_batch(&self, batch: Vec<RedeemJob>) {
+        // A caller that went away no longer needs its answer: sends may fail.
+        let started = std::time::Instant::now();
+        match self.redeem_together(&batch).await {
+            Ok(families) => {
+                self.batches.record(started.elapsed(), batch.len());
+                for (job, family) in batch.into_iter().zip(families) {
+                    let _ = job.reply.send(Ok(family));
+                }
+            }
+            Err(StoreError::Unavailable(reason)) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                }
+            }
+            Err(error) if batch.len() == 1 => {
+                if let Some(job) = batch.into_iter().next() {
+                    let _ = job.reply.send(Err(error));
+                }
+            }
+            Err(_) => {
+                for job in batch {
+                    let result = self
+                        .redeem_together(std::slice::from_ref(&job))
+                        .await
+                        .map(|mut one| one.pop().flatten());
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+
+    /// [`REDEEM_BATCH`] for `jobs`: each job's new family, in order (`None`: its code was
+    /// unknown or used already).
+    async fn redeem_together(&self, jobs: &[RedeemJob]) -> StoreResult<Vec<Option<TokenFamily>>> {
+        let column = |f: &dyn Fn(&RedeemJob) -> Option<String>| -> Vec<Option<String>> {
+            jobs.iter().map(f).collect()
+        };
+        let family_id = column(&|j| Some(j.family.family_id.clone()));
+        let now: Vec<i64> = jobs.iter().map(|j| ms(j.now)).collect();
+        let absolute: Vec<i64> = jobs
+            .iter()
+            .map(|j| ms(j.family.absolute_expires_at))
+            .collect();
+        let code_hash: Vec<&[u8]> = jobs.iter().map(|j| j.code_hash.as_slice()).collect();
+        let first_hash: Vec<Option<&[u8]>> = jobs
+            .iter()
+            .map(|j| {
+                j.family
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| t.token_hash.as_slice())
+            })
+            .collect();
+        let first_expires: Vec<Option<i64>> = jobs
+            .iter()
+            .map(|j| {
+                j.family
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| ms(t.inactivity_expires_at))
+            })
+            .collect();
+        let event_id = column(&|j| j.family.issued.as_ref().map(|e| e.event_id.clone()));
+        let event_at: Vec<Option<i64>> = jobs
+            .iter()
+            .map(|j| j.family.issued.as_ref().map(|e| ms(e.at)))
+            .collect();
+        let event_actor = column(&|j| {
+            j.family
+                .issued
+                .as_ref()
+                .and_then(|e| e.actor_account_id.clone())
+        });
+        let event_action = column(&|j| j.family.issued.as_ref().map(|e| e.action.clone()));
+        let event_target = column(&|j| j.family.issued.as_ref().map(|e| e.target.clone()));
+        let event_cloud = column(&|j| j.family.issued.as_ref().and_then(|e| e.cloud_id.clone()));
+        let event_details = column(&|j| j.family.issued.as_ref().map(|e| e.details.to_string()));
+        let (family_id, now, absolute, code_hash) = (&family_id, &now, &absolute, &code_hash);
+        let (first_hash, first_expires) = (&first_hash, &first_expires);
+        let (event_id, event_at, event_actor) = (&event_id, &event_at, &event_actor);
+        let (event_action, event_target) = (&event_action, &event_target);
+        let (event_cloud, event_details) = (&event_cloud, &event_details);
+        retry(move || async move {
+            // Built once from constant parts only: nothing of the request is in the text.
+            let rows = sqlx::query(AssertSqlSafe(REDEEM_BATCH.as_str()))
+                .bind(family_id)
+                .bind(now)
+                .bind(absolute)
+                .bind(code_hash)
+                .bind(first_hash)
+                .bind(first_expires)
+                .bind(event_id)
+                .bind(event_at)
+                .bind(event_actor)
+                .bind(event_action)
+                .bind(event_target)
+                .bind(event_cloud)
+                .bind(event_details)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Fail::Sql)?;
+            let mut families: Vec<Option<TokenFamily>> = jobs.iter().map(|_| None).collect();
+            for row in rows {
+                let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
+                let family = TokenFamily::try_from(FamilyRow::from_row(&row).map_err(Fail::Sql)?)?;
+                let slot = usize::try_from(idx - 1)
+                    .ok()
+                    .and_then(|i| families.get_mut(i))
+                    .ok_or_else(|| StoreError::Corrupt(format!("redemption batch row {idx}")))?;
+                *slot = Some(family);
+            }
+            Ok(families)
+        })
+        .await
+    }
+}
+
+/// A running writer's slot in the redemption queue, given back if the writer stops early
+/// (its task cancelled, or a panic); a writer that finishes leaves through
+/// `next_or_leave` and forgets this.
+struct WriterSlot<'a>(&'a RedeemQueue);
+
+impl Drop for WriterSlot<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 

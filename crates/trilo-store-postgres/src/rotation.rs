@@ -12,7 +12,7 @@
 //! where the transactional version reports the damage.)
 //!
 //! The refresh grant uses the same steps for a whole batch of presented tokens at once
-//! (`REFRESH_BATCH`, fed by `refresh_queue`, one batch at a time). A batch locks its
+//! (`REFRESH_BATCH`, fed by `batch_queue`, one batch at a time). A batch locks its
 //! families in no particular order; should it deadlock with another writer, PostgreSQL
 //! aborts one and `retry` runs it again.
 
@@ -29,8 +29,8 @@ use trilo_store_sql::grants::{RefreshStateRow, sql};
 use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
+use crate::batch_queue::{RefreshJob, RefreshQueue};
 use crate::error::retry;
-use crate::refresh_queue::{RefreshJob, RefreshQueue};
 
 const ROTATE: &str = "WITH advanced AS ( \
        UPDATE token_families SET head_generation = $1 \
@@ -54,7 +54,7 @@ const ROTATE: &str = "WITH advanced AS ( \
 /// row, so the compare-and-set holds as in [`ROTATE`]; the state returned is the one read
 /// before it. Parameters are parallel arrays, one element per refresh: presented hash,
 /// asking app, clock reading (ms), successor hash, successor's inactivity expiry (ms).
-/// A batch never presents one token twice (`refresh_queue::take_batch`).
+/// A batch never presents one token twice (`batch_queue::take_batch`).
 ///
 /// Each state is read by a lateral subquery that cannot be flattened (`LIMIT 1`; the hash
 /// is the primary key): the plan is then one primary-key lookup per presented token

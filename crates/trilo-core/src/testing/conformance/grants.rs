@@ -534,6 +534,69 @@ pub async fn concurrent_redemptions_yield_exactly_one_first(store: Arc<dyn Store
     assert_eq!(stored.family_id.as_ref(), Some(winner));
 }
 
+/// A burst of exchanges of many codes of one grant, each code presented twice: every
+/// code is redeemed exactly once, into a family of its own with its first refresh token.
+/// (PostgreSQL writes such a burst as batches of one statement, where several codes share
+/// the grant row they lock.)
+pub async fn a_burst_of_redemptions_redeems_each_code_once(store: Arc<dyn Store>) {
+    const CODES: usize = 12;
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..CODES {
+        let (grant, code) = w
+            .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
+            .await
+            .unwrap();
+        codes.push((grant.grant_id, code.code_hash));
+    }
+    let barrier = Arc::new(Barrier::new(CODES * 2));
+    let tasks: Vec<_> = codes
+        .iter()
+        .chain(codes.iter())
+        .map(|(_, hash)| {
+            let (store, barrier, hash) = (Arc::clone(&store), Arc::clone(&barrier), *hash);
+            tokio::spawn(async move {
+                let first_token = fixtures::random_hash();
+                barrier.wait().await;
+                let family = fixtures::new_family_with_refresh(at(2), first_token);
+                let redeemed = store.redeem_code(&hash, &family, at(2)).await;
+                (hash, first_token, redeemed)
+            })
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    let mut replays = 0;
+    for task in tasks {
+        let (hash, first_token, redeemed) = task.await.unwrap();
+        match redeemed.unwrap() {
+            Redeemed::First(family) => firsts.push((hash, first_token, family)),
+            Redeemed::AlreadyUsed(_) => replays += 1,
+            Redeemed::NotFound => panic!("every code exists"),
+        }
+    }
+    assert_eq!(firsts.len(), CODES, "each code redeemed once");
+    assert_eq!(replays, CODES);
+    let grant_id = &codes[0].0;
+    for (hash, first_token, family) in &firsts {
+        assert_eq!(&family.grant_id, grant_id, "one grant for every code");
+        assert!(family.revoked_at.is_none());
+        let stored = store.code(hash).await.unwrap().unwrap();
+        assert_eq!(stored.family_id.as_ref(), Some(&family.family_id));
+        let token = store.refresh_token(first_token).await.unwrap();
+        assert!(
+            token.is_some(),
+            "the family's first refresh token is stored"
+        );
+    }
+    let mut families: Vec<&str> = firsts
+        .iter()
+        .map(|(_, _, f)| f.family_id.as_str())
+        .collect();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(families.len(), CODES, "a family each");
+}
+
 pub async fn concurrent_consents_share_one_live_grant(store: Arc<dyn Store>) {
     const CALLERS: usize = 10;
     let w = World::seed(store.as_ref()).await.unwrap();

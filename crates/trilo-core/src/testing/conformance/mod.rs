@@ -107,6 +107,7 @@ macro_rules! for_each_conformance_case {
             redeem_code_appends_its_issued_event_with_a_live_family,
             redeemed_family_copies_the_credential_generation,
             concurrent_redemptions_yield_exactly_one_first,
+            a_burst_of_redemptions_redeems_each_code_once,
             concurrent_consents_share_one_live_grant,
             revoke_family_returns_true_once,
             log_in_with_and_kept_grants_change_no_site_and_no_scope,

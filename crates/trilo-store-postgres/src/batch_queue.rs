@@ -1,28 +1,36 @@
-//! Group commit for the refresh grant: refreshes that arrive while others are being
-//! written wait here and then go to the database together, in one statement and one
-//! transaction (`rotation::REFRESH_BATCH`). Executor start-up, the commit's WAL flush and
-//! the round trip are then paid once per batch instead of once per refresh, which is what
-//! bounded PostgreSQL's refresh rate.
+//! Group commit for the hot writes: refreshes (`rotation::REFRESH_BATCH`) and code
+//! redemptions (`redemption::REDEEM_BATCH`) that arrive while others are being written
+//! wait here and then go to the database together, in one statement and one transaction.
+//! Executor start-up, the commit's WAL flush and the round trip are then paid once per
+//! batch instead of once per request, which is what bounded PostgreSQL's rates.
 //!
-//! At most [`MAX_WRITERS`] batches are in flight. A refresh that finds a free writer slot
-//! starts a writer with whatever waits; a writer that finishes a batch takes the next one
-//! or, when nothing waits, leaves. Both decisions are made under the one lock, so a
-//! waiting refresh always has a writer coming for it.
+//! At most [`MAX_WRITERS`] batches of a kind are in flight. A request that finds a free
+//! writer slot starts a writer with whatever waits; a writer that finishes a batch takes
+//! the next one or, when nothing waits, leaves. Both decisions are made under the one
+//! lock, so a waiting request always has a writer coming for it.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use trilo_core::model::TokenHash;
+use trilo_core::model::{NewFamily, TokenFamily, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreResult};
 
-/// Refreshes written by one statement at most.
+/// Requests written by one statement at most.
 pub(crate) const MAX_BATCH: usize = 64;
-/// Batches in flight at once. One: measured on two cores, a second writer only split the
-/// work into smaller batches (about 6,500 refreshes/s against 7,000–10,000 with one, and
-/// four gave 5,000). One writer also means batches never wait on each other's row locks.
+/// Batches of a kind in flight at once. One: measured on two cores, a second writer only
+/// split the work into smaller batches (about 6,500 refreshes/s against 7,000–10,000 with
+/// one, and four gave 5,000). One writer also means batches never wait on each other's
+/// row locks.
 pub(crate) const MAX_WRITERS: usize = 1;
+
+/// A request a batch statement writes, named by the token or code it uses up: one
+/// statement cannot use up the same one twice.
+pub(crate) trait BatchJob {
+    fn key(&self) -> &TokenHash;
+}
 
 /// One refresh waiting to be written, with the way back to its caller.
 pub(crate) struct RefreshJob {
@@ -31,21 +39,54 @@ pub(crate) struct RefreshJob {
     pub reply: oneshot::Sender<StoreResult<Option<Refreshed>>>,
 }
 
-#[derive(Default)]
-pub(crate) struct RefreshQueue {
-    state: Mutex<QueueState>,
+impl BatchJob for RefreshJob {
+    fn key(&self) -> &TokenHash {
+        &self.token_hash
+    }
 }
 
-#[derive(Default)]
-struct QueueState {
-    waiting: VecDeque<RefreshJob>,
+/// One code redemption waiting to be written: the family it makes when the code is
+/// redeemed now, and the way back to its caller (`None`: not redeemed by this request).
+pub(crate) struct RedeemJob {
+    pub code_hash: TokenHash,
+    pub family: NewFamily,
+    pub now: OffsetDateTime,
+    pub reply: oneshot::Sender<StoreResult<Option<TokenFamily>>>,
+}
+
+impl BatchJob for RedeemJob {
+    fn key(&self) -> &TokenHash {
+        &self.code_hash
+    }
+}
+
+pub(crate) type RefreshQueue = BatchQueue<RefreshJob>;
+pub(crate) type RedeemQueue = BatchQueue<RedeemJob>;
+
+pub(crate) struct BatchQueue<J> {
+    state: Mutex<QueueState<J>>,
+}
+
+impl<J> Default for BatchQueue<J> {
+    fn default() -> Self {
+        BatchQueue {
+            state: Mutex::new(QueueState {
+                waiting: VecDeque::new(),
+                writers: 0,
+            }),
+        }
+    }
+}
+
+struct QueueState<J> {
+    waiting: VecDeque<J>,
     writers: usize,
 }
 
-impl RefreshQueue {
+impl<J: BatchJob> BatchQueue<J> {
     /// Queues `job`. Returns a batch when the caller is to start a writer for it (a slot
     /// was free); otherwise a running writer will take the job.
-    pub(crate) fn push(&self, job: RefreshJob) -> Option<Vec<RefreshJob>> {
+    pub(crate) fn push(&self, job: J) -> Option<Vec<J>> {
         let mut state = self.lock();
         state.waiting.push_back(job);
         if state.writers == MAX_WRITERS {
@@ -57,7 +98,7 @@ impl RefreshQueue {
 
     /// The next batch for a writer that wrote one; `None` when nothing waits, and the
     /// writer has then left.
-    pub(crate) fn next_or_leave(&self) -> Option<Vec<RefreshJob>> {
+    pub(crate) fn next_or_leave(&self) -> Option<Vec<J>> {
         let mut state = self.lock();
         if state.waiting.is_empty() {
             state.writers -= 1;
@@ -66,13 +107,13 @@ impl RefreshQueue {
         Some(take_batch(&mut state.waiting))
     }
 
-    /// A writer that stopped without [`RefreshQueue::next_or_leave`] (its task was
+    /// A writer that stopped without [`BatchQueue::next_or_leave`] (its task was
     /// cancelled or panicked) gives its slot back, so the next refresh starts another.
     pub(crate) fn abandon(&self) {
         self.lock().writers -= 1;
     }
 
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<J>> {
         // The state stays consistent at every unlock; a panic elsewhere does not spoil it.
         self.state
             .lock()
@@ -80,16 +121,16 @@ impl RefreshQueue {
     }
 }
 
-/// Up to [`MAX_BATCH`] waiting jobs in arrival order, each token once: a token presented
-/// twice waits for the next batch, where the first presentation's rotation is visible
-/// (one statement cannot rotate the same token twice).
-fn take_batch(waiting: &mut VecDeque<RefreshJob>) -> Vec<RefreshJob> {
-    let mut batch: Vec<RefreshJob> = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+/// Up to [`MAX_BATCH`] waiting jobs in arrival order, each key once: a token or code
+/// presented twice waits for the next batch, where the first presentation's effect is
+/// visible (one statement cannot use up the same one twice).
+fn take_batch<J: BatchJob>(waiting: &mut VecDeque<J>) -> Vec<J> {
+    let mut batch: Vec<J> = Vec::with_capacity(waiting.len().min(MAX_BATCH));
     let mut held_back = VecDeque::new();
     while batch.len() < MAX_BATCH
         && let Some(job) = waiting.pop_front()
     {
-        if batch.iter().any(|taken| taken.token_hash == job.token_hash) {
+        if batch.iter().any(|taken| taken.key() == job.key()) {
             held_back.push_back(job);
         } else {
             batch.push(job);
