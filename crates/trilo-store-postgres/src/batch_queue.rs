@@ -14,9 +14,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+use trilo_core::metrics::CommitStats;
 use trilo_core::model::{NewFamily, TokenFamily, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreResult};
+use trilo_core::store::{Refreshed, StoreError, StoreResult};
 
 /// Requests written by one statement at most.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -28,8 +29,21 @@ pub(crate) const MAX_WRITERS: usize = 1;
 
 /// A request a batch statement writes, named by the token or code it uses up: one
 /// statement cannot use up the same one twice.
-pub(crate) trait BatchJob {
+pub(crate) trait BatchJob: Send + Sized {
+    /// What the caller is answered when the write succeeded (`None`-like by default: the
+    /// statement did nothing for this job).
+    type Answer: Default + Send;
     fn key(&self) -> &TokenHash;
+    /// Answers the caller; one that went away no longer needs it.
+    fn answer(self, answer: StoreResult<Self::Answer>);
+}
+
+/// The statement that writes a batch of `J`: one answer per job, in order.
+pub(crate) trait WriteTogether<J: BatchJob>: Sync {
+    fn write_together(
+        &self,
+        jobs: &[J],
+    ) -> impl Future<Output = StoreResult<Vec<J::Answer>>> + Send;
 }
 
 /// One refresh waiting to be written, with the way back to its caller.
@@ -40,8 +54,14 @@ pub(crate) struct RefreshJob {
 }
 
 impl BatchJob for RefreshJob {
+    type Answer = Option<Refreshed>;
+
     fn key(&self) -> &TokenHash {
         &self.token_hash
+    }
+
+    fn answer(self, answer: StoreResult<Self::Answer>) {
+        let _ = self.reply.send(answer);
     }
 }
 
@@ -55,8 +75,14 @@ pub(crate) struct RedeemJob {
 }
 
 impl BatchJob for RedeemJob {
+    type Answer = Option<TokenFamily>;
+
     fn key(&self) -> &TokenHash {
         &self.code_hash
+    }
+
+    fn answer(self, answer: StoreResult<Self::Answer>) {
+        let _ = self.reply.send(answer);
     }
 }
 
@@ -118,6 +144,76 @@ impl<J: BatchJob> BatchQueue<J> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A writer: writes `batch` with `store`, then whatever waited meanwhile, until nothing
+/// waits. Run it in a task of its own: a caller that goes away must not cancel the
+/// others' write halfway.
+pub(crate) async fn write_until_empty<J: BatchJob, S: WriteTogether<J>>(
+    store: &S,
+    queue: &BatchQueue<J>,
+    stats: &CommitStats,
+    mut batch: Vec<J>,
+) {
+    let slot = WriterSlot(queue);
+    loop {
+        write_batch(store, stats, batch).await;
+        match queue.next_or_leave() {
+            Some(next) => batch = next,
+            None => break,
+        }
+    }
+    std::mem::forget(slot);
+}
+
+/// Writes one batch and answers each caller. When the database is unavailable every
+/// caller hears so at once; a batch that failed for another reason (a conflict, a row
+/// that does not read back) is written again one job at a time, so that one job's failure
+/// is not the others'.
+async fn write_batch<J: BatchJob, S: WriteTogether<J>>(
+    store: &S,
+    stats: &CommitStats,
+    batch: Vec<J>,
+) {
+    let started = std::time::Instant::now();
+    match store.write_together(&batch).await {
+        Ok(answers) => {
+            stats.record(started.elapsed(), batch.len());
+            for (job, answer) in batch.into_iter().zip(answers) {
+                job.answer(Ok(answer));
+            }
+        }
+        Err(StoreError::Unavailable(reason)) => {
+            for job in batch {
+                job.answer(Err(StoreError::Unavailable(reason.clone())));
+            }
+        }
+        Err(error) if batch.len() == 1 => {
+            if let Some(job) = batch.into_iter().next() {
+                job.answer(Err(error));
+            }
+        }
+        Err(_) => {
+            for job in batch {
+                let answer = store
+                    .write_together(std::slice::from_ref(&job))
+                    .await
+                    .map(|mut one| one.pop().unwrap_or_default());
+                job.answer(answer);
+            }
+        }
+    }
+}
+
+/// A running writer's slot, given back if the writer stops early (its task cancelled at
+/// shutdown, or a panic); a writer that finishes leaves through `next_or_leave` and
+/// forgets this.
+struct WriterSlot<'a, J: BatchJob>(&'a BatchQueue<J>);
+
+impl<J: BatchJob> Drop for WriterSlot<'_, J> {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 

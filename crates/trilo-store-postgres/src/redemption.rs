@@ -25,7 +25,7 @@ use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{self, FamilyRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{RedeemJob, RedeemQueue};
+use crate::batch_queue::{RedeemJob, WriteTogether, write_until_empty};
 use crate::error::retry;
 
 /// Redemptions of a batch of codes, in one statement. Parameters are parallel arrays, one
@@ -101,9 +101,10 @@ impl PgStore {
             reply,
         };
         if let Some(batch) = self.redemptions.push(job) {
-            // A task of its own: a caller that goes away must not cancel the others'
-            // write halfway.
-            tokio::spawn(self.clone().write_redemptions(batch));
+            let store = self.clone();
+            tokio::spawn(async move {
+                write_until_empty(&store, &store.redemptions, &store.batches, batch).await;
+            });
         }
         let redeemed = answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
@@ -117,54 +118,6 @@ impl PgStore {
             Some(code) => Redeemed::AlreadyUsed(code),
             None => Redeemed::NotFound,
         })
-    }
-
-    /// A writer: writes `batch`, then whatever waited meanwhile, until nothing waits.
-    async fn write_redemptions(self, mut batch: Vec<RedeemJob>) {
-        let slot = WriterSlot(&self.redemptions);
-        loop {
-            self.write_redemption_batch(batch).await;
-            match self.redemptions.next_or_leave() {
-                Some(next) => batch = next,
-                None => break,
-            }
-        }
-        std::mem::forget(slot);
-    }
-
-    /// Writes one batch and answers each caller, as the refresh writer does: everyone
-    /// hears at once that the database is unavailable; a batch that failed otherwise is
-    /// written again one redemption at a time, so that one failure is not the others'.
-    async fn write_redemption_batch(&self, batch: Vec<RedeemJob>) {
-        // A caller that went away no longer needs its answer: sends may fail.
-        let started = std::time::Instant::now();
-        match self.redeem_together(&batch).await {
-            Ok(families) => {
-                self.batches.record(started.elapsed(), batch.len());
-                for (job, family) in batch.into_iter().zip(families) {
-                    let _ = job.reply.send(Ok(family));
-                }
-            }
-            Err(StoreError::Unavailable(reason)) => {
-                for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
-                }
-            }
-            Err(error) if batch.len() == 1 => {
-                if let Some(job) = batch.into_iter().next() {
-                    let _ = job.reply.send(Err(error));
-                }
-            }
-            Err(_) => {
-                for job in batch {
-                    let result = self
-                        .redeem_together(std::slice::from_ref(&job))
-                        .await
-                        .map(|mut one| one.pop().flatten());
-                    let _ = job.reply.send(result);
-                }
-            }
-        }
     }
 
     /// [`REDEEM_BATCH`] for `jobs`: each job's new family, in order (`None`: its code was
@@ -253,14 +206,9 @@ impl PgStore {
     }
 }
 
-/// A running writer's slot in the redemption queue, given back if the writer stops early
-/// (its task cancelled, or a panic); a writer that finishes leaves through
-/// `next_or_leave` and forgets this.
-struct WriterSlot<'a>(&'a RedeemQueue);
-
-impl Drop for WriterSlot<'_> {
-    fn drop(&mut self) {
-        self.0.abandon();
+impl WriteTogether<RedeemJob> for PgStore {
+    async fn write_together(&self, jobs: &[RedeemJob]) -> StoreResult<Vec<Option<TokenFamily>>> {
+        self.redeem_together(jobs).await
     }
 }
 

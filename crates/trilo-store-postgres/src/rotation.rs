@@ -29,7 +29,7 @@ use trilo_store_sql::grants::{RefreshStateRow, sql};
 use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
-use crate::batch_queue::{RefreshJob, RefreshQueue};
+use crate::batch_queue::{RefreshJob, WriteTogether, write_until_empty};
 use crate::error::retry;
 
 const ROTATE: &str = "WITH advanced AS ( \
@@ -117,64 +117,16 @@ impl PgStore {
             reply,
         };
         if let Some(batch) = self.refreshes.push(job) {
-            // A task of its own: a caller that goes away must not cancel the others'
-            // write halfway.
-            tokio::spawn(self.clone().write_refreshes(batch));
+            let store = self.clone();
+            tokio::spawn(async move {
+                write_until_empty(&store, &store.refreshes, &store.batches, batch).await;
+            });
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the refresh writer stopped".to_owned(),
             ))
         })
-    }
-
-    /// A writer: writes `batch`, then whatever waited meanwhile, until nothing waits.
-    async fn write_refreshes(self, mut batch: Vec<RefreshJob>) {
-        let slot = WriterSlot(&self.refreshes);
-        loop {
-            self.write_refresh_batch(batch).await;
-            match self.refreshes.next_or_leave() {
-                Some(next) => batch = next,
-                None => break,
-            }
-        }
-        std::mem::forget(slot);
-    }
-
-    /// Writes one batch and answers each caller. When the database is unavailable every
-    /// caller hears so at once; a batch that failed for another reason (a conflict, a row
-    /// that does not read back) is written again one refresh at a time, so that one
-    /// refresh's failure is not the others'.
-    async fn write_refresh_batch(&self, batch: Vec<RefreshJob>) {
-        // A caller that went away no longer needs its answer: sends may fail.
-        let started = std::time::Instant::now();
-        match self.refresh_together(&batch).await {
-            Ok(results) => {
-                self.batches.record(started.elapsed(), batch.len());
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
-                }
-            }
-            Err(StoreError::Unavailable(reason)) => {
-                for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
-                }
-            }
-            Err(error) if batch.len() == 1 => {
-                if let Some(job) = batch.into_iter().next() {
-                    let _ = job.reply.send(Err(error));
-                }
-            }
-            Err(_) => {
-                for job in batch {
-                    let result = self
-                        .refresh_together(std::slice::from_ref(&job))
-                        .await
-                        .map(|mut one| one.pop().flatten());
-                    let _ = job.reply.send(result);
-                }
-            }
-        }
     }
 
     /// [`REFRESH_BATCH`] for `jobs`: each job's outcome, in order.
@@ -246,13 +198,8 @@ impl PgStore {
     }
 }
 
-/// A running writer's slot in the refresh queue, given back if the writer stops early
-/// (its task cancelled at shutdown, or a panic); a writer that finishes leaves through
-/// `next_or_leave` and forgets this.
-struct WriterSlot<'a>(&'a RefreshQueue);
-
-impl Drop for WriterSlot<'_> {
-    fn drop(&mut self) {
-        self.0.abandon();
+impl WriteTogether<RefreshJob> for PgStore {
+    async fn write_together(&self, jobs: &[RefreshJob]) -> StoreResult<Vec<Option<Refreshed>>> {
+        self.refresh_together(jobs).await
     }
 }
