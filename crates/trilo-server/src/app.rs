@@ -41,16 +41,14 @@ pub async fn build_with_clock(
     let core = Core::new(store, clock, &sealing, validated.settings.clone())
         .await
         .context("loading the signing keys")?;
-    let state = AppState {
-        mailer: Arc::new(validated.mailer.clone()),
-        ..AppState::new(
-            core.clone(),
-            validated.secure_cookies(),
-            validated.upstreams,
-            crate::state::Limits::new(validated.limits),
-            validated.metrics_allow.clone(),
-        )
-    };
+    let state = AppState::new(
+        core.clone(),
+        validated.secure_cookies(),
+        validated.upstreams,
+        crate::state::Limits::new(validated.limits),
+        validated.metrics_allow.clone(),
+        validated.mailer.clone(),
+    );
     let sender = match validated.sender {
         Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),
         None => None,
