@@ -24,6 +24,16 @@ pub struct ForgotPasswordPage {
     pub error: Option<String>,
 }
 
+/// A page's error, when it is about the input with id `field` (the page shows it beside
+/// that input): every form page answers its template's `error_for` with this.
+pub fn error_for<'a>(
+    error: Option<&'a str>,
+    error_field: Option<&'static str>,
+    field: &str,
+) -> Option<&'a str> {
+    error.filter(|_| error_field == Some(field))
+}
+
 /// An invitation's page: the invitee's name and a password, twice. Refused input is kept
 /// (not the passwords) and the message is shown beside its field.
 #[derive(Template)]
@@ -39,9 +49,7 @@ pub struct InvitationPage {
 
 impl InvitationPage {
     pub fn error_for(&self, field: &str) -> Option<&str> {
-        (self.error_field == Some(field))
-            .then_some(self.error.as_deref())
-            .flatten()
+        crate::views::error_for(self.error.as_deref(), self.error_field, field)
     }
 }
 
@@ -284,9 +292,7 @@ pub struct NewAppPage {
 
 impl NewAppPage {
     pub fn error_for(&self, field: &str) -> Option<&str> {
-        (self.error_field == Some(field))
-            .then_some(self.error.as_deref())
-            .flatten()
+        crate::views::error_for(self.error.as_deref(), self.error_field, field)
     }
 }
 
@@ -370,9 +376,7 @@ impl Chrome {
 
     /// The error about the input with id `field`, if the error is about it.
     pub fn error_for(&self, field: &str) -> Option<&str> {
-        (self.error_field == Some(field))
-            .then_some(self.error.as_deref())
-            .flatten()
+        crate::views::error_for(self.error.as_deref(), self.error_field, field)
     }
 }
 

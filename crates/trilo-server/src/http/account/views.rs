@@ -87,9 +87,7 @@ pub struct PasswordPage {
 
 impl PasswordPage {
     pub fn error_for(&self, field: &str) -> Option<&str> {
-        (self.error_field == Some(field))
-            .then_some(self.error.as_deref())
-            .flatten()
+        crate::views::error_for(self.error.as_deref(), self.error_field, field)
     }
 }
 
