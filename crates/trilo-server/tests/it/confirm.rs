@@ -495,27 +495,16 @@ async fn changes_made_through_the_api_and_the_command_line_name_who_made_them() 
     );
 
     let acme = app.demo.sites[0].cloud_id.clone();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
-        .args([
+    app.run_trilo(
+        &[
             "admin",
             "site",
             "set-user-installs",
             "--cloud-id",
             &acme,
             "blocked",
-        ])
-        .arg("--data-dir")
-        .arg(app.data_dir())
-        .args(["--database-url", &app.database_url])
-        .env("TRILO_LOG", "warn")
-        .env_remove("SUDO_USER")
-        .env("USER", "ops-oncall")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("USER", "ops-oncall")],
     );
     let alice = logged_in(&app, 0).await;
     let (_, html) = page(&alice, &app.url(&format!("/admin/sites/{acme}/audit"))).await;

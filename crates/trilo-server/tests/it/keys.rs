@@ -261,20 +261,8 @@ async fn instances_follow_a_rotation_by_the_cli_within_a_second() {
     let before = published_kids(&other.base).await;
     assert_eq!(before, published_kids(&app.base).await);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
-        .args(["admin", "keys", "rotate", "--json"])
-        .arg("--data-dir")
-        .arg(app.data_dir())
-        .args(["--database-url", &app.database_url])
-        .env("TRILO_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = app.run_trilo(&["admin", "keys", "rotate", "--json"], &[]);
     let rotated_at = std::time::Instant::now();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rotated["current"], before[1].as_str());
     assert_eq!(rotated["retired"], before[0].as_str());

@@ -353,25 +353,16 @@ fn relogin_as_new_password(mut app: TestApp) -> TestApp {
 /// through `--database-url`) ends the account's refresh tokens there.
 async fn cli_password_change_ends_refresh_body(app: TestApp) {
     let rt = refresh_token_of(&first_tokens(&app).await);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"))
-        .args([
+    app.run_trilo(
+        &[
             "admin",
             "user",
             "set-password",
             "--email",
             "alice@example.com",
             "--json",
-        ])
-        .arg("--data-dir")
-        .arg(app.data_dir())
-        .args(["--database-url", &app.database_url])
-        .env("TRILO_ADMIN_PASSWORD", "a-brand-new-password")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("TRILO_ADMIN_PASSWORD", "a-brand-new-password")],
     );
     assert_refresh_refused(&refresh(&app, &rt).await);
 }

@@ -237,6 +237,29 @@ impl TestApp {
         db.drop_database().await.unwrap();
     }
 
+    /// Runs the `trilo` command on this server's data directory and database (both
+    /// backends), with `env` set; panics with its stderr unless it succeeds.
+    pub fn run_trilo(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trilo"));
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--database-url", &self.database_url])
+            .env("TRILO_LOG", "warn")
+            .env_remove("SUDO_USER");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let out = command.output().expect("the trilo binary runs");
+        assert!(
+            out.status.success(),
+            "trilo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// The data directory (its `master.key` is what other instances must share).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.dir
