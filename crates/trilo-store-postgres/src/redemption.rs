@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use sqlx::{AssertSqlSafe, FromRow, Row};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use trilo_core::model::{NewFamily, Redeemed, TokenFamily, TokenHash};
+use trilo_core::model::{AuditEvent, NewFamily, NewRefreshToken, Redeemed, TokenFamily, TokenHash};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
@@ -123,10 +123,14 @@ impl PgStore {
     /// [`REDEEM_BATCH`] for `jobs`: each job's new family, in order (`None`: its code was
     /// unknown or used already).
     async fn redeem_together(&self, jobs: &[RedeemJob]) -> StoreResult<Vec<Option<TokenFamily>>> {
-        let column = |f: &dyn Fn(&RedeemJob) -> Option<String>| -> Vec<Option<String>> {
-            jobs.iter().map(f).collect()
-        };
-        let family_id = column(&|j| Some(j.family.family_id.clone()));
+        // One array per column, borrowed from the jobs (the audit details are rendered).
+        fn event(j: &RedeemJob) -> Option<&AuditEvent> {
+            j.family.issued.as_ref()
+        }
+        fn first(j: &RedeemJob) -> Option<&NewRefreshToken> {
+            j.family.refresh_token.as_ref()
+        }
+        let family_id: Vec<&str> = jobs.iter().map(|j| j.family.family_id.as_str()).collect();
         let now: Vec<i64> = jobs.iter().map(|j| ms(j.now)).collect();
         let absolute: Vec<i64> = jobs
             .iter()
@@ -135,37 +139,37 @@ impl PgStore {
         let code_hash: Vec<&[u8]> = jobs.iter().map(|j| j.code_hash.as_slice()).collect();
         let first_hash: Vec<Option<&[u8]>> = jobs
             .iter()
-            .map(|j| {
-                j.family
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| t.token_hash.as_slice())
-            })
+            .map(|j| first(j).map(|t| t.token_hash.as_slice()))
             .collect();
         let first_expires: Vec<Option<i64>> = jobs
             .iter()
-            .map(|j| {
-                j.family
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| ms(t.inactivity_expires_at))
-            })
+            .map(|j| first(j).map(|t| ms(t.inactivity_expires_at)))
             .collect();
-        let event_id = column(&|j| j.family.issued.as_ref().map(|e| e.event_id.clone()));
-        let event_at: Vec<Option<i64>> = jobs
+        let event_id: Vec<Option<&str>> = jobs
             .iter()
-            .map(|j| j.family.issued.as_ref().map(|e| ms(e.at)))
+            .map(|j| event(j).map(|e| e.event_id.as_str()))
             .collect();
-        let event_actor = column(&|j| {
-            j.family
-                .issued
-                .as_ref()
-                .and_then(|e| e.actor_account_id.clone())
-        });
-        let event_action = column(&|j| j.family.issued.as_ref().map(|e| e.action.clone()));
-        let event_target = column(&|j| j.family.issued.as_ref().map(|e| e.target.clone()));
-        let event_cloud = column(&|j| j.family.issued.as_ref().and_then(|e| e.cloud_id.clone()));
-        let event_details = column(&|j| j.family.issued.as_ref().map(|e| e.details.to_string()));
+        let event_at: Vec<Option<i64>> = jobs.iter().map(|j| event(j).map(|e| ms(e.at))).collect();
+        let event_actor: Vec<Option<&str>> = jobs
+            .iter()
+            .map(|j| event(j).and_then(|e| e.actor_account_id.as_deref()))
+            .collect();
+        let event_action: Vec<Option<&str>> = jobs
+            .iter()
+            .map(|j| event(j).map(|e| e.action.as_str()))
+            .collect();
+        let event_target: Vec<Option<&str>> = jobs
+            .iter()
+            .map(|j| event(j).map(|e| e.target.as_str()))
+            .collect();
+        let event_cloud: Vec<Option<&str>> = jobs
+            .iter()
+            .map(|j| event(j).and_then(|e| e.cloud_id.as_deref()))
+            .collect();
+        let event_details: Vec<Option<String>> = jobs
+            .iter()
+            .map(|j| event(j).map(|e| e.details.to_string()))
+            .collect();
         let (family_id, now, absolute, code_hash) = (&family_id, &now, &absolute, &code_hash);
         let (first_hash, first_expires) = (&first_hash, &first_expires);
         let (event_id, event_at, event_actor) = (&event_id, &event_at, &event_actor);

@@ -34,6 +34,18 @@ pub use crate::password_policy::MIN_PASSWORD_LEN;
 
 impl Core {
     pub async fn create_account(&self, input: NewAccount) -> CoreResult<Account> {
+        self.create_account_as(input, AccountStatus::Active, "account.created")
+            .await
+    }
+
+    /// A new account in `status`, audited as `action` (an invitation's account is
+    /// `Invited`, see `invitations`).
+    pub(super) async fn create_account_as(
+        &self,
+        input: NewAccount,
+        status: AccountStatus,
+        action: &str,
+    ) -> CoreResult<Account> {
         let email = input.email.trim().to_owned();
         validate_email(&email)?;
         validate_password(&input.password, &email)?;
@@ -56,7 +68,7 @@ impl Core {
             zoneinfo: input.zoneinfo.unwrap_or_else(|| "UTC".into()),
             locale: input.locale.unwrap_or_else(|| "en-US".into()),
             extended_profile: input.extended_profile,
-            status: AccountStatus::Active,
+            status,
             password_hash,
             credential_generation: 0,
             created_at: self.now(),
@@ -70,14 +82,8 @@ impl Core {
                 }
                 other => other,
             })?;
-        self.audit(
-            None,
-            "account.created",
-            &account.account_id,
-            None,
-            json!({}),
-        )
-        .await?;
+        self.audit(None, action, &account.account_id, None, json!({}))
+            .await?;
         Ok(account)
     }
 

@@ -7,10 +7,11 @@ use serde_json::json;
 use time::Duration;
 
 use super::Core;
+use super::accounts::NewAccount;
 use super::site_admin::SiteAdmin;
 use crate::crypto::{hash_password, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Account, AccountStatus, ExtendedProfile, PasswordReset, Role};
+use crate::model::{Account, AccountStatus, PasswordReset, Role};
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);
@@ -84,31 +85,15 @@ impl Core {
     /// An account for an invitation: invited, named after its email until its owner says
     /// otherwise, with a password nobody knows.
     async fn create_invited_account(&self, email: &str) -> CoreResult<Account> {
-        let local = email.split('@').next().unwrap_or_default().to_owned();
-        let account = Account {
-            account_id: super::new_id(),
+        let local = email.split('@').next().unwrap_or_default();
+        let input = NewAccount {
             email: email.to_owned(),
-            name: local.clone(),
-            nickname: local,
-            picture: None,
-            zoneinfo: "UTC".into(),
-            locale: "en-US".into(),
-            extended_profile: ExtendedProfile::default(),
-            status: AccountStatus::Invited,
-            password_hash: hash_password(random_token()).await?,
-            credential_generation: 0,
-            created_at: self.now(),
+            name: local.to_owned(),
+            password: random_token(),
+            ..NewAccount::default()
         };
-        self.store.insert_account(&account).await?;
-        self.audit(
-            None,
-            "account.invited",
-            &account.account_id,
-            None,
-            json!({}),
-        )
-        .await?;
-        Ok(account)
+        self.create_account_as(input, AccountStatus::Invited, "account.invited")
+            .await
     }
 
     /// The invited account a live invitation link is for (to show its form), or `None`.

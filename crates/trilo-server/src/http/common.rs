@@ -56,6 +56,16 @@ pub fn clear_cookie(state: &AppState, name: &str) -> HeaderValue {
     set_cookie(state, name, "", Some(0))
 }
 
+/// The address of a page on the auth host that carries a mailed single-use `token`
+/// (a reset link, an invitation).
+pub fn link_with_token(state: &AppState, path: &str, token: &str) -> String {
+    format!(
+        "{}{path}?token={}",
+        state.core.settings.auth_url.trim_end_matches('/'),
+        params::encode(token)
+    )
+}
+
 /// The logged-in user, if the session cookie names a live session.
 pub async fn current_user(
     state: &AppState,

@@ -12,9 +12,8 @@ use axum::routing::get;
 use time::Duration;
 use trilo_core::CoreError;
 use trilo_core::services::failures::FailureLimit;
-use trilo_protocol::params::encode;
 
-use super::common::{query_params, read_form, render, see_other};
+use super::common::{link_with_token, query_params, read_form, render, see_other};
 use super::errors::PageError;
 use crate::mail::Mail;
 use crate::state::{AppState, PeerAddr};
@@ -102,11 +101,7 @@ async fn submit_forgot(
         state.core.record_shared_failure(key, *limit).await?;
     }
     if let Some(link) = state.core.request_password_reset(&email).await? {
-        let url = format!(
-            "{}/login/reset?token={}",
-            state.core.settings.auth_url.trim_end_matches('/'),
-            encode(&link.token)
-        );
+        let url = link_with_token(&state, "/login/reset", &link.token);
         let mail = Mail {
             to: link.email,
             subject: "Set a new trilo password".to_owned(),

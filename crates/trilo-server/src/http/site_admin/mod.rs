@@ -14,7 +14,7 @@ use trilo_core::model::{InstalledBy, Role, Site, UserInstalls};
 use trilo_core::services::site_admin::SiteAdmin;
 use trilo_protocol::params::encode;
 
-use super::common::render;
+use super::common::{link_with_token, render};
 use super::confirm::{Question, ask_first};
 use super::errors::PageError;
 use super::extract::{CsrfForm, SignedIn, SiteAdminOf};
@@ -303,11 +303,7 @@ async fn invite_member(
             return members_page(&state, &admin, outcome, sent.typed).await;
         }
     };
-    let link = format!(
-        "{}/login/invitation?token={}",
-        state.core.settings.auth_url.trim_end_matches('/'),
-        encode(&invitation.token)
-    );
+    let link = link_with_token(&state, "/login/invitation", &invitation.token);
     let notice = if state.mailer.is_on() {
         let mail = Mail {
             to: invitation.email.clone(),
