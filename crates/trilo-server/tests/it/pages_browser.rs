@@ -46,6 +46,8 @@ async fn enter_on_the_consent_page_allows_and_the_page_says_who_and_where() {
             .text()
             .await?;
         assert!(!code.trim().is_empty(), "Enter allowed: the app got a code");
+        // The demo's own callback page, where the app's answer lands.
+        screenshots_at_both_sizes(&driver, "demo-callback").await?;
         Ok(())
     })
     .await;
