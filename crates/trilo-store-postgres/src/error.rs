@@ -75,7 +75,7 @@ fn map_database(db: &dyn DatabaseError) -> StoreError {
     }
 }
 
-/// Constraint names of `migrations/` as the trait documents them (the SQLite store reports
+/// Constraint names of the migrations (`trilo_store_sql::migrations`) as the trait documents them (the SQLite store reports
 /// the same names).
 fn constraint_name(raw: &str) -> String {
     match raw {

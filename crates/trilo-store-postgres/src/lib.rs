@@ -17,7 +17,8 @@ mod error;
 mod notify;
 pub mod preload;
 
-pub use trilo_store_sql::store::SqlStore;
+pub use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
+use trilo_store_sql::store::SqlStore;
 mod batch_queue;
 mod redemption;
 mod rotation;
@@ -36,10 +37,6 @@ use trilo_store_sql::conn::Fail;
 use crate::batch_queue::{RedeemQueue, RefreshQueue};
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
-
-/// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
-/// macro itself comes with `derive` + `migrate`, which the workspace already enables.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migrations");
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone)]
@@ -84,7 +81,7 @@ impl PgStore {
         })
     }
 
-    /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.
+    /// Applies the embedded migrations (`trilo_store_sql::migrations`); already applied ones are skipped.
     /// sqlx serializes concurrent migrators with an advisory lock; that happens here only,
     /// never on a request path.
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -19,6 +19,7 @@ pub mod events;
 pub mod failures;
 pub mod grants;
 pub mod housekeeping;
+pub mod migrations;
 pub mod policies;
 pub mod preload;
 pub mod resets;

@@ -18,7 +18,8 @@ mod group_commit;
 mod inline_reads;
 pub mod preload;
 
-pub use trilo_store_sql::store::SqlStore;
+pub use trilo_store_sql::migrations::SQLITE as MIGRATOR;
+use trilo_store_sql::store::SqlStore;
 
 use std::future::Future;
 use std::path::Path;
@@ -38,10 +39,6 @@ use crate::conn::Db;
 use crate::error::{map_sqlx, run};
 use crate::group_commit::{GroupCommit, Write, WriteTurn, Written};
 use crate::inline_reads::InlineReader;
-
-/// `sqlx::migrate!` needs sqlx's `macros` feature (the `query!` machinery); the proc
-/// macro itself comes with `derive` + `migrate`, which the workspace already enables.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migrations");
 
 /// How long a connection waits for a lock held by another process before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -180,7 +177,7 @@ impl SqliteStore {
         })
     }
 
-    /// Applies the embedded migrations (`migrations/`); already applied ones are skipped.
+    /// Applies the embedded migrations (`trilo_store_sql::migrations`); already applied ones are skipped.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR
             .run(&self.writer)
@@ -380,26 +377,16 @@ mod tests {
     async fn rebuilding_the_code_table_keeps_every_code() {
         use trilo_core::store::GrantStore;
         use trilo_core::testing::fixtures::{self, World, at};
-        let without_0010 = std::env::temp_dir().join(format!(
-            "trilo-migrations-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&without_0010).unwrap();
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        for entry in std::fs::read_dir(&shipped).unwrap() {
-            let name = entry.unwrap().file_name();
-            if !name.to_string_lossy().starts_with("0010_") {
-                std::fs::copy(shipped.join(&name), without_0010.join(&name)).unwrap();
-            }
-        }
+        let without_0010 = sqlx::migrate::Migrator::with_migrations(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version != 10)
+                .cloned()
+                .collect(),
+        );
         let path = temp_path();
         let store = SqlStore(SqliteStore::open(&path).await.unwrap());
-        sqlx::migrate::Migrator::new(without_0010.as_path())
-            .await
-            .unwrap()
-            .run(&store.writer)
-            .await
-            .unwrap();
+        without_0010.run(&store.writer).await.unwrap();
         let w = World::seed(&store as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
         for i in 0..3 {
@@ -436,7 +423,6 @@ mod tests {
         store.self_check().await.unwrap();
         store.close().await;
         remove(&path);
-        let _ = std::fs::remove_dir_all(&without_0010);
     }
 
     /// The database and its WAL and shared-memory files are the owner's only (issue 16).
