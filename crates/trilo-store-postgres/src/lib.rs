@@ -9,7 +9,7 @@
 //!
 //! The operations, their SQL and their row structs are trilo-store-sql's, shared with the
 //! SQLite store; this crate owns the pool, the transaction each operation runs in (with its
-//! retries and row locks), the mapping of SQLSTATE codes and its own migrations.
+//! retries and row locks) and the mapping of SQLSTATE codes; the migrations are shared too.
 
 mod backend;
 mod conn;
@@ -17,8 +17,7 @@ mod error;
 mod notify;
 pub mod preload;
 
-pub use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
-use trilo_store_sql::store::SqlStore;
+pub use trilo_store_sql::store::SqlStore;
 mod batch_queue;
 mod redemption;
 mod rotation;
@@ -33,6 +32,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
+use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 
 use crate::batch_queue::{RedeemQueue, RefreshQueue};
 use crate::conn::Db;
@@ -81,7 +81,7 @@ impl PgStore {
         })
     }
 
-    /// Applies the embedded migrations (`trilo_store_sql::migrations`); already applied ones are skipped.
+    /// Applies the migrations (`trilo_store_sql::migrations`); applied ones are skipped.
     /// sqlx serializes concurrent migrators with an advisory lock; that happens here only,
     /// never on a request path.
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@
 //!
 //! The operations, their SQL and their row structs are trilo-store-sql's, shared with the
 //! PostgreSQL store; this crate owns the pools, the transaction each operation runs in,
-//! the mapping of SQLite's errors and its own migrations.
+//! the mapping of SQLite's errors; the migrations are trilo-store-sql's too.
 
 mod backend;
 mod conn;
@@ -18,8 +18,7 @@ mod group_commit;
 mod inline_reads;
 pub mod preload;
 
-pub use trilo_store_sql::migrations::SQLITE as MIGRATOR;
-use trilo_store_sql::store::SqlStore;
+pub use trilo_store_sql::store::SqlStore;
 
 use std::future::Future;
 use std::path::Path;
@@ -34,6 +33,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
+use trilo_store_sql::migrations::SQLITE as MIGRATOR;
 
 use crate::conn::Db;
 use crate::error::{map_sqlx, run};
@@ -177,7 +177,7 @@ impl SqliteStore {
         })
     }
 
-    /// Applies the embedded migrations (`trilo_store_sql::migrations`); already applied ones are skipped.
+    /// Applies the migrations (`trilo_store_sql::migrations`); applied ones are skipped.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR
             .run(&self.writer)
