@@ -270,6 +270,67 @@ pub trait Tx: Conn {
     fn commit(self) -> impl Future<Output = Result<(), Fail>> + Send;
 }
 
+/// Implements the ports ([`Fetch`], [`Conn`], [`Tx`]) for a backend's `Db<C>` with its sqlx
+/// driver: `sqlx_port!(Sqlite, SqliteConnection, SqliteRow, SqliteArguments)`. The code is
+/// the same for every driver; a generic impl would have to restate sqlx's executor bounds.
+#[macro_export]
+macro_rules! sqlx_port {
+    ($database:ty, $connection:ty, $row:ty, $arguments:ty) => {
+        /// A pooled connection or a transaction (`C` dereferences to the connection).
+        pub struct Db<C>(pub(crate) C);
+
+        /// The statement's arguments for the driver; the column types never fail to encode.
+        fn arguments(stmt: &$crate::conn::Stmt<'_>) -> Result<$arguments, ::sqlx::Error> {
+            stmt.arguments().map_err(::sqlx::Error::Encode)
+        }
+
+        impl<C, R> $crate::conn::Fetch<R> for Db<C>
+        where
+            C: ::std::ops::DerefMut<Target = $connection> + Send,
+            R: for<'r> ::sqlx::FromRow<'r, $row> + Send + Unpin,
+        {
+            async fn optional(
+                &mut self,
+                stmt: $crate::conn::Stmt<'_>,
+            ) -> Result<Option<R>, $crate::conn::Fail> {
+                Ok(::sqlx::query_as_with(stmt.sql(), arguments(&stmt)?)
+                    .fetch_optional(&mut *self.0)
+                    .await?)
+            }
+
+            async fn all(
+                &mut self,
+                stmt: $crate::conn::Stmt<'_>,
+            ) -> Result<Vec<R>, $crate::conn::Fail> {
+                Ok(::sqlx::query_as_with(stmt.sql(), arguments(&stmt)?)
+                    .fetch_all(&mut *self.0)
+                    .await?)
+            }
+        }
+
+        impl<C> $crate::conn::Conn for Db<C>
+        where
+            C: ::std::ops::DerefMut<Target = $connection> + Send,
+        {
+            async fn execute(
+                &mut self,
+                stmt: $crate::conn::Stmt<'_>,
+            ) -> Result<u64, $crate::conn::Fail> {
+                let done = ::sqlx::query_with(stmt.sql(), arguments(&stmt)?)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        impl $crate::conn::Tx for Db<::sqlx::Transaction<'_, $database>> {
+            async fn commit(self) -> Result<(), $crate::conn::Fail> {
+                Ok(self.0.commit().await?)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,119 +36,110 @@ enum Text {
     },
 }
 
+/// One migration: its file name's stem (`NNNN_words`, the version and description sqlx
+/// records) and its text.
 struct Step {
-    version: i64,
-    description: &'static str,
+    name: &'static str,
     text: Text,
+}
+
+/// The text of `migrations/<stem><ending>`.
+macro_rules! file {
+    ($stem:literal, $ending:literal) => {
+        include_str!(concat!("../migrations/", $stem, $ending))
+    };
+}
+
+/// A migration that reads the same on both databases.
+macro_rules! shared {
+    ($stem:literal) => {
+        Step::new($stem, Text::Shared(file!($stem, ".sql")))
+    };
+}
+
+/// A migration in PostgreSQL's words that SQLite reads with `$words` replaced.
+macro_rules! respelled {
+    ($stem:literal, $words:expr) => {
+        Step::new($stem, Text::Respelled(file!($stem, ".sql"), $words))
+    };
+}
+
+/// A migration each database has its own file for.
+macro_rules! own {
+    ($stem:literal) => {
+        Step::new(
+            $stem,
+            Text::Own {
+                postgres: file!($stem, ".postgres.sql"),
+                sqlite: file!($stem, ".sqlite.sql"),
+            },
+        )
+    };
 }
 
 /// SQLite's words for bytes in the migrations that keep their columns aligned.
 const SQLITE_BYTES_ALIGNED: &[(&str, &str)] = &[("BYTEA ", "BLOB  "), ("octet_length(", "length(")];
+/// The first migration also says which dialect it is in.
+const INIT_WORDS: &[(&str, &str)] = &[
+    (
+        "PostgreSQL dialect (the SQLite",
+        "SQLite dialect (the PostgreSQL",
+    ),
+    SQLITE_BYTES_ALIGNED[0],
+    SQLITE_BYTES_ALIGNED[1],
+];
 /// SQLite's word for bytes in the migrations written without realigning.
 const SQLITE_BYTES: &[(&str, &str)] = &[("BYTEA", "BLOB")];
 
-macro_rules! file {
-    ($name:literal) => {
-        include_str!(concat!("../migrations/", $name))
-    };
-}
-
 /// Every migration, in order. A new one goes at the end, with the next version.
 const STEPS: &[Step] = &[
-    Step {
-        version: 1,
-        description: "init",
-        text: Text::Respelled(
-            file!("0001_init.sql"),
-            &[
-                (
-                    "PostgreSQL dialect (the SQLite",
-                    "SQLite dialect (the PostgreSQL",
-                ),
-                SQLITE_BYTES_ALIGNED[0],
-                SQLITE_BYTES_ALIGNED[1],
-            ],
-        ),
-    },
-    Step {
-        version: 2,
-        description: "refresh tokens",
-        text: Text::Respelled(file!("0002_refresh_tokens.sql"), SQLITE_BYTES_ALIGNED),
-    },
-    Step {
-        version: 3,
-        description: "api tokens",
-        text: Text::Respelled(file!("0003_api_tokens.sql"), SQLITE_BYTES_ALIGNED),
-    },
-    Step {
-        version: 4,
-        description: "product operations",
-        text: Text::Shared(file!("0004_product_operations.sql")),
-    },
-    Step {
-        version: 5,
-        description: "containers and policies",
-        text: Text::Shared(file!("0005_containers_and_policies.sql")),
-    },
-    Step {
-        version: 6,
-        description: "webhooks",
-        text: Text::Shared(file!("0006_webhooks.sql")),
-    },
-    Step {
-        version: 7,
-        description: "code auth time",
-        text: Text::Shared(file!("0007_code_auth_time.sql")),
-    },
-    Step {
-        version: 8,
-        description: "product path aliases",
-        text: Text::Shared(file!("0008_product_path_aliases.sql")),
-    },
-    Step {
-        version: 9,
-        description: "token audience",
-        text: Text::Shared(file!("0009_token_audience.sql")),
-    },
-    Step {
-        version: 10,
-        description: "code without site",
-        text: Text::Own {
-            postgres: file!("0010_code_without_site.postgres.sql"),
-            sqlite: file!("0010_code_without_site.sqlite.sql"),
-        },
-    },
-    Step {
-        version: 11,
-        description: "app web origins",
-        text: Text::Shared(file!("0011_app_web_origins.sql")),
-    },
-    Step {
-        version: 12,
-        description: "key rotation",
-        text: Text::Shared(file!("0012_key_rotation.sql")),
-    },
-    Step {
-        version: 13,
-        description: "janitor indexes",
-        text: Text::Own {
-            postgres: file!("0013_janitor_indexes.postgres.sql"),
-            sqlite: file!("0013_janitor_indexes.sqlite.sql"),
-        },
-    },
-    Step {
-        version: 14,
-        description: "failure counters",
-        text: Text::Respelled(file!("0014_failure_counters.sql"), SQLITE_BYTES),
-    },
-    Step {
-        version: 15,
-        description: "password resets",
-        text: Text::Respelled(file!("0015_password_resets.sql"), SQLITE_BYTES),
-    },
+    respelled!("0001_init", INIT_WORDS),
+    respelled!("0002_refresh_tokens", SQLITE_BYTES_ALIGNED),
+    respelled!("0003_api_tokens", SQLITE_BYTES_ALIGNED),
+    shared!("0004_product_operations"),
+    shared!("0005_containers_and_policies"),
+    shared!("0006_webhooks"),
+    shared!("0007_code_auth_time"),
+    shared!("0008_product_path_aliases"),
+    shared!("0009_token_audience"),
+    own!("0010_code_without_site"),
+    shared!("0011_app_web_origins"),
+    shared!("0012_key_rotation"),
+    own!("0013_janitor_indexes"),
+    respelled!("0014_failure_counters", SQLITE_BYTES),
+    respelled!("0015_password_resets", SQLITE_BYTES),
 ];
 
 impl Step {
+    const fn new(name: &'static str, text: Text) -> Self {
+        let step = Step { name, text };
+        step.version();
+        step
+    }
+
+    /// The version, from the name's leading digits (a name without them fails to compile:
+    /// `STEPS` is built at compile time).
+    const fn version(&self) -> i64 {
+        let digits = self.name.as_bytes();
+        let mut version = 0;
+        let mut at = 0;
+        while at < digits.len() && digits[at].is_ascii_digit() {
+            version = version * 10 + (digits[at] - b'0') as i64;
+            at += 1;
+        }
+        assert!(
+            at > 0 && at < digits.len() && digits[at] == b'_',
+            "NNNN_words"
+        );
+        version
+    }
+
+    /// The description sqlx records, as its `migrate!` derives it from a file name.
+    fn description(&self) -> String {
+        let words = self.name.split_once('_').map_or("", |(_, words)| words);
+        words.replace('_', " ")
+    }
+
     fn text_for(&self, dialect: Dialect) -> Cow<'static, str> {
         match (&self.text, dialect) {
             (Text::Shared(text), _) | (Text::Respelled(text, _), Dialect::Postgres) => {
@@ -175,8 +166,8 @@ pub fn migrator(dialect: Dialect) -> Migrator {
                 Cow::Owned(text) => AssertSqlSafe(text).into_sql_str(),
             };
             Migration::new(
-                step.version,
-                Cow::Borrowed(step.description),
+                step.version(),
+                Cow::Owned(step.description()),
                 MigrationType::Simple,
                 sql,
                 false,
@@ -252,9 +243,16 @@ mod tests {
 
     #[test]
     fn versions_count_up_from_one() {
-        let versions: Vec<i64> = STEPS.iter().map(|step| step.version).collect();
+        let versions: Vec<i64> = STEPS.iter().map(Step::version).collect();
         let expected: Vec<i64> = (1..=STEPS.len() as i64).collect();
         assert_eq!(versions, expected);
+    }
+
+    #[test]
+    fn descriptions_are_the_file_names_words() {
+        let migrator = migrator(Dialect::Sqlite);
+        let first: Vec<&str> = migrator.iter().take(2).map(|m| &*m.description).collect();
+        assert_eq!(first, ["init", "refresh tokens"]);
     }
 
     #[test]
@@ -263,11 +261,7 @@ mod tests {
         for step in STEPS {
             if let Text::Respelled(text, words) = step.text {
                 for (from, _) in words {
-                    assert!(
-                        text.contains(from),
-                        "migration {}: no {from:?}",
-                        step.version
-                    );
+                    assert!(text.contains(from), "{}: no {from:?}", step.name);
                 }
             }
         }
