@@ -306,34 +306,47 @@ mod tests {
     use super::*;
     use trilo_core::store::Store;
 
-    fn temp_path() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("trilo-sqlite-{}.db", uuid::Uuid::new_v4().simple()))
+    /// A database file in the temp dir; dropping it removes the file with its WAL and
+    /// shared-memory files.
+    pub(crate) struct TempDatabase(pub(crate) std::path::PathBuf);
+
+    impl TempDatabase {
+        pub(crate) fn new() -> Self {
+            let name = format!("trilo-sqlite-{}.db", uuid::Uuid::new_v4().simple());
+            Self(std::env::temp_dir().join(name))
+        }
+
+        /// The store on this file, migrated.
+        pub(crate) async fn migrated_store(&self) -> SqlStore<SqliteStore> {
+            let store = SqlStore(SqliteStore::open(&self.0).await.unwrap());
+            store.migrate().await.unwrap();
+            store
+        }
     }
 
-    fn remove(path: &Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
+    impl Drop for TempDatabase {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = self.0.as_os_str().to_owned();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
         }
     }
 
     #[tokio::test]
     async fn self_check_passes_when_opened_from_a_file() {
-        let path = temp_path();
-        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
-        store.migrate().await.unwrap();
+        let db = TempDatabase::new();
+        let store = db.migrated_store().await;
         store.self_check().await.unwrap();
         store.ping().await.unwrap();
         store.close().await;
-        remove(&path);
     }
 
     #[tokio::test]
     async fn writing_connections_checkpoint_late_and_keep_savepoint_journals_in_memory() {
-        let path = temp_path();
-        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
-        store.migrate().await.unwrap();
+        let db = TempDatabase::new();
+        let store = db.migrated_store().await;
         let writer = |pragma: &'static str| {
             let pool = store.writer.clone();
             async move {
@@ -343,7 +356,7 @@ mod tests {
                     .unwrap()
             }
         };
-        let committer = group_commit::open_committer(&path, BUSY_TIMEOUT).unwrap();
+        let committer = group_commit::open_committer(&db.0, BUSY_TIMEOUT).unwrap();
         let committer = |pragma: &str| -> i64 {
             committer
                 .query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
@@ -356,7 +369,6 @@ mod tests {
         assert_eq!(writer("temp_store").await, 2);
         assert_eq!(committer("temp_store"), 2);
         store.close().await;
-        remove(&path);
     }
 
     #[tokio::test]
@@ -384,8 +396,8 @@ mod tests {
                 .cloned()
                 .collect(),
         );
-        let path = temp_path();
-        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
+        let db = TempDatabase::new();
+        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
         without_0010.run(&store.writer).await.unwrap();
         let w = World::seed(&store as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
@@ -422,7 +434,6 @@ mod tests {
         );
         store.self_check().await.unwrap();
         store.close().await;
-        remove(&path);
     }
 
     /// The database and its WAL and shared-memory files are the owner's only (issue 16).
@@ -430,28 +441,25 @@ mod tests {
     #[tokio::test]
     async fn database_files_are_created_readable_by_their_owner_only() {
         use std::os::unix::fs::PermissionsExt;
-        let path = temp_path();
-        let store = SqlStore(SqliteStore::open(&path).await.unwrap());
-        store.migrate().await.unwrap();
+        let db = TempDatabase::new();
+        let store = db.migrated_store().await;
         for suffix in ["", "-wal", "-shm"] {
-            let file = format!("{}{suffix}", path.display());
+            let file = format!("{}{suffix}", db.0.display());
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "{file}: {mode:o}");
         }
         store.close().await;
-        remove(&path);
     }
 
     #[tokio::test]
     async fn migrate_twice_is_a_no_op() {
-        let path = temp_path();
-        let url = format!("sqlite://{}", path.display());
+        let db = TempDatabase::new();
+        let url = format!("sqlite://{}", db.0.display());
         let store = SqlStore(SqliteStore::open_url(&url).await.unwrap());
         store.migrate().await.unwrap();
         store.migrate().await.unwrap();
         store.self_check().await.unwrap();
         store.close().await;
-        remove(&path);
     }
 }
 
@@ -467,17 +475,15 @@ mod group_commit_tests {
     use trilo_core::store::{AuditLog, GrantStore, Store, StoreError};
     use trilo_core::testing::fixtures::{self, World, at};
 
-    use super::{SqlStore, SqliteStore};
+    use super::tests::TempDatabase;
 
     /// 64 rotations of 64 families queued at once share a few commits, and each still
     /// gets its own answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_rotations_share_commits() {
         const FAMILIES: usize = 64;
-        let path =
-            std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
-        store.migrate().await.unwrap();
+        let db = TempDatabase::new();
+        let store = Arc::new(db.migrated_store().await);
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut rotations = Vec::new();
         for _ in 0..FAMILIES {
@@ -527,9 +533,6 @@ mod group_commit_tests {
             "{groups} commits for {FAMILIES}"
         );
         store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
     /// Redemptions, rotations and audit events queued together share commits, and a
     /// write that fails or loses its compare-and-set inside a group changes nothing while
@@ -537,10 +540,8 @@ mod group_commit_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_rolls_back_alone_in_its_group() {
         const CODES: usize = 32;
-        let path =
-            std::env::temp_dir().join(format!("trilo-group-{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
-        store.migrate().await.unwrap();
+        let db = TempDatabase::new();
+        let store = Arc::new(db.migrated_store().await);
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
         for _ in 0..CODES {
@@ -606,9 +607,6 @@ mod group_commit_tests {
         };
         assert_eq!(store.audit_events(&query).await.unwrap().len(), 1);
         store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 }
 
@@ -620,6 +618,7 @@ mod conformance {
 
     use std::sync::Arc;
 
+    use super::tests::TempDatabase;
     use super::{SqlStore, SqliteStore};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -642,15 +641,10 @@ mod conformance {
     async fn every_case_passes() {
         let mut failed = Vec::new();
         for (name, case) in trilo_core::testing::conformance::all() {
-            let path = std::env::temp_dir()
-                .join(format!("trilo-conf-{}.db", uuid::Uuid::new_v4().simple()));
-            let store = Arc::new(SqlStore(SqliteStore::open(&path).await.unwrap()));
-            store.migrate().await.unwrap();
+            let db = TempDatabase::new();
+            let store = Arc::new(db.migrated_store().await);
             let result = tokio::spawn(case(store.clone())).await;
             store.close().await;
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
             if result.is_err() {
                 failed.push(name);
             }
