@@ -23,6 +23,39 @@ pub struct Refreshed {
     pub state: RefreshTokenState,
     /// Whether the plan's rotation was applied; `false` also when its compare-and-set lost.
     pub rotated: bool,
+    /// When the rotation is on disk. The caller waits for it before it answers anyone.
+    pub durable: Durable,
+}
+
+/// The commit that holds a write, as its caller sees it. A store may hand back what a
+/// write read and decided while the commit is still syncing (SQLite's committer does), so
+/// that the caller can sign the access token meanwhile; nothing may leave the server until
+/// [`Durable::wait`] says the commit succeeded.
+#[derive(Debug)]
+pub struct Durable(Option<tokio::sync::oneshot::Receiver<StoreResult<()>>>);
+
+impl Durable {
+    /// The write was committed before the store answered.
+    pub fn committed() -> Self {
+        Durable(None)
+    }
+
+    /// The commit's outcome will arrive on `outcome`.
+    pub fn pending(outcome: tokio::sync::oneshot::Receiver<StoreResult<()>>) -> Self {
+        Durable(Some(outcome))
+    }
+
+    /// Waits for the commit: `Ok` once the write is on disk, the commit's error otherwise.
+    pub async fn wait(self) -> StoreResult<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(outcome) => outcome.await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the committer stopped before the commit finished".to_owned(),
+                ))
+            }),
+        }
+    }
 }
 
 /// Why a store operation failed. Driver errors never leave a store crate.
@@ -262,6 +295,8 @@ pub trait GrantStore: Send + Sync {
     /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A
     /// store does both in one step where it can (one warm connection, one statement, one
     /// batch); otherwise it reads, then rotates (`trilo_store_sql::store::read_then_rotate`).
+    /// It may answer before its commit is on disk: the rotation is durable, and visible to
+    /// other reads, once the answer's [`Refreshed::durable`] resolves.
     async fn refresh_and_rotate(
         &self,
         token_hash: &TokenHash,

@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, FromRow, Row};
 use tokio::sync::oneshot;
 use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreError, StoreResult};
+use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{RefreshStateRow, sql};
@@ -169,7 +169,11 @@ impl PgStore {
                     .ok()
                     .and_then(|i| outcomes.get_mut(i))
                     .ok_or_else(|| StoreError::Corrupt(format!("refresh batch row {idx}")))?;
-                *slot = Some(Refreshed { state, rotated });
+                *slot = Some(Refreshed {
+                    state,
+                    rotated,
+                    durable: Durable::committed(),
+                });
             }
             Ok(outcomes)
         })

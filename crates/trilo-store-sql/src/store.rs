@@ -23,7 +23,7 @@ use trilo_core::model::{
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
-    AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, EventStore,
+    AccessListener, AccountStore, ApiTokenStore, AppStore, AuditLog, Durable, EventStore,
     FailureCounterStore, GrantStore, Housekeeping, KeyStore, PasswordResetStore, PolicyStore,
     Refreshed, SessionStore, SiteStore, Store, StoreResult, Sweep,
 };
@@ -163,7 +163,11 @@ pub async fn read_then_rotate<B: Backend>(
         Some(rotation) => backend.rotate_refresh_token(&rotation).await?,
         None => false,
     };
-    Ok(Some(Refreshed { state, rotated }))
+    Ok(Some(Refreshed {
+        state,
+        rotated,
+        durable: Durable::committed(),
+    }))
 }
 
 /// Every storage trait on a SQL backend.

@@ -13,7 +13,7 @@ use trilo_core::model::{
     Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreError, StoreResult};
+use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit::sql as audit_sql;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{CodeRow, FamilyRow, RefreshStateRow, sql};
@@ -75,7 +75,11 @@ pub(crate) fn refresh_and_rotate(
         Some(rotation) => rotate(db, &rotation)?,
         None => false,
     };
-    Ok(Some(Refreshed { state, rotated }))
+    Ok(Some(Refreshed {
+        state,
+        rotated,
+        durable: Durable::committed(),
+    }))
 }
 
 /// A code's single redemption, as `trilo_store_sql::grants::redeem_code` does it on

@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use trilo_core::metrics::CommitStats;
 use trilo_core::model::{AuditEvent, NewFamily, Redeemed, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreError, StoreResult};
+use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit;
 use trilo_store_sql::grants::{self, GrantLocks};
 
@@ -169,29 +169,69 @@ fn commit_groups(
             let Ok(job) = queue.try_recv() else { break };
             group.push(job);
         }
+        let size = group.len();
         let outcome = {
             let _turn = turn.blocking_lock();
             let started = std::time::Instant::now();
-            let outcome = commit_group(db, &group).map_err(map_rusqlite);
+            let outcome = commit_group(db, &mut group).map_err(map_rusqlite);
             (outcome, started.elapsed())
         };
-        answer(&mut group, outcome, stats);
+        answer(&mut group, outcome, size, stats);
     }
 }
 
 /// Runs each write in its own savepoint (a failing one rolls back alone), then commits
 /// the group. The per-write results count only if the commit succeeds; on a failure the
-/// transaction is rolled back so the connection is clean for the next group.
-fn commit_group(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResult<Written>>> {
+/// transaction is rolled back so the connection is clean for the next group. Refreshes
+/// hear their result before the commit and its outcome after it ([`answer_refreshes_early`]).
+fn commit_group(
+    db: &Connection,
+    group: &mut Vec<Job>,
+) -> rusqlite::Result<Vec<StoreResult<Written>>> {
     command(db, "BEGIN IMMEDIATE")?;
-    let outcome = write_each(db, group).and_then(|results| {
-        command(db, "COMMIT")?;
-        Ok(results)
+    let outcome = write_each(db, group).and_then(|mut results| {
+        let early = answer_refreshes_early(group, &mut results);
+        let committed = command(db, "COMMIT");
+        for durable in early {
+            let _ = durable.send(match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(format!("the commit failed: {e}"))),
+            });
+        }
+        committed.map(|()| results)
     });
     if outcome.is_err() && !db.is_autocommit() {
         let _ = command(db, "ROLLBACK");
     }
     outcome
+}
+
+/// Answers the group's refreshes now, before the commit, each with a [`Durable`] that
+/// resolves when the commit does: the caller signs its access token while the WAL syncs
+/// and answers its client only once the commit is on disk. Takes those jobs and results
+/// out of the group and returns the senders of their commit outcome.
+fn answer_refreshes_early(
+    group: &mut Vec<Job>,
+    results: &mut Vec<StoreResult<Written>>,
+) -> Vec<oneshot::Sender<StoreResult<()>>> {
+    let mut durables = Vec::new();
+    let mut kept = Vec::with_capacity(group.len());
+    for (job, result) in group.drain(..).zip(results.drain(..)) {
+        match result {
+            Ok(Written::Refreshed(Some(mut refreshed))) => {
+                let (durable, outcome) = oneshot::channel();
+                refreshed.durable = Durable::pending(outcome);
+                let _ = job.reply.send(Ok(Written::Refreshed(Some(refreshed))));
+                durables.push(durable);
+            }
+            result => kept.push((job, result)),
+        }
+    }
+    for (job, result) in kept {
+        group.push(job);
+        results.push(result);
+    }
+    durables
 }
 
 /// Runs one cached statement that takes no parameters (a transaction command).
@@ -246,7 +286,8 @@ async fn commit_groups_in_memory(
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
         let outcome = commit_group_through_sqlx(&writer, &group).await;
-        answer(&mut group, (outcome, started.elapsed()), &stats);
+        let size = group.len();
+        answer(&mut group, (outcome, started.elapsed()), size, &stats);
     }
 }
 
@@ -307,18 +348,24 @@ async fn refresh_through_sqlx(
         Some(rotation) => run(grants::rotate_refresh_token(savepoint, &rotation)).await?,
         None => false,
     };
-    Ok(Some(Refreshed { state, rotated }))
+    Ok(Some(Refreshed {
+        state,
+        rotated,
+        durable: Durable::committed(),
+    }))
 }
 
-/// Tells each caller of the group its result, or the group's failure.
+/// Tells each caller still waiting its result, or the group's failure; a committed group
+/// of `size` writes counts in the stats.
 fn answer(
     group: &mut Vec<Job>,
     (outcome, took): (StoreResult<Vec<StoreResult<Written>>>, Duration),
+    size: usize,
     stats: &CommitStats,
 ) {
     match outcome {
         Ok(results) => {
-            stats.record(took, group.len());
+            stats.record(took, size);
             for (job, result) in group.drain(..).zip(results) {
                 let _ = job.reply.send(result);
             }
@@ -341,5 +388,131 @@ fn same_error(e: &StoreError) -> StoreError {
         },
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex as StdMutex;
+
+    use time::Duration;
+    use trilo_core::crypto::{random_token, sha256};
+    use trilo_core::model::{NewRefreshToken, Redeemed};
+    use trilo_core::refresh_plan::RotationRule;
+    use trilo_core::store::{GrantStore, Store};
+    use trilo_core::testing::fixtures::{self, World, at};
+
+    use super::*;
+    use crate::tests::TempDatabase;
+
+    /// A family whose head is a fresh refresh token, and a plan that rotates it.
+    async fn plan_for_a_fresh_family(db: &TempDatabase) -> RefreshPlan {
+        let store = db.migrated_store().await;
+        let w = World::seed(&store as &dyn Store).await.unwrap();
+        let code = fixtures::new_code(at(1));
+        let consent = w.consent(&["offline_access"], at(1));
+        store
+            .accept_consent(&consent, &fixtures::new_id(), &code)
+            .await
+            .unwrap();
+        let parent = sha256(&random_token());
+        let family = fixtures::new_family_with_refresh(at(2), parent);
+        let redeemed = store.redeem_code(&code.code_hash, &family, at(2)).await;
+        assert!(matches!(redeemed.unwrap(), Redeemed::First(_)));
+        store.close().await;
+        RefreshPlan {
+            rule: RotationRule {
+                app_id: w.app.app_id.clone(),
+                now: at(3),
+                reuse_leeway: Duration::minutes(10),
+            },
+            parent_hash: parent,
+            child: NewRefreshToken {
+                token_hash: sha256(&random_token()),
+                inactivity_expires_at: at(3) + Duration::days(90),
+            },
+            scope: None,
+        }
+    }
+
+    /// Commits a group of one refresh of `plan` on a fresh committer connection whose
+    /// commit hook says whether to fail the COMMIT. Returns the group's outcome, the
+    /// caller's answer as it stood when the COMMIT began, and the connection.
+    fn commit_one_refresh(
+        db: &TempDatabase,
+        plan: &RefreshPlan,
+        fail_the_commit: bool,
+    ) -> (
+        rusqlite::Result<Vec<StoreResult<Written>>>,
+        Option<StoreResult<Written>>,
+    ) {
+        let committer = open_committer(&db.0, Duration::seconds(5).unsigned_abs()).unwrap();
+        let (reply, answer) = oneshot::channel();
+        let answer = Arc::new(StdMutex::new(answer));
+        let at_commit = Arc::new(StdMutex::new(None));
+        let (hook_answer, hook_at_commit) = (Arc::clone(&answer), Arc::clone(&at_commit));
+        committer
+            .commit_hook(Some(move || {
+                *hook_at_commit.lock().unwrap() = hook_answer.lock().unwrap().try_recv().ok();
+                fail_the_commit
+            }))
+            .unwrap();
+        let write = Write::Refresh {
+            token_hash: plan.parent_hash,
+            plan: plan.clone(),
+        };
+        let mut group = vec![Job { write, reply }];
+        let outcome = commit_group(&committer, &mut group);
+        let heard = at_commit.lock().unwrap().take();
+        (outcome, heard)
+    }
+
+    fn refreshed(answer: Option<StoreResult<Written>>) -> Refreshed {
+        match answer {
+            Some(Ok(Written::Refreshed(Some(refreshed)))) => *refreshed,
+            _ => panic!("no refresh answer when the COMMIT began"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_hears_its_result_before_the_commit_and_its_durability_after() {
+        let db = TempDatabase::new();
+        let plan = plan_for_a_fresh_family(&db).await;
+        let (outcome, heard) = commit_one_refresh(&db, &plan, false);
+        assert!(outcome.is_ok());
+        let refreshed = refreshed(heard);
+        assert!(refreshed.rotated);
+        refreshed.durable.wait().await.unwrap();
+        let store = db.migrated_store().await;
+        let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+        assert!(child.is_some(), "the rotation is on disk");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_reaches_the_refresh_that_heard_early() {
+        let db = TempDatabase::new();
+        let plan = plan_for_a_fresh_family(&db).await;
+        let (outcome, heard) = commit_one_refresh(&db, &plan, true);
+        assert!(outcome.is_err());
+        let refreshed = refreshed(heard);
+        assert!(refreshed.rotated, "it rotated inside the transaction");
+        let durable = refreshed.durable.wait().await;
+        assert!(
+            matches!(durable, Err(StoreError::Unavailable(_))),
+            "{durable:?}"
+        );
+        let store = db.migrated_store().await;
+        let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+        assert!(child.is_none(), "nothing was kept");
+        let parent = store
+            .refresh_token(&plan.parent_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(parent.token.rotated_at, None);
+        store.close().await;
     }
 }

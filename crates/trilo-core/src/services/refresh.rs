@@ -48,7 +48,11 @@ impl Core {
                 },
                 scope: scope.map(str::to_owned),
             };
-            let Some(Refreshed { state, rotated }) = self
+            let Some(Refreshed {
+                state,
+                rotated,
+                durable,
+            }) = self
                 .store
                 .refresh_and_rotate(&presented_hash, &plan)
                 .await?
@@ -62,13 +66,23 @@ impl Core {
                     StoreError::Corrupt("the store rotated a refused token".to_owned()).into(),
                 );
             }
+            if rotated {
+                // The usual case: sign while the store's commit syncs, answer once it is on
+                // disk (a 200 only after the commit).
+                let response = self
+                    .refresh_response(app, &state, decision, scope, &successor)
+                    .await;
+                durable.wait().await?;
+                bump(&self.metrics.refresh_rotated);
+                return response;
+            }
+            durable.wait().await?;
             match decision {
-                RotationDecision::Rotate if !rotated => {
+                RotationDecision::Rotate => {
                     // Lost the compare-and-set to a racing refresh, or the scope was refused.
                     access_token_scopes(scope, &state.live_scopes())?;
                     continue;
                 }
-                RotationDecision::Rotate => bump(&self.metrics.refresh_rotated),
                 RotationDecision::ReturnCurrent => bump(&self.metrics.refresh_returned_current),
                 RotationDecision::ReuseDetected => {
                     bump(&self.metrics.refresh_reuse_detected);
@@ -81,28 +95,43 @@ impl Core {
                     return Err(CoreError::RefreshTokenInvalid);
                 }
             }
-            let family = &state.family;
-            let scopes = access_token_scopes(scope, &state.live_scopes())?;
-            let generation = if decision == RotationDecision::Rotate {
-                state.token.generation + 1
-            } else {
-                family.head_generation
-            };
-            let access_token = self.sign_access_token(app, family, generation, &scopes)?;
-            // OIDC Core §12.2: the same iss, sub and aud; the login time is not known here.
-            let id_token = self
-                .id_token(app, &family.account_id, &scopes, &access_token, None, None)
-                .await?;
-            return Ok(TokenResponse {
-                access_token,
-                token_type: "Bearer",
-                expires_in: self.settings.access_token_ttl.whole_seconds(),
-                scope: scopes.join(" "),
-                refresh_token: Some(successor),
-                id_token,
-            });
+            return self
+                .refresh_response(app, &state, decision, scope, &successor)
+                .await;
         }
         Err(StoreError::Unavailable("refresh kept losing its compare-and-set".to_owned()).into())
+    }
+
+    /// The token response for a rotation (the successor's generation) or for a token
+    /// returned within the reuse leeway (the family's head).
+    async fn refresh_response(
+        &self,
+        app: &App,
+        state: &RefreshTokenState,
+        decision: RotationDecision,
+        scope: Option<&str>,
+        successor: &str,
+    ) -> CoreResult<TokenResponse> {
+        let family = &state.family;
+        let scopes = access_token_scopes(scope, &state.live_scopes())?;
+        let generation = if decision == RotationDecision::Rotate {
+            state.token.generation + 1
+        } else {
+            family.head_generation
+        };
+        let access_token = self.sign_access_token(app, family, generation, &scopes)?;
+        // OIDC Core §12.2: the same iss, sub and aud; the login time is not known here.
+        let id_token = self
+            .id_token(app, &family.account_id, &scopes, &access_token, None, None)
+            .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl.whole_seconds(),
+            scope: scopes.join(" "),
+            refresh_token: Some(successor.to_owned()),
+            id_token,
+        })
     }
 
     /// What to do with the presented token, from the stored state and the clock.

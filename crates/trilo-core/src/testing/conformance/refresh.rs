@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 use crate::crypto::{random_token, sha256};
 use crate::model::{NewRefreshToken, Redeemed, RefreshToken, Rotation, TokenFamily, TokenHash};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
-use crate::store::{Refreshed, Store, StoreError, StoreResult};
+use crate::store::{Durable, Refreshed, Store, StoreError, StoreResult};
 use crate::testing::fixtures::{self, World, at};
 
 /// A family with its first refresh token (`hash`), issued at `at(2)`.
@@ -215,11 +215,22 @@ fn plan(parent: TokenHash, app_id: &str, now: OffsetDateTime, scope: Option<&str
     }
 }
 
+/// A refresh's answer once its commit is on disk: a store may answer before (SQLite's
+/// committer does), and what a case reads next must see the write.
+async fn once_durable(answer: StoreResult<Option<Refreshed>>) -> StoreResult<Option<Refreshed>> {
+    let Some(mut refreshed) = answer? else {
+        return Ok(None);
+    };
+    std::mem::replace(&mut refreshed.durable, Durable::committed())
+        .wait()
+        .await?;
+    Ok(Some(refreshed))
+}
+
 /// Presents `parent` with `plan` and checks that the store rotated exactly when
 /// `expected` says, that this is what the plan itself asks for, and where the head is.
 async fn refresh_case(store: &dyn Store, case: &str, plan: &RefreshPlan, expected: bool) {
-    let refreshed = store
-        .refresh_and_rotate(&plan.parent_hash, plan)
+    let refreshed = once_durable(store.refresh_and_rotate(&plan.parent_hash, plan).await)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{case}: the token was not found"));
@@ -393,7 +404,7 @@ async fn refresh_all_at_once(
         let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.refresh_and_rotate(&plan.parent_hash, &plan).await
+            once_durable(store.refresh_and_rotate(&plan.parent_hash, &plan).await).await
         }));
     }
     let mut answers = Vec::new();
