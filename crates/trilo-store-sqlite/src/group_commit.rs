@@ -405,21 +405,16 @@ mod tests {
     use trilo_core::testing::fixtures::{self, World, at};
 
     use super::*;
-    use crate::tests::TempDatabase;
+    use crate::tests::{TempDatabase, consented_code};
 
     /// A family whose head is a fresh refresh token, and a plan that rotates it.
     async fn plan_for_a_fresh_family(db: &TempDatabase) -> RefreshPlan {
         let store = db.migrated_store().await;
         let w = World::seed(&store as &dyn Store).await.unwrap();
-        let code = fixtures::new_code(at(1));
-        let consent = w.consent(&["offline_access"], at(1));
-        store
-            .accept_consent(&consent, &fixtures::new_id(), &code)
-            .await
-            .unwrap();
+        let code_hash = consented_code(&store, &w).await;
         let parent = sha256(&random_token());
         let family = fixtures::new_family_with_refresh(at(2), parent);
-        let redeemed = store.redeem_code(&code.code_hash, &family, at(2)).await;
+        let redeemed = store.redeem_code(&code_hash, &family, at(2)).await;
         assert!(matches!(redeemed.unwrap(), Redeemed::First(_)));
         store.close().await;
         RefreshPlan {

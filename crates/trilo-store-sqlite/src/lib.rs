@@ -324,6 +324,22 @@ mod tests {
         }
     }
 
+    /// A code the world's user consented to (`offline_access`), not yet redeemed.
+    pub(crate) async fn consented_code(
+        store: &SqlStore<SqliteStore>,
+        w: &trilo_core::testing::fixtures::World,
+    ) -> trilo_core::model::TokenHash {
+        use trilo_core::store::GrantStore;
+        use trilo_core::testing::fixtures::{self, at};
+        let code = fixtures::new_code(at(1));
+        let consent = w.consent(&["offline_access"], at(1));
+        store
+            .accept_consent(&consent, &fixtures::new_id(), &code)
+            .await
+            .unwrap();
+        code.code_hash
+    }
+
     impl Drop for TempDatabase {
         fn drop(&mut self) {
             for suffix in ["", "-wal", "-shm"] {
@@ -475,7 +491,7 @@ mod group_commit_tests {
     use trilo_core::store::{AuditLog, GrantStore, Store, StoreError};
     use trilo_core::testing::fixtures::{self, World, at};
 
-    use super::tests::TempDatabase;
+    use super::tests::{TempDatabase, consented_code};
 
     /// 64 rotations of 64 families queued at once share a few commits, and each still
     /// gets its own answer.
@@ -487,19 +503,11 @@ mod group_commit_tests {
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut rotations = Vec::new();
         for _ in 0..FAMILIES {
-            let code = fixtures::new_code(at(1));
-            store
-                .accept_consent(
-                    &w.consent(&["offline_access"], at(1)),
-                    &fixtures::new_id(),
-                    &code,
-                )
-                .await
-                .unwrap();
+            let code_hash = consented_code(&store, &w).await;
             let parent = sha256(&random_token());
             let new_family = fixtures::new_family_with_refresh(at(2), parent);
             let Redeemed::First(family) = store
-                .redeem_code(&code.code_hash, &new_family, at(2))
+                .redeem_code(&code_hash, &new_family, at(2))
                 .await
                 .unwrap()
             else {
@@ -545,13 +553,7 @@ mod group_commit_tests {
         let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
         for _ in 0..CODES {
-            let code = fixtures::new_code(at(1));
-            let consent = w.consent(&["offline_access"], at(1));
-            store
-                .accept_consent(&consent, &fixtures::new_id(), &code)
-                .await
-                .unwrap();
-            codes.push(code.code_hash);
+            codes.push(consented_code(&store, &w).await);
         }
         let before = store.rotation_groups_committed();
         let mut tasks = Vec::new();
