@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -235,20 +235,35 @@ async fn get_issue(
     }
 }
 
+/// A request body that must be a JSON object, as Jira's POST endpoints want: anything
+/// else is refused with Jira's 400 before the handler runs.
+pub(super) struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(object)) => Ok(JsonObject(object)),
+            _ => Err(Product::Jira.error(
+                StatusCode::BAD_REQUEST,
+                "The request body must be a JSON object.",
+            )),
+        }
+    }
+}
+
 /// `POST /rest/api/3/issue` with `fields.project` (`id` or `key`), `fields.summary`,
 /// `fields.issuetype` (`id` or `name`) and optional `fields.description` (an ADF document)
 /// and `fields.labels`.
 async fn create_issue(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> Response {
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return Product::Jira.error(
-            StatusCode::BAD_REQUEST,
-            "The request body must be a JSON object.",
-        );
-    };
     let Some(Value::Object(fields)) = body.get("fields") else {
         return Product::Jira.error(StatusCode::BAD_REQUEST, "The request has no fields.");
     };
