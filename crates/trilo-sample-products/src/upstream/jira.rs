@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -157,25 +158,47 @@ async fn get_myself(
     Json(user).into_response()
 }
 
+/// A classic Jira page request: `startAt`, `maxResults` and the query's other pairs.
+/// Malformed numbers are refused with Jira's 400 before the handler runs.
+struct StartAtPage {
+    start: usize,
+    max: usize,
+    pairs: Vec<(String, String)>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StartAtPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let page = query_pairs(parts.uri.query()).and_then(|pairs| {
+            Ok(StartAtPage {
+                start: int_param(&pairs, "startAt", 0, usize::MAX)?,
+                max: int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?,
+                pairs,
+            })
+        });
+        page.map_err(|message| Product::Jira.error(StatusCode::BAD_REQUEST, message))
+    }
+}
+
+impl StartAtPage {
+    /// The first value of the parameter `name`.
+    fn text(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// `GET /rest/api/3/project/search`: `startAt`, `maxResults`, `query` (matches key or name).
 async fn search_projects(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: StartAtPage,
 ) -> Response {
-    let page = query_pairs(raw.as_deref()).and_then(|pairs| {
-        let start = int_param(&pairs, "startAt", 0, usize::MAX)?;
-        let max = int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?;
-        let query = pairs
-            .iter()
-            .find(|(k, _)| k == "query")
-            .map(|(_, v)| v.to_lowercase());
-        Ok((start, max, query))
-    });
-    let (start, max, query) = match page {
-        Ok(page) => page,
-        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
-    };
+    let (start, max) = (page.start, page.max);
+    let query = page.text("query").map(str::to_lowercase);
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let mut projects: Vec<Project> = upstream.sites.with_site(&caller.cloud_id, |site| {
         site.projects
@@ -417,20 +440,11 @@ fn parse_fields(
 async fn search_issues(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: StartAtPage,
 ) -> Response {
-    let page = query_pairs(raw.as_deref()).and_then(|pairs| {
-        let start = int_param(&pairs, "startAt", 0, usize::MAX)?;
-        let max = int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?;
-        let jql = pairs
-            .iter()
-            .find(|(k, _)| k == "jql")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        Ok((start, max, parse_jql(&jql)?))
-    });
-    let (start, max, project) = match page {
-        Ok(page) => page,
+    let (start, max) = (page.start, page.max);
+    let project = match parse_jql(page.text("jql").unwrap_or_default()) {
+        Ok(project) => project,
         Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
     };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
