@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::data::{Issue, IssueType, NewIssue, Project, SEED_REPORTER, Site};
+use super::data::{Issue, IssueFields, IssueType, Project, SEED_REPORTER, Site};
 use super::{Caller, Product, Upstream, int_param, query_pairs};
 
 const PAGE_SIZE: usize = 50;
@@ -246,10 +246,10 @@ async fn get_issue(
     let found = upstream.sites.with_site(&caller.cloud_id, |site| {
         let issue = site.issue(&id_or_key)?;
         // A blocked project's issues are as absent as the project itself.
-        if caller.is_blocked(&issue.project_key) {
+        if caller.is_blocked(&issue.fields.project_key) {
             return None;
         }
-        let project = site.project(&issue.project_key)?;
+        let project = site.project(&issue.fields.project_key)?;
         Some(issue_json(&base, issue, project))
     });
     match found {
@@ -315,7 +315,7 @@ async fn create_issue(
             (issue.id, issue.key.clone())
         };
         let issue = site.issue(&key)?;
-        let project = site.project(&issue.project_key)?;
+        let project = site.project(&issue.fields.project_key)?;
         Some((id, key, issue_json(&base, issue, project)))
     });
     match created {
@@ -367,7 +367,7 @@ fn parse_fields(
     fields: &Map<String, Value>,
     caller: &Caller,
     errors: &mut BTreeMap<&'static str, String>,
-) -> Option<NewIssue> {
+) -> Option<IssueFields> {
     let summary = match fields.get("summary").and_then(Value::as_str).map(str::trim) {
         Some(s) if s.chars().count() > MAX_SUMMARY_CHARS => {
             errors.insert(
@@ -425,7 +425,7 @@ fn parse_fields(
     if labels.is_none() {
         errors.insert("labels", "Labels must be strings without spaces.".into());
     }
-    Some(NewIssue {
+    Some(IssueFields {
         project_key: String::new(),
         summary: summary?,
         description: description?,
@@ -454,7 +454,7 @@ async fn search_issues(
             .iter()
             .skip(start)
             .take(max)
-            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.project_key)?)))
+            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect();
         Ok::<_, String>((matching.len(), issues))
     });
@@ -495,8 +495,12 @@ pub(super) fn matching_issues<'s>(
     Ok(site
         .issues
         .values()
-        .filter(|i| !caller.is_blocked(&i.project_key))
-        .filter(|i| project_key.as_ref().is_none_or(|k| *k == i.project_key))
+        .filter(|i| !caller.is_blocked(&i.fields.project_key))
+        .filter(|i| {
+            project_key
+                .as_ref()
+                .is_none_or(|k| *k == i.fields.project_key)
+        })
         .collect())
 }
 
@@ -605,7 +609,7 @@ fn project_json(base: &str, p: &Project) -> Value {
 }
 
 pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value {
-    let issue_type = issue.issue_type;
+    let issue_type = issue.fields.issue_type;
     let created = jira_time(issue.created);
     json!({
         "expand": "renderedFields,names,schema,operations,editmeta,changelog",
@@ -613,8 +617,8 @@ pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value 
         "self": format!("{base}/rest/api/3/issue/{}", issue.id),
         "key": issue.key,
         "fields": {
-            "summary": issue.summary,
-            "description": issue.description,
+            "summary": issue.fields.summary,
+            "description": issue.fields.description,
             "issuetype": {
                 "self": format!("{base}/rest/api/3/issuetype/{}", issue_type.id),
                 "id": issue_type.id,
@@ -630,9 +634,9 @@ pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value 
                 "statusCategory": { "id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do" },
             },
             "priority": { "id": "3", "name": "Medium" },
-            "labels": issue.labels,
-            "reporter": user_json(base, &issue.reporter),
-            "creator": user_json(base, &issue.reporter),
+            "labels": issue.fields.labels,
+            "reporter": user_json(base, &issue.fields.reporter),
+            "creator": user_json(base, &issue.fields.reporter),
             "assignee": null,
             "created": created,
             "updated": created,

@@ -101,7 +101,7 @@ fn answer(upstream: &Upstream, caller: &Caller, search: &Search) -> Response {
             .iter()
             .skip(search.start)
             .take(search.max)
-            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.project_key)?)))
+            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect();
         Ok::<_, String>((matching.len(), issues))
     });

@@ -75,8 +75,8 @@ async fn list_requests(
     let requests = upstream.sites.with_site(&caller.cloud_id, |site| {
         site.issues
             .values()
-            .filter(|i| !caller.is_blocked(&i.project_key))
-            .filter_map(|i| Some(request_json(&base, i, site.project(&i.project_key)?)))
+            .filter(|i| !caller.is_blocked(&i.fields.project_key))
+            .filter_map(|i| Some(request_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect()
     });
     page.paged(requests)
@@ -90,13 +90,13 @@ async fn get_request(
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let request = upstream.sites.with_site(&caller.cloud_id, |site| {
         let issue = site.issue(&id_or_key)?;
-        if caller.is_blocked(&issue.project_key) {
+        if caller.is_blocked(&issue.fields.project_key) {
             return None;
         }
         Some(request_json(
             &base,
             issue,
-            site.project(&issue.project_key)?,
+            site.project(&issue.fields.project_key)?,
         ))
     });
     match request {
@@ -142,12 +142,12 @@ fn request_json(base: &str, issue: &Issue, project: &Project) -> Value {
     json!({
         "issueId": issue.id.to_string(),
         "issueKey": issue.key,
-        "requestTypeId": issue.issue_type.id,
+        "requestTypeId": issue.fields.issue_type.id,
         "serviceDeskId": project.id.to_string(),
         "createdDate": date,
-        "reporter": user_json(base, &issue.reporter),
+        "reporter": user_json(base, &issue.fields.reporter),
         "requestFieldValues": [
-            { "fieldId": "summary", "label": "Summary", "value": issue.summary },
+            { "fieldId": "summary", "label": "Summary", "value": issue.fields.summary },
         ],
         "currentStatus": { "status": "Open", "statusCategory": "NEW", "statusDate": date },
         "_links": { "self": format!("{base}/rest/servicedeskapi/request/{}", issue.id) },
