@@ -6,6 +6,8 @@
 use time::OffsetDateTime;
 use trilo_protocol::ScopeSet;
 pub use trilo_protocol::alias::PathAlias;
+/// A membership's role is the protocol's value (the gateway decides with it): one enum.
+pub use trilo_protocol::gateway::Role;
 
 /// SHA-256 of a token, code, secret or session id: the only form in which they are stored.
 pub type TokenHash = [u8; 32];
@@ -195,31 +197,6 @@ pub struct SiteProduct {
     pub cloud_id: String,
     pub product_key: String,
     pub upstream_url: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Member,
-    Guest,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Member => "member",
-            Self::Guest => "guest",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Self::Admin),
-            "member" => Some(Self::Member),
-            "guest" => Some(Self::Guest),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -555,6 +555,14 @@ mod tests {
         )
     }
 
+    /// The code a decision fails with; `None` when it does not fail.
+    fn failure_code(d: AuthorizeDecision) -> Option<ErrorCode> {
+        match d {
+            AuthorizeDecision::Fail(e) => Some(e.error.code),
+            _ => None,
+        }
+    }
+
     fn redirect_code(r: Result<ValidAuthorize, AuthorizeError>) -> Option<ErrorCode> {
         match r {
             Err(AuthorizeError::Redirect(e)) => Some(e.error.code),
@@ -652,63 +660,42 @@ mod tests {
     #[test]
     fn trusted_errors_redirect_with_their_codes() {
         let q = valid_query();
+        let (request, scope) = (ErrorCode::InvalidRequest, ErrorCode::InvalidScope);
+        let response_type = ErrorCode::UnsupportedResponseType;
+        let any_challenge = "a".repeat(43);
         let cases = [
-            (q.replace("&state=xyz", ""), ErrorCode::InvalidRequest),
+            (q.replace("&state=xyz", ""), request),
             (
                 q.replace("response_type=code", "response_type=token"),
-                ErrorCode::UnsupportedResponseType,
+                response_type,
             ),
-            (
-                q.replace("response_type=code&", ""),
-                ErrorCode::InvalidRequest,
-            ),
+            (q.replace("response_type=code&", ""), request),
             (
                 q.replace("response_type=code", "response_type=CODE"),
-                ErrorCode::UnsupportedResponseType,
+                response_type,
             ),
             (
                 q.replace("offline_access", "manage:jira-configuration"),
-                ErrorCode::InvalidScope,
+                scope,
             ),
-            (
-                q.replace("read%3Ajira-work", "READ%3Ajira-work"),
-                ErrorCode::InvalidScope,
-            ),
+            (q.replace("read%3Ajira-work", "READ%3Ajira-work"), scope),
             (
                 q.replace("&scope=read%3Ajira-work%20offline_access", ""),
-                ErrorCode::InvalidScope,
+                scope,
             ),
+            (q.replace("api.trilo.test", "api.other.test"), request),
+            (q.replace("&audience=api.trilo.test", ""), request),
+            (format!("{q}&scope=read%3Ajira-work"), request),
             (
-                q.replace("api.trilo.test", "api.other.test"),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                q.replace("&audience=api.trilo.test", ""),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                format!("{q}&scope=read%3Ajira-work"),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                format!(
-                    "{q}&code_challenge_method=plain&code_challenge={}",
-                    "a".repeat(43)
-                ),
-                ErrorCode::InvalidRequest,
+                format!("{q}&code_challenge_method=plain&code_challenge={any_challenge}"),
+                request,
             ),
             (
                 format!("{q}&code_challenge=short&code_challenge_method=S256"),
-                ErrorCode::InvalidRequest,
+                request,
             ),
-            (
-                format!("{q}&code_challenge={}", "a".repeat(43)),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                format!("{q}&response_mode=fragment"),
-                ErrorCode::InvalidRequest,
-            ),
+            (format!("{q}&code_challenge={any_challenge}"), request),
+            (format!("{q}&response_mode=fragment"), request),
         ];
         for (query, code) in cases {
             assert_eq!(redirect_code(run(&query, false)), Some(code), "{query}");
@@ -802,12 +789,16 @@ mod tests {
             decide(&v, logged_in("u1", 0), Audience::OnlyOwner("u1"), None, NOW),
             AuthorizeDecision::ConsentRequired
         );
-        let AuthorizeDecision::Fail(e) =
-            decide(&v, logged_in("u2", 0), Audience::OnlyOwner("u1"), None, NOW)
-        else {
-            panic!()
-        };
-        assert_eq!(e.error.code, ErrorCode::UnauthorizedClient);
+        assert_eq!(
+            failure_code(decide(
+                &v,
+                logged_in("u2", 0),
+                Audience::OnlyOwner("u1"),
+                None,
+                NOW
+            )),
+            Some(ErrorCode::UnauthorizedClient)
+        );
 
         let none = with("&prompt=none");
         let AuthorizeDecision::Fail(e) = decide(&none, None, Audience::Anyone, None, NOW) else {
@@ -815,12 +806,16 @@ mod tests {
         };
         assert_eq!(e.error.code, ErrorCode::LoginRequired);
         assert_eq!(e.state.as_deref(), Some("xyz"));
-        let AuthorizeDecision::Fail(e) =
-            decide(&none, logged_in("u1", 0), Audience::Anyone, None, NOW)
-        else {
-            panic!()
-        };
-        assert_eq!(e.error.code, ErrorCode::ConsentRequired);
+        assert_eq!(
+            failure_code(decide(
+                &none,
+                logged_in("u1", 0),
+                Audience::Anyone,
+                None,
+                NOW
+            )),
+            Some(ErrorCode::ConsentRequired)
+        );
     }
 
     /// A grant that already holds the request skips the consent page unless
@@ -939,12 +934,16 @@ mod tests {
         );
         // prompt=none cannot show the login page.
         let old = with("&prompt=none&max_age=10");
-        let AuthorizeDecision::Fail(e) =
-            decide(&old, logged_in("u1", 11), Audience::Anyone, None, NOW)
-        else {
-            panic!()
-        };
-        assert_eq!(e.error.code, ErrorCode::LoginRequired);
+        assert_eq!(
+            failure_code(decide(
+                &old,
+                logged_in("u1", 11),
+                Audience::Anyone,
+                None,
+                NOW
+            )),
+            Some(ErrorCode::LoginRequired)
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use trilo_protocol::scope::live_scopes;
 
 use super::Core;
 use crate::error::CoreResult;
-use crate::model::{Account, AccountStatus, InstalledBy, TokenFamily, UserInstalls};
+use crate::model::{
+    Account, AccountStatus, Installation, InstalledBy, Membership, Site, TokenFamily, UserInstalls,
+};
 
 /// Why a bearer token was refused. HTTP answers 401 (403 for a missing scope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -180,26 +182,7 @@ impl Core {
         }
         let views: Vec<SiteView<'_>> = sites
             .iter()
-            .map(|site| {
-                let installation = installations.iter().find(|i| i.cloud_id == site.cloud_id);
-                SiteView {
-                    cloud_id: &site.cloud_id,
-                    products: catalogs
-                        .iter()
-                        .map(|(key, catalog)| ProductOnSite {
-                            product_key: key,
-                            catalog_scopes: catalog,
-                            is_member: memberships
-                                .iter()
-                                .any(|m| m.cloud_id == site.cloud_id && &m.product_key == key),
-                        })
-                        .collect(),
-                    app_installed: installation.is_some(),
-                    installed_by_admin: installation
-                        .is_some_and(|i| i.installed_by == InstalledBy::Admin),
-                    user_installs_blocked: site.user_installs == UserInstalls::Blocked,
-                }
-            })
+            .map(|site| site_view(site, &catalogs, &memberships, &installations))
             .collect();
         let entries = reachable(&ctx.scopes, &views);
         Ok(entries
@@ -242,5 +225,33 @@ impl Core {
                 location: a.extended_profile.location.clone(),
             },
         }
+    }
+}
+
+/// What the protocol's reachability rules need to know about one site: the account's
+/// products there and the app's installation. The consent page's site list and
+/// accessible-resources decide from the same view, so they agree.
+pub(super) fn site_view<'a>(
+    site: &'a Site,
+    catalogs: &'a [(String, ScopeSet)],
+    memberships: &[Membership],
+    installations: &[Installation],
+) -> SiteView<'a> {
+    let installation = installations.iter().find(|i| i.cloud_id == site.cloud_id);
+    SiteView {
+        cloud_id: &site.cloud_id,
+        products: catalogs
+            .iter()
+            .map(|(key, catalog)| ProductOnSite {
+                product_key: key,
+                catalog_scopes: catalog,
+                is_member: memberships
+                    .iter()
+                    .any(|m| m.cloud_id == site.cloud_id && &m.product_key == key),
+            })
+            .collect(),
+        app_installed: installation.is_some(),
+        installed_by_admin: installation.is_some_and(|i| i.installed_by == InstalledBy::Admin),
+        user_installs_blocked: site.user_installs == UserInstalls::Blocked,
     }
 }

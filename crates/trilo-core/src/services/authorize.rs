@@ -10,16 +10,17 @@ use trilo_protocol::authorize::{
     ValidAuthorize,
 };
 use trilo_protocol::oidc::is_openid;
-use trilo_protocol::resources::{ProductOnSite, SiteView, offers_site};
+use trilo_protocol::resources::offers_site;
 use trilo_protocol::scope::is_identity_scope;
 use trilo_protocol::{ErrorCode, OAuthError, Params, ScopeSet};
 
+use super::access::site_view;
 use super::{Core, new_id};
 use crate::crypto::{random_token, sha256};
 use crate::error::CoreResult;
 use crate::model::{
-    Account, App, ClientType, ConsentRecord, Distribution, Grant, GrantChange, InstalledBy,
-    NewCode, Product, ReviewState, UserInstalls,
+    Account, App, ClientType, ConsentRecord, Distribution, Grant, GrantChange, NewCode, Product,
+    ReviewState,
 };
 use crate::store::StoreError;
 
@@ -471,24 +472,7 @@ impl Core {
             let Some(site) = self.store.site(cloud_id).await? else {
                 continue;
             };
-            let installation = installations.iter().find(|i| i.cloud_id == cloud_id);
-            let view = SiteView {
-                cloud_id,
-                products: catalogs
-                    .iter()
-                    .map(|(key, catalog)| ProductOnSite {
-                        product_key: key,
-                        catalog_scopes: catalog,
-                        is_member: memberships
-                            .iter()
-                            .any(|m| m.cloud_id == cloud_id && &m.product_key == key),
-                    })
-                    .collect(),
-                app_installed: installation.is_some(),
-                installed_by_admin: installation
-                    .is_some_and(|i| i.installed_by == InstalledBy::Admin),
-                user_installs_blocked: site.user_installs == UserInstalls::Blocked,
-            };
+            let view = site_view(&site, &catalogs, &memberships, &installations);
             if any_product_scope && !offers_site(scopes, &view) {
                 continue;
             }

@@ -2,8 +2,10 @@
 //! spaces. Each sample space has one page, its home page (id: the space's + 1000), which
 //! is all a client's basic listing needs to find.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::ExtensionRejection;
+use axum::extract::{FromRequestParts, Path, RawQuery};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -28,23 +30,50 @@ pub(super) fn router() -> Router<Upstream> {
         .route("/wiki/api/v2/pages/{id}", get(get_page_v2))
 }
 
-/// The spaces the caller may see.
-fn visible_spaces(upstream: &Upstream, caller: &Caller) -> Vec<Space> {
-    upstream.sites.with_site(&caller.cloud_id, |site| {
-        site.spaces
-            .iter()
-            .filter(|s| !caller.is_blocked(&s.key))
-            .cloned()
-            .collect()
-    })
+/// The spaces the caller may see: what every handler here starts from.
+struct VisibleSpaces(Vec<Space>);
+
+impl FromRequestParts<Upstream> for VisibleSpaces {
+    type Rejection = ExtensionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        upstream: &Upstream,
+    ) -> Result<Self, Self::Rejection> {
+        let Extension(caller) = Extension::<Caller>::from_request_parts(parts, upstream).await?;
+        Ok(VisibleSpaces(upstream.sites.with_site(
+            &caller.cloud_id,
+            |site| {
+                site.spaces
+                    .iter()
+                    .filter(|s| !caller.is_blocked(&s.key))
+                    .cloned()
+                    .collect()
+            },
+        )))
+    }
 }
 
-fn home_page_of(spaces: &[Space], page_id: &str) -> Option<Space> {
-    let id: u64 = page_id.parse().ok()?;
-    spaces
+/// The home page with this id, shown by `to_json` (REST v1 `content` or REST v2 `page`),
+/// or Confluence's 404.
+fn home_page(spaces: &[Space], page_id: &str, to_json: fn(&Space) -> Value) -> Response {
+    let home = page_id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| spaces.iter().find(|s| s.id + HOME_PAGE_OFFSET == id));
+    match home {
+        Some(space) => Json(to_json(space)).into_response(),
+        None => not_found(),
+    }
+}
+
+/// A comma-separated filter that may also repeat (`keys=A,B&keys=C`); empty when absent.
+fn listed<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    pairs
         .iter()
-        .find(|s| s.id + HOME_PAGE_OFFSET == id)
-        .cloned()
+        .filter(|(k, _)| k == name)
+        .flat_map(|(_, v)| v.split(','))
+        .collect()
 }
 
 fn not_found() -> Response {
@@ -55,11 +84,7 @@ fn not_found() -> Response {
 }
 
 /// `GET /wiki/rest/api/content`: `type` (`page`), `spaceKey`, `start`, `limit`.
-async fn list_content(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
-) -> Response {
+async fn list_content(VisibleSpaces(spaces): VisibleSpaces, RawQuery(raw): RawQuery) -> Response {
     let params = query_pairs(raw.as_deref()).and_then(|pairs| {
         let text = |name: &str| {
             pairs
@@ -78,7 +103,6 @@ async fn list_content(
         Ok(params) => params,
         Err(message) => return Product::Confluence.error(StatusCode::BAD_REQUEST, message),
     };
-    let spaces = visible_spaces(&upstream, &caller);
     let pages: Vec<Value> = spaces
         .iter()
         .filter(|s| space_key.as_ref().is_none_or(|k| *k == s.key))
@@ -98,15 +122,8 @@ async fn list_content(
     .into_response()
 }
 
-async fn get_content(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Response {
-    match home_page_of(&visible_spaces(&upstream, &caller), &id) {
-        Some(space) => Json(content_json(&space)).into_response(),
-        None => not_found(),
-    }
+async fn get_content(VisibleSpaces(spaces): VisibleSpaces, Path(id): Path<String>) -> Response {
+    home_page(&spaces, &id, content_json)
 }
 
 fn content_json(space: &Space) -> Value {
@@ -121,7 +138,8 @@ fn content_json(space: &Space) -> Value {
     })
 }
 
-/// A REST v2 list request: where the page starts, its size, and the query's pairs.
+/// A REST v2 list request: where the page starts, its size, and the query's pairs. A
+/// malformed one is refused with Confluence's 400 before the handler runs.
 struct CursorPage {
     start: usize,
     limit: usize,
@@ -146,52 +164,44 @@ fn cursor_page(raw: Option<&str>) -> Result<CursorPage, String> {
     })
 }
 
-fn results(all: Vec<Value>, start: usize, limit: usize, path: &str) -> Response {
-    let total = all.len();
-    let page: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
-    let mut links = json!({ "base": "/wiki" });
-    if start.saturating_add(limit) < total {
-        links["next"] = format!(
-            "/wiki/api/v2{path}?cursor=at-{}&limit={limit}",
-            start + limit
-        )
-        .into();
+impl<S: Send + Sync> FromRequestParts<S> for CursorPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        cursor_page(parts.uri.query())
+            .map_err(|message| Product::Confluence.error(StatusCode::BAD_REQUEST, message))
     }
-    Json(json!({ "results": page, "_links": links })).into_response()
 }
 
-async fn list_spaces_v2(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let CursorPage {
-        start,
-        limit,
-        pairs,
-    } = match cursor_page(raw.as_deref()) {
-        Ok(page) => page,
-        Err(message) => return Product::Confluence.error(StatusCode::BAD_REQUEST, message),
-    };
-    let keys: Vec<&str> = pairs
-        .iter()
-        .filter(|(k, _)| k == "keys")
-        .flat_map(|(_, v)| v.split(','))
-        .collect();
-    let spaces: Vec<Value> = visible_spaces(&upstream, &caller)
+impl CursorPage {
+    /// This page of `all`, with the link to the next one.
+    fn results(&self, all: Vec<Value>, path: &str) -> Response {
+        let (start, limit) = (self.start, self.limit);
+        let total = all.len();
+        let page: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
+        let mut links = json!({ "base": "/wiki" });
+        if start.saturating_add(limit) < total {
+            links["next"] = format!(
+                "/wiki/api/v2{path}?cursor=at-{}&limit={limit}",
+                start + limit
+            )
+            .into();
+        }
+        Json(json!({ "results": page, "_links": links })).into_response()
+    }
+}
+
+async fn list_spaces_v2(VisibleSpaces(spaces): VisibleSpaces, page: CursorPage) -> Response {
+    let keys = listed(&page.pairs, "keys");
+    let spaces: Vec<Value> = spaces
         .iter()
         .filter(|s| keys.is_empty() || keys.contains(&s.key.as_str()))
         .map(space_v2_json)
         .collect();
-    results(spaces, start, limit, "/spaces")
+    page.results(spaces, "/spaces")
 }
 
-async fn get_space_v2(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Response {
-    let spaces = visible_spaces(&upstream, &caller);
+async fn get_space_v2(VisibleSpaces(spaces): VisibleSpaces, Path(id): Path<String>) -> Response {
     match spaces.iter().find(|s| s.id.to_string() == id) {
         Some(space) => Json(space_v2_json(space)).into_response(),
         None => not_found(),
@@ -199,62 +209,28 @@ async fn get_space_v2(
 }
 
 async fn pages_in_space_v2(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
+    VisibleSpaces(spaces): VisibleSpaces,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    page: CursorPage,
 ) -> Response {
-    let CursorPage { start, limit, .. } = match cursor_page(raw.as_deref()) {
-        Ok(page) => page,
-        Err(message) => return Product::Confluence.error(StatusCode::BAD_REQUEST, message),
-    };
-    let spaces = visible_spaces(&upstream, &caller);
     let Some(space) = spaces.iter().find(|s| s.id.to_string() == id) else {
         return not_found();
     };
-    results(
-        vec![page_v2_json(space)],
-        start,
-        limit,
-        &format!("/spaces/{id}/pages"),
-    )
+    page.results(vec![page_v2_json(space)], &format!("/spaces/{id}/pages"))
 }
 
-async fn list_pages_v2(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let CursorPage {
-        start,
-        limit,
-        pairs,
-    } = match cursor_page(raw.as_deref()) {
-        Ok(page) => page,
-        Err(message) => return Product::Confluence.error(StatusCode::BAD_REQUEST, message),
-    };
-    let space_ids: Vec<&str> = pairs
-        .iter()
-        .filter(|(k, _)| k == "space-id")
-        .flat_map(|(_, v)| v.split(','))
-        .collect();
-    let pages: Vec<Value> = visible_spaces(&upstream, &caller)
+async fn list_pages_v2(VisibleSpaces(spaces): VisibleSpaces, page: CursorPage) -> Response {
+    let space_ids = listed(&page.pairs, "space-id");
+    let pages: Vec<Value> = spaces
         .iter()
         .filter(|s| space_ids.is_empty() || space_ids.contains(&s.id.to_string().as_str()))
         .map(page_v2_json)
         .collect();
-    results(pages, start, limit, "/pages")
+    page.results(pages, "/pages")
 }
 
-async fn get_page_v2(
-    State(upstream): State<Upstream>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Response {
-    match home_page_of(&visible_spaces(&upstream, &caller), &id) {
-        Some(space) => Json(page_v2_json(&space)).into_response(),
-        None => not_found(),
-    }
+async fn get_page_v2(VisibleSpaces(spaces): VisibleSpaces, Path(id): Path<String>) -> Response {
+    home_page(&spaces, &id, page_v2_json)
 }
 
 fn space_v2_json(space: &Space) -> Value {

@@ -100,17 +100,13 @@ pub(crate) struct Project {
     next_issue_number: u64,
 }
 
+/// An issue: what the sample gave it (id, key, creation time) and the fields it was
+/// created with, grouped as Jira's own JSON groups them.
 #[derive(Clone, Debug)]
 pub(crate) struct Issue {
     pub id: u64,
     pub key: String,
-    pub project_key: String,
-    pub summary: String,
-    /// An Atlassian Document Format value, or none.
-    pub description: Option<Value>,
-    pub issue_type: &'static IssueType,
-    pub labels: Vec<String>,
-    pub reporter: String,
+    pub fields: IssueFields,
     pub created: OffsetDateTime,
 }
 
@@ -121,11 +117,12 @@ pub(crate) struct Space {
     pub name: String,
 }
 
-/// What a new issue needs, already validated.
-#[derive(Debug)]
-pub(crate) struct NewIssue {
+/// An issue's fields: what a new issue needs, already validated.
+#[derive(Clone, Debug)]
+pub(crate) struct IssueFields {
     pub project_key: String,
     pub summary: String,
+    /// An Atlassian Document Format value, or none.
     pub description: Option<Value>,
     pub issue_type: &'static IssueType,
     pub labels: Vec<String>,
@@ -169,7 +166,7 @@ impl Site {
         for (project_key, summary, type_id) in SEED_ISSUES {
             let issue_type = IssueType::find(Some(type_id), None).unwrap_or(&ISSUE_TYPES[0]);
             site.create_issue(
-                NewIssue {
+                IssueFields {
                     project_key: project_key.into(),
                     summary: summary.into(),
                     description: None,
@@ -204,7 +201,7 @@ impl Site {
     }
 
     /// `None` when the project does not exist.
-    pub fn create_issue(&mut self, new: NewIssue, now: OffsetDateTime) -> Option<&Issue> {
+    pub fn create_issue(&mut self, new: IssueFields, now: OffsetDateTime) -> Option<&Issue> {
         let project = self
             .projects
             .iter_mut()
@@ -218,12 +215,7 @@ impl Site {
         let issue = Issue {
             id,
             key,
-            project_key: new.project_key,
-            summary: new.summary,
-            description: new.description,
-            issue_type: new.issue_type,
-            labels: new.labels,
-            reporter: new.reporter,
+            fields: new,
             created: now,
         };
         Some(self.issues.entry(id).or_insert(issue))
@@ -263,8 +255,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn new_issue(summary: &str) -> NewIssue {
-        NewIssue {
+    fn new_issue(summary: &str) -> IssueFields {
+        IssueFields {
             project_key: "DEMO".into(),
             summary: summary.into(),
             description: None,

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -13,7 +14,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::data::{Issue, IssueType, NewIssue, Project, SEED_REPORTER, Site};
+use super::data::{Issue, IssueFields, IssueType, Project, SEED_REPORTER, Site};
 use super::{Caller, Product, Upstream, int_param, query_pairs};
 
 const PAGE_SIZE: usize = 50;
@@ -157,25 +158,47 @@ async fn get_myself(
     Json(user).into_response()
 }
 
+/// A classic Jira page request: `startAt`, `maxResults` and the query's other pairs.
+/// Malformed numbers are refused with Jira's 400 before the handler runs.
+struct StartAtPage {
+    start: usize,
+    max: usize,
+    pairs: Vec<(String, String)>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StartAtPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let page = query_pairs(parts.uri.query()).and_then(|pairs| {
+            Ok(StartAtPage {
+                start: int_param(&pairs, "startAt", 0, usize::MAX)?,
+                max: int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?,
+                pairs,
+            })
+        });
+        page.map_err(|message| Product::Jira.error(StatusCode::BAD_REQUEST, message))
+    }
+}
+
+impl StartAtPage {
+    /// The first value of the parameter `name`.
+    fn text(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// `GET /rest/api/3/project/search`: `startAt`, `maxResults`, `query` (matches key or name).
 async fn search_projects(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: StartAtPage,
 ) -> Response {
-    let page = query_pairs(raw.as_deref()).and_then(|pairs| {
-        let start = int_param(&pairs, "startAt", 0, usize::MAX)?;
-        let max = int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?;
-        let query = pairs
-            .iter()
-            .find(|(k, _)| k == "query")
-            .map(|(_, v)| v.to_lowercase());
-        Ok((start, max, query))
-    });
-    let (start, max, query) = match page {
-        Ok(page) => page,
-        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
-    };
+    let (start, max) = (page.start, page.max);
+    let query = page.text("query").map(str::to_lowercase);
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let mut projects: Vec<Project> = upstream.sites.with_site(&caller.cloud_id, |site| {
         site.projects
@@ -223,15 +246,36 @@ async fn get_issue(
     let found = upstream.sites.with_site(&caller.cloud_id, |site| {
         let issue = site.issue(&id_or_key)?;
         // A blocked project's issues are as absent as the project itself.
-        if caller.is_blocked(&issue.project_key) {
+        if caller.is_blocked(&issue.fields.project_key) {
             return None;
         }
-        let project = site.project(&issue.project_key)?;
+        let project = site.project(&issue.fields.project_key)?;
         Some(issue_json(&base, issue, project))
     });
     match found {
         Some(issue) => Json(issue).into_response(),
         None => Product::Jira.error(StatusCode::NOT_FOUND, ISSUE_NOT_FOUND),
+    }
+}
+
+/// A request body that must be a JSON object, as Jira's POST endpoints want: anything
+/// else is refused with Jira's 400 before the handler runs.
+pub(super) struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(object)) => Ok(JsonObject(object)),
+            _ => Err(Product::Jira.error(
+                StatusCode::BAD_REQUEST,
+                "The request body must be a JSON object.",
+            )),
+        }
     }
 }
 
@@ -241,14 +285,8 @@ async fn get_issue(
 async fn create_issue(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> Response {
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return Product::Jira.error(
-            StatusCode::BAD_REQUEST,
-            "The request body must be a JSON object.",
-        );
-    };
     let Some(Value::Object(fields)) = body.get("fields") else {
         return Product::Jira.error(StatusCode::BAD_REQUEST, "The request has no fields.");
     };
@@ -277,7 +315,7 @@ async fn create_issue(
             (issue.id, issue.key.clone())
         };
         let issue = site.issue(&key)?;
-        let project = site.project(&issue.project_key)?;
+        let project = site.project(&issue.fields.project_key)?;
         Some((id, key, issue_json(&base, issue, project)))
     });
     match created {
@@ -329,7 +367,7 @@ fn parse_fields(
     fields: &Map<String, Value>,
     caller: &Caller,
     errors: &mut BTreeMap<&'static str, String>,
-) -> Option<NewIssue> {
+) -> Option<IssueFields> {
     let summary = match fields.get("summary").and_then(Value::as_str).map(str::trim) {
         Some(s) if s.chars().count() > MAX_SUMMARY_CHARS => {
             errors.insert(
@@ -387,7 +425,7 @@ fn parse_fields(
     if labels.is_none() {
         errors.insert("labels", "Labels must be strings without spaces.".into());
     }
-    Some(NewIssue {
+    Some(IssueFields {
         project_key: String::new(),
         summary: summary?,
         description: description?,
@@ -402,20 +440,11 @@ fn parse_fields(
 async fn search_issues(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: StartAtPage,
 ) -> Response {
-    let page = query_pairs(raw.as_deref()).and_then(|pairs| {
-        let start = int_param(&pairs, "startAt", 0, usize::MAX)?;
-        let max = int_param(&pairs, "maxResults", PAGE_SIZE, MAX_PAGE_SIZE)?;
-        let jql = pairs
-            .iter()
-            .find(|(k, _)| k == "jql")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        Ok((start, max, parse_jql(&jql)?))
-    });
-    let (start, max, project) = match page {
-        Ok(page) => page,
+    let (start, max) = (page.start, page.max);
+    let project = match parse_jql(page.text("jql").unwrap_or_default()) {
+        Ok(project) => project,
         Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
     };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
@@ -425,7 +454,7 @@ async fn search_issues(
             .iter()
             .skip(start)
             .take(max)
-            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.project_key)?)))
+            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect();
         Ok::<_, String>((matching.len(), issues))
     });
@@ -466,8 +495,12 @@ pub(super) fn matching_issues<'s>(
     Ok(site
         .issues
         .values()
-        .filter(|i| !caller.is_blocked(&i.project_key))
-        .filter(|i| project_key.as_ref().is_none_or(|k| *k == i.project_key))
+        .filter(|i| !caller.is_blocked(&i.fields.project_key))
+        .filter(|i| {
+            project_key
+                .as_ref()
+                .is_none_or(|k| *k == i.fields.project_key)
+        })
         .collect())
 }
 
@@ -576,7 +609,7 @@ fn project_json(base: &str, p: &Project) -> Value {
 }
 
 pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value {
-    let issue_type = issue.issue_type;
+    let issue_type = issue.fields.issue_type;
     let created = jira_time(issue.created);
     json!({
         "expand": "renderedFields,names,schema,operations,editmeta,changelog",
@@ -584,8 +617,8 @@ pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value 
         "self": format!("{base}/rest/api/3/issue/{}", issue.id),
         "key": issue.key,
         "fields": {
-            "summary": issue.summary,
-            "description": issue.description,
+            "summary": issue.fields.summary,
+            "description": issue.fields.description,
             "issuetype": {
                 "self": format!("{base}/rest/api/3/issuetype/{}", issue_type.id),
                 "id": issue_type.id,
@@ -601,9 +634,9 @@ pub(super) fn issue_json(base: &str, issue: &Issue, project: &Project) -> Value 
                 "statusCategory": { "id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do" },
             },
             "priority": { "id": "3", "name": "Medium" },
-            "labels": issue.labels,
-            "reporter": user_json(base, &issue.reporter),
-            "creator": user_json(base, &issue.reporter),
+            "labels": issue.fields.labels,
+            "reporter": user_json(base, &issue.fields.reporter),
+            "creator": user_json(base, &issue.fields.reporter),
             "assignee": null,
             "created": created,
             "updated": created,

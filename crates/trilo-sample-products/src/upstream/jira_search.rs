@@ -2,14 +2,13 @@
 //! only issue search the current Jira Cloud platform serves. Pages are chained with an
 //! opaque `nextPageToken` instead of `startAt`; the answer has no `total`.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
-use super::jira::{issue_json, matching_issues, parse_jql};
+use super::jira::{JsonObject, issue_json, matching_issues, parse_jql};
 use super::{Caller, Product, Upstream, int_param, query_pairs};
 
 const PAGE_SIZE: usize = 50;
@@ -51,14 +50,8 @@ pub(super) async fn search_jql_get(
 pub(super) async fn search_jql_post(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> Response {
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return Product::Jira.error(
-            StatusCode::BAD_REQUEST,
-            "The request body must be a JSON object.",
-        );
-    };
     let search = (|| {
         let max = match body.get("maxResults") {
             None | Some(Value::Null) => PAGE_SIZE,
@@ -108,7 +101,7 @@ fn answer(upstream: &Upstream, caller: &Caller, search: &Search) -> Response {
             .iter()
             .skip(search.start)
             .take(search.max)
-            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.project_key)?)))
+            .filter_map(|i| Some(issue_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect();
         Ok::<_, String>((matching.len(), issues))
     });

@@ -3,8 +3,9 @@
 //! a service desk and its issues as customer requests, in JSM's paged shape
 //! (`size`, `start`, `limit`, `isLastPage`, `values`).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -27,46 +28,58 @@ pub(super) fn router() -> Router<Upstream> {
         .route("/rest/servicedeskapi/servicedesk", get(list_service_desks))
 }
 
-/// `start` and `limit` of a JSM page.
-fn page(raw: Option<&str>) -> Result<(usize, usize), String> {
-    let pairs = query_pairs(raw)?;
-    Ok((
-        int_param(&pairs, "start", 0, usize::MAX)?,
-        int_param(&pairs, "limit", PAGE_SIZE, MAX_PAGE_SIZE)?,
-    ))
+/// `start` and `limit` of a JSM page; malformed ones are refused with Jira's 400 before
+/// the handler runs.
+struct JsmPage {
+    start: usize,
+    limit: usize,
 }
 
-fn paged(values: Vec<Value>, start: usize, limit: usize) -> Response {
-    let total = values.len();
-    let values: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
-    Json(json!({
-        "size": values.len(),
-        "start": start,
-        "limit": limit,
-        "isLastPage": start.saturating_add(limit) >= total,
-        "values": values,
-    }))
-    .into_response()
+impl<S: Send + Sync> FromRequestParts<S> for JsmPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let page = query_pairs(parts.uri.query()).and_then(|pairs| {
+            Ok(JsmPage {
+                start: int_param(&pairs, "start", 0, usize::MAX)?,
+                limit: int_param(&pairs, "limit", PAGE_SIZE, MAX_PAGE_SIZE)?,
+            })
+        });
+        page.map_err(|message| Product::Jira.error(StatusCode::BAD_REQUEST, message))
+    }
+}
+
+impl JsmPage {
+    /// This page of `values`, in JSM's paged shape.
+    fn paged(&self, values: Vec<Value>) -> Response {
+        let (start, limit) = (self.start, self.limit);
+        let total = values.len();
+        let values: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
+        Json(json!({
+            "size": values.len(),
+            "start": start,
+            "limit": limit,
+            "isLastPage": start.saturating_add(limit) >= total,
+            "values": values,
+        }))
+        .into_response()
+    }
 }
 
 async fn list_requests(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: JsmPage,
 ) -> Response {
-    let (start, limit) = match page(raw.as_deref()) {
-        Ok(page) => page,
-        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
-    };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let requests = upstream.sites.with_site(&caller.cloud_id, |site| {
         site.issues
             .values()
-            .filter(|i| !caller.is_blocked(&i.project_key))
-            .filter_map(|i| Some(request_json(&base, i, site.project(&i.project_key)?)))
+            .filter(|i| !caller.is_blocked(&i.fields.project_key))
+            .filter_map(|i| Some(request_json(&base, i, site.project(&i.fields.project_key)?)))
             .collect()
     });
-    paged(requests, start, limit)
+    page.paged(requests)
 }
 
 async fn get_request(
@@ -77,13 +90,13 @@ async fn get_request(
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let request = upstream.sites.with_site(&caller.cloud_id, |site| {
         let issue = site.issue(&id_or_key)?;
-        if caller.is_blocked(&issue.project_key) {
+        if caller.is_blocked(&issue.fields.project_key) {
             return None;
         }
         Some(request_json(
             &base,
             issue,
-            site.project(&issue.project_key)?,
+            site.project(&issue.fields.project_key)?,
         ))
     });
     match request {
@@ -98,12 +111,8 @@ async fn get_request(
 async fn list_service_desks(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
+    page: JsmPage,
 ) -> Response {
-    let (start, limit) = match page(raw.as_deref()) {
-        Ok(page) => page,
-        Err(message) => return Product::Jira.error(StatusCode::BAD_REQUEST, message),
-    };
     let base = upstream.site_base(Product::Jira, &caller.cloud_id);
     let desks = upstream.sites.with_site(&caller.cloud_id, |site| {
         site.projects
@@ -120,7 +129,7 @@ async fn list_service_desks(
             })
             .collect()
     });
-    paged(desks, start, limit)
+    page.paged(desks)
 }
 
 fn request_json(base: &str, issue: &Issue, project: &Project) -> Value {
@@ -133,12 +142,12 @@ fn request_json(base: &str, issue: &Issue, project: &Project) -> Value {
     json!({
         "issueId": issue.id.to_string(),
         "issueKey": issue.key,
-        "requestTypeId": issue.issue_type.id,
+        "requestTypeId": issue.fields.issue_type.id,
         "serviceDeskId": project.id.to_string(),
         "createdDate": date,
-        "reporter": user_json(base, &issue.reporter),
+        "reporter": user_json(base, &issue.fields.reporter),
         "requestFieldValues": [
-            { "fieldId": "summary", "label": "Summary", "value": issue.summary },
+            { "fieldId": "summary", "label": "Summary", "value": issue.fields.summary },
         ],
         "currentStatus": { "status": "Open", "statusCategory": "NEW", "statusDate": date },
         "_links": { "self": format!("{base}/rest/servicedeskapi/request/{}", issue.id) },

@@ -166,16 +166,24 @@ pub enum ProductCommand {
     },
 }
 
+/// The membership a command names (an account's role for a product on a site): the same
+/// three options for setting and removing one.
+#[derive(Debug, Args)]
+pub struct MembershipOf {
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    cloud_id: String,
+    #[arg(long)]
+    product: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MembershipCommand {
     /// Give an account a role for a product on a site.
     Set {
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        cloud_id: String,
-        #[arg(long)]
-        product: String,
+        #[command(flatten)]
+        of: MembershipOf,
         #[arg(long, value_enum)]
         role: RoleArg,
         #[command(flatten)]
@@ -183,12 +191,8 @@ pub enum MembershipCommand {
     },
     /// Remove a membership.
     Remove {
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        cloud_id: String,
-        #[arg(long)]
-        product: String,
+        #[command(flatten)]
+        of: MembershipOf,
         #[command(flatten)]
         out: Output,
     },
@@ -534,9 +538,12 @@ async fn product(core: &Core, command: ProductCommand) -> anyhow::Result<Printed
 async fn membership(core: &Core, command: MembershipCommand) -> anyhow::Result<Printed> {
     Ok(match command {
         MembershipCommand::Set {
-            email,
-            cloud_id,
-            product,
+            of:
+                MembershipOf {
+                    email,
+                    cloud_id,
+                    product,
+                },
             role,
             out,
         } => {
@@ -556,9 +563,12 @@ async fn membership(core: &Core, command: MembershipCommand) -> anyhow::Result<P
             )
         }
         MembershipCommand::Remove {
-            email,
-            cloud_id,
-            product,
+            of:
+                MembershipOf {
+                    email,
+                    cloud_id,
+                    product,
+                },
             out,
         } => {
             let account = core.account_by_email(&email).await?;

@@ -9,23 +9,68 @@
 //! without `Origin` (servers, CLIs) are not affected. No credentials mode: no cookie is
 //! involved (security checklist §4.6).
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use trilo_protocol::OAuthError;
+use trilo_protocol::token_request::ClientCredentials;
+use trilo_protocol::{OAuthError, Params};
 
 use super::errors::TokenEndpointError;
+use super::token::client_request;
 use crate::state::AppState;
 
 /// The `Origin` a browser sent, if any.
-pub fn origin(headers: &HeaderMap) -> Option<&str> {
+fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN)?.to_str().ok()
 }
 
+/// A request to the token or revocation endpoint, which a browser app may send: its
+/// parameters and client credentials, read only once the page's origin passed the
+/// client's check. Both endpoints answer through [`ClientRequest::respond`], so the answer
+/// (errors included) is readable by exactly that origin.
+pub struct ClientRequest {
+    pub params: Params,
+    pub creds: ClientCredentials,
+    /// The origin that may read the answer (`None` without `Origin`).
+    readable_by: Option<String>,
+}
+
+impl ClientRequest {
+    /// The answer, readable by the page whose origin passed the check (errors included,
+    /// so the page can show them).
+    pub fn respond(&self, answer: Result<Response, TokenEndpointError>) -> Response {
+        let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+        allow(&mut response, self.readable_by.as_deref());
+        response
+    }
+}
+
+impl FromRequest<AppState> for ClientRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let checked = async {
+            let (params, creds) = client_request(&headers, &body)?;
+            let readable_by = check(state, origin(&headers), &creds.client_id).await?;
+            Ok::<_, TokenEndpointError>(ClientRequest {
+                params,
+                creds,
+                readable_by: readable_by.map(str::to_owned),
+            })
+        };
+        checked.await.map_err(IntoResponse::into_response)
+    }
+}
+
 /// Refuses a browser request from an origin its app has not registered; otherwise the
-/// origin that may read the answer (`None` without `Origin`), for [`respond`].
-pub async fn check<'o>(
+/// origin that may read the answer (`None` without `Origin`).
+async fn check<'o>(
     state: &AppState,
     origin: Option<&'o str>,
     client_id: &str,
@@ -42,17 +87,6 @@ pub async fn check<'o>(
          app's web origins in the developer console.",
     )
     .into())
-}
-
-/// The answer, readable by the page whose origin passed [`check`] (errors included, so
-/// the page can show them).
-pub fn respond(
-    answer: Result<Response, TokenEndpointError>,
-    readable_by: Option<&str>,
-) -> Response {
-    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
-    allow(&mut response, readable_by);
-    response
 }
 
 /// Lets the page at `origin` read `response` (the check passed for it).
@@ -81,18 +115,16 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
     }
     allow(&mut response, Some(origin));
     let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
-    );
-    // The form or JSON body, and HTTP Basic for confidential clients.
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, authorization"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "POST"),
+        // The form or JSON body, and HTTP Basic for confidential clients.
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "content-type, authorization",
+        ),
+        (header::ACCESS_CONTROL_MAX_AGE, "600"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     response
 }

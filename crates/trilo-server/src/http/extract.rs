@@ -289,6 +289,23 @@ impl FromRequest<AppState> for CsrfForm {
     }
 }
 
+/// The urlencoded form of a page that needs no session (login, password reset, an
+/// invitation, consent), read strictly like [`CsrfForm`]'s: 400 when it cannot be read,
+/// 415 for another content type.
+pub struct PageForm(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = PageRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(PageRejection::Body)?;
+        Ok(PageForm(read_form(&headers, &body)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,17 +2,16 @@
 //! through the mailed link (see `trilo_core::services::invitations`), then logs in.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::HeaderMap;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use trilo_core::CoreError;
 use trilo_core::services::invitations::EXPIRED_INVITATION;
 
-use super::common::{query_params, read_form, render, see_other};
+use super::common::{query_params, render, see_other};
 use super::errors::PageError;
+use super::extract::PageForm;
 use crate::state::AppState;
 use crate::views::InvitationPage;
 
@@ -53,10 +52,8 @@ async fn show(State(state): State<AppState>, uri: Uri) -> Result<Response, PageE
 
 async fn accept(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    PageForm(params): PageForm,
 ) -> Result<Response, PageError> {
-    let params = read_form(&headers, &body)?;
     let token = params.get("token").unwrap_or_default().to_owned();
     let name = params.get("name").unwrap_or_default().to_owned();
     let password = params.get("new_password").unwrap_or_default();

@@ -16,9 +16,10 @@ use trilo_protocol::params::encode;
 
 use super::common::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, cookie, current_user, form_params,
-    is_local_path, query_params, read_form, render, secrets_equal, see_other, set_cookie,
+    is_local_path, query_params, render, secrets_equal, see_other, set_cookie,
 };
 use super::errors::PageError;
+use super::extract::PageForm;
 use crate::state::{AppState, PeerAddr};
 use crate::views::{HomePage, LoginPage, LogoutPage, MessagePage, Nav};
 
@@ -120,9 +121,8 @@ async fn submit_login(
     State(state): State<AppState>,
     peer: PeerAddr,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(params): PageForm,
 ) -> Result<Response, PageError> {
-    let params = read_form(&headers, &body)?;
     let return_to = params
         .get("return_to")
         .filter(|t| is_local_path(t))

@@ -1,7 +1,6 @@
 //! `GET /authorize` and the consent form's POST (DESIGN §3 "Authorize").
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{HeaderMap, LOCATION};
 use axum::http::{StatusCode, Uri};
@@ -15,8 +14,9 @@ use trilo_protocol::Params;
 use trilo_protocol::authorize::query_after_login;
 use trilo_protocol::params::encode;
 
-use super::common::{current_user, read_form, render, secrets_equal, see_other};
+use super::common::{current_user, render, secrets_equal, see_other};
 use super::errors::PageError;
+use super::extract::PageForm;
 use crate::state::AppState;
 use crate::views::{AuthorizeErrorPage, ConsentPage, Failure, SiteOption, scope_group_views};
 
@@ -52,9 +52,8 @@ async fn authorize(
 async fn consent(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(form): PageForm,
 ) -> Result<Response, PageError> {
-    let form = read_form(&headers, &body)?;
     let Some((session, account, _)) = current_user(&state, &headers).await? else {
         return Err(PageError::Forbidden(
             "Your session has ended. Start the authorization again from the app.",

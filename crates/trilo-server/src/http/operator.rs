@@ -52,22 +52,22 @@ fn refusal(chrome: Chrome, e: CoreError) -> Result<Chrome, PageError> {
 
 async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let chrome = me.chrome("sites");
-    sites_page(
-        &state,
-        &me,
-        chrome,
-        NewSiteForm::default(),
-        HostProductForm::default(),
-    )
-    .await
+    sites_page(&state, &me, chrome, SitesForms::default()).await
+}
+
+/// The two forms of the sites page as they are shown again: empty, or as typed when the
+/// operator's mistake refused them.
+#[derive(Default)]
+struct SitesForms {
+    new_site: NewSiteForm,
+    host: HostProductForm,
 }
 
 async fn sites_page(
     state: &AppState,
     me: &SignedIn,
     chrome: Chrome,
-    new_site: NewSiteForm,
-    host: HostProductForm,
+    forms: SitesForms,
 ) -> Result<Response, PageError> {
     let operator = operator(state, me)?;
     let sites = operator
@@ -103,8 +103,8 @@ async fn sites_page(
             chrome,
             sites,
             products,
-            new_site,
-            host,
+            new_site: forms.new_site,
+            host: forms.host,
         },
     ))
 }
@@ -132,11 +132,19 @@ async fn add_site(
                 cloud_id: site.cloud_id,
                 ..HostProductForm::default()
             };
-            sites_page(&state, &me, chrome, NewSiteForm::default(), host).await
+            let forms = SitesForms {
+                host,
+                ..SitesForms::default()
+            };
+            sites_page(&state, &me, chrome, forms).await
         }
         Err(e) => {
             let chrome = refusal(chrome, e)?;
-            sites_page(&state, &me, chrome, typed, HostProductForm::default()).await
+            let forms = SitesForms {
+                new_site: typed,
+                ..SitesForms::default()
+            };
+            sites_page(&state, &me, chrome, forms).await
         }
     }
 }
@@ -161,18 +169,15 @@ async fn host_product(
                 "The site's {} calls now go to {}.",
                 typed.product, typed.upstream
             ));
-            sites_page(
-                &state,
-                &me,
-                chrome,
-                NewSiteForm::default(),
-                HostProductForm::default(),
-            )
-            .await
+            sites_page(&state, &me, chrome, SitesForms::default()).await
         }
         Err(e) => {
             let chrome = refusal(chrome, e)?;
-            sites_page(&state, &me, chrome, NewSiteForm::default(), typed).await
+            let forms = SitesForms {
+                host: typed,
+                ..SitesForms::default()
+            };
+            sites_page(&state, &me, chrome, forms).await
         }
     }
 }

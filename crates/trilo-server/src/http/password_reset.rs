@@ -3,9 +3,7 @@
 //! whether the email has an account or not; asking is limited per email and per address.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::HeaderMap;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
@@ -13,8 +11,9 @@ use time::Duration;
 use trilo_core::CoreError;
 use trilo_core::services::failures::FailureLimit;
 
-use super::common::{link_with_token, query_params, read_form, render, see_other};
+use super::common::{link_with_token, query_params, render, see_other};
 use super::errors::PageError;
+use super::extract::PageForm;
 use crate::mail::Mail;
 use crate::state::{AppState, PeerAddr};
 use crate::views::{ForgotPasswordPage, ResetPasswordPage};
@@ -61,10 +60,8 @@ async fn show_forgot(State(state): State<AppState>) -> Response {
 async fn submit_forgot(
     State(state): State<AppState>,
     peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
+    PageForm(params): PageForm,
 ) -> Result<Response, PageError> {
-    let params = read_form(&headers, &body)?;
     if !state.mailer.is_on() {
         return Ok(forgot_page(&state, StatusCode::OK, None, None));
     }
@@ -156,10 +153,8 @@ async fn show_reset(State(state): State<AppState>, uri: Uri) -> Result<Response,
 
 async fn submit_reset(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    PageForm(params): PageForm,
 ) -> Result<Response, PageError> {
-    let params = read_form(&headers, &body)?;
     let token = params.get("token").unwrap_or_default().to_owned();
     let new = params.get("new_password").unwrap_or_default();
     let refusal = if new != params.get("confirm_password").unwrap_or_default() {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::post;
 use trilo_protocol::token_request::token_parameter;
 
-use super::browser_clients;
+use super::browser_clients::{self, ClientRequest};
 use super::errors::TokenEndpointError;
 use super::token::{client_request, limit_client_auth, no_store_json};
 use crate::state::{AppState, PeerAddr};
@@ -24,25 +24,17 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 with `{}` whether or not there was anything to revoke (RFC 7009 §2.2).
-async fn revoke(
-    State(state): State<AppState>,
-    peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let origin = browser_clients::origin(&headers);
-    let mut readable_by = None;
+async fn revoke(State(state): State<AppState>, peer: PeerAddr, request: ClientRequest) -> Response {
+    let creds = &request.creds;
     let answer = async {
-        let (params, creds) = client_request(&headers, &body)?;
-        readable_by = browser_clients::check(&state, origin, &creds.client_id).await?;
-        let token = token_parameter(&params)?;
-        limit_client_auth(&state, &peer, &creds, state.core.revoke(&creds, &token)).await?;
+        let token = token_parameter(&request.params)?;
+        limit_client_auth(&state, &peer, creds, state.core.revoke(creds, &token)).await?;
         // RFC 7009 §2.2 leaves the body to the server; an empty JSON object suits clients
         // that parse every answer of the auth host as JSON.
         Ok(no_store_json(&serde_json::json!({})))
     }
     .await;
-    browser_clients::respond(answer, readable_by)
+    request.respond(answer)
 }
 
 async fn introspect(

@@ -12,7 +12,7 @@ use trilo_core::{CoreError, CoreResult};
 use trilo_protocol::token_request::{ClientCredentials, client_credentials, parse_grant};
 use trilo_protocol::{ErrorCode, OAuthError, Params};
 
-use super::browser_clients;
+use super::browser_clients::{self, ClientRequest};
 use super::common::{charset_is_utf8, content_type};
 use super::errors::{TokenEndpointError, no_store};
 use crate::state::{AppState, PeerAddr};
@@ -24,24 +24,16 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-async fn token(
-    State(state): State<AppState>,
-    peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let origin = browser_clients::origin(&headers);
-    let mut readable_by = None;
+async fn token(State(state): State<AppState>, peer: PeerAddr, request: ClientRequest) -> Response {
+    let creds = &request.creds;
     let answer = async {
-        let (params, creds) = client_request(&headers, &body)?;
-        readable_by = browser_clients::check(&state, origin, &creds.client_id).await?;
-        let grant = parse_grant(&params)?;
+        let grant = parse_grant(&request.params)?;
         let response =
-            limit_client_auth(&state, &peer, &creds, state.core.token(&creds, grant)).await?;
-        Ok::<_, TokenEndpointError>(no_store_json(&response))
+            limit_client_auth(&state, &peer, creds, state.core.token(creds, grant)).await?;
+        Ok(no_store_json(&response))
     }
     .await;
-    browser_clients::respond(answer, readable_by)
+    request.respond(answer)
 }
 
 /// The body's parameters and the client's credentials (HTTP Basic or in the body), as the

@@ -81,16 +81,6 @@ impl From<GatewayRefusal> for Refusal {
     }
 }
 
-impl From<Role> for gateway::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Admin => Self::Admin,
-            Role::Member => Self::Member,
-            Role::Guest => Self::Guest,
-        }
-    }
-}
-
 /// The app behind an access token.
 struct AppToken {
     app_id: String,
@@ -220,7 +210,7 @@ impl Core {
             .await?
             .into_iter()
             .find(|m| m.cloud_id == call.cloud_id && m.product_key == call.product)
-            .map(|m| gateway::Role::from(m.role));
+            .map(|m| m.role);
         let product_scopes = match &acting.app {
             Some(_) => Some(self.product_scopes().await?),
             None => None,
@@ -313,7 +303,7 @@ impl Core {
     async fn container_rules(
         &self,
         account_id: &str,
-        role: gateway::Role,
+        role: Role,
         call: &GatewayCall<'_>,
     ) -> CoreResult<ContainerRules> {
         let containers = self

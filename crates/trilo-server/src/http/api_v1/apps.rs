@@ -1,17 +1,15 @@
 //! The handlers of `/api/v1`: extract → the developer console service → JSON.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::header::{HeaderMap, HeaderValue, LOCATION};
+use axum::extract::State;
+use axum::http::header::{HeaderValue, LOCATION};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use trilo_core::model::{App, ClientType, Distribution, ReviewState};
+use trilo_core::model::{App, ClientType, Distribution, ProductScope, ReviewState};
 use trilo_core::services::console::{
     AUTHORIZATION_TYPE, AppApi, AppChanges, AppQuery, NewConsoleApp, STATE_PLACEHOLDER,
     distribution_status, identity_scopes,
@@ -19,12 +17,10 @@ use trilo_core::services::console::{
 
 use super::auth::Developer;
 use super::error::{ApiV1Error, Code};
-use super::json::{self, present};
+use super::json::{self, AppPath, JsonBody, present};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, ApiV1Error>;
-pub(super) type Body = std::result::Result<Bytes, BytesRejection>;
-pub(super) type AppId = std::result::Result<Path<String>, PathRejection>;
 
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,7 +54,7 @@ enum ReviewWire {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateAppRequest {
+pub struct CreateAppRequest {
     name: String,
     #[serde(default)]
     description: String,
@@ -76,7 +72,7 @@ struct CreateAppRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateAppRequest {
+pub struct UpdateAppRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -95,13 +91,13 @@ struct UpdateAppRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateSecretRequest {
+pub struct RotateSecretRequest {
     grace: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReviewRequest {
+pub struct ReviewRequest {
     review_state: ReviewWire,
 }
 
@@ -134,10 +130,8 @@ pub async fn list_apps(
 pub async fn create_app(
     State(state): State<AppState>,
     dev: Developer,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(req): JsonBody<CreateAppRequest>,
 ) -> Result<Response> {
-    let req: CreateAppRequest = json::body(&headers, body)?;
     let console = state.core.console(&dev.account);
     let created = console
         .create_app(NewConsoleApp {
@@ -163,8 +157,11 @@ pub async fn create_app(
     Ok(res)
 }
 
-pub async fn get_app(State(state): State<AppState>, dev: Developer, id: AppId) -> Result<Response> {
-    let id = app_id(id)?;
+pub async fn get_app(
+    State(state): State<AppState>,
+    dev: Developer,
+    AppPath(id): AppPath,
+) -> Result<Response> {
     let console = state.core.console(&dev.account);
     let app = console.app(&id).await?;
     let apis = console.apis(&app).await?;
@@ -174,12 +171,9 @@ pub async fn get_app(State(state): State<AppState>, dev: Developer, id: AppId) -
 pub async fn update_app(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
-    headers: HeaderMap,
-    body: Body,
+    AppPath(id): AppPath,
+    JsonBody(req): JsonBody<UpdateAppRequest>,
 ) -> Result<Response> {
-    let id = app_id(id)?;
-    let req: UpdateAppRequest = json::body(&headers, body)?;
     let console = state.core.console(&dev.account);
     let updated = console
         .update_app(
@@ -204,9 +198,8 @@ pub async fn update_app(
 pub async fn delete_app(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
+    AppPath(id): AppPath,
 ) -> Result<Response> {
-    let id = app_id(id)?;
     state.core.console(&dev.account).delete_app(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -214,10 +207,9 @@ pub async fn delete_app(
 pub async fn authorization_url(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
+    AppPath(id): AppPath,
     uri: Uri,
 ) -> Result<Response> {
-    let id = app_id(id)?;
     let params = json::query(&uri, &["scope", "redirect_uri"])?;
     let url = state
         .core
@@ -236,12 +228,9 @@ pub async fn authorization_url(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
-    headers: HeaderMap,
-    body: Body,
+    AppPath(id): AppPath,
+    JsonBody(req): JsonBody<RotateSecretRequest>,
 ) -> Result<Response> {
-    let id = app_id(id)?;
-    let req: RotateSecretRequest = json::body(&headers, body)?;
     let grace = parse_grace(&req.grace)?;
     let rotated = state
         .core
@@ -259,12 +248,9 @@ pub async fn rotate_secret(
 pub async fn review_app(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
-    headers: HeaderMap,
-    body: Body,
+    AppPath(id): AppPath,
+    JsonBody(req): JsonBody<ReviewRequest>,
 ) -> Result<Response> {
-    let id = app_id(id)?;
-    let req: ReviewRequest = json::body(&headers, body)?;
     let review_state = match req.review_state {
         ReviewWire::Approved => ReviewState::Approved,
         ReviewWire::Unreviewed => ReviewState::Unreviewed,
@@ -279,20 +265,12 @@ pub async fn list_products(State(state): State<AppState>, dev: Developer) -> Res
     let products = state.core.console(&dev.account).catalog().await?;
     Ok(Json(json!({
         "identity_scopes": identity_scopes(),
-        "products": products.iter().map(|p| json!({
-            "product": p.key,
-            "name": p.display_name,
-            "scopes": p.scopes.iter().map(|s| json!({
-                "scope": s.scope, "description": s.description,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "products": products
+            .iter()
+            .map(|p| product_json(&p.key, &p.display_name, &p.scopes))
+            .collect::<Vec<_>>(),
     }))
     .into_response())
-}
-
-pub(super) fn app_id(id: AppId) -> Result<String> {
-    id.map(|Path(id)| id)
-        .map_err(|_| ApiV1Error::new(Code::NotFound, "no such app"))
 }
 
 /// A grace period: a whole number and a unit, `s`, `m`, `h` or `d` (`0s` ends the
@@ -338,6 +316,19 @@ fn summary(app: &App) -> Value {
     })
 }
 
+/// A product with its scopes, as the catalog lists it and as an app's APIs show it: one
+/// shape for both, so a client reads them alike.
+fn product_json(key: &str, name: &str, scopes: &[ProductScope]) -> Value {
+    json!({
+        "product": key,
+        "name": name,
+        "scopes": scopes
+            .iter()
+            .map(|s| json!({ "scope": s.scope, "description": s.description }))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// The app's overview: details, distribution, permissions and authorization.
 fn overview(app: &App, apis: &[AppApi]) -> Value {
     json!({
@@ -354,13 +345,10 @@ fn overview(app: &App, apis: &[AppApi]) -> Value {
         "callback_urls": app.callback_urls,
         "web_origins": app.web_origins,
         "scopes": app.scopes,
-        "apis": apis.iter().map(|api| json!({
-            "product": api.product_key,
-            "name": api.display_name,
-            "scopes": api.scopes.iter().map(|s| json!({
-                "scope": s.scope, "description": s.description,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "apis": apis
+            .iter()
+            .map(|api| product_json(&api.product_key, &api.display_name, &api.scopes))
+            .collect::<Vec<_>>(),
         "created_at": timestamp(app.created_at),
         "updated_at": timestamp(app.updated_at),
     })

@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::HeaderMap;
+use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -40,6 +42,51 @@ pub fn body<T: DeserializeOwned>(
             }
         }
     })
+}
+
+/// A request body read by [`body`], as an extractor (it runs after the path's).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiV1Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        body(&headers, Bytes::from_request(req, state).await).map(JsonBody)
+    }
+}
+
+/// The `{id}` of `/api/v1/apps/{id}…`: an app id or client id. A path that does not
+/// parse is "no such app", as an unknown id is.
+pub struct AppPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AppPath {
+    type Rejection = ApiV1Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such_app())?;
+        Ok(AppPath(id))
+    }
+}
+
+/// `{id}` and the id of one of the app's items (a webhook, a delivery).
+pub struct AppItemPath(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AppItemPath {
+    type Rejection = ApiV1Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((id, item)) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such_app())?;
+        Ok(AppItemPath(id, item))
+    }
+}
+
+fn no_such_app() -> ApiV1Error {
+    ApiV1Error::new(Code::NotFound, "no such app")
 }
 
 /// The query string, strictly decoded; a repeated parameter of `known` is refused.

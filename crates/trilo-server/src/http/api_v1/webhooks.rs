@@ -3,8 +3,9 @@
 //! developer's app is "not found", as it is for the app itself.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::header::{HeaderMap, HeaderValue, LOCATION};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -12,15 +13,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use trilo_core::model::{App, Delivery, DeliveryStatus, WebhookSubscription};
 
-use super::apps::{AppId, Body, app_id, timestamp};
+use super::apps::timestamp;
 use super::auth::Developer;
 use super::error::{ApiV1Error, Code};
-use super::json;
+use super::json::{self, AppItemPath, AppPath};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, ApiV1Error>;
-/// `{id}` and the id of one of the app's webhooks or deliveries.
-type AppAndItem = std::result::Result<Path<(String, String)>, PathRejection>;
 
 /// Deliveries listed when no `limit` is asked for.
 pub const DEFAULT_DELIVERIES: u32 = 50;
@@ -39,17 +38,12 @@ async fn owned_app(state: &AppState, dev: &Developer, id: &str) -> Result<App> {
     Ok(state.core.console(&dev.account).app(id).await?)
 }
 
-fn app_and_item(path: AppAndItem) -> Result<(String, String)> {
-    path.map(|Path(ids)| ids)
-        .map_err(|_| ApiV1Error::new(Code::NotFound, "no such app"))
-}
-
 pub async fn list_webhooks(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
+    AppPath(id): AppPath,
 ) -> Result<Response> {
-    let app = owned_app(&state, &dev, &app_id(id)?).await?;
+    let app = owned_app(&state, &dev, &id).await?;
     let webhooks = state.core.webhooks_of_app(&app.app_id).await?;
     Ok(Json(json!({
         "webhooks": webhooks.iter().map(webhook).collect::<Vec<_>>(),
@@ -57,14 +51,16 @@ pub async fn list_webhooks(
     .into_response())
 }
 
+/// The body is read by hand, after the app is found: another developer's app is "not
+/// found" whatever was sent (a `JsonBody` extractor would answer about the body first).
 pub async fn create_webhook(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
+    AppPath(id): AppPath,
     headers: HeaderMap,
-    body: Body,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
-    let app = owned_app(&state, &dev, &app_id(id)?).await?;
+    let app = owned_app(&state, &dev, &id).await?;
     let req: CreateWebhookRequest = json::body(&headers, body)?;
     let created = state
         .core
@@ -86,9 +82,8 @@ pub async fn create_webhook(
 pub async fn get_webhook(
     State(state): State<AppState>,
     dev: Developer,
-    path: AppAndItem,
+    AppItemPath(id, webhook_id): AppItemPath,
 ) -> Result<Response> {
-    let (id, webhook_id) = app_and_item(path)?;
     let app = owned_app(&state, &dev, &id).await?;
     let found = state
         .core
@@ -105,9 +100,8 @@ pub async fn get_webhook(
 pub async fn delete_webhook(
     State(state): State<AppState>,
     dev: Developer,
-    path: AppAndItem,
+    AppItemPath(id, webhook_id): AppItemPath,
 ) -> Result<Response> {
-    let (id, webhook_id) = app_and_item(path)?;
     let app = owned_app(&state, &dev, &id).await?;
     state.core.delete_webhook(&app.app_id, &webhook_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -116,10 +110,10 @@ pub async fn delete_webhook(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     dev: Developer,
-    id: AppId,
+    AppPath(id): AppPath,
     uri: Uri,
 ) -> Result<Response> {
-    let app = owned_app(&state, &dev, &app_id(id)?).await?;
+    let app = owned_app(&state, &dev, &id).await?;
     let params = json::query(&uri, &["limit"])?;
     let limit = match params.get("limit") {
         Some(text) => text
@@ -144,9 +138,8 @@ pub async fn list_deliveries(
 pub async fn redeliver(
     State(state): State<AppState>,
     dev: Developer,
-    path: AppAndItem,
+    AppItemPath(id, delivery_id): AppItemPath,
 ) -> Result<Response> {
-    let (id, delivery_id) = app_and_item(path)?;
     let app = owned_app(&state, &dev, &id).await?;
     state.core.redeliver(&app.app_id, &delivery_id).await?;
     Ok(StatusCode::ACCEPTED.into_response())

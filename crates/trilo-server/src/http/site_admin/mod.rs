@@ -122,6 +122,30 @@ fn outcome(result: Result<(), CoreError>, done: &str) -> Result<Outcome, PageErr
     }
 }
 
+/// What a site-admin form asks before it takes something away (see `confirm`). Both
+/// paths are below the site's admin pages: `action` is where the confirmed form posts,
+/// `back` the tab Cancel returns to.
+struct SiteQuestion {
+    title: String,
+    what: String,
+    button: &'static str,
+    back: &'static str,
+    action: &'static str,
+}
+
+/// `Some(page)`: ask first; `None`: confirmed, go ahead (see `confirm::ask_first`).
+fn ask_admin_first(form: &CsrfForm, admin: &SiteAdminOf, asked: SiteQuestion) -> Option<Response> {
+    let below = |path: &str| format!("/admin/sites/{}{path}", admin.cloud_id);
+    let question = Question {
+        title: asked.title,
+        what: asked.what,
+        button: asked.button,
+        cancel: below(asked.back),
+        typed_name: None,
+    };
+    ask_first(form, &below(asked.action), question)
+}
+
 async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let sites = state
         .core
@@ -251,7 +275,7 @@ async fn set_member(
     // Nobody has that email: offer to invite them, with the same choices.
     if matches!(result, Err(CoreError::NotFound("account"))) && !sent.typed.email.is_empty() {
         let site = site_admin.site().await?;
-        let question = Question {
+        let question = SiteQuestion {
             title: format!("Invite {}?", sent.typed.email),
             what: format!(
                 "Nobody has a trilo account with this email. They will be mailed an \
@@ -262,11 +286,10 @@ async fn set_member(
                 sent.typed.product
             ),
             button: "Send invitation",
-            cancel: format!("/admin/sites/{}", admin.cloud_id),
-            typed_name: None,
+            back: "",
+            action: "/members/invite",
         };
-        let action = format!("/admin/sites/{}/members/invite", admin.cloud_id);
-        if let Some(page) = ask_first(&form, &action, question) {
+        if let Some(page) = ask_admin_first(&form, &admin, question) {
             return Ok(page);
         }
     }
@@ -361,18 +384,17 @@ async fn remove_member(
         .into_iter()
         .find(|m| m.membership.account_id == account_id && m.membership.product_key == product)
         .map_or_else(|| "this member".to_owned(), |m| m.email);
-    let question = Question {
+    let question = SiteQuestion {
         title: format!("Remove {who} from {product}?"),
         what: format!(
             "{who} loses access to {product} on this site at once, and so do the apps acting \
              for them here."
         ),
         button: "Remove member",
-        cancel: format!("/admin/sites/{}", admin.cloud_id),
-        typed_name: None,
+        back: "",
+        action: "/members/remove",
     };
-    let action = format!("/admin/sites/{}/members/remove", admin.cloud_id);
-    if let Some(page) = ask_first(&form, &action, question) {
+    if let Some(page) = ask_admin_first(&form, &admin, question) {
         return Ok(page);
     }
     let result = site_admin.remove_member(account_id, product).await;
@@ -434,17 +456,16 @@ async fn set_user_installs(
         }
     };
     if value == UserInstalls::Blocked {
-        let question = Question {
+        let question = SiteQuestion {
             title: "Block user installs?".to_owned(),
             what: "Users of this site can no longer install apps by giving their consent. \
                    Apps already installed stay; new ones need an admin to install them."
                 .to_owned(),
             button: "Block user installs",
-            cancel: format!("/admin/sites/{}/apps", admin.cloud_id),
-            typed_name: None,
+            back: "/apps",
+            action: "/apps/user-installs",
         };
-        let action = format!("/admin/sites/{}/apps/user-installs", admin.cloud_id);
-        if let Some(page) = ask_first(&form, &action, question) {
+        if let Some(page) = ask_admin_first(&form, &admin, question) {
             return Ok(page);
         }
     }
@@ -484,17 +505,16 @@ async fn uninstall_app(
         .into_iter()
         .find(|a| a.installation.app_id == app_id)
         .map_or_else(|| "this app".to_owned(), |a| a.app_name);
-    let question = Question {
+    let question = SiteQuestion {
         title: format!("Uninstall {app_name}?"),
         what: format!(
             "{app_name} loses access to this site at once, for every user who allowed it."
         ),
         button: "Uninstall app",
-        cancel: format!("/admin/sites/{}/apps", admin.cloud_id),
-        typed_name: None,
+        back: "/apps",
+        action: "/apps/uninstall",
     };
-    let action = format!("/admin/sites/{}/apps/uninstall", admin.cloud_id);
-    if let Some(page) = ask_first(&form, &action, question) {
+    if let Some(page) = ask_admin_first(&form, &admin, question) {
         return Ok(page);
     }
     let result = site_admin.uninstall_app(app_id).await;
@@ -667,15 +687,14 @@ async fn set_policy_state(
             .into_iter()
             .find(|p| p.policy_id == policy_id)
             .map_or_else(|| "this policy".to_owned(), |p| format!("“{}”", p.name));
-        let question = Question {
+        let question = SiteQuestion {
             title: format!("Deactivate the policy {name}?"),
             what: "Apps can reach the spaces and projects it covers again, at once.".to_owned(),
             button: "Deactivate policy",
-            cancel: format!("/admin/sites/{}/policies", admin.cloud_id),
-            typed_name: None,
+            back: "/policies",
+            action: "/policies/state",
         };
-        let action = format!("/admin/sites/{}/policies/state", admin.cloud_id);
-        if let Some(page) = ask_first(&form, &action, question) {
+        if let Some(page) = ask_admin_first(&form, &admin, question) {
             return Ok(page);
         }
     }
