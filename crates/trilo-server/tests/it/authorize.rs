@@ -12,7 +12,7 @@ use trilo_core::model::{AuditQuery, ClientType, Distribution};
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::NewApp;
 
-use crate::support::{TestApp, hidden_field, location, query_param, unescape_html};
+use crate::support::{Fetch, TestApp, hidden_field, location, query_param, unescape_html};
 use crate::token::{me_status, redeem};
 
 /// No grant, no installation and no `grant.*` audit event exist: no consent went through.
@@ -113,7 +113,7 @@ pub fn no_jar_client() -> reqwest::Client {
 /// Logs Alice in without a cookie jar; returns the `Cookie` header value of her session.
 pub async fn alice_session_cookie(app: &TestApp) -> String {
     let http = no_jar_client();
-    let res = http.get(app.url("/login")).send().await.unwrap();
+    let res = http.get(app.url("/login")).fetch().await;
     let login_csrf = set_cookie(&res, "trilo_login_csrf").expect("login csrf cookie");
     let page = res.text().await.unwrap();
     let csrf = hidden_field(&page, "csrf_token").unwrap();
@@ -127,9 +127,8 @@ pub async fn alice_session_cookie(app: &TestApp) -> String {
             ("csrf_token", &csrf),
             ("return_to", "/"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     format!(
         "trilo_session={}",
@@ -221,9 +220,8 @@ async fn authorize_shows_an_error_page_when_the_client_is_unknown_or_missing() {
     for client_id in ["no-such-client", ""] {
         let res = browser
             .get(app.authorize_url(&[("client_id", client_id)]))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, client_id).await;
     }
     assert_nothing_consented(&app).await;
@@ -254,7 +252,7 @@ async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match()
         "https://app.example.test./callback",
     ] {
         let url = app.authorize_url(&[("redirect_uri", variant)]);
-        let res = browser.get(&url).send().await.unwrap();
+        let res = browser.get(&url).fetch().await;
         assert_error_page(res, variant).await;
 
         let res = browser
@@ -265,9 +263,8 @@ async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match()
                 ("decision", "accept"),
                 ("cloud_id", &acme),
             ])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, variant).await;
     }
     assert_nothing_consented(&app).await;
@@ -309,7 +306,7 @@ async fn authorize_redirects_the_error_when_a_trusted_client_sends_a_bad_request
         (&[("audience", "")], "invalid_request", Some("st-123")),
     ];
     for (extra, error, state) in cases {
-        let res = browser.get(app.authorize_url(extra)).send().await.unwrap();
+        let res = browser.get(app.authorize_url(extra)).fetch().await;
         assert_eq!(res.status(), 302, "{extra:?}");
         assert_redirect_error(&app, &res, 302, &callback, error, state);
     }
@@ -317,9 +314,8 @@ async fn authorize_redirects_the_error_when_a_trusted_client_sends_a_bad_request
     let res = app
         .browser()
         .get(app.authorize_url(&[("response_type", "token")]))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_redirect_error(
         &app,
         &res,
@@ -339,7 +335,7 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
     let alice = app.browser();
     let page = app.consent_page(&alice, &url).await;
     let bob = logged_in(&app, 1).await;
-    let bob_page = bob.get(&url).send().await.unwrap().text().await.unwrap();
+    let bob_page = bob.get(&url).fetch_text().await;
     let bob_csrf = hidden_field(&bob_page, "csrf_token").unwrap();
     let own_csrf = hidden_field(&page, "csrf_token").unwrap();
     assert_ne!(bob_csrf, own_csrf);
@@ -362,9 +358,8 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
         let res = alice
             .post(app.url("/authorize/consent"))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 403, "{tokens:?}");
         assert!(res.headers().get("location").is_none(), "{tokens:?}");
     }
@@ -445,7 +440,7 @@ async fn private_app_redirects_unauthorized_client_when_someone_else_authorizes_
     ]);
 
     let alice = logged_in(&app, 0).await;
-    let res = alice.get(&url).send().await.unwrap();
+    let res = alice.get(&url).fetch().await;
     assert_redirect_error(
         &app,
         &res,
@@ -457,11 +452,7 @@ async fn private_app_redirects_unauthorized_client_when_someone_else_authorizes_
     assert_nothing_consented(&app).await;
 
     let bob = logged_in(&app, 1).await;
-    assert_eq!(
-        bob.get(&url).send().await.unwrap().status(),
-        200,
-        "the owner may"
-    );
+    assert_eq!(bob.get(&url).fetch().await.status(), 200, "the owner may");
 }
 
 /// Security checklist P2, P3.
@@ -492,11 +483,7 @@ async fn public_client_redirects_invalid_request_when_pkce_s256_is_missing() {
     ];
     for extra in [&[][..], &plain[..]] {
         let params: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
-        let res = browser
-            .get(app.authorize_url(&params))
-            .send()
-            .await
-            .unwrap();
+        let res = browser.get(app.authorize_url(&params)).fetch().await;
         assert_redirect_error(&app, &res, 302, callback, "invalid_request", Some("st-123"));
     }
     assert_nothing_consented(&app).await;
@@ -509,7 +496,7 @@ async fn public_client_redirects_invalid_request_when_pkce_s256_is_missing() {
             ("code_challenge_method", "S256"),
         ])
         .collect();
-    let res = browser.get(app.authorize_url(&s256)).send().await.unwrap();
+    let res = browser.get(app.authorize_url(&s256)).fetch().await;
     assert_eq!(res.status(), 200, "with S256 the consent page shows");
 }
 
@@ -520,7 +507,7 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
     let url = app.authorize_url(&[]);
     let query = query_of(&url);
     let browser = app.browser();
-    let res = browser.get(&url).send().await.unwrap();
+    let res = browser.get(&url).fetch().await;
     assert_eq!(res.status(), 303);
     let to_login = location(&res);
     assert!(to_login.starts_with("/login?return_to="), "{to_login}");
@@ -530,14 +517,7 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
         Some(return_to.as_str())
     );
 
-    let page = browser
-        .get(app.url(&to_login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url(&to_login)).fetch_text().await;
     assert_eq!(
         hidden_field(&page, "return_to").as_deref(),
         Some(return_to.as_str())
@@ -552,13 +532,12 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
             ("csrf_token", &csrf),
             ("return_to", &return_to),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), return_to);
 
-    let res = browser.get(app.url(&return_to)).send().await.unwrap();
+    let res = browser.get(app.url(&return_to)).fetch().await;
     assert_eq!(res.status(), 200);
     let consent = res.text().await.unwrap();
     assert!(consent.contains("Demo Integration"));
@@ -578,14 +557,7 @@ async fn login_and_consent_posts_answer_303() {
     let acme = app.demo.sites[0].cloud_id.clone();
 
     for decision in ["accept", "deny"] {
-        let page = browser
-            .get(app.authorize_url(&[]))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = browser.get(app.authorize_url(&[])).fetch_text().await;
         let res = app
             .submit_consent(&browser, &page, decision, Some(&acme))
             .await;
@@ -593,14 +565,7 @@ async fn login_and_consent_posts_answer_303() {
     }
 
     // An error found when the consent POST re-validates the request also answers 303.
-    let page = browser
-        .get(app.authorize_url(&[]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.authorize_url(&[])).fetch_text().await;
     let bad_request = query_of(&app.authorize_url(&[("response_type", "token")]));
     let res = browser
         .post(app.url("/authorize/consent"))
@@ -613,9 +578,8 @@ async fn login_and_consent_posts_answer_303() {
             ("decision", "accept"),
             ("cloud_id", &acme),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_redirect_error(
         &app,
         &res,
@@ -650,30 +614,28 @@ async fn html_pages_forbid_framing_and_referrers() {
         );
     };
 
-    let res = browser.get(app.url("/login")).send().await.unwrap();
+    let res = browser.get(app.url("/login")).fetch().await;
     check("login page", &res);
     let res = browser
         .post(app.url("/login"))
         .form(&[("email", "x@example.com"), ("csrf_token", "forged")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     check("login refused", &res);
 
     let page_res = {
         let (email, password) = app.alice();
         assert_eq!(app.login(&browser, email, password).await.status(), 303);
-        browser.get(app.authorize_url(&[])).send().await.unwrap()
+        browser.get(app.authorize_url(&[])).fetch().await
     };
     assert_eq!(page_res.status(), 200);
     check("consent page", &page_res);
     let page = page_res.text().await.unwrap();
     let res = browser
         .get(app.authorize_url(&[("client_id", "no-such-client")]))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 400);
     check("authorize error page", &res);
     let res = browser
@@ -683,9 +645,8 @@ async fn html_pages_forbid_framing_and_referrers() {
             ("request", hidden_field(&page, "request").unwrap().as_str()),
             ("decision", "accept"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     check("consent refused", &res);
     // Redirects that carry a code must not leak it through Referer either.
@@ -734,9 +695,8 @@ async fn state_with_markup_is_escaped_on_the_consent_page_and_echoed_exactly() {
     let res = no_jar_client()
         .get(&url)
         .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
     assert!(!page.contains("<script"), "markup rendered raw");
@@ -757,9 +717,8 @@ async fn state_with_markup_is_escaped_on_the_consent_page_and_echoed_exactly() {
             ("decision", "accept"),
             ("cloud_id", &app.demo.sites[0].cloud_id),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(
         query_param(&location(&res), "state").as_deref(),
@@ -825,14 +784,7 @@ async fn app_and_developer_names_with_markup_render_as_text() {
 /// A failed login (a status and a page for wrong password and one for unknown email).
 async fn failed_login(app: &TestApp, email: &str, password: &str) -> (u16, String) {
     let browser = app.browser();
-    let page = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url("/login")).fetch_text().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(app.url("/login"))
@@ -842,9 +794,8 @@ async fn failed_login(app: &TestApp, email: &str, password: &str) -> (u16, Strin
             ("csrf_token", &csrf),
             ("return_to", "/"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let status = res.status().as_u16();
     assert!(set_cookie(&res, "trilo_session").is_none(), "no session");
     let body = res.text().await.unwrap();
@@ -872,14 +823,7 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
 
     // Field, but no cookie (a cross-site form has no way to set it).
     let no_jar = no_jar_client();
-    let page = no_jar
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = no_jar.get(app.url("/login")).fetch_text().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = no_jar
         .post(app.url("/login"))
@@ -888,15 +832,14 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
             ("password", password),
             ("csrf_token", &csrf),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     assert!(set_cookie(&res, "trilo_session").is_none());
 
     // Cookie, but no field; then the field of another browser's form.
     let browser = app.browser();
-    browser.get(app.url("/login")).send().await.unwrap();
+    browser.get(app.url("/login")).fetch().await;
     for form in [
         vec![("email", email), ("password", password)],
         vec![
@@ -905,16 +848,11 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
             ("csrf_token", &csrf),
         ],
     ] {
-        let res = browser
-            .post(app.url("/login"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let res = browser.post(app.url("/login")).form(&form).fetch().await;
         assert_eq!(res.status(), 403);
         assert!(set_cookie(&res, "trilo_session").is_none());
     }
-    let home = browser.get(app.url("/")).send().await.unwrap();
+    let home = browser.get(app.url("/")).fetch().await;
     assert_eq!(location(&home), "/login", "still logged out");
 }
 
@@ -959,9 +897,8 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
     let json = alice
         .post(app.url("/authorize/consent"))
         .json(&serde_json::json!({"csrf_token": csrf, "request": request, "decision": "accept"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(json.status(), 415);
     for repeated in ["decision", "cloud_id", "request"] {
         let mut form = vec![
@@ -975,9 +912,8 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
         let res = alice
             .post(app.url("/authorize/consent"))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 400, "repeated {repeated}");
         assert!(res.headers().get("location").is_none());
     }
@@ -985,30 +921,21 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
         .post(app.url("/authorize/consent"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("csrf_token={csrf}&decision=%FF%FE"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(undecodable.status(), 400);
     assert_nothing_consented(&app).await;
 
     // Login: the same rules, and no session is started.
     let fresh = app.browser();
-    let login = fresh
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = fresh.get(app.url("/login")).fetch_text().await;
     let login_csrf = hidden_field(&login, "csrf_token").unwrap();
     let (email, password) = app.alice();
     let json = fresh
         .post(app.url("/login"))
         .json(&serde_json::json!({"email": email, "password": password, "csrf_token": login_csrf}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(json.status(), 415);
     let twice = fresh
         .post(app.url("/login"))
@@ -1018,11 +945,10 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
             ("password", password),
             ("csrf_token", login_csrf.as_str()),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert!(twice.status().is_client_error(), "{}", twice.status());
-    let still_anonymous = fresh.get(app.authorize_url(&[])).send().await.unwrap();
+    let still_anonymous = fresh.get(app.authorize_url(&[])).fetch().await;
     assert!(
         location(&still_anonymous).starts_with("/login"),
         "no session: sent to the login page"

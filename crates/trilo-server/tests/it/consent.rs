@@ -7,14 +7,14 @@ use serde_json::Value;
 
 use crate::authorize::logged_in;
 use crate::on_both_backends;
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, location, query_param};
 use crate::token::{Answer, redeem};
 
 const LOG_IN_WITH: &str = "openid profile email read:me";
 
 /// Opens `url` for the logged-in `browser`: the consent page's HTML, or panics.
 async fn consent_page_at(browser: &reqwest::Client, url: &str) -> String {
-    let res = browser.get(url).send().await.unwrap();
+    let res = browser.get(url).fetch().await;
     assert_eq!(res.status(), 200, "a consent page: {}", location(&res));
     res.text().await.unwrap()
 }
@@ -55,9 +55,8 @@ async fn accessible(app: &TestApp, token: &str) -> Vec<Value> {
     let res = reqwest::Client::new()
         .get(app.url("/oauth/token/accessible-resources"))
         .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -130,7 +129,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     // Without prompt=consent a narrower request goes straight back with a code for what
     // it asked; the grant keeps the rest.
     let narrower = app.authorize_url(&[("scope", "read:jira-work"), ("prompt", "")]);
-    let res = browser.get(&narrower).send().await.unwrap();
+    let res = browser.get(&narrower).fetch().await;
     assert_eq!(res.status(), 302, "no page: {}", location(&res));
     let code = query_param(&location(&res), "code").expect("a code");
     assert_eq!(
@@ -158,7 +157,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
 
     // prompt=none succeeds now, as OIDC Core §3.1.2.6 allows once consent was given.
     let silent = app.authorize_url(&[("scope", "read:me"), ("prompt", "none")]);
-    let res = browser.get(&silent).send().await.unwrap();
+    let res = browser.get(&silent).fetch().await;
     assert!(
         query_param(&location(&res), "code").is_some(),
         "{}",
@@ -181,7 +180,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
         ("scope", "read:jira-work write:jira-work"),
         ("prompt", "none"),
     ]);
-    let res = browser.get(&silent_wider).send().await.unwrap();
+    let res = browser.get(&silent_wider).fetch().await;
     assert_eq!(
         query_param(&location(&res), "error").as_deref(),
         Some("consent_required")

@@ -8,7 +8,7 @@ use oauth2::{
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, location, query_param};
 
 /// oauth2's HTTP client, backed by reqwest (the crate's own reqwest feature is off to keep
 /// a second reqwest out of the build).
@@ -116,12 +116,8 @@ async fn full_flow(app: TestApp) {
     let resources: serde_json::Value = http
         .get(app.url("/oauth/token/accessible-resources"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let entries = resources.as_array().unwrap();
     assert_eq!(
         entries.len(),
@@ -147,12 +143,8 @@ async fn full_flow(app: TestApp) {
     let me: serde_json::Value = http
         .get(app.url("/me"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let alice = &app.demo.users[0];
     assert_eq!(me["account_id"], alice.account_id.as_str());
     assert_eq!(me["email"], alice.email.as_str());

@@ -1,6 +1,7 @@
 //! The signing key: created on first start, stored encrypted, the same after a restart,
 //! and unusable with another key-encryption key.
 
+use crate::support::Fetch;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -275,9 +276,8 @@ async fn instances_follow_a_rotation_by_the_cli_within_a_second() {
     let at_other = reqwest::Client::new()
         .get(format!("{}/me", other.base))
         .bearer_auth(&token)
-        .send()
+        .fetch()
         .await
-        .unwrap()
         .status();
     assert_eq!(at_other, 200);
 

@@ -6,7 +6,7 @@ use crate::authorize::{
     alice_session_cookie, assert_error_page, assert_nothing_consented, assert_redirect_error,
     logged_in, query_of, raw_get, set_cookie,
 };
-use crate::support::{TestApp, hidden_field, location, query_param};
+use crate::support::{Fetch, TestApp, hidden_field, location, query_param};
 use crate::token::{code_params, form_body, post_raw, redeem, with};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -42,23 +42,15 @@ async fn oversized_bodies_get_413_and_change_nothing() {
             .post(app.url("/authorize/consent"))
             .header("content-type", FORM)
             .body(padded(&consent, size))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 413, "consent body of {size} bytes");
         assert!(res.headers().get("location").is_none());
     }
     assert_nothing_consented(&app).await;
 
     let login_client = app.browser();
-    let login_page = login_client
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login_page = login_client.get(app.url("/login")).fetch_text().await;
     let (email, password) = app.alice();
     let login = form_body(&[
         ("email".into(), email.into()),
@@ -72,9 +64,8 @@ async fn oversized_bodies_get_413_and_change_nothing() {
         .post(app.url("/login"))
         .header("content-type", FORM)
         .body(padded(&login, 1024 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 413);
     assert!(set_cookie(&res, "trilo_session").is_none());
 
@@ -139,7 +130,7 @@ async fn repeated_client_id_or_redirect_uri_at_authorize_shows_an_error_page() {
         ),
         format!("redirect_uri={}", trilo_protocol::params::encode(other)),
     ] {
-        let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+        let res = browser.get(format!("{url}&{extra}")).fetch().await;
         assert_error_page(res, &extra).await;
     }
     assert_nothing_consented(&app).await;
@@ -160,7 +151,7 @@ async fn repeated_scope_state_or_response_type_at_authorize_redirects_invalid_re
         // Which of two states would be echoed is ambiguous: none is.
         ("state=st-456", None),
     ] {
-        let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+        let res = browser.get(format!("{url}&{extra}")).fetch().await;
         assert_redirect_error(&app, &res, 302, &callback, "invalid_request", state);
     }
     assert_nothing_consented(&app).await;
@@ -174,7 +165,7 @@ async fn undecodable_query_at_authorize_shows_an_error_page() {
     let url = app.authorize_url(&[("state", "")]);
     for bad in BAD_ENCODINGS {
         for extra in [format!("state={bad}"), format!("x{bad}=1")] {
-            let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+            let res = browser.get(format!("{url}&{extra}")).fetch().await;
             assert_error_page(res, &extra).await;
         }
     }
@@ -209,9 +200,8 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
             .post(app.url("/authorize/consent"))
             .header("content-type", FORM)
             .body(format!("{form}&x={bad}"))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 400, "form with {bad}");
         assert!(res.headers().get("location").is_none());
 
@@ -223,9 +213,8 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
                 ("decision", "accept"),
                 ("cloud_id", &acme),
             ])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, bad).await;
     }
     assert_nothing_consented(&app).await;

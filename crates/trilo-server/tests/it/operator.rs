@@ -6,7 +6,7 @@ use trilo_core::model::{AuditQuery, ClientType, Distribution, ReviewState};
 use trilo_core::services::admin::NewApp;
 
 use crate::site_admin::{logged_in, page};
-use crate::support::{TestApp, hidden_field};
+use crate::support::{Fetch, TestApp, hidden_field};
 
 /// Posts a form from a signed-in page, with the session's CSRF token.
 async fn send(
@@ -19,12 +19,7 @@ async fn send(
     let csrf = hidden_field(&html, "csrf_token").expect("a csrf_token");
     let mut fields = vec![("csrf_token", csrf.as_str())];
     fields.extend_from_slice(form);
-    let res = client
-        .post(app.url(path))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(app.url(path)).form(&fields).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 

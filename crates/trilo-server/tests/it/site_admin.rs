@@ -5,8 +5,8 @@
 use trilo_core::model::UserInstalls;
 
 use crate::console::developer;
-use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
-use crate::support::{TestApp, hidden_field, location};
+use crate::gateway::{READ_SCOPES, access_token, alice_read_token_on_acme, demo_client, jira_get};
+use crate::support::{Fetch, TestApp, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
 pub(crate) async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
@@ -20,7 +20,7 @@ pub(crate) async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
 }
 
 pub(crate) async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let res = client.get(url).send().await.unwrap();
+    let res = client.get(url).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -38,9 +38,8 @@ pub(crate) async fn post(
     let res = client
         .post(app.url(&format!("/admin/sites/{acme}{path}")))
         .form(&fields)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -62,15 +61,14 @@ async fn only_admins_of_the_site_get_in() {
     let (status, html) = page(&alice, &app.url("/admin")).await;
     assert_eq!(status, 200);
     assert!(html.contains("Acme"));
-    let res = app.browser().get(app.url("/admin")).send().await.unwrap();
+    let res = app.browser().get(app.url("/admin")).fetch().await;
     assert_eq!(res.status(), 303, "login first");
     // Forms need this session's CSRF token.
     let res = alice
         .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
         .form(&[("value", "blocked")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
 }
 
@@ -81,9 +79,8 @@ async fn site_pages_send_the_signed_out_to_the_login_and_back() {
     let res = app
         .browser()
         .get(app.url(&format!("/admin/sites/{acme}/audit?action=app.")))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(
         location(&res),
@@ -103,9 +100,8 @@ async fn site_forms_of_a_non_admin_are_not_found_and_change_nothing() {
         let res = bob
             .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 404, "{form:?}");
     }
     let site = app.core.store().site(&acme).await.unwrap().unwrap();
@@ -132,25 +128,9 @@ async fn members_and_guests_are_managed_and_enforced() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Guest") && html.contains("DEMO"), "{html}");
     let token = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
-    let ok = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/DEMO-1",
-    )
-    .await;
+    let ok = jira_get(&app, &token, &acme, "/rest/api/3/issue/DEMO-1").await;
     assert_eq!(ok.status, 200);
-    let outside = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/OPS-1",
-    )
-    .await;
+    let outside = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_eq!(outside.status, 403);
     // An unknown email is offered an invitation (see `invitations.rs`); nothing changes yet.
     let (status, html) = post(
@@ -178,10 +158,9 @@ async fn members_and_guests_are_managed_and_enforced() {
 async fn app_controls_apply_to_consent_and_gateway_at_once() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+        jira_get(&app, &token, &acme, "/rest/api/3/myself")
             .await
             .status,
         200
@@ -197,7 +176,7 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."));
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+        jira_get(&app, &token, &acme, "/rest/api/3/myself")
             .await
             .status,
         403
@@ -222,7 +201,7 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("An admin"));
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
+        jira_get(&app, &token, &acme, "/rest/api/3/myself")
             .await
             .status,
         200
@@ -233,8 +212,7 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
 async fn policies_are_created_activated_and_every_change_is_audited() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let (status, html) = post(
         &app,
         &alice,
@@ -253,15 +231,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     )
     .await;
     assert_eq!(status, 200);
-    let blocked = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/OPS-1",
-    )
-    .await;
+    let blocked = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_eq!(blocked.status, 403);
     assert!(
         blocked.body["message"]
@@ -298,27 +268,12 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     .await;
     assert_eq!(status, 200, "{html}");
     assert_eq!(
-        call(
-            &app,
-            "GET",
-            &token,
-            "jira",
-            &acme,
-            "/rest/api/3/issue/OPS-1"
-        )
-        .await
-        .status,
+        jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1")
+            .await
+            .status,
         200
     );
-    let now_blocked = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/DEMO-1",
-    )
-    .await;
+    let now_blocked = jira_get(&app, &token, &acme, "/rest/api/3/issue/DEMO-1").await;
     assert!(
         now_blocked.body["message"]
             .as_str()

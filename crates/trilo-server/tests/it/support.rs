@@ -319,14 +319,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let page = client
-            .get(self.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = client.get(self.url("/login")).fetch_text().await;
         let csrf = hidden_field(&page, "csrf_token").expect("login form has a csrf_token");
         client
             .post(self.url("/login"))
@@ -336,9 +329,8 @@ impl TestApp {
                 ("csrf_token", &csrf),
                 ("return_to", "/"),
             ])
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     /// Logs in as Alice and opens the consent page for `authorize_url`; returns its HTML.
@@ -346,7 +338,7 @@ impl TestApp {
         let (email, password) = self.alice();
         let res = self.login(client, email, password).await;
         assert_eq!(res.status(), 303, "login should succeed");
-        let res = client.get(authorize_url).send().await.unwrap();
+        let res = client.get(authorize_url).fetch().await;
         assert_eq!(res.status(), 200, "consent page expected");
         res.text().await.unwrap()
     }
@@ -373,9 +365,8 @@ impl TestApp {
         client
             .post(self.url("/authorize/consent"))
             .form(&form)
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     /// Runs login and consent for Alice on the first site; returns the callback URL's code.
@@ -388,6 +379,31 @@ impl TestApp {
         assert_eq!(res.status(), 303);
         let location = location(&res);
         query_param(&location, "code").expect("callback has a code")
+    }
+}
+
+/// Sends a request and reads its answer in one step, so that tests need not repeat the
+/// `.send().await.unwrap()` ladder; a request that cannot be sent fails the test.
+pub trait Fetch {
+    /// Sends the request.
+    fn fetch(self) -> impl Future<Output = reqwest::Response>;
+    /// Sends the request and reads the body as text.
+    fn fetch_text(self) -> impl Future<Output = String>;
+    /// Sends the request and parses the body as JSON.
+    fn fetch_json<T: serde::de::DeserializeOwned>(self) -> impl Future<Output = T>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn fetch_text(self) -> String {
+        self.fetch().await.text().await.unwrap()
+    }
+
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.fetch().await.json().await.unwrap()
     }
 }
 

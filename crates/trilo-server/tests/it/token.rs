@@ -12,7 +12,7 @@ use trilo_core::model::{ClientType, Distribution};
 use trilo_core::services::admin::NewApp;
 use trilo_protocol::params::encode;
 
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, location, query_param};
 
 /// A token-endpoint answer: status, headers and body (JSON, or the raw text as a JSON
 /// string when it is not JSON).
@@ -114,9 +114,8 @@ pub async fn post_form(app: &TestApp, params: &[(String, String)]) -> Answer {
     let res = reqwest::Client::new()
         .post(app.url("/oauth/token"))
         .form(params)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -128,7 +127,7 @@ pub async fn post_raw(app: &TestApp, content_type: Option<&str>, body: Vec<u8>) 
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    Answer::of(req.send().await.unwrap()).await
+    Answer::of(req.fetch().await).await
 }
 
 /// Redeems `code` for the demo app the ordinary way.
@@ -147,9 +146,8 @@ pub async fn me_status(app: &TestApp, access_token: &str) -> u16 {
     reqwest::Client::new()
         .get(app.url("/me"))
         .bearer_auth(access_token)
-        .send()
+        .fetch()
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -161,7 +159,7 @@ pub async fn obtain_codes(app: &TestApp, authorize_url: &str, n: usize) -> Vec<S
     assert_eq!(app.login(&client, email, password).await.status(), 303);
     let mut codes = Vec::new();
     for _ in 0..n {
-        let res = client.get(authorize_url).send().await.unwrap();
+        let res = client.get(authorize_url).fetch().await;
         assert_eq!(res.status(), 200, "consent page expected");
         let page = res.text().await.unwrap();
         let res = app
@@ -223,9 +221,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
             "code": codes[0],
             "redirect_uri": demo.callback_url,
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let json_body = Answer::of(res).await;
     let access = json_body.assert_tokens();
     assert_eq!(
@@ -243,9 +240,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
             "code": codes[1],
             "redirect_uri": demo.callback_url,
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_tokens();
 
     // Form, credentials in the body.
@@ -261,9 +257,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
         .header("authorization", basic(&demo.client_id, &demo.client_secret))
         .body(form_body(&params))
         .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let access = Answer::of(res).await.assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 }
@@ -277,9 +272,8 @@ async fn code_exchange_fails_with_invalid_request_when_basic_and_body_credential
         .post(app.url("/oauth/token"))
         .header("authorization", basic(&demo.client_id, &demo.client_secret))
         .form(&code_params(&app, &code))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_error(400, "invalid_request");
     // The refused request spent nothing.
     redeem(&app, &code).await.assert_tokens();
@@ -309,9 +303,8 @@ async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_
         .post(app.url("/oauth/token"))
         .header("authorization", basic(&demo.client_id, "wrong-secret"))
         .form(&params)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_error(401, "invalid_client");
 
     // A confidential client that sends no secret at all is not authenticated either.
@@ -538,9 +531,8 @@ async fn token_endpoint_answers_405_when_the_method_is_get() {
     let res = reqwest::Client::new()
         .get(app.url("/oauth/token"))
         .query(&code_params(&app, &code))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 405);
     redeem(&app, &code).await.assert_tokens();
 }
@@ -555,7 +547,7 @@ async fn parallel_redemptions(app: TestApp) {
     for _ in 0..20 {
         let (http, url, params) = (http.clone(), url.clone(), params.clone());
         tasks.spawn(async move {
-            let res = http.post(url).form(&params).send().await.unwrap();
+            let res = http.post(url).form(&params).fetch().await;
             Answer::of(res).await
         });
     }

@@ -21,7 +21,7 @@ use trilo_core::model::DeliveryStatus;
 use trilo_server::config::Config;
 
 use crate::gateway::{READ_SCOPES, access_token, another_app, demo_client};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, Fetch, TestApp};
 use crate::token::Answer;
 
 /// What a receiver saw of one request.
@@ -250,9 +250,8 @@ async fn create_issue(app: &TestApp, token: &str, cloud_id: &str, project: &str)
             "summary": "Printer on fire",
             "issuetype": { "name": "Task" },
         }}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -287,7 +286,7 @@ pub async fn post_event(base: &str, secret: Option<&str>, body: &Value) -> (u16,
     if let Some(secret) = secret {
         req = req.bearer_auth(secret);
     }
-    let res = req.send().await.unwrap();
+    let res = req.fetch().await;
     let status = res.status().as_u16();
     let body = res.json().await.unwrap_or(Value::Null);
     (status, body)
@@ -443,9 +442,8 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
             .post(app.url("/internal/objects"))
             .bearer_auth(&secret)
             .json(&json!({ "cloudId": acme, "container": container, "type": "issue", "ids": ids }))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     }
     let policy = app
@@ -735,18 +733,16 @@ async fn bad_event_posts_are_refused_with_clear_errors() {
         .bearer_auth(&secret)
         .header("content-type", "text/plain")
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(not_json.status(), 415);
     let too_big = http
         .post(app.url("/internal/events"))
         .bearer_auth(&secret)
         .header("content-type", "application/json")
         .body(vec![b' '; 9 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(too_big.status(), 413);
     let huge_event = json!({
         "event": "jira:issue_created",
