@@ -12,7 +12,7 @@ use trilo_core::services::admin::NewApp;
 use crate::gateway::{Client, access_token, call};
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, refresh, refresh_token_of};
-use crate::support::{Fetch, TestApp, hidden_field, location, unescape_html};
+use crate::support::{Fetch, TestApp, csp_of, hidden_field, location, unescape_html};
 use crate::token::{Answer, redeem};
 
 /// Scopes that reach Jira's `myself` through the gateway, with a refresh token.
@@ -679,10 +679,7 @@ async fn labels_and_app_names_render_as_text() {
     )
     .await;
     assert_eq!(res.status(), 201);
-    let csp = res.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let csp = csp_of(&res);
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(res.headers()["cache-control"], "no-store");
     let token_page = res.text().await.unwrap();

@@ -12,7 +12,9 @@ use trilo_core::model::{AuditQuery, ClientType, Distribution};
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::NewApp;
 
-use crate::support::{Fetch, TestApp, hidden_field, location, query_param, unescape_html};
+use crate::support::{
+    Fetch, TestApp, hidden_field, location, login_form, query_param, unescape_html,
+};
 use crate::token::{me_status, redeem};
 
 /// No grant, no installation and no `grant.*` audit event exist: no consent went through.
@@ -121,12 +123,7 @@ pub async fn alice_session_cookie(app: &TestApp) -> String {
     let res = http
         .post(app.url("/login"))
         .header("cookie", format!("trilo_login_csrf={login_csrf}"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
+        .form(&login_form(email, password, &csrf))
         .fetch()
         .await;
     assert_eq!(res.status(), 303);
@@ -439,8 +436,7 @@ async fn private_app_redirects_unauthorized_client_when_someone_else_authorizes_
         ("scope", "read:jira-work"),
     ]);
 
-    let alice = logged_in(&app, 0).await;
-    let res = alice.get(&url).fetch().await;
+    let res = logged_in(&app, 0).await.get(&url).fetch().await;
     assert_redirect_error(
         &app,
         &res,
@@ -788,12 +784,7 @@ async fn failed_login(app: &TestApp, email: &str, password: &str) -> (u16, Strin
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
+        .form(&login_form(email, password, &csrf))
         .fetch()
         .await;
     let status = res.status().as_u16();

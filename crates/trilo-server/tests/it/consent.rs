@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::authorize::logged_in;
 use crate::on_both_backends;
-use crate::support::{Fetch, TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, accessible_resources, location, query_param};
 use crate::token::{Answer, redeem};
 
 const LOG_IN_WITH: &str = "openid profile email read:me";
@@ -51,16 +51,6 @@ fn sorted(scope: &str) -> Vec<String> {
     v
 }
 
-async fn accessible(app: &TestApp, token: &str) -> Vec<Value> {
-    let res = reqwest::Client::new()
-        .get(app.url("/oauth/token/accessible-resources"))
-        .bearer_auth(token)
-        .fetch()
-        .await;
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
 on_both_backends!(
     log_in_with_needs_no_site_and_installs_nothing,
     super::log_in_with_needs_no_site_and_installs_nothing_body
@@ -101,7 +91,11 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
         .unwrap()
         .unwrap();
     assert!(grant.cloud_ids.is_empty());
-    assert!(accessible(&app, &tokens.assert_tokens()).await.is_empty());
+    assert!(
+        accessible_resources(&app, &tokens.assert_tokens())
+            .await
+            .is_empty()
+    );
 
     // Later the app asks for product scopes: now the user picks a site.
     let more = app.authorize_url(&[("scope", "read:me read:jira-work")]);
@@ -111,7 +105,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     let res = app.submit_consent(&browser, &page, "accept", None).await;
     assert_eq!(res.status(), 400, "a product scope needs a site");
     let tokens = accept(&app, &browser, &page, Some(&acme)).await;
-    let sites = accessible(&app, &tokens.assert_tokens()).await;
+    let sites = accessible_resources(&app, &tokens.assert_tokens()).await;
     assert!(sites.iter().any(|s| s["id"] == acme.as_str()), "{sites:?}");
 }
 
@@ -257,7 +251,10 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
             .map(|s| s["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(reached(accessible(&app, &token).await), vec![acme.clone()]);
+    assert_eq!(
+        reached(accessible_resources(&app, &token).await),
+        vec![acme.clone()]
+    );
     let myself = format!("/ex/jira/{globex}/rest/api/3/myself");
     let on_globex =
         crate::gateway::call(&app, "GET", &token, "jira", &globex, "/rest/api/3/myself").await;
@@ -283,7 +280,7 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
         .await
         .unwrap();
     app.core.access_changed().await;
-    let mut sites = reached(accessible(&app, &token).await);
+    let mut sites = reached(accessible_resources(&app, &token).await);
     sites.sort();
     let mut both = vec![acme, globex.clone()];
     both.sort();

@@ -2,7 +2,7 @@
 //! "not found", forms need the session's CSRF token, bad input is refused and changes
 //! nothing, user input renders as text, pages send the security headers.
 
-use crate::support::{Fetch, TestApp, hidden_field, location};
+use crate::support::{Fetch, TestApp, csp_of, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, 1 Bob) and its CSRF token.
 pub(crate) async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, String) {
@@ -155,10 +155,7 @@ async fn user_input_renders_as_text_and_pages_send_security_headers() {
         .fetch()
         .await;
     assert_eq!(res.status(), 201);
-    let csp = res.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let csp = csp_of(&res);
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     let created = res.text().await.unwrap();

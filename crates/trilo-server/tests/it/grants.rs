@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::gateway::call;
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, claims_of, refresh, refresh_token_of};
-use crate::support::{Fetch, TestApp};
+use crate::support::{Fetch, TestApp, accessible_resources};
 use crate::token::{Answer, redeem};
 
 const WIDE: &str = "read:me read:jira-user read:jira-work offline_access";
@@ -44,17 +44,9 @@ async fn introspect(app: &TestApp, token: &str) -> Value {
 
 /// The scopes accessible-resources lists for the first site.
 async fn resource_scopes(app: &TestApp, token: &str) -> Vec<String> {
-    let res = reqwest::Client::new()
-        .get(app.url("/oauth/token/accessible-resources"))
-        .bearer_auth(token)
-        .fetch()
-        .await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let sites = accessible_resources(app, token).await;
     let acme = &app.demo.sites[0].cloud_id;
-    let mut scopes: Vec<String> = body
-        .as_array()
-        .unwrap()
+    let mut scopes: Vec<String> = sites
         .iter()
         .filter(|entry| entry["id"] == acme.as_str())
         .flat_map(|entry| entry["scopes"].as_array().unwrap().clone())

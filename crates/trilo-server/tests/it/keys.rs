@@ -1,7 +1,7 @@
 //! The signing key: created on first start, stored encrypted, the same after a restart,
 //! and unusable with another key-encryption key.
 
-use crate::support::Fetch;
+use crate::support::{Fetch, get_json};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -128,12 +128,7 @@ async fn signatures_are_low_s_and_the_high_s_spelling_is_refused() {
 
 /// The kids `/.well-known/jwks.json` publishes, in order.
 async fn published_kids(base: &str) -> Vec<String> {
-    let jwks: serde_json::Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = get_json(format!("{base}/.well-known/jwks.json")).await;
     jwks["keys"]
         .as_array()
         .unwrap()

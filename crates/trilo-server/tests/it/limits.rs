@@ -1,7 +1,7 @@
 //! Failure limits on password logins and client authentication (security checklist
 //! H-T2, H-T3): 429 with `Retry-After` after too many failures, per account and address.
 
-use crate::support::{Fetch, TestApp, hidden_field};
+use crate::support::{Fetch, TestApp, hidden_field, login_form};
 
 async fn try_login(
     app: &TestApp,
@@ -23,12 +23,7 @@ async fn try_login_at(
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     client
         .post(format!("{base}/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
+        .form(&login_form(email, password, &csrf))
         .fetch()
         .await
 }

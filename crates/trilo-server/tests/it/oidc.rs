@@ -17,8 +17,8 @@ use serde_json::Value;
 use time::Duration;
 
 use crate::authorize::{assert_redirect_error, logged_in};
-use crate::flow::send;
-use crate::support::{Fetch, TestApp, hidden_field, location, query_param};
+use crate::flow::{granted_scopes, send};
+use crate::support::{Fetch, TestApp, get_json, hidden_field, location, query_param};
 use crate::token::{Answer, redeem};
 
 type OidcClient = CoreClient<
@@ -153,12 +153,7 @@ async fn code_flow(app: TestApp) {
     let code = consent(&app, &browser, &url).await;
     let token = exchange(&client, code, verifier).await;
 
-    let scopes: Vec<String> = token
-        .scopes()
-        .unwrap()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let scopes = granted_scopes(&token);
     assert_eq!(scopes, ["openid", "profile", "email"]);
     let id_token = token.id_token().expect("openid gives an ID Token");
     let claims = verify_id_token(&client, id_token, token.access_token(), Some(&nonce));
@@ -180,12 +175,7 @@ async fn code_flow(app: TestApp) {
     let header = jws_part(&id_token.to_string(), 0);
     assert_eq!(header["typ"], "JWT");
     assert_eq!(header["alg"], "ES256");
-    let jwks: Value = reqwest::get(app.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = get_json(app.url("/.well-known/jwks.json")).await;
     assert!(
         jwks["keys"]
             .as_array()
@@ -310,12 +300,7 @@ async fn id_token_only_when_openid_was_granted() {
 #[tokio::test]
 async fn discovery_lists_only_what_is_served() {
     let app = TestApp::sqlite().await;
-    let m: Value = reqwest::get(app.url("/.well-known/openid-configuration"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = get_json(app.url("/.well-known/openid-configuration")).await;
     assert_eq!(m["issuer"], app.base.as_str());
     assert_eq!(m["userinfo_endpoint"], app.url("/userinfo"));
     assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json"));
@@ -354,23 +339,9 @@ async fn discovery_lists_only_what_is_served() {
         assert!(scopes.iter().any(|s| s == scope), "{scope}: {m}");
     }
     let claims = m["claims_supported"].as_array().unwrap();
-    for claim in [
-        "sub",
-        "iss",
-        "aud",
-        "exp",
-        "iat",
-        "auth_time",
-        "nonce",
-        "at_hash",
-        "name",
-        "nickname",
-        "picture",
-        "zoneinfo",
-        "locale",
-        "email",
-        "email_verified",
-    ] {
+    let expected = "sub iss aud exp iat auth_time nonce at_hash \
+                    name nickname picture zoneinfo locale email email_verified";
+    for claim in expected.split_whitespace() {
         assert!(claims.iter().any(|c| c == claim), "{claim}: {m}");
     }
     // Every endpoint it names is there (a bearer endpoint asks for a token, it is no 404).
@@ -396,12 +367,7 @@ async fn discovery_lists_only_what_is_served() {
     let jwks = http.get(m["jwks_uri"].as_str().unwrap()).fetch().await;
     assert_eq!(jwks.status(), 200);
     // The same document at the RFC 8414 address.
-    let oauth: Value = reqwest::get(app.url("/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oauth: Value = get_json(app.url("/.well-known/oauth-authorization-server")).await;
     assert_eq!(oauth, m);
 }
 

@@ -303,15 +303,7 @@ async fn every_destructive_action_asks_first_and_is_audited_with_its_admin() {
         .unwrap();
     let code = app.obtain_code(&app.authorize_url(&[])).await;
     crate::token::redeem(&app, &code).await.assert_tokens();
-    let policy = app
-        .core
-        .create_policy(&acme, "Ops only", vec![("jira".into(), "OPS".into())], true)
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+    let policy = app.active_jira_policy(&acme, "Ops only", &["OPS"]).await;
     let demo = app.core.find_app(&app.app().client_id).await.unwrap();
     let spare = app
         .core

@@ -8,16 +8,8 @@ use crate::console::developer;
 use crate::gateway::{READ_SCOPES, access_token, alice_read_token_on_acme, demo_client, jira_get};
 use crate::support::{Fetch, TestApp, hidden_field, location};
 
-/// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
-pub(crate) async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
-    let client = app.browser();
-    let u = &app.demo.users[user];
-    assert_eq!(
-        app.login(&client, &u.email, &u.password).await.status(),
-        303
-    );
-    client
-}
+/// Demo user 0 is Alice, admin on Acme; 1 is Bob, a member.
+pub(crate) use crate::authorize::logged_in;
 
 pub(crate) async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
     let res = client.get(url).fetch().await;

@@ -323,12 +323,7 @@ impl TestApp {
         let csrf = hidden_field(&page, "csrf_token").expect("login form has a csrf_token");
         client
             .post(self.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &csrf),
-                ("return_to", "/"),
-            ])
+            .form(&login_form(email, password, &csrf))
             .fetch()
             .await
     }
@@ -369,6 +364,30 @@ impl TestApp {
             .await
     }
 
+    /// Creates a data security policy over Jira projects `projects` on `site` and turns it
+    /// on: the setup of every test that checks what an active policy keeps from apps.
+    pub async fn active_jira_policy(
+        &self,
+        site: &str,
+        name: &str,
+        projects: &[&str],
+    ) -> trilo_core::model::Policy {
+        let containers = projects
+            .iter()
+            .map(|key| ("jira".to_owned(), (*key).to_owned()))
+            .collect();
+        let policy = self
+            .core
+            .create_policy(site, name, containers, true)
+            .await
+            .unwrap();
+        self.core
+            .set_policy_active(&policy.policy_id, true)
+            .await
+            .unwrap();
+        policy
+    }
+
     /// Runs login and consent for Alice on the first site; returns the callback URL's code.
     pub async fn obtain_code(&self, authorize_url: &str) -> String {
         let client = self.browser();
@@ -405,6 +424,44 @@ impl Fetch for reqwest::RequestBuilder {
     async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
         self.fetch().await.json().await.unwrap()
     }
+}
+
+/// GETs a public JSON document (metadata, discovery, JWKS) that needs no credentials.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// The login form's fields as the page posts them (returning to `/`).
+pub fn login_form<'a>(
+    email: &'a str,
+    password: &'a str,
+    csrf: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("email", email),
+        ("password", password),
+        ("csrf_token", csrf),
+        ("return_to", "/"),
+    ]
+}
+
+/// The sites `/oauth/token/accessible-resources` lists for `token` (asserting a 200).
+pub async fn accessible_resources(app: &TestApp, token: &str) -> Vec<serde_json::Value> {
+    let res = reqwest::Client::new()
+        .get(app.url("/oauth/token/accessible-resources"))
+        .bearer_auth(token)
+        .fetch()
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// An answer's `Content-Security-Policy`, for the checks on framing and scripts.
+pub fn csp_of(res: &reqwest::Response) -> String {
+    res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn location(res: &reqwest::Response) -> String {

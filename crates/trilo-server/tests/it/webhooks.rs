@@ -369,15 +369,7 @@ async fn gateway_write_reaches_subscribed_app_only(backend: Backend) {
     );
 
     // A data security policy over the project keeps its events from every app.
-    let policy = app
-        .core
-        .create_policy(&acme, "Ops only", vec![("jira".into(), "OPS".into())], true)
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+    app.active_jira_policy(&acme, "Ops only", &["OPS"]).await;
     let secret = app.core.product_events_secret("jira");
     let event = |container: &str, id: &str| {
         json!({
@@ -447,22 +439,8 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
         assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     }
     let policy = app
-        .core
-        .create_policy(
-            &acme,
-            "Everything",
-            vec![
-                ("jira".into(), "DEMO".into()),
-                ("jira".into(), "OPS".into()),
-            ],
-            true,
-        )
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+        .active_jira_policy(&acme, "Everything", &["DEMO", "OPS"])
+        .await;
     let seen = receiver.wait_for(1, Duration::from_secs(60)).await;
     let delivered = newest_delivery_when(&app, &demo_app_id, DeliveryStatus::Delivered).await;
     assert_eq!(delivered.last_status_code, Some(204), "{delivered:?}");

@@ -65,23 +65,15 @@ pub async fn a_rotation_is_a_compare_and_set_on_current_and_next(store: Arc<dyn 
 
     // A second instance that read the keys before the rotation loses, and changes nothing.
     let rival = fixtures::signing_key(KeyState::Next, at(4));
-    assert_eq!(
-        conflict(
-            store
-                .rotate_signing_keys(&current.kid, &next.kid, &rival, at(11))
-                .await
-        ),
-        "signing_keys.rotated"
-    );
+    let lost = store
+        .rotate_signing_keys(&current.kid, &next.kid, &rival, at(11))
+        .await;
+    assert_eq!(conflict(lost), "signing_keys.rotated");
     // Current right but next stale: the retirement is rolled back with the rest.
-    assert_eq!(
-        conflict(
-            store
-                .rotate_signing_keys(&next.kid, &current.kid, &rival, at(11))
-                .await
-        ),
-        "signing_keys.rotated"
-    );
+    let half_stale = store
+        .rotate_signing_keys(&next.kid, &current.kid, &rival, at(11))
+        .await;
+    assert_eq!(conflict(half_stale), "signing_keys.rotated");
     assert_eq!(store.signing_keys().await.unwrap(), keys);
 }
 
