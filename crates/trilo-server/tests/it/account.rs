@@ -12,7 +12,7 @@ use trilo_core::services::admin::NewApp;
 use crate::gateway::{Client, access_token, call};
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, refresh, refresh_token_of};
-use crate::support::{Fetch, TestApp, csp_of, hidden_field, location, unescape_html};
+use crate::support::{Fetch, TestApp, csp_of, hidden_field, location, login_form, unescape_html};
 use crate::token::{Answer, redeem};
 
 /// Scopes that reach Jira's `myself` through the gateway, with a refresh token.
@@ -734,12 +734,7 @@ async fn revoking_on_one_instance_stops_the_app_on_another_within_a_second() {
     let alice = &app.demo.users[0];
     let res = browser
         .post(format!("{}/login", first.base))
-        .form(&[
-            ("email", alice.email.as_str()),
-            ("password", alice.password.as_str()),
-            ("csrf_token", csrf.as_str()),
-            ("return_to", "/"),
-        ])
+        .form(&login_form(&alice.email, &alice.password, &csrf, "/"))
         .fetch()
         .await;
     assert_eq!(res.status(), 303);

@@ -676,7 +676,7 @@ async fn another_developers_app_is_not_found_for_every_verb() {
     assert_eq!(o.status, 200);
     assert_eq!(o.body["name"], "Demo Integration", "Bob changed nothing");
     // The demo app's secret still works: Bob's rotation never happened.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     post_form(&app, &code_params(&app, &code))
         .await
         .assert_tokens();
@@ -688,7 +688,7 @@ async fn deleting_an_installed_app_is_refused_listing_its_sites() {
     let alice = Api::token(&app, 0).await;
     let id = demo_app_id(&app).await;
     // A consent on Acme installs the demo app there.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let acme = &app.demo.sites[0];
 
     let a = alice.delete(&format!("/api/v1/apps/{id}")).await;
@@ -892,7 +892,7 @@ async fn requests_without_valid_credentials_get_401_with_a_basic_challenge() {
         .create_api_token(&alice.account_id, "soon revoked", None)
         .await
         .unwrap();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let access_token = post_form(&app, &code_params(&app, &code))
         .await
         .assert_tokens();

@@ -123,7 +123,7 @@ pub async fn alice_session_cookie(app: &TestApp) -> String {
     let res = http
         .post(app.url("/login"))
         .header("cookie", format!("trilo_login_csrf={login_csrf}"))
-        .form(&login_form(email, password, &csrf))
+        .form(&login_form(email, password, &csrf, "/"))
         .fetch()
         .await;
     assert_eq!(res.status(), 303);
@@ -229,10 +229,9 @@ async fn authorize_shows_an_error_page_when_the_client_is_unknown_or_missing() {
 #[tokio::test]
 async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
-    let csrf = hidden_field(&page, "csrf_token").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
+    let (browser, page) = app.alice_at_consent().await;
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
     for variant in [
         "https://app.example.test/callback/",
         "https://APP.example.test/callback",
@@ -374,8 +373,7 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
 #[tokio::test]
 async fn deny_redirects_with_access_denied_state_and_iss() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let res = app.submit_consent(&browser, &page, "deny", None).await;
     assert_redirect_error(
         &app,
@@ -390,7 +388,7 @@ async fn deny_redirects_with_access_denied_state_and_iss() {
 
 /// Security checklist C1, C2: a second redemption fails and revokes the first tokens.
 async fn replayed_code(app: TestApp) {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let access = redeem(&app, &code).await.assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 
@@ -522,12 +520,7 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
     let (email, password) = app.alice();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", &return_to),
-        ])
+        .form(&login_form(email, password, &csrf, &return_to))
         .fetch()
         .await;
     assert_eq!(res.status(), 303);
@@ -784,7 +777,7 @@ async fn failed_login(app: &TestApp, email: &str, password: &str) -> (u16, Strin
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(app.url("/login"))
-        .form(&login_form(email, password, &csrf))
+        .form(&login_form(email, password, &csrf, "/"))
         .fetch()
         .await;
     let status = res.status().as_u16();
@@ -858,8 +851,7 @@ async fn consent_to_a_blocked_or_foreign_site_is_refused_and_creates_nothing() {
         .set_user_installs(&globex, trilo_core::model::UserInstalls::Blocked)
         .await
         .unwrap();
-    let alice = app.browser();
-    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let (alice, page) = app.alice_at_consent().await;
     let stranger_site = uuid::Uuid::new_v4().to_string();
     for cloud_id in [Some(globex.as_str()), Some(stranger_site.as_str()), None] {
         let res = app.submit_consent(&alice, &page, "accept", cloud_id).await;
@@ -880,8 +872,7 @@ async fn consent_to_a_blocked_or_foreign_site_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
     let app = TestApp::sqlite().await;
-    let alice = app.browser();
-    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let (alice, page) = app.alice_at_consent().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let request = hidden_field(&page, "request").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();

@@ -206,7 +206,7 @@ async fn a_missing_scope_can_be_answered_as_the_reference_does() {
 #[tokio::test]
 async fn me_has_a_picture_and_revoke_answers_json() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let tokens = crate::token::redeem(&app, &code).await;
     let access = tokens.assert_tokens();
     let me: Value = reqwest::Client::new()
@@ -269,7 +269,7 @@ async fn an_audience_alias_is_accepted_and_carried_by_the_tokens() {
         .await;
     assert_eq!(described["aud"], "api.atlassian.com");
     // trilo's own audience still works and is what its tokens carry.
-    let own = app.obtain_code(&app.authorize_url(&[])).await;
+    let own = app.demo_code().await;
     let own = crate::token::redeem(&app, &own).await.assert_tokens();
     assert_eq!(
         crate::refresh::claims_of(&own)["aud"],

@@ -115,7 +115,7 @@ async fn signatures_are_low_s_and_the_high_s_spelling_is_refused() {
         assert!(!keys.verify(&kid, message.as_bytes(), &other), "high-S {i}");
     }
     // The same through the API host: a real token re-spelled is a 401.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let token = crate::token::redeem(&app, &code).await.assert_tokens();
     assert_eq!(crate::token::me_status(&app, &token).await, 200);
     let (input, signature) = token.rsplit_once('.').unwrap();
@@ -150,7 +150,7 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn fresh_access_token(app: &crate::support::TestApp) -> String {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     crate::token::redeem(app, &code).await.assert_tokens()
 }
 

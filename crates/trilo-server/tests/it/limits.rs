@@ -23,7 +23,7 @@ async fn try_login_at(
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     client
         .post(format!("{base}/login"))
-        .form(&login_form(email, password, &csrf))
+        .form(&login_form(email, password, &csrf, "/"))
         .fetch()
         .await
 }

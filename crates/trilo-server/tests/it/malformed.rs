@@ -25,8 +25,7 @@ fn padded(body: &str, size: usize) -> Vec<u8> {
 #[tokio::test]
 async fn oversized_bodies_get_413_and_change_nothing() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let acme = app.demo.sites[0].cloud_id.clone();
     let consent = form_body(&[
         (
@@ -85,7 +84,7 @@ async fn oversized_bodies_get_413_and_change_nothing() {
 #[tokio::test]
 async fn repeated_parameters_at_the_token_endpoint_fail_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     for (name, value) in &params {
         let mut repeated = params.clone();
@@ -184,8 +183,7 @@ async fn undecodable_query_at_authorize_shows_an_error_page() {
 #[tokio::test]
 async fn undecodable_consent_form_is_refused_and_creates_nothing() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let request = hidden_field(&page, "request").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
@@ -224,7 +222,7 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn undecodable_token_body_fails_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let body = form_body(&code_params(&app, &code));
     let mut bodies: Vec<Vec<u8>> = BAD_ENCODINGS
         .iter()
@@ -246,7 +244,7 @@ async fn undecodable_token_body_fails_with_invalid_request() {
 #[tokio::test]
 async fn token_endpoint_refuses_other_content_types_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     let body = form_body(&params);
     for content_type in [Some("text/plain"), Some("application/xml"), None] {
@@ -276,7 +274,7 @@ async fn token_endpoint_refuses_other_content_types_with_invalid_request() {
 #[tokio::test]
 async fn token_endpoint_refuses_a_json_body_that_is_not_an_object() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let object: serde_json::Map<String, serde_json::Value> = code_params(&app, &code)
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -307,7 +305,7 @@ async fn token_endpoint_refuses_a_json_body_that_is_not_an_object() {
 #[tokio::test]
 async fn token_endpoint_refuses_a_form_whose_charset_is_not_utf8() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let body = form_body(&code_params(&app, &code));
     post_raw(
         &app,
@@ -330,7 +328,7 @@ async fn token_endpoint_refuses_a_form_whose_charset_is_not_utf8() {
 #[tokio::test]
 async fn token_endpoint_ignores_unknown_parameters() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = with(&code_params(&app, &code), &[("extra", "foobar")]);
     post_raw(&app, Some(FORM), form_body(&params).into_bytes())
         .await

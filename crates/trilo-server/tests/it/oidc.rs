@@ -18,7 +18,7 @@ use time::Duration;
 
 use crate::authorize::{assert_redirect_error, logged_in};
 use crate::flow::{granted_scopes, send};
-use crate::support::{Fetch, TestApp, get_json, hidden_field, location, query_param};
+use crate::support::{Fetch, TestApp, get_json, hidden_field, location, login_form, query_param};
 use crate::token::{Answer, redeem};
 
 type OidcClient = CoreClient<
@@ -510,12 +510,12 @@ async fn log_in_at(app: &TestApp, browser: &reqwest::Client, login_location: &st
     let (email, password) = app.alice();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &hidden_field(&page, "csrf_token").unwrap()),
-            ("return_to", &hidden_field(&page, "return_to").unwrap()),
-        ])
+        .form(&login_form(
+            email,
+            password,
+            &hidden_field(&page, "csrf_token").unwrap(),
+            &hidden_field(&page, "return_to").unwrap(),
+        ))
         .fetch()
         .await;
     assert_eq!(res.status(), 303);

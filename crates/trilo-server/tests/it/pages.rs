@@ -1,7 +1,7 @@
 //! The login, home and logout pages: sessions start and end, and the session cookie is
 //! HttpOnly and SameSite=Lax.
 
-use crate::support::{Fetch, TestApp, hidden_field, location};
+use crate::support::{Fetch, TestApp, hidden_field, location, login_form};
 
 #[tokio::test]
 async fn login_starts_a_session_and_logout_ends_it() {
@@ -74,12 +74,7 @@ async fn login_return_to_never_leaves_the_server() {
         );
         let res = client
             .post(app.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &csrf),
-                ("return_to", target),
-            ])
+            .form(&login_form(email, password, &csrf, target))
             .fetch()
             .await;
         assert_eq!(res.status(), 303);

@@ -30,7 +30,7 @@ pub fn assert_refresh_refused(answer: &Answer) {
 
 /// Code flow for Alice with `offline_access`; returns the token response.
 pub async fn first_tokens(app: &TestApp) -> Answer {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let answer = redeem(app, &code).await;
     answer.assert_tokens();
     answer

@@ -323,7 +323,7 @@ impl TestApp {
         let csrf = hidden_field(&page, "csrf_token").expect("login form has a csrf_token");
         client
             .post(self.url("/login"))
-            .form(&login_form(email, password, &csrf))
+            .form(&login_form(email, password, &csrf, "/"))
             .fetch()
             .await
     }
@@ -336,6 +336,14 @@ impl TestApp {
         let res = client.get(authorize_url).fetch().await;
         assert_eq!(res.status(), 200, "consent page expected");
         res.text().await.unwrap()
+    }
+
+    /// A browser where Alice is logged in and looks at the demo app's consent page, with
+    /// the page: where every test of the consent form starts.
+    pub async fn alice_at_consent(&self) -> (reqwest::Client, String) {
+        let browser = self.browser();
+        let page = self.consent_page(&browser, &self.authorize_url(&[])).await;
+        (browser, page)
     }
 
     /// Submits the consent form from `page` with a decision and site; returns the response.
@@ -388,6 +396,11 @@ impl TestApp {
         policy
     }
 
+    /// A code for the demo app's usual request, from Alice's consent on the first site.
+    pub async fn demo_code(&self) -> String {
+        self.obtain_code(&self.authorize_url(&[])).await
+    }
+
     /// Runs login and consent for Alice on the first site; returns the callback URL's code.
     pub async fn obtain_code(&self, authorize_url: &str) -> String {
         let client = self.browser();
@@ -431,17 +444,18 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// The login form's fields as the page posts them (returning to `/`).
+/// The login form's fields as the page posts them.
 pub fn login_form<'a>(
     email: &'a str,
     password: &'a str,
     csrf: &'a str,
+    return_to: &'a str,
 ) -> [(&'static str, &'a str); 4] {
     [
         ("email", email),
         ("password", password),
         ("csrf_token", csrf),
-        ("return_to", "/"),
+        ("return_to", return_to),
     ]
 }
 

@@ -135,6 +135,12 @@ pub async fn redeem(app: &TestApp, code: &str) -> Answer {
     post_form(app, &code_params(app, code)).await
 }
 
+/// Redeems `code` for the demo app with `extra` replacing, adding or (empty) removing
+/// parameters: the shape of every test of a refused exchange.
+pub async fn redeem_with(app: &TestApp, code: &str, extra: &[(&str, &str)]) -> Answer {
+    post_form(app, &with(&code_params(app, code), extra)).await
+}
+
 /// `Authorization: Basic` for `client_secret_basic` (RFC 6749 §2.3.1: form-encoded first).
 pub fn basic(client_id: &str, secret: &str) -> String {
     let pair = format!("{}:{}", encode(client_id), encode(secret));
@@ -267,7 +273,7 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
 async fn code_exchange_fails_with_invalid_request_when_basic_and_body_credentials_are_both_sent() {
     let app = TestApp::sqlite().await;
     let demo = app.app().clone();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let res = reqwest::Client::new()
         .post(app.url("/oauth/token"))
         .header("authorization", basic(&demo.client_id, &demo.client_secret))
@@ -283,16 +289,9 @@ async fn code_exchange_fails_with_invalid_request_when_basic_and_body_credential
 async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_wrong() {
     let app = TestApp::sqlite().await;
     let demo = app.app().clone();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
 
-    let in_body = post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[("client_secret", "wrong-secret")],
-        ),
-    )
-    .await;
+    let in_body = redeem_with(&app, &code, &[("client_secret", "wrong-secret")]).await;
     in_body.assert_error(401, "invalid_client");
 
     let params = with(
@@ -308,11 +307,7 @@ async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_
     Answer::of(res).await.assert_error(401, "invalid_client");
 
     // A confidential client that sends no secret at all is not authenticated either.
-    let no_secret = post_form(
-        &app,
-        &with(&code_params(&app, &code), &[("client_secret", "")]),
-    )
-    .await;
+    let no_secret = redeem_with(&app, &code, &[("client_secret", "")]).await;
     no_secret.assert_error(401, "invalid_client");
 
     redeem(&app, &code).await.assert_tokens();
@@ -321,24 +316,15 @@ async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_
 #[tokio::test]
 async fn unknown_client_gets_the_same_answer_as_a_wrong_secret() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    let wrong_secret = post_form(
+    let code = app.demo_code().await;
+    let wrong_secret = redeem_with(&app, &code, &[("client_secret", "wrong-secret")]).await;
+    let unknown = redeem_with(
         &app,
-        &with(
-            &code_params(&app, &code),
-            &[("client_secret", "wrong-secret")],
-        ),
-    )
-    .await;
-    let unknown = post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[
-                ("client_id", "no-such-client-0123456789abcdef"),
-                ("client_secret", "wrong-secret"),
-            ],
-        ),
+        &code,
+        &[
+            ("client_id", "no-such-client-0123456789abcdef"),
+            ("client_secret", "wrong-secret"),
+        ],
     )
     .await;
     unknown.assert_error(401, "invalid_client");
@@ -389,16 +375,10 @@ async fn pkce_code_fails_with_invalid_grant_when_the_verifier_is_wrong_or_missin
 async fn code_without_challenge_fails_with_invalid_grant_when_a_verifier_is_sent() {
     let app = TestApp::sqlite().await;
     let (_, verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[("code_verifier", verifier.secret())],
-        ),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    let code = app.demo_code().await;
+    redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     redeem(&app, &code).await.assert_tokens();
 }
 
@@ -452,7 +432,7 @@ async fn code_replay_with_a_wrong_verifier_fails_without_revoking_the_first_toke
 #[tokio::test]
 async fn code_exchange_fails_with_invalid_grant_when_redirect_uri_differs_or_is_missing() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     for other in [
         "https://app.example.test/callback/",
@@ -485,16 +465,14 @@ async fn code_exchange_fails_with_invalid_grant_when_the_code_expired() {
 async fn code_exchange_fails_with_invalid_grant_when_another_client_redeems_it() {
     let app = TestApp::sqlite().await;
     let (other_id, other_secret) = other_confidential_app(&app).await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    post_form(
+    let code = app.demo_code().await;
+    redeem_with(
         &app,
-        &with(
-            &code_params(&app, &code),
-            &[
-                ("client_id", other_id.as_str()),
-                ("client_secret", other_secret.as_str()),
-            ],
-        ),
+        &code,
+        &[
+            ("client_id", other_id.as_str()),
+            ("client_secret", other_secret.as_str()),
+        ],
     )
     .await
     .assert_error(400, "invalid_grant");
@@ -527,7 +505,7 @@ async fn password_grant_fails_with_unsupported_grant_type() {
 #[tokio::test]
 async fn token_endpoint_answers_405_when_the_method_is_get() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let res = reqwest::Client::new()
         .get(app.url("/oauth/token"))
         .query(&code_params(&app, &code))
@@ -539,7 +517,7 @@ async fn token_endpoint_answers_405_when_the_method_is_get() {
 
 /// Security checklist C6: exactly one of many simultaneous redemptions wins.
 async fn parallel_redemptions(app: TestApp) {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     let http = reqwest::Client::new();
     let url = app.url("/oauth/token");
