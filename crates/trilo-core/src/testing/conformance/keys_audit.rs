@@ -8,7 +8,8 @@ use crate::store::Store;
 use crate::testing::fixtures::{self, at};
 
 pub async fn signing_keys_round_trip_and_only_one_is_current(store: Arc<dyn Store>) {
-    assert!(store.signing_keys().await.unwrap().is_empty());
+    let signing_keys = store.signing_keys().await.unwrap();
+    assert!(signing_keys.is_empty());
     let retired = fixtures::signing_key(KeyState::Retired, at(0));
     let current = fixtures::signing_key(KeyState::Current, at(1));
     let mut next = fixtures::signing_key(KeyState::Next, at(2));
