@@ -68,13 +68,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     let tokens = accept(&app, &browser, &page, Some(&acme)).await;
     assert!(tokens.body["id_token"].is_string());
     assert_eq!(scope_of(&tokens), sorted(LOG_IN_WITH));
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
     let installed = app
         .core
         .store()
@@ -82,14 +76,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
         .await
         .unwrap();
     assert!(installed.is_empty(), "installed: {installed:?}");
-    let alice = &app.demo.users[0].account_id;
-    let grant = app
-        .core
-        .store()
-        .live_grant(&demo_app.app_id, alice)
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = app.alices_live_grant(&demo_app.app_id).await;
     assert!(grant.cloud_ids.is_empty());
     assert!(
         accessible_resources(&app, &tokens.assert_tokens())
@@ -132,21 +119,8 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     );
     let tokens = redeem(&app, &code).await;
     assert_eq!(scope_of(&tokens), vec!["read:jira-work".to_owned()]);
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let alice = &app.demo.users[0].account_id;
-    let grant = app
-        .core
-        .store()
-        .live_grant(&demo_app.app_id, alice)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
+    let grant = app.alices_live_grant(&demo_app.app_id).await;
     assert_eq!(sorted(&grant.scopes.join(" ")), sorted(granted));
 
     // prompt=none succeeds now, as OIDC Core §3.1.2.6 allows once consent was given.
@@ -261,13 +235,7 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
     assert_eq!(on_globex.status, 403, "not installed there yet: {myself}");
 
     // Globex's admin (Alice is only a member there) installs the app: no new consent.
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
     app.core
         .store()
         .install_app(&trilo_core::model::Installation {

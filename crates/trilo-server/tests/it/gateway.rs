@@ -141,6 +141,20 @@ pub async fn alice_read_token_on_acme(app: &TestApp) -> (String, String) {
     (token, app.demo.sites[0].cloud_id.clone())
 }
 
+/// A fresh SQLite server and [`alice_read_token_on_acme`]: where most gateway tests start.
+async fn app_with_alice_read_token() -> (TestApp, String, String) {
+    let app = TestApp::sqlite().await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    (app, token, acme)
+}
+
+/// [`alice_read_token_on_acme`] that may write Jira work too, for uploads.
+async fn alice_write_token_on_acme(app: &TestApp) -> (String, String) {
+    let scopes = format!("{READ_SCOPES} write:jira-work");
+    let token = access_token(app, 0, &demo_client(app), &scopes, 0).await;
+    (token, app.demo.sites[0].cloud_id.clone())
+}
+
 #[track_caller]
 fn assert_refused(answer: &Answer, status: u16, message_part: &str) {
     assert_eq!(answer.status, status, "{answer:?}");
@@ -219,8 +233,7 @@ async fn missing_garbage_and_revoked_credentials_are_401() {
 
 #[tokio::test]
 async fn unknown_site_or_product_is_404() {
-    let app = TestApp::sqlite().await;
-    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let (app, token, acme) = app_with_alice_read_token().await;
     let globex = app.demo.sites[1].cloud_id.clone();
     let nowhere = uuid::Uuid::new_v4().to_string();
     assert_refused(
@@ -277,8 +290,7 @@ async fn a_token_for_one_site_never_reaches_another() {
 
 #[tokio::test]
 async fn blocking_user_installs_cuts_off_a_consented_app_at_once() {
-    let app = TestApp::sqlite().await;
-    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let (app, token, acme) = app_with_alice_read_token().await;
     assert_eq!(
         jira_get(&app, &token, &acme, "/rest/api/3/myself")
             .await
@@ -295,8 +307,7 @@ async fn blocking_user_installs_cuts_off_a_consented_app_at_once() {
 
 #[tokio::test]
 async fn unknown_operations_are_404_and_other_methods_405() {
-    let app = TestApp::sqlite().await;
-    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let (app, token, acme) = app_with_alice_read_token().await;
     let unknown = jira_get(&app, &token, &acme, "/rest/api/3/no-such-thing").await;
     assert_refused(
         &unknown,
@@ -341,8 +352,7 @@ async fn raw_get(app: &TestApp, path: &str, token: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn operations_closed_to_apps_are_403() {
-    let app = TestApp::sqlite().await;
-    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let (app, token, acme) = app_with_alice_read_token().await;
     // The document offers this operation to basic auth only.
     let answer = jira_get(&app, &token, &acme, "/rest/api/3/applicationrole").await;
     assert_refused(&answer, 403, "Apps can't access this REST resource");
@@ -688,15 +698,7 @@ async fn a_200_mb_upload_and_download_stream_through_with_flat_memory() {
     let app = TestApp::sqlite().await;
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/bytes")).await;
-    let token = access_token(
-        &app,
-        0,
-        &demo_client(&app),
-        &format!("{READ_SCOPES} write:jira-work"),
-        0,
-    )
-    .await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_write_token_on_acme(&app).await;
     let before = memory_kb("VmRSS:");
 
     let chunk = axum::body::Bytes::from(vec![b'u'; 64 * 1024]);
@@ -853,15 +855,7 @@ async fn request_bodies_over_the_limit_are_413() {
     .unwrap();
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/bytes")).await;
-    let token = access_token(
-        &app,
-        0,
-        &demo_client(&app),
-        &format!("{READ_SCOPES} write:jira-work"),
-        0,
-    )
-    .await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_write_token_on_acme(&app).await;
     let url = app.url(&format!("/ex/jira/{acme}/rest/api/3/issue"));
     let http = reqwest::Client::new();
     // Declared too large: refused before anything is sent upstream.
@@ -899,8 +893,7 @@ async fn request_bodies_over_the_limit_are_413() {
 /// API token (the user acting) is not blocked; deactivating lifts it at once.
 #[tokio::test]
 async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
-    let app = TestApp::sqlite().await;
-    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let (app, token, acme) = app_with_alice_read_token().await;
     let issue = |key: &str| format!("/rest/api/3/issue/{key}");
     assert_eq!(
         jira_get(&app, &token, &acme, &issue("OPS-1")).await.status,

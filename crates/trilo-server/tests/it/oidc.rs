@@ -107,6 +107,16 @@ async fn exchange(
 /// Verifies the ID Token as a relying party must (OIDC Core §3.1.3.7: signature with a key
 /// of the JWKS, `iss`, `aud`, `exp`, `nonce`) and its `at_hash` (§3.1.3.8) against the
 /// access token; returns the claims as sent.
+/// The verified claims of the ID Token in `token`, issued for `nonce`.
+fn claims_of_response(client: &OidcClient, token: &CoreTokenResponse, nonce: &Nonce) -> Value {
+    verify_id_token(
+        client,
+        token.id_token().unwrap(),
+        token.access_token(),
+        Some(nonce),
+    )
+}
+
 fn verify_id_token(
     client: &OidcClient,
     id_token: &CoreIdToken,
@@ -544,12 +554,7 @@ async fn prompt_login_forces_a_fresh_login_even_with_a_session() {
     );
     let code = consent(&app, &browser, &app.url(&back)).await;
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], relogin_time);
 }
 
@@ -568,12 +573,7 @@ async fn max_age_forces_a_login_only_when_the_session_is_older() {
         authentication_request(&app, &client, &["email"], &[("max_age", "3600")]);
     let code = consent(&app, &browser, &url).await;
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], first_login);
 
     // Too old: the login page, then back without max_age, and a new auth_time.
@@ -588,12 +588,7 @@ async fn max_age_forces_a_login_only_when_the_session_is_older() {
     assert_eq!(res.status(), 302, "{}", location(&res));
     let code = query_param(&location(&res), "code").expect("a code at once");
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], app.core.now().unix_timestamp());
     assert!(claims["auth_time"].as_i64().unwrap() >= first_login + 600);
 }

@@ -401,6 +401,26 @@ impl TestApp {
         self.obtain_code(&self.authorize_url(&[])).await
     }
 
+    /// The demo app as the store holds it (its id, for the store's other questions).
+    pub async fn demo_app_record(&self) -> trilo_core::model::App {
+        self.core
+            .store()
+            .app_by_client_id(&self.app().client_id)
+            .await
+            .unwrap()
+            .expect("the demo app is stored")
+    }
+
+    /// Alice's live grant to the app `app_id`; panics when she has none.
+    pub async fn alices_live_grant(&self, app_id: &str) -> trilo_core::model::Grant {
+        self.core
+            .store()
+            .live_grant(app_id, &self.demo.users[0].account_id)
+            .await
+            .unwrap()
+            .expect("Alice has a live grant")
+    }
+
     /// Runs login and consent for Alice on the first site; returns the callback URL's code.
     pub async fn obtain_code(&self, authorize_url: &str) -> String {
         let client = self.browser();

@@ -6,7 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use oauth2::PkceCodeChallenge;
+use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use serde_json::{Value, json};
 use trilo_core::model::{ClientType, Distribution};
 use trilo_core::services::admin::NewApp;
@@ -139,6 +139,20 @@ pub async fn redeem(app: &TestApp, code: &str) -> Answer {
 /// parameters: the shape of every test of a refused exchange.
 pub async fn redeem_with(app: &TestApp, code: &str, extra: &[(&str, &str)]) -> Answer {
     post_form(app, &with(&code_params(app, code), extra)).await
+}
+
+/// A demo code bound to a fresh S256 challenge, with its verifier and the verifier of
+/// another challenge: the start of every test of a wrong verifier.
+async fn code_with_challenge(app: &TestApp) -> (String, PkceCodeVerifier, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
+    let code = app
+        .obtain_code(&app.authorize_url(&[
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]))
+        .await;
+    (code, verifier, other_verifier)
 }
 
 /// `Authorization: Basic` for `client_secret_basic` (RFC 6749 §2.3.1: form-encoded first).
@@ -341,32 +355,16 @@ async fn unknown_client_gets_the_same_answer_as_a_wrong_secret() {
 async fn pkce_code_fails_with_invalid_grant_when_the_verifier_is_wrong_or_missing_and_stays_redeemable()
  {
     let app = TestApp::sqlite().await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app
-        .obtain_code(&app.authorize_url(&[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ]))
-        .await;
-    let params = code_params(&app, &code);
+    let (code, verifier, other_verifier) = code_with_challenge(&app).await;
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", other_verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
-    post_form(&app, &params)
+    redeem_with(&app, &code, &[("code_verifier", other_verifier.secret())])
         .await
         .assert_error(400, "invalid_grant");
+    redeem(&app, &code).await.assert_error(400, "invalid_grant");
 
-    let access = post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_tokens();
+    let access = redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 }
 
@@ -387,40 +385,23 @@ async fn code_without_challenge_fails_with_invalid_grant_when_a_verifier_is_sent
 #[tokio::test]
 async fn code_replay_with_a_wrong_verifier_fails_without_revoking_the_first_tokens() {
     let app = TestApp::sqlite().await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app
-        .obtain_code(&app.authorize_url(&[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ]))
-        .await;
-    let params = code_params(&app, &code);
-    let access = post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_tokens();
+    let (code, verifier, other_verifier) = code_with_challenge(&app).await;
+    let access = redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_tokens();
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", other_verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    redeem_with(&app, &code, &[("code_verifier", other_verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     assert_eq!(
         me_status(&app, &access).await,
         200,
         "an invalid replay revokes nothing"
     );
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     assert_eq!(
         me_status(&app, &access).await,
         401,
@@ -433,13 +414,12 @@ async fn code_replay_with_a_wrong_verifier_fails_without_revoking_the_first_toke
 async fn code_exchange_fails_with_invalid_grant_when_redirect_uri_differs_or_is_missing() {
     let app = TestApp::sqlite().await;
     let code = app.demo_code().await;
-    let params = code_params(&app, &code);
     for other in [
         "https://app.example.test/callback/",
         "https://app.example.test/other",
         "",
     ] {
-        post_form(&app, &with(&params, &[("redirect_uri", other)]))
+        redeem_with(&app, &code, &[("redirect_uri", other)])
             .await
             .assert_error(400, "invalid_grant");
     }
