@@ -6,7 +6,7 @@
 use trilo_core::model::{AuditQuery, Role};
 
 use crate::console::developer;
-use crate::site_admin::{logged_in, page, post};
+use crate::site_admin::{block_user_installs, logged_in, page, post};
 use crate::support::{Fetch, TestApp, hidden_field};
 
 async fn demo_app_id(app: &TestApp) -> String {
@@ -335,13 +335,7 @@ async fn the_sessions_page_lists_browsers_and_signs_out_the_others() {
 async fn changes_made_in_the_pages_name_the_admin_who_made_them() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
+    let (status, html) = block_user_installs(&app, &alice).await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."), "{html}");
     let acme = app.demo.sites[0].cloud_id.clone();

@@ -616,7 +616,7 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
         .bearer_auth(assertion)
         .fetch()
         .await;
-    assert_eq!(me.status(), 401);
+    assert_eq!(me.status(), 401, "the assertion is no access token");
 }
 
 /// An upstream's answer cannot set cookies on the API host, open credentialed CORS or

@@ -35,6 +35,12 @@ pub(crate) async fn post(
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// Posts the confirmed form that blocks user installs on Acme, as `client`.
+pub(crate) async fn block_user_installs(app: &TestApp, client: &reqwest::Client) -> (u16, String) {
+    let confirmed = [("value", "blocked"), ("confirmed", "yes")];
+    post(app, client, "/apps/user-installs", &confirmed).await
+}
+
 #[tokio::test]
 async fn only_admins_of_the_site_get_in() {
     let app = TestApp::sqlite().await;
@@ -158,13 +164,7 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
         200
     );
 
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
+    let (status, html) = block_user_installs(&app, &alice).await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."));
     assert_eq!(
@@ -273,13 +273,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
             .contains("Demo only")
     );
 
-    post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
+    block_user_installs(&app, &alice).await;
     post(
         &app,
         &alice,
