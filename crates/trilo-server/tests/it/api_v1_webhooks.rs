@@ -213,7 +213,7 @@ async fn another_developers_webhooks_and_deliveries_are_not_found() {
             bob.delete(&format!("/api/v1/apps/{key}/webhooks/{hook_id}"))
                 .await,
             bob.get(&format!("/api/v1/apps/{key}/deliveries")).await,
-            redeliver(&bob, &key, "any").await,
+            redeliver(&bob, key, "any").await,
         ];
         for a in answers {
             assert_error(&a, 404, "Not found");
