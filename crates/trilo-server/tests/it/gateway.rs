@@ -134,6 +134,13 @@ pub async fn jira_get(app: &TestApp, token: &str, site: &str, path: &str) -> Ans
     call(app, "GET", token, "jira", site, path).await
 }
 
+/// The status of `GET /rest/api/3/myself` on Jira: whether the gateway admits the caller.
+pub async fn myself_status(app: &TestApp, token: &str, site: &str) -> u16 {
+    jira_get(app, token, site, "/rest/api/3/myself")
+        .await
+        .status
+}
+
 /// Alice's token for the demo app with [`READ_SCOPES`] on Acme, and Acme's cloud id: the
 /// caller most gateway tests start from.
 pub async fn alice_read_token_on_acme(app: &TestApp) -> (String, String) {
@@ -291,12 +298,7 @@ async fn a_token_for_one_site_never_reaches_another() {
 #[tokio::test]
 async fn blocking_user_installs_cuts_off_a_consented_app_at_once() {
     let (app, token, acme) = app_with_alice_read_token().await;
-    assert_eq!(
-        jira_get(&app, &token, &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
     app.core
         .set_user_installs(&acme, trilo_core::model::UserInstalls::Blocked)
         .await
@@ -833,12 +835,7 @@ async fn the_gateway_fails_closed_when_the_store_is_gone() {
         return;
     };
     let (token, acme) = alice_read_token_on_acme(&app).await;
-    assert_eq!(
-        jira_get(&app, &token, &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
     app.lose_the_database().await;
     // Past the cache's lifetime the standing must be checked again, and cannot be.
     tokio::time::sleep(Duration::from_millis(600)).await;

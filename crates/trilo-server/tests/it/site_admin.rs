@@ -5,7 +5,9 @@
 use trilo_core::model::UserInstalls;
 
 use crate::console::developer;
-use crate::gateway::{READ_SCOPES, access_token, alice_read_token_on_acme, demo_client, jira_get};
+use crate::gateway::{
+    READ_SCOPES, access_token, alice_read_token_on_acme, demo_client, jira_get, myself_status,
+};
 use crate::support::{Fetch, TestApp, hidden_field, location};
 
 /// Demo user 0 is Alice, admin on Acme; 1 is Bob, a member.
@@ -157,22 +159,12 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
     let (token, acme) = alice_read_token_on_acme(&app).await;
-    assert_eq!(
-        jira_get(&app, &token, &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
 
     let (status, html) = block_user_installs(&app, &alice).await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."));
-    assert_eq!(
-        jira_get(&app, &token, &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        403
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 403);
     let consent = app
         .consent_page(&app.browser(), &app.authorize_url(&[]))
         .await;
@@ -192,12 +184,7 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
     .await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("An admin"));
-    assert_eq!(
-        jira_get(&app, &token, &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
 }
 
 #[tokio::test]
