@@ -6,7 +6,7 @@
 use trilo_core::model::{AuditQuery, Role};
 
 use crate::console::developer;
-use crate::site_admin::{block_user_installs, logged_in, page, post};
+use crate::site_admin::{block_user_installs, logged_in, page, post, set_member};
 use crate::support::{Fetch, TestApp, hidden_field};
 
 async fn demo_app_id(app: &TestApp) -> String {
@@ -139,33 +139,15 @@ async fn the_last_admin_of_a_product_cannot_remove_or_demote_themselves() {
     .await;
     assert_eq!(status, 400, "refused: {html}");
     assert!(html.contains("last admin of jira"), "{html}");
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &email), ("product", "jira"), ("role", "member")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &email, "jira", "member").await;
     assert!(html.contains("last admin of jira"), "{html}");
     assert_eq!(role_on_acme(&app, 0, "jira").await, Some(Role::Admin));
 
     // With a second admin, Alice may step down: the site keeps an administrator.
     let bob = app.demo.users[1].email.clone();
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &bob), ("product", "jira"), ("role", "admin")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &bob, "jira", "admin").await;
     assert!(html.contains("Member saved."), "{html}");
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &email), ("product", "jira"), ("role", "member")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &email, "jira", "member").await;
     assert!(html.contains("Member saved."), "{html}");
     assert_eq!(role_on_acme(&app, 0, "jira").await, Some(Role::Member));
 

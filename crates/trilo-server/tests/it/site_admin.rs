@@ -43,6 +43,18 @@ pub(crate) async fn block_user_installs(app: &TestApp, client: &reqwest::Client)
     post(app, client, "/apps/user-installs", &confirmed).await
 }
 
+/// Posts the members form: `email` gets `role` on `product` on Acme, as `client`.
+pub(crate) async fn set_member(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    product: &str,
+    role: &str,
+) -> (u16, String) {
+    let form = [("email", email), ("product", product), ("role", role)];
+    post(app, client, "/members", &form).await
+}
+
 #[tokio::test]
 async fn only_admins_of_the_site_get_in() {
     let app = TestApp::sqlite().await;
@@ -133,17 +145,7 @@ async fn members_and_guests_are_managed_and_enforced() {
     let outside = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_eq!(outside.status, 403);
     // An unknown email is offered an invitation (see `invitations.rs`); nothing changes yet.
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[
-            ("email", "nobody@example.com"),
-            ("product", "jira"),
-            ("role", "member"),
-        ],
-    )
-    .await;
+    let (status, html) = set_member(&app, &alice, "nobody@example.com", "jira", "member").await;
     assert_eq!(status, 200, "unknown account");
     assert!(html.contains("Invite nobody@example.com?"), "{html}");
     assert!(
@@ -261,17 +263,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     );
 
     block_user_installs(&app, &alice).await;
-    post(
-        &app,
-        &alice,
-        "/members",
-        &[
-            ("email", "bob@example.com"),
-            ("product", "jira"),
-            ("role", "admin"),
-        ],
-    )
-    .await;
+    set_member(&app, &alice, "bob@example.com", "jira", "admin").await;
     let (_, log) = page(&alice, &app.url(&format!("/admin/sites/{acme}/audit"))).await;
     for action in [
         "policy.created",
