@@ -70,6 +70,16 @@ impl Harness {
     fn confluence(&self) -> HeaderMap {
         self.assertion("confluence", CLOUD_A).headers()
     }
+
+    /// A GET as Jira's caller on the first site, the most common call here.
+    async fn jira_get(&self, uri: &str) -> (StatusCode, Value) {
+        self.get(uri, self.jira()).await
+    }
+}
+
+/// The first of the messages of a Jira error body.
+fn first_error_message(body: &Value) -> &str {
+    body["errorMessages"][0].as_str().unwrap()
 }
 
 fn new_issue(project: Value, summary: &str) -> Value {
@@ -79,7 +89,7 @@ fn new_issue(project: Value, summary: &str) -> Value {
 #[tokio::test]
 async fn myself_returns_asserted_account_when_assertion_valid() {
     let h = Harness::new();
-    let (status, body) = h.get("/jira/rest/api/3/myself", h.jira()).await;
+    let (status, body) = h.jira_get("/jira/rest/api/3/myself").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accountId"], ACCOUNT);
     assert_eq!(body["accountType"], "atlassian");
@@ -100,7 +110,7 @@ async fn request_gets_401_in_product_shape_when_assertion_missing() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let message = body["errorMessages"][0].as_str().unwrap();
+    let message = first_error_message(&body);
     assert!(
         message.contains("x-trilo-assertion header is missing"),
         "{message}"
@@ -158,7 +168,7 @@ async fn request_gets_401_when_identity_header_differs_from_claim() {
 #[tokio::test]
 async fn project_search_returns_paged_shape_when_listing() {
     let h = Harness::new();
-    let (status, body) = h.get("/jira/rest/api/3/project/search", h.jira()).await;
+    let (status, body) = h.jira_get("/jira/rest/api/3/project/search").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 2);
     assert_eq!(body["startAt"], 0);
@@ -175,10 +185,7 @@ async fn project_search_returns_paged_shape_when_listing() {
     assert!(body.get("nextPage").is_none());
 
     let (_, page) = h
-        .get(
-            "/jira/rest/api/3/project/search?startAt=0&maxResults=1",
-            h.jira(),
-        )
+        .jira_get("/jira/rest/api/3/project/search?startAt=0&maxResults=1")
         .await;
     assert_eq!(
         (page["total"].as_u64(), page["isLast"].as_bool()),
@@ -193,15 +200,10 @@ async fn project_search_returns_paged_shape_when_listing() {
     );
 
     let (status, body) = h
-        .get("/jira/rest/api/3/project/search?startAt=-1", h.jira())
+        .jira_get("/jira/rest/api/3/project/search?startAt=-1")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["errorMessages"][0]
-            .as_str()
-            .unwrap()
-            .contains("startAt")
-    );
+    assert!(first_error_message(&body).contains("startAt"));
 }
 
 #[tokio::test]
@@ -222,9 +224,7 @@ async fn created_issue_is_readable_when_fetched_by_key_or_id() {
         format!("https://api.trilo.test/ex/jira/{CLOUD_A}/rest/api/3/issue/{id}")
     );
     for path in [id, "DEMO-3"] {
-        let (status, issue) = h
-            .get(&format!("/jira/rest/api/3/issue/{path}"), h.jira())
-            .await;
+        let (status, issue) = h.jira_get(&format!("/jira/rest/api/3/issue/{path}")).await;
         assert_eq!(status, StatusCode::OK, "{issue}");
         assert_eq!(issue["key"], "DEMO-3");
         assert_eq!(issue["fields"]["summary"], "Ship the gateway");
@@ -316,7 +316,7 @@ async fn blocked_project_is_hidden_when_listed_searched_or_read() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Unblocked, the same issue is there.
-    let (status, _) = h.get("/jira/rest/api/3/issue/DEMO-1", h.jira()).await;
+    let (status, _) = h.jira_get("/jira/rest/api/3/issue/DEMO-1").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -324,28 +324,17 @@ async fn blocked_project_is_hidden_when_listed_searched_or_read() {
 async fn issue_search_filters_by_project_when_jql_names_one() {
     let h = Harness::new();
     let (status, body) = h
-        .get(
-            "/jira/rest/api/3/search?jql=project%20%3D%20DEMO%20ORDER%20BY%20key",
-            h.jira(),
-        )
+        .jira_get("/jira/rest/api/3/search?jql=project%20%3D%20DEMO%20ORDER%20BY%20key")
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 2);
     assert_eq!(body["issues"][0]["key"], "DEMO-1");
     assert_eq!(body["issues"][1]["key"], "DEMO-2");
     let (status, body) = h
-        .get(
-            "/jira/rest/api/3/search?jql=assignee%3DcurrentUser()",
-            h.jira(),
-        )
+        .jira_get("/jira/rest/api/3/search?jql=assignee%3DcurrentUser()")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["errorMessages"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("Error in the JQL Query")
-    );
+    assert!(first_error_message(&body).starts_with("Error in the JQL Query"));
 }
 
 #[tokio::test]
@@ -416,7 +405,7 @@ async fn space_get_returns_space_when_visible_and_404_when_blocked() {
 #[tokio::test]
 async fn unknown_path_returns_404_json_when_authenticated() {
     let h = Harness::new();
-    let (status, body) = h.get("/jira/rest/api/3/nothing-here", h.jira()).await;
+    let (status, body) = h.jira_get("/jira/rest/api/3/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["errorMessages"][0].is_string());
     let (status, body) = h
@@ -424,7 +413,7 @@ async fn unknown_path_returns_404_json_when_authenticated() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["statusCode"], 404);
-    let (status, body) = h.get("/bitbucket/2.0/user", h.jira()).await;
+    let (status, body) = h.jira_get("/bitbucket/2.0/user").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["statusCode"], 404);
     let (status, body) = h
@@ -453,7 +442,7 @@ async fn router_serves_paths_when_nested_under_sample() {
     let key = TestKey::generate("k1");
     let app = Router::new().nest("/sample", router(config_with(&[&key])));
     let h = Harness { key, router: app };
-    let (status, body) = h.get("/sample/jira/rest/api/3/myself", h.jira()).await;
+    let (status, body) = h.jira_get("/sample/jira/rest/api/3/myself").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = h
         .get(
@@ -462,7 +451,7 @@ async fn router_serves_paths_when_nested_under_sample() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = h.get("/sample/jira/rest/api/3/nope", h.jira()).await;
+    let (status, _) = h.jira_get("/sample/jira/rest/api/3/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

@@ -12,7 +12,7 @@ use trilo_core::services::admin::NewApp;
 use crate::gateway::{Client, access_token, call};
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, refresh, refresh_token_of};
-use crate::support::{TestApp, hidden_field, location, unescape_html};
+use crate::support::{Fetch, TestApp, csp_of, hidden_field, location, login_form, unescape_html};
 use crate::token::{Answer, redeem};
 
 /// Scopes that reach Jira's `myself` through the gateway, with a refresh token.
@@ -34,7 +34,7 @@ async fn signed_in(app: &TestApp, user: usize) -> (reqwest::Client, String) {
 }
 
 async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
-    let res = client.get(app.url(path)).send().await.unwrap();
+    let res = client.get(app.url(path)).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -44,7 +44,7 @@ async fn post(
     path: &str,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
-    client.post(app.url(path)).form(form).send().await.unwrap()
+    client.post(app.url(path)).form(form).fetch().await
 }
 
 /// Alice's tokens for the demo app (consent on the first site): the token response.
@@ -82,9 +82,8 @@ async fn introspect(app: &TestApp, token: &str) -> Value {
             ("client_secret", demo.client_secret.as_str()),
             ("token", token),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let answer = Answer::of(res).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     answer.body
@@ -96,9 +95,8 @@ async fn basic_call(app: &TestApp, email: &str, secret: &str) -> u16 {
     reqwest::Client::new()
         .get(app.url(&format!("/ex/jira/{acme}{MYSELF}")))
         .basic_auth(email, Some(secret))
-        .send()
+        .fetch()
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -138,7 +136,7 @@ async fn account_pages_need_a_login() {
         "/account/api-tokens",
         "/account/password",
     ] {
-        let res = anonymous.get(app.url(path)).send().await.unwrap();
+        let res = anonymous.get(app.url(path)).fetch().await;
         assert_eq!(res.status(), 303, "GET {path}");
         assert_eq!(
             location(&res),
@@ -602,11 +600,7 @@ async fn a_password_change_ends_other_sessions_and_refresh_tokens_body(app: Test
 
     // This session stays; the other one is sent to the login page.
     assert_eq!(get(&app, &alice, "/account").await.0, 200);
-    let res = elsewhere
-        .get(app.url("/account/apps"))
-        .send()
-        .await
-        .unwrap();
+    let res = elsewhere.get(app.url("/account/apps")).fetch().await;
     assert_eq!(res.status(), 303);
     assert!(location(&res).starts_with("/login"), "{}", location(&res));
     // Every refresh-token family ended.
@@ -633,7 +627,7 @@ async fn wrong_current_passwords_are_rate_limited() {
             ("confirm_password", "a-brand-new-password".to_owned()),
         ];
         let request = alice.post(app.url("/account/password")).form(&form);
-        async move { request.send().await.unwrap() }
+        async move { request.fetch().await }
     };
     for _ in 0..5 {
         assert_eq!(attempt("wrong-password").await.status(), 403);
@@ -685,10 +679,7 @@ async fn labels_and_app_names_render_as_text() {
     )
     .await;
     assert_eq!(res.status(), 201);
-    let csp = res.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let csp = csp_of(&res);
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(res.headers()["cache-control"], "no-store");
     let token_page = res.text().await.unwrap();
@@ -732,63 +723,36 @@ async fn revoking_on_one_instance_stops_the_app_on_another_within_a_second() {
     let http = reqwest::Client::new();
     let status = |res: reqwest::Response| res.status().as_u16();
     assert_eq!(
-        status(
-            http.get(&gateway)
-                .bearer_auth(&access)
-                .send()
-                .await
-                .unwrap()
-        ),
+        status(http.get(&gateway).bearer_auth(&access).fetch().await),
         200
     );
 
     // Alice logs in on the first instance and revokes the app there.
     let browser = app.browser();
-    let login = browser
-        .get(format!("{}/login", first.base))
-        .send()
-        .await
-        .unwrap();
+    let login = browser.get(format!("{}/login", first.base)).fetch().await;
     let csrf = hidden_field(&login.text().await.unwrap(), "csrf_token").unwrap();
     let alice = &app.demo.users[0];
     let res = browser
         .post(format!("{}/login", first.base))
-        .form(&[
-            ("email", alice.email.as_str()),
-            ("password", alice.password.as_str()),
-            ("csrf_token", csrf.as_str()),
-            ("return_to", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form(&login_form(&alice.email, &alice.password, &csrf, "/"))
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     let page = browser
         .get(format!("{}/account/apps", first.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let grant = revocable_grants(&page).remove(0);
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(format!("{}/account/apps/{grant}/revoke", first.base))
         .form(&[("csrf_token", csrf.as_str()), ("confirmed", "yes")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     let revoked_at = std::time::Instant::now();
     loop {
-        let answer = status(
-            http.get(&gateway)
-                .bearer_auth(&access)
-                .send()
-                .await
-                .unwrap(),
-        );
+        let answer = status(http.get(&gateway).bearer_auth(&access).fetch().await);
         if answer == 401 {
             break;
         }

@@ -9,7 +9,7 @@ use time::Duration;
 use trilo_core::model::Role;
 use trilo_server::http::api_v1::ROUTES;
 
-use crate::support::TestApp;
+use crate::support::{Fetch, TestApp};
 use crate::token::{Answer, code_params, obtain_codes, post_form, with};
 
 /// How a test client authenticates.
@@ -87,7 +87,7 @@ impl<'a> Api<'a> {
     }
 
     pub(crate) async fn send(req: reqwest::RequestBuilder) -> Answer {
-        Answer::of(req.send().await.unwrap()).await
+        Answer::of(req.fetch().await).await
     }
 
     pub(crate) async fn get(&self, path: &str) -> Answer {
@@ -676,7 +676,7 @@ async fn another_developers_app_is_not_found_for_every_verb() {
     assert_eq!(o.status, 200);
     assert_eq!(o.body["name"], "Demo Integration", "Bob changed nothing");
     // The demo app's secret still works: Bob's rotation never happened.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     post_form(&app, &code_params(&app, &code))
         .await
         .assert_tokens();
@@ -688,7 +688,7 @@ async fn deleting_an_installed_app_is_refused_listing_its_sites() {
     let alice = Api::token(&app, 0).await;
     let id = demo_app_id(&app).await;
     // A consent on Acme installs the demo app there.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let acme = &app.demo.sites[0];
 
     let a = alice.delete(&format!("/api/v1/apps/{id}")).await;
@@ -892,7 +892,7 @@ async fn requests_without_valid_credentials_get_401_with_a_basic_challenge() {
         .create_api_token(&alice.account_id, "soon revoked", None)
         .await
         .unwrap();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let access_token = post_form(&app, &code_params(&app, &code))
         .await
         .assert_tokens();
@@ -912,7 +912,7 @@ async fn requests_without_valid_credentials_get_401_with_a_basic_challenge() {
         client.get(&url).header("cookie", "trilo_session=forged"),
     ];
     for req in requests {
-        let a = Answer::of(req.send().await.unwrap()).await;
+        let a = Answer::of(req.fetch().await).await;
         assert_error(&a, 401, "Authentication required");
         assert!(
             a.header("www-authenticate")
@@ -924,9 +924,8 @@ async fn requests_without_valid_credentials_get_401_with_a_basic_challenge() {
     let ok = client
         .get(&url)
         .basic_auth(&alice.email, Some(&token.secret))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(ok.status(), 200);
     app.core
         .revoke_api_token(&alice.account_id, &token.token.token_id)
@@ -936,9 +935,8 @@ async fn requests_without_valid_credentials_get_401_with_a_basic_challenge() {
         client
             .get(&url)
             .basic_auth(&alice.email, Some(&token.secret))
-            .send()
-            .await
-            .unwrap(),
+            .fetch()
+            .await,
     )
     .await;
     assert_error(&a, 401, "Authentication required");
@@ -1026,15 +1024,14 @@ async fn session_cookie_authenticates_and_writes_need_the_csrf_defence() {
     let Auth::Session { client, .. } = &guarded.auth else {
         unreachable!()
     };
-    let logout = client.get(app.url("/logout")).send().await.unwrap();
+    let logout = client.get(app.url("/logout")).fetch().await;
     let page = logout.text().await.unwrap();
     let csrf = crate::support::hidden_field(&page, "csrf_token").unwrap();
     client
         .post(app.url("/logout"))
         .form(&[("csrf_token", csrf)])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_error(
         &guarded.get("/api/v1/apps").await,
         401,

@@ -10,7 +10,7 @@ use trilo_protocol::webhooks::POLICY_ACTIVATED;
 
 use crate::api_v1::{Api, assert_error, demo_app_id, new_app};
 use crate::support::{Backend, TestApp};
-use crate::token::obtain_codes;
+use crate::token::{Answer, obtain_codes};
 
 const HOOK: &str = "https://receiver.example/hook";
 
@@ -50,6 +50,26 @@ pub(crate) async fn issue_events(app: &TestApp, n: usize) {
         // Distinct creation times, so "newest first" is observable.
         app.clock.advance(time::Duration::seconds(1));
     }
+}
+
+/// Asks `/api/v1` to send the delivery `delivery_id` of the app `app_id` again.
+async fn redeliver(api: &Api<'_>, app_id: &str, delivery_id: &str) -> Answer {
+    let path = format!("/api/v1/apps/{app_id}/deliveries/{delivery_id}/redeliver");
+    api.post(&path, json!({})).await
+}
+
+/// Adds a webhook at [`HOOK`] for `jira:issue_created` to the app `app_id`.
+async fn subscribe_to_issues(api: &Api<'_>, app_id: &str) -> Answer {
+    let body = json!({ "url": HOOK, "events": ["jira:issue_created"] });
+    api.post(&format!("/api/v1/apps/{app_id}/webhooks"), body)
+        .await
+}
+
+/// The 404 of a redelivery of a delivery the app does not have.
+#[track_caller]
+fn assert_no_such_delivery(a: &Answer) {
+    assert_error(a, 404, "Not found");
+    assert_eq!(a.body["message"], "Not found: no such delivery");
 }
 
 fn rfc3339(value: &Value) -> OffsetDateTime {
@@ -176,12 +196,7 @@ async fn another_developers_webhooks_and_deliveries_are_not_found() {
     let alice = Api::token(&app, 0).await;
     let bob = Api::token(&app, 1).await;
     let id = demo_app_id(&app).await; // Alice's
-    let hook = alice
-        .post(
-            &format!("/api/v1/apps/{id}/webhooks"),
-            json!({ "url": HOOK, "events": ["jira:issue_created"] }),
-        )
-        .await;
+    let hook = subscribe_to_issues(&alice, &id).await;
     assert_eq!(hook.status, 201, "{hook:?}");
     let hook_id = hook.body["id"].as_str().unwrap();
     let client_id = app.app().client_id.clone();
@@ -198,11 +213,7 @@ async fn another_developers_webhooks_and_deliveries_are_not_found() {
             bob.delete(&format!("/api/v1/apps/{key}/webhooks/{hook_id}"))
                 .await,
             bob.get(&format!("/api/v1/apps/{key}/deliveries")).await,
-            bob.post(
-                &format!("/api/v1/apps/{key}/deliveries/any/redeliver"),
-                json!({}),
-            )
-            .await,
+            redeliver(&bob, key, "any").await,
         ];
         for a in answers {
             assert_error(&a, 404, "Not found");
@@ -258,14 +269,8 @@ async fn a_new_app_has_no_deliveries_and_an_unknown_delivery_is_not_redelivered(
             .await;
         assert_error(&a, 400, "Invalid request");
     }
-    let a = alice
-        .post(
-            &format!("/api/v1/apps/{id}/deliveries/no-such-delivery/redeliver"),
-            json!({}),
-        )
-        .await;
-    assert_error(&a, 404, "Not found");
-    assert_eq!(a.body["message"], "Not found: no such delivery");
+    let a = redeliver(&alice, &id, "no-such-delivery").await;
+    assert_no_such_delivery(&a);
 }
 
 #[tokio::test]
@@ -273,12 +278,7 @@ async fn deliveries_are_listed_newest_first_and_redelivered() {
     let app = quiet_app().await;
     let alice = Api::token(&app, 0).await;
     let id = demo_app_id(&app).await;
-    let hook = alice
-        .post(
-            &format!("/api/v1/apps/{id}/webhooks"),
-            json!({ "url": HOOK, "events": ["jira:issue_created"] }),
-        )
-        .await;
+    let hook = subscribe_to_issues(&alice, &id).await;
     assert_eq!(hook.status, 201, "{hook:?}");
     issue_events(&app, 3).await;
 
@@ -312,27 +312,13 @@ async fn deliveries_are_listed_newest_first_and_redelivered() {
     assert_eq!(one.body["deliveries"][0]["id"], d["id"]);
 
     let delivery_id = d["id"].as_str().unwrap();
-    let a = alice
-        .post(
-            &format!("/api/v1/apps/{id}/deliveries/{delivery_id}/redeliver"),
-            json!({}),
-        )
-        .await;
+    let a = redeliver(&alice, &id, delivery_id).await;
     assert_eq!(a.status, 202, "{a:?}");
     // Bob's app cannot redeliver Alice's delivery.
     let bob = Api::token(&app, 1).await;
     let bobs = bob.create(new_app("Bob's")).await;
-    let a = bob
-        .post(
-            &format!(
-                "/api/v1/apps/{}/deliveries/{delivery_id}/redeliver",
-                bobs["id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    assert_error(&a, 404, "Not found");
-    assert_eq!(a.body["message"], "Not found: no such delivery");
+    let a = redeliver(&bob, bobs["id"].as_str().unwrap(), delivery_id).await;
+    assert_no_such_delivery(&a);
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ use trilo_core::model::{AuditQuery, ClientType, Distribution};
 use trilo_core::services::accounts::NewAccount;
 use trilo_core::services::admin::NewApp;
 
-use crate::support::{TestApp, hidden_field, location, query_param, unescape_html};
+use crate::support::{
+    Fetch, TestApp, hidden_field, location, login_form, query_param, unescape_html,
+};
 use crate::token::{me_status, redeem};
 
 /// No grant, no installation and no `grant.*` audit event exist: no consent went through.
@@ -113,7 +115,7 @@ pub fn no_jar_client() -> reqwest::Client {
 /// Logs Alice in without a cookie jar; returns the `Cookie` header value of her session.
 pub async fn alice_session_cookie(app: &TestApp) -> String {
     let http = no_jar_client();
-    let res = http.get(app.url("/login")).send().await.unwrap();
+    let res = http.get(app.url("/login")).fetch().await;
     let login_csrf = set_cookie(&res, "trilo_login_csrf").expect("login csrf cookie");
     let page = res.text().await.unwrap();
     let csrf = hidden_field(&page, "csrf_token").unwrap();
@@ -121,15 +123,9 @@ pub async fn alice_session_cookie(app: &TestApp) -> String {
     let res = http
         .post(app.url("/login"))
         .header("cookie", format!("trilo_login_csrf={login_csrf}"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form(&login_form(email, password, &csrf, "/"))
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     format!(
         "trilo_session={}",
@@ -221,9 +217,8 @@ async fn authorize_shows_an_error_page_when_the_client_is_unknown_or_missing() {
     for client_id in ["no-such-client", ""] {
         let res = browser
             .get(app.authorize_url(&[("client_id", client_id)]))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, client_id).await;
     }
     assert_nothing_consented(&app).await;
@@ -234,10 +229,9 @@ async fn authorize_shows_an_error_page_when_the_client_is_unknown_or_missing() {
 #[tokio::test]
 async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
-    let csrf = hidden_field(&page, "csrf_token").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
+    let (browser, page) = app.alice_at_consent().await;
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
     for variant in [
         "https://app.example.test/callback/",
         "https://APP.example.test/callback",
@@ -254,7 +248,7 @@ async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match()
         "https://app.example.test./callback",
     ] {
         let url = app.authorize_url(&[("redirect_uri", variant)]);
-        let res = browser.get(&url).send().await.unwrap();
+        let res = browser.get(&url).fetch().await;
         assert_error_page(res, variant).await;
 
         let res = browser
@@ -265,9 +259,8 @@ async fn authorize_shows_an_error_page_when_redirect_uri_is_not_an_exact_match()
                 ("decision", "accept"),
                 ("cloud_id", &acme),
             ])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, variant).await;
     }
     assert_nothing_consented(&app).await;
@@ -309,7 +302,7 @@ async fn authorize_redirects_the_error_when_a_trusted_client_sends_a_bad_request
         (&[("audience", "")], "invalid_request", Some("st-123")),
     ];
     for (extra, error, state) in cases {
-        let res = browser.get(app.authorize_url(extra)).send().await.unwrap();
+        let res = browser.get(app.authorize_url(extra)).fetch().await;
         assert_eq!(res.status(), 302, "{extra:?}");
         assert_redirect_error(&app, &res, 302, &callback, error, state);
     }
@@ -317,9 +310,8 @@ async fn authorize_redirects_the_error_when_a_trusted_client_sends_a_bad_request
     let res = app
         .browser()
         .get(app.authorize_url(&[("response_type", "token")]))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_redirect_error(
         &app,
         &res,
@@ -339,7 +331,7 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
     let alice = app.browser();
     let page = app.consent_page(&alice, &url).await;
     let bob = logged_in(&app, 1).await;
-    let bob_page = bob.get(&url).send().await.unwrap().text().await.unwrap();
+    let bob_page = bob.get(&url).fetch_text().await;
     let bob_csrf = hidden_field(&bob_page, "csrf_token").unwrap();
     let own_csrf = hidden_field(&page, "csrf_token").unwrap();
     assert_ne!(bob_csrf, own_csrf);
@@ -362,9 +354,8 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
         let res = alice
             .post(app.url("/authorize/consent"))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 403, "{tokens:?}");
         assert!(res.headers().get("location").is_none(), "{tokens:?}");
     }
@@ -382,8 +373,7 @@ async fn consent_post_is_forbidden_and_creates_nothing_when_the_csrf_token_is_no
 #[tokio::test]
 async fn deny_redirects_with_access_denied_state_and_iss() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let res = app.submit_consent(&browser, &page, "deny", None).await;
     assert_redirect_error(
         &app,
@@ -398,7 +388,7 @@ async fn deny_redirects_with_access_denied_state_and_iss() {
 
 /// Security checklist C1, C2: a second redemption fails and revokes the first tokens.
 async fn replayed_code(app: TestApp) {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let access = redeem(&app, &code).await.assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 
@@ -444,8 +434,7 @@ async fn private_app_redirects_unauthorized_client_when_someone_else_authorizes_
         ("scope", "read:jira-work"),
     ]);
 
-    let alice = logged_in(&app, 0).await;
-    let res = alice.get(&url).send().await.unwrap();
+    let res = logged_in(&app, 0).await.get(&url).fetch().await;
     assert_redirect_error(
         &app,
         &res,
@@ -457,11 +446,7 @@ async fn private_app_redirects_unauthorized_client_when_someone_else_authorizes_
     assert_nothing_consented(&app).await;
 
     let bob = logged_in(&app, 1).await;
-    assert_eq!(
-        bob.get(&url).send().await.unwrap().status(),
-        200,
-        "the owner may"
-    );
+    assert_eq!(bob.get(&url).fetch().await.status(), 200, "the owner may");
 }
 
 /// Security checklist P2, P3.
@@ -492,11 +477,7 @@ async fn public_client_redirects_invalid_request_when_pkce_s256_is_missing() {
     ];
     for extra in [&[][..], &plain[..]] {
         let params: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
-        let res = browser
-            .get(app.authorize_url(&params))
-            .send()
-            .await
-            .unwrap();
+        let res = browser.get(app.authorize_url(&params)).fetch().await;
         assert_redirect_error(&app, &res, 302, callback, "invalid_request", Some("st-123"));
     }
     assert_nothing_consented(&app).await;
@@ -509,7 +490,7 @@ async fn public_client_redirects_invalid_request_when_pkce_s256_is_missing() {
             ("code_challenge_method", "S256"),
         ])
         .collect();
-    let res = browser.get(app.authorize_url(&s256)).send().await.unwrap();
+    let res = browser.get(app.authorize_url(&s256)).fetch().await;
     assert_eq!(res.status(), 200, "with S256 the consent page shows");
 }
 
@@ -520,7 +501,7 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
     let url = app.authorize_url(&[]);
     let query = query_of(&url);
     let browser = app.browser();
-    let res = browser.get(&url).send().await.unwrap();
+    let res = browser.get(&url).fetch().await;
     assert_eq!(res.status(), 303);
     let to_login = location(&res);
     assert!(to_login.starts_with("/login?return_to="), "{to_login}");
@@ -530,14 +511,7 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
         Some(return_to.as_str())
     );
 
-    let page = browser
-        .get(app.url(&to_login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url(&to_login)).fetch_text().await;
     assert_eq!(
         hidden_field(&page, "return_to").as_deref(),
         Some(return_to.as_str())
@@ -546,19 +520,13 @@ async fn authorize_sends_a_logged_out_user_to_login_and_back_to_consent() {
     let (email, password) = app.alice();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", &return_to),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form(&login_form(email, password, &csrf, &return_to))
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), return_to);
 
-    let res = browser.get(app.url(&return_to)).send().await.unwrap();
+    let res = browser.get(app.url(&return_to)).fetch().await;
     assert_eq!(res.status(), 200);
     let consent = res.text().await.unwrap();
     assert!(consent.contains("Demo Integration"));
@@ -578,14 +546,7 @@ async fn login_and_consent_posts_answer_303() {
     let acme = app.demo.sites[0].cloud_id.clone();
 
     for decision in ["accept", "deny"] {
-        let page = browser
-            .get(app.authorize_url(&[]))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = browser.get(app.authorize_url(&[])).fetch_text().await;
         let res = app
             .submit_consent(&browser, &page, decision, Some(&acme))
             .await;
@@ -593,14 +554,7 @@ async fn login_and_consent_posts_answer_303() {
     }
 
     // An error found when the consent POST re-validates the request also answers 303.
-    let page = browser
-        .get(app.authorize_url(&[]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.authorize_url(&[])).fetch_text().await;
     let bad_request = query_of(&app.authorize_url(&[("response_type", "token")]));
     let res = browser
         .post(app.url("/authorize/consent"))
@@ -613,9 +567,8 @@ async fn login_and_consent_posts_answer_303() {
             ("decision", "accept"),
             ("cloud_id", &acme),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_redirect_error(
         &app,
         &res,
@@ -650,30 +603,28 @@ async fn html_pages_forbid_framing_and_referrers() {
         );
     };
 
-    let res = browser.get(app.url("/login")).send().await.unwrap();
+    let res = browser.get(app.url("/login")).fetch().await;
     check("login page", &res);
     let res = browser
         .post(app.url("/login"))
         .form(&[("email", "x@example.com"), ("csrf_token", "forged")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     check("login refused", &res);
 
     let page_res = {
         let (email, password) = app.alice();
         assert_eq!(app.login(&browser, email, password).await.status(), 303);
-        browser.get(app.authorize_url(&[])).send().await.unwrap()
+        browser.get(app.authorize_url(&[])).fetch().await
     };
     assert_eq!(page_res.status(), 200);
     check("consent page", &page_res);
     let page = page_res.text().await.unwrap();
     let res = browser
         .get(app.authorize_url(&[("client_id", "no-such-client")]))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 400);
     check("authorize error page", &res);
     let res = browser
@@ -683,9 +634,8 @@ async fn html_pages_forbid_framing_and_referrers() {
             ("request", hidden_field(&page, "request").unwrap().as_str()),
             ("decision", "accept"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     check("consent refused", &res);
     // Redirects that carry a code must not leak it through Referer either.
@@ -734,9 +684,8 @@ async fn state_with_markup_is_escaped_on_the_consent_page_and_echoed_exactly() {
     let res = no_jar_client()
         .get(&url)
         .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
     assert!(!page.contains("<script"), "markup rendered raw");
@@ -757,9 +706,8 @@ async fn state_with_markup_is_escaped_on_the_consent_page_and_echoed_exactly() {
             ("decision", "accept"),
             ("cloud_id", &app.demo.sites[0].cloud_id),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(
         query_param(&location(&res), "state").as_deref(),
@@ -825,26 +773,13 @@ async fn app_and_developer_names_with_markup_render_as_text() {
 /// A failed login (a status and a page for wrong password and one for unknown email).
 async fn failed_login(app: &TestApp, email: &str, password: &str) -> (u16, String) {
     let browser = app.browser();
-    let page = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url("/login")).fetch_text().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form(&login_form(email, password, &csrf, "/"))
+        .fetch()
+        .await;
     let status = res.status().as_u16();
     assert!(set_cookie(&res, "trilo_session").is_none(), "no session");
     let body = res.text().await.unwrap();
@@ -872,14 +807,7 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
 
     // Field, but no cookie (a cross-site form has no way to set it).
     let no_jar = no_jar_client();
-    let page = no_jar
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = no_jar.get(app.url("/login")).fetch_text().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let res = no_jar
         .post(app.url("/login"))
@@ -888,15 +816,14 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
             ("password", password),
             ("csrf_token", &csrf),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
     assert!(set_cookie(&res, "trilo_session").is_none());
 
     // Cookie, but no field; then the field of another browser's form.
     let browser = app.browser();
-    browser.get(app.url("/login")).send().await.unwrap();
+    browser.get(app.url("/login")).fetch().await;
     for form in [
         vec![("email", email), ("password", password)],
         vec![
@@ -905,16 +832,11 @@ async fn login_post_is_forbidden_when_the_csrf_cookie_or_field_is_missing_or_dif
             ("csrf_token", &csrf),
         ],
     ] {
-        let res = browser
-            .post(app.url("/login"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let res = browser.post(app.url("/login")).form(&form).fetch().await;
         assert_eq!(res.status(), 403);
         assert!(set_cookie(&res, "trilo_session").is_none());
     }
-    let home = browser.get(app.url("/")).send().await.unwrap();
+    let home = browser.get(app.url("/")).fetch().await;
     assert_eq!(location(&home), "/login", "still logged out");
 }
 
@@ -929,8 +851,7 @@ async fn consent_to_a_blocked_or_foreign_site_is_refused_and_creates_nothing() {
         .set_user_installs(&globex, trilo_core::model::UserInstalls::Blocked)
         .await
         .unwrap();
-    let alice = app.browser();
-    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let (alice, page) = app.alice_at_consent().await;
     let stranger_site = uuid::Uuid::new_v4().to_string();
     for cloud_id in [Some(globex.as_str()), Some(stranger_site.as_str()), None] {
         let res = app.submit_consent(&alice, &page, "accept", cloud_id).await;
@@ -951,17 +872,15 @@ async fn consent_to_a_blocked_or_foreign_site_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
     let app = TestApp::sqlite().await;
-    let alice = app.browser();
-    let page = app.consent_page(&alice, &app.authorize_url(&[])).await;
+    let (alice, page) = app.alice_at_consent().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let request = hidden_field(&page, "request").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
     let json = alice
         .post(app.url("/authorize/consent"))
         .json(&serde_json::json!({"csrf_token": csrf, "request": request, "decision": "accept"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(json.status(), 415);
     for repeated in ["decision", "cloud_id", "request"] {
         let mut form = vec![
@@ -975,9 +894,8 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
         let res = alice
             .post(app.url("/authorize/consent"))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 400, "repeated {repeated}");
         assert!(res.headers().get("location").is_none());
     }
@@ -985,30 +903,21 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
         .post(app.url("/authorize/consent"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("csrf_token={csrf}&decision=%FF%FE"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(undecodable.status(), 400);
     assert_nothing_consented(&app).await;
 
     // Login: the same rules, and no session is started.
     let fresh = app.browser();
-    let login = fresh
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = fresh.get(app.url("/login")).fetch_text().await;
     let login_csrf = hidden_field(&login, "csrf_token").unwrap();
     let (email, password) = app.alice();
     let json = fresh
         .post(app.url("/login"))
         .json(&serde_json::json!({"email": email, "password": password, "csrf_token": login_csrf}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(json.status(), 415);
     let twice = fresh
         .post(app.url("/login"))
@@ -1018,11 +927,10 @@ async fn malformed_consent_and_login_forms_are_refused_and_change_nothing() {
             ("password", password),
             ("csrf_token", login_csrf.as_str()),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert!(twice.status().is_client_error(), "{}", twice.status());
-    let still_anonymous = fresh.get(app.authorize_url(&[])).send().await.unwrap();
+    let still_anonymous = fresh.get(app.authorize_url(&[])).fetch().await;
     assert!(
         location(&still_anonymous).starts_with("/login"),
         "no session: sent to the login page"

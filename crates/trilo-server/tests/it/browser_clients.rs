@@ -10,7 +10,7 @@ use trilo_core::services::console::AppChanges;
 
 use crate::authorize::logged_in;
 use crate::on_both_backends;
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, location, query_param};
 use crate::token::Answer;
 
 const SPA: &str = "https://spa.example.test";
@@ -80,7 +80,7 @@ async fn post_from(
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
-    Answer::of(request.send().await.unwrap()).await
+    Answer::of(request.fetch().await).await
 }
 
 fn allowed_origin(answer: &Answer) -> Option<&str> {
@@ -191,9 +191,8 @@ async fn preflights_and_requests_are_answered_for_registered_origins_only() {
                 .header("origin", origin)
                 .header("access-control-request-method", "POST")
                 .header("access-control-request-headers", "content-type")
-                .send()
+                .fetch()
                 .await
-                .unwrap()
         }
     };
     for path in ["/oauth/token", "/oauth/revoke"] {

@@ -1,6 +1,7 @@
 //! The `trilo` binary from the outside: `--help`, `admin … --json` against a database
 //! directory, `migrate`, and the demo writing `demo.json`.
 
+use crate::support::get_json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -406,12 +407,7 @@ async fn demo_writes_demo_json_and_serves() {
 
     let auth_url = info["auth_url"].as_str().unwrap();
     let metadata: Value =
-        reqwest::get(format!("{auth_url}/.well-known/oauth-authorization-server"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        get_json(format!("{auth_url}/.well-known/oauth-authorization-server")).await;
     assert_eq!(metadata["issuer"], auth_url);
     child.kill().await.unwrap();
 }

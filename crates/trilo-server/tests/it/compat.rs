@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::gateway::{Client, access_token, another_app, call};
+use crate::gateway::{Client, access_token, another_app, call, jira_get};
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, Fetch, TestApp};
 use crate::token::Answer;
 
 /// What a client of all those APIs asks for: classic and granular scopes.
@@ -34,9 +34,8 @@ async fn post_json(
         .post(app.url(&format!("/ex/{product}/{site}{path}")))
         .bearer_auth(token)
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -52,7 +51,7 @@ on_both_backends!(
 async fn the_paths_existing_clients_send_reach_the_products_body(app: TestApp) {
     let token = client_token(&app, CLIENT_SCOPES).await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let jira = |path: &'static str| call(&app, "GET", &token, "jira", &acme, path);
+    let jira = |path: &'static str| jira_get(&app, &token, &acme, path);
 
     // Jira REST v2, as the most used Python client sends it by default: it reads
     // serverInfo first (no scope needed), then fields before a search.
@@ -162,17 +161,9 @@ async fn the_new_operations_need_their_own_scopes() {
         "{unknown:?}"
     );
     // An operation the document says needs no scope is open to any token reaching the site.
-    let info = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/serverInfo").await;
+    let info = jira_get(&app, &token, &acme, "/rest/api/3/serverInfo").await;
     assert_ok(&info, "serverInfo without a Jira read scope of its own");
-    let jsm = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/servicedeskapi/request",
-    )
-    .await;
+    let jsm = jira_get(&app, &token, &acme, "/rest/servicedeskapi/request").await;
     assert_eq!(jsm.status, 403, "{jsm:?}");
     assert!(
         jsm.body["message"]
@@ -192,15 +183,7 @@ async fn a_missing_scope_can_be_answered_as_the_reference_does() {
     .unwrap();
     let token = client_token(&app, "read:jira-user").await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let refused = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/project/search",
-    )
-    .await;
+    let refused = jira_get(&app, &token, &acme, "/rest/api/3/project/search").await;
     assert_eq!(refused.status, 401);
     assert_eq!(
         refused.body,
@@ -213,7 +196,7 @@ async fn a_missing_scope_can_be_answered_as_the_reference_does() {
     );
     // An admitted call is unchanged.
     assert_ok(
-        &call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await,
+        &jira_get(&app, &token, &acme, "/rest/api/3/myself").await,
         "myself",
     );
 }
@@ -223,18 +206,14 @@ async fn a_missing_scope_can_be_answered_as_the_reference_does() {
 #[tokio::test]
 async fn me_has_a_picture_and_revoke_answers_json() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let tokens = crate::token::redeem(&app, &code).await;
     let access = tokens.assert_tokens();
     let me: Value = reqwest::Client::new()
         .get(app.url("/me"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let picture = me["picture"].as_str().expect("a picture");
     let avatar = reqwest::get(picture).await.unwrap();
     assert_eq!(avatar.status(), 200, "{picture}");
@@ -246,9 +225,8 @@ async fn me_has_a_picture_and_revoke_answers_json() {
         .post(app.url("/oauth/revoke"))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(revoked.status(), 200);
     assert_eq!(revoked.headers()["content-type"], "application/json");
     assert_eq!(revoked.json::<Value>().await.unwrap(), json!({}));
@@ -274,15 +252,7 @@ async fn an_audience_alias_is_accepted_and_carried_by_the_tokens() {
         "api.atlassian.com"
     );
     let acme = app.demo.sites[0].cloud_id.clone();
-    let projects = call(
-        &app,
-        "GET",
-        &access,
-        "jira",
-        &acme,
-        "/rest/api/3/project/search",
-    )
-    .await;
+    let projects = jira_get(&app, &access, &acme, "/rest/api/3/project/search").await;
     assert_ok(&projects, "an alias audience token at the gateway");
     let refreshed = crate::refresh::refresh(&app, &crate::refresh::refresh_token_of(&tokens)).await;
     let renewed = refreshed.assert_tokens();
@@ -295,27 +265,27 @@ async fn an_audience_alias_is_accepted_and_carried_by_the_tokens() {
         .post(app.url("/oauth/introspect"))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("token", renewed.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(described["aud"], "api.atlassian.com");
     // trilo's own audience still works and is what its tokens carry.
-    let own = app.obtain_code(&app.authorize_url(&[])).await;
+    let own = app.demo_code().await;
     let own = crate::token::redeem(&app, &own).await.assert_tokens();
     assert_eq!(
         crate::refresh::claims_of(&own)["aud"],
         app.demo.audience.as_str()
     );
 
-    let browser = crate::authorize::logged_in(&app, 0).await;
+    assert_audience_refused(&app, "api.example.org").await;
+}
+
+/// Alice's authorization request for `audience` goes back to the app as `invalid_request`.
+async fn assert_audience_refused(app: &TestApp, audience: &str) {
+    let browser = crate::authorize::logged_in(app, 0).await;
     let res = browser
-        .get(app.url_of_authorize_with_audience("api.example.org"))
-        .send()
-        .await
-        .unwrap();
+        .get(app.url_of_authorize_with_audience(audience))
+        .fetch()
+        .await;
     let location = crate::support::location(&res);
     assert_eq!(
         crate::support::query_param(&location, "error").as_deref(),
@@ -328,16 +298,5 @@ async fn an_audience_alias_is_accepted_and_carried_by_the_tokens() {
 #[tokio::test]
 async fn without_aliases_only_trilos_audience_is_accepted() {
     let app = TestApp::sqlite().await;
-    let browser = crate::authorize::logged_in(&app, 0).await;
-    let res = browser
-        .get(app.url_of_authorize_with_audience("api.atlassian.com"))
-        .send()
-        .await
-        .unwrap();
-    let location = crate::support::location(&res);
-    assert_eq!(
-        crate::support::query_param(&location, "error").as_deref(),
-        Some("invalid_request"),
-        "{location}"
-    );
+    assert_audience_refused(&app, "api.atlassian.com").await;
 }

@@ -6,8 +6,8 @@
 use trilo_core::model::{AuditQuery, Role};
 
 use crate::console::developer;
-use crate::site_admin::{logged_in, page, post};
-use crate::support::{TestApp, hidden_field};
+use crate::site_admin::{block_user_installs, logged_in, page, post, set_member};
+use crate::support::{Fetch, TestApp, hidden_field};
 
 async fn demo_app_id(app: &TestApp) -> String {
     demo_app(app).await.app_id
@@ -79,7 +79,7 @@ async fn deleting_an_app_needs_its_name_typed() {
         let mut form = vec![("csrf_token", csrf.clone())];
         form.extend(fields);
         async move {
-            let res = client.post(url).form(&form).send().await.unwrap();
+            let res = client.post(url).form(&form).fetch().await;
             (res.status().as_u16(), res.text().await.unwrap())
         }
     };
@@ -139,33 +139,15 @@ async fn the_last_admin_of_a_product_cannot_remove_or_demote_themselves() {
     .await;
     assert_eq!(status, 400, "refused: {html}");
     assert!(html.contains("last admin of jira"), "{html}");
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &email), ("product", "jira"), ("role", "member")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &email, "jira", "member").await;
     assert!(html.contains("last admin of jira"), "{html}");
     assert_eq!(role_on_acme(&app, 0, "jira").await, Some(Role::Admin));
 
     // With a second admin, Alice may step down: the site keeps an administrator.
     let bob = app.demo.users[1].email.clone();
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &bob), ("product", "jira"), ("role", "admin")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &bob, "jira", "admin").await;
     assert!(html.contains("Member saved."), "{html}");
-    let (_, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[("email", &email), ("product", "jira"), ("role", "member")],
-    )
-    .await;
+    let (_, html) = set_member(&app, &alice, &email, "jira", "member").await;
     assert!(html.contains("Member saved."), "{html}");
     assert_eq!(role_on_acme(&app, 0, "jira").await, Some(Role::Member));
 
@@ -208,9 +190,8 @@ async fn unknown_urls_get_a_404_page_with_a_way_back_and_the_request_id() {
     let res = reqwest::Client::new()
         .get(app.url("/no/such/page"))
         .header("x-request-id", "<b>x</b>")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let html = res.text().await.unwrap();
     assert!(
         !html.contains("<b>x</b>") && !html.contains("&lt;b&gt;"),
@@ -241,9 +222,8 @@ async fn a_refused_callback_url_stays_in_the_form_with_the_reason() {
     let res = client
         .post(app.url(&format!("/developer/apps/{app_id}/authorization")))
         .form(&[("csrf_token", csrf.as_str()), ("callback_urls", typed)])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 400);
     let html = res.text().await.unwrap();
     assert!(html.contains("id=\"form-error\""), "{html}");
@@ -280,7 +260,7 @@ async fn the_permissions_tab_searches_and_keeps_what_the_search_hides() {
         .scopes;
     assert!(!before.is_empty());
     let url = app.url(&format!("/developer/apps/{app_id}/permissions?q=webhook"));
-    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    let html = client.get(url).fetch_text().await;
     assert!(html.contains("Granular scopes"), "{html}");
     assert!(
         !html.contains("value=\"read:jira-work\" checked"),
@@ -301,12 +281,8 @@ async fn the_permissions_tab_searches_and_keeps_what_the_search_hides() {
         .get(app.url(&format!(
             "/developer/apps/{app_id}/permissions?q=zzzz-nothing"
         )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(none.contains("id=\"no-scope-found\""), "{none}");
     let _ = csrf;
 }
@@ -324,19 +300,14 @@ async fn the_sessions_page_lists_browsers_and_signs_out_the_others() {
     let res = here
         .post(app.url("/account/sessions/end-others"))
         .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     let (status, html) = page(&here, &app.url("/account/sessions")).await;
     assert_eq!(status, 200);
     assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
     // The other browser is signed out: the page sends it to the login.
-    let res = elsewhere
-        .get(app.url("/account/sessions"))
-        .send()
-        .await
-        .unwrap();
+    let res = elsewhere.get(app.url("/account/sessions")).fetch().await;
     assert_eq!(res.status(), 303);
 }
 
@@ -346,13 +317,7 @@ async fn the_sessions_page_lists_browsers_and_signs_out_the_others() {
 async fn changes_made_in_the_pages_name_the_admin_who_made_them() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
+    let (status, html) = block_user_installs(&app, &alice).await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."), "{html}");
     let acme = app.demo.sites[0].cloud_id.clone();
@@ -441,9 +406,8 @@ async fn the_audit_log_pages_filters_by_date_and_exports() {
     // The exports hold the whole selection; a formula is defused in the CSV.
     let res = alice
         .get(app.url(&format!("{base}&format=csv")))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert!(
         res.headers()["content-disposition"]
             .to_str()
@@ -455,12 +419,8 @@ async fn the_audit_log_pages_filters_by_date_and_exports() {
     assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
     let json: serde_json::Value = alice
         .get(app.url(&format!("{base}&format=json")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(json.as_array().unwrap().len(), 60);
 }
 
@@ -527,7 +487,7 @@ async fn refused_forms_keep_input_and_name_the_field_in_plain_words() {
         async move {
             let mut form = vec![("csrf_token", csrf)];
             form.extend(fields);
-            let res = client.post(url).form(&form).send().await.unwrap();
+            let res = client.post(url).form(&form).fetch().await;
             (res.status().as_u16(), res.text().await.unwrap())
         }
     };

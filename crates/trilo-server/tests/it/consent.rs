@@ -7,14 +7,14 @@ use serde_json::Value;
 
 use crate::authorize::logged_in;
 use crate::on_both_backends;
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, accessible_resources, location, query_param};
 use crate::token::{Answer, redeem};
 
 const LOG_IN_WITH: &str = "openid profile email read:me";
 
 /// Opens `url` for the logged-in `browser`: the consent page's HTML, or panics.
 async fn consent_page_at(browser: &reqwest::Client, url: &str) -> String {
-    let res = browser.get(url).send().await.unwrap();
+    let res = browser.get(url).fetch().await;
     assert_eq!(res.status(), 200, "a consent page: {}", location(&res));
     res.text().await.unwrap()
 }
@@ -51,17 +51,6 @@ fn sorted(scope: &str) -> Vec<String> {
     v
 }
 
-async fn accessible(app: &TestApp, token: &str) -> Vec<Value> {
-    let res = reqwest::Client::new()
-        .get(app.url("/oauth/token/accessible-resources"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
 on_both_backends!(
     log_in_with_needs_no_site_and_installs_nothing,
     super::log_in_with_needs_no_site_and_installs_nothing_body
@@ -79,13 +68,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     let tokens = accept(&app, &browser, &page, Some(&acme)).await;
     assert!(tokens.body["id_token"].is_string());
     assert_eq!(scope_of(&tokens), sorted(LOG_IN_WITH));
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
     let installed = app
         .core
         .store()
@@ -93,16 +76,13 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
         .await
         .unwrap();
     assert!(installed.is_empty(), "installed: {installed:?}");
-    let alice = &app.demo.users[0].account_id;
-    let grant = app
-        .core
-        .store()
-        .live_grant(&demo_app.app_id, alice)
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = app.alices_live_grant(&demo_app.app_id).await;
     assert!(grant.cloud_ids.is_empty());
-    assert!(accessible(&app, &tokens.assert_tokens()).await.is_empty());
+    assert!(
+        accessible_resources(&app, &tokens.assert_tokens())
+            .await
+            .is_empty()
+    );
 
     // Later the app asks for product scopes: now the user picks a site.
     let more = app.authorize_url(&[("scope", "read:me read:jira-work")]);
@@ -112,7 +92,7 @@ async fn log_in_with_needs_no_site_and_installs_nothing_body(app: TestApp) {
     let res = app.submit_consent(&browser, &page, "accept", None).await;
     assert_eq!(res.status(), 400, "a product scope needs a site");
     let tokens = accept(&app, &browser, &page, Some(&acme)).await;
-    let sites = accessible(&app, &tokens.assert_tokens()).await;
+    let sites = accessible_resources(&app, &tokens.assert_tokens()).await;
     assert!(sites.iter().any(|s| s["id"] == acme.as_str()), "{sites:?}");
 }
 
@@ -130,7 +110,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     // Without prompt=consent a narrower request goes straight back with a code for what
     // it asked; the grant keeps the rest.
     let narrower = app.authorize_url(&[("scope", "read:jira-work"), ("prompt", "")]);
-    let res = browser.get(&narrower).send().await.unwrap();
+    let res = browser.get(&narrower).fetch().await;
     assert_eq!(res.status(), 302, "no page: {}", location(&res));
     let code = query_param(&location(&res), "code").expect("a code");
     assert_eq!(
@@ -139,26 +119,13 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
     );
     let tokens = redeem(&app, &code).await;
     assert_eq!(scope_of(&tokens), vec!["read:jira-work".to_owned()]);
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let alice = &app.demo.users[0].account_id;
-    let grant = app
-        .core
-        .store()
-        .live_grant(&demo_app.app_id, alice)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
+    let grant = app.alices_live_grant(&demo_app.app_id).await;
     assert_eq!(sorted(&grant.scopes.join(" ")), sorted(granted));
 
     // prompt=none succeeds now, as OIDC Core §3.1.2.6 allows once consent was given.
     let silent = app.authorize_url(&[("scope", "read:me"), ("prompt", "none")]);
-    let res = browser.get(&silent).send().await.unwrap();
+    let res = browser.get(&silent).fetch().await;
     assert!(
         query_param(&location(&res), "code").is_some(),
         "{}",
@@ -181,7 +148,7 @@ async fn a_covered_request_skips_the_consent_page_unless_consent_is_prompted_bod
         ("scope", "read:jira-work write:jira-work"),
         ("prompt", "none"),
     ]);
-    let res = browser.get(&silent_wider).send().await.unwrap();
+    let res = browser.get(&silent_wider).fetch().await;
     assert_eq!(
         query_param(&location(&res), "error").as_deref(),
         Some("consent_required")
@@ -258,20 +225,17 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
             .map(|s| s["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(reached(accessible(&app, &token).await), vec![acme.clone()]);
+    assert_eq!(
+        reached(accessible_resources(&app, &token).await),
+        vec![acme.clone()]
+    );
     let myself = format!("/ex/jira/{globex}/rest/api/3/myself");
     let on_globex =
         crate::gateway::call(&app, "GET", &token, "jira", &globex, "/rest/api/3/myself").await;
     assert_eq!(on_globex.status, 403, "not installed there yet: {myself}");
 
     // Globex's admin (Alice is only a member there) installs the app: no new consent.
-    let demo_app = app
-        .core
-        .store()
-        .app_by_client_id(&app.app().client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_app = app.demo_app_record().await;
     app.core
         .store()
         .install_app(&trilo_core::model::Installation {
@@ -284,7 +248,7 @@ async fn a_grant_reaches_sites_the_app_is_installed_on_later() {
         .await
         .unwrap();
     app.core.access_changed().await;
-    let mut sites = reached(accessible(&app, &token).await);
+    let mut sites = reached(accessible_resources(&app, &token).await);
     sites.sort();
     let mut both = vec![acme, globex.clone()];
     both.sort();

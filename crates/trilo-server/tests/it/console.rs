@@ -2,7 +2,7 @@
 //! "not found", forms need the session's CSRF token, bad input is refused and changes
 //! nothing, user input renders as text, pages send the security headers.
 
-use crate::support::{TestApp, hidden_field, location};
+use crate::support::{Fetch, TestApp, csp_of, hidden_field, location};
 
 /// A logged-in browser for demo user `user` (0 Alice, 1 Bob) and its CSRF token.
 pub(crate) async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, String) {
@@ -14,12 +14,8 @@ pub(crate) async fn developer(app: &TestApp, user: usize) -> (reqwest::Client, S
     );
     let page = client
         .get(app.url("/developer/apps/new"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let csrf = hidden_field(&page, "csrf_token").expect("the form has a csrf_token");
     (client, csrf)
 }
@@ -40,7 +36,7 @@ async fn console_pages_need_a_login() {
         "/developer".to_owned(),
         format!("/developer/apps/{id}/settings"),
     ] {
-        let res = app.browser().get(app.url(&path)).send().await.unwrap();
+        let res = app.browser().get(app.url(&path)).fetch().await;
         assert_eq!(res.status(), 303, "{path}");
         assert!(
             location(&res).starts_with("/login?return_to=%2Fdeveloper"),
@@ -64,9 +60,8 @@ async fn another_developers_app_is_not_found() {
     ] {
         let res = bob
             .get(app.url(&format!("/developer/apps/{id}{tab}")))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 404, "GET {tab}");
     }
     for action in [
@@ -85,9 +80,8 @@ async fn another_developers_app_is_not_found() {
                 ("sharing", "on"),
                 ("name", "Stolen"),
             ])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 404, "POST {action}");
     }
     let unchanged = app.core.find_app(&id).await.unwrap();
@@ -106,9 +100,8 @@ async fn console_forms_need_the_session_csrf_token() {
         let res = alice
             .post(app.url("/developer/apps"))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 403);
     }
     assert_eq!(
@@ -138,9 +131,8 @@ async fn console_forms_must_be_urlencoded_and_readable() {
             .post(app.url("/developer/apps"))
             .header("content-type", content_type)
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), status, "{content_type}");
     }
     assert_eq!(
@@ -160,25 +152,17 @@ async fn user_input_renders_as_text_and_pages_send_security_headers() {
             ("name", "<script>alert('name')</script>"),
             ("description", "\"><img src=x onerror=alert(1)>"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 201);
-    let csp = res.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let csp = csp_of(&res);
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     let created = res.text().await.unwrap();
     let list = alice
         .get(app.url("/developer?q=<script>"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     for page in [&created, &list] {
         assert!(!page.contains("<script>alert"), "unescaped name");
         assert!(!page.contains("<img src=x"), "unescaped description");
@@ -200,9 +184,8 @@ async fn bad_callback_urls_and_unknown_scopes_are_refused_and_change_nothing() {
         let res = alice
             .post(app.url(&format!("/developer/apps/{id}/authorization")))
             .form(&[("csrf_token", csrf.as_str()), ("callback_urls", bad)])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 400, "{bad}");
         assert!(res.text().await.unwrap().contains("form-error"), "{bad}");
     }
@@ -213,9 +196,8 @@ async fn bad_callback_urls_and_unknown_scopes_are_refused_and_change_nothing() {
             ("scope", "read:me"),
             ("scope", "admin:everything"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("admin:everything"));
     let after = app.core.find_app(&id).await.unwrap();
@@ -236,12 +218,8 @@ async fn a_rotated_secret_keeps_the_old_one_for_the_grace_only() {
             ("grace", "1h"),
             ("confirmed", "yes"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let start = page.find("id=\"client-secret\">").unwrap() + "id=\"client-secret\">".len();
     let new = &page[start..start + 43];
     let client_id = app.app().client_id.clone();
@@ -313,14 +291,7 @@ async fn a_state_with_markup_renders_as_text() {
         .submit_consent(&browser, &page, "accept", Some(&app.demo.sites[0].cloud_id))
         .await;
     let callback = location(&res);
-    let landed = browser
-        .get(&callback)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let landed = browser.get(&callback).fetch_text().await;
     assert!(!landed.contains("<script>alert"), "callback page");
     assert!(
         landed.contains("&lt;script&gt;") || landed.contains("&#60;script&#62;"),

@@ -6,7 +6,7 @@ use trilo_protocol::webhooks::{EVENT_TYPES, POLICY_ACTIVATED};
 
 use crate::api_v1_webhooks::{issue_events, quiet_app};
 use crate::console::developer;
-use crate::support::{TestApp, location, unescape_html};
+use crate::support::{Fetch, TestApp, location, unescape_html};
 
 const HOOK: &str = "https://receiver.example/hook";
 
@@ -19,12 +19,12 @@ async fn app_id(app: &TestApp) -> String {
 }
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
-    let res = client.get(url).send().await.unwrap();
+    let res = client.get(url).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
 async fn post(client: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (u16, String) {
-    let res = client.post(url).form(form).send().await.unwrap();
+    let res = client.post(url).form(form).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -246,9 +246,8 @@ async fn webhook_forms_need_a_login_the_csrf_token_and_the_apps_developer() {
     let res = app
         .browser()
         .get(app.url(&format!("/developer/apps/{id}/webhooks")))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert!(location(&res).starts_with("/login?return_to=%2Fdeveloper%2Fapps%2F"));
 

@@ -8,7 +8,17 @@ use oauth2::{
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, get_json, location, query_param};
+
+/// The scopes a token response says were granted (for both the oauth2 and the OIDC client).
+pub fn granted_scopes(token: &impl TokenResponse) -> Vec<String> {
+    token
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
 
 /// oauth2's HTTP client, backed by reqwest (the crate's own reqwest feature is off to keep
 /// a second reqwest out of the build).
@@ -96,12 +106,7 @@ async fn full_flow(app: TestApp) {
         .await
         .expect("code exchange succeeds");
     let access = token.access_token().secret().clone();
-    let scopes: Vec<String> = token
-        .scopes()
-        .unwrap()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let scopes = granted_scopes(&token);
     assert_eq!(
         scopes,
         vec!["read:me", "read:jira-work", "read:confluence-content.all"]
@@ -116,12 +121,8 @@ async fn full_flow(app: TestApp) {
     let resources: serde_json::Value = http
         .get(app.url("/oauth/token/accessible-resources"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let entries = resources.as_array().unwrap();
     assert_eq!(
         entries.len(),
@@ -147,12 +148,8 @@ async fn full_flow(app: TestApp) {
     let me: serde_json::Value = http
         .get(app.url("/me"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let alice = &app.demo.users[0];
     assert_eq!(me["account_id"], alice.account_id.as_str());
     assert_eq!(me["email"], alice.email.as_str());
@@ -169,12 +166,7 @@ async fn full_flow(app: TestApp) {
 
 /// Verifies the token with an independent JWT library and the published key set.
 async fn verify_against_jwks(app: &TestApp, token: &str, client_id: &str) {
-    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(app.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = get_json(app.url("/.well-known/jwks.json")).await;
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -254,12 +246,7 @@ crate::on_both_backends!(refresh_flow_with_oauth2_client, super::refresh_flow);
 #[tokio::test]
 async fn metadata_describes_the_server() {
     let app = TestApp::sqlite().await;
-    let m: serde_json::Value = reqwest::get(app.url("/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: serde_json::Value = get_json(app.url("/.well-known/oauth-authorization-server")).await;
     assert_eq!(m["issuer"], app.base.as_str());
     assert_eq!(m["authorization_endpoint"], app.url("/authorize"));
     assert_eq!(m["token_endpoint"], app.url("/oauth/token"));

@@ -15,7 +15,7 @@ use trilo_core::services::admin::NewApp;
 use trilo_protocol::authorize::append_query;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, location, query_param};
+use crate::support::{Backend, Fetch, TestApp, location, query_param};
 use crate::token::{Answer, post_form};
 
 /// An OAuth client of the test server.
@@ -85,14 +85,7 @@ pub async fn access_token(
             ("response_type", "code"),
         ],
     );
-    let page = browser
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(&url).fetch_text().await;
     let res = app
         .submit_consent(
             &browser,
@@ -131,10 +124,42 @@ pub async fn call(
             app.url(&format!("/ex/{product}/{site}{path}")),
         )
         .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
+}
+
+/// `GET /ex/jira/{site}{path}`: most gateway checks are made with a Jira read.
+pub async fn jira_get(app: &TestApp, token: &str, site: &str, path: &str) -> Answer {
+    call(app, "GET", token, "jira", site, path).await
+}
+
+/// The status of `GET /rest/api/3/myself` on Jira: whether the gateway admits the caller.
+pub async fn myself_status(app: &TestApp, token: &str, site: &str) -> u16 {
+    jira_get(app, token, site, "/rest/api/3/myself")
+        .await
+        .status
+}
+
+/// Alice's token for the demo app with [`READ_SCOPES`] on Acme, and Acme's cloud id: the
+/// caller most gateway tests start from.
+pub async fn alice_read_token_on_acme(app: &TestApp) -> (String, String) {
+    let token = access_token(app, 0, &demo_client(app), READ_SCOPES, 0).await;
+    (token, app.demo.sites[0].cloud_id.clone())
+}
+
+/// A fresh SQLite server and [`alice_read_token_on_acme`]: where most gateway tests start.
+async fn app_with_alice_read_token() -> (TestApp, String, String) {
+    let app = TestApp::sqlite().await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    (app, token, acme)
+}
+
+/// [`alice_read_token_on_acme`] that may write Jira work too, for uploads.
+async fn alice_write_token_on_acme(app: &TestApp) -> (String, String) {
+    let scopes = format!("{READ_SCOPES} write:jira-work");
+    let token = access_token(app, 0, &demo_client(app), &scopes, 0).await;
+    (token, app.demo.sites[0].cloud_id.clone())
 }
 
 #[track_caller]
@@ -155,20 +180,11 @@ on_both_backends!(
     super::an_admitted_call_reaches_the_sample_product_as_the_user_body
 );
 async fn an_admitted_call_reaches_the_sample_product_as_the_user_body(app: TestApp) {
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let me = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let me = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(me.body["accountId"], app.demo.users[0].account_id.as_str());
-    let projects = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/project/search",
-    )
-    .await;
+    let projects = jira_get(&app, &token, &acme, "/rest/api/3/project/search").await;
     assert_eq!(projects.status, 200, "{projects:?}");
     assert!(
         projects.body["values"]
@@ -200,15 +216,7 @@ async fn missing_garbage_and_revoked_credentials_are_401() {
             .unwrap()
             .starts_with("Bearer")
     );
-    let garbage = call(
-        &app,
-        "GET",
-        "not.a.token",
-        "jira",
-        &acme,
-        "/rest/api/3/myself",
-    )
-    .await;
+    let garbage = jira_get(&app, "not.a.token", &acme, "/rest/api/3/myself").await;
     assert_refused(&garbage, 401, "invalid");
     assert!(
         garbage
@@ -223,23 +231,20 @@ async fn missing_garbage_and_revoked_credentials_are_401() {
         .post(app.url("/oauth/revoke"))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(revoked.status(), 200);
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(&answer, 401, "revoked");
 }
 
 #[tokio::test]
 async fn unknown_site_or_product_is_404() {
-    let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (app, token, acme) = app_with_alice_read_token().await;
     let globex = app.demo.sites[1].cloud_id.clone();
     let nowhere = uuid::Uuid::new_v4().to_string();
     assert_refused(
-        &call(&app, "GET", &token, "jira", &nowhere, "/rest/api/3/myself").await,
+        &jira_get(&app, &token, &nowhere, "/rest/api/3/myself").await,
         404,
         "no jira",
     );
@@ -269,13 +274,12 @@ async fn a_token_for_one_site_never_reaches_another() {
     let app = TestApp::sqlite().await;
     // Consent on Acme only; Alice is a Jira member on Globex too, but the app is not
     // installed there.
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let globex = app.demo.sites[1].cloud_id.clone();
     // Admitted on Acme first, so what the gateway cached for Acme is there to misuse.
-    let on_acme = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let on_acme = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_eq!(on_acme.status, 200);
-    let answer = call(&app, "GET", &token, "jira", &globex, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &globex, "/rest/api/3/myself").await;
     assert_refused(&answer, 403, "no access to jira on this site");
     // Bob is no Confluence member on Acme.
     let bob = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
@@ -293,37 +297,20 @@ async fn a_token_for_one_site_never_reaches_another() {
 
 #[tokio::test]
 async fn blocking_user_installs_cuts_off_a_consented_app_at_once() {
-    let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    let (app, token, acme) = app_with_alice_read_token().await;
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
     app.core
         .set_user_installs(&acme, trilo_core::model::UserInstalls::Blocked)
         .await
         .unwrap();
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(&answer, 403, "blocks it");
 }
 
 #[tokio::test]
 async fn unknown_operations_are_404_and_other_methods_405() {
-    let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let unknown = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/no-such-thing",
-    )
-    .await;
+    let (app, token, acme) = app_with_alice_read_token().await;
+    let unknown = jira_get(&app, &token, &acme, "/rest/api/3/no-such-thing").await;
     assert_refused(
         &unknown,
         404,
@@ -367,19 +354,9 @@ async fn raw_get(app: &TestApp, path: &str, token: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn operations_closed_to_apps_are_403() {
-    let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (app, token, acme) = app_with_alice_read_token().await;
     // The document offers this operation to basic auth only.
-    let answer = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/applicationrole",
-    )
-    .await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/applicationrole").await;
     assert_refused(&answer, 403, "Apps can't access this REST resource");
 }
 
@@ -388,7 +365,7 @@ async fn a_missing_scope_is_403_naming_the_alternatives() {
     let app = TestApp::sqlite().await;
     let token = access_token(&app, 0, &demo_client(&app), "read:jira-work", 0).await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(
         &answer,
         403,
@@ -409,7 +386,7 @@ async fn a_granular_alternative_is_accepted() {
     let client = another_app(&app, &granular.split(' ').collect::<Vec<_>>()).await;
     let token = access_token(&app, 0, &client, granular, 0).await;
     let acme = app.demo.sites[0].cloud_id.clone();
-    let me = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let me = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_eq!(me.status, 200, "{me:?}");
 }
 
@@ -421,15 +398,11 @@ async fn a_manage_scope_needs_the_admin_role() {
     let path = "/rest/api/3/application-properties";
     // Bob is a plain Jira member on Acme.
     let bob = access_token(&app, 1, &client, "manage:jira-configuration", 0).await;
-    assert_refused(
-        &call(&app, "GET", &bob, "jira", &acme, path).await,
-        403,
-        "admin role",
-    );
+    assert_refused(&jira_get(&app, &bob, &acme, path).await, 403, "admin role");
     // Alice administers Jira on Acme: the call passes the gateway and reaches the product
     // (the sample does not implement it, and says so in Jira's own error shape).
     let alice = access_token(&app, 0, &client, "manage:jira-configuration", 0).await;
-    let answer = call(&app, "GET", &alice, "jira", &acme, path).await;
+    let answer = jira_get(&app, &alice, &acme, path).await;
     assert!(answer.body.get("errorMessages").is_some(), "{answer:?}");
 }
 
@@ -447,9 +420,8 @@ async fn api_tokens_act_with_the_users_own_rights() {
     let res = reqwest::Client::new()
         .get(&url)
         .basic_auth(&alice.email, Some(&created.secret))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let me = Answer::of(res).await;
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(me.body["accountId"], alice.account_id.as_str());
@@ -461,9 +433,8 @@ async fn api_tokens_act_with_the_users_own_rights() {
         let res = reqwest::Client::new()
             .get(&url)
             .basic_auth(email, Some(secret))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         let answer = Answer::of(res).await;
         assert_refused(&answer, 401, "API token");
         assert!(
@@ -480,9 +451,8 @@ async fn api_tokens_act_with_the_users_own_rights() {
     let res = reqwest::Client::new()
         .get(&url)
         .basic_auth(&alice.email, Some(&created.secret))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 401);
 }
 
@@ -566,8 +536,7 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     let app = TestApp::sqlite().await;
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/echo")).await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let res = reqwest::Client::new()
         .get(app.url(&format!(
             "/ex/jira/{acme}/rest/api/3/project/search?startAt=5&x=%2F"
@@ -588,9 +557,8 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
         .header("x-original-url", "/admin")
         .header("x-rewrite-url", "/admin")
         .header("x-http-method-override", "DELETE")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.headers()["x-request-id"], "req-42");
     let seen = Answer::of(res).await;
     assert_eq!(seen.status, 200, "{seen:?}");
@@ -648,10 +616,9 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     let me = reqwest::Client::new()
         .get(app.url("/me"))
         .bearer_auth(assertion)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 401);
+        .fetch()
+        .await;
+    assert_eq!(me.status(), 401, "the assertion is no access token");
 }
 
 /// An upstream's answer cannot set cookies on the API host, open credentialed CORS or
@@ -661,8 +628,7 @@ async fn upstream_answers_are_filtered() {
     let app = TestApp::sqlite().await;
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/hostile")).await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let res = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -670,9 +636,8 @@ async fn upstream_answers_are_filtered() {
         .get(app.url(&format!("/ex/jira/{acme}/rest/api/3/myself")))
         .bearer_auth(&token)
         .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 302);
     let h = res.headers();
     assert!(h.get("set-cookie").is_none(), "{h:?}");
@@ -699,19 +664,18 @@ async fn dead_upstreams_are_502_and_slow_ones_504() {
     })
     .await
     .unwrap();
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     // A port nobody listens on.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     use_upstream(&app, &dead).await;
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(&answer, 502, "could not be reached");
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/slow")).await;
     let started = std::time::Instant::now();
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(&answer, 504, "did not answer in time");
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -736,15 +700,7 @@ async fn a_200_mb_upload_and_download_stream_through_with_flat_memory() {
     let app = TestApp::sqlite().await;
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/bytes")).await;
-    let token = access_token(
-        &app,
-        0,
-        &demo_client(&app),
-        &format!("{READ_SCOPES} write:jira-work"),
-        0,
-    )
-    .await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_write_token_on_acme(&app).await;
     let before = memory_kb("VmRSS:");
 
     let chunk = axum::body::Bytes::from(vec![b'u'; 64 * 1024]);
@@ -755,9 +711,8 @@ async fn a_200_mb_upload_and_download_stream_through_with_flat_memory() {
         .post(app.url(&format!("/ex/jira/{acme}/rest/api/3/issue")))
         .bearer_auth(&token)
         .body(reqwest::Body::wrap_stream(upload))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let answer = Answer::of(res).await;
     assert_eq!(answer.body["received"], SIZE, "{answer:?}");
 
@@ -766,9 +721,8 @@ async fn a_200_mb_upload_and_download_stream_through_with_flat_memory() {
             "/ex/jira/{acme}/rest/api/3/project/search?n={SIZE}"
         )))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     let mut stream = res.bytes_stream();
     let mut received = 0usize;
@@ -798,9 +752,8 @@ async fn cors_preflight_and_responses_allow_browser_apps() {
             .header("origin", "https://app.example.test")
             .header("access-control-request-method", "GET")
             .header("access-control-request-headers", "authorization")
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert!(res.status().is_success(), "{path}: {}", res.status());
         let h = res.headers();
         assert_eq!(h["access-control-allow-origin"], "*", "{path}");
@@ -817,9 +770,8 @@ async fn cors_preflight_and_responses_allow_browser_apps() {
         .get(app.url(&format!("/ex/jira/{acme}/rest/api/3/myself")))
         .header("origin", "https://app.example.test")
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
     // The auth host's pages are not opened to other origins.
@@ -827,9 +779,8 @@ async fn cors_preflight_and_responses_allow_browser_apps() {
         .request(reqwest::Method::OPTIONS, app.url("/oauth/token"))
         .header("origin", "https://app.example.test")
         .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
 
@@ -844,13 +795,12 @@ async fn a_revocation_through_one_instance_is_refused_by_another_within_a_second
     let env = [("TRILO__GATEWAY__CACHE_TTL", "1s")];
     let first = crate::process::ServerProcess::start_with_env(&app, &env).await;
     let second = crate::process::ServerProcess::start_with_env(&app, &env).await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let url = format!("{}/ex/jira/{acme}/rest/api/3/myself", second.base);
     let http = reqwest::Client::new();
     let status = |res: reqwest::Response| res.status().as_u16();
     assert_eq!(
-        status(http.get(&url).bearer_auth(&token).send().await.unwrap()),
+        status(http.get(&url).bearer_auth(&token).fetch().await),
         200
     );
 
@@ -859,13 +809,12 @@ async fn a_revocation_through_one_instance_is_refused_by_another_within_a_second
         .post(format!("{}/oauth/revoke", first.base))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(revoked.status(), 200);
     let revoked_at = std::time::Instant::now();
     loop {
-        let answer = status(http.get(&url).bearer_auth(&token).send().await.unwrap());
+        let answer = status(http.get(&url).bearer_auth(&token).fetch().await);
         if answer == 401 {
             break;
         }
@@ -885,18 +834,12 @@ async fn the_gateway_fails_closed_when_the_store_is_gone() {
     let Some(mut app) = TestApp::postgres().await else {
         return;
     };
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
     app.lose_the_database().await;
     // Past the cache's lifetime the standing must be checked again, and cannot be.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let answer = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
     assert_refused(&answer, 503, "unavailable");
 }
 
@@ -909,15 +852,7 @@ async fn request_bodies_over_the_limit_are_413() {
     .unwrap();
     let upstream = test_upstream().await;
     use_upstream(&app, &format!("{upstream}/bytes")).await;
-    let token = access_token(
-        &app,
-        0,
-        &demo_client(&app),
-        &format!("{READ_SCOPES} write:jira-work"),
-        0,
-    )
-    .await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_write_token_on_acme(&app).await;
     let url = app.url(&format!("/ex/jira/{acme}/rest/api/3/issue"));
     let http = reqwest::Client::new();
     // Declared too large: refused before anything is sent upstream.
@@ -925,9 +860,8 @@ async fn request_bodies_over_the_limit_are_413() {
         .post(&url)
         .bearer_auth(&token)
         .body(vec![b'x'; 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(declared.status(), 413);
     // Streamed (chunked, no length): cut off when it passes the limit.
     let chunk = axum::body::Bytes::from(vec![b'y'; 64 * 1024]);
@@ -937,18 +871,16 @@ async fn request_bodies_over_the_limit_are_413() {
         .post(&url)
         .bearer_auth(&token)
         .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(streamed.status(), 413);
     // At the limit it passes.
     let fits = http
         .post(&url)
         .bearer_auth(&token)
         .body(vec![b'z'; 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let answer = Answer::of(fits).await;
     assert_eq!(answer.body["received"], 1024 * 1024, "{answer:?}");
 }
@@ -958,14 +890,10 @@ async fn request_bodies_over_the_limit_are_413() {
 /// API token (the user acting) is not blocked; deactivating lifts it at once.
 #[tokio::test]
 async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
-    let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (app, token, acme) = app_with_alice_read_token().await;
     let issue = |key: &str| format!("/rest/api/3/issue/{key}");
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
-            .await
-            .status,
+        jira_get(&app, &token, &acme, &issue("OPS-1")).await.status,
         200
     );
     let policy = app
@@ -980,9 +908,7 @@ async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
         .unwrap();
     // Created inactive: nothing changes yet.
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
-            .await
-            .status,
+        jira_get(&app, &token, &acme, &issue("OPS-1")).await.status,
         200
     );
     app.core
@@ -990,7 +916,7 @@ async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
         .await
         .unwrap();
 
-    let blocked = call(&app, "GET", &token, "jira", &acme, &issue("OPS-1")).await;
+    let blocked = jira_get(&app, &token, &acme, &issue("OPS-1")).await;
     assert_refused(
         &blocked,
         403,
@@ -1001,24 +927,14 @@ async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
         "names the policy only"
     );
     for path in ["/rest/api/3/project/OPS", "/rest/api/3/project/10001"] {
-        let answer = call(&app, "GET", &token, "jira", &acme, path).await;
+        let answer = jira_get(&app, &token, &acme, path).await;
         assert_refused(&answer, 403, "data security policy");
     }
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, &issue("DEMO-1"))
-            .await
-            .status,
+        jira_get(&app, &token, &acme, &issue("DEMO-1")).await.status,
         200
     );
-    let projects = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/project/search",
-    )
-    .await;
+    let projects = jira_get(&app, &token, &acme, "/rest/api/3/project/search").await;
     let keys: Vec<&str> = projects.body["values"]
         .as_array()
         .unwrap()
@@ -1037,9 +953,8 @@ async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
     let res = reqwest::Client::new()
         .get(app.url(&format!("/ex/jira/{acme}{}", issue("OPS-1"))))
         .basic_auth(&alice.email, Some(&api_token.secret))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
 
     app.core
@@ -1047,9 +962,7 @@ async fn a_data_security_policy_keeps_apps_out_of_covered_containers() {
         .await
         .unwrap();
     assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, &issue("OPS-1"))
-            .await
-            .status,
+        jira_get(&app, &token, &acme, &issue("OPS-1")).await.status,
         200
     );
 }
@@ -1069,43 +982,18 @@ async fn a_guest_reaches_only_its_containers() {
         .await
         .unwrap();
     let token = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
-    let ok = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/DEMO-1",
-    )
-    .await;
+    let ok = jira_get(&app, &token, &acme, "/rest/api/3/issue/DEMO-1").await;
     assert_eq!(ok.status, 200, "{ok:?}");
-    let outside = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/OPS-1",
-    )
-    .await;
+    let outside = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_refused(&outside, 403, "Guests can reach only");
-    let projects = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/project/search",
-    )
-    .await;
+    let projects = jira_get(&app, &token, &acme, "/rest/api/3/project/search").await;
     assert_eq!(projects.body["total"], 1, "{projects:?}");
 
     let api_token = app.core.create_api_token(&bob, "ci", None).await.unwrap();
     let res = reqwest::Client::new()
         .get(app.url(&format!("/ex/jira/{acme}/rest/api/3/issue/OPS-1")))
         .basic_auth(&app.demo.users[1].email, Some(&api_token.secret))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403, "the guest's own token is limited too");
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::gateway::call;
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, claims_of, refresh, refresh_token_of};
-use crate::support::TestApp;
+use crate::support::{Fetch, TestApp, accessible_resources};
 use crate::token::{Answer, redeem};
 
 const WIDE: &str = "read:me read:jira-user read:jira-work offline_access";
@@ -36,27 +36,17 @@ async fn introspect(app: &TestApp, token: &str) -> Value {
         .post(app.url("/oauth/introspect"))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
 
 /// The scopes accessible-resources lists for the first site.
 async fn resource_scopes(app: &TestApp, token: &str) -> Vec<String> {
-    let res = reqwest::Client::new()
-        .get(app.url("/oauth/token/accessible-resources"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let sites = accessible_resources(app, token).await;
     let acme = &app.demo.sites[0].cloud_id;
-    let mut scopes: Vec<String> = body
-        .as_array()
-        .unwrap()
+    let mut scopes: Vec<String> = sites
         .iter()
         .filter(|entry| entry["id"] == acme.as_str())
         .flat_map(|entry| entry["scopes"].as_array().unwrap().clone())
@@ -193,9 +183,8 @@ async fn a_narrower_re_consent_reaches_another_instance_within_a_second() {
     let status = async || {
         http.get(&url)
             .bearer_auth(&access)
-            .send()
+            .fetch()
             .await
-            .unwrap()
             .status()
             .as_u16()
     };

@@ -5,7 +5,7 @@
 use trilo_core::model::{AccountStatus, Role};
 
 use crate::site_admin::{logged_in, page, post};
-use crate::support::{TestApp, hidden_field, location, query_param};
+use crate::support::{Fetch, TestApp, hidden_field, location, query_param};
 
 const NEWCOMER: &str = "newcomer@example.org";
 
@@ -49,9 +49,8 @@ async fn accept(
             ("new_password", password),
             ("confirm_password", again),
         ])
-        .send()
+        .fetch()
         .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The signing key: created on first start, stored encrypted, the same after a restart,
 //! and unusable with another key-encryption key.
 
+use crate::support::{Fetch, get_json};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -114,7 +115,7 @@ async fn signatures_are_low_s_and_the_high_s_spelling_is_refused() {
         assert!(!keys.verify(&kid, message.as_bytes(), &other), "high-S {i}");
     }
     // The same through the API host: a real token re-spelled is a 401.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let token = crate::token::redeem(&app, &code).await.assert_tokens();
     assert_eq!(crate::token::me_status(&app, &token).await, 200);
     let (input, signature) = token.rsplit_once('.').unwrap();
@@ -127,12 +128,7 @@ async fn signatures_are_low_s_and_the_high_s_spelling_is_refused() {
 
 /// The kids `/.well-known/jwks.json` publishes, in order.
 async fn published_kids(base: &str) -> Vec<String> {
-    let jwks: serde_json::Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = get_json(format!("{base}/.well-known/jwks.json")).await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -154,7 +150,7 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn fresh_access_token(app: &crate::support::TestApp) -> String {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     crate::token::redeem(app, &code).await.assert_tokens()
 }
 
@@ -275,9 +271,8 @@ async fn instances_follow_a_rotation_by_the_cli_within_a_second() {
     let at_other = reqwest::Client::new()
         .get(format!("{}/me", other.base))
         .bearer_auth(&token)
-        .send()
+        .fetch()
         .await
-        .unwrap()
         .status();
     assert_eq!(at_other, 200);
 

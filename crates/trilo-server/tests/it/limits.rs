@@ -1,7 +1,7 @@
 //! Failure limits on password logins and client authentication (security checklist
 //! H-T2, H-T3): 429 with `Retry-After` after too many failures, per account and address.
 
-use crate::support::{TestApp, hidden_field};
+use crate::support::{Fetch, TestApp, hidden_field, login_form};
 
 async fn try_login(
     app: &TestApp,
@@ -19,26 +19,13 @@ async fn try_login_at(
     email: &str,
     password: &str,
 ) -> reqwest::Response {
-    let page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = client.get(format!("{base}/login")).fetch_text().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     client
         .post(format!("{base}/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("return_to", "/"),
-        ])
-        .send()
+        .form(&login_form(email, password, &csrf, "/"))
+        .fetch()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -94,9 +81,8 @@ async fn token_endpoint_limits_failed_client_authentication() {
                     ("client_id", &client_id),
                     ("client_secret", secret),
                 ])
-                .send()
+                .fetch()
                 .await
-                .unwrap()
         }
     };
     for _ in 0..20 {

@@ -39,5 +39,6 @@ mod rotation_crash;
 mod rotation_races;
 mod site_admin;
 mod site_admin_browser;
+mod snapshots;
 mod token;
 mod webhooks;

@@ -6,7 +6,7 @@ use crate::authorize::{
     alice_session_cookie, assert_error_page, assert_nothing_consented, assert_redirect_error,
     logged_in, query_of, raw_get, set_cookie,
 };
-use crate::support::{TestApp, hidden_field, location, query_param};
+use crate::support::{Fetch, TestApp, hidden_field, location, query_param};
 use crate::token::{code_params, form_body, post_raw, redeem, with};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -25,8 +25,7 @@ fn padded(body: &str, size: usize) -> Vec<u8> {
 #[tokio::test]
 async fn oversized_bodies_get_413_and_change_nothing() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let acme = app.demo.sites[0].cloud_id.clone();
     let consent = form_body(&[
         (
@@ -42,23 +41,15 @@ async fn oversized_bodies_get_413_and_change_nothing() {
             .post(app.url("/authorize/consent"))
             .header("content-type", FORM)
             .body(padded(&consent, size))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 413, "consent body of {size} bytes");
         assert!(res.headers().get("location").is_none());
     }
     assert_nothing_consented(&app).await;
 
     let login_client = app.browser();
-    let login_page = login_client
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login_page = login_client.get(app.url("/login")).fetch_text().await;
     let (email, password) = app.alice();
     let login = form_body(&[
         ("email".into(), email.into()),
@@ -72,9 +63,8 @@ async fn oversized_bodies_get_413_and_change_nothing() {
         .post(app.url("/login"))
         .header("content-type", FORM)
         .body(padded(&login, 1024 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 413);
     assert!(set_cookie(&res, "trilo_session").is_none());
 
@@ -94,7 +84,7 @@ async fn oversized_bodies_get_413_and_change_nothing() {
 #[tokio::test]
 async fn repeated_parameters_at_the_token_endpoint_fail_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     for (name, value) in &params {
         let mut repeated = params.clone();
@@ -139,7 +129,7 @@ async fn repeated_client_id_or_redirect_uri_at_authorize_shows_an_error_page() {
         ),
         format!("redirect_uri={}", trilo_protocol::params::encode(other)),
     ] {
-        let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+        let res = browser.get(format!("{url}&{extra}")).fetch().await;
         assert_error_page(res, &extra).await;
     }
     assert_nothing_consented(&app).await;
@@ -160,7 +150,7 @@ async fn repeated_scope_state_or_response_type_at_authorize_redirects_invalid_re
         // Which of two states would be echoed is ambiguous: none is.
         ("state=st-456", None),
     ] {
-        let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+        let res = browser.get(format!("{url}&{extra}")).fetch().await;
         assert_redirect_error(&app, &res, 302, &callback, "invalid_request", state);
     }
     assert_nothing_consented(&app).await;
@@ -174,7 +164,7 @@ async fn undecodable_query_at_authorize_shows_an_error_page() {
     let url = app.authorize_url(&[("state", "")]);
     for bad in BAD_ENCODINGS {
         for extra in [format!("state={bad}"), format!("x{bad}=1")] {
-            let res = browser.get(format!("{url}&{extra}")).send().await.unwrap();
+            let res = browser.get(format!("{url}&{extra}")).fetch().await;
             assert_error_page(res, &extra).await;
         }
     }
@@ -193,8 +183,7 @@ async fn undecodable_query_at_authorize_shows_an_error_page() {
 #[tokio::test]
 async fn undecodable_consent_form_is_refused_and_creates_nothing() {
     let app = TestApp::sqlite().await;
-    let browser = app.browser();
-    let page = app.consent_page(&browser, &app.authorize_url(&[])).await;
+    let (browser, page) = app.alice_at_consent().await;
     let csrf = hidden_field(&page, "csrf_token").unwrap();
     let request = hidden_field(&page, "request").unwrap();
     let acme = app.demo.sites[0].cloud_id.clone();
@@ -209,9 +198,8 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
             .post(app.url("/authorize/consent"))
             .header("content-type", FORM)
             .body(format!("{form}&x={bad}"))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 400, "form with {bad}");
         assert!(res.headers().get("location").is_none());
 
@@ -223,9 +211,8 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
                 ("decision", "accept"),
                 ("cloud_id", &acme),
             ])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_error_page(res, bad).await;
     }
     assert_nothing_consented(&app).await;
@@ -235,7 +222,7 @@ async fn undecodable_consent_form_is_refused_and_creates_nothing() {
 #[tokio::test]
 async fn undecodable_token_body_fails_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let body = form_body(&code_params(&app, &code));
     let mut bodies: Vec<Vec<u8>> = BAD_ENCODINGS
         .iter()
@@ -257,7 +244,7 @@ async fn undecodable_token_body_fails_with_invalid_request() {
 #[tokio::test]
 async fn token_endpoint_refuses_other_content_types_with_invalid_request() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     let body = form_body(&params);
     for content_type in [Some("text/plain"), Some("application/xml"), None] {
@@ -287,7 +274,7 @@ async fn token_endpoint_refuses_other_content_types_with_invalid_request() {
 #[tokio::test]
 async fn token_endpoint_refuses_a_json_body_that_is_not_an_object() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let object: serde_json::Map<String, serde_json::Value> = code_params(&app, &code)
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -318,7 +305,7 @@ async fn token_endpoint_refuses_a_json_body_that_is_not_an_object() {
 #[tokio::test]
 async fn token_endpoint_refuses_a_form_whose_charset_is_not_utf8() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let body = form_body(&code_params(&app, &code));
     post_raw(
         &app,
@@ -341,7 +328,7 @@ async fn token_endpoint_refuses_a_form_whose_charset_is_not_utf8() {
 #[tokio::test]
 async fn token_endpoint_ignores_unknown_parameters() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = with(&code_params(&app, &code), &[("extra", "foobar")]);
     post_raw(&app, Some(FORM), form_body(&params).into_bytes())
         .await

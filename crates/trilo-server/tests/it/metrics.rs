@@ -2,7 +2,7 @@
 //! token and gateway counters and the outbox depth; nothing that names a token, account
 //! or site; refused to addresses not allowed.
 
-use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
+use crate::gateway::{alice_read_token_on_acme, jira_get};
 use crate::support::{Backend, TestApp};
 
 async fn scrape(app: &TestApp) -> (u16, String) {
@@ -23,21 +23,12 @@ fn sample(text: &str, prefix: &str) -> u64 {
 #[tokio::test]
 async fn metrics_count_requests_tokens_and_gateway_decisions() {
     let app = TestApp::sqlite().await;
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     for _ in 0..3 {
-        let ok = call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself").await;
+        let ok = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
         assert_eq!(ok.status, 200);
     }
-    let refused = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/no-such-thing",
-    )
-    .await;
+    let refused = jira_get(&app, &token, &acme, "/rest/api/3/no-such-thing").await;
     assert_eq!(refused.status, 404);
 
     let (status, text) = scrape(&app).await;

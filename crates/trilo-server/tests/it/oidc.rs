@@ -17,8 +17,8 @@ use serde_json::Value;
 use time::Duration;
 
 use crate::authorize::{assert_redirect_error, logged_in};
-use crate::flow::send;
-use crate::support::{TestApp, hidden_field, location, query_param};
+use crate::flow::{granted_scopes, send};
+use crate::support::{Fetch, TestApp, get_json, hidden_field, location, login_form, query_param};
 use crate::token::{Answer, redeem};
 
 type OidcClient = CoreClient<
@@ -75,7 +75,7 @@ fn authentication_request(
 /// Accepts the consent page at `authorize_url` for the logged-in `browser` (first site);
 /// returns the code.
 async fn consent(app: &TestApp, browser: &reqwest::Client, authorize_url: &str) -> String {
-    let res = browser.get(authorize_url).send().await.unwrap();
+    let res = browser.get(authorize_url).fetch().await;
     assert_eq!(
         res.status(),
         200,
@@ -107,6 +107,16 @@ async fn exchange(
 /// Verifies the ID Token as a relying party must (OIDC Core §3.1.3.7: signature with a key
 /// of the JWKS, `iss`, `aud`, `exp`, `nonce`) and its `at_hash` (§3.1.3.8) against the
 /// access token; returns the claims as sent.
+/// The verified claims of the ID Token in `token`, issued for `nonce`.
+fn claims_of_response(client: &OidcClient, token: &CoreTokenResponse, nonce: &Nonce) -> Value {
+    verify_id_token(
+        client,
+        token.id_token().unwrap(),
+        token.access_token(),
+        Some(nonce),
+    )
+}
+
 fn verify_id_token(
     client: &OidcClient,
     id_token: &CoreIdToken,
@@ -153,12 +163,7 @@ async fn code_flow(app: TestApp) {
     let code = consent(&app, &browser, &url).await;
     let token = exchange(&client, code, verifier).await;
 
-    let scopes: Vec<String> = token
-        .scopes()
-        .unwrap()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let scopes = granted_scopes(&token);
     assert_eq!(scopes, ["openid", "profile", "email"]);
     let id_token = token.id_token().expect("openid gives an ID Token");
     let claims = verify_id_token(&client, id_token, token.access_token(), Some(&nonce));
@@ -180,12 +185,7 @@ async fn code_flow(app: TestApp) {
     let header = jws_part(&id_token.to_string(), 0);
     assert_eq!(header["typ"], "JWT");
     assert_eq!(header["alg"], "ES256");
-    let jwks: Value = reqwest::get(app.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = get_json(app.url("/.well-known/jwks.json")).await;
     assert!(
         jwks["keys"]
             .as_array()
@@ -222,9 +222,8 @@ async fn code_flow(app: TestApp) {
     let res = reqwest::Client::new()
         .get(app.url("/userinfo"))
         .bearer_auth(id_token.to_string())
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 401);
 }
 
@@ -311,12 +310,7 @@ async fn id_token_only_when_openid_was_granted() {
 #[tokio::test]
 async fn discovery_lists_only_what_is_served() {
     let app = TestApp::sqlite().await;
-    let m: Value = reqwest::get(app.url("/.well-known/openid-configuration"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = get_json(app.url("/.well-known/openid-configuration")).await;
     assert_eq!(m["issuer"], app.base.as_str());
     assert_eq!(m["userinfo_endpoint"], app.url("/userinfo"));
     assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json"));
@@ -355,32 +349,17 @@ async fn discovery_lists_only_what_is_served() {
         assert!(scopes.iter().any(|s| s == scope), "{scope}: {m}");
     }
     let claims = m["claims_supported"].as_array().unwrap();
-    for claim in [
-        "sub",
-        "iss",
-        "aud",
-        "exp",
-        "iat",
-        "auth_time",
-        "nonce",
-        "at_hash",
-        "name",
-        "nickname",
-        "picture",
-        "zoneinfo",
-        "locale",
-        "email",
-        "email_verified",
-    ] {
+    let expected = "sub iss aud exp iat auth_time nonce at_hash \
+                    name nickname picture zoneinfo locale email email_verified";
+    for claim in expected.split_whitespace() {
         assert!(claims.iter().any(|c| c == claim), "{claim}: {m}");
     }
     // Every endpoint it names is there (a bearer endpoint asks for a token, it is no 404).
     let http = reqwest::Client::new();
     let userinfo = http
         .get(m["userinfo_endpoint"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(userinfo.status(), 401);
     for endpoint in [
         "token_endpoint",
@@ -390,25 +369,15 @@ async fn discovery_lists_only_what_is_served() {
         let res = http
             .post(m[endpoint].as_str().unwrap())
             .form(&[("x", "y")])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         // A client error about the request (no client was named), never 404 or 405.
         assert!([400, 401].contains(&res.status().as_u16()), "{endpoint}");
     }
-    let jwks = http
-        .get(m["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let jwks = http.get(m["jwks_uri"].as_str().unwrap()).fetch().await;
     assert_eq!(jwks.status(), 200);
     // The same document at the RFC 8414 address.
-    let oauth: Value = reqwest::get(app.url("/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oauth: Value = get_json(app.url("/.well-known/oauth-authorization-server")).await;
     assert_eq!(oauth, m);
 }
 
@@ -431,8 +400,8 @@ async fn userinfo_answers_get_and_post_and_refuses_bad_tokens_and_missing_openid
 
     let openid = access_token_for(&app, "openid email").await;
     for res in [
-        http.get(&url).bearer_auth(&openid).send().await.unwrap(),
-        http.post(&url).bearer_auth(&openid).send().await.unwrap(),
+        http.get(&url).bearer_auth(&openid).fetch().await,
+        http.post(&url).bearer_auth(&openid).fetch().await,
     ] {
         assert_eq!(res.status(), 200);
         assert_eq!(
@@ -459,7 +428,7 @@ async fn userinfo_answers_get_and_post_and_refuses_bad_tokens_and_missing_openid
             .unwrap_or_default()
     };
     for bad in ["not-a-token", "a.b.c", &format!("{openid}x")] {
-        let res = http.get(&url).bearer_auth(bad).send().await.unwrap();
+        let res = http.get(&url).bearer_auth(bad).fetch().await;
         assert_eq!(res.status(), 401, "{bad}");
         let c = challenge(&res);
         assert!(
@@ -467,13 +436,13 @@ async fn userinfo_answers_get_and_post_and_refuses_bad_tokens_and_missing_openid
             "{c}"
         );
     }
-    let res = http.post(&url).send().await.unwrap();
+    let res = http.post(&url).fetch().await;
     assert_eq!(res.status(), 401);
     let c = challenge(&res);
     assert!(c.starts_with("Bearer") && !c.contains("error="), "{c}");
 
     let no_openid = access_token_for(&app, "read:me profile").await;
-    let res = http.get(&url).bearer_auth(&no_openid).send().await.unwrap();
+    let res = http.get(&url).bearer_auth(&no_openid).fetch().await;
     assert_eq!(res.status(), 403);
     let c = challenge(&res);
     assert!(
@@ -495,7 +464,7 @@ async fn userinfo_answers_get_and_post_and_refuses_bad_tokens_and_missing_openid
         .await
         .unwrap();
     app.core.access_changed().await;
-    let res = http.get(&url).bearer_auth(&openid).send().await.unwrap();
+    let res = http.get(&url).bearer_auth(&openid).fetch().await;
     assert_eq!(res.status(), 401);
     assert!(challenge(&res).contains("invalid_token"));
 }
@@ -508,11 +477,11 @@ async fn prompt_none_redirects_login_required_or_consent_required() {
     let app = TestApp::sqlite().await;
     let callback = app.app().callback_url.clone();
     let url = app.authorize_url(&[("scope", "openid profile"), ("prompt", "none")]);
-    let res = app.browser().get(&url).send().await.unwrap();
+    let res = app.browser().get(&url).fetch().await;
     assert_redirect_error(&app, &res, 302, &callback, "login_required", Some("st-123"));
 
     let browser = logged_in(&app, 0).await;
-    let res = browser.get(&url).send().await.unwrap();
+    let res = browser.get(&url).fetch().await;
     assert_redirect_error(
         &app,
         &res,
@@ -528,11 +497,11 @@ async fn prompt_none_redirects_login_required_or_consent_required() {
         ("prompt", "none"),
         ("max_age", "300"),
     ]);
-    let res = browser.get(&old).send().await.unwrap();
+    let res = browser.get(&old).fetch().await;
     assert_redirect_error(&app, &res, 302, &callback, "login_required", Some("st-123"));
 
     let both = app.authorize_url(&[("scope", "openid"), ("prompt", "none login")]);
-    let res = browser.get(&both).send().await.unwrap();
+    let res = browser.get(&both).fetch().await;
     assert_redirect_error(
         &app,
         &res,
@@ -547,26 +516,18 @@ async fn prompt_none_redirects_login_required_or_consent_required() {
 /// sends the browser back to.
 async fn log_in_at(app: &TestApp, browser: &reqwest::Client, login_location: &str) -> String {
     assert!(login_location.starts_with("/login?"), "{login_location}");
-    let page = browser
-        .get(app.url(login_location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url(login_location)).fetch_text().await;
     let (email, password) = app.alice();
     let res = browser
         .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &hidden_field(&page, "csrf_token").unwrap()),
-            ("return_to", &hidden_field(&page, "return_to").unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .form(&login_form(
+            email,
+            password,
+            &hidden_field(&page, "csrf_token").unwrap(),
+            &hidden_field(&page, "return_to").unwrap(),
+        ))
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     location(&res)
 }
@@ -582,7 +543,7 @@ async fn prompt_login_forces_a_fresh_login_even_with_a_session() {
     let relogin_time = app.core.now().unix_timestamp();
     let (url, nonce, verifier) =
         authentication_request(&app, &client, &["profile"], &[("prompt", "login consent")]);
-    let res = browser.get(&url).send().await.unwrap();
+    let res = browser.get(&url).fetch().await;
     assert_eq!(res.status(), 303, "to the login page although logged in");
     let back = log_in_at(&app, &browser, &location(&res)).await;
     assert!(back.starts_with("/authorize?"), "{back}");
@@ -593,12 +554,7 @@ async fn prompt_login_forces_a_fresh_login_even_with_a_session() {
     );
     let code = consent(&app, &browser, &app.url(&back)).await;
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], relogin_time);
 }
 
@@ -617,32 +573,22 @@ async fn max_age_forces_a_login_only_when_the_session_is_older() {
         authentication_request(&app, &client, &["email"], &[("max_age", "3600")]);
     let code = consent(&app, &browser, &url).await;
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], first_login);
 
     // Too old: the login page, then back without max_age, and a new auth_time.
     let (url, nonce, verifier) =
         authentication_request(&app, &client, &["email"], &[("max_age", "300")]);
-    let res = browser.get(&url).send().await.unwrap();
+    let res = browser.get(&url).fetch().await;
     assert_eq!(res.status(), 303);
     let back = log_in_at(&app, &browser, &location(&res)).await;
     assert_eq!(query_param(&back, "max_age"), None, "{back}");
     // The grant holds `openid email` already and no consent is prompted: no page.
-    let res = browser.get(app.url(&back)).send().await.unwrap();
+    let res = browser.get(app.url(&back)).fetch().await;
     assert_eq!(res.status(), 302, "{}", location(&res));
     let code = query_param(&location(&res), "code").expect("a code at once");
     let token = exchange(&client, code, verifier).await;
-    let claims = verify_id_token(
-        &client,
-        token.id_token().unwrap(),
-        token.access_token(),
-        Some(&nonce),
-    );
+    let claims = claims_of_response(&client, &token, &nonce);
     assert_eq!(claims["auth_time"], app.core.now().unix_timestamp());
     assert!(claims["auth_time"].as_i64().unwrap() >= first_login + 600);
 }
@@ -661,21 +607,14 @@ async fn login_hint_prefills_the_login_page() {
         })
         .unwrap();
     let browser = app.browser();
-    let res = browser.get(&hinted).send().await.unwrap();
+    let res = browser.get(&hinted).fetch().await;
     assert_eq!(res.status(), 303);
     let to_login = location(&res);
     assert_eq!(
         query_param(&to_login, "login_hint").as_deref(),
         Some("alice@example.com")
     );
-    let page = browser
-        .get(app.url(&to_login))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(app.url(&to_login)).fetch_text().await;
     assert!(
         page.contains(r#"value="alice@example.com""#),
         "the email field is filled"
@@ -693,7 +632,7 @@ async fn login_hint_prefills_the_login_page() {
         .set_login_hint(LoginHint::new("bob@example.com".into()))
         .add_prompt(CoreAuthPrompt::Login)
         .url();
-    let res = browser.get(via_crate.as_str()).send().await.unwrap();
+    let res = browser.get(via_crate.as_str()).fetch().await;
     let to_login = location(&res);
     assert_eq!(
         query_param(&to_login, "login_hint").as_deref(),

@@ -6,7 +6,7 @@ use trilo_core::model::{AuditQuery, ClientType, Distribution, ReviewState};
 use trilo_core::services::admin::NewApp;
 
 use crate::site_admin::{logged_in, page};
-use crate::support::{TestApp, hidden_field};
+use crate::support::{Fetch, TestApp, hidden_field};
 
 /// Posts a form from a signed-in page, with the session's CSRF token.
 async fn send(
@@ -19,13 +19,46 @@ async fn send(
     let csrf = hidden_field(&html, "csrf_token").expect("a csrf_token");
     let mut fields = vec![("csrf_token", csrf.as_str())];
     fields.extend_from_slice(form);
-    let res = client
-        .post(app.url(path))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(app.url(path)).form(&fields).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The operator console's form that adds a site.
+async fn add_site(app: &TestApp, client: &reqwest::Client, name: &str, url: &str) -> (u16, String) {
+    send(
+        app,
+        client,
+        "/operator/sites",
+        &[("name", name), ("url", url)],
+    )
+    .await
+}
+
+/// The operator console's form that hosts `product` at `upstream` on the site `cloud_id`.
+async fn host_product(
+    app: &TestApp,
+    client: &reqwest::Client,
+    cloud_id: &str,
+    product: &str,
+    upstream: &str,
+) -> (u16, String) {
+    let form = [
+        ("cloud_id", cloud_id),
+        ("product", product),
+        ("upstream", upstream),
+    ];
+    send(app, client, "/operator/sites/products", &form).await
+}
+
+/// The operator console's review form, setting the app `app_id` to `state`.
+async fn review(
+    app: &TestApp,
+    client: &reqwest::Client,
+    app_id: &str,
+    state: &str,
+) -> (u16, String) {
+    let path = format!("/operator/apps/{app_id}/review");
+    send(app, client, &path, &[("state", state)]).await
 }
 
 pub(crate) async fn bobs_shared_app(app: &TestApp) -> String {
@@ -64,13 +97,7 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
 
     // A bad address: refused beside its field, with the name kept and nothing created.
     let before = app.core.sites().await.unwrap().len();
-    let (status, html) = send(
-        &app,
-        &alice,
-        "/operator/sites",
-        &[("name", "Umbrella"), ("url", "umbrella.example.com")],
-    )
-    .await;
+    let (status, html) = add_site(&app, &alice, "Umbrella", "umbrella.example.com").await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("id=\"url-error\""), "{html}");
     assert!(
@@ -82,16 +109,7 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
     assert!(!html.contains("id=\"name-error\""), "{html}");
     assert_eq!(app.core.sites().await.unwrap().len(), before);
 
-    let (status, html) = send(
-        &app,
-        &alice,
-        "/operator/sites",
-        &[
-            ("name", "Umbrella"),
-            ("url", "https://umbrella.example.com"),
-        ],
-    )
-    .await;
+    let (status, html) = add_site(&app, &alice, "Umbrella", "https://umbrella.example.com").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Site Umbrella added."), "{html}");
     let umbrella = app
@@ -104,15 +122,12 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
         .expect("the site");
 
     // Hosting a product: a bad upstream is refused beside its field and kept.
-    let (status, html) = send(
+    let (status, html) = host_product(
         &app,
         &alice,
-        "/operator/sites/products",
-        &[
-            ("cloud_id", &umbrella.cloud_id),
-            ("product", "jira"),
-            ("upstream", "ftp://jira.umbrella.internal"),
-        ],
+        &umbrella.cloud_id,
+        "jira",
+        "ftp://jira.umbrella.internal",
     )
     .await;
     assert_eq!(status, 400, "{html}");
@@ -123,28 +138,22 @@ async fn the_operator_adds_a_site_and_hosts_a_product_with_errors_beside_their_f
     );
     let hosted = app.core.site_products(&umbrella.cloud_id).await.unwrap();
     assert!(hosted.is_empty(), "{hosted:?} {html}");
-    let (status, html) = send(
+    let (status, html) = host_product(
         &app,
         &alice,
-        "/operator/sites/products",
-        &[
-            ("cloud_id", &umbrella.cloud_id),
-            ("product", "no-such-product"),
-            ("upstream", "https://jira.umbrella.internal"),
-        ],
+        &umbrella.cloud_id,
+        "no-such-product",
+        "https://jira.umbrella.internal",
     )
     .await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("there is no product"), "{html}");
-    let (status, html) = send(
+    let (status, html) = host_product(
         &app,
         &alice,
-        "/operator/sites/products",
-        &[
-            ("cloud_id", &umbrella.cloud_id),
-            ("product", "jira"),
-            ("upstream", "https://jira.umbrella.internal"),
-        ],
+        &umbrella.cloud_id,
+        "jira",
+        "https://jira.umbrella.internal",
     )
     .await;
     assert_eq!(status, 200, "{html}");
@@ -197,38 +206,20 @@ async fn the_operator_approves_others_apps_but_never_their_own() {
         "{html}"
     );
 
-    let (status, html) = send(
-        &app,
-        &alice,
-        &format!("/operator/apps/{bobs}/review"),
-        &[("state", "approved")],
-    )
-    .await;
+    let (status, html) = review(&app, &alice, &bobs, "approved").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Bob&#39;s Board is approved."), "{html}");
     let reviewed = app.core.find_app(&bobs).await.unwrap();
     assert_eq!(reviewed.review_state, ReviewState::Approved);
 
     // Her own app, even by a hand-made form, is refused and unchanged.
-    let (status, html) = send(
-        &app,
-        &alice,
-        &format!("/operator/apps/{}/review", demo.app_id),
-        &[("state", "approved")],
-    )
-    .await;
+    let (status, html) = review(&app, &alice, &demo.app_id, "approved").await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("Nobody reviews their own app"), "{html}");
     let unchanged = app.core.find_app(&demo.app_id).await.unwrap();
     assert_eq!(unchanged.review_state, demo.review_state);
 
-    let (status, html) = send(
-        &app,
-        &alice,
-        &format!("/operator/apps/{bobs}/review"),
-        &[("state", "unreviewed")],
-    )
-    .await;
+    let (status, html) = review(&app, &alice, &bobs, "unreviewed").await;
     assert_eq!(status, 200, "{html}");
     assert_eq!(
         app.core.find_app(&bobs).await.unwrap().review_state,
@@ -258,22 +249,10 @@ async fn only_operators_find_the_console() {
         assert_eq!(status, 404, "{path}: {html}");
     }
     let sites = app.core.sites().await.unwrap().len();
-    let (status, _) = send(
-        &app,
-        &bob,
-        "/operator/sites",
-        &[("name", "Initech"), ("url", "https://initech.example.com")],
-    )
-    .await;
+    let (status, _) = add_site(&app, &bob, "Initech", "https://initech.example.com").await;
     assert_eq!(status, 404);
     assert_eq!(app.core.sites().await.unwrap().len(), sites);
-    let (status, _) = send(
-        &app,
-        &bob,
-        &format!("/operator/apps/{bobs}/review"),
-        &[("state", "approved")],
-    )
-    .await;
+    let (status, _) = review(&app, &bob, &bobs, "approved").await;
     assert_eq!(status, 404);
     let (_, html) = page(&bob, &app.url("/account")).await;
     assert!(html.contains("id=\"nav-admin\""), "{html}");

@@ -1,16 +1,13 @@
 //! The login, home and logout pages: sessions start and end, and the session cookie is
 //! HttpOnly and SameSite=Lax.
 
-use crate::support::{TestApp, hidden_field, location};
+use crate::support::{Fetch, TestApp, hidden_field, location, login_form};
 
 #[tokio::test]
 async fn login_starts_a_session_and_logout_ends_it() {
     let app = TestApp::sqlite().await;
     let client = app.browser();
-    assert_eq!(
-        location(&client.get(app.url("/")).send().await.unwrap()),
-        "/login"
-    );
+    assert_eq!(location(&client.get(app.url("/")).fetch().await), "/login");
 
     let (email, password) = app.alice();
     let res = app.login(&client, email, password).await;
@@ -28,40 +25,28 @@ async fn login_starts_a_session_and_logout_ends_it() {
         "{cookie}"
     );
 
-    let home = client.get(app.url("/")).send().await.unwrap();
+    let home = client.get(app.url("/")).fetch().await;
     assert_eq!(home.status(), 200);
     assert!(home.text().await.unwrap().contains(email));
 
-    let logout_page = client
-        .get(app.url("/logout"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logout_page = client.get(app.url("/logout")).fetch_text().await;
     // A logout POST without the session's CSRF token is refused and ends nothing.
     let forged = client
         .post(app.url("/logout"))
         .form(&[("csrf_token", "forged")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(forged.status(), 403);
-    assert_eq!(client.get(app.url("/")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(app.url("/")).fetch().await.status(), 200);
 
     let csrf = hidden_field(&logout_page, "csrf_token").unwrap();
     let res = client
         .post(app.url("/logout"))
         .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(
-        location(&client.get(app.url("/")).send().await.unwrap()),
-        "/login"
-    );
+    assert_eq!(location(&client.get(app.url("/")).fetch().await), "/login");
 }
 
 #[tokio::test]
@@ -79,12 +64,8 @@ async fn login_return_to_never_leaves_the_server() {
         let page = client
             .get(app.url("/login"))
             .query(&[("return_to", target)])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .fetch_text()
+            .await;
         let csrf = hidden_field(&page, "csrf_token").unwrap();
         assert_eq!(
             hidden_field(&page, "return_to").as_deref(),
@@ -93,15 +74,9 @@ async fn login_return_to_never_leaves_the_server() {
         );
         let res = client
             .post(app.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &csrf),
-                ("return_to", target),
-            ])
-            .send()
-            .await
-            .unwrap();
+            .form(&login_form(email, password, &csrf, target))
+            .fetch()
+            .await;
         assert_eq!(res.status(), 303);
         assert_eq!(location(&res), "/", "{target}");
     }

@@ -57,7 +57,7 @@ async fn enter_on_the_consent_page_allows_and_the_page_says_who_and_where() {
 async fn revoking_an_app_asks_first_and_cancel_changes_nothing() {
     let app = TestApp::sqlite().await;
     // Alice has allowed the demo app.
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     crate::token::redeem(&app, &code).await.assert_tokens();
     let app = &app;
     with_browser(|driver| async move {
@@ -301,17 +301,9 @@ async fn every_destructive_action_asks_first_and_is_audited_with_its_admin() {
         .create_api_token(&alice_id, "CI script", None)
         .await
         .unwrap();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     crate::token::redeem(&app, &code).await.assert_tokens();
-    let policy = app
-        .core
-        .create_policy(&acme, "Ops only", vec![("jira".into(), "OPS".into())], true)
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+    let policy = app.active_jira_policy(&acme, "Ops only", &["OPS"]).await;
     let demo = app.core.find_app(&app.app().client_id).await.unwrap();
     let spare = app
         .core

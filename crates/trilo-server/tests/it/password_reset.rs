@@ -7,16 +7,15 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::refresh::{first_tokens, refresh, refresh_token_of};
-use crate::support::{Backend, TestApp, hidden_field, location};
+use crate::support::{Backend, Fetch, TestApp, hidden_field, location};
 
 /// Asks for a link at the forgot page; returns the status and the page.
 async fn ask(app: &TestApp, email: &str) -> (u16, String) {
     let res = reqwest::Client::new()
         .post(app.url("/login/forgot"))
         .form(&[("email", email)])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -38,9 +37,8 @@ async fn set_password(app: &TestApp, link: &str, new: &str, again: &str) -> reqw
             ("new_password", new),
             ("confirm_password", again),
         ])
-        .send()
+        .fetch()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -109,7 +107,7 @@ async fn a_mailed_link_sets_a_new_password_once_and_ends_every_session() {
             .status(),
         401
     );
-    let res = session.get(app.url("/account")).send().await.unwrap();
+    let res = session.get(app.url("/account")).fetch().await;
     assert_eq!(location(&res), "/login?return_to=%2Faccount");
     assert_eq!(refresh(&app, &rt).await.status, 403);
 }

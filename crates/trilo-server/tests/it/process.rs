@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::support::TestApp;
+use crate::support::{Fetch, TestApp};
 
 /// A running `trilo serve` sharing the test app's database, key file and issuer.
 pub struct ServerProcess {
@@ -152,9 +152,8 @@ async fn json_logs_carry_the_request_id_and_no_secrets() {
         .get(format!("{}/me?code=secret-code-in-query", server.base))
         .bearer_auth(secret_token)
         .header("x-request-id", "log-test-req-7")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = server.log_text();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::on_both_backends;
-use crate::support::TestApp;
+use crate::support::{Fetch, TestApp};
 use crate::token::{Answer, me_status, other_confidential_app, post_form, redeem};
 
 /// The reference's answer to every failed refresh.
@@ -30,7 +30,7 @@ pub fn assert_refresh_refused(answer: &Answer) {
 
 /// Code flow for Alice with `offline_access`; returns the token response.
 pub async fn first_tokens(app: &TestApp) -> Answer {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let answer = redeem(app, &code).await;
     answer.assert_tokens();
     answer
@@ -156,9 +156,8 @@ async fn refresh_accepts_json_and_basic_and_ignores_a_jwt_looking_code() {
             "refresh_token": rt0,
             "code": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let answer = Answer::of(res).await;
     answer.assert_tokens();
     let rt1 = refresh_token_of(&answer);
@@ -167,9 +166,8 @@ async fn refresh_accepts_json_and_basic_and_ignores_a_jwt_looking_code() {
         .post(app.url("/oauth/token"))
         .basic_auth(&demo.client_id, Some(&demo.client_secret))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_tokens();
 }
 

@@ -6,7 +6,7 @@ use time::Duration;
 
 use crate::on_both_backends;
 use crate::refresh::{assert_refresh_refused, first_tokens, refresh, refresh_token_of};
-use crate::support::TestApp;
+use crate::support::{Fetch, TestApp};
 use crate::token::{Answer, me_status, other_confidential_app};
 
 /// Posts `params` (plus the demo app's credentials in the body) to `path`.
@@ -20,9 +20,8 @@ async fn post_as_demo(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Ans
     let res = reqwest::Client::new()
         .post(app.url(path))
         .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -92,9 +91,8 @@ async fn a_cached_accessible_resources_answer_ends_with_its_revocation_body(app:
             let res = reqwest::Client::new()
                 .get(url)
                 .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
+                .fetch()
+                .await;
             Answer::of(res).await
         }
     };
@@ -125,17 +123,15 @@ async fn unknown_and_foreign_tokens_are_answered_200_and_nothing_is_revoked() {
             .post(app.url("/oauth/revoke"))
             .basic_auth(&other_id, Some(&other_secret))
             .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_revoked_ok(&Answer::of(res).await);
         let res = reqwest::Client::new()
             .post(app.url("/oauth/introspect"))
             .basic_auth(&other_id, Some(&other_secret))
             .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(
             Answer::of(res).await.body,
             serde_json::json!({ "active": false })
@@ -153,9 +149,8 @@ async fn revoke_and_introspect_need_client_authentication_and_a_token() {
         let res = reqwest::Client::new()
             .post(app.url(path))
             .form(&[("token", rt0.as_str())])
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         Answer::of(res).await.assert_error(401, "invalid_client");
         let secret_twice =
             post_as_demo(&app, path, &[("token", &rt0), ("client_secret", "x")]).await;

@@ -7,7 +7,7 @@ use trilo_core::model::TokenFamily;
 
 use crate::process::ServerProcess;
 use crate::refresh::{claims_of, first_tokens, refresh_params, refresh_token_of};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, Fetch, TestApp};
 use crate::token::Answer;
 
 const ROUNDS: usize = 200;
@@ -36,7 +36,7 @@ async fn race_across_three_processes(backend: Backend) {
             .map(|i| {
                 let url = format!("{}/oauth/token", servers[i % INSTANCES].base);
                 let req = client.post(url).form(&params);
-                tokio::spawn(async move { Answer::of(req.send().await.unwrap()).await })
+                tokio::spawn(async move { Answer::of(req.fetch().await).await })
             })
             .collect();
         let mut successors = Vec::new();

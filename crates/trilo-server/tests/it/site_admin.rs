@@ -5,22 +5,16 @@
 use trilo_core::model::UserInstalls;
 
 use crate::console::developer;
-use crate::gateway::{READ_SCOPES, access_token, call, demo_client};
-use crate::support::{TestApp, hidden_field, location};
+use crate::gateway::{
+    READ_SCOPES, access_token, alice_read_token_on_acme, demo_client, jira_get, myself_status,
+};
+use crate::support::{Fetch, TestApp, hidden_field, location};
 
-/// A logged-in browser for demo user `user` (0 Alice, admin on Acme; 1 Bob, member).
-pub(crate) async fn logged_in(app: &TestApp, user: usize) -> reqwest::Client {
-    let client = app.browser();
-    let u = &app.demo.users[user];
-    assert_eq!(
-        app.login(&client, &u.email, &u.password).await.status(),
-        303
-    );
-    client
-}
+/// Demo user 0 is Alice, admin on Acme; 1 is Bob, a member.
+pub(crate) use crate::authorize::logged_in;
 
 pub(crate) async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let res = client.get(url).send().await.unwrap();
+    let res = client.get(url).fetch().await;
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
@@ -38,10 +32,27 @@ pub(crate) async fn post(
     let res = client
         .post(app.url(&format!("/admin/sites/{acme}{path}")))
         .form(&fields)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Posts the confirmed form that blocks user installs on Acme, as `client`.
+pub(crate) async fn block_user_installs(app: &TestApp, client: &reqwest::Client) -> (u16, String) {
+    let confirmed = [("value", "blocked"), ("confirmed", "yes")];
+    post(app, client, "/apps/user-installs", &confirmed).await
+}
+
+/// Posts the members form: `email` gets `role` on `product` on Acme, as `client`.
+pub(crate) async fn set_member(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    product: &str,
+    role: &str,
+) -> (u16, String) {
+    let form = [("email", email), ("product", product), ("role", role)];
+    post(app, client, "/members", &form).await
 }
 
 #[tokio::test]
@@ -62,15 +73,14 @@ async fn only_admins_of_the_site_get_in() {
     let (status, html) = page(&alice, &app.url("/admin")).await;
     assert_eq!(status, 200);
     assert!(html.contains("Acme"));
-    let res = app.browser().get(app.url("/admin")).send().await.unwrap();
+    let res = app.browser().get(app.url("/admin")).fetch().await;
     assert_eq!(res.status(), 303, "login first");
     // Forms need this session's CSRF token.
     let res = alice
         .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
         .form(&[("value", "blocked")])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 403);
 }
 
@@ -81,9 +91,8 @@ async fn site_pages_send_the_signed_out_to_the_login_and_back() {
     let res = app
         .browser()
         .get(app.url(&format!("/admin/sites/{acme}/audit?action=app.")))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(
         location(&res),
@@ -103,9 +112,8 @@ async fn site_forms_of_a_non_admin_are_not_found_and_change_nothing() {
         let res = bob
             .post(app.url(&format!("/admin/sites/{acme}/apps/user-installs")))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 404, "{form:?}");
     }
     let site = app.core.store().site(&acme).await.unwrap().unwrap();
@@ -132,38 +140,12 @@ async fn members_and_guests_are_managed_and_enforced() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Guest") && html.contains("DEMO"), "{html}");
     let token = access_token(&app, 1, &demo_client(&app), READ_SCOPES, 0).await;
-    let ok = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/DEMO-1",
-    )
-    .await;
+    let ok = jira_get(&app, &token, &acme, "/rest/api/3/issue/DEMO-1").await;
     assert_eq!(ok.status, 200);
-    let outside = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/OPS-1",
-    )
-    .await;
+    let outside = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_eq!(outside.status, 403);
     // An unknown email is offered an invitation (see `invitations.rs`); nothing changes yet.
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/members",
-        &[
-            ("email", "nobody@example.com"),
-            ("product", "jira"),
-            ("role", "member"),
-        ],
-    )
-    .await;
+    let (status, html) = set_member(&app, &alice, "nobody@example.com", "jira", "member").await;
     assert_eq!(status, 200, "unknown account");
     assert!(html.contains("Invite nobody@example.com?"), "{html}");
     assert!(
@@ -178,30 +160,13 @@ async fn members_and_guests_are_managed_and_enforced() {
 async fn app_controls_apply_to_consent_and_gateway_at_once() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
-    assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
 
-    let (status, html) = post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
+    let (status, html) = block_user_installs(&app, &alice).await;
     assert_eq!(status, 200);
     assert!(html.contains("User installs blocked."));
-    assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        403
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 403);
     let consent = app
         .consent_page(&app.browser(), &app.authorize_url(&[]))
         .await;
@@ -221,20 +186,14 @@ async fn app_controls_apply_to_consent_and_gateway_at_once() {
     .await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("An admin"));
-    assert_eq!(
-        call(&app, "GET", &token, "jira", &acme, "/rest/api/3/myself")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(myself_status(&app, &token, &acme).await, 200);
 }
 
 #[tokio::test]
 async fn policies_are_created_activated_and_every_change_is_audited() {
     let app = TestApp::sqlite().await;
     let alice = logged_in(&app, 0).await;
-    let acme = app.demo.sites[0].cloud_id.clone();
-    let token = access_token(&app, 0, &demo_client(&app), READ_SCOPES, 0).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
     let (status, html) = post(
         &app,
         &alice,
@@ -253,15 +212,7 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     )
     .await;
     assert_eq!(status, 200);
-    let blocked = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/OPS-1",
-    )
-    .await;
+    let blocked = jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1").await;
     assert_eq!(blocked.status, 403);
     assert!(
         blocked.body["message"]
@@ -298,27 +249,12 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
     .await;
     assert_eq!(status, 200, "{html}");
     assert_eq!(
-        call(
-            &app,
-            "GET",
-            &token,
-            "jira",
-            &acme,
-            "/rest/api/3/issue/OPS-1"
-        )
-        .await
-        .status,
+        jira_get(&app, &token, &acme, "/rest/api/3/issue/OPS-1")
+            .await
+            .status,
         200
     );
-    let now_blocked = call(
-        &app,
-        "GET",
-        &token,
-        "jira",
-        &acme,
-        "/rest/api/3/issue/DEMO-1",
-    )
-    .await;
+    let now_blocked = jira_get(&app, &token, &acme, "/rest/api/3/issue/DEMO-1").await;
     assert!(
         now_blocked.body["message"]
             .as_str()
@@ -326,24 +262,8 @@ async fn policies_are_created_activated_and_every_change_is_audited() {
             .contains("Demo only")
     );
 
-    post(
-        &app,
-        &alice,
-        "/apps/user-installs",
-        &[("value", "blocked"), ("confirmed", "yes")],
-    )
-    .await;
-    post(
-        &app,
-        &alice,
-        "/members",
-        &[
-            ("email", "bob@example.com"),
-            ("product", "jira"),
-            ("role", "admin"),
-        ],
-    )
-    .await;
+    block_user_installs(&app, &alice).await;
+    set_member(&app, &alice, "bob@example.com", "jira", "admin").await;
     let (_, log) = page(&alice, &app.url(&format!("/admin/sites/{acme}/audit"))).await;
     for action in [
         "policy.created",

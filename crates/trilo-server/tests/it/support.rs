@@ -319,26 +319,13 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let page = client
-            .get(self.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = client.get(self.url("/login")).fetch_text().await;
         let csrf = hidden_field(&page, "csrf_token").expect("login form has a csrf_token");
         client
             .post(self.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &csrf),
-                ("return_to", "/"),
-            ])
-            .send()
+            .form(&login_form(email, password, &csrf, "/"))
+            .fetch()
             .await
-            .unwrap()
     }
 
     /// Logs in as Alice and opens the consent page for `authorize_url`; returns its HTML.
@@ -346,9 +333,17 @@ impl TestApp {
         let (email, password) = self.alice();
         let res = self.login(client, email, password).await;
         assert_eq!(res.status(), 303, "login should succeed");
-        let res = client.get(authorize_url).send().await.unwrap();
+        let res = client.get(authorize_url).fetch().await;
         assert_eq!(res.status(), 200, "consent page expected");
         res.text().await.unwrap()
+    }
+
+    /// A browser where Alice is logged in and looks at the demo app's consent page, with
+    /// the page: where every test of the consent form starts.
+    pub async fn alice_at_consent(&self) -> (reqwest::Client, String) {
+        let browser = self.browser();
+        let page = self.consent_page(&browser, &self.authorize_url(&[])).await;
+        (browser, page)
     }
 
     /// Submits the consent form from `page` with a decision and site; returns the response.
@@ -373,9 +368,57 @@ impl TestApp {
         client
             .post(self.url("/authorize/consent"))
             .form(&form)
-            .send()
+            .fetch()
+            .await
+    }
+
+    /// Creates a data security policy over Jira projects `projects` on `site` and turns it
+    /// on: the setup of every test that checks what an active policy keeps from apps.
+    pub async fn active_jira_policy(
+        &self,
+        site: &str,
+        name: &str,
+        projects: &[&str],
+    ) -> trilo_core::model::Policy {
+        let containers = projects
+            .iter()
+            .map(|key| ("jira".to_owned(), (*key).to_owned()))
+            .collect();
+        let policy = self
+            .core
+            .create_policy(site, name, containers, true)
+            .await
+            .unwrap();
+        self.core
+            .set_policy_active(&policy.policy_id, true)
+            .await
+            .unwrap();
+        policy
+    }
+
+    /// A code for the demo app's usual request, from Alice's consent on the first site.
+    pub async fn demo_code(&self) -> String {
+        self.obtain_code(&self.authorize_url(&[])).await
+    }
+
+    /// The demo app as the store holds it (its id, for the store's other questions).
+    pub async fn demo_app_record(&self) -> trilo_core::model::App {
+        self.core
+            .store()
+            .app_by_client_id(&self.app().client_id)
             .await
             .unwrap()
+            .expect("the demo app is stored")
+    }
+
+    /// Alice's live grant to the app `app_id`; panics when she has none.
+    pub async fn alices_live_grant(&self, app_id: &str) -> trilo_core::model::Grant {
+        self.core
+            .store()
+            .live_grant(app_id, &self.demo.users[0].account_id)
+            .await
+            .unwrap()
+            .expect("Alice has a live grant")
     }
 
     /// Runs login and consent for Alice on the first site; returns the callback URL's code.
@@ -389,6 +432,70 @@ impl TestApp {
         let location = location(&res);
         query_param(&location, "code").expect("callback has a code")
     }
+}
+
+/// Sends a request and reads its answer in one step, so that tests need not repeat the
+/// `.send().await.unwrap()` ladder; a request that cannot be sent fails the test.
+pub trait Fetch {
+    /// Sends the request.
+    fn fetch(self) -> impl Future<Output = reqwest::Response>;
+    /// Sends the request and reads the body as text.
+    fn fetch_text(self) -> impl Future<Output = String>;
+    /// Sends the request and parses the body as JSON.
+    fn fetch_json<T: serde::de::DeserializeOwned>(self) -> impl Future<Output = T>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn fetch_text(self) -> String {
+        self.fetch().await.text().await.unwrap()
+    }
+
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.fetch().await.json().await.unwrap()
+    }
+}
+
+/// GETs a public JSON document (metadata, discovery, JWKS) that needs no credentials.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// The login form's fields as the page posts them.
+pub fn login_form<'a>(
+    email: &'a str,
+    password: &'a str,
+    csrf: &'a str,
+    return_to: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("email", email),
+        ("password", password),
+        ("csrf_token", csrf),
+        ("return_to", return_to),
+    ]
+}
+
+/// The sites `/oauth/token/accessible-resources` lists for `token` (asserting a 200).
+pub async fn accessible_resources(app: &TestApp, token: &str) -> Vec<serde_json::Value> {
+    let res = reqwest::Client::new()
+        .get(app.url("/oauth/token/accessible-resources"))
+        .bearer_auth(token)
+        .fetch()
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// An answer's `Content-Security-Policy`, for the checks on framing and scripts.
+pub fn csp_of(res: &reqwest::Response) -> String {
+    res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn location(res: &reqwest::Response) -> String {

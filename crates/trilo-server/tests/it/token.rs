@@ -6,13 +6,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use oauth2::PkceCodeChallenge;
+use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use serde_json::{Value, json};
 use trilo_core::model::{ClientType, Distribution};
 use trilo_core::services::admin::NewApp;
 use trilo_protocol::params::encode;
 
-use crate::support::{TestApp, location, query_param};
+use crate::support::{Fetch, TestApp, location, query_param};
 
 /// A token-endpoint answer: status, headers and body (JSON, or the raw text as a JSON
 /// string when it is not JSON).
@@ -114,9 +114,8 @@ pub async fn post_form(app: &TestApp, params: &[(String, String)]) -> Answer {
     let res = reqwest::Client::new()
         .post(app.url("/oauth/token"))
         .form(params)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -128,12 +127,32 @@ pub async fn post_raw(app: &TestApp, content_type: Option<&str>, body: Vec<u8>) 
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    Answer::of(req.send().await.unwrap()).await
+    Answer::of(req.fetch().await).await
 }
 
 /// Redeems `code` for the demo app the ordinary way.
 pub async fn redeem(app: &TestApp, code: &str) -> Answer {
     post_form(app, &code_params(app, code)).await
+}
+
+/// Redeems `code` for the demo app with `extra` replacing, adding or (empty) removing
+/// parameters: the shape of every test of a refused exchange.
+pub async fn redeem_with(app: &TestApp, code: &str, extra: &[(&str, &str)]) -> Answer {
+    post_form(app, &with(&code_params(app, code), extra)).await
+}
+
+/// A demo code bound to a fresh S256 challenge, with its verifier and the verifier of
+/// another challenge: the start of every test of a wrong verifier.
+async fn code_with_challenge(app: &TestApp) -> (String, PkceCodeVerifier, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
+    let code = app
+        .obtain_code(&app.authorize_url(&[
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]))
+        .await;
+    (code, verifier, other_verifier)
 }
 
 /// `Authorization: Basic` for `client_secret_basic` (RFC 6749 §2.3.1: form-encoded first).
@@ -147,9 +166,8 @@ pub async fn me_status(app: &TestApp, access_token: &str) -> u16 {
     reqwest::Client::new()
         .get(app.url("/me"))
         .bearer_auth(access_token)
-        .send()
+        .fetch()
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -161,7 +179,7 @@ pub async fn obtain_codes(app: &TestApp, authorize_url: &str, n: usize) -> Vec<S
     assert_eq!(app.login(&client, email, password).await.status(), 303);
     let mut codes = Vec::new();
     for _ in 0..n {
-        let res = client.get(authorize_url).send().await.unwrap();
+        let res = client.get(authorize_url).fetch().await;
         assert_eq!(res.status(), 200, "consent page expected");
         let page = res.text().await.unwrap();
         let res = app
@@ -223,9 +241,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
             "code": codes[0],
             "redirect_uri": demo.callback_url,
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let json_body = Answer::of(res).await;
     let access = json_body.assert_tokens();
     assert_eq!(
@@ -243,9 +260,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
             "code": codes[1],
             "redirect_uri": demo.callback_url,
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_tokens();
 
     // Form, credentials in the body.
@@ -261,9 +277,8 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
         .header("authorization", basic(&demo.client_id, &demo.client_secret))
         .body(form_body(&params))
         .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let access = Answer::of(res).await.assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 }
@@ -272,14 +287,13 @@ async fn code_exchange_succeeds_when_the_body_is_json_or_a_form_and_the_client_u
 async fn code_exchange_fails_with_invalid_request_when_basic_and_body_credentials_are_both_sent() {
     let app = TestApp::sqlite().await;
     let demo = app.app().clone();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let res = reqwest::Client::new()
         .post(app.url("/oauth/token"))
         .header("authorization", basic(&demo.client_id, &demo.client_secret))
         .form(&code_params(&app, &code))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_error(400, "invalid_request");
     // The refused request spent nothing.
     redeem(&app, &code).await.assert_tokens();
@@ -289,16 +303,9 @@ async fn code_exchange_fails_with_invalid_request_when_basic_and_body_credential
 async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_wrong() {
     let app = TestApp::sqlite().await;
     let demo = app.app().clone();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
 
-    let in_body = post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[("client_secret", "wrong-secret")],
-        ),
-    )
-    .await;
+    let in_body = redeem_with(&app, &code, &[("client_secret", "wrong-secret")]).await;
     in_body.assert_error(401, "invalid_client");
 
     let params = with(
@@ -309,17 +316,12 @@ async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_
         .post(app.url("/oauth/token"))
         .header("authorization", basic(&demo.client_id, "wrong-secret"))
         .form(&params)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await.assert_error(401, "invalid_client");
 
     // A confidential client that sends no secret at all is not authenticated either.
-    let no_secret = post_form(
-        &app,
-        &with(&code_params(&app, &code), &[("client_secret", "")]),
-    )
-    .await;
+    let no_secret = redeem_with(&app, &code, &[("client_secret", "")]).await;
     no_secret.assert_error(401, "invalid_client");
 
     redeem(&app, &code).await.assert_tokens();
@@ -328,24 +330,15 @@ async fn client_authentication_fails_with_401_invalid_client_when_the_secret_is_
 #[tokio::test]
 async fn unknown_client_gets_the_same_answer_as_a_wrong_secret() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    let wrong_secret = post_form(
+    let code = app.demo_code().await;
+    let wrong_secret = redeem_with(&app, &code, &[("client_secret", "wrong-secret")]).await;
+    let unknown = redeem_with(
         &app,
-        &with(
-            &code_params(&app, &code),
-            &[("client_secret", "wrong-secret")],
-        ),
-    )
-    .await;
-    let unknown = post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[
-                ("client_id", "no-such-client-0123456789abcdef"),
-                ("client_secret", "wrong-secret"),
-            ],
-        ),
+        &code,
+        &[
+            ("client_id", "no-such-client-0123456789abcdef"),
+            ("client_secret", "wrong-secret"),
+        ],
     )
     .await;
     unknown.assert_error(401, "invalid_client");
@@ -362,32 +355,16 @@ async fn unknown_client_gets_the_same_answer_as_a_wrong_secret() {
 async fn pkce_code_fails_with_invalid_grant_when_the_verifier_is_wrong_or_missing_and_stays_redeemable()
  {
     let app = TestApp::sqlite().await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app
-        .obtain_code(&app.authorize_url(&[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ]))
-        .await;
-    let params = code_params(&app, &code);
+    let (code, verifier, other_verifier) = code_with_challenge(&app).await;
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", other_verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
-    post_form(&app, &params)
+    redeem_with(&app, &code, &[("code_verifier", other_verifier.secret())])
         .await
         .assert_error(400, "invalid_grant");
+    redeem(&app, &code).await.assert_error(400, "invalid_grant");
 
-    let access = post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_tokens();
+    let access = redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_tokens();
     assert_eq!(me_status(&app, &access).await, 200);
 }
 
@@ -396,16 +373,10 @@ async fn pkce_code_fails_with_invalid_grant_when_the_verifier_is_wrong_or_missin
 async fn code_without_challenge_fails_with_invalid_grant_when_a_verifier_is_sent() {
     let app = TestApp::sqlite().await;
     let (_, verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    post_form(
-        &app,
-        &with(
-            &code_params(&app, &code),
-            &[("code_verifier", verifier.secret())],
-        ),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    let code = app.demo_code().await;
+    redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     redeem(&app, &code).await.assert_tokens();
 }
 
@@ -414,40 +385,23 @@ async fn code_without_challenge_fails_with_invalid_grant_when_a_verifier_is_sent
 #[tokio::test]
 async fn code_replay_with_a_wrong_verifier_fails_without_revoking_the_first_tokens() {
     let app = TestApp::sqlite().await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
-    let code = app
-        .obtain_code(&app.authorize_url(&[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ]))
-        .await;
-    let params = code_params(&app, &code);
-    let access = post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_tokens();
+    let (code, verifier, other_verifier) = code_with_challenge(&app).await;
+    let access = redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_tokens();
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", other_verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    redeem_with(&app, &code, &[("code_verifier", other_verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     assert_eq!(
         me_status(&app, &access).await,
         200,
         "an invalid replay revokes nothing"
     );
 
-    post_form(
-        &app,
-        &with(&params, &[("code_verifier", verifier.secret())]),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    redeem_with(&app, &code, &[("code_verifier", verifier.secret())])
+        .await
+        .assert_error(400, "invalid_grant");
     assert_eq!(
         me_status(&app, &access).await,
         401,
@@ -459,14 +413,13 @@ async fn code_replay_with_a_wrong_verifier_fails_without_revoking_the_first_toke
 #[tokio::test]
 async fn code_exchange_fails_with_invalid_grant_when_redirect_uri_differs_or_is_missing() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    let params = code_params(&app, &code);
+    let code = app.demo_code().await;
     for other in [
         "https://app.example.test/callback/",
         "https://app.example.test/other",
         "",
     ] {
-        post_form(&app, &with(&params, &[("redirect_uri", other)]))
+        redeem_with(&app, &code, &[("redirect_uri", other)])
             .await
             .assert_error(400, "invalid_grant");
     }
@@ -492,16 +445,14 @@ async fn code_exchange_fails_with_invalid_grant_when_the_code_expired() {
 async fn code_exchange_fails_with_invalid_grant_when_another_client_redeems_it() {
     let app = TestApp::sqlite().await;
     let (other_id, other_secret) = other_confidential_app(&app).await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
-    post_form(
+    let code = app.demo_code().await;
+    redeem_with(
         &app,
-        &with(
-            &code_params(&app, &code),
-            &[
-                ("client_id", other_id.as_str()),
-                ("client_secret", other_secret.as_str()),
-            ],
-        ),
+        &code,
+        &[
+            ("client_id", other_id.as_str()),
+            ("client_secret", other_secret.as_str()),
+        ],
     )
     .await
     .assert_error(400, "invalid_grant");
@@ -534,20 +485,19 @@ async fn password_grant_fails_with_unsupported_grant_type() {
 #[tokio::test]
 async fn token_endpoint_answers_405_when_the_method_is_get() {
     let app = TestApp::sqlite().await;
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let res = reqwest::Client::new()
         .get(app.url("/oauth/token"))
         .query(&code_params(&app, &code))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(res.status(), 405);
     redeem(&app, &code).await.assert_tokens();
 }
 
 /// Security checklist C6: exactly one of many simultaneous redemptions wins.
 async fn parallel_redemptions(app: TestApp) {
-    let code = app.obtain_code(&app.authorize_url(&[])).await;
+    let code = app.demo_code().await;
     let params = code_params(&app, &code);
     let http = reqwest::Client::new();
     let url = app.url("/oauth/token");
@@ -555,7 +505,7 @@ async fn parallel_redemptions(app: TestApp) {
     for _ in 0..20 {
         let (http, url, params) = (http.clone(), url.clone(), params.clone());
         tasks.spawn(async move {
-            let res = http.post(url).form(&params).send().await.unwrap();
+            let res = http.post(url).form(&params).fetch().await;
             Answer::of(res).await
         });
     }

@@ -21,7 +21,7 @@ use trilo_core::model::DeliveryStatus;
 use trilo_server::config::Config;
 
 use crate::gateway::{READ_SCOPES, access_token, another_app, demo_client};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, Fetch, TestApp};
 use crate::token::Answer;
 
 /// What a receiver saw of one request.
@@ -250,9 +250,8 @@ async fn create_issue(app: &TestApp, token: &str, cloud_id: &str, project: &str)
             "summary": "Printer on fire",
             "issuetype": { "name": "Task" },
         }}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     Answer::of(res).await
 }
 
@@ -287,7 +286,7 @@ pub async fn post_event(base: &str, secret: Option<&str>, body: &Value) -> (u16,
     if let Some(secret) = secret {
         req = req.bearer_auth(secret);
     }
-    let res = req.send().await.unwrap();
+    let res = req.fetch().await;
     let status = res.status().as_u16();
     let body = res.json().await.unwrap_or(Value::Null);
     (status, body)
@@ -370,15 +369,7 @@ async fn gateway_write_reaches_subscribed_app_only(backend: Backend) {
     );
 
     // A data security policy over the project keeps its events from every app.
-    let policy = app
-        .core
-        .create_policy(&acme, "Ops only", vec![("jira".into(), "OPS".into())], true)
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+    app.active_jira_policy(&acme, "Ops only", &["OPS"]).await;
     let secret = app.core.product_events_secret("jira");
     let event = |container: &str, id: &str| {
         json!({
@@ -443,28 +434,13 @@ async fn policy_event_lists_at_most_the_cap(backend: Backend) {
             .post(app.url("/internal/objects"))
             .bearer_auth(&secret)
             .json(&json!({ "cloudId": acme, "container": container, "type": "issue", "ids": ids }))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     }
     let policy = app
-        .core
-        .create_policy(
-            &acme,
-            "Everything",
-            vec![
-                ("jira".into(), "DEMO".into()),
-                ("jira".into(), "OPS".into()),
-            ],
-            true,
-        )
-        .await
-        .unwrap();
-    app.core
-        .set_policy_active(&policy.policy_id, true)
-        .await
-        .unwrap();
+        .active_jira_policy(&acme, "Everything", &["DEMO", "OPS"])
+        .await;
     let seen = receiver.wait_for(1, Duration::from_secs(60)).await;
     let delivered = newest_delivery_when(&app, &demo_app_id, DeliveryStatus::Delivered).await;
     assert_eq!(delivered.last_status_code, Some(204), "{delivered:?}");
@@ -735,18 +711,16 @@ async fn bad_event_posts_are_refused_with_clear_errors() {
         .bearer_auth(&secret)
         .header("content-type", "text/plain")
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(not_json.status(), 415);
     let too_big = http
         .post(app.url("/internal/events"))
         .bearer_auth(&secret)
         .header("content-type", "application/json")
         .body(vec![b' '; 9 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(too_big.status(), 413);
     let huge_event = json!({
         "event": "jira:issue_created",

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{assert_not_found, conflict};
-use crate::model::{AccountStatus, Redeemed};
+use super::{consent_at, redeem_first};
+use crate::model::AccountStatus;
 use crate::store::Store;
 use crate::testing::fixtures::{self, World, at, t0};
 
@@ -26,10 +27,8 @@ pub async fn account_round_trips_with_every_field(store: Arc<dyn Store>) {
         Some(a.clone())
     );
     assert_eq!(store.account("no-such-account").await.unwrap(), None);
-    assert_eq!(
-        store.account_by_email("nobody@example.test").await.unwrap(),
-        None
-    );
+    let account_by_email = store.account_by_email("nobody@example.test").await.unwrap();
+    assert_eq!(account_by_email, None);
 }
 
 pub async fn account_email_is_unique_case_insensitively(store: Arc<dyn Store>) {
@@ -60,7 +59,8 @@ pub async fn account_id_is_unique(store: Arc<dyn Store>) {
 }
 
 pub async fn list_accounts_returns_every_account_oldest_first(store: Arc<dyn Store>) {
-    assert!(store.list_accounts().await.unwrap().is_empty());
+    let list_accounts = store.list_accounts().await.unwrap();
+    assert!(list_accounts.is_empty());
     let mut older = fixtures::any_account();
     older.created_at = at(-60);
     let newer = fixtures::any_account();
@@ -79,17 +79,8 @@ pub async fn change_password_bumps_generation_ends_other_sessions_and_revokes_fa
     for s in [&kept, &other, &someone_elses] {
         store.insert_session(s).await.unwrap();
     }
-    let (_, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
-    let Redeemed::First(family) = store
-        .redeem_code(&code.code_hash, &fixtures::new_family(at(2)), at(2))
-        .await
-        .unwrap()
-    else {
-        panic!("first redemption");
-    };
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
+    let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
 
     let now = at(10);
     let updated = store

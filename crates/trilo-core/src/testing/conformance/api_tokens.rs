@@ -46,13 +46,11 @@ pub async fn api_token_round_trips_and_is_found_by_hash(store: Arc<dyn Store>) {
         vec![second, first],
         "newest first"
     );
-    assert!(
-        store
-            .api_tokens_of_account(&w.developer.account_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let api_tokens_of_account = store
+        .api_tokens_of_account(&w.developer.account_id)
+        .await
+        .unwrap();
+    assert!(api_tokens_of_account.is_empty());
 }
 
 pub async fn api_token_needs_a_known_account(store: Arc<dyn Store>) {

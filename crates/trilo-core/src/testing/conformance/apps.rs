@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{assert_not_found, conflict};
+use super::{consent_at, installed_by_admin, redeem_at, redeem_first};
 use crate::model::{AuditQuery, ClientType, Distribution, InstalledBy, Redeemed, ReviewState};
 use crate::store::Store;
 use crate::testing::fixtures::{self, World, at, t0};
@@ -34,10 +35,8 @@ pub async fn app_round_trips_with_ordered_callback_urls_and_scopes(store: Arc<dy
         Some(app.clone())
     );
     assert_eq!(store.app("no-such-app").await.unwrap(), None);
-    assert_eq!(
-        store.app_by_client_id("no-such-client").await.unwrap(),
-        None
-    );
+    let app_by_client_id = store.app_by_client_id("no-such-client").await.unwrap();
+    assert_eq!(app_by_client_id, None);
 }
 
 pub async fn app_client_id_is_unique(store: Arc<dyn Store>) {
@@ -222,21 +221,9 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
         .await
         .unwrap();
 
-    let (grant, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
-    let Redeemed::First(family) = store
-        .redeem_code(&code.code_hash, &fixtures::new_family(at(2)), at(2))
-        .await
-        .unwrap()
-    else {
-        panic!("first redemption");
-    };
-    let (_, unused_code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(3))
-        .await
-        .unwrap();
+    let (grant, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
+    let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
+    let (_, unused_code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 3).await;
     store
         .install_app(&fixtures::installation(
             &w.app.app_id,
@@ -253,10 +240,8 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
     assert!(store.delete_app(&w.app.app_id).await.unwrap());
 
     assert_eq!(store.app(&w.app.app_id).await.unwrap(), None);
-    assert_eq!(
-        store.app_by_client_id(&w.app.client_id).await.unwrap(),
-        None
-    );
+    let app_by_client_id = store.app_by_client_id(&w.app.client_id).await.unwrap();
+    assert_eq!(app_by_client_id, None);
     assert!(
         store
             .app_secrets(&w.app.app_id, t0())
@@ -264,29 +249,25 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
             .unwrap()
             .is_empty()
     );
-    assert!(
-        store
-            .installations_of_app(&w.app.app_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let installations_of_app = store.installations_of_app(&w.app.app_id).await.unwrap();
+    assert!(installations_of_app.is_empty());
     assert_eq!(store.grant(&grant.grant_id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .live_grant(&w.app.app_id, &w.user.account_id)
-            .await
-            .unwrap(),
-        None
-    );
+    let live_grant = store
+        .live_grant(&w.app.app_id, &w.user.account_id)
+        .await
+        .unwrap();
+    assert_eq!(live_grant, None);
     assert_eq!(store.code(&code.code_hash).await.unwrap(), None);
     assert_eq!(store.code(&unused_code.code_hash).await.unwrap(), None);
     assert_eq!(store.family(&family.family_id).await.unwrap(), None);
     assert_eq!(
-        store
-            .redeem_code(&unused_code.code_hash, &fixtures::new_family(at(4)), at(4))
-            .await
-            .unwrap(),
+        redeem_at(
+            store.as_ref(),
+            &unused_code.code_hash,
+            &fixtures::new_family(at(4)),
+            4
+        )
+        .await,
         Redeemed::NotFound
     );
     let grants = store.grants_of_account(&w.user.account_id).await.unwrap();
@@ -312,12 +293,7 @@ pub async fn delete_app_removes_everything_it_holds_but_keeps_audit(store: Arc<d
 
 pub async fn install_app_is_idempotent_and_the_first_record_wins(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let by_admin = fixtures::installation(
-        &w.app.app_id,
-        &w.site.cloud_id,
-        &w.developer.account_id,
-        InstalledBy::Admin,
-    );
+    let by_admin = installed_by_admin(&w);
     assert_eq!(store.install_app(&by_admin).await.unwrap(), by_admin);
     let mut by_user = fixtures::installation(
         &w.app.app_id,
@@ -361,13 +337,8 @@ pub async fn install_app_is_idempotent_and_the_first_record_wins(store: Arc<dyn 
         store.installations_of_app(&w.app.app_id).await.unwrap(),
         vec![elsewhere]
     );
-    assert!(
-        store
-            .installations_of_site(&w.site.cloud_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let installations_of_site = store.installations_of_site(&w.site.cloud_id).await.unwrap();
+    assert!(installations_of_site.is_empty());
     // After an uninstall the next install is recorded anew.
     assert_eq!(store.install_app(&by_user).await.unwrap(), by_user);
 }

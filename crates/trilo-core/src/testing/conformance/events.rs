@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::assert_not_found;
+use super::consent_at;
 use crate::model::{
     AttemptOutcome, ContainerObject, DeliveryCounts, DeliveryStatus, Event, FinishedAttempt,
     Installation, InstalledBy, NewDelivery, ObjectChange, Outbox, Policy, WebhookSubscription,
@@ -98,13 +99,11 @@ pub async fn subscriptions_round_trip_list_by_event_and_delete(store: Arc<dyn St
         .await
         .unwrap();
     assert!(!elsewhere[0].installed, "not installed on the other site");
-    assert!(
-        store
-            .subscribers("page_created", &w.site.cloud_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let subscribers = store
+        .subscribers("page_created", &w.site.cloud_id)
+        .await
+        .unwrap();
+    assert!(subscribers.is_empty());
 
     let unknown_app = subscription("no-such-app", &["jira:issue_created"], 3);
     assert_not_found(store.insert_subscription(&unknown_app).await);
@@ -134,10 +133,7 @@ pub async fn member_grant_scopes_are_those_of_live_grants_of_members(store: Arc<
         .await
         .unwrap();
     assert!(none.is_empty());
-    let (grant, _) = w
-        .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
-        .await
-        .unwrap();
+    let (grant, _) = consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
     assert_eq!(
         store
             .member_grant_scopes(&w.app.app_id, &w.site.cloud_id, &w.product.key)
@@ -157,13 +153,11 @@ pub async fn member_grant_scopes_are_those_of_live_grants_of_members(store: Arc<
         "the user is no member of confluence"
     );
     store.revoke_grant(&grant.grant_id, at(2)).await.unwrap();
-    assert!(
-        store
-            .member_grant_scopes(&w.app.app_id, &w.site.cloud_id, &w.product.key)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let member_grant_scopes = store
+        .member_grant_scopes(&w.app.app_id, &w.site.cloud_id, &w.product.key)
+        .await
+        .unwrap();
+    assert!(member_grant_scopes.is_empty());
 }
 
 pub async fn recorded_events_are_claimed_once_until_their_lease_ends(store: Arc<dyn Store>) {

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 
+use super::{
+    consent_at, installed_by_admin, redeem_at, redeem_first, revoke_family_at, stored_grant,
+};
 use crate::model::{
     AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily, Redeemed,
     TokenFamily,
@@ -11,20 +14,11 @@ use crate::model::{
 use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
 
+/// The scopes most cases consent to first.
+const READ_WRITE_WORK: &[&str] = &["read:jira-work", "write:jira-work"];
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Redeems a code and returns the family of the first redemption.
-async fn redeem_first(store: &dyn Store, code_hash: &[u8; 32], at_s: i64) -> TokenFamily {
-    match store
-        .redeem_code(code_hash, &fixtures::new_family(at(at_s)), at(at_s))
-        .await
-        .unwrap()
-    {
-        Redeemed::First(family) => family,
-        other => panic!("expected First, got {other:?}"),
-    }
 }
 
 pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc<dyn Store>) {
@@ -62,13 +56,11 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
         vec![grant.clone()]
     );
     assert_eq!(store.grant("no-such-grant").await.unwrap(), None);
-    assert_eq!(
-        store
-            .live_grant(&w.app.app_id, &w.developer.account_id)
-            .await
-            .unwrap(),
-        None
-    );
+    let live_grant = store
+        .live_grant(&w.app.app_id, &w.developer.account_id)
+        .await
+        .unwrap();
+    assert_eq!(live_grant, None);
 
     let installs = store.installations_of_app(&w.app.app_id).await.unwrap();
     assert_eq!(installs.len(), 1);
@@ -102,18 +94,8 @@ pub async fn accept_consent_creates_grant_installs_app_and_links_code(store: Arc
 
 pub async fn second_consent_replaces_scopes_of_the_same_grant(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (first, _) = w
-        .consented(
-            store.as_ref(),
-            &["read:jira-work", "write:jira-work"],
-            at(1),
-        )
-        .await
-        .unwrap();
-    let (second, code) = w
-        .consented(store.as_ref(), &["read:jira-user"], at(5))
-        .await
-        .unwrap();
+    let (first, _) = consent_at(&w, store.as_ref(), READ_WRITE_WORK, 1).await;
+    let (second, code) = consent_at(&w, store.as_ref(), &["read:jira-user"], 5).await;
     assert_eq!(second.grant_id, first.grant_id);
     assert_eq!(second.scopes, strings(&["read:jira-user"]));
     assert_eq!(second.created_at, at(1));
@@ -123,22 +105,13 @@ pub async fn second_consent_replaces_scopes_of_the_same_grant(store: Arc<dyn Sto
     let code = store.code(&code.code_hash).await.unwrap().unwrap();
     assert_eq!(code.grant_id, first.grant_id);
     assert_eq!(code.scopes, strings(&["read:jira-user"]));
-    assert_eq!(
-        store
-            .grants_of_account(&w.user.account_id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let grants_of_account = store.grants_of_account(&w.user.account_id).await.unwrap();
+    assert_eq!(grants_of_account.len(), 1);
 }
 
 pub async fn incremental_consent_adds_to_the_granted_scopes(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (first, _) = w
-        .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
-        .await
-        .unwrap();
+    let (first, _) = consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
     let mut more = w.consent(&["write:jira-work", "read:jira-work"], at(2));
     more.change = GrantChange::Add;
     let code = fixtures::new_code(at(2));
@@ -184,11 +157,8 @@ pub async fn consents_on_more_sites_accumulate_cloud_ids_in_order(store: Arc<dyn
     let expected = vec![w.site.cloud_id.clone(), w.other_site.cloud_id.clone()];
     assert_eq!(grant.cloud_ids, expected);
     assert_eq!(
-        store
-            .grant(&grant.grant_id)
+        stored_grant(store.as_ref(), &grant.grant_id)
             .await
-            .unwrap()
-            .unwrap()
             .cloud_ids,
         expected
     );
@@ -207,16 +177,9 @@ pub async fn consents_on_more_sites_accumulate_cloud_ids_in_order(store: Arc<dyn
 
 pub async fn consent_keeps_an_existing_installation(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let by_admin = fixtures::installation(
-        &w.app.app_id,
-        &w.site.cloud_id,
-        &w.developer.account_id,
-        InstalledBy::Admin,
-    );
+    let by_admin = installed_by_admin(&w);
     store.install_app(&by_admin).await.unwrap();
-    w.consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
     assert_eq!(
         store.installations_of_app(&w.app.app_id).await.unwrap(),
         vec![by_admin]
@@ -225,22 +188,13 @@ pub async fn consent_keeps_an_existing_installation(store: Arc<dyn Store>) {
 
 pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (old, _) = w
-        .consented(
-            store.as_ref(),
-            &["read:jira-work", "write:jira-work"],
-            at(1),
-        )
+    let (old, _) = consent_at(&w, store.as_ref(), READ_WRITE_WORK, 1).await;
+    assert!(store.revoke_grant(&old.grant_id, at(2)).await.unwrap());
+    let live_grant = store
+        .live_grant(&w.app.app_id, &w.user.account_id)
         .await
         .unwrap();
-    assert!(store.revoke_grant(&old.grant_id, at(2)).await.unwrap());
-    assert_eq!(
-        store
-            .live_grant(&w.app.app_id, &w.user.account_id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(live_grant, None);
 
     // Even an incremental consent starts from nothing: revoked scopes never come back.
     let mut again = w.consent(&["read:jira-work"], at(3));
@@ -274,35 +228,15 @@ pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>)
 
 pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (c1, c2) = (fixtures::new_code(at(1)), fixtures::new_code(at(2)));
-    let grant = store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(1)),
-            &fixtures::new_id(),
-            &c1,
-        )
-        .await
-        .unwrap();
-    store
-        .accept_consent(
-            &w.consent(&["read:jira-work"], at(2)),
-            &fixtures::new_id(),
-            &c2,
-        )
-        .await
-        .unwrap();
+    let (grant, c1) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
+    let (_, c2) = consent_at(&w, store.as_ref(), &["read:jira-work"], 2).await;
     let f1 = redeem_first(store.as_ref(), &c1.code_hash, 3).await;
     let f2 = redeem_first(store.as_ref(), &c2.code_hash, 4).await;
     // A family revoked earlier keeps its own reason and time.
-    assert!(
-        store
-            .revoke_family(&f2.family_id, "refresh_reused", at(5))
-            .await
-            .unwrap()
-    );
+    assert!(revoke_family_at(store.as_ref(), &f2.family_id, "refresh_reused", 5).await);
 
     assert!(store.revoke_grant(&grant.grant_id, at(10)).await.unwrap());
-    let revoked = store.grant(&grant.grant_id).await.unwrap().unwrap();
+    let revoked = stored_grant(store.as_ref(), &grant.grant_id).await;
     assert_eq!(revoked.revoked_at, Some(at(10)));
     assert_eq!(revoked.scopes, grant.scopes);
 
@@ -315,11 +249,8 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
 
     assert!(!store.revoke_grant(&grant.grant_id, at(11)).await.unwrap());
     assert_eq!(
-        store
-            .grant(&grant.grant_id)
+        stored_grant(store.as_ref(), &grant.grant_id)
             .await
-            .unwrap()
-            .unwrap()
             .revoked_at,
         Some(at(10))
     );
@@ -328,16 +259,11 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
 
 pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (grant, code) = w
-        .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
-        .await
-        .unwrap();
+    let (grant, code) =
+        consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
 
     let new_family = fixtures::new_family(at(2));
-    let Redeemed::First(family) = store
-        .redeem_code(&code.code_hash, &new_family, at(2))
-        .await
-        .unwrap()
+    let Redeemed::First(family) = redeem_at(store.as_ref(), &code.code_hash, &new_family, 2).await
     else {
         panic!("the first redemption must win");
     };
@@ -369,11 +295,7 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
     assert_eq!(used.family_id.as_deref(), Some(family.family_id.as_str()));
 
     let replay_family = fixtures::new_family(at(3));
-    match store
-        .redeem_code(&code.code_hash, &replay_family, at(3))
-        .await
-        .unwrap()
-    {
+    match redeem_at(store.as_ref(), &code.code_hash, &replay_family, 3).await {
         Redeemed::AlreadyUsed(record) => assert_eq!(record, used),
         other => panic!("expected AlreadyUsed, got {other:?}"),
     }
@@ -396,10 +318,7 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
 
 pub async fn redeem_code_under_a_revoked_grant_creates_a_revoked_family(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (grant, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    let (grant, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
     assert!(store.revoke_grant(&grant.grant_id, at(2)).await.unwrap());
     // The code is used up either way; what it produced is never live under a revoked grant.
     let family = redeem_first(store.as_ref(), &code.code_hash, 3).await;
@@ -427,37 +346,23 @@ pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<
         family.issued = Some(issued(&family));
         family
     };
-    let (grant, live) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    let (grant, live) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
     let first = with_event(2);
-    let Redeemed::First(family) = store
-        .redeem_code(&live.code_hash, &first, at(2))
-        .await
-        .unwrap()
+    let Redeemed::First(family) = redeem_at(store.as_ref(), &live.code_hash, &first, 2).await
     else {
         panic!("first redemption");
     };
     let replay = with_event(3);
-    let Redeemed::AlreadyUsed(_) = store
-        .redeem_code(&live.code_hash, &replay, at(3))
-        .await
-        .unwrap()
+    let Redeemed::AlreadyUsed(_) = redeem_at(store.as_ref(), &live.code_hash, &replay, 3).await
     else {
         panic!("replay");
     };
     // A second code of the same grant, redeemed after the grant was revoked.
-    let (_, late) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(4))
-        .await
-        .unwrap();
+    let (_, late) = consent_at(&w, store.as_ref(), &["read:jira-work"], 4).await;
     assert!(store.revoke_grant(&grant.grant_id, at(5)).await.unwrap());
     let born_revoked = with_event(6);
-    let Redeemed::First(revoked) = store
-        .redeem_code(&late.code_hash, &born_revoked, at(6))
-        .await
-        .unwrap()
+    let Redeemed::First(revoked) =
+        redeem_at(store.as_ref(), &late.code_hash, &born_revoked, 6).await
     else {
         panic!("redemption under a revoked grant");
     };
@@ -474,10 +379,7 @@ pub async fn redeem_code_appends_its_issued_event_with_a_live_family(store: Arc<
 
 pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (_, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
     for i in 0..3 {
         store
             .change_password(&w.user.account_id, "$argon2id$changed", None, at(2 + i))
@@ -496,10 +398,7 @@ pub async fn redeemed_family_copies_the_credential_generation(store: Arc<dyn Sto
 pub async fn concurrent_redemptions_yield_exactly_one_first(store: Arc<dyn Store>) {
     const CALLERS: usize = 20;
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (_, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
 
     let barrier = Arc::new(Barrier::new(CALLERS));
     let tasks: Vec<_> = (0..CALLERS)
@@ -543,10 +442,8 @@ pub async fn a_burst_of_redemptions_redeems_each_code_once(store: Arc<dyn Store>
     let w = World::seed(store.as_ref()).await.unwrap();
     let mut codes = Vec::new();
     for _ in 0..CODES {
-        let (grant, code) = w
-            .consented(store.as_ref(), &["read:jira-work", "offline_access"], at(1))
-            .await
-            .unwrap();
+        let (grant, code) =
+            consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
         codes.push((grant.grant_id, code.code_hash));
     }
     let barrier = Arc::new(Barrier::new(CODES * 2));
@@ -630,51 +527,24 @@ pub async fn concurrent_consents_share_one_live_grant(store: Arc<dyn Store>) {
     let grants = store.grants_of_account(&w.user.account_id).await.unwrap();
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].cloud_ids, vec![w.site.cloud_id.clone()]);
-    assert_eq!(
-        store
-            .installations_of_app(&w.app.app_id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let installations_of_app = store.installations_of_app(&w.app.app_id).await.unwrap();
+    assert_eq!(installations_of_app.len(), 1);
 }
 
 pub async fn revoke_family_returns_true_once(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (grant, code) = w
-        .consented(store.as_ref(), &["read:jira-work"], at(1))
-        .await
-        .unwrap();
+    let (grant, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
     let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
-    assert!(
-        store
-            .revoke_family(&family.family_id, "code_replayed", at(5))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .revoke_family(&family.family_id, "refresh_reused", at(6))
-            .await
-            .unwrap()
-    );
+    assert!(revoke_family_at(store.as_ref(), &family.family_id, "code_replayed", 5).await);
+    assert!(!revoke_family_at(store.as_ref(), &family.family_id, "refresh_reused", 6).await);
     let stored = store.family(&family.family_id).await.unwrap().unwrap();
     assert_eq!(stored.revoked_at, Some(at(5)));
     assert_eq!(stored.revoke_reason.as_deref(), Some("code_replayed"));
-    assert!(
-        !store
-            .revoke_family("no-such-family", "code_replayed", at(6))
-            .await
-            .unwrap()
-    );
+    assert!(!revoke_family_at(store.as_ref(), "no-such-family", "code_replayed", 6).await);
     // Revoking a family leaves the grant live.
     assert_eq!(
-        store
-            .grant(&grant.grant_id)
+        stored_grant(store.as_ref(), &grant.grant_id)
             .await
-            .unwrap()
-            .unwrap()
             .revoked_at,
         None
     );
@@ -696,13 +566,8 @@ pub async fn log_in_with_and_kept_grants_change_no_site_and_no_scope(store: Arc<
         .unwrap();
     assert!(grant.cloud_ids.is_empty());
     assert_eq!(grant.scopes, strings(&["openid", "email"]));
-    assert!(
-        store
-            .installations_of_app(&w.app.app_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let installations_of_app = store.installations_of_app(&w.app.app_id).await.unwrap();
+    assert!(installations_of_app.is_empty());
     let code = store.code(&identity.code_hash).await.unwrap().unwrap();
     assert_eq!(code.cloud_id, None);
     assert_eq!(code.scopes, strings(&["openid", "email"]));
@@ -740,11 +605,6 @@ pub async fn log_in_with_and_kept_grants_change_no_site_and_no_scope(store: Arc<
         .await;
     assert!(matches!(gone, Err(StoreError::Conflict { .. })), "{gone:?}");
     // Nothing of the refused ones was written.
-    assert!(
-        store
-            .installations_of_app(&w.app.app_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let installations_of_app = store.installations_of_app(&w.app.app_id).await.unwrap();
+    assert!(installations_of_app.is_empty());
 }

@@ -8,7 +8,8 @@ use crate::store::Store;
 use crate::testing::fixtures::{self, at};
 
 pub async fn signing_keys_round_trip_and_only_one_is_current(store: Arc<dyn Store>) {
-    assert!(store.signing_keys().await.unwrap().is_empty());
+    let signing_keys = store.signing_keys().await.unwrap();
+    assert!(signing_keys.is_empty());
     let retired = fixtures::signing_key(KeyState::Retired, at(0));
     let current = fixtures::signing_key(KeyState::Current, at(1));
     let mut next = fixtures::signing_key(KeyState::Next, at(2));
@@ -65,23 +66,15 @@ pub async fn a_rotation_is_a_compare_and_set_on_current_and_next(store: Arc<dyn 
 
     // A second instance that read the keys before the rotation loses, and changes nothing.
     let rival = fixtures::signing_key(KeyState::Next, at(4));
-    assert_eq!(
-        conflict(
-            store
-                .rotate_signing_keys(&current.kid, &next.kid, &rival, at(11))
-                .await
-        ),
-        "signing_keys.rotated"
-    );
+    let lost = store
+        .rotate_signing_keys(&current.kid, &next.kid, &rival, at(11))
+        .await;
+    assert_eq!(conflict(lost), "signing_keys.rotated");
     // Current right but next stale: the retirement is rolled back with the rest.
-    assert_eq!(
-        conflict(
-            store
-                .rotate_signing_keys(&next.kid, &current.kid, &rival, at(11))
-                .await
-        ),
-        "signing_keys.rotated"
-    );
+    let half_stale = store
+        .rotate_signing_keys(&next.kid, &current.kid, &rival, at(11))
+        .await;
+    assert_eq!(conflict(half_stale), "signing_keys.rotated");
     assert_eq!(store.signing_keys().await.unwrap(), keys);
 }
 

@@ -166,3 +166,80 @@ pub(crate) fn assert_not_found<T: Debug>(result: StoreResult<T>) {
         other => panic!("expected NotFound, got {other:?}"),
     }
 }
+
+/// `w` consents to `scopes` at second `at_s`, unwrapped: one line per consent in the cases,
+/// which set up many.
+pub(crate) async fn consent_at(
+    w: &crate::testing::fixtures::World,
+    store: &dyn Store,
+    scopes: &[&str],
+    at_s: i64,
+) -> (crate::model::Grant, crate::model::NewCode) {
+    w.consented(store, scopes, crate::testing::fixtures::at(at_s))
+        .await
+        .unwrap()
+}
+
+/// Redeems the code `code_hash` into `family` at second `at_s`, unwrapped, for the cases
+/// that match on how the redemption went.
+pub(crate) async fn redeem_at(
+    store: &dyn Store,
+    code_hash: &crate::model::TokenHash,
+    family: &crate::model::NewFamily,
+    at_s: i64,
+) -> crate::model::Redeemed {
+    store
+        .redeem_code(code_hash, family, crate::testing::fixtures::at(at_s))
+        .await
+        .unwrap()
+}
+
+/// The developer's admin installation of the world's app on its site: the record the
+/// installation cases compare against.
+pub(crate) fn installed_by_admin(
+    w: &crate::testing::fixtures::World,
+) -> crate::model::Installation {
+    crate::testing::fixtures::installation(
+        &w.app.app_id,
+        &w.site.cloud_id,
+        &w.developer.account_id,
+        crate::model::InstalledBy::Admin,
+    )
+}
+
+/// Redeems a code at second `at_s` and returns the family of the first redemption (panics
+/// on any other outcome).
+pub(crate) async fn redeem_first(
+    store: &dyn Store,
+    code_hash: &crate::model::TokenHash,
+    at_s: i64,
+) -> crate::model::TokenFamily {
+    let family = crate::testing::fixtures::new_family(crate::testing::fixtures::at(at_s));
+    match redeem_at(store, code_hash, &family, at_s).await {
+        crate::model::Redeemed::First(family) => family,
+        other => panic!("expected First, got {other:?}"),
+    }
+}
+
+/// Revokes the family `family_id` for `reason` at second `at_s`; true when this call
+/// revoked it (the cases check both answers).
+pub(crate) async fn revoke_family_at(
+    store: &dyn Store,
+    family_id: &str,
+    reason: &str,
+    at_s: i64,
+) -> bool {
+    store
+        .revoke_family(family_id, reason, crate::testing::fixtures::at(at_s))
+        .await
+        .unwrap()
+}
+
+/// The grant `grant_id` as the store holds it now; panics when there is none.
+pub(crate) async fn stored_grant(store: &dyn Store, grant_id: &str) -> crate::model::Grant {
+    store
+        .grant(grant_id)
+        .await
+        .unwrap()
+        .expect("the grant is stored")
+}

@@ -17,16 +17,16 @@ fn container(w: &World, key: &str, id: &str) -> Container {
     }
 }
 
+/// Files the containers `(key, id)` in order on the world's site.
+async fn put_containers(store: &dyn Store, w: &World, containers: &[(&str, &str)]) {
+    for (key, id) in containers {
+        store.put_container(&container(w, key, id)).await.unwrap();
+    }
+}
+
 pub async fn containers_are_upserted_listed_and_need_a_hosted_product(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    store
-        .put_container(&container(&w, "OPS", "2"))
-        .await
-        .unwrap();
-    store
-        .put_container(&container(&w, "DEMO", "1"))
-        .await
-        .unwrap();
+    put_containers(store.as_ref(), &w, &[("OPS", "2"), ("DEMO", "1")]).await;
     let mut renamed = container(&w, "DEMO", "1");
     renamed.name = "Renamed".into();
     store.put_container(&renamed).await.unwrap();
@@ -35,14 +35,8 @@ pub async fn containers_are_upserted_listed_and_need_a_hosted_product(store: Arc
         .await
         .unwrap();
     assert_eq!(listed, vec![renamed, container(&w, "OPS", "2")]);
-    assert_eq!(
-        store
-            .containers(&w.site.cloud_id, None)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    let containers = store.containers(&w.site.cloud_id, None).await.unwrap();
+    assert_eq!(containers.len(), 2);
     let mut unhosted = container(&w, "X", "9");
     unhosted.product_key = "not-hosted-here".into();
     assert_not_found(store.put_container(&unhosted).await);
@@ -52,14 +46,7 @@ pub async fn guest_containers_are_replaced_and_need_membership_and_containers(
     store: Arc<dyn Store>,
 ) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    store
-        .put_container(&container(&w, "DEMO", "1"))
-        .await
-        .unwrap();
-    store
-        .put_container(&container(&w, "OPS", "2"))
-        .await
-        .unwrap();
+    put_containers(store.as_ref(), &w, &[("DEMO", "1"), ("OPS", "2")]).await;
     let (user, site, product) = (&w.user.account_id, &w.site.cloud_id, &w.product.key);
     store
         .put_membership(&Membership {
@@ -101,14 +88,7 @@ pub async fn guest_containers_are_replaced_and_need_membership_and_containers(
 
 pub async fn policies_round_trip_and_replace_their_containers(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    store
-        .put_container(&container(&w, "DEMO", "1"))
-        .await
-        .unwrap();
-    store
-        .put_container(&container(&w, "OPS", "2"))
-        .await
-        .unwrap();
+    put_containers(store.as_ref(), &w, &[("DEMO", "1"), ("OPS", "2")]).await;
     let mut policy = Policy {
         policy_id: fixtures::new_id(),
         cloud_id: w.site.cloud_id.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 
+use super::{consent_at, redeem_at, revoke_family_at};
 use crate::crypto::{random_token, sha256};
 use crate::model::{NewRefreshToken, Redeemed, RefreshToken, Rotation, TokenFamily, TokenHash};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
@@ -14,16 +15,9 @@ use crate::testing::fixtures::{self, World, at};
 
 /// A family with its first refresh token (`hash`), issued at `at(2)`.
 async fn family_with_token(store: &dyn Store, w: &World, hash: TokenHash) -> TokenFamily {
-    let (_, code) = w
-        .consented(store, &["read:jira-work", "offline_access"], at(1))
-        .await
-        .unwrap();
+    let (_, code) = consent_at(w, store, &["read:jira-work", "offline_access"], 1).await;
     let new_family = fixtures::new_family_with_refresh(at(2), hash);
-    match store
-        .redeem_code(&code.code_hash, &new_family, at(2))
-        .await
-        .unwrap()
-    {
+    match redeem_at(store, &code.code_hash, &new_family, 2).await {
         Redeemed::First(family) => family,
         other => panic!("expected First, got {other:?}"),
     }
@@ -126,12 +120,7 @@ pub async fn rotation_of_a_revoked_family_changes_nothing(store: Arc<dyn Store>)
     let w = World::seed(store.as_ref()).await.unwrap();
     let parent = sha256(&random_token());
     let family = family_with_token(store.as_ref(), &w, parent).await;
-    assert!(
-        store
-            .revoke_family(&family.family_id, "refresh_token_reused", at(3))
-            .await
-            .unwrap()
-    );
+    assert!(revoke_family_at(store.as_ref(), &family.family_id, "refresh_token_reused", 3).await);
     let attempt = rotation(&family, parent, 0, 4);
     assert!(!store.rotate_refresh_token(&attempt).await.unwrap());
     let state = store.refresh_token(&parent).await.unwrap().unwrap();

@@ -75,18 +75,24 @@ pub async fn upsert_product_replaces_display_name_and_scopes(store: Arc<dyn Stor
     assert_eq!(listed, vec![empty, renamed]);
 }
 
-pub async fn put_site_product_upserts_and_needs_known_site_and_product(store: Arc<dyn Store>) {
-    let s = fixtures::site();
-    store.insert_site(&s).await.unwrap();
+/// Jira (with `jira_scopes`) and an empty Confluence, the products the site cases host.
+async fn upsert_jira_and_confluence(store: &dyn Store, jira_scopes: &[&str]) {
     store
-        .upsert_product(&fixtures::product("jira", &["read:jira-work"]))
+        .upsert_product(&fixtures::product("jira", jira_scopes))
         .await
         .unwrap();
     store
         .upsert_product(&fixtures::product("confluence", &[]))
         .await
         .unwrap();
-    assert!(store.site_products(&s.cloud_id).await.unwrap().is_empty());
+}
+
+pub async fn put_site_product_upserts_and_needs_known_site_and_product(store: Arc<dyn Store>) {
+    let s = fixtures::site();
+    store.insert_site(&s).await.unwrap();
+    upsert_jira_and_confluence(store.as_ref(), &["read:jira-work"]).await;
+    let site_products = store.site_products(&s.cloud_id).await.unwrap();
+    assert!(site_products.is_empty());
 
     let mut jira = fixtures::site_product(&s.cloud_id, "jira");
     store.put_site_product(&jira).await.unwrap();
@@ -162,21 +168,10 @@ pub async fn memberships_are_put_changed_listed_and_removed(store: Arc<dyn Store
             .await
             .unwrap()
     );
-    assert_eq!(
-        store
-            .memberships_of_account(&a.account_id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        store
-            .memberships_of_site(&s2.cloud_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let memberships_of_account = store.memberships_of_account(&a.account_id).await.unwrap();
+    assert_eq!(memberships_of_account.len(), 1);
+    let memberships_of_site = store.memberships_of_site(&s2.cloud_id).await.unwrap();
+    assert!(memberships_of_site.is_empty());
 }
 
 pub async fn put_membership_needs_account_site_and_site_product(store: Arc<dyn Store>) {
@@ -184,14 +179,7 @@ pub async fn put_membership_needs_account_site_and_site_product(store: Arc<dyn S
     store.insert_account(&a).await.unwrap();
     let s = fixtures::site();
     store.insert_site(&s).await.unwrap();
-    store
-        .upsert_product(&fixtures::product("jira", &[]))
-        .await
-        .unwrap();
-    store
-        .upsert_product(&fixtures::product("confluence", &[]))
-        .await
-        .unwrap();
+    upsert_jira_and_confluence(store.as_ref(), &[]).await;
     store
         .put_site_product(&fixtures::site_product(&s.cloud_id, "jira"))
         .await
@@ -205,13 +193,21 @@ pub async fn put_membership_needs_account_site_and_site_product(store: Arc<dyn S
     ] {
         assert_not_found(store.put_membership(&m).await);
     }
-    assert!(
-        store
-            .memberships_of_account(&a.account_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let memberships_of_account = store.memberships_of_account(&a.account_id).await.unwrap();
+    assert!(memberships_of_account.is_empty());
+}
+
+/// Replaces `product`'s operations with `operations` and reads back what the store keeps.
+async fn replace_operations(
+    store: &dyn Store,
+    product: &str,
+    operations: &[crate::model::ProductOperation],
+) -> Vec<crate::model::ProductOperation> {
+    store
+        .put_product_operations(product, operations)
+        .await
+        .unwrap();
+    store.product_operations(product).await.unwrap()
 }
 
 pub async fn product_operations_are_replaced_whole_and_kept_in_order(store: Arc<dyn Store>) {
@@ -233,29 +229,12 @@ pub async fn product_operations_are_replaced_whole_and_kept_in_order(store: Arc<
         ),
         op("DELETE", "/rest/api/3/issue/{id}", &[]),
     ];
-    store
-        .put_product_operations(&w.product.key, &first)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.product_operations(&w.product.key).await.unwrap(),
-        first
-    );
+    let stored = replace_operations(store.as_ref(), &w.product.key, &first).await;
+    assert_eq!(stored, first);
     let second = vec![op("POST", "/rest/api/3/issue", &[&["write:jira-work"]])];
-    store
-        .put_product_operations(&w.product.key, &second)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.product_operations(&w.product.key).await.unwrap(),
-        second
-    );
-    assert!(
-        store
-            .product_operations("unknown")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let stored = replace_operations(store.as_ref(), &w.product.key, &second).await;
+    assert_eq!(stored, second);
+    let product_operations = store.product_operations("unknown").await.unwrap();
+    assert!(product_operations.is_empty());
     assert_not_found(store.put_product_operations("unknown", &second).await);
 }
