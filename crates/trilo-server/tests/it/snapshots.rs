@@ -14,6 +14,16 @@ fn at_a_fixed_address(app: &TestApp, value: &Value) -> Value {
     serde_json::from_str(&text.replace(&app.base, "http://trilo.test")).unwrap()
 }
 
+/// Each object of the array `items` with its `field` replaced by `placeholder`: the random
+/// part of an answer whose shape is the contract.
+fn redact_each(items: &mut Value, field: &str, placeholder: &str) {
+    for item in items.as_array_mut().into_iter().flatten() {
+        if let Some(value) = item.get_mut(field) {
+            *value = Value::from(placeholder);
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_authorization_server_metadata() {
     let app = TestApp::sqlite().await;
@@ -32,12 +42,11 @@ async fn the_openid_discovery_document() {
 #[tokio::test]
 async fn the_jwks_with_its_key_material_redacted() {
     let app = TestApp::sqlite().await;
-    let jwks: Value = get_json(app.url("/.well-known/jwks.json")).await;
-    insta::assert_json_snapshot!(jwks, {
-        ".keys[].kid" => "[kid]",
-        ".keys[].x" => "[x]",
-        ".keys[].y" => "[y]",
-    });
+    let mut jwks: Value = get_json(app.url("/.well-known/jwks.json")).await;
+    for field in ["kid", "x", "y"] {
+        redact_each(&mut jwks["keys"], field, &format!("[{field}]"));
+    }
+    insta::assert_json_snapshot!(jwks);
 }
 
 #[tokio::test]
@@ -54,7 +63,7 @@ async fn the_accessible_resources_of_a_consent() {
     let app = TestApp::sqlite().await;
     let access = redeem(&app, &app.demo_code().await).await.assert_tokens();
     let sites = Value::Array(accessible_resources(&app, &access).await);
-    insta::assert_json_snapshot!(at_a_fixed_address(&app, &sites), {
-        "[].id" => "[cloud id]",
-    });
+    let mut sites = at_a_fixed_address(&app, &sites);
+    redact_each(&mut sites, "id", "[cloud id]");
+    insta::assert_json_snapshot!(sites);
 }
