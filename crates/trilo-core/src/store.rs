@@ -275,6 +275,19 @@ pub trait GrantStore: Send + Sync {
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed>;
+    /// [`GrantStore::redeem_code`] for a caller that has work to do before it answers (the
+    /// token endpoint signs): the store may answer before its commit is on disk, and the
+    /// caller waits on the [`Durable`] before it answers anyone. By default the redemption,
+    /// already committed.
+    async fn redeem_code_answering_early(
+        &self,
+        code_hash: &TokenHash,
+        family: &NewFamily,
+        now: OffsetDateTime,
+    ) -> StoreResult<(Redeemed, Durable)> {
+        let redeemed = self.redeem_code(code_hash, family, now).await?;
+        Ok((redeemed, Durable::committed()))
+    }
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
     /// The refresh token with this hash and its family, in one snapshot.
     async fn refresh_token(&self, token_hash: &TokenHash)

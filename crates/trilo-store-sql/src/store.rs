@@ -110,6 +110,22 @@ pub trait Backend: Send + Sync + 'static {
         self.write(move |tx| grants::redeem_code(tx, Self::LOCKS, code_hash, family, now))
     }
 
+    /// [`GrantStore::redeem_code_answering_early`]: by default the redemption, committed.
+    fn redeem_code_answering_early<'a>(
+        &'a self,
+        code_hash: &'a TokenHash,
+        family: &'a NewFamily,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<(Redeemed, Durable)>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let redeemed = self.redeem_code(code_hash, family, now).await?;
+            Ok((redeemed, Durable::committed()))
+        }
+    }
+
     /// [`GrantStore::refresh_token`], on the refresh path.
     fn refresh_token<'a>(
         &'a self,
@@ -585,6 +601,17 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed> {
         self.0.redeem_code(code_hash, family, now).await
+    }
+
+    async fn redeem_code_answering_early(
+        &self,
+        code_hash: &TokenHash,
+        family: &NewFamily,
+        now: OffsetDateTime,
+    ) -> StoreResult<(Redeemed, Durable)> {
+        self.0
+            .redeem_code_answering_early(code_hash, family, now)
+            .await
     }
 
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {

@@ -11,7 +11,7 @@ use trilo_core::model::{
     AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenState, Rotation, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Refreshed, StoreError, StoreResult};
+use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::events::Dialect;
 use trilo_store_sql::grants::{self, GrantLocks};
@@ -98,6 +98,23 @@ impl Backend for SqliteStore {
         }
     }
 
+    async fn redeem_code_answering_early(
+        &self,
+        code_hash: &TokenHash,
+        family: &NewFamily,
+        now: OffsetDateTime,
+    ) -> StoreResult<(Redeemed, Durable)> {
+        let write = Write::Redeem {
+            code_hash: *code_hash,
+            family: family.clone(),
+            now,
+        };
+        match self.commits.submit_answering_early(write).await? {
+            (Written::Redeemed(redeemed), durable) => Ok((*redeemed, durable)),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
     async fn refresh_token(
         &self,
         token_hash: &TokenHash,
@@ -126,8 +143,10 @@ impl Backend for SqliteStore {
             token_hash: *token_hash,
             plan: plan.clone(),
         };
-        match self.commit(write).await? {
-            Written::Refreshed(refreshed) => Ok(refreshed.map(|r| *r)),
+        match self.commits.submit_answering_early(write).await? {
+            (Written::Refreshed(refreshed), durable) => {
+                Ok(refreshed.map(|r| Refreshed { durable, ..*r }))
+            }
             _ => Err(unexpected_answer()),
         }
     }

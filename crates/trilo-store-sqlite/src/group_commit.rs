@@ -71,9 +71,14 @@ pub(crate) enum Written {
     Appended,
 }
 
+/// A write's result and when it is on disk.
+type Answer = (StoreResult<Written>, Durable);
+
 struct Job {
     write: Write,
-    reply: oneshot::Sender<StoreResult<Written>>,
+    /// The caller may hear its result before the commit ([`answer_early`]).
+    early: bool,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The sending side, held by the store, and how the committed groups went.
@@ -123,14 +128,34 @@ impl GroupCommit {
 
     /// Queues one write and waits until the group holding it has been committed.
     pub(crate) async fn submit(&self, write: Write) -> StoreResult<Written> {
+        let (written, durable) = self.queue(write, false).await?;
+        durable.wait().await?;
+        Ok(written)
+    }
+
+    /// Queues one write and waits for its result, which may come before the commit: the
+    /// caller waits on the [`Durable`] before it answers anyone.
+    pub(crate) async fn submit_answering_early(
+        &self,
+        write: Write,
+    ) -> StoreResult<(Written, Durable)> {
+        self.queue(write, true).await
+    }
+
+    async fn queue(&self, write: Write, early: bool) -> StoreResult<(Written, Durable)> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { write, reply })
+            .send(Job {
+                write,
+                early,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".to_owned()))?;
-        answer.await.map_err(|_| {
+        let (written, durable) = answer.await.map_err(|_| {
             StoreError::Unavailable("the SQLite writer stopped before committing".to_owned())
-        })?
+        })?;
+        Ok((written?, durable))
     }
 }
 
@@ -182,15 +207,16 @@ fn commit_groups(
 
 /// Runs each write in its own savepoint (a failing one rolls back alone), then commits
 /// the group. The per-write results count only if the commit succeeds; on a failure the
-/// transaction is rolled back so the connection is clean for the next group. Refreshes
-/// hear their result before the commit and its outcome after it ([`answer_refreshes_early`]).
+/// transaction is rolled back so the connection is clean for the next group. The jobs
+/// that may hear early get their result before the commit and its outcome after it
+/// ([`answer_early`]).
 fn commit_group(
     db: &Connection,
     group: &mut Vec<Job>,
 ) -> rusqlite::Result<Vec<StoreResult<Written>>> {
     command(db, "BEGIN IMMEDIATE")?;
     let outcome = write_each(db, group).and_then(|mut results| {
-        let early = answer_refreshes_early(group, &mut results);
+        let early = answer_early(group, &mut results);
         let committed = command(db, "COMMIT");
         for durable in early {
             let _ = durable.send(match &committed {
@@ -206,25 +232,23 @@ fn commit_group(
     outcome
 }
 
-/// Answers the group's refreshes now, before the commit, each with a [`Durable`] that
-/// resolves when the commit does: the caller signs its access token while the WAL syncs
-/// and answers its client only once the commit is on disk. Takes those jobs and results
-/// out of the group and returns the senders of their commit outcome.
-fn answer_refreshes_early(
+/// Answers the group's jobs that may hear early ([`Job::early`]) now, before the commit,
+/// each with a [`Durable`] that resolves when the commit does: the token endpoint signs
+/// while the WAL syncs and answers its client only once the commit is on disk. Takes
+/// those jobs and results out of the group and returns the senders of their commit outcome.
+fn answer_early(
     group: &mut Vec<Job>,
     results: &mut Vec<StoreResult<Written>>,
 ) -> Vec<oneshot::Sender<StoreResult<()>>> {
     let mut durables = Vec::new();
     let mut kept = Vec::with_capacity(group.len());
     for (job, result) in group.drain(..).zip(results.drain(..)) {
-        match result {
-            Ok(Written::Refreshed(Some(mut refreshed))) => {
-                let (durable, outcome) = oneshot::channel();
-                refreshed.durable = Durable::pending(outcome);
-                let _ = job.reply.send(Ok(Written::Refreshed(Some(refreshed))));
-                durables.push(durable);
-            }
-            result => kept.push((job, result)),
+        if job.early && result.is_ok() {
+            let (durable, outcome) = oneshot::channel();
+            let _ = job.reply.send((result, Durable::pending(outcome)));
+            durables.push(durable);
+        } else {
+            kept.push((job, result));
         }
     }
     for (job, result) in kept {
@@ -367,13 +391,13 @@ fn answer(
         Ok(results) => {
             stats.record(took, size);
             for (job, result) in group.drain(..).zip(results) {
-                let _ = job.reply.send(result);
+                let _ = job.reply.send((result, Durable::committed()));
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, size = group.len(), "a write group failed to commit");
             for job in group.drain(..) {
-                let _ = job.reply.send(Err(same_error(&e)));
+                let _ = job.reply.send((Err(same_error(&e)), Durable::committed()));
             }
         }
     }
@@ -439,10 +463,7 @@ mod tests {
         db: &TempDatabase,
         plan: &RefreshPlan,
         fail_the_commit: bool,
-    ) -> (
-        rusqlite::Result<Vec<StoreResult<Written>>>,
-        Option<StoreResult<Written>>,
-    ) {
+    ) -> (rusqlite::Result<Vec<StoreResult<Written>>>, Option<Answer>) {
         let committer = open_committer(&db.0, Duration::seconds(5).unsigned_abs()).unwrap();
         let (reply, answer) = oneshot::channel();
         let answer = Arc::new(StdMutex::new(answer));
@@ -458,15 +479,20 @@ mod tests {
             token_hash: plan.parent_hash,
             plan: plan.clone(),
         };
-        let mut group = vec![Job { write, reply }];
+        let mut group = vec![Job {
+            write,
+            early: true,
+            reply,
+        }];
         let outcome = commit_group(&committer, &mut group);
         let heard = at_commit.lock().unwrap().take();
         (outcome, heard)
     }
 
-    fn refreshed(answer: Option<StoreResult<Written>>) -> Refreshed {
+    /// What the refresh's caller had heard when the COMMIT began, with its durability.
+    fn refreshed(answer: Option<Answer>) -> (Refreshed, Durable) {
         match answer {
-            Some(Ok(Written::Refreshed(Some(refreshed)))) => *refreshed,
+            Some((Ok(Written::Refreshed(Some(refreshed))), durable)) => (*refreshed, durable),
             _ => panic!("no refresh answer when the COMMIT began"),
         }
     }
@@ -477,9 +503,9 @@ mod tests {
         let plan = plan_for_a_fresh_family(&db).await;
         let (outcome, heard) = commit_one_refresh(&db, &plan, false);
         assert!(outcome.is_ok());
-        let refreshed = refreshed(heard);
+        let (refreshed, durable) = refreshed(heard);
         assert!(refreshed.rotated);
-        refreshed.durable.wait().await.unwrap();
+        durable.wait().await.unwrap();
         let store = db.migrated_store().await;
         let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
         assert!(child.is_some(), "the rotation is on disk");
@@ -492,9 +518,9 @@ mod tests {
         let plan = plan_for_a_fresh_family(&db).await;
         let (outcome, heard) = commit_one_refresh(&db, &plan, true);
         assert!(outcome.is_err());
-        let refreshed = refreshed(heard);
+        let (refreshed, durable) = refreshed(heard);
         assert!(refreshed.rotated, "it rotated inside the transaction");
-        let durable = refreshed.durable.wait().await;
+        let durable = durable.wait().await;
         assert!(
             matches!(durable, Err(StoreError::Unavailable(_))),
             "{durable:?}"

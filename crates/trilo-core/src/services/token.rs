@@ -20,7 +20,8 @@ use super::{Core, new_id};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
-    App, AuditEvent, ClientType, NewFamily, NewRefreshToken, Redeemed, TokenFamily,
+    App, AuditEvent, AuthorizationCode, ClientType, NewFamily, NewRefreshToken, Redeemed,
+    TokenFamily,
 };
 
 use trilo_protocol::scope::OFFLINE_ACCESS;
@@ -168,28 +169,52 @@ impl Core {
             }),
             issued: Some(issued),
         };
-        let family = match self.store.redeem_code(&hash, &family, now).await? {
-            Redeemed::First(family) => family,
+        let (redeemed, durable) = self
+            .store
+            .redeem_code_answering_early(&hash, &family, now)
+            .await?;
+        let family = match redeemed {
+            Redeemed::First(family) if family.revoked_at.is_none() => family,
+            // A family issued under a grant revoked meanwhile is born revoked (H-C3), and a
+            // later revocation of the grant ends it with the grant's other families.
+            Redeemed::First(_) | Redeemed::NotFound => {
+                durable.wait().await?;
+                return Err(code_invalid().into());
+            }
             Redeemed::AlreadyUsed(record) => {
+                durable.wait().await?;
                 return self.code_replayed(record.family_id.as_deref(), app).await;
             }
-            Redeemed::NotFound => return Err(code_invalid().into()),
         };
-        // A family issued under a grant revoked meanwhile is born revoked (H-C3), and a
-        // later revocation of the grant ends it with the grant's other families.
-        if family.revoked_at.is_some() {
-            return Err(code_invalid().into());
+        // Sign while the store's commit syncs; answer once it is on disk.
+        let response = self
+            .code_response(app, &family, &record, refresh_token)
+            .await;
+        durable.wait().await?;
+        if response.is_ok() {
+            crate::metrics::bump(&self.metrics.code_exchanges);
         }
-        let access_token = self.sign_access_token(app, &family, 0, &family.scopes)?;
-        crate::metrics::bump(&self.metrics.code_exchanges);
+        response
+    }
+
+    /// The token response for a redeemed code: the family's first access token, its
+    /// refresh token, and an ID Token when `openid` was granted.
+    async fn code_response(
+        &self,
+        app: &App,
+        family: &TokenFamily,
+        code: &AuthorizationCode,
+        refresh_token: Option<String>,
+    ) -> CoreResult<TokenResponse> {
+        let access_token = self.sign_access_token(app, family, 0, &family.scopes)?;
         let id_token = self
             .id_token(
                 app,
                 &family.account_id,
                 &family.scopes,
                 &access_token,
-                record.auth_time.map(time::OffsetDateTime::unix_timestamp),
-                record.nonce.as_deref(),
+                code.auth_time.map(time::OffsetDateTime::unix_timestamp),
+                code.nonce.as_deref(),
             )
             .await?;
         Ok(TokenResponse {

@@ -257,6 +257,39 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
     assert!(!store.revoke_grant("no-such-grant", at(11)).await.unwrap());
 }
 
+/// The token endpoint's redemption may be answered before its commit (SQLite's committer
+/// does): once its `Durable` resolves the family is stored and the code used, exactly as
+/// `redeem_code` leaves them, and a second redemption finds the code used.
+pub async fn a_redemption_answered_early_is_stored_once_durable(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
+    let new_family = fixtures::new_family(at(2));
+    let (redeemed, durable) = store
+        .redeem_code_answering_early(&code.code_hash, &new_family, at(2))
+        .await
+        .unwrap();
+    let Redeemed::First(family) = redeemed else {
+        panic!("the first redemption must win, got {redeemed:?}");
+    };
+    durable.wait().await.unwrap();
+    assert_eq!(
+        store.family(&family.family_id).await.unwrap(),
+        Some(family.clone())
+    );
+    let used = store.code(&code.code_hash).await.unwrap().unwrap();
+    assert_eq!(used.family_id.as_deref(), Some(family.family_id.as_str()));
+
+    let (again, durable) = store
+        .redeem_code_answering_early(&code.code_hash, &fixtures::new_family(at(3)), at(3))
+        .await
+        .unwrap();
+    durable.wait().await.unwrap();
+    assert!(
+        matches!(again, Redeemed::AlreadyUsed(ref record) if *record == used),
+        "{again:?}"
+    );
+}
+
 pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let (grant, code) =

@@ -103,6 +103,7 @@ macro_rules! for_each_conformance_case {
             consent_after_revocation_creates_a_new_grant,
             revoke_grant_revokes_its_families,
             redeem_code_first_then_already_used_then_not_found,
+            a_redemption_answered_early_is_stored_once_durable,
             redeem_code_under_a_revoked_grant_creates_a_revoked_family,
             redeem_code_appends_its_issued_event_with_a_live_family,
             redeemed_family_copies_the_credential_generation,
