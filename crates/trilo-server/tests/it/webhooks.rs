@@ -888,8 +888,16 @@ async fn two_postgres_instances_deliver_a_burst_once_each() {
         .create_webhook(&app_id, &receiver.url, &["jira:issue_updated".to_owned()])
         .await
         .unwrap();
-    let mut first = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
-    let mut second = crate::process::ServerProcess::start_with_env(&app, &PROCESS_WEBHOOKS).await;
+    // No instance dies here, so the lease is long: a send that a loaded machine slows past
+    // a short lease would be taken over and sent again, as it must be after a crash.
+    let mut env = PROCESS_WEBHOOKS;
+    for (name, value) in &mut env {
+        if *name == "TRILO__WEBHOOKS__LEASE" {
+            *value = "60s";
+        }
+    }
+    let mut first = crate::process::ServerProcess::start_with_env(&app, &env).await;
+    let mut second = crate::process::ServerProcess::start_with_env(&app, &env).await;
     let ids = post_burst(&app, &[&first.base, &second.base], EVENTS, 500).await;
     let seen = receiver
         .wait_for_events(EVENTS, Duration::from_secs(120))
