@@ -256,6 +256,9 @@ pub trait GrantStore: Send + Sync {
         code: &NewCode,
     ) -> StoreResult<Grant>;
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>>;
+    /// The grant's scopes while it is live (not revoked); `None` for a revoked or unknown
+    /// grant. The access-token check's read: one statement, without the grant's sites.
+    async fn live_grant_scopes(&self, grant_id: &str) -> StoreResult<Option<Vec<String>>>;
     async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>>;
     /// Live and revoked grants of the account, newest first.
     async fn grants_of_account(&self, account_id: &str) -> StoreResult<Vec<Grant>>;

@@ -136,7 +136,7 @@ pub struct SubscriptionEventRow {
 
 #[derive(sqlx::FromRow)]
 pub struct ScopesRow {
-    scopes: String,
+    pub(crate) scopes: String,
 }
 
 #[derive(sqlx::FromRow)]

@@ -10,6 +10,7 @@ use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
 use crate::convert::{dedup, hash, join_scopes, ms, opt_ms, opt_time, split_scopes, time};
+use crate::events::ScopesRow;
 
 pub mod sql {
     //! The SQL of grants, codes and token families, the same text on SQLite and PostgreSQL.
@@ -47,6 +48,8 @@ pub mod sql {
         grant_columns!(),
         " FROM grants WHERE grant_id = $1"
     );
+    pub const LIVE_GRANT_SCOPES: &str =
+        "SELECT scopes FROM grants WHERE grant_id = $1 AND revoked_at IS NULL";
     pub const SITES_OF_GRANT: &str =
         "SELECT grant_id, cloud_id FROM grant_sites WHERE grant_id = $1 ORDER BY ordinal";
     /// The live grant of app `$1` and account `$2`, without a row lock.
@@ -639,6 +642,17 @@ pub async fn family(mut c: impl Conn, family_id: &str) -> Result<Option<TokenFam
         .fetch_optional(Stmt::new(sql::FAMILY).bind(family_id))
         .await?;
     Ok(row.map(TokenFamily::try_from).transpose()?)
+}
+
+/// The scopes of a grant that is not revoked: the access-token check's one read of it.
+pub async fn live_grant_scopes(
+    mut c: impl Conn,
+    grant_id: &str,
+) -> Result<Option<Vec<String>>, Fail> {
+    let row: Option<ScopesRow> = c
+        .fetch_optional(Stmt::new(sql::LIVE_GRANT_SCOPES).bind(grant_id))
+        .await?;
+    Ok(row.map(|row| split_scopes(&row.scopes)))
 }
 
 /// Returns whether a live family was revoked.

@@ -572,6 +572,12 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         self.0.snapshot(|tx| grants::grant(tx, grant_id)).await
     }
 
+    async fn live_grant_scopes(&self, grant_id: &str) -> StoreResult<Option<Vec<String>>> {
+        self.0
+            .read(|c| grants::live_grant_scopes(c, grant_id))
+            .await
+    }
+
     async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>> {
         self.0
             .snapshot(|tx| grants::live_grant(tx, app_id, account_id))

@@ -106,16 +106,12 @@ impl Core {
         let Some(family) = self.store.family(&claims.family_id).await? else {
             return Ok(Err(TokenRejection::Revoked));
         };
-        let grant = self
-            .store
-            .grant(&family.grant_id)
-            .await?
-            .filter(|g| g.revoked_at.is_none());
+        let grant_scopes = self.store.live_grant_scopes(&family.grant_id).await?;
         let account = self.store.account(&family.account_id).await?;
         let live = family.revoked_at.is_none()
             && family.grant_id == claims.grant_id
             && family.account_id == claims.sub;
-        let (true, Some(grant)) = (live, grant) else {
+        let (true, Some(grant_scopes)) = (live, grant_scopes) else {
             return Ok(Err(TokenRejection::Revoked));
         };
         let Some(account) = account.filter(|a| {
@@ -130,7 +126,7 @@ impl Core {
         // The grant as it is now governs the token (a narrower re-consent narrows it).
         let scopes = live_scopes(
             &ScopeSet::from_tokens(claims.scope.split(' ').filter(|s| !s.is_empty())),
-            &ScopeSet::from_tokens(&grant.scopes),
+            &ScopeSet::from_tokens(&grant_scopes),
         );
         Ok(Ok(TokenContext {
             claims,

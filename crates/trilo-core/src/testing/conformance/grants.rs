@@ -226,6 +226,30 @@ pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>)
     );
 }
 
+/// The access-token check's read of a grant: its scopes while it is live, as `grant`
+/// reports them, and nothing once it is revoked or for an unknown grant.
+pub async fn live_grant_scopes_are_the_scopes_of_a_live_grant_only(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let scopes = ["read:jira-work", "offline_access"];
+    let (grant, _) = consent_at(&w, store.as_ref(), &scopes, 1).await;
+    let live = store.live_grant_scopes(&grant.grant_id).await.unwrap();
+    assert_eq!(
+        live,
+        Some(stored_grant(store.as_ref(), &grant.grant_id).await.scopes)
+    );
+    assert_eq!(live, Some(strings(&scopes)));
+
+    assert!(store.revoke_grant(&grant.grant_id, at(2)).await.unwrap());
+    assert_eq!(
+        store.live_grant_scopes(&grant.grant_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.live_grant_scopes("no-such-grant").await.unwrap(),
+        None
+    );
+}
+
 pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let (grant, c1) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;

@@ -102,6 +102,7 @@ macro_rules! for_each_conformance_case {
             consent_keeps_an_existing_installation,
             consent_after_revocation_creates_a_new_grant,
             revoke_grant_revokes_its_families,
+            live_grant_scopes_are_the_scopes_of_a_live_grant_only,
             redeem_code_first_then_already_used_then_not_found,
             a_redemption_answered_early_is_stored_once_durable,
             redeem_code_under_a_revoked_grant_creates_a_revoked_family,
