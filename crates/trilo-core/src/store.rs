@@ -288,8 +288,8 @@ pub trait GrantStore: Send + Sync {
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<(Redeemed, Durable)> {
-        let redeemed = self.redeem_code(code_hash, family, now).await?;
-        Ok((redeemed, Durable::committed()))
+        let redeemed = self.redeem_code(code_hash, family, now).await;
+        redeemed.map(|redeemed| (redeemed, Durable::committed()))
     }
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
     /// The refresh token with this hash and its family, in one snapshot.

@@ -120,10 +120,8 @@ pub trait Backend: Send + Sync + 'static {
     where
         Self: Sized,
     {
-        async move {
-            let redeemed = self.redeem_code(code_hash, family, now).await?;
-            Ok((redeemed, Durable::committed()))
-        }
+        let redeemed = self.redeem_code(code_hash, family, now);
+        async move { Ok((redeemed.await?, Durable::committed())) }
     }
 
     /// [`GrantStore::refresh_token`], on the refresh path.

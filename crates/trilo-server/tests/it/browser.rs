@@ -212,6 +212,17 @@ pub(crate) async fn screenshots_at_both_sizes(
 }
 
 /// On the login page: fills in the form, submits it and waits for the page it leads to.
+/// Opens `path`, which asks a signed-out browser to log in, and logs in as Alice there.
+pub(crate) async fn open_as_alice(
+    driver: &WebDriver,
+    app: &TestApp,
+    path: &str,
+) -> WebDriverResult<()> {
+    driver.goto(app.url(path)).await?;
+    let (email, password) = app.alice();
+    log_in(driver, email, password).await
+}
+
 pub(crate) async fn log_in(driver: &WebDriver, email: &str, password: &str) -> WebDriverResult<()> {
     driver
         .query(By::Id("email"))

@@ -9,7 +9,8 @@
 use thirtyfour::prelude::*;
 
 use crate::browser::{
-    click_on, log_in, reach_consent, screenshots_at_both_sizes, site_radio, with_browser,
+    click_on, log_in, open_as_alice, reach_consent, screenshots_at_both_sizes, site_radio,
+    type_into, with_browser,
 };
 use crate::support::{TestApp, query_param};
 
@@ -61,9 +62,7 @@ async fn revoking_an_app_asks_first_and_cancel_changes_nothing() {
     crate::token::redeem(&app, &code).await.assert_tokens();
     let app = &app;
     with_browser(|driver| async move {
-        driver.goto(app.url("/account/apps")).await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, "/account/apps").await?;
         click_on(&driver, By::Css("form[action$='/revoke'] button")).await?;
         let title = driver
             .query(By::Id("confirm-title"))
@@ -103,11 +102,7 @@ async fn the_last_admin_is_told_why_they_cannot_leave() {
     let me = app.demo.users[0].account_id.clone();
     let app = &app;
     with_browser(|driver| async move {
-        driver
-            .goto(app.url(&format!("/admin/sites/{acme}")))
-            .await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, &format!("/admin/sites/{acme}")).await?;
         screenshots_at_both_sizes(&driver, "admin-members").await?;
         let remove = format!(
             "form[action$='/members/remove'] input[name='account_id'][value='{me}'] ~ button"
@@ -167,9 +162,8 @@ async fn every_signed_in_page_has_the_navigation_and_its_own_title() {
         driver.find(By::Id("request-id")).await?;
         screenshots_at_both_sizes(&driver, "not-found").await?;
 
-        driver.goto(app.url("/account")).await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, "/account").await?;
+        let (email, _) = app.alice();
         let pages = [
             ("/", "home"),
             ("/account", "account"),
@@ -270,11 +264,7 @@ async fn confirm_in_browser(
     driver.find(By::Id("confirm-cancel")).await?;
     screenshots_at_both_sizes(driver, &format!("confirm-{name}")).await?;
     if let Some(typed) = typed_name {
-        driver
-            .find(By::Id("confirm-name"))
-            .await?
-            .send_keys(typed)
-            .await?;
+        type_into(driver, By::Id("confirm-name"), typed).await?;
     }
     click_on(driver, By::Id("confirm-submit")).await?;
     driver.query(By::Id("nav-user")).first().await?;
@@ -323,9 +313,8 @@ async fn every_destructive_action_asks_first_and_is_audited_with_its_admin() {
     let app = &app;
     let (acme, demo_id, spare_id) = (&acme, &demo.app_id, &spare.app_id);
     with_browser(|driver| async move {
-        driver.goto(app.url("/account")).await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, "/account").await?;
+        let (email, _) = app.alice();
         driver.query(By::Id("nav-user")).first().await?;
 
         let steps: Vec<(String, By, &str)> = vec![
@@ -421,11 +410,7 @@ async fn an_invitation_is_sent_accepted_and_used_to_log_in() {
     let acme = app.demo.sites[0].cloud_id.clone();
     let app = &app;
     with_browser(|driver| async move {
-        driver
-            .goto(app.url(&format!("/admin/sites/{acme}")))
-            .await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, &format!("/admin/sites/{acme}")).await?;
         let field = driver.query(By::Id("email")).first().await?;
         field.send_keys("newcomer@example.org").await?;
         click_on(&driver, By::Id("save-member")).await?;
@@ -453,21 +438,9 @@ async fn an_invitation_is_sent_accepted_and_used_to_log_in() {
         assert!(query_param(&link, "token").is_some());
         driver.goto(&link).await?;
         screenshots_at_both_sizes(&driver, "invitation").await?;
-        driver
-            .find(By::Id("name"))
-            .await?
-            .send_keys("Nia Newcomer")
-            .await?;
-        driver
-            .find(By::Id("new_password"))
-            .await?
-            .send_keys("a long passphrase 1")
-            .await?;
-        driver
-            .find(By::Id("confirm_password"))
-            .await?
-            .send_keys("a different one 2")
-            .await?;
+        type_into(&driver, By::Id("name"), "Nia Newcomer").await?;
+        type_into(&driver, By::Id("new_password"), "a long passphrase 1").await?;
+        type_into(&driver, By::Id("confirm_password"), "a different one 2").await?;
         click_on(&driver, By::Id("accept-invitation")).await?;
         let error = driver
             .query(By::Id("confirm_password-error"))
@@ -479,16 +452,8 @@ async fn an_invitation_is_sent_accepted_and_used_to_log_in() {
         let kept = driver.find(By::Id("name")).await?.prop("value").await?;
         assert_eq!(kept.as_deref(), Some("Nia Newcomer"));
         screenshots_at_both_sizes(&driver, "invitation-error").await?;
-        driver
-            .find(By::Id("new_password"))
-            .await?
-            .send_keys("a long passphrase 1")
-            .await?;
-        driver
-            .find(By::Id("confirm_password"))
-            .await?
-            .send_keys("a long passphrase 1")
-            .await?;
+        type_into(&driver, By::Id("new_password"), "a long passphrase 1").await?;
+        type_into(&driver, By::Id("confirm_password"), "a long passphrase 1").await?;
         click_on(&driver, By::Id("accept-invitation")).await?;
         let notice = driver.query(By::Id("notice")).first().await?.text().await?;
         assert!(notice.contains("Welcome"), "{notice}");
@@ -511,9 +476,7 @@ async fn the_operator_sees_a_refused_site_beside_its_field() {
     let app = TestApp::sqlite().await;
     let app = &app;
     with_browser(|driver| async move {
-        driver.goto(app.url("/operator")).await?;
-        let (email, password) = app.alice();
-        log_in(&driver, email, password).await?;
+        open_as_alice(&driver, app, "/operator").await?;
         driver
             .query(By::Id("name"))
             .first()
@@ -525,11 +488,7 @@ async fn the_operator_sees_a_refused_site_beside_its_field() {
         driver
             .execute("document.getElementById('url').type = 'text';", Vec::new())
             .await?;
-        driver
-            .find(By::Id("url"))
-            .await?
-            .send_keys("umbrella.example.com")
-            .await?;
+        type_into(&driver, By::Id("url"), "umbrella.example.com").await?;
         click_on(&driver, By::Id("add-site")).await?;
         let error = driver
             .query(By::Id("url-error"))
