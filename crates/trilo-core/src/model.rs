@@ -478,6 +478,18 @@ impl RefreshTokenState {
     }
 }
 
+/// What the access-token check reads of a token's family, in one statement: the family,
+/// its grant's scopes while the grant is live and its account's credential generation
+/// while the account is active (the liveness facts of [`RefreshTokenState`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenStanding {
+    pub family: TokenFamily,
+    /// The scopes the family's grant holds now; `None` when the grant is revoked.
+    pub grant_scopes: Option<Vec<String>>,
+    /// The account's credential generation now; `None` when the account is not active.
+    pub account_credential_generation: Option<i64>,
+}
+
 /// A refresh token about to be stored; its generation and family come from the context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRefreshToken {

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
-    Installation, Membership, NewCode, NewFamily, Outbox, PasswordReset, Policy, Product,
-    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
-    SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls,
-    WebhookSubscription,
+    AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
+    AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
+    DueDelivery, FinishedAttempt, Grant, Installation, Membership, NewCode, NewFamily, Outbox,
+    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenState,
+    Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash,
+    UserInstalls, WebhookSubscription,
 };
 use crate::refresh_plan::RefreshPlan;
 
@@ -256,9 +256,12 @@ pub trait GrantStore: Send + Sync {
         code: &NewCode,
     ) -> StoreResult<Grant>;
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>>;
-    /// The grant's scopes while it is live (not revoked); `None` for a revoked or unknown
-    /// grant. The access-token check's read: one statement, without the grant's sites.
-    async fn live_grant_scopes(&self, grant_id: &str) -> StoreResult<Option<Vec<String>>>;
+    /// The family with its grant's live scopes and its account's generation; `None` for
+    /// an unknown family. The access-token check's one read.
+    async fn access_token_standing(
+        &self,
+        family_id: &str,
+    ) -> StoreResult<Option<AccessTokenStanding>>;
     async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>>;
     /// Live and revoked grants of the account, newest first.
     async fn grants_of_account(&self, account_id: &str) -> StoreResult<Vec<Grant>>;

@@ -17,7 +17,8 @@ use crate::events::{
     SubscriberRow, SubscriptionEventRow, SubscriptionRow,
 };
 use crate::grants::{
-    CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow, RefreshStateRow,
+    AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow,
+    RefreshStateRow,
 };
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::resets::ResetAccountRow;
@@ -216,6 +217,7 @@ pub trait Conn:
     + Fetch<FamilyRow>
     + Fetch<RefreshRow>
     + Fetch<RefreshStateRow>
+    + Fetch<AccessStandingRow>
     + Fetch<KeyRow>
     + Fetch<AuditRow>
     + Fetch<SubscriptionRow>

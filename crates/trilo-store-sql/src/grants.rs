@@ -3,14 +3,13 @@
 
 use time::OffsetDateTime;
 use trilo_core::model::{
-    AuthorizationCode, ConsentRecord, Grant, GrantChange, NewCode, NewFamily, NewRefreshToken,
-    Redeemed, RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
+    AccessTokenStanding, AuthorizationCode, ConsentRecord, Grant, GrantChange, NewCode, NewFamily,
+    NewRefreshToken, Redeemed, RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::store::StoreError;
 
 use crate::conn::{Conn, Fail, Stmt, Tx};
 use crate::convert::{dedup, hash, join_scopes, ms, opt_ms, opt_time, split_scopes, time};
-use crate::events::ScopesRow;
 
 pub mod sql {
     //! The SQL of grants, codes and token families, the same text on SQLite and PostgreSQL.
@@ -48,8 +47,6 @@ pub mod sql {
         grant_columns!(),
         " FROM grants WHERE grant_id = $1"
     );
-    pub const LIVE_GRANT_SCOPES: &str =
-        "SELECT scopes FROM grants WHERE grant_id = $1 AND revoked_at IS NULL";
     pub const SITES_OF_GRANT: &str =
         "SELECT grant_id, cloud_id FROM grant_sites WHERE grant_id = $1 ORDER BY ordinal";
     /// The live grant of app `$1` and account `$2`, without a row lock.
@@ -121,16 +118,34 @@ pub mod sql {
     );
     /// A refresh token's state (`RefreshStateRow`): its columns, its family's, and the
     /// grant and account facts, over `refresh_tokens t` and `refresh_state_joins!`.
+    /// A family's columns (`FamilyRow`) from `token_families f` in a join.
+    macro_rules! joined_family_columns {
+        () => {
+            "f.family_id, f.grant_id, f.app_id, f.account_id, f.scopes, \
+             f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
+             f.revoked_at, f.revoke_reason, f.audience"
+        };
+    }
+
+    /// The account's credential generation while it is active, from `accounts a`: the one
+    /// statement of the rule "an account that is not active has no live tokens".
+    macro_rules! active_account_generation {
+        () => {
+            "CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
+             AS account_generation"
+        };
+    }
+
     macro_rules! refresh_state_columns {
         () => {
-            "t.token_hash, t.family_id, t.generation, t.issued_at, t.inactivity_expires_at, \
-             t.rotated_at, f.grant_id, f.app_id, f.account_id, f.scopes, \
-             f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
-             f.revoked_at, f.revoke_reason, f.audience, \
-             CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) AS grant_live, \
-             g.scopes AS grant_scopes, \
-             CASE WHEN a.status = 'active' THEN a.credential_generation ELSE NULL END \
-             AS account_generation"
+            concat!(
+                "t.token_hash, t.generation, t.issued_at, t.inactivity_expires_at, \
+                 t.rotated_at, ",
+                joined_family_columns!(),
+                ", CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) \
+                 AS grant_live, g.scopes AS grant_scopes, ",
+                active_account_generation!()
+            )
         };
     }
 
@@ -153,6 +168,19 @@ pub mod sql {
         " FROM refresh_tokens t ",
         refresh_state_joins!(),
         " WHERE t.token_hash = $1"
+    );
+    /// An access token's standing (`AccessStandingRow`): its family, its grant's scopes
+    /// while the grant is live (not revoked) and the active account's
+    /// credential generation, in one statement.
+    pub const ACCESS_TOKEN_STANDING: &str = concat!(
+        "SELECT ",
+        joined_family_columns!(),
+        ", CASE WHEN g.revoked_at IS NULL THEN g.scopes ELSE NULL END AS grant_scopes, ",
+        active_account_generation!(),
+        " FROM token_families f \
+         JOIN grants g ON g.grant_id = f.grant_id \
+         JOIN accounts a ON a.account_id = f.account_id \
+         WHERE f.family_id = $1"
     );
     pub const REFRESH_TOKEN_OF_GENERATION: &str = concat!(
         "SELECT ",
@@ -346,6 +374,27 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
             family,
             grant_live: r.grant_live != 0,
             grant_scopes: split_scopes(&r.grant_scopes),
+            account_credential_generation: r.account_generation,
+        })
+    }
+}
+
+/// A family with its grant and account facts (`ACCESS_TOKEN_STANDING`).
+#[derive(sqlx::FromRow)]
+pub struct AccessStandingRow {
+    #[sqlx(flatten)]
+    pub family: FamilyRow,
+    pub grant_scopes: Option<String>,
+    pub account_generation: Option<i64>,
+}
+
+impl TryFrom<AccessStandingRow> for AccessTokenStanding {
+    type Error = StoreError;
+
+    fn try_from(r: AccessStandingRow) -> Result<Self, StoreError> {
+        Ok(AccessTokenStanding {
+            family: TokenFamily::try_from(r.family)?,
+            grant_scopes: r.grant_scopes.as_deref().map(split_scopes),
             account_credential_generation: r.account_generation,
         })
     }
@@ -644,15 +693,16 @@ pub async fn family(mut c: impl Conn, family_id: &str) -> Result<Option<TokenFam
     Ok(row.map(TokenFamily::try_from).transpose()?)
 }
 
-/// The scopes of a grant that is not revoked: the access-token check's one read of it.
-pub async fn live_grant_scopes(
+/// The family with its grant's live scopes and its account's generation: the access-token
+/// check's one read.
+pub async fn access_token_standing(
     mut c: impl Conn,
-    grant_id: &str,
-) -> Result<Option<Vec<String>>, Fail> {
-    let row: Option<ScopesRow> = c
-        .fetch_optional(Stmt::new(sql::LIVE_GRANT_SCOPES).bind(grant_id))
+    family_id: &str,
+) -> Result<Option<AccessTokenStanding>, Fail> {
+    let row: Option<AccessStandingRow> = c
+        .fetch_optional(Stmt::new(sql::ACCESS_TOKEN_STANDING).bind(family_id))
         .await?;
-    Ok(row.map(|row| split_scopes(&row.scopes)))
+    Ok(row.map(AccessTokenStanding::try_from).transpose()?)
 }
 
 /// Returns whether a live family was revoked.

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use trilo_core::model::{
-    Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery, AuthorizationCode, ConsentRecord,
-    Container, ContainerObject, Delivery, DeliveryCounts, DueDelivery, FinishedAttempt, Grant,
-    Installation, Membership, NewCode, NewFamily, Outbox, PasswordReset, Policy, Product,
-    ProductOperation, Redeemed, RefreshToken, RefreshTokenState, Rotation, Session,
-    SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash, UserInstalls,
-    WebhookSubscription,
+    AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
+    AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
+    DueDelivery, FinishedAttempt, Grant, Installation, Membership, NewCode, NewFamily, Outbox,
+    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenState,
+    Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash,
+    UserInstalls, WebhookSubscription,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
@@ -122,6 +122,14 @@ pub trait Backend: Send + Sync + 'static {
     {
         let redeemed = self.redeem_code(code_hash, family, now);
         async move { Ok((redeemed.await?, Durable::committed())) }
+    }
+
+    /// [`GrantStore::access_token_standing`], on the API host's path.
+    fn access_token_standing<'a>(
+        &'a self,
+        family_id: &'a str,
+    ) -> impl Future<Output = StoreResult<Option<AccessTokenStanding>>> + Send + 'a {
+        self.read(move |c| grants::access_token_standing(c, family_id))
     }
 
     /// [`GrantStore::refresh_token`], on the refresh path.
@@ -570,10 +578,11 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         self.0.snapshot(|tx| grants::grant(tx, grant_id)).await
     }
 
-    async fn live_grant_scopes(&self, grant_id: &str) -> StoreResult<Option<Vec<String>>> {
-        self.0
-            .read(|c| grants::live_grant_scopes(c, grant_id))
-            .await
+    async fn access_token_standing(
+        &self,
+        family_id: &str,
+    ) -> StoreResult<Option<AccessTokenStanding>> {
+        self.0.access_token_standing(family_id).await
     }
 
     async fn live_grant(&self, app_id: &str, account_id: &str) -> StoreResult<Option<Grant>> {

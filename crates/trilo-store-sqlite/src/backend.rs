@@ -8,7 +8,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use trilo_core::model::{
-    AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenState, Rotation, TokenHash,
+    AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenState,
+    Rotation, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
@@ -113,6 +114,17 @@ impl Backend for SqliteStore {
             (Written::Redeemed(redeemed), durable) => Ok((*redeemed, durable)),
             _ => Err(unexpected_answer()),
         }
+    }
+
+    async fn access_token_standing(
+        &self,
+        family_id: &str,
+    ) -> StoreResult<Option<AccessTokenStanding>> {
+        self.read_inline(
+            |db| direct::access_token_standing(db, family_id),
+            |c| grants::access_token_standing(c, family_id),
+        )
+        .await
     }
 
     async fn refresh_token(

@@ -9,14 +9,14 @@
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use trilo_core::model::{
-    AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed, RefreshTokenState,
-    Rotation, TokenFamily, TokenHash,
+    AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed,
+    RefreshTokenState, Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit::sql as audit_sql;
 use trilo_store_sql::convert::ms;
-use trilo_store_sql::grants::{CodeRow, FamilyRow, RefreshStateRow, sql};
+use trilo_store_sql::grants::{AccessStandingRow, CodeRow, FamilyRow, RefreshStateRow, sql};
 
 /// One rotation, as `trilo_store_sql::grants::rotate_refresh_token` does it: the
 /// compare-and-set on the family head, the parent marked rotated and the child inserted.
@@ -160,6 +160,21 @@ pub(crate) fn refresh_token_state(
     row.map(RefreshTokenState::try_from).transpose()
 }
 
+/// The family with its grant's live scopes and its account's generation.
+pub(crate) fn access_token_standing(
+    db: &Connection,
+    family_id: &str,
+) -> StoreResult<Option<AccessTokenStanding>> {
+    let row = db
+        .prepare_cached(sql::ACCESS_TOKEN_STANDING)
+        .and_then(|mut s| {
+            s.query_row(params![family_id], access_standing_row)
+                .optional()
+        })
+        .map_err(map_rusqlite)?;
+    row.map(AccessTokenStanding::try_from).transpose()
+}
+
 /// One authorization code by its hash.
 pub(crate) fn code(
     db: &Connection,
@@ -229,6 +244,14 @@ fn refresh_state_row(row: &Row<'_>) -> rusqlite::Result<RefreshStateRow> {
         rotated_at: row.get("rotated_at")?,
         family: family_row(row)?,
         grant_live: row.get("grant_live")?,
+        grant_scopes: row.get("grant_scopes")?,
+        account_generation: row.get("account_generation")?,
+    })
+}
+
+fn access_standing_row(row: &Row<'_>) -> rusqlite::Result<AccessStandingRow> {
+    Ok(AccessStandingRow {
+        family: family_row(row)?,
         grant_scopes: row.get("grant_scopes")?,
         account_generation: row.get("account_generation")?,
     })

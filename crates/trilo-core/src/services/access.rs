@@ -10,7 +10,8 @@ use trilo_protocol::scope::live_scopes;
 use super::Core;
 use crate::error::CoreResult;
 use crate::model::{
-    Account, AccountStatus, Installation, InstalledBy, Membership, Site, TokenFamily, UserInstalls,
+    AccessTokenStanding, Account, AccountStatus, Installation, InstalledBy, Membership, Site,
+    TokenFamily, UserInstalls,
 };
 
 /// Why a bearer token was refused. HTTP answers 401 (403 for a missing scope).
@@ -29,7 +30,8 @@ pub struct TokenContext {
     /// What the token reaches now: its `scope` claim as far as the grant still holds it.
     pub scopes: ScopeSet,
     pub app_id: String,
-    pub account: Account,
+    /// The account the token acts for ([`Core::token_account`] reads it).
+    pub account_id: String,
 }
 
 /// Where the API host serves the avatar of accounts without a picture.
@@ -103,21 +105,19 @@ impl Core {
             Ok(c) => c,
             Err(e) => return Ok(Err(TokenRejection::Invalid(e))),
         };
-        let Some(family) = self.store.family(&claims.family_id).await? else {
+        let Some(AccessTokenStanding {
+            family,
+            grant_scopes,
+            account_credential_generation,
+        }) = self.store.access_token_standing(&claims.family_id).await?
+        else {
             return Ok(Err(TokenRejection::Revoked));
         };
-        let grant_scopes = self.store.live_grant_scopes(&family.grant_id).await?;
-        let account = self.store.account(&family.account_id).await?;
         let live = family.revoked_at.is_none()
             && family.grant_id == claims.grant_id
-            && family.account_id == claims.sub;
+            && family.account_id == claims.sub
+            && account_credential_generation == Some(family.credential_generation);
         let (true, Some(grant_scopes)) = (live, grant_scopes) else {
-            return Ok(Err(TokenRejection::Revoked));
-        };
-        let Some(account) = account.filter(|a| {
-            a.status == AccountStatus::Active
-                && a.credential_generation == family.credential_generation
-        }) else {
             return Ok(Err(TokenRejection::Revoked));
         };
         if !self.generation_live(&family, claims.generation).await? {
@@ -132,8 +132,22 @@ impl Core {
             claims,
             scopes,
             app_id: family.app_id,
-            account,
+            account_id: family.account_id,
         }))
+    }
+
+    /// The account a checked token acts for, while it is still active (for `/me` and
+    /// UserInfo, which answer with its profile).
+    pub async fn token_account(
+        &self,
+        ctx: &TokenContext,
+    ) -> CoreResult<Result<Account, TokenRejection>> {
+        Ok(self
+            .store
+            .account(&ctx.account_id)
+            .await?
+            .filter(|a| a.status == AccountStatus::Active)
+            .ok_or(TokenRejection::Revoked))
     }
 
     /// Whether access tokens of `generation` still work: the head's do; an older one's until
@@ -159,10 +173,7 @@ impl Core {
         &self,
         ctx: &TokenContext,
     ) -> CoreResult<Vec<AccessibleResource>> {
-        let memberships = self
-            .store
-            .memberships_of_account(&ctx.account.account_id)
-            .await?;
+        let memberships = self.store.memberships_of_account(&ctx.account_id).await?;
         let installations = self.store.installations_of_app(&ctx.app_id).await?;
         let catalogs = self.product_scopes().await?;
         let mut sites = Vec::new();
@@ -196,9 +207,9 @@ impl Core {
             .collect())
     }
 
-    /// `GET /me`: the caller checks for `read:me` first.
-    pub fn profile(&self, ctx: &TokenContext) -> Profile {
-        let a = &ctx.account;
+    /// `GET /me` for the token's account ([`Core::token_account`]): the caller checks
+    /// for `read:me` first.
+    pub fn profile(&self, a: &Account) -> Profile {
         Profile {
             account_type: "atlassian",
             account_id: a.account_id.clone(),

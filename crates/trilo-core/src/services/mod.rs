@@ -66,6 +66,8 @@ pub struct Core {
 struct AccessCaches {
     /// The gateway's recently checked standings (see [`gateway::GatewayCache`]).
     gateway: gateway::GatewayCache,
+    /// What those standings read of sites (see [`gateway::SiteFactsCache`]).
+    sites: gateway::SiteFactsCache,
     /// Recently authenticated clients (see [`clients::ClientCache`]).
     clients: clients::ClientCache,
     /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
@@ -77,6 +79,7 @@ struct AccessCaches {
 impl AccessListener for AccessCaches {
     fn access_changed(&self) {
         self.gateway.clear();
+        self.sites.clear();
         self.clients.clear();
         self.answers.clear();
         self.events.clear();
@@ -111,6 +114,7 @@ impl Core {
         let ttl = settings.gateway_cache_ttl;
         let caches = Arc::new(AccessCaches {
             gateway: gateway::GatewayCache::new(ttl),
+            sites: gateway::SiteFactsCache::new(ttl),
             clients: clients::ClientCache::new(ttl),
             answers: answers::AnswerCache::new(ttl),
             events: events::EventCaches::new(ttl),

@@ -57,12 +57,13 @@ impl Core {
         self.sign_jws(ID_TOKEN_TYP, &claims).map(Some)
     }
 
-    /// The UserInfo Endpoint's answer (§5.3.2): `sub` and what the token's scopes release.
-    /// The caller checks for `openid` first.
-    pub fn userinfo(&self, ctx: &TokenContext) -> UserInfo {
+    /// The UserInfo Endpoint's answer (§5.3.2) for the token's account
+    /// ([`Core::token_account`]): `sub` and what the token's scopes release. The caller
+    /// checks for `openid` first.
+    pub fn userinfo(&self, ctx: &TokenContext, account: &Account) -> UserInfo {
         UserInfo {
-            sub: ctx.account.account_id.clone(),
-            claims: ScopedClaims::released(&ctx.scopes, &user_profile(&ctx.account)),
+            sub: account.account_id.clone(),
+            claims: ScopedClaims::released(&ctx.scopes, &user_profile(account)),
         }
     }
 }

@@ -17,7 +17,24 @@ const MAX_ENTRIES: usize = 100_000;
 
 pub(crate) struct TtlCache<K, V> {
     ttl: Duration,
-    entries: RwLock<HashMap<K, (Instant, V)>>,
+    entries: RwLock<Entries<K, V>>,
+}
+
+struct Entries<K, V> {
+    map: HashMap<K, (Instant, V)>,
+    /// The size at which the next sweep runs: twice what the last one kept (at least
+    /// [`SWEEP_AT`], at most [`MAX_ENTRIES`]), so new keys arriving faster than the TTL
+    /// lets them go (thousands of new tokens a second) do not cost a sweep per put.
+    sweep_at: usize,
+}
+
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_at: SWEEP_AT,
+        }
+    }
 }
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
@@ -36,7 +53,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         Q: Eq + Hash + ?Sized,
     {
         let entries = self.entries.read().ok()?;
-        let (put_at, value) = entries.get(key)?;
+        let (put_at, value) = entries.map.get(key)?;
         (put_at.elapsed() < self.ttl).then(|| value.clone())
     }
 
@@ -44,26 +61,35 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         if self.ttl.is_zero() {
             return;
         }
+        let now = Instant::now();
         if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= SWEEP_AT {
-                entries.retain(|_, (put_at, _)| put_at.elapsed() < self.ttl);
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
+            if entries.map.len() >= entries.sweep_at {
+                entries
+                    .map
+                    .retain(|_, (put_at, _)| now.duration_since(*put_at) < self.ttl);
+                if entries.map.len() >= MAX_ENTRIES {
+                    entries.map.clear();
                 }
+                entries.sweep_at = (2 * entries.map.len()).clamp(SWEEP_AT, MAX_ENTRIES);
             }
-            entries.insert(key, (Instant::now(), value));
+            entries.map.insert(key, (now, value));
         }
     }
 
     pub(crate) fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
+            *entries = Entries::default();
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.read().map_or(0, |entries| entries.len())
+        self.entries.read().map_or(0, |entries| entries.map.len())
+    }
+
+    #[cfg(test)]
+    fn sweep_at(&self) -> usize {
+        self.entries.read().map_or(0, |entries| entries.sweep_at)
     }
 }
 
@@ -84,6 +110,25 @@ mod tests {
         assert_eq!(cache.len(), 1);
         assert!(cache.get(&SWEEP_AT).is_some());
         assert!(cache.get(&0).is_none());
+    }
+
+    /// A sweep that keeps its fresh entries puts off the next one until the cache has
+    /// doubled: new keys arriving faster than the TTL lets go cost no sweep per put.
+    #[test]
+    fn a_sweep_keeping_fresh_entries_waits_for_the_cache_to_double() {
+        let cache = TtlCache::new(time::Duration::minutes(1));
+        for i in 0..=SWEEP_AT {
+            cache.put(i, ());
+        }
+        assert_eq!(cache.len(), SWEEP_AT + 1);
+        assert_eq!(cache.sweep_at(), 2 * SWEEP_AT);
+        for i in SWEEP_AT + 1..2 * SWEEP_AT {
+            cache.put(i, ());
+        }
+        assert_eq!(cache.sweep_at(), 2 * SWEEP_AT, "no sweep before doubling");
+        cache.put(2 * SWEEP_AT, ());
+        assert_eq!(cache.sweep_at(), 4 * SWEEP_AT);
+        assert_eq!(cache.len(), 2 * SWEEP_AT + 1);
     }
 
     #[test]

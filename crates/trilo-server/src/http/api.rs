@@ -60,7 +60,8 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
     if !ctx.scopes.contains("read:me") {
         return Err(ApiError::insufficient_scope("read:me"));
     }
-    Ok(Json(state.core.profile(&ctx)).into_response())
+    let account = state.core.token_account(&ctx).await?.map_err(rejected)?;
+    Ok(Json(state.core.profile(&account)).into_response())
 }
 
 /// OIDC Core §5.3: GET and POST alike, the access token in the `Authorization` header
@@ -71,7 +72,8 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     if !ctx.scopes.contains(OPENID) {
         return Err(ApiError::insufficient_scope(OPENID));
     }
-    let mut res = Json(state.core.userinfo(&ctx)).into_response();
+    let account = state.core.token_account(&ctx).await?.map_err(rejected)?;
+    let mut res = Json(state.core.userinfo(&ctx, &account)).into_response();
     no_store(&mut res);
     Ok(res)
 }

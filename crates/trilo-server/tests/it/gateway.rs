@@ -307,6 +307,23 @@ async fn blocking_user_installs_cuts_off_a_consented_app_at_once() {
     assert_refused(&answer, 403, "blocks it");
 }
 
+/// What the gateway read of a site for one token serves the account's other tokens only
+/// until access changes: a block made after one token's call refuses a token minted
+/// before it and never used.
+#[tokio::test]
+async fn a_token_never_used_sees_a_block_made_after_another_tokens_call() {
+    let (app, used, acme) = app_with_alice_read_token().await;
+    // A second consent (more scopes) for a second token of the same account and app.
+    let (unused, _) = alice_write_token_on_acme(&app).await;
+    assert_eq!(myself_status(&app, &used, &acme).await, 200);
+    app.core
+        .set_user_installs(&acme, trilo_core::model::UserInstalls::Blocked)
+        .await
+        .unwrap();
+    let answer = jira_get(&app, &unused, &acme, "/rest/api/3/myself").await;
+    assert_refused(&answer, 403, "blocks it");
+}
+
 #[tokio::test]
 async fn unknown_operations_are_404_and_other_methods_405() {
     let (app, token, acme) = app_with_alice_read_token().await;

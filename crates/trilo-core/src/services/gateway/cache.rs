@@ -1,5 +1,6 @@
-//! The gateway's caches: checked standings (credentials × product × site) for a short
-//! TTL, compiled operation catalogs, and every product's scope catalog.
+//! The gateway's caches: checked standings (credentials × product × site) and what they
+//! read of the site (account × app × product × site) for a short TTL, compiled operation
+//! catalogs, and every product's scope catalog.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,7 +11,7 @@ use trilo_protocol::alias::PathAlias;
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
-use super::{Caller, GatewayCall, Standing};
+use super::{Caller, GatewayCall, SiteFacts, Standing};
 use crate::crypto::sha256;
 use crate::model::TokenHash;
 use crate::services::ttl_cache::TtlCache;
@@ -71,6 +72,58 @@ impl GatewayCache {
     }
 
     /// Forgets every standing: called when this instance revokes or changes access.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+}
+
+/// Whose facts on which site and product a [`SiteFacts`] holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct SiteFactsKey {
+    account_id: String,
+    /// `None` for an API token (the user acting without an app).
+    app_id: Option<String>,
+    product: String,
+    cloud_id: String,
+}
+
+impl SiteFactsKey {
+    pub(super) fn new(account_id: &str, app_id: Option<&str>, call: &GatewayCall<'_>) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            app_id: app_id.map(str::to_owned),
+            product: call.product.to_owned(),
+            cloud_id: call.cloud_id.to_owned(),
+        }
+    }
+}
+
+/// What standings read about an account and app on one site and product, kept for the
+/// gateway cache's TTL and cleared by the same access changes: every new token of that
+/// account and app (a gateway cache miss) then reads only its own family. A standing
+/// checked from these facts is never older than one the [`GatewayCache`] would hand out.
+pub struct SiteFactsCache(TtlCache<SiteFactsKey, Arc<SiteFacts>>);
+
+impl std::fmt::Debug for SiteFactsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SiteFactsCache")
+    }
+}
+
+impl SiteFactsCache {
+    pub fn new(ttl: time::Duration) -> Self {
+        Self(TtlCache::new(ttl))
+    }
+
+    pub(super) fn get(&self, key: &SiteFactsKey) -> Option<Arc<SiteFacts>> {
+        self.0.get(key)
+    }
+
+    pub(super) fn put(&self, key: SiteFactsKey, facts: Arc<SiteFacts>) {
+        self.0.put(key, facts);
+    }
+
+    /// Forgets every entry: called with [`GatewayCache::clear`].
     pub fn clear(&self) {
         self.0.clear();
     }

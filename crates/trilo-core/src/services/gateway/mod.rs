@@ -20,12 +20,14 @@ use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
-pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
-use self::cache::{CompiledCatalog, ProductCatalog, StandingKey};
+pub use self::cache::{
+    CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache, SiteFactsCache,
+};
+use self::cache::{CompiledCatalog, ProductCatalog, SiteFactsKey, StandingKey};
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
-use crate::model::{Account, InstalledBy, Role, UserInstalls};
+use crate::model::{InstalledBy, Role, UserInstalls};
 
 /// Lifetime of an assertion to an upstream: one call, plus clock skew. Cached standings
 /// reuse theirs for half of it.
@@ -90,12 +92,61 @@ struct AppToken {
 
 /// Who the call acts for, once the credentials checked out.
 struct Acting {
-    account: Account,
+    account_id: String,
     /// `None` for an API token (the user's own rights).
     app: Option<AppToken>,
     /// When the access token expires (unix seconds); API tokens are checked each time
     /// their standing is.
     expires_at: Option<i64>,
+}
+
+/// What a standing on one site and product reads besides the credentials (see
+/// [`SiteFactsCache`]).
+#[derive(Debug)]
+pub(crate) struct SiteFacts {
+    /// The product's upstream on the site; `None` when the site does not host it.
+    upstream_base: Option<String>,
+    /// The account's membership of the product there.
+    member: Option<Member>,
+    /// What the site says about the app; `None` for an API token or an unknown site.
+    app: Option<AppFacts>,
+}
+
+/// A membership with the container rules of its role.
+#[derive(Debug)]
+struct Member {
+    role: Role,
+    containers: ContainerRules,
+}
+
+/// The site's say about an app: [`AppOnSite`] without the product's scope catalog.
+#[derive(Clone, Copy, Debug)]
+struct AppFacts {
+    installed: bool,
+    installed_by_admin: bool,
+    user_installs_blocked: bool,
+}
+
+impl SiteFacts {
+    /// The app's standing on the site for the reachability rule, with the called
+    /// product's scope catalog out of `product_scopes`.
+    fn app_on_site<'a>(
+        &self,
+        call: &GatewayCall<'_>,
+        product_scopes: Option<&'a [(String, ScopeSet)]>,
+    ) -> Option<AppOnSite<'a>> {
+        let app = self.app?;
+        Some(AppOnSite {
+            installed: app.installed,
+            installed_by_admin: app.installed_by_admin,
+            user_installs_blocked: app.user_installs_blocked,
+            product_scopes: product_scopes
+                .into_iter()
+                .flatten()
+                .find(|(key, _)| key == call.product)
+                .map(|(_, scopes)| scopes),
+        })
+    }
 }
 
 /// A checked standing on one site and product (DESIGN §3 steps 1–3): the protocol's
@@ -191,9 +242,10 @@ impl Core {
     }
 
     /// Reads what DESIGN §3 steps 1–3 depend on, has them checked, and for a good standing
-    /// reads the container rules and signs the assertion. The facts are all read before the
-    /// check (an admitted call reads the same rows as before; a refused one may read the
-    /// membership or installation it is then refused without).
+    /// signs the assertion. The facts are all read before the check (an admitted call
+    /// reads the same rows as before; a refused one may read the membership or
+    /// installation it is then refused without); those of the site come from
+    /// [`SiteFactsCache`] when another token of the account and app read them recently.
     async fn check_standing(
         &self,
         caller: Caller<'_>,
@@ -203,14 +255,8 @@ impl Core {
             Ok(acting) => acting,
             Err(refusal) => return Ok(Err(refusal.into())),
         };
-        let upstream_base = self.upstream_of(call).await?;
-        let role = self
-            .store
-            .memberships_of_account(&acting.account.account_id)
-            .await?
-            .into_iter()
-            .find(|m| m.cloud_id == call.cloud_id && m.product_key == call.product)
-            .map(|m| m.role);
+        let app_id = acting.app.as_ref().map(|app| app.app_id.as_str());
+        let site = self.site_facts(&acting.account_id, app_id, call).await?;
         let product_scopes = match &acting.app {
             Some(_) => Some(self.product_scopes().await?),
             None => None,
@@ -218,20 +264,14 @@ impl Core {
         let principal = match &acting.app {
             Some(app) => Principal::App {
                 scopes: &app.scopes,
-                site: self
-                    .app_on_site(
-                        &app.app_id,
-                        call,
-                        product_scopes.as_deref().map(Vec::as_slice),
-                    )
-                    .await?,
+                site: site.app_on_site(call, product_scopes.as_deref().map(Vec::as_slice)),
             },
             None => Principal::User,
         };
         let facts = StandingFacts {
             principal,
-            upstream_base: upstream_base.as_deref(),
-            role,
+            upstream_base: site.upstream_base.as_deref(),
+            role: site.member.as_ref().map(|member| member.role),
         };
         let SiteStanding {
             role,
@@ -241,9 +281,12 @@ impl Core {
             Err(refusal) => return Ok(Err(refusal.into())),
         };
         let upstream_base = upstream_base.to_owned();
-        let containers = self
-            .container_rules(&acting.account.account_id, role, call)
-            .await?;
+        // The check passed on the membership's role, so its container rules are there.
+        let containers = site
+            .member
+            .as_ref()
+            .map(|member| member.containers.clone())
+            .unwrap_or_default();
         let (client_id, app_scopes) = match acting.app {
             Some(app) => (Some(app.client_id), Some(app.scopes)),
             None => (None, None),
@@ -254,9 +297,9 @@ impl Core {
             .unwrap_or_default();
         let now = self.now().unix_timestamp();
         let assertion =
-            self.sign_assertion(&acting.account, client_id.as_deref(), call, &scopes)?;
+            self.sign_assertion(&acting.account_id, client_id.as_deref(), call, &scopes)?;
         Ok(Ok(Standing {
-            account_id: acting.account.account_id,
+            account_id: acting.account_id,
             client_id,
             decision: gateway::Standing::new(app_scopes, role, containers),
             upstream_base,
@@ -269,13 +312,54 @@ impl Core {
         }))
     }
 
+    /// What the standing of the account (acting through the app, if any) on the call's
+    /// site and product depends on besides the credentials: from [`SiteFactsCache`], or
+    /// read and kept there.
+    async fn site_facts(
+        &self,
+        account_id: &str,
+        app_id: Option<&str>,
+        call: &GatewayCall<'_>,
+    ) -> CoreResult<Arc<SiteFacts>> {
+        let key = SiteFactsKey::new(account_id, app_id, call);
+        if let Some(facts) = self.caches.sites.get(&key) {
+            return Ok(facts);
+        }
+        let upstream_base = self.upstream_of(call).await?;
+        let role = self
+            .store
+            .memberships_of_account(account_id)
+            .await?
+            .into_iter()
+            .find(|m| m.cloud_id == call.cloud_id && m.product_key == call.product)
+            .map(|m| m.role);
+        let app = match app_id {
+            Some(app_id) => self.app_facts(app_id, call).await?,
+            None => None,
+        };
+        let member = match role {
+            Some(role) => Some(Member {
+                role,
+                containers: self.container_rules(account_id, role, call).await?,
+            }),
+            None => None,
+        };
+        let facts = Arc::new(SiteFacts {
+            upstream_base,
+            member,
+            app,
+        });
+        self.caches.sites.put(key, Arc::clone(&facts));
+        Ok(facts)
+    }
+
     /// Checks the credentials: a live access token, or a live API token of that email.
     async fn acting(&self, caller: Caller<'_>) -> CoreResult<Result<Acting, GatewayRefusal>> {
         match caller {
             Caller::Bearer(token) => Ok(match self.check_access_token(token).await? {
                 Ok(ctx) => Ok(Acting {
                     expires_at: Some(ctx.claims.exp),
-                    account: ctx.account,
+                    account_id: ctx.account_id,
                     app: Some(AppToken {
                         app_id: ctx.app_id,
                         client_id: ctx.claims.client_id,
@@ -288,7 +372,7 @@ impl Core {
             Caller::ApiToken { email, secret } => {
                 Ok(match self.check_api_token(email, secret).await? {
                     Some(account) => Ok(Acting {
-                        account,
+                        account_id: account.account_id,
                         app: None,
                         expires_at: None,
                     }),
@@ -354,12 +438,11 @@ impl Core {
     }
 
     /// What the site says about the app; `None` when the site is unknown.
-    async fn app_on_site<'a>(
+    async fn app_facts(
         &self,
         app_id: &str,
         call: &GatewayCall<'_>,
-        product_scopes: Option<&'a [(String, ScopeSet)]>,
-    ) -> CoreResult<Option<AppOnSite<'a>>> {
+    ) -> CoreResult<Option<AppFacts>> {
         let Some(site) = self.store.site(call.cloud_id).await? else {
             return Ok(None);
         };
@@ -369,15 +452,10 @@ impl Core {
             .await?
             .into_iter()
             .find(|i| i.cloud_id == call.cloud_id);
-        Ok(Some(AppOnSite {
+        Ok(Some(AppFacts {
             installed: installation.is_some(),
             installed_by_admin: installation.is_some_and(|i| i.installed_by == InstalledBy::Admin),
             user_installs_blocked: site.user_installs == UserInstalls::Blocked,
-            product_scopes: product_scopes
-                .into_iter()
-                .flatten()
-                .find(|(key, _)| key == call.product)
-                .map(|(_, scopes)| scopes),
         }))
     }
 
@@ -434,7 +512,7 @@ impl Core {
     /// The short-lived assertion the upstream verifies against the JWKS.
     fn sign_assertion(
         &self,
-        account: &Account,
+        account_id: &str,
         client_id: Option<&str>,
         call: &GatewayCall<'_>,
         scopes: &[String],
@@ -443,7 +521,7 @@ impl Core {
         let claims = AssertionClaims {
             iss: self.settings.auth_url.clone(),
             aud: call.product.to_owned(),
-            sub: account.account_id.clone(),
+            sub: account_id.to_owned(),
             client_id: client_id.map(str::to_owned),
             cloud_id: call.cloud_id.to_owned(),
             scope: scopes.join(" "),

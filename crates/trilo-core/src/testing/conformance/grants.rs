@@ -8,8 +8,8 @@ use super::{
     consent_at, installed_by_admin, redeem_at, redeem_first, revoke_family_at, stored_grant,
 };
 use crate::model::{
-    AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily, Redeemed,
-    TokenFamily,
+    AccountStatus, AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily,
+    Redeemed, TokenFamily,
 };
 use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
@@ -226,28 +226,78 @@ pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>)
     );
 }
 
-/// The access-token check's read of a grant: its scopes while it is live, as `grant`
-/// reports them, and nothing once it is revoked or for an unknown grant.
-pub async fn live_grant_scopes_are_the_scopes_of_a_live_grant_only(store: Arc<dyn Store>) {
+/// The access-token check's one read: the family as `family` reports it, its grant's
+/// scopes while the grant is live, and the account's current credential generation;
+/// nothing for an unknown family.
+pub async fn access_token_standing_reads_family_live_grant_and_account(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let scopes = ["read:jira-work", "offline_access"];
-    let (grant, _) = consent_at(&w, store.as_ref(), &scopes, 1).await;
-    let live = store.live_grant_scopes(&grant.grant_id).await.unwrap();
-    assert_eq!(
-        live,
-        Some(stored_grant(store.as_ref(), &grant.grant_id).await.scopes)
-    );
-    assert_eq!(live, Some(strings(&scopes)));
+    let (grant, code) = consent_at(&w, store.as_ref(), &scopes, 1).await;
+    let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
+    let standing_now = || async {
+        store
+            .access_token_standing(&family.family_id)
+            .await
+            .unwrap()
+            .expect("the family is stored")
+    };
 
-    assert!(store.revoke_grant(&grant.grant_id, at(2)).await.unwrap());
+    let standing = standing_now().await;
+    assert_eq!(standing.family, family);
+    assert_eq!(standing.grant_scopes, Some(strings(&scopes)));
     assert_eq!(
-        store.live_grant_scopes(&grant.grant_id).await.unwrap(),
+        standing.account_credential_generation,
+        Some(w.user.credential_generation)
+    );
+
+    store
+        .change_password(&w.user.account_id, "$argon2id$changed", None, at(3))
+        .await
+        .unwrap();
+    let changed = standing_now().await;
+    assert_eq!(
+        changed.account_credential_generation,
+        Some(w.user.credential_generation + 1)
+    );
+    assert_eq!(changed.family.revoked_at, Some(at(3)), "a password change");
+    assert_eq!(changed.grant_scopes, Some(strings(&scopes)));
+
+    assert!(store.revoke_grant(&grant.grant_id, at(4)).await.unwrap());
+    assert_eq!(standing_now().await.grant_scopes, None);
+    assert_eq!(
+        store.access_token_standing("no-such-family").await.unwrap(),
         None
     );
-    assert_eq!(
-        store.live_grant_scopes("no-such-grant").await.unwrap(),
-        None
+}
+
+/// An account that is not active has no credential generation in its families'
+/// standings, so none of its tokens is live.
+pub async fn access_token_standing_of_an_inactive_account_has_no_generation(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let mut inactive = fixtures::any_account();
+    inactive.status = AccountStatus::Inactive;
+    store.insert_account(&inactive).await.unwrap();
+    let consent = fixtures::consent(
+        &w.app.app_id,
+        &inactive.account_id,
+        &w.site.cloud_id,
+        &["read:jira-work"],
+        at(1),
     );
+    let code = fixtures::new_code(at(1));
+    store
+        .accept_consent(&consent, &fixtures::new_id(), &code)
+        .await
+        .unwrap();
+    let family = redeem_first(store.as_ref(), &code.code_hash, 2).await;
+
+    let standing = store
+        .access_token_standing(&family.family_id)
+        .await
+        .unwrap()
+        .expect("the family is stored");
+    assert_eq!(standing.account_credential_generation, None);
+    assert_eq!(standing.grant_scopes, Some(strings(&["read:jira-work"])));
 }
 
 pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
