@@ -2,6 +2,7 @@
 //! clock, and the storage traits the backends implement.
 
 pub mod clock;
+pub mod code_plan;
 pub mod crypto;
 pub mod error;
 pub mod keys;

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::code_plan::{CodeExchanged, CodePlan};
 use crate::model::{
     AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
     AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
@@ -281,19 +282,13 @@ pub trait GrantStore: Send + Sync {
         family: &NewFamily,
         now: OffsetDateTime,
     ) -> StoreResult<Redeemed>;
-    /// [`GrantStore::redeem_code`] for a caller that has work to do before it answers (the
-    /// token endpoint signs): the store may answer before its commit is on disk, and the
-    /// caller waits on the [`Durable`] before it answers anyone. By default the redemption,
-    /// already committed.
-    async fn redeem_code_answering_early(
-        &self,
-        code_hash: &TokenHash,
-        family: &NewFamily,
-        now: OffsetDateTime,
-    ) -> StoreResult<(Redeemed, Durable)> {
-        let redeemed = self.redeem_code(code_hash, family, now).await;
-        redeemed.map(|redeemed| (redeemed, Durable::committed()))
-    }
+    /// The authorization-code grant's store step: the code (`None` when unknown) and, when
+    /// [`CodePlan::redeems`] it, its redemption with [`CodePlan::family`] as
+    /// [`GrantStore::redeem_code`] does it. The token endpoint signs before it answers, so
+    /// the store may answer before its commit is on disk; the caller waits on the
+    /// [`Durable`] before it answers anyone.
+    async fn exchange_code(&self, plan: &CodePlan)
+    -> StoreResult<(Option<CodeExchanged>, Durable)>;
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
     /// The refresh token with this hash and its family, in one snapshot.
     async fn refresh_token(&self, token_hash: &TokenHash)

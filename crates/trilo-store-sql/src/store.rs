@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
     AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
     AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
@@ -110,18 +111,28 @@ pub trait Backend: Send + Sync + 'static {
         self.write(move |tx| grants::redeem_code(tx, Self::LOCKS, code_hash, family, now))
     }
 
-    /// [`GrantStore::redeem_code_answering_early`]: by default the redemption, committed.
-    fn redeem_code_answering_early<'a>(
+    /// [`GrantStore::exchange_code`]: by default the read, then the redemption the plan
+    /// asks for, committed. SQLite's committer does both in one step.
+    fn exchange_code<'a>(
         &'a self,
-        code_hash: &'a TokenHash,
-        family: &'a NewFamily,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<(Redeemed, Durable)>> + Send + 'a
+        plan: &'a CodePlan,
+    ) -> impl Future<Output = StoreResult<(Option<CodeExchanged>, Durable)>> + Send + 'a
     where
         Self: Sized,
     {
-        let redeemed = self.redeem_code(code_hash, family, now);
-        async move { Ok((redeemed.await?, Durable::committed())) }
+        async move {
+            let Some(code) = self.code(&plan.code_hash).await? else {
+                return Ok((None, Durable::committed()));
+            };
+            let redeemed = match plan.redeems(&code) {
+                true => Some(
+                    self.redeem_code(&plan.code_hash, &plan.family(&code), plan.now)
+                        .await?,
+                ),
+                false => None,
+            };
+            Ok((Some(CodeExchanged { code, redeemed }), Durable::committed()))
+        }
     }
 
     /// [`GrantStore::access_token_standing`], on the API host's path.
@@ -616,15 +627,11 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         self.0.redeem_code(code_hash, family, now).await
     }
 
-    async fn redeem_code_answering_early(
+    async fn exchange_code(
         &self,
-        code_hash: &TokenHash,
-        family: &NewFamily,
-        now: OffsetDateTime,
-    ) -> StoreResult<(Redeemed, Durable)> {
-        self.0
-            .redeem_code_answering_early(code_hash, family, now)
-            .await
+        plan: &CodePlan,
+    ) -> StoreResult<(Option<CodeExchanged>, Durable)> {
+        self.0.exchange_code(plan).await
     }
 
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>> {

@@ -7,6 +7,7 @@ use std::future::Future;
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
     AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenState,
     Rotation, TokenHash,
@@ -99,19 +100,18 @@ impl Backend for SqliteStore {
         }
     }
 
-    async fn redeem_code_answering_early(
+    /// Read, check and redeem on the committer's own connection, in its next group: the
+    /// code is read once, by the writer, whose cache is warm.
+    async fn exchange_code(
         &self,
-        code_hash: &TokenHash,
-        family: &NewFamily,
-        now: OffsetDateTime,
-    ) -> StoreResult<(Redeemed, Durable)> {
-        let write = Write::Redeem {
-            code_hash: *code_hash,
-            family: family.clone(),
-            now,
-        };
-        match self.commits.submit_answering_early(write).await? {
-            (Written::Redeemed(redeemed), durable) => Ok((*redeemed, durable)),
+        plan: &CodePlan,
+    ) -> StoreResult<(Option<CodeExchanged>, Durable)> {
+        match self
+            .commits
+            .submit_answering_early(Write::Exchange(plan.clone()))
+            .await?
+        {
+            (Written::Exchanged(exchanged), durable) => Ok((exchanged.map(|e| *e), durable)),
             _ => Err(unexpected_answer()),
         }
     }

@@ -8,6 +8,7 @@
 //! transaction and leave committing to it.
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
     AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed,
     RefreshTokenState, Rotation, TokenFamily, TokenHash,
@@ -125,6 +126,27 @@ pub(crate) fn redeem_code(
         append_audit(db, event)?;
     }
     Ok(Redeemed::First(TokenFamily::try_from(row)?))
+}
+
+/// The code grant's step: the code and, when `plan` redeems it, its redemption, inside the
+/// caller's transaction.
+pub(crate) fn exchange_code(
+    db: &Connection,
+    plan: &CodePlan,
+) -> StoreResult<Option<CodeExchanged>> {
+    let Some(code) = code(db, &plan.code_hash)? else {
+        return Ok(None);
+    };
+    let redeemed = match plan.redeems(&code) {
+        true => Some(redeem_code(
+            db,
+            &plan.code_hash,
+            &plan.family(&code),
+            plan.now,
+        )?),
+        false => None,
+    };
+    Ok(Some(CodeExchanged { code, redeemed }))
 }
 
 /// Appends one audit event.

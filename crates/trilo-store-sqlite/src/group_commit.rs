@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::{Connection as _, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::metrics::CommitStats;
 use trilo_core::model::{AuditEvent, NewFamily, Redeemed, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
@@ -60,6 +61,8 @@ pub(crate) enum Write {
         family: NewFamily,
         now: OffsetDateTime,
     },
+    /// The code grant's read, check and redemption, on the committer's warm connection.
+    Exchange(CodePlan),
     Audit(AuditEvent),
 }
 
@@ -68,6 +71,7 @@ pub(crate) enum Written {
     Rotated(bool),
     Refreshed(Option<Box<Refreshed>>),
     Redeemed(Box<Redeemed>),
+    Exchanged(Option<Box<CodeExchanged>>),
     Appended,
 }
 
@@ -278,6 +282,9 @@ fn write_each(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<StoreResul
                 now,
             } => direct::redeem_code(db, code_hash, family, *now)
                 .map(|r| Written::Redeemed(Box::new(r))),
+            Write::Exchange(plan) => {
+                direct::exchange_code(db, plan).map(|e| Written::Exchanged(e.map(Box::new)))
+            }
             Write::Audit(event) => direct::append_audit(db, event).map(|()| Written::Appended),
         };
         if !changed(&result) {
@@ -296,6 +303,9 @@ fn changed(result: &StoreResult<Written>) -> bool {
         Ok(Written::Rotated(rotated)) => *rotated,
         Ok(Written::Refreshed(refreshed)) => refreshed.as_ref().is_some_and(|r| r.rotated),
         Ok(Written::Redeemed(redeemed)) => matches!(**redeemed, Redeemed::First(_)),
+        Ok(Written::Exchanged(exchanged)) => exchanged
+            .as_ref()
+            .is_some_and(|e| matches!(e.redeemed, Some(Redeemed::First(_)))),
         Ok(Written::Appended) => true,
         Err(_) => false,
     }
@@ -349,6 +359,9 @@ async fn commit_group_through_sqlx(
             ))
             .await
             .map(|r| Written::Redeemed(Box::new(r))),
+            Write::Exchange(plan) => exchange_through_sqlx(savepoint, plan)
+                .await
+                .map(|e| Written::Exchanged(e.map(Box::new))),
             Write::Audit(event) => run(audit::append_audit(savepoint, event))
                 .await
                 .map(|()| Written::Appended),
@@ -357,6 +370,30 @@ async fn commit_group_through_sqlx(
     }
     tx.commit().await.map_err(map_sqlx)?;
     Ok(results)
+}
+
+/// [`direct::exchange_code`] through sqlx, inside `savepoint`.
+async fn exchange_through_sqlx(
+    mut savepoint: Db<sqlx::Transaction<'_, sqlx::Sqlite>>,
+    plan: &CodePlan,
+) -> StoreResult<Option<CodeExchanged>> {
+    let Some(code) = run(grants::code(Db(&mut *savepoint.0), &plan.code_hash)).await? else {
+        return Ok(None);
+    };
+    let redeemed = match plan.redeems(&code) {
+        true => Some(
+            run(grants::redeem_code(
+                savepoint,
+                GrantLocks::NONE,
+                &plan.code_hash,
+                &plan.family(&code),
+                plan.now,
+            ))
+            .await?,
+        ),
+        false => None,
+    };
+    Ok(Some(CodeExchanged { code, redeemed }))
 }
 
 /// [`direct::refresh_and_rotate`] through sqlx, inside `savepoint`.

@@ -1,10 +1,10 @@
 //! The token endpoint (RFC 6749 §4.1.3, §5): client authentication and the code exchange
 //! (the refresh grant is in `refresh`).
 //!
-//! A code is checked completely (client, expiry, redirect URI, PKCE) before it is spent,
-//! so a replay with wrong parameters cannot revoke the honest client's tokens (security
-//! checklist C3); a replay with valid parameters revokes what the first exchange produced
-//! (C2).
+//! A code is checked completely (client, expiry, redirect URI, PKCE) before it is spent
+//! (`crate::code_plan`), so a replay with wrong parameters cannot revoke the honest
+//! client's tokens (security checklist C3); a replay with valid parameters revokes what the
+//! first exchange produced (C2).
 
 use std::sync::Arc;
 
@@ -12,19 +12,14 @@ use serde::Serialize;
 use serde_json::json;
 use trilo_protocol::OAuthError;
 use trilo_protocol::jwt::{self, AccessTokenClaims, Audience, Header};
-use trilo_protocol::pkce;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 
 use super::clients::Client;
 use super::{Core, new_id};
+use crate::code_plan::{CodeExchanged, CodePlan, CodeRefusal, issues_refresh_token};
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{
-    App, AuditEvent, AuthorizationCode, ClientType, NewFamily, NewRefreshToken, Redeemed,
-    TokenFamily,
-};
-
-use trilo_protocol::scope::OFFLINE_ACCESS;
+use crate::model::{App, AuthorizationCode, ClientType, NewRefreshToken, Redeemed, TokenFamily};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]
@@ -118,74 +113,56 @@ impl Core {
         code_verifier: Option<&str>,
     ) -> CoreResult<TokenResponse> {
         let now = self.now();
-        let hash = sha256(code);
-        let Some(record) = self.store.code(&hash).await? else {
+        let first_refresh_token = random_token();
+        let plan = CodePlan {
+            code_hash: sha256(code),
+            app_id: app.app_id.clone(),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            code_verifier: code_verifier.map(str::to_owned),
+            now,
+            family_id: new_id(),
+            absolute_expires_at: now + self.settings.refresh_absolute,
+            first_refresh_token: NewRefreshToken {
+                token_hash: sha256(&first_refresh_token),
+                inactivity_expires_at: now + self.settings.refresh_inactivity,
+            },
+            event_id: new_id(),
+        };
+        let (exchanged, durable) = self.store.exchange_code(&plan).await?;
+        let Some(CodeExchanged {
+            code: record,
+            redeemed,
+        }) = exchanged
+        else {
             return Err(code_invalid().into());
         };
-        // Bound to the client it was issued to (C5), short-lived (C4).
-        if record.app_id != app.app_id || now >= record.expires_at {
-            return Err(code_invalid().into());
-        }
-        // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
-        if let Some(expected) = &record.redirect_uri
-            && redirect_uri != Some(expected.as_str())
-        {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request.",
-            )
+        // The store's decision, reached again from the same record.
+        if let Err(refusal) = plan.check(&record) {
+            return Err(match refusal {
+                CodeRefusal::Invalid => code_invalid(),
+                CodeRefusal::RedirectUriMismatch => OAuthError::invalid_grant(
+                    "redirect_uri does not match the authorization request.",
+                ),
+                CodeRefusal::PkceFailed => OAuthError::invalid_grant("PKCE verification failed."),
+            }
             .into());
         }
-        match (&record.code_challenge, code_verifier) {
-            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
-            (None, None) => {}
-            // Missing, wrong, or a verifier for a code that had no challenge (P4, P5).
-            _ => return Err(OAuthError::invalid_grant("PKCE verification failed.").into()),
-        }
-        if record.used_at.is_some() {
-            return self.code_replayed(record.family_id.as_deref(), app).await;
-        }
-        // DESIGN §3: a refresh token only when offline_access was granted (F9).
-        let refresh_token = record
-            .scopes
-            .iter()
-            .any(|s| s == OFFLINE_ACCESS)
-            .then(random_token);
-        let family_id = new_id();
-        let issued = AuditEvent {
-            event_id: new_id(),
-            at: now,
-            actor_account_id: Some(record.account_id.clone()),
-            action: "token.issued".to_owned(),
-            target: family_id.clone(),
-            cloud_id: None,
-            details: json!({ "app_id": app.app_id, "grant_id": record.grant_id }),
-        };
-        let family = NewFamily {
-            family_id,
-            absolute_expires_at: now + self.settings.refresh_absolute,
-            refresh_token: refresh_token.as_deref().map(|token| NewRefreshToken {
-                token_hash: sha256(token),
-                inactivity_expires_at: now + self.settings.refresh_inactivity,
-            }),
-            issued: Some(issued),
-        };
-        let (redeemed, durable) = self
-            .store
-            .redeem_code_answering_early(&hash, &family, now)
-            .await?;
         let family = match redeemed {
-            Redeemed::First(family) if family.revoked_at.is_none() => family,
+            Some(Redeemed::First(family)) if family.revoked_at.is_none() => family,
             // A family issued under a grant revoked meanwhile is born revoked (H-C3), and a
             // later revocation of the grant ends it with the grant's other families.
-            Redeemed::First(_) | Redeemed::NotFound => {
+            Some(Redeemed::First(_) | Redeemed::NotFound) => {
                 durable.wait().await?;
                 return Err(code_invalid().into());
             }
-            Redeemed::AlreadyUsed(record) => {
+            Some(Redeemed::AlreadyUsed(record)) => {
                 durable.wait().await?;
                 return self.code_replayed(record.family_id.as_deref(), app).await;
             }
+            // Checked and not redeemed: it was used before.
+            None => return self.code_replayed(record.family_id.as_deref(), app).await,
         };
+        let refresh_token = issues_refresh_token(&record).then_some(first_refresh_token);
         // Sign while the store's commit syncs; answer once it is on disk.
         let response = self
             .code_response(app, &family, &record, refresh_token)

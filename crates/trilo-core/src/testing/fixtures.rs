@@ -4,6 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::code_plan::CodePlan;
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
@@ -188,6 +189,28 @@ pub fn new_code(at: OffsetDateTime) -> NewCode {
         auth_time: Some(at - Duration::seconds(30)),
         expires_at: at + Duration::minutes(10),
         audience: Some("api.example.test".to_owned()),
+    }
+}
+
+/// The verifier of [`new_code`]'s challenge (RFC 7636 appendix B).
+pub const CODE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// `app_id`'s exchange of `code` at `at`, with the code's redirect URI and
+/// [`CODE_VERIFIER`], starting a family that ends 365 days later.
+pub fn code_plan(app_id: &str, code: &NewCode, at: OffsetDateTime) -> CodePlan {
+    CodePlan {
+        code_hash: code.code_hash,
+        app_id: app_id.to_owned(),
+        redirect_uri: code.redirect_uri.clone(),
+        code_verifier: Some(CODE_VERIFIER.to_owned()),
+        now: at,
+        family_id: new_id(),
+        absolute_expires_at: at + Duration::days(365),
+        first_refresh_token: NewRefreshToken {
+            token_hash: random_hash(),
+            inactivity_expires_at: at + Duration::days(90),
+        },
+        event_id: new_id(),
     }
 }
 

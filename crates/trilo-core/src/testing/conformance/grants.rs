@@ -7,6 +7,7 @@ use tokio::sync::Barrier;
 use super::{
     consent_at, installed_by_admin, redeem_at, redeem_first, revoke_family_at, stored_grant,
 };
+use crate::code_plan::{CodeExchanged, CodePlan};
 use crate::model::{
     AccountStatus, AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily,
     Redeemed, TokenFamily,
@@ -331,37 +332,117 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
     assert!(!store.revoke_grant("no-such-grant", at(11)).await.unwrap());
 }
 
-/// The token endpoint's redemption may be answered before its commit (SQLite's committer
-/// does): once its `Durable` resolves the family is stored and the code used, exactly as
-/// `redeem_code` leaves them, and a second redemption finds the code used.
-pub async fn a_redemption_answered_early_is_stored_once_durable(store: Arc<dyn Store>) {
+/// The token endpoint's exchange may be answered before its commit (SQLite's committer
+/// does): once its `Durable` resolves the family is stored with its first refresh token
+/// (the code holds `offline_access`) and its audit event, and the code is used; a second
+/// exchange reads the code used and redeems nothing.
+pub async fn a_code_exchange_answered_early_is_stored_once_durable(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
-    let new_family = fixtures::new_family(at(2));
-    let (redeemed, durable) = store
-        .redeem_code_answering_early(&code.code_hash, &new_family, at(2))
-        .await
-        .unwrap();
-    let Redeemed::First(family) = redeemed else {
-        panic!("the first redemption must win, got {redeemed:?}");
+    let plan = fixtures::code_plan(&w.app.app_id, &code, at(2));
+    let (exchanged, durable) = store.exchange_code(&plan).await.unwrap();
+    let exchanged = exchanged.expect("the code is stored");
+    let Some(Redeemed::First(family)) = exchanged.redeemed else {
+        panic!("the first exchange must redeem, got {exchanged:?}");
     };
+    assert_eq!(exchanged.code.used_at, None, "the code as read");
     durable.wait().await.unwrap();
     assert_eq!(
         store.family(&family.family_id).await.unwrap(),
         Some(family.clone())
     );
+    assert_eq!(family.family_id, plan.family_id);
+    let first = store
+        .refresh_token(&plan.first_refresh_token.token_hash)
+        .await
+        .unwrap()
+        .expect("offline_access stores the first refresh token");
+    assert_eq!(first.token.generation, 0);
+    let issued = store
+        .audit_events(&AuditQuery {
+            action_prefix: Some("token.issued".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(issued, vec![plan.family(&exchanged.code).issued.unwrap()]);
     let used = store.code(&code.code_hash).await.unwrap().unwrap();
     assert_eq!(used.family_id.as_deref(), Some(family.family_id.as_str()));
 
-    let (again, durable) = store
-        .redeem_code_answering_early(&code.code_hash, &fixtures::new_family(at(3)), at(3))
-        .await
-        .unwrap();
+    let again = fixtures::code_plan(&w.app.app_id, &code, at(3));
+    let (exchanged, durable) = store.exchange_code(&again).await.unwrap();
     durable.wait().await.unwrap();
-    assert!(
-        matches!(again, Redeemed::AlreadyUsed(ref record) if *record == used),
-        "{again:?}"
+    assert_eq!(
+        exchanged,
+        Some(CodeExchanged {
+            code: used,
+            redeemed: None
+        })
     );
+    assert_eq!(store.family(&again.family_id).await.unwrap(), None);
+}
+
+/// An exchange the plan refuses (another client, an expired code, another redirect URI, a
+/// wrong verifier) reads the code and changes nothing; a code without `offline_access`
+/// starts a family without a refresh token; an unknown code is `None`.
+pub async fn a_refused_code_exchange_changes_nothing(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
+    let valid = fixtures::code_plan(&w.app.app_id, &code, at(2));
+    let refused = [
+        CodePlan {
+            app_id: w.developer.account_id.clone(),
+            ..valid.clone()
+        },
+        CodePlan {
+            now: code.expires_at,
+            ..valid.clone()
+        },
+        CodePlan {
+            redirect_uri: Some("https://app.example.test/elsewhere".to_owned()),
+            ..valid.clone()
+        },
+        CodePlan {
+            code_verifier: Some(fixtures::CODE_VERIFIER.replace('d', "e")),
+            ..valid.clone()
+        },
+        CodePlan {
+            code_verifier: None,
+            ..valid.clone()
+        },
+    ];
+    for plan in &refused {
+        assert!(
+            plan.check(&store.code(&code.code_hash).await.unwrap().unwrap())
+                .is_err()
+        );
+        let (exchanged, durable) = store.exchange_code(plan).await.unwrap();
+        durable.wait().await.unwrap();
+        let exchanged = exchanged.expect("the code is stored");
+        assert_eq!(exchanged.redeemed, None, "{plan:?}");
+        assert_eq!(store.family(&plan.family_id).await.unwrap(), None);
+        let stored = store.code(&code.code_hash).await.unwrap().unwrap();
+        assert_eq!(stored.used_at, None, "{plan:?}");
+    }
+
+    let (exchanged, durable) = store.exchange_code(&valid).await.unwrap();
+    durable.wait().await.unwrap();
+    let redeemed = exchanged.and_then(|e| e.redeemed);
+    assert!(matches!(redeemed, Some(Redeemed::First(_))), "{redeemed:?}");
+    assert_eq!(
+        store
+            .refresh_token(&valid.first_refresh_token.token_hash)
+            .await
+            .unwrap(),
+        None,
+        "no offline_access, no refresh token"
+    );
+
+    let unknown = CodePlan {
+        code_hash: fixtures::random_hash(),
+        ..valid
+    };
+    assert_eq!(store.exchange_code(&unknown).await.unwrap().0, None);
 }
 
 pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {
