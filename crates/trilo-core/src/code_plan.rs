@@ -105,6 +105,8 @@ pub struct CodeExchanged {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
+
     use super::*;
     use crate::testing::fixtures::{self, at};
 
