@@ -69,6 +69,12 @@ impl CodePlan {
         self.check(code).is_ok() && code.used_at.is_none()
     }
 
+    /// The redemption to apply to the code as read: its family when the plan
+    /// [`redeems`](CodePlan::redeems) it.
+    pub fn redemption(&self, code: &AuthorizationCode) -> Option<NewFamily> {
+        self.redeems(code).then(|| self.family(code))
+    }
+
     /// The family the code starts: a refresh token only when `offline_access` was granted
     /// (DESIGN §3, F9), and its `token.issued` audit event.
     pub fn family(&self, code: &AuthorizationCode) -> NewFamily {

@@ -124,12 +124,9 @@ pub trait Backend: Send + Sync + 'static {
             let Some(code) = self.code(&plan.code_hash).await? else {
                 return Ok((None, Durable::committed()));
             };
-            let redeemed = match plan.redeems(&code) {
-                true => Some(
-                    self.redeem_code(&plan.code_hash, &plan.family(&code), plan.now)
-                        .await?,
-                ),
-                false => None,
+            let redeemed = match plan.redemption(&code) {
+                Some(family) => Some(self.redeem_code(&plan.code_hash, &family, plan.now).await?),
+                None => None,
             };
             Ok((Some(CodeExchanged { code, redeemed }), Durable::committed()))
         }

@@ -137,14 +137,9 @@ pub(crate) fn exchange_code(
     let Some(code) = code(db, &plan.code_hash)? else {
         return Ok(None);
     };
-    let redeemed = match plan.redeems(&code) {
-        true => Some(redeem_code(
-            db,
-            &plan.code_hash,
-            &plan.family(&code),
-            plan.now,
-        )?),
-        false => None,
+    let redeemed = match plan.redemption(&code) {
+        Some(family) => Some(redeem_code(db, &plan.code_hash, &family, plan.now)?),
+        None => None,
     };
     Ok(Some(CodeExchanged { code, redeemed }))
 }

@@ -380,18 +380,18 @@ async fn exchange_through_sqlx(
     let Some(code) = run(grants::code(Db(&mut *savepoint.0), &plan.code_hash)).await? else {
         return Ok(None);
     };
-    let redeemed = match plan.redeems(&code) {
-        true => Some(
+    let redeemed = match plan.redemption(&code) {
+        Some(family) => Some(
             run(grants::redeem_code(
                 savepoint,
                 GrantLocks::NONE,
                 &plan.code_hash,
-                &plan.family(&code),
+                &family,
                 plan.now,
             ))
             .await?,
         ),
-        false => None,
+        None => None,
     };
     Ok(Some(CodeExchanged { code, redeemed }))
 }

@@ -47,6 +47,17 @@ fn code_invalid() -> OAuthError {
     OAuthError::invalid_grant("The authorization code is invalid, expired or already used.")
 }
 
+/// What the token endpoint answers for a code its plan refused.
+fn refused(refusal: CodeRefusal) -> OAuthError {
+    match refusal {
+        CodeRefusal::Invalid => code_invalid(),
+        CodeRefusal::RedirectUriMismatch => {
+            OAuthError::invalid_grant("redirect_uri does not match the authorization request.")
+        }
+        CodeRefusal::PkceFailed => OAuthError::invalid_grant("PKCE verification failed."),
+    }
+}
+
 impl Core {
     /// Authenticates the client (RFC 6749 §2.3). Unknown clients and wrong secrets fail
     /// alike (security checklist T4): `invalid_client`. The client is the cached one: its
@@ -136,17 +147,6 @@ impl Core {
         else {
             return Err(code_invalid().into());
         };
-        // The store's decision, reached again from the same record.
-        if let Err(refusal) = plan.check(&record) {
-            return Err(match refusal {
-                CodeRefusal::Invalid => code_invalid(),
-                CodeRefusal::RedirectUriMismatch => OAuthError::invalid_grant(
-                    "redirect_uri does not match the authorization request.",
-                ),
-                CodeRefusal::PkceFailed => OAuthError::invalid_grant("PKCE verification failed."),
-            }
-            .into());
-        }
         let family = match redeemed {
             Some(Redeemed::First(family)) if family.revoked_at.is_none() => family,
             // A family issued under a grant revoked meanwhile is born revoked (H-C3), and a
@@ -159,8 +159,12 @@ impl Core {
                 durable.wait().await?;
                 return self.code_replayed(record.family_id.as_deref(), app).await;
             }
-            // Checked and not redeemed: it was used before.
-            None => return self.code_replayed(record.family_id.as_deref(), app).await,
+            // Not redeemed: the store's check refused it (the same check, from the same
+            // record, says why), or it passed and the code was used before.
+            None => {
+                plan.check(&record).map_err(refused)?;
+                return self.code_replayed(record.family_id.as_deref(), app).await;
+            }
         };
         let refresh_token = issues_refresh_token(&record).then_some(first_refresh_token);
         // Sign while the store's commit syncs; answer once it is on disk.

@@ -79,7 +79,7 @@ impl GatewayCache {
 
 /// Whose facts on which site and product a [`SiteFacts`] holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct SiteFactsKey {
+pub(crate) struct SiteFactsKey {
     account_id: String,
     /// `None` for an API token (the user acting without an app).
     app_id: Option<String>,
@@ -102,32 +102,7 @@ impl SiteFactsKey {
 /// gateway cache's TTL and cleared by the same access changes: every new token of that
 /// account and app (a gateway cache miss) then reads only its own family. A standing
 /// checked from these facts is never older than one the [`GatewayCache`] would hand out.
-pub struct SiteFactsCache(TtlCache<SiteFactsKey, Arc<SiteFacts>>);
-
-impl std::fmt::Debug for SiteFactsCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SiteFactsCache")
-    }
-}
-
-impl SiteFactsCache {
-    pub fn new(ttl: time::Duration) -> Self {
-        Self(TtlCache::new(ttl))
-    }
-
-    pub(super) fn get(&self, key: &SiteFactsKey) -> Option<Arc<SiteFacts>> {
-        self.0.get(key)
-    }
-
-    pub(super) fn put(&self, key: SiteFactsKey, facts: Arc<SiteFacts>) {
-        self.0.put(key, facts);
-    }
-
-    /// Forgets every entry: called with [`GatewayCache::clear`].
-    pub fn clear(&self) {
-        self.0.clear();
-    }
-}
+pub(crate) type SiteFactsCache = TtlCache<SiteFactsKey, Arc<SiteFacts>>;
 
 /// A product's operations compiled for matching, with the path aliases rewritten before.
 #[derive(Debug, Default)]

@@ -20,9 +20,8 @@ use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
-pub use self::cache::{
-    CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache, SiteFactsCache,
-};
+pub(crate) use self::cache::SiteFactsCache;
+pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
 use self::cache::{CompiledCatalog, ProductCatalog, SiteFactsKey, StandingKey};
 use super::access::TokenRejection;
 use super::{Core, new_id};
