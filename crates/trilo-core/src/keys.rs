@@ -246,14 +246,21 @@ impl KeyRing {
     }
 
     /// Retires the current key, makes the next current and adds a new next. `Ok(None)`
-    /// when another instance rotated the same keys first (this ring then holds theirs).
+    /// when another instance rotated the same keys first (this ring then holds theirs), or,
+    /// with `only_if_due`, when the keys just read are not due for rotation: a schedule
+    /// that found the keys due may have been beaten by another instance's rotation (or by
+    /// this instance's own), and must not rotate the keys that rotation made.
     pub async fn rotate(
         &self,
         store: &dyn Store,
         now: OffsetDateTime,
+        only_if_due: Option<Duration>,
     ) -> Result<Option<Rotated>, KeyError> {
         let records = complete(store, &self.sealing, now).await?;
         self.install(&records, now)?;
+        if only_if_due.is_some_and(|every| !self.rotation_due(now, every)) {
+            return Ok(None);
+        }
         let set = self.snapshot();
         let next = set.next_kid().ok_or(KeyError::Damaged)?.to_owned();
         let new_next = generate(&self.sealing, KeyState::Next, now)?;

@@ -12,9 +12,18 @@ impl Core {
     /// at the same moment (this one then holds the result). `actor` is the account that
     /// asked, if any (None for the CLI and the schedule).
     pub async fn rotate_signing_keys(&self, actor: Option<&str>) -> CoreResult<Option<Rotated>> {
+        self.rotate_keys(actor, None).await
+    }
+
+    /// See `KeyRing::rotate` for `only_if_due`.
+    async fn rotate_keys(
+        &self,
+        actor: Option<&str>,
+        only_if_due: Option<time::Duration>,
+    ) -> CoreResult<Option<Rotated>> {
         let rotated = self
             .keys
-            .rotate(self.store.as_ref(), self.now())
+            .rotate(self.store.as_ref(), self.now(), only_if_due)
             .await
             .map_err(key_error)?;
         if let Some(r) = &rotated {
@@ -47,7 +56,7 @@ impl Core {
         if let Some(every) = self.settings.keys.rotate_every
             && self.keys.rotation_due(now, every)
         {
-            self.rotate_signing_keys(None).await?;
+            self.rotate_keys(None, Some(every)).await?;
         }
         Ok(())
     }

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
+use time::Duration;
+
 use super::conflict;
+use crate::crypto::SealingKey;
+use crate::keys::KeyRing;
 use crate::model::{AuditQuery, KeyState};
 use crate::store::Store;
 use crate::testing::fixtures::{self, at};
@@ -76,6 +80,44 @@ pub async fn a_rotation_is_a_compare_and_set_on_current_and_next(store: Arc<dyn 
         .await;
     assert_eq!(conflict(half_stale), "signing_keys.rotated");
     assert_eq!(store.signing_keys().await.unwrap(), keys);
+}
+
+/// Two instances' schedules find the keys due at once (or one instance's key loop and an
+/// explicit turn of it): the first rotates; the second, whose keys were read before that
+/// rotation, reads them again and finds them no longer due, so the period gets one rotation.
+pub async fn a_scheduled_rotation_beaten_to_it_rotates_nothing_more(store: Arc<dyn Store>) {
+    let sealing = SealingKey::new(&[7; 32]);
+    let kept = Duration::days(1);
+    let every = Some(Duration::days(30));
+    let first = KeyRing::load_or_create(store.as_ref(), &sealing, kept, at(0))
+        .await
+        .unwrap();
+    let second = KeyRing::load_or_create(store.as_ref(), &sealing, kept, at(0))
+        .await
+        .unwrap();
+    let due = at(0) + Duration::days(30);
+    assert!(first.rotation_due(due, Duration::days(30)));
+    assert!(second.rotation_due(due, Duration::days(30)));
+
+    let rotated = first.rotate(store.as_ref(), due, every).await.unwrap();
+    assert!(rotated.is_some());
+    assert_eq!(
+        second.rotate(store.as_ref(), due, every).await.unwrap(),
+        None
+    );
+    assert_eq!(second.current_kid(), first.current_kid());
+    let keys = store.signing_keys().await.unwrap();
+    let count = |state: KeyState| keys.iter().filter(|k| k.state == state).count();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(count(KeyState::Retired), 1);
+    // By hand, a rotation is never "not due".
+    assert!(
+        second
+            .rotate(store.as_ref(), due, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 pub async fn audit_events_filter_by_site_and_action_prefix_newest_first(store: Arc<dyn Store>) {

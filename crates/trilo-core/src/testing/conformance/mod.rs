@@ -130,6 +130,7 @@ macro_rules! for_each_conformance_case {
             // keys and audit
             signing_keys_round_trip_and_only_one_is_current,
             a_rotation_is_a_compare_and_set_on_current_and_next,
+            a_scheduled_rotation_beaten_to_it_rotates_nothing_more,
             failure_counters_count_per_key_and_window,
             audit_events_filter_by_site_and_action_prefix_newest_first,
             audit_limit_zero_means_one_hundred,
