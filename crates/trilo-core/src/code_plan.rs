@@ -64,6 +64,17 @@ impl CodePlan {
         }
     }
 
+    /// The S256 challenge the presented verifier answers; `None` when no well-formed
+    /// verifier was presented. For a store that restates [`CodePlan::check`] in its own
+    /// query language (PostgreSQL's batched exchange): a code with a challenge passes
+    /// when this equals it, a code without one only when no verifier was presented.
+    pub fn verifier_challenge(&self) -> Option<String> {
+        self.code_verifier
+            .as_deref()
+            .filter(|v| pkce::is_valid_verifier(v))
+            .map(pkce::s256_challenge)
+    }
+
     /// Whether the store redeems the code as read: it passes the check and is unused.
     pub fn redeems(&self, code: &AuthorizationCode) -> bool {
         self.check(code).is_ok() && code.used_at.is_none()

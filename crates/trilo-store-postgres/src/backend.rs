@@ -1,6 +1,6 @@
 //! [`PgStore`] as a [`Backend`] of the shared SQL store: READ COMMITTED writes with the
 //! grant row locks, REPEATABLE READ snapshots, each retried as a whole on a transaction
-//! conflict; code redemption in one statement, refreshes in batches, and access changes
+//! conflict; code exchanges and refreshes in batches of one statement, and access changes
 //! told to every instance with `NOTIFY`.
 
 use std::future::Future;
@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
-use time::OffsetDateTime;
-use trilo_core::model::{NewFamily, Redeemed, Rotation, TokenHash};
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
+use trilo_core::model::{Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{AccessListener, Refreshed, StoreResult};
+use trilo_core::store::{AccessListener, Durable, Refreshed, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::events::Dialect;
 use trilo_store_sql::grants::GrantLocks;
@@ -35,8 +35,8 @@ impl Backend for PgStore {
                      AND revoked_at IS NULL FOR UPDATE",
         // Wait for a revocation of the grant in flight (its row lock), so the family issued
         // next is born revoked rather than live under a grant revoked a moment ago (security
-        // checklist H-C3). For the transactional `grants::redeem_code`; `PgStore::redeem`
-        // takes the same lock inside its one statement (`redemption.rs`).
+        // checklist H-C3). For the transactional `grants::redeem_code`; `PgStore::exchange`
+        // takes the same lock inside its one statement (`exchange.rs`).
         before_family: Some(
             "SELECT g.grant_id FROM grants g JOIN codes c ON c.grant_id = g.grant_id \
              WHERE c.code_hash = $1 FOR SHARE OF g",
@@ -95,13 +95,11 @@ impl Backend for PgStore {
         Some(Arc::clone(&self.batches))
     }
 
-    async fn redeem_code(
+    async fn exchange_code(
         &self,
-        code_hash: &TokenHash,
-        family: &NewFamily,
-        now: OffsetDateTime,
-    ) -> StoreResult<Redeemed> {
-        self.redeem(code_hash, family, now).await
+        plan: &CodePlan,
+    ) -> StoreResult<(Option<CodeExchanged>, Durable)> {
+        Ok((self.exchange(plan).await?, Durable::committed()))
     }
 
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {

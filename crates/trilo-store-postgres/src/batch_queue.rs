@@ -1,5 +1,5 @@
 //! Group commit for the hot writes: refreshes (`rotation::REFRESH_BATCH`) and code
-//! redemptions (`redemption::REDEEM_BATCH`) that arrive while others are being written
+//! exchanges (`exchange::EXCHANGE_BATCH`) that arrive while others are being written
 //! wait here and then go to the database together, in one statement and one transaction.
 //! Executor start-up, the commit's WAL flush and the round trip are then paid once per
 //! batch instead of once per request, which is what bounded PostgreSQL's rates.
@@ -12,10 +12,10 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
+use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::metrics::CommitStats;
-use trilo_core::model::{NewFamily, TokenFamily, TokenHash};
+use trilo_core::model::TokenHash;
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreError, StoreResult};
 
@@ -65,20 +65,17 @@ impl BatchJob for RefreshJob {
     }
 }
 
-/// One code redemption waiting to be written: the family it makes when the code is
-/// redeemed now, and the way back to its caller (`None`: not redeemed by this request).
-pub(crate) struct RedeemJob {
-    pub code_hash: TokenHash,
-    pub family: NewFamily,
-    pub now: OffsetDateTime,
-    pub reply: oneshot::Sender<StoreResult<Option<TokenFamily>>>,
+/// One code exchange waiting to be written, with the way back to its caller.
+pub(crate) struct ExchangeJob {
+    pub plan: CodePlan,
+    pub reply: oneshot::Sender<StoreResult<Option<CodeExchanged>>>,
 }
 
-impl BatchJob for RedeemJob {
-    type Answer = Option<TokenFamily>;
+impl BatchJob for ExchangeJob {
+    type Answer = Option<CodeExchanged>;
 
     fn key(&self) -> &TokenHash {
-        &self.code_hash
+        &self.plan.code_hash
     }
 
     fn answer(self, answer: StoreResult<Self::Answer>) {
@@ -87,7 +84,7 @@ impl BatchJob for RedeemJob {
 }
 
 pub(crate) type RefreshQueue = BatchQueue<RefreshJob>;
-pub(crate) type RedeemQueue = BatchQueue<RedeemJob>;
+pub(crate) type ExchangeQueue = BatchQueue<ExchangeJob>;
 
 pub(crate) struct BatchQueue<J> {
     state: Mutex<QueueState<J>>,

@@ -19,7 +19,7 @@ pub mod preload;
 
 pub use trilo_store_sql::store::SqlStore;
 mod batch_queue;
-mod redemption;
+mod exchange;
 mod rotation;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -34,7 +34,7 @@ use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 
-use crate::batch_queue::{RedeemQueue, RefreshQueue};
+use crate::batch_queue::{ExchangeQueue, RefreshQueue};
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
 
@@ -44,8 +44,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Refreshes waiting to be written together (group commit).
     refreshes: Arc<RefreshQueue>,
-    /// Code redemptions waiting to be written together.
-    redemptions: Arc<RedeemQueue>,
+    /// Code exchanges waiting to be written together.
+    exchanges: Arc<ExchangeQueue>,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
 }
@@ -76,7 +76,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             refreshes: Arc::default(),
-            redemptions: Arc::default(),
+            exchanges: Arc::default(),
             batches: Arc::default(),
         })
     }

@@ -78,6 +78,8 @@ pub mod sql {
          cloud_id, scopes, redirect_uri, code_challenge, nonce, created_at, expires_at, \
          used_at, family_id, auth_time, audience) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13)";
+    /// A code's columns (`CodeRow`), for a statement that reads a code its own way.
+    pub const CODE_COLUMNS: &str = code_columns!();
     pub const CODE: &str = concat!(
         "SELECT ",
         code_columns!(),

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::code_plan::{CodeExchanged, CodePlan};
 use crate::model::{
-    AccountStatus, AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewFamily,
-    Redeemed, TokenFamily,
+    AccountStatus, AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewCode,
+    NewFamily, Redeemed, TokenFamily,
 };
 use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
@@ -443,6 +443,55 @@ pub async fn a_refused_code_exchange_changes_nothing(store: Arc<dyn Store>) {
         ..valid
     };
     assert_eq!(store.exchange_code(&unknown).await.unwrap().0, None);
+}
+
+/// A code issued without a PKCE challenge or a redirect URI (a confidential client that
+/// sent neither): a presented verifier refuses it (P5), any redirect URI is accepted, and
+/// without a verifier it is redeemed. The branches a store restating the check must keep.
+pub async fn a_code_without_pkce_is_refused_with_a_verifier(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let code = NewCode {
+        code_challenge: None,
+        redirect_uri: None,
+        ..fixtures::new_code(at(1))
+    };
+    store
+        .accept_consent(
+            &w.consent(&["read:jira-work"], at(1)),
+            &fixtures::new_id(),
+            &code,
+        )
+        .await
+        .unwrap();
+    let with_verifier = fixtures::code_plan(&w.app.app_id, &code, at(2));
+    let malformed = CodePlan {
+        code_verifier: Some("short".to_owned()),
+        ..with_verifier.clone()
+    };
+    for plan in [&with_verifier, &malformed] {
+        let (exchanged, durable) = store.exchange_code(plan).await.unwrap();
+        durable.wait().await.unwrap();
+        assert_eq!(
+            exchanged.expect("the code is stored").redeemed,
+            None,
+            "{plan:?}"
+        );
+        assert_eq!(store.family(&plan.family_id).await.unwrap(), None);
+    }
+    let without = CodePlan {
+        code_verifier: None,
+        redirect_uri: Some("https://app.example.test/anywhere".to_owned()),
+        ..fixtures::code_plan(&w.app.app_id, &code, at(3))
+    };
+    assert!(
+        without
+            .check(&store.code(&code.code_hash).await.unwrap().unwrap())
+            .is_ok()
+    );
+    let (exchanged, durable) = store.exchange_code(&without).await.unwrap();
+    durable.wait().await.unwrap();
+    let redeemed = exchanged.and_then(|e| e.redeemed);
+    assert!(matches!(redeemed, Some(Redeemed::First(_))), "{redeemed:?}");
 }
 
 pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn Store>) {

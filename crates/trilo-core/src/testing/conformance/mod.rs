@@ -107,6 +107,7 @@ macro_rules! for_each_conformance_case {
             redeem_code_first_then_already_used_then_not_found,
             a_code_exchange_answered_early_is_stored_once_durable,
             a_refused_code_exchange_changes_nothing,
+            a_code_without_pkce_is_refused_with_a_verifier,
             redeem_code_under_a_revoked_grant_creates_a_revoked_family,
             redeem_code_appends_its_issued_event_with_a_live_family,
             redeemed_family_copies_the_credential_generation,
