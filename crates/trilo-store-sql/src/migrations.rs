@@ -108,6 +108,7 @@ const STEPS: &[Step] = &[
     own!("0013_janitor_indexes"),
     respelled!("0014_failure_counters", SQLITE_BYTES),
     respelled!("0015_password_resets", SQLITE_BYTES),
+    own!("0016_family_owner_keys"),
 ];
 
 impl Step {
@@ -204,6 +205,7 @@ mod tests {
         (13, "66257935f8aad125", "ac867d789fdc1f81"),
         (14, "2de8949920ad5dda", "47939e013e8eec75"),
         (15, "64fffdcabdc115b6", "a53facfd3cc38107"),
+        (16, "6c2ca4c570930214", "bde75024cedb95d3"),
     ];
 
     fn checksum_prefixes(dialect: Dialect) -> Vec<(i64, String)> {
