@@ -68,11 +68,15 @@ impl BatchJob for RefreshJob {
 /// One code exchange waiting to be written, with the way back to its caller.
 pub(crate) struct ExchangeJob {
     pub plan: CodePlan,
-    pub reply: oneshot::Sender<StoreResult<Option<CodeExchanged>>>,
+    pub reply: oneshot::Sender<StoreResult<Exchanged>>,
 }
 
+/// What a batch answers one exchange: `None` when no code has its hash, an error when this
+/// exchange alone failed (the others of its batch, already committed, stand).
+pub(crate) type Exchanged = Option<StoreResult<CodeExchanged>>;
+
 impl BatchJob for ExchangeJob {
-    type Answer = Option<CodeExchanged>;
+    type Answer = Exchanged;
 
     fn key(&self) -> &TokenHash {
         &self.plan.code_hash

@@ -28,7 +28,7 @@ use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{self, CodeRow, FamilyRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{ExchangeJob, WriteTogether, write_until_empty};
+use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether, write_until_empty};
 use crate::error::retry;
 
 /// Exchanges of a batch of codes, in one statement. Parameters are parallel arrays, one
@@ -177,9 +177,10 @@ impl PgStore {
                 "the exchange writer stopped".to_owned(),
             ))
         })?;
-        let Some(CodeExchanged { code, redeemed }) = exchanged else {
+        let Some(exchanged) = exchanged else {
             return Ok(None);
         };
+        let CodeExchanged { code, redeemed } = exchanged?;
         let redeemed = match redeemed {
             Some(Redeemed::AlreadyUsed(_)) => {
                 match self.read(|c| grants::code(c, &plan.code_hash)).await? {
@@ -195,10 +196,7 @@ impl PgStore {
     /// [`EXCHANGE_BATCH`] for `jobs`: each job's outcome, in order. A code the plan
     /// redeems but the statement did not was used by another transaction meanwhile
     /// (`AlreadyUsed`, with the code as read: [`PgStore::exchange`] reads it again).
-    async fn exchange_together(
-        &self,
-        jobs: &[ExchangeJob],
-    ) -> StoreResult<Vec<Option<CodeExchanged>>> {
+    async fn exchange_together(&self, jobs: &[ExchangeJob]) -> StoreResult<Vec<Exchanged>> {
         let plans: Vec<&CodePlan> = jobs.iter().map(|j| &j.plan).collect();
         let code_hash: Vec<&[u8]> = plans.iter().map(|p| p.code_hash.as_slice()).collect();
         let asking_app: Vec<&str> = plans.iter().map(|p| p.app_id.as_str()).collect();
@@ -244,34 +242,33 @@ impl PgStore {
                 .collect::<Result<Vec<_>, Fail>>()
         })
         .await?;
-        let mut outcomes: Vec<Option<CodeExchanged>> = jobs.iter().map(|_| None).collect();
+        let mut outcomes: Vec<Exchanged> = jobs.iter().map(|_| None).collect();
         for ExchangeRow { idx, code, family } in rows {
             let (slot, plan) = usize::try_from(idx - 1)
                 .ok()
                 .and_then(|i| Some((outcomes.get_mut(i)?, plans.get(i)?)))
                 .ok_or_else(|| StoreError::Corrupt(format!("exchange batch row {idx}")))?;
             let redeemed = match family {
-                // The SQL restates the plan's check: never let the two disagree silently.
+                // The SQL restates the plan's check: never let the two disagree silently,
+                // and fail only the exchange they disagree on.
                 Some(_) if !plan.redeems(&code) => {
-                    return Err(StoreError::Corrupt(
+                    *slot = Some(Err(StoreError::Corrupt(
                         "the exchange statement redeemed a code its plan refuses".to_owned(),
-                    ));
+                    )));
+                    continue;
                 }
                 Some(family) => Some(Redeemed::First(family)),
                 None if plan.redeems(&code) => Some(Redeemed::AlreadyUsed(code.clone())),
                 None => None,
             };
-            *slot = Some(CodeExchanged { code, redeemed });
+            *slot = Some(Ok(CodeExchanged { code, redeemed }));
         }
         Ok(outcomes)
     }
 }
 
 impl WriteTogether<ExchangeJob> for PgStore {
-    async fn write_together(
-        &self,
-        jobs: &[ExchangeJob],
-    ) -> StoreResult<Vec<Option<CodeExchanged>>> {
+    async fn write_together(&self, jobs: &[ExchangeJob]) -> StoreResult<Vec<Exchanged>> {
         self.exchange_together(jobs).await
     }
 }
