@@ -266,7 +266,10 @@ async fn confirm_in_browser(
     if let Some(typed) = typed_name {
         type_into(driver, By::Id("confirm-name"), typed).await?;
     }
-    click_on(driver, By::Id("confirm-submit")).await?;
+    let submit = driver.find(By::Id("confirm-submit")).await?;
+    submit.click().await?;
+    // The confirmation page has a nav bar too: wait until the next page has replaced it.
+    submit.wait_until().stale().await?;
     driver.query(By::Id("nav-user")).first().await?;
     assert!(
         driver.find_all(By::Id("confirm-title")).await?.is_empty(),
