@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
-use trilo_core::model::{Rotation, TokenHash};
+use trilo_core::model::{AccessTokenStanding, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{AccessListener, Durable, Refreshed, StoreResult};
 use trilo_store_sql::conn::Fail;
@@ -100,6 +100,13 @@ impl Backend for PgStore {
         plan: &CodePlan,
     ) -> StoreResult<(Option<CodeExchanged>, Durable)> {
         Ok((self.exchange(plan).await?, Durable::committed()))
+    }
+
+    async fn access_token_standing(
+        &self,
+        family_id: &str,
+    ) -> StoreResult<Option<AccessTokenStanding>> {
+        self.standing(family_id).await
     }
 
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool> {

@@ -1,6 +1,8 @@
 //! Group commit for the hot writes: refreshes (`rotation::REFRESH_BATCH`) and code
 //! exchanges (`exchange::EXCHANGE_BATCH`) that arrive while others are being written
 //! wait here and then go to the database together, in one statement and one transaction.
+//! The gateway's reads of new tokens' standings (`standing::STANDING_BATCH`) are batched
+//! the same way.
 //! Executor start-up, the commit's WAL flush and the round trip are then paid once per
 //! batch instead of once per request, which is what bounded PostgreSQL's rates.
 //!
@@ -15,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::metrics::CommitStats;
-use trilo_core::model::TokenHash;
+use trilo_core::model::{AccessTokenStanding, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreError, StoreResult};
 
@@ -27,13 +29,17 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// row locks.
 pub(crate) const MAX_WRITERS: usize = 1;
 
-/// A request a batch statement writes, named by the token or code it uses up: one
+/// A request a batch statement runs, named by the token or code it uses up: one
 /// statement cannot use up the same one twice.
 pub(crate) trait BatchJob: Send + Sized {
-    /// What the caller is answered when the write succeeded (`None`-like by default: the
-    /// statement did nothing for this job).
+    /// What the caller is answered when the statement succeeded (`None`-like by default:
+    /// the statement did nothing for this job).
     type Answer: Default + Send;
-    fn key(&self) -> &TokenHash;
+    type Key: PartialEq;
+    /// Whether a batch holds each key at most once (writes that use something up); reads
+    /// may share one.
+    const ONE_PER_KEY: bool = true;
+    fn key(&self) -> &Self::Key;
     /// Answers the caller; one that went away no longer needs it.
     fn answer(self, answer: StoreResult<Self::Answer>);
 }
@@ -55,6 +61,7 @@ pub(crate) struct RefreshJob {
 
 impl BatchJob for RefreshJob {
     type Answer = Option<Refreshed>;
+    type Key = TokenHash;
 
     fn key(&self) -> &TokenHash {
         &self.token_hash
@@ -77,6 +84,7 @@ pub(crate) type Exchanged = Option<StoreResult<CodeExchanged>>;
 
 impl BatchJob for ExchangeJob {
     type Answer = Exchanged;
+    type Key = TokenHash;
 
     fn key(&self) -> &TokenHash {
         &self.plan.code_hash
@@ -87,7 +95,28 @@ impl BatchJob for ExchangeJob {
     }
 }
 
+/// One read of an access token's standing, with the way back to its caller.
+pub(crate) struct StandingJob {
+    pub family_id: String,
+    pub reply: oneshot::Sender<StoreResult<Option<AccessTokenStanding>>>,
+}
+
+impl BatchJob for StandingJob {
+    type Answer = Option<AccessTokenStanding>;
+    type Key = String;
+    const ONE_PER_KEY: bool = false;
+
+    fn key(&self) -> &String {
+        &self.family_id
+    }
+
+    fn answer(self, answer: StoreResult<Self::Answer>) {
+        let _ = self.reply.send(answer);
+    }
+}
+
 pub(crate) type RefreshQueue = BatchQueue<RefreshJob>;
+pub(crate) type StandingQueue = BatchQueue<StandingJob>;
 pub(crate) type ExchangeQueue = BatchQueue<ExchangeJob>;
 
 pub(crate) struct BatchQueue<J> {
@@ -227,7 +256,7 @@ fn take_batch<J: BatchJob>(waiting: &mut VecDeque<J>) -> Vec<J> {
     while batch.len() < MAX_BATCH
         && let Some(job) = waiting.pop_front()
     {
-        if batch.iter().any(|taken| taken.key() == job.key()) {
+        if J::ONE_PER_KEY && batch.iter().any(|taken| taken.key() == job.key()) {
             held_back.push_back(job);
         } else {
             batch.push(job);

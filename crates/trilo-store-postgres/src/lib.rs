@@ -21,6 +21,7 @@ pub use trilo_store_sql::store::SqlStore;
 mod batch_queue;
 mod exchange;
 mod rotation;
+mod standing;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -34,7 +35,7 @@ use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 
-use crate::batch_queue::{ExchangeQueue, RefreshQueue};
+use crate::batch_queue::{ExchangeQueue, RefreshQueue, StandingQueue};
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
 
@@ -46,6 +47,10 @@ pub struct PgStore {
     refreshes: Arc<RefreshQueue>,
     /// Code exchanges waiting to be written together.
     exchanges: Arc<ExchangeQueue>,
+    /// The gateway's reads of new tokens' standings, waiting to be read together.
+    standings: Arc<StandingQueue>,
+    /// Their batches' times and sizes (kept apart from the commits').
+    standing_batches: Arc<trilo_core::metrics::CommitStats>,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
 }
@@ -77,6 +82,8 @@ impl PgStore {
             pool,
             refreshes: Arc::default(),
             exchanges: Arc::default(),
+            standings: Arc::default(),
+            standing_batches: Arc::default(),
             batches: Arc::default(),
         })
     }

@@ -171,19 +171,35 @@ pub mod sql {
         refresh_state_joins!(),
         " WHERE t.token_hash = $1"
     );
+    macro_rules! access_standing_columns {
+        () => {
+            concat!(
+                joined_family_columns!(),
+                ", CASE WHEN g.revoked_at IS NULL THEN g.scopes ELSE NULL END AS grant_scopes, ",
+                active_account_generation!()
+            )
+        };
+    }
+    macro_rules! access_standing_from {
+        () => {
+            "FROM token_families f \
+             JOIN grants g ON g.grant_id = f.grant_id \
+             JOIN accounts a ON a.account_id = f.account_id"
+        };
+    }
     /// An access token's standing (`AccessStandingRow`): its family, its grant's scopes
     /// while the grant is live (not revoked) and the active account's
     /// credential generation, in one statement.
     pub const ACCESS_TOKEN_STANDING: &str = concat!(
         "SELECT ",
-        joined_family_columns!(),
-        ", CASE WHEN g.revoked_at IS NULL THEN g.scopes ELSE NULL END AS grant_scopes, ",
-        active_account_generation!(),
-        " FROM token_families f \
-         JOIN grants g ON g.grant_id = f.grant_id \
-         JOIN accounts a ON a.account_id = f.account_id \
-         WHERE f.family_id = $1"
+        access_standing_columns!(),
+        " ",
+        access_standing_from!(),
+        " WHERE f.family_id = $1"
     );
+    /// For a query that picks its families its own way (PostgreSQL's batched read).
+    pub const ACCESS_STANDING_COLUMNS: &str = access_standing_columns!();
+    pub const ACCESS_STANDING_FROM: &str = access_standing_from!();
     pub const REFRESH_TOKEN_OF_GENERATION: &str = concat!(
         "SELECT ",
         refresh_columns!(),

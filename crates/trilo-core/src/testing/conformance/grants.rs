@@ -230,6 +230,38 @@ pub async fn consent_after_revocation_creates_a_new_grant(store: Arc<dyn Store>)
 /// The access-token check's one read: the family as `family` reports it, its grant's
 /// scopes while the grant is live, and the account's current credential generation;
 /// nothing for an unknown family.
+/// Many standings read at once (PostgreSQL reads them in batches): each caller gets its
+/// own family's, the same family may be asked for twice in one batch, and an unknown
+/// family is `None`.
+pub async fn concurrent_standings_each_answer_their_own_family(store: Arc<dyn Store>) {
+    let w = World::seed(store.as_ref()).await.unwrap();
+    let mut families = Vec::new();
+    for at_s in 1..=3 {
+        let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], at_s).await;
+        families.push(Some(
+            redeem_first(store.as_ref(), &code.code_hash, at_s).await,
+        ));
+    }
+    families.push(None);
+    let reads: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let expected = families[i % families.len()].clone();
+            tokio::spawn(async move {
+                let family_id = expected
+                    .as_ref()
+                    .map_or_else(fixtures::new_id, |f| f.family_id.clone());
+                let standing = store.access_token_standing(&family_id).await.unwrap();
+                (standing.map(|s| s.family), expected)
+            })
+        })
+        .collect();
+    for read in reads {
+        let (got, expected) = read.await.unwrap();
+        assert_eq!(got, expected);
+    }
+}
+
 pub async fn access_token_standing_reads_family_live_grant_and_account(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
     let scopes = ["read:jira-work", "offline_access"];

@@ -103,6 +103,7 @@ macro_rules! for_each_conformance_case {
             consent_after_revocation_creates_a_new_grant,
             revoke_grant_revokes_its_families,
             access_token_standing_reads_family_live_grant_and_account,
+            concurrent_standings_each_answer_their_own_family,
             access_token_standing_of_an_inactive_account_has_no_generation,
             redeem_code_first_then_already_used_then_not_found,
             a_code_exchange_answered_early_is_stored_once_durable,
