@@ -21,6 +21,8 @@ use trilo_core::model::{AccessTokenStanding, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreError, StoreResult};
 
+use crate::PgStore;
+
 /// Requests written by one statement at most.
 pub(crate) const MAX_BATCH: usize = 64;
 /// Batches of a kind in flight at once. One: measured on two cores, a second writer only
@@ -177,10 +179,39 @@ impl<J: BatchJob> BatchQueue<J> {
     }
 }
 
+impl PgStore {
+    /// Queues the job `make` builds on `queue` (one of this store's), starts a writer for
+    /// what waits there when a writer slot is free, and waits for the job's answer. `stats`
+    /// records the batches.
+    pub(crate) async fn batched<J>(
+        &self,
+        queue: fn(&PgStore) -> &BatchQueue<J>,
+        stats: fn(&PgStore) -> &CommitStats,
+        make: impl FnOnce(oneshot::Sender<StoreResult<J::Answer>>) -> J,
+    ) -> StoreResult<J::Answer>
+    where
+        J: BatchJob + 'static,
+        PgStore: WriteTogether<J>,
+    {
+        let (reply, answer) = oneshot::channel();
+        if let Some(batch) = queue(self).push(make(reply)) {
+            let store = self.clone();
+            tokio::spawn(async move {
+                write_until_empty(&store, queue(&store), stats(&store), batch).await;
+            });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the batch writer stopped".to_owned(),
+            ))
+        })
+    }
+}
+
 /// A writer: writes `batch` with `store`, then whatever waited meanwhile, until nothing
 /// waits. Run it in a task of its own: a caller that goes away must not cancel the
 /// others' write halfway.
-pub(crate) async fn write_until_empty<J: BatchJob, S: WriteTogether<J>>(
+async fn write_until_empty<J: BatchJob, S: WriteTogether<J>>(
     store: &S,
     queue: &BatchQueue<J>,
     stats: &CommitStats,

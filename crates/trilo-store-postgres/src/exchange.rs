@@ -19,7 +19,6 @@ use std::sync::LazyLock;
 
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, FromRow, Row};
-use tokio::sync::oneshot;
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{AuthorizationCode, Redeemed, TokenFamily};
 use trilo_core::store::{StoreError, StoreResult};
@@ -28,7 +27,7 @@ use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{self, CodeRow, FamilyRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether, write_until_empty};
+use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether};
 use crate::error::retry;
 
 /// Exchanges of a batch of codes, in one statement. Parameters are parallel arrays, one
@@ -161,22 +160,16 @@ impl PgStore {
     /// queue. A code the plan redeems that another transaction used first is read again,
     /// to say who used it.
     pub(crate) async fn exchange(&self, plan: &CodePlan) -> StoreResult<Option<CodeExchanged>> {
-        let (reply, answer) = oneshot::channel();
-        let job = ExchangeJob {
-            plan: plan.clone(),
-            reply,
-        };
-        if let Some(batch) = self.exchanges.push(job) {
-            let store = self.clone();
-            tokio::spawn(async move {
-                write_until_empty(&store, &store.exchanges, &store.batches, batch).await;
-            });
-        }
-        let exchanged = answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the exchange writer stopped".to_owned(),
-            ))
-        })?;
+        let exchanged = self
+            .batched(
+                |store| &store.exchanges,
+                |store| &store.batches,
+                |reply| ExchangeJob {
+                    plan: plan.clone(),
+                    reply,
+                },
+            )
+            .await?;
         let Some(exchanged) = exchanged else {
             return Ok(None);
         };

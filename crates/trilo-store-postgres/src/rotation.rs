@@ -19,7 +19,6 @@
 use std::sync::LazyLock;
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
-use tokio::sync::oneshot;
 use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
@@ -29,7 +28,7 @@ use trilo_store_sql::grants::{RefreshStateRow, sql};
 use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
-use crate::batch_queue::{RefreshJob, WriteTogether, write_until_empty};
+use crate::batch_queue::{RefreshJob, WriteTogether};
 use crate::error::retry;
 
 const ROTATE: &str = "WITH advanced AS ( \
@@ -110,23 +109,16 @@ impl PgStore {
         if !plan.keeps_family_scopes() {
             return read_then_rotate(self, token_hash, plan).await;
         }
-        let (reply, answer) = oneshot::channel();
-        let job = RefreshJob {
-            token_hash: *token_hash,
-            plan: plan.clone(),
-            reply,
-        };
-        if let Some(batch) = self.refreshes.push(job) {
-            let store = self.clone();
-            tokio::spawn(async move {
-                write_until_empty(&store, &store.refreshes, &store.batches, batch).await;
-            });
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the refresh writer stopped".to_owned(),
-            ))
-        })
+        self.batched(
+            |store| &store.refreshes,
+            |store| &store.batches,
+            |reply| RefreshJob {
+                token_hash: *token_hash,
+                plan: plan.clone(),
+                reply,
+            },
+        )
+        .await
     }
 
     /// [`REFRESH_BATCH`] for `jobs`: each job's outcome, in order.

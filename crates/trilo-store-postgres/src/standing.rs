@@ -8,14 +8,13 @@
 use std::sync::LazyLock;
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
-use tokio::sync::oneshot;
 use trilo_core::model::AccessTokenStanding;
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::grants::{AccessStandingRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{StandingJob, WriteTogether, write_until_empty};
+use crate::batch_queue::{StandingJob, WriteTogether};
 use crate::error::retry;
 
 /// The standings of a batch of families, one row per family found, with its `idx`
@@ -37,22 +36,15 @@ impl PgStore {
         &self,
         family_id: &str,
     ) -> StoreResult<Option<AccessTokenStanding>> {
-        let (reply, answer) = oneshot::channel();
-        let job = StandingJob {
-            family_id: family_id.to_owned(),
-            reply,
-        };
-        if let Some(batch) = self.standings.push(job) {
-            let store = self.clone();
-            tokio::spawn(async move {
-                write_until_empty(&store, &store.standings, &store.standing_batches, batch).await;
-            });
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the standing reader stopped".to_owned(),
-            ))
-        })
+        self.batched(
+            |store| &store.standings,
+            |store| &store.standing_batches,
+            |reply| StandingJob {
+                family_id: family_id.to_owned(),
+                reply,
+            },
+        )
+        .await
     }
 
     /// [`STANDING_BATCH`] for `jobs`: each job's standing, in order.
