@@ -181,12 +181,12 @@ impl<J: BatchJob> BatchQueue<J> {
 
 impl PgStore {
     /// Queues the job `make` builds on `queue` (one of this store's), starts a writer for
-    /// what waits there when a writer slot is free, and waits for the job's answer. `stats`
-    /// records the batches.
+    /// what waits there when a writer slot is free, and waits for the job's answer. `stats`,
+    /// when given, records the batches (the commits' figures in `/metrics`).
     pub(crate) async fn batched<J>(
         &self,
         queue: fn(&PgStore) -> &BatchQueue<J>,
-        stats: fn(&PgStore) -> &CommitStats,
+        stats: Option<fn(&PgStore) -> &CommitStats>,
         make: impl FnOnce(oneshot::Sender<StoreResult<J::Answer>>) -> J,
     ) -> StoreResult<J::Answer>
     where
@@ -197,7 +197,7 @@ impl PgStore {
         if let Some(batch) = queue(self).push(make(reply)) {
             let store = self.clone();
             tokio::spawn(async move {
-                write_until_empty(&store, queue(&store), stats(&store), batch).await;
+                write_until_empty(&store, queue(&store), stats.map(|s| s(&store)), batch).await;
             });
         }
         answer.await.unwrap_or_else(|_| {
@@ -214,7 +214,7 @@ impl PgStore {
 async fn write_until_empty<J: BatchJob, S: WriteTogether<J>>(
     store: &S,
     queue: &BatchQueue<J>,
-    stats: &CommitStats,
+    stats: Option<&CommitStats>,
     mut batch: Vec<J>,
 ) {
     let slot = WriterSlot(queue);
@@ -234,13 +234,15 @@ async fn write_until_empty<J: BatchJob, S: WriteTogether<J>>(
 /// is not the others'.
 async fn write_batch<J: BatchJob, S: WriteTogether<J>>(
     store: &S,
-    stats: &CommitStats,
+    stats: Option<&CommitStats>,
     batch: Vec<J>,
 ) {
     let started = std::time::Instant::now();
     match store.write_together(&batch).await {
         Ok(answers) => {
-            stats.record(started.elapsed(), batch.len());
+            if let Some(stats) = stats {
+                stats.record(started.elapsed(), batch.len());
+            }
             for (job, answer) in batch.into_iter().zip(answers) {
                 job.answer(Ok(answer));
             }

@@ -163,7 +163,7 @@ impl PgStore {
         let exchanged = self
             .batched(
                 |store| &store.exchanges,
-                |store| &store.batches,
+                Some(|store| &store.batches),
                 |reply| ExchangeJob {
                     plan: plan.clone(),
                     reply,

@@ -49,8 +49,6 @@ pub struct PgStore {
     exchanges: Arc<ExchangeQueue>,
     /// The gateway's reads of new tokens' standings, waiting to be read together.
     standings: Arc<StandingQueue>,
-    /// Their batches' times and sizes (kept apart from the commits').
-    standing_batches: Arc<trilo_core::metrics::CommitStats>,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
 }
@@ -83,7 +81,6 @@ impl PgStore {
             refreshes: Arc::default(),
             exchanges: Arc::default(),
             standings: Arc::default(),
-            standing_batches: Arc::default(),
             batches: Arc::default(),
         })
     }

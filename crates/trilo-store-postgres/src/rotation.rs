@@ -111,7 +111,7 @@ impl PgStore {
         }
         self.batched(
             |store| &store.refreshes,
-            |store| &store.batches,
+            Some(|store| &store.batches),
             |reply| RefreshJob {
                 token_hash: *token_hash,
                 plan: plan.clone(),

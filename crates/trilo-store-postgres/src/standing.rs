@@ -38,7 +38,7 @@ impl PgStore {
     ) -> StoreResult<Option<AccessTokenStanding>> {
         self.batched(
             |store| &store.standings,
-            |store| &store.standing_batches,
+            None,
             |reply| StandingJob {
                 family_id: family_id.to_owned(),
                 reply,

@@ -112,7 +112,8 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// [`GrantStore::exchange_code`]: by default the read, then the redemption the plan
-    /// asks for, committed. SQLite's committer does both in one step.
+    /// asks for, committed. SQLite's committer and PostgreSQL's batched statement do both in
+    /// one step.
     fn exchange_code<'a>(
         &'a self,
         plan: &'a CodePlan,
