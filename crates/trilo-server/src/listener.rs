@@ -27,7 +27,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::TimeoutBody;
 
 /// How the listener treats its clients (`[http]` in the configuration).
 #[derive(Clone, Debug)]
@@ -118,7 +118,6 @@ pub async fn serve_with(
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let router = router.layer(RequestBodyTimeoutLayer::new(settings.body_read_timeout));
     let counts = PeerCounts::default();
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -147,11 +146,15 @@ pub async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let trusted = Arc::clone(&settings.trusted_proxies);
+        let body_timeout = settings.body_read_timeout;
         let service =
             router
                 .clone()
                 .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(axum::body::Body::new);
+                    // The body's timeout here rather than as a router layer, which would
+                    // cost a boxed clone per request.
+                    let mut request = request
+                        .map(|body| axum::body::Body::new(TimeoutBody::new(body_timeout, body)));
                     let client = client_address(peer, request.headers(), &trusted);
                     request
                         .extensions_mut()
