@@ -138,6 +138,13 @@ impl ServerProcess {
         peak_rss_kib(&status).map(|kib| kib as f64 / 1024.0)
     }
 
+    /// The CPU time the server process has used so far (user and system, all threads);
+    /// `None` where `/proc` cannot tell.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        cpu_ticks(&stat).map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
+    }
+
     /// Fails when the server has exited (a crash under load must not pass as a result).
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         match self.child.try_wait()? {
@@ -164,6 +171,21 @@ fn peak_rss_kib(status: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().strip_suffix("kB"))
         .and_then(|kib| kib.trim().parse().ok())
+}
+
+/// The unit of `/proc/PID/stat`'s times: fixed at 100 a second in Linux's interface to
+/// user space, whatever the kernel's own tick.
+const USER_HZ: u64 = 100;
+
+/// `utime + stime` of a `/proc/PID/stat` line, in ticks of [`USER_HZ`]. The fields are
+/// counted after the command name, which is in parentheses and may hold spaces.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace();
+    // Fields 14 and 15 of the line; `after_name` starts at field 3 (the state).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Points every demo site's products at the sample upstreams on `port`.
@@ -217,5 +239,15 @@ mod tests {
         let status = "Name:\ttrilo\nVmPeak:\t  900000 kB\nVmHWM:\t   52428 kB\nVmRSS:\t 40000 kB\n";
         assert_eq!(peak_rss_kib(status), Some(52_428));
         assert_eq!(peak_rss_kib("Name:\ttrilo\n"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_user_plus_system_time_counted_after_the_name() {
+        // A name with spaces and a parenthesis must not shift the fields.
+        let stat = "4242 (trilo) bench) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 \
+                    3 0 99 1000 200 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 56));
+        assert_eq!(cpu_ticks("4242 (trilo) S 1"), None);
+        assert_eq!(cpu_ticks("garbage"), None);
     }
 }

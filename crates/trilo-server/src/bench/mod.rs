@@ -142,6 +142,11 @@ pub struct ScenarioReport {
     /// The server process's peak resident memory during the scenario (warm-up included),
     /// in MiB; 0 where `/proc` cannot tell.
     pub server_peak_rss_mb: f64,
+    /// The server process's CPU time (user and system, all its threads) over the measured
+    /// time, per request counted, in microseconds; 0 where `/proc` cannot tell. It moves
+    /// less than the rate when other work shares the machine, so it is the figure to
+    /// compare two builds by; PostgreSQL's own CPU is not in it.
+    pub server_cpu_us_per_request: f64,
 }
 
 /// The single-client runs behind `gateway_added_p50_ms` last at most this long each (and
@@ -375,19 +380,23 @@ async fn measure_one(
         options.duration
     );
     server.reset_peak_rss();
-    let measured = load
-        .measure(scenario, jobs, options.warmup, options.duration)
-        .await?;
+    let (measured, cpu) = tokio::join!(
+        load.measure(scenario, jobs, options.warmup, options.duration),
+        server_cpu_over(server, options.warmup, options.duration),
+    );
+    let measured = measured?;
     server.check_running()?;
-    let report = scenario_report(scenario, options.duration, measured, server);
+    let report = scenario_report(scenario, options.duration, measured, cpu, server);
     eprintln!(
-        "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} MiB",
+        "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} \
+         MiB, server CPU {} µs a request",
         report.name,
         report.requests_per_s,
         report.p50_ms,
         report.p99_ms,
         report.errors,
-        report.server_peak_rss_mb
+        report.server_peak_rss_mb,
+        report.server_cpu_us_per_request
     );
     Ok(report)
 }
@@ -403,16 +412,19 @@ async fn measure_events(
         options.concurrency, options.warmup, options.duration
     );
     server.reset_peak_rss();
-    let measured = events::measure(
-        events,
-        &server.base,
-        options.concurrency,
-        options.warmup,
-        options.duration,
-    )
-    .await?;
+    let (measured, cpu) = tokio::join!(
+        events::measure(
+            events,
+            &server.base,
+            options.concurrency,
+            options.warmup,
+            options.duration,
+        ),
+        server_cpu_over(server, options.warmup, options.duration),
+    );
+    let measured = measured?;
     server.check_running()?;
-    let report = scenario_report(Scenario::Events, options.duration, measured, server);
+    let report = scenario_report(Scenario::Events, options.duration, measured, cpu, server);
     eprintln!(
         "trilo bench: events: {} deliveries/s, p50 {} ms, p99 {} ms from commit, {} errors",
         report.requests_per_s, report.p50_ms, report.p99_ms, report.errors
@@ -477,10 +489,24 @@ async fn added_latency(
     Ok(Some(round(gateway - direct, 2)))
 }
 
+/// The server's CPU time over the measured part of a run that starts now: from the end of
+/// `warmup` to `duration` later, as the load generator counts.
+async fn server_cpu_over(
+    server: &ServerProcess,
+    warmup: Duration,
+    duration: Duration,
+) -> Option<Duration> {
+    tokio::time::sleep(warmup).await;
+    let before = server.cpu_time()?;
+    tokio::time::sleep(duration).await;
+    Some(server.cpu_time()?.saturating_sub(before))
+}
+
 fn scenario_report(
     scenario: Scenario,
     duration: Duration,
     measured: Measured,
+    server_cpu: Option<Duration>,
     server: &ServerProcess,
 ) -> ScenarioReport {
     if measured.exhausted > 0 {
@@ -516,6 +542,10 @@ fn scenario_report(
         max_ms: latencies.last().copied().map_or(0.0, ms),
         errors: measured.errors,
         server_peak_rss_mb: server.peak_rss_mb().map_or(0.0, |mb| round(mb, 1)),
+        server_cpu_us_per_request: match server_cpu {
+            Some(cpu) if requests > 0 => round(cpu.as_secs_f64() * 1e6 / requests as f64, 1),
+            _ => 0.0,
+        },
     }
 }
 

@@ -447,7 +447,8 @@ fn bench(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Every scenario ran without errors, with latencies and the server's memory measured.
+/// Every scenario ran without errors, with latencies and the server's memory and CPU
+/// measured.
 fn assert_every_scenario_ran(report: &Value) {
     let scenarios = report["scenarios"].as_array().unwrap();
     let names: Vec<_> = scenarios.iter().map(|s| s["name"].as_str()).collect();
@@ -458,6 +459,10 @@ fn assert_every_scenario_ran(report: &Value) {
         assert!(scenario["p99_ms"].as_f64().unwrap() > 0.0, "{report}");
         assert!(
             scenario["server_peak_rss_mb"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            scenario["server_cpu_us_per_request"].as_f64().unwrap() > 0.0,
             "{report}"
         );
     }
