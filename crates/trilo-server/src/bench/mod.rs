@@ -379,13 +379,12 @@ async fn measure_one(
         options.warmup,
         options.duration
     );
-    server.reset_peak_rss();
-    let (measured, cpu) = tokio::join!(
+    let (measured, cpu) = on_server(
+        server,
+        options,
         load.measure(scenario, jobs, options.warmup, options.duration),
-        server_cpu_over(server, options.warmup, options.duration),
-    );
-    let measured = measured?;
-    server.check_running()?;
+    )
+    .await?;
     let report = scenario_report(scenario, options.duration, measured, cpu, server);
     eprintln!(
         "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} \
@@ -411,19 +410,15 @@ async fn measure_events(
         "trilo bench: events, {} producers, {:?} warm-up + {:?}",
         options.concurrency, options.warmup, options.duration
     );
-    server.reset_peak_rss();
-    let (measured, cpu) = tokio::join!(
-        events::measure(
-            events,
-            &server.base,
-            options.concurrency,
-            options.warmup,
-            options.duration,
-        ),
-        server_cpu_over(server, options.warmup, options.duration),
+    let base = server.base.clone();
+    let run = events::measure(
+        events,
+        &base,
+        options.concurrency,
+        options.warmup,
+        options.duration,
     );
-    let measured = measured?;
-    server.check_running()?;
+    let (measured, cpu) = on_server(server, options, run).await?;
     let report = scenario_report(Scenario::Events, options.duration, measured, cpu, server);
     eprintln!(
         "trilo bench: events: {} deliveries/s, p50 {} ms, p99 {} ms from commit, {} errors",
@@ -489,17 +484,25 @@ async fn added_latency(
     Ok(Some(round(gateway - direct, 2)))
 }
 
-/// The server's CPU time over the measured part of a run that starts now: from the end of
-/// `warmup` to `duration` later, as the load generator counts.
-async fn server_cpu_over(
-    server: &ServerProcess,
-    warmup: Duration,
-    duration: Duration,
-) -> Option<Duration> {
-    tokio::time::sleep(warmup).await;
-    let before = server.cpu_time()?;
-    tokio::time::sleep(duration).await;
-    Some(server.cpu_time()?.saturating_sub(before))
+/// Runs one measured load against the server: its peak RSS counted afresh, its CPU time
+/// taken over the measured part (from the end of the warm-up to `duration` later, as the
+/// load generator counts), and a server that died under the load an error.
+async fn on_server(
+    server: &mut ServerProcess,
+    options: &BenchOptions,
+    run: impl Future<Output = anyhow::Result<Measured>>,
+) -> anyhow::Result<(Measured, Option<Duration>)> {
+    server.reset_peak_rss();
+    let cpu = async {
+        tokio::time::sleep(options.warmup).await;
+        let before = server.cpu_time()?;
+        tokio::time::sleep(options.duration).await;
+        Some(server.cpu_time()?.saturating_sub(before))
+    };
+    let (measured, cpu) = tokio::join!(run, cpu);
+    let measured = measured?;
+    server.check_running()?;
+    Ok((measured, cpu))
 }
 
 fn scenario_report(
