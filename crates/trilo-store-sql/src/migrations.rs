@@ -109,6 +109,7 @@ const STEPS: &[Step] = &[
     respelled!("0014_failure_counters", SQLITE_BYTES),
     respelled!("0015_password_resets", SQLITE_BYTES),
     own!("0016_family_owner_keys"),
+    own!("0017_family_keys"),
 ];
 
 impl Step {
@@ -206,6 +207,7 @@ mod tests {
         (14, "2de8949920ad5dda", "47939e013e8eec75"),
         (15, "64fffdcabdc115b6", "a53facfd3cc38107"),
         (16, "6c2ca4c570930214", "bde75024cedb95d3"),
+        (17, "ce5e125a1ba67867", "106b51841aeab7af"),
     ];
 
     fn checksum_prefixes(dialect: Dialect) -> Vec<(i64, String)> {

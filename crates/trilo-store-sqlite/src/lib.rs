@@ -452,6 +452,129 @@ mod tests {
         store.close().await;
     }
 
+    /// Migration 0017 rebuilds `token_families` and `refresh_tokens` (SQLite drops a key by
+    /// rebuilding, and dropping the families would cascade to their tokens): a database
+    /// with every other migration keeps every family and every token, field for field, the
+    /// keys hold, and an app's deletion still ends its families and tokens through the grant.
+    #[tokio::test]
+    async fn rebuilding_the_family_tables_keeps_every_family_and_token() {
+        use trilo_core::crypto::{random_token, sha256};
+        use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
+        use trilo_core::store::{AppStore, GrantStore};
+        use trilo_core::testing::fixtures::{self, World, at};
+        let without_0017 = sqlx::migrate::Migrator::with_migrations(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version != 17)
+                .cloned()
+                .collect(),
+        );
+        let db = TempDatabase::new();
+        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
+        without_0017.run(&store.writer).await.unwrap();
+        let w = World::seed(&store as &dyn Store).await.unwrap();
+        let mut families = Vec::new();
+        let mut tokens = Vec::new();
+        for i in 0..3 {
+            let code_hash = consented_code(&store, &w).await;
+            let first = sha256(&random_token());
+            let new_family = fixtures::new_family_with_refresh(at(2 + i), first);
+            let Redeemed::First(family) = store
+                .redeem_code(&code_hash, &new_family, at(2 + i))
+                .await
+                .unwrap()
+            else {
+                panic!("a fresh code is redeemed once");
+            };
+            let child = sha256(&random_token());
+            let rotation = Rotation {
+                family_id: family.family_id.clone(),
+                parent_hash: first,
+                parent_generation: 0,
+                child: NewRefreshToken {
+                    token_hash: child,
+                    inactivity_expires_at: at(100),
+                },
+                at: at(10 + i),
+            };
+            assert!(store.rotate_refresh_token(&rotation).await.unwrap());
+            families.push(family.family_id);
+            tokens.extend([first, child]);
+        }
+        assert!(
+            store
+                .revoke_family(&families[1], "test", at(20))
+                .await
+                .unwrap()
+        );
+        let family_count = "SELECT COUNT(*) FROM token_families";
+        let token_count = "SELECT COUNT(*) FROM refresh_tokens";
+        let count = |sql: &'static str| {
+            let writer = store.writer.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&writer)
+                    .await
+                    .unwrap()
+            }
+        };
+        let mut before = Vec::new();
+        for family_id in &families {
+            before.push(store.family(family_id).await.unwrap().unwrap());
+        }
+        let mut tokens_before = Vec::new();
+        for hash in &tokens {
+            tokens_before.push(store.refresh_token(hash).await.unwrap().unwrap());
+        }
+
+        store.migrate().await.unwrap();
+        for (family_id, family) in families.iter().zip(&before) {
+            assert_eq!(
+                store.family(family_id).await.unwrap().as_ref(),
+                Some(family)
+            );
+        }
+        for (hash, token) in tokens.iter().zip(&tokens_before) {
+            assert_eq!(
+                store.refresh_token(hash).await.unwrap().as_ref(),
+                Some(token)
+            );
+        }
+        assert_eq!(
+            (count(family_count).await, count(token_count).await),
+            (3, 6)
+        );
+        let referred: Vec<(String, String)> = sqlx::query_as(
+            "SELECT 'token_families', \"table\" FROM pragma_foreign_key_list('token_families') \
+             UNION ALL \
+             SELECT 'refresh_tokens', \"table\" FROM pragma_foreign_key_list('refresh_tokens')",
+        )
+        .fetch_all(&store.writer)
+        .await
+        .unwrap();
+        assert_eq!(
+            referred,
+            [
+                ("token_families".to_owned(), "grants".to_owned()),
+                ("refresh_tokens".to_owned(), "token_families".to_owned()),
+            ]
+        );
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        store.self_check().await.unwrap();
+
+        assert!(store.delete_app(&w.app.app_id).await.unwrap());
+        assert_eq!(
+            (count(family_count).await, count(token_count).await),
+            (0, 0)
+        );
+        store.close().await;
+    }
+
     /// The database and its WAL and shared-memory files are the owner's only (issue 16).
     #[cfg(unix)]
     #[tokio::test]
