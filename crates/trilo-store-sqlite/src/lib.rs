@@ -396,25 +396,31 @@ mod tests {
         assert!(err.to_string().contains("journal_mode"), "{err}");
     }
 
+    /// The store on a new file with every migration but `version` applied. (The other
+    /// migrations run first so that the store's own writes, which expect them, can seed
+    /// data for the one left out; sqlx applies a missing migration whatever its number.)
+    async fn store_migrated_but(db: &TempDatabase, version: i64) -> SqlStore<SqliteStore> {
+        let all_but_one = sqlx::migrate::Migrator::with_migrations(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version != version)
+                .cloned()
+                .collect(),
+        );
+        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
+        all_but_one.run(&store.writer).await.unwrap();
+        store
+    }
+
     /// Migration 0010 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database with every
     /// other migration and codes in it keeps every code, field for field, once 0010 runs,
-    /// and then takes codes without a site. (The other migrations run first so that the
-    /// store's own writes, which expect them, can seed the data; sqlx applies a missing
-    /// migration whatever its number.)
+    /// and then takes codes without a site.
     #[tokio::test]
     async fn rebuilding_the_code_table_keeps_every_code() {
         use trilo_core::store::GrantStore;
         use trilo_core::testing::fixtures::{self, World, at};
-        let without_0010 = sqlx::migrate::Migrator::with_migrations(
-            MIGRATOR
-                .iter()
-                .filter(|m| m.version != 10)
-                .cloned()
-                .collect(),
-        );
         let db = TempDatabase::new();
-        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
-        without_0010.run(&store.writer).await.unwrap();
+        let store = store_migrated_but(&db, 10).await;
         let w = World::seed(&store as &dyn Store).await.unwrap();
         let mut codes = Vec::new();
         for i in 0..3 {
@@ -462,16 +468,8 @@ mod tests {
         use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
         use trilo_core::store::{AppStore, GrantStore};
         use trilo_core::testing::fixtures::{self, World, at};
-        let without_0017 = sqlx::migrate::Migrator::with_migrations(
-            MIGRATOR
-                .iter()
-                .filter(|m| m.version != 17)
-                .cloned()
-                .collect(),
-        );
         let db = TempDatabase::new();
-        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
-        without_0017.run(&store.writer).await.unwrap();
+        let store = store_migrated_but(&db, 17).await;
         let w = World::seed(&store as &dyn Store).await.unwrap();
         let mut families = Vec::new();
         let mut tokens = Vec::new();
