@@ -458,6 +458,16 @@ mod tests {
         store.close().await;
     }
 
+    /// How many token families and refresh tokens the database holds.
+    async fn family_and_token_counts(store: &SqlStore<SqliteStore>) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM token_families), (SELECT COUNT(*) FROM refresh_tokens)",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .unwrap()
+    }
+
     /// Migration 0017 rebuilds `token_families` and `refresh_tokens` (SQLite drops a key by
     /// rebuilding, and dropping the families would cascade to their tokens): a database
     /// with every other migration keeps every family and every token, field for field, the
@@ -505,17 +515,6 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let family_count = "SELECT COUNT(*) FROM token_families";
-        let token_count = "SELECT COUNT(*) FROM refresh_tokens";
-        let count = |sql: &'static str| {
-            let writer = store.writer.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(&writer)
-                    .await
-                    .unwrap()
-            }
-        };
         let mut before = Vec::new();
         for family_id in &families {
             before.push(store.family(family_id).await.unwrap().unwrap());
@@ -538,10 +537,7 @@ mod tests {
                 Some(token)
             );
         }
-        assert_eq!(
-            (count(family_count).await, count(token_count).await),
-            (3, 6)
-        );
+        assert_eq!(family_and_token_counts(&store).await, (3, 6));
         let referred: Vec<(String, String)> = sqlx::query_as(
             "SELECT 'token_families', \"table\" FROM pragma_foreign_key_list('token_families') \
              UNION ALL \
@@ -566,10 +562,7 @@ mod tests {
         store.self_check().await.unwrap();
 
         assert!(store.delete_app(&w.app.app_id).await.unwrap());
-        assert_eq!(
-            (count(family_count).await, count(token_count).await),
-            (0, 0)
-        );
+        assert_eq!(family_and_token_counts(&store).await, (0, 0));
         store.close().await;
     }
 
