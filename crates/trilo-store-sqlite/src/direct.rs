@@ -235,62 +235,95 @@ fn execute(db: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreRe
         .map_err(map_rusqlite)
 }
 
+/// A row's columns read in the order its statement selects them, by position: a read by
+/// name scans every column's name (with 21 columns, about 4 % of the committer's time).
+/// Each read names its column, and debug builds (every test) check the name, which pins
+/// these readers to trilo-store-sql's column lists.
+struct Columns<'a, 'r> {
+    row: &'a Row<'r>,
+    next: usize,
+}
+
+impl<'a, 'r> Columns<'a, 'r> {
+    fn of(row: &'a Row<'r>) -> Self {
+        Columns { row, next: 0 }
+    }
+
+    fn next<T: rusqlite::types::FromSql>(&mut self, name: &str) -> rusqlite::Result<T> {
+        let index = self.next;
+        self.next += 1;
+        debug_assert_eq!(
+            self.row.as_ref().column_name(index).ok(),
+            Some(name),
+            "column {index} of the statement"
+        );
+        self.row.get(index)
+    }
+}
+
 fn family_row(row: &Row<'_>) -> rusqlite::Result<FamilyRow> {
+    family_columns(&mut Columns::of(row))
+}
+
+fn family_columns(c: &mut Columns<'_, '_>) -> rusqlite::Result<FamilyRow> {
     Ok(FamilyRow {
-        family_id: row.get("family_id")?,
-        grant_id: row.get("grant_id")?,
-        app_id: row.get("app_id")?,
-        account_id: row.get("account_id")?,
-        scopes: row.get("scopes")?,
-        credential_generation: row.get("credential_generation")?,
-        created_at: row.get("created_at")?,
-        absolute_expires_at: row.get("absolute_expires_at")?,
-        head_generation: row.get("head_generation")?,
-        revoked_at: row.get("revoked_at")?,
-        revoke_reason: row.get("revoke_reason")?,
-        audience: row.get("audience")?,
+        family_id: c.next("family_id")?,
+        grant_id: c.next("grant_id")?,
+        app_id: c.next("app_id")?,
+        account_id: c.next("account_id")?,
+        scopes: c.next("scopes")?,
+        credential_generation: c.next("credential_generation")?,
+        created_at: c.next("created_at")?,
+        absolute_expires_at: c.next("absolute_expires_at")?,
+        head_generation: c.next("head_generation")?,
+        revoked_at: c.next("revoked_at")?,
+        revoke_reason: c.next("revoke_reason")?,
+        audience: c.next("audience")?,
     })
 }
 
 fn refresh_state_row(row: &Row<'_>) -> rusqlite::Result<RefreshStateRow> {
+    let mut c = Columns::of(row);
     Ok(RefreshStateRow {
-        token_hash: row.get("token_hash")?,
-        generation: row.get("generation")?,
-        issued_at: row.get("issued_at")?,
-        inactivity_expires_at: row.get("inactivity_expires_at")?,
-        rotated_at: row.get("rotated_at")?,
-        family: family_row(row)?,
-        grant_live: row.get("grant_live")?,
-        grant_scopes: row.get("grant_scopes")?,
-        account_generation: row.get("account_generation")?,
+        token_hash: c.next("token_hash")?,
+        generation: c.next("generation")?,
+        issued_at: c.next("issued_at")?,
+        inactivity_expires_at: c.next("inactivity_expires_at")?,
+        rotated_at: c.next("rotated_at")?,
+        family: family_columns(&mut c)?,
+        grant_live: c.next("grant_live")?,
+        grant_scopes: c.next("grant_scopes")?,
+        account_generation: c.next("account_generation")?,
     })
 }
 
 fn access_standing_row(row: &Row<'_>) -> rusqlite::Result<AccessStandingRow> {
+    let mut c = Columns::of(row);
     Ok(AccessStandingRow {
-        family: family_row(row)?,
-        grant_scopes: row.get("grant_scopes")?,
-        account_generation: row.get("account_generation")?,
+        family: family_columns(&mut c)?,
+        grant_scopes: c.next("grant_scopes")?,
+        account_generation: c.next("account_generation")?,
     })
 }
 
 fn code_row(row: &Row<'_>) -> rusqlite::Result<CodeRow> {
+    let mut c = Columns::of(row);
     Ok(CodeRow {
-        code_hash: row.get("code_hash")?,
-        app_id: row.get("app_id")?,
-        account_id: row.get("account_id")?,
-        grant_id: row.get("grant_id")?,
-        cloud_id: row.get("cloud_id")?,
-        scopes: row.get("scopes")?,
-        redirect_uri: row.get("redirect_uri")?,
-        code_challenge: row.get("code_challenge")?,
-        nonce: row.get("nonce")?,
-        auth_time: row.get("auth_time")?,
-        created_at: row.get("created_at")?,
-        expires_at: row.get("expires_at")?,
-        used_at: row.get("used_at")?,
-        family_id: row.get("family_id")?,
-        audience: row.get("audience")?,
+        code_hash: c.next("code_hash")?,
+        app_id: c.next("app_id")?,
+        account_id: c.next("account_id")?,
+        grant_id: c.next("grant_id")?,
+        cloud_id: c.next("cloud_id")?,
+        scopes: c.next("scopes")?,
+        redirect_uri: c.next("redirect_uri")?,
+        code_challenge: c.next("code_challenge")?,
+        nonce: c.next("nonce")?,
+        auth_time: c.next("auth_time")?,
+        created_at: c.next("created_at")?,
+        expires_at: c.next("expires_at")?,
+        used_at: c.next("used_at")?,
+        family_id: c.next("family_id")?,
+        audience: c.next("audience")?,
     })
 }
 

@@ -387,6 +387,27 @@ mod tests {
         store.close().await;
     }
 
+    /// `.cargo/config.toml` builds SQLite without the two global mutexes its defaults take
+    /// on every allocation and page fetch (issue 19).
+    #[test]
+    fn sqlite_is_built_without_memory_statistics_or_a_shared_page_cache() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let mut options = db.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = options
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+
     #[tokio::test]
     async fn self_check_fails_when_not_in_wal_mode() {
         // An in-memory database cannot use WAL: the check must notice.
