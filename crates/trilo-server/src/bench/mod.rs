@@ -147,6 +147,10 @@ pub struct ScenarioReport {
     /// less than the rate when other work shares the machine, so it is the figure to
     /// compare two builds by; PostgreSQL's own CPU is not in it.
     pub server_cpu_us_per_request: f64,
+    /// This scenario's requests/s over `direct`'s in the same run, when `direct` ran: how
+    /// issue 19 states its targets, since the machine's own speed varies from run to run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_direct: Option<f64>,
 }
 
 /// The single-client runs behind `gateway_added_p50_ms` last at most this long each (and
@@ -291,18 +295,17 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         None
     };
     server.stop().await;
-    let (reports, gateway_added_p50_ms) = measured?;
-
-    let rate = |name: &str| {
-        reports
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.requests_per_s)
-    };
-    let gateway_to_direct = match (rate("gateway"), rate("direct")) {
-        (Some(g), Some(d)) if d > 0.0 => Some(round(g / d, 3)),
-        _ => None,
-    };
+    let (mut reports, gateway_added_p50_ms) = measured?;
+    set_ratios_to_direct(&mut reports);
+    for report in &reports {
+        if let Some(ratio) = report.to_direct {
+            eprintln!("trilo bench: {}: {ratio} of direct", report.name);
+        }
+    }
+    let gateway_to_direct = reports
+        .iter()
+        .find(|s| s.name == Scenario::Gateway.name())
+        .and_then(|s| s.to_direct);
     Ok(BenchReport {
         database,
         concurrency: options.concurrency,
@@ -314,6 +317,18 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         gateway_to_direct,
         gateway_added_p50_ms,
     })
+}
+
+/// Sets each scenario's `to_direct` when `direct` ran with a rate above zero.
+fn set_ratios_to_direct(reports: &mut [ScenarioReport]) {
+    let direct = reports
+        .iter()
+        .find(|s| s.name == Scenario::Direct.name())
+        .map(|s| s.requests_per_s)
+        .filter(|rate| *rate > 0.0);
+    for report in reports {
+        report.to_direct = direct.map(|direct| round(report.requests_per_s / direct, 3));
+    }
 }
 
 /// The sum of the server's `trilo_janitor_removed_total` samples.
@@ -549,6 +564,7 @@ fn scenario_report(
             Some(cpu) if requests > 0 => round(cpu.as_secs_f64() * 1e6 / requests as f64, 1),
             _ => 0.0,
         },
+        to_direct: None,
     }
 }
 
@@ -585,5 +601,42 @@ mod tests {
                 .map(|v| v.get_name().to_owned());
             assert_eq!(value.as_deref(), Some(scenario.name()));
         }
+    }
+
+    fn report(scenario: Scenario, requests_per_s: f64) -> ScenarioReport {
+        ScenarioReport {
+            name: scenario.name(),
+            requests: 1,
+            requests_per_s,
+            p50_ms: 1.0,
+            p90_ms: 1.0,
+            p99_ms: 1.0,
+            p999_ms: 1.0,
+            max_ms: 1.0,
+            errors: 0,
+            server_peak_rss_mb: 1.0,
+            server_cpu_us_per_request: 1.0,
+            to_direct: None,
+        }
+    }
+
+    #[test]
+    fn each_scenario_is_set_against_direct_when_direct_ran() {
+        use Scenario::*;
+        let mut reports = vec![
+            report(RefreshRotation, 9_000.0),
+            report(Direct, 12_000.0),
+            report(GatewayCold, 4_000.0),
+        ];
+        set_ratios_to_direct(&mut reports);
+        let ratios: Vec<_> = reports.iter().map(|r| r.to_direct).collect();
+        assert_eq!(ratios, [Some(0.75), Some(1.0), Some(0.333)]);
+
+        let mut without_direct = vec![report(RefreshRotation, 9_000.0)];
+        set_ratios_to_direct(&mut without_direct);
+        assert_eq!(without_direct[0].to_direct, None);
+        let mut direct_failed = vec![report(Gateway, 9_000.0), report(Direct, 0.0)];
+        set_ratios_to_direct(&mut direct_failed);
+        assert_eq!(direct_failed[0].to_direct, None);
     }
 }

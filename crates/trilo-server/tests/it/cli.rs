@@ -465,9 +465,13 @@ fn assert_every_scenario_ran(report: &Value) {
             scenario["server_cpu_us_per_request"].as_f64().unwrap() > 0.0,
             "{report}"
         );
+        assert!(scenario["to_direct"].as_f64().unwrap() > 0.0, "{report}");
     }
-    assert!(
-        report["gateway_to_direct"].as_f64().unwrap() > 0.0,
+    let direct = scenarios.iter().find(|s| s["name"] == "direct").unwrap();
+    assert_eq!(direct["to_direct"], 1.0, "{report}");
+    let gateway = scenarios.iter().find(|s| s["name"] == "gateway").unwrap();
+    assert_eq!(
+        report["gateway_to_direct"], gateway["to_direct"],
         "{report}"
     );
     assert!(report["gateway_added_p50_ms"].is_f64(), "{report}");
