@@ -27,6 +27,11 @@ pub struct BenchArgs {
     /// Unmeasured warm-up before each scenario, e.g. `2s`.
     #[arg(long, default_value = "2s")]
     pub warmup: String,
+    /// Run the scenarios N times in turn (each round with payloads of its own) and report
+    /// each figure's median over the rounds, with every round's figures under `rounds`.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
     /// Load N accounts, each with a grant and a token family, before the scenarios.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preload: u64,
@@ -81,6 +86,7 @@ pub async fn run(global: &GlobalOptions, args: BenchArgs) -> anyhow::Result<()> 
         concurrency: args.concurrency,
         duration: std_duration("--duration", &args.duration)?,
         warmup: std_duration("--warmup", &args.warmup)?,
+        rounds: usize::from(args.rounds),
         preload: args.preload,
         janitor: args.janitor,
     };

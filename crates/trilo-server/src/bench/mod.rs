@@ -95,6 +95,8 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Measured but not counted: connections, caches and the WAL warm up.
     pub warmup: Duration,
+    /// How many times the scenarios run in turn (at least one).
+    pub rounds: usize,
     /// Accounts with a grant and a token family each, loaded before the scenarios.
     pub preload: u64,
     /// Run the janitor in the server, with a backlog from the preload (`--janitor`).
@@ -117,7 +119,13 @@ pub struct BenchReport {
     /// its `/metrics`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub janitor_removed: Option<u64>,
+    /// With one round, its figures; with more, each figure's median over the rounds
+    /// (`errors`: their sum; `server_peak_rss_mb`: the highest; `to_direct`: the median of
+    /// the rounds' ratios).
     pub scenarios: Vec<ScenarioReport>,
+    /// With `--rounds` above one: every round's figures, in the order they ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Vec<ScenarioReport>>,
     /// `gateway` requests/s over `direct` requests/s, when both ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_to_direct: Option<f64>,
@@ -260,9 +268,14 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         None
     };
     let fixture = Fixture::new(core, &info).await?;
-    let mut prepared = Vec::with_capacity(scenarios.len());
-    for scenario in &scenarios {
-        prepared.push(fixture.prepare(*scenario, options, &mut loader).await?);
+    // Each round uses up payloads of its own (codes, cold tokens, rotated families).
+    let mut prepared = Vec::with_capacity(options.rounds);
+    for _ in 0..options.rounds.max(1) {
+        let mut round = Vec::with_capacity(scenarios.len());
+        for scenario in &scenarios {
+            round.push(fixture.prepare(*scenario, options, &mut loader).await?);
+        }
+        prepared.push(round);
     }
     loader.close().await;
     let events = if scenarios.contains(&Scenario::Events) {
@@ -295,8 +308,15 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         None
     };
     server.stop().await;
-    let (mut reports, gateway_added_p50_ms) = measured?;
-    set_ratios_to_direct(&mut reports);
+    let (mut rounds, gateway_added_p50_ms) = measured?;
+    for round in &mut rounds {
+        set_ratios_to_direct(round);
+    }
+    let reports = if rounds.len() == 1 {
+        rounds.pop().unwrap_or_default()
+    } else {
+        median_of_rounds(&rounds)
+    };
     for report in &reports {
         if let Some(ratio) = report.to_direct {
             eprintln!("trilo bench: {}: {ratio} of direct", report.name);
@@ -314,6 +334,7 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         preload_s: preloaded.as_ref().map(|p| round(p.seconds, 1)),
         janitor_removed,
         scenarios: reports,
+        rounds,
         gateway_to_direct,
         gateway_added_p50_ms,
     })
@@ -350,32 +371,86 @@ async fn janitor_removed(base: &str) -> anyhow::Result<u64> {
         .sum())
 }
 
-/// Runs each scenario against the server with its prepared payloads, then the
-/// single-client runs behind `gateway_added_p50_ms`.
+/// Runs each round's scenarios against the server with the round's prepared payloads,
+/// then the single-client runs behind `gateway_added_p50_ms`. One list of reports per round.
 async fn measure_all(
     options: &BenchOptions,
     scenarios: &[Scenario],
-    prepared: Vec<Vec<Payload>>,
+    prepared: Vec<Vec<Vec<Payload>>>,
     (fixture, events): (&Fixture<'_>, Option<&events::EventsFixture>),
     server: &mut ServerProcess,
-) -> anyhow::Result<(Vec<ScenarioReport>, Option<f64>)> {
+) -> anyhow::Result<(Vec<Vec<ScenarioReport>>, Option<f64>)> {
     let load = Load::new()?;
-    let mut reports = Vec::new();
+    let rounds = prepared.len();
+    let mut reports = Vec::with_capacity(rounds);
     let mut single_client = Vec::new();
-    for (scenario, payloads) in scenarios.iter().zip(prepared) {
-        if matches!(scenario, Scenario::Gateway | Scenario::Direct)
-            && let Some(first) = payloads.first()
-        {
-            single_client.push((*scenario, first.clone()));
+    for (round, payloads_of_round) in prepared.into_iter().enumerate() {
+        if rounds > 1 {
+            eprintln!("trilo bench: round {} of {rounds}", round + 1);
         }
-        let report = match (scenario, events) {
-            (Scenario::Events, Some(events)) => measure_events(options, events, server).await?,
-            _ => measure_one(options, *scenario, payloads, fixture, server, &load).await?,
-        };
-        reports.push(report);
+        let mut round_reports = Vec::with_capacity(scenarios.len());
+        for (scenario, payloads) in scenarios.iter().zip(payloads_of_round) {
+            if round == 0
+                && matches!(scenario, Scenario::Gateway | Scenario::Direct)
+                && let Some(first) = payloads.first()
+            {
+                single_client.push((*scenario, first.clone()));
+            }
+            let report = match (scenario, events) {
+                (Scenario::Events, Some(events)) => measure_events(options, events, server).await?,
+                _ => measure_one(options, *scenario, payloads, fixture, server, &load).await?,
+            };
+            round_reports.push(report);
+        }
+        reports.push(round_reports);
     }
     let added = added_latency(&load, fixture, &server.base, options, single_client).await?;
     Ok((reports, added))
+}
+
+/// Each scenario's figures over several rounds (the same scenarios in the same order in
+/// each): medians, except `errors` (summed: an error in any round counts) and
+/// `server_peak_rss_mb` (the highest).
+fn median_of_rounds(rounds: &[Vec<ScenarioReport>]) -> Vec<ScenarioReport> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|i| {
+            let of = |field: fn(&ScenarioReport) -> f64| {
+                median(rounds.iter().map(|round| field(&round[i])).collect())
+            };
+            let ratios: Option<Vec<f64>> = rounds.iter().map(|round| round[i].to_direct).collect();
+            ScenarioReport {
+                name: first[i].name,
+                requests: of(|r| r.requests as f64).round() as u64,
+                requests_per_s: round(of(|r| r.requests_per_s), 1),
+                p50_ms: round(of(|r| r.p50_ms), 2),
+                p90_ms: round(of(|r| r.p90_ms), 2),
+                p99_ms: round(of(|r| r.p99_ms), 2),
+                p999_ms: round(of(|r| r.p999_ms), 2),
+                max_ms: round(of(|r| r.max_ms), 2),
+                errors: rounds.iter().map(|round| round[i].errors).sum(),
+                server_peak_rss_mb: rounds
+                    .iter()
+                    .map(|round| round[i].server_peak_rss_mb)
+                    .fold(0.0, f64::max),
+                server_cpu_us_per_request: round(of(|r| r.server_cpu_us_per_request), 1),
+                to_direct: ratios.map(|ratios| round(median(ratios), 3)),
+            }
+        })
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 async fn measure_one(
@@ -638,5 +713,33 @@ mod tests {
         let mut direct_failed = vec![report(Gateway, 9_000.0), report(Direct, 0.0)];
         set_ratios_to_direct(&mut direct_failed);
         assert_eq!(direct_failed[0].to_direct, None);
+    }
+
+    #[test]
+    fn rounds_are_summed_up_by_their_medians() {
+        use Scenario::*;
+        let round = |refresh: f64, direct: f64, errors: u64, rss: f64| {
+            let mut reports = vec![report(RefreshRotation, refresh), report(Direct, direct)];
+            reports[0].errors = errors;
+            reports[0].server_peak_rss_mb = rss;
+            set_ratios_to_direct(&mut reports);
+            reports
+        };
+        let rounds = [
+            round(9_000.0, 12_000.0, 0, 40.0),
+            round(6_000.0, 10_000.0, 2, 70.0),
+            round(10_000.0, 10_000.0, 1, 50.0),
+        ];
+        let summary = median_of_rounds(&rounds);
+        assert_eq!(summary.len(), 2);
+        assert_eq!(summary[0].name, "refresh-rotation");
+        assert_eq!(summary[0].requests_per_s, 9_000.0);
+        assert_eq!(summary[1].requests_per_s, 10_000.0);
+        // The median of the rounds' ratios (0.75, 0.6, 1.0), not the ratio of the medians.
+        assert_eq!(summary[0].to_direct, Some(0.75));
+        assert_eq!(summary[0].errors, 3);
+        assert_eq!(summary[0].server_peak_rss_mb, 70.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
     }
 }

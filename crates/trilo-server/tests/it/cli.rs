@@ -512,6 +512,42 @@ fn bench_runs_on_postgres() {
     assert_every_scenario_ran(&report);
 }
 
+/// `--rounds 2` runs the scenarios twice, each round with payloads of its own (a second
+/// round of rotations on the first round's families would be refused as reuse), and sums
+/// them up by their medians.
+#[test]
+fn bench_rounds_report_each_round_and_their_medians() {
+    let report = bench(&[
+        "--rounds",
+        "2",
+        "--scenario",
+        "refresh-rotation",
+        "--scenario",
+        "code-exchange",
+        "--scenario",
+        "direct",
+    ]);
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{report}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    for (i, summary) in scenarios.iter().enumerate() {
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .map(|round| {
+                assert_eq!(round[i]["name"], summary["name"], "{report}");
+                assert_eq!(round[i]["errors"], 0, "{report}");
+                assert!(round[i]["requests"].as_u64().unwrap() > 0, "{report}");
+                round[i]["to_direct"].as_f64().unwrap()
+            })
+            .collect();
+        let median = ((ratios[0] + ratios[1]) / 2.0 * 1000.0).round() / 1000.0;
+        let to_direct = summary["to_direct"].as_f64().unwrap();
+        assert!((to_direct - median).abs() < 1e-9, "{report}");
+    }
+    let once = bench(&["--scenario", "direct"]);
+    assert!(once.get("rounds").is_none(), "{once}");
+}
+
 /// `--preload` inserts exactly N families, also when they span several transactions
 /// (the count is read back from the store).
 #[test]
