@@ -166,6 +166,9 @@ impl Histogram {
 pub struct CommitStats {
     pub duration_seconds: Histogram,
     pub group_size: Histogram,
+    /// Groups whose writes ran a second time, each in a savepoint of its own, because one
+    /// of them failed (SQLite's committer; a PostgreSQL batch never reruns).
+    pub reruns: AtomicU64,
 }
 
 impl Default for CommitStats {
@@ -175,6 +178,7 @@ impl Default for CommitStats {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
             group_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            reruns: AtomicU64::new(0),
         }
     }
 }
@@ -184,6 +188,11 @@ impl CommitStats {
     pub fn record(&self, took: std::time::Duration, size: usize) {
         self.duration_seconds.observe(took.as_secs_f64());
         self.group_size.observe(size as f64);
+    }
+
+    /// One group run again, each write in a savepoint of its own.
+    pub fn record_rerun(&self) {
+        bump(&self.reruns);
     }
 
     pub fn render(&self, out: &mut String) {
@@ -196,6 +205,12 @@ impl CommitStats {
             out,
             "trilo_store_commit_group_size",
             "Writes carried by each grouped store commit.",
+        );
+        counter(
+            out,
+            "trilo_store_commit_reruns_total",
+            "Grouped store commits whose writes ran again, each alone, because one failed.",
+            &[("", self.reruns.load(Ordering::Relaxed))],
         );
     }
 }
@@ -223,6 +238,7 @@ mod tests {
         stats.record(std::time::Duration::from_micros(800), 3);
         stats.record(std::time::Duration::from_millis(3), 40);
         stats.record(std::time::Duration::from_secs(2), 1);
+        stats.record_rerun();
         let mut out = String::new();
         stats.render(&mut out);
         for line in [
@@ -239,6 +255,8 @@ mod tests {
             "trilo_store_commit_group_size_bucket{le=\"32\"} 2",
             "trilo_store_commit_group_size_bucket{le=\"64\"} 3",
             "trilo_store_commit_group_size_sum 44",
+            "# TYPE trilo_store_commit_reruns_total counter",
+            "trilo_store_commit_reruns_total 1",
         ] {
             assert!(out.contains(&format!("{line}\n")), "{line} in\n{out}");
         }

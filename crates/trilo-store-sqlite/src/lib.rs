@@ -675,6 +675,81 @@ mod group_commit_tests {
             groups >= 1 && groups < FAMILIES as u64 / 2,
             "{groups} commits for {FAMILIES}"
         );
+        assert_eq!(reruns(store.as_ref()), 0, "groups of good writes run once");
+        store.close().await;
+    }
+
+    /// Groups that ran a second time, each write in a savepoint of its own.
+    fn reruns(store: &dyn Store) -> u64 {
+        store
+            .commit_stats()
+            .expect("the committer's stats")
+            .reruns
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A rotation that fails half-way (its family's head moves, then its parent token is
+    /// not there) leaves nothing behind, although a group runs without savepoints until a
+    /// write fails, and the rotations grouped with it still commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_half_way_leaves_nothing_behind_in_its_group() {
+        const FAMILIES: usize = 16;
+        let db = TempDatabase::new();
+        let store = Arc::new(db.migrated_store().await);
+        let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
+        let mut rotations = Vec::new();
+        for _ in 0..=FAMILIES {
+            let code_hash = consented_code(&store, &w).await;
+            let parent = sha256(&random_token());
+            let new_family = fixtures::new_family_with_refresh(at(2), parent);
+            let Redeemed::First(family) = store
+                .redeem_code(&code_hash, &new_family, at(2))
+                .await
+                .unwrap()
+            else {
+                panic!("first redemption");
+            };
+            rotations.push(Rotation {
+                family_id: family.family_id,
+                parent_hash: parent,
+                parent_generation: 0,
+                child: NewRefreshToken {
+                    token_hash: sha256(&random_token()),
+                    inactivity_expires_at: at(3) + Duration::days(90),
+                },
+                at: at(3),
+            });
+        }
+        let kept = rotations.pop().expect("one more family");
+        // The family's head is at generation 0, but no token of it has this hash.
+        let broken = Rotation {
+            parent_hash: sha256(&random_token()),
+            ..kept.clone()
+        };
+        let mut tasks: Vec<_> = rotations
+            .into_iter()
+            .map(|rotation| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.rotate_refresh_token(&rotation).await })
+            })
+            .collect();
+        let broken = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.rotate_refresh_token(&broken).await })
+        };
+        for task in tasks.drain(..) {
+            assert!(task.await.unwrap().unwrap(), "every good rotation commits");
+        }
+        assert!(
+            matches!(broken.await.unwrap(), Err(StoreError::Corrupt(_))),
+            "the broken rotation fails"
+        );
+        // Had its head move been kept, this rotation from generation 0 would lose.
+        assert!(
+            store.rotate_refresh_token(&kept).await.unwrap(),
+            "the family's head is still at generation 0"
+        );
+        assert!(reruns(store.as_ref()) >= 1, "its group ran again");
         store.close().await;
     }
     /// Redemptions, rotations and audit events queued together share commits, and a
