@@ -36,7 +36,6 @@ use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit;
 use trilo_store_sql::grants::{self, GrantLocks};
 
-use crate::checkpointer::Checkpointer;
 use crate::conn::Db;
 use crate::direct::{self, map_rusqlite};
 use crate::error::{map_sqlx, run};
@@ -96,25 +95,19 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts committing to the database file at `path` on a thread with its own
-    /// connection, with a [`Checkpointer`] beside it; both threads end when every clone of
-    /// the queue is dropped.
+    /// connection; the thread ends when every clone of the queue is dropped.
     pub(crate) fn start_on_file(
         path: &Path,
         busy_timeout: Duration,
         turn: WriteTurn,
     ) -> StoreResult<GroupCommit> {
         let db = open_committer(path, busy_timeout).map_err(map_rusqlite)?;
-        let checkpointer = Checkpointer::start(path, busy_timeout)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(CommitStats::default());
         let committed = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("trilo-sqlite-commit".to_owned())
-            .spawn(move || {
-                // Copies the WAL for as long as there is a committer writing to it.
-                let _checkpointer = checkpointer;
-                commit_groups(&db, &turn, rx, &committed);
-            })
+            .spawn(move || commit_groups(&db, &turn, rx, &committed))
             .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
         Ok(GroupCommit { jobs: tx, stats })
     }

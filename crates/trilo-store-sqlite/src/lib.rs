@@ -11,7 +11,6 @@
 //! the mapping of SQLite's errors; the migrations are trilo-store-sql's too.
 
 mod backend;
-mod checkpointer;
 mod conn;
 mod direct;
 mod error;
@@ -385,56 +384,6 @@ mod tests {
         // 2 is MEMORY.
         assert_eq!(writer("temp_store").await, 2);
         assert_eq!(committer("temp_store"), 2);
-        store.close().await;
-    }
-
-    /// What the committer commits reaches the database file itself within a few passes of
-    /// the checkpointer, long before the WAL grows to the writers' own checkpoint: the file
-    /// opened as immutable, which reads no WAL, sees the events.
-    #[tokio::test]
-    async fn committed_writes_are_copied_into_the_database_file_in_the_background() {
-        use trilo_core::model::AuditEvent;
-        use trilo_core::store::AuditLog;
-        use trilo_core::testing::fixtures::{self, at};
-
-        const EVENTS: i64 = 10;
-        let db = TempDatabase::new();
-        let store = db.migrated_store().await;
-        for _ in 0..EVENTS {
-            let event = AuditEvent {
-                event_id: fixtures::new_id(),
-                at: at(2),
-                actor_account_id: None,
-                action: "test.copied".to_owned(),
-                target: "checkpoint".to_owned(),
-                cloud_id: None,
-                details: serde_json::json!({}),
-            };
-            store.append_audit(&event).await.unwrap();
-        }
-        let file = format!("file:{}?immutable=1", db.0.display());
-        let in_the_file = || {
-            let flags =
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-            rusqlite::Connection::open_with_flags(&file, flags)?.query_row(
-                "SELECT count(*) FROM audit_events WHERE action = 'test.copied'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            // Until the first pass the file may hold no schema yet.
-            let copied = in_the_file();
-            if matches!(copied, Ok(EVENTS)) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the database file holds {copied:?} of {EVENTS} events"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
         store.close().await;
     }
 
