@@ -44,12 +44,15 @@ use crate::inline_reads::InlineReader;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read-only connections; WAL lets them read while the writer commits.
 const READERS: u32 = 4;
-/// The WAL size (pages, 64 MiB) at which a writing connection checkpoints, rather than
+/// The WAL size (pages, 256 MiB) at which a writing connection checkpoints, rather than
 /// SQLite's 1,000. A checkpoint copies every page changed since the last one into the
-/// database file and syncs it, inside the writer's turn; with a large database the token
-/// writes touch pages all over its indexes, and checkpointing 16 times less often writes
-/// each such page once instead of many times (refresh-rotation with 1M families: +28%).
-const WAL_CHECKPOINT_PAGES: u32 = 16_384;
+/// database file and syncs it, inside the writer's turn, while every queued write waits
+/// (10–100 ms): the token writes touch pages all over their indexes, and the rarer the
+/// checkpoints, the more often each such page is copied once for many writes. 16,384
+/// pages gave refresh-rotation with 1M families +28 % over 1,000; 65,536 took its p99
+/// from 8–10 ms to 6–7 ms and code-exchange's from 11–20 ms to 7 ms (README, "Where a
+/// refresh waits"). The file stays at that size once grown, and a crash replays it on open.
+const WAL_CHECKPOINT_PAGES: u32 = 65_536;
 
 /// The SQLite implementation of [`Store`].
 #[derive(Clone)]
