@@ -630,6 +630,7 @@ mod group_commit_tests {
     use trilo_core::testing::fixtures::{self, World, at};
 
     use super::tests::{TempDatabase, consented_code};
+    use super::{SqlStore, SqliteStore};
 
     /// 64 rotations of 64 families queued at once share a few commits, and each still
     /// gets its own answer.
@@ -638,30 +639,7 @@ mod group_commit_tests {
         const FAMILIES: usize = 64;
         let db = TempDatabase::new();
         let store = Arc::new(db.migrated_store().await);
-        let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
-        let mut rotations = Vec::new();
-        for _ in 0..FAMILIES {
-            let code_hash = consented_code(&store, &w).await;
-            let parent = sha256(&random_token());
-            let new_family = fixtures::new_family_with_refresh(at(2), parent);
-            let Redeemed::First(family) = store
-                .redeem_code(&code_hash, &new_family, at(2))
-                .await
-                .unwrap()
-            else {
-                panic!("first redemption");
-            };
-            rotations.push(Rotation {
-                family_id: family.family_id,
-                parent_hash: parent,
-                parent_generation: 0,
-                child: NewRefreshToken {
-                    token_hash: sha256(&random_token()),
-                    inactivity_expires_at: at(3) + Duration::days(90),
-                },
-                at: at(3),
-            });
-        }
+        let rotations = first_rotations(&store, FAMILIES).await;
         let before = store.rotation_groups_committed();
         let tasks: Vec<_> = rotations
             .into_iter()
@@ -682,27 +660,12 @@ mod group_commit_tests {
         store.close().await;
     }
 
-    /// Groups that ran a second time, each write in a savepoint of its own.
-    fn reruns(store: &dyn Store) -> u64 {
-        store
-            .commit_stats()
-            .expect("the committer's stats")
-            .reruns
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// A rotation that fails half-way (its family's head moves, then its parent token is
-    /// not there) leaves nothing behind, although a group runs without savepoints until a
-    /// write fails, and the rotations grouped with it still commit.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_failing_half_way_leaves_nothing_behind_in_its_group() {
-        const FAMILIES: usize = 16;
-        let db = TempDatabase::new();
-        let store = Arc::new(db.migrated_store().await);
-        let w = World::seed(store.as_ref() as &dyn Store).await.unwrap();
+    /// For each of `families` new families, the rotation of its first refresh token.
+    async fn first_rotations(store: &SqlStore<SqliteStore>, families: usize) -> Vec<Rotation> {
+        let w = World::seed(store as &dyn Store).await.unwrap();
         let mut rotations = Vec::new();
-        for _ in 0..=FAMILIES {
-            let code_hash = consented_code(&store, &w).await;
+        for _ in 0..families {
+            let code_hash = consented_code(store, &w).await;
             let parent = sha256(&random_token());
             let new_family = fixtures::new_family_with_refresh(at(2), parent);
             let Redeemed::First(family) = store
@@ -723,6 +686,27 @@ mod group_commit_tests {
                 at: at(3),
             });
         }
+        rotations
+    }
+
+    /// Groups that ran a second time, each write in a savepoint of its own.
+    fn reruns(store: &dyn Store) -> u64 {
+        store
+            .commit_stats()
+            .expect("the committer's stats")
+            .reruns
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A rotation that fails half-way (its family's head moves, then its parent token is
+    /// not there) leaves nothing behind, although a group runs without savepoints until a
+    /// write fails, and the rotations grouped with it still commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_half_way_leaves_nothing_behind_in_its_group() {
+        const FAMILIES: usize = 16;
+        let db = TempDatabase::new();
+        let store = Arc::new(db.migrated_store().await);
+        let mut rotations = first_rotations(&store, FAMILIES + 1).await;
         let kept = rotations.pop().expect("one more family");
         // The family's head is at generation 0, but no token of it has this hash.
         let broken = Rotation {
