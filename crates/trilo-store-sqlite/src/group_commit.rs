@@ -272,7 +272,7 @@ fn command(db: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// Runs the group's writes inside the open transaction, each a whole or nothing.
 ///
 /// A savepoint around each write would give that by itself, but it copies every page the
-/// write touches into the savepoint's journal: about a seventh of the committer's time.
+/// write touches into the savepoint's journal: about a tenth of the committer's time.
 /// Nearly every write needs none, because it either does all it set out to or changes
 /// nothing (an unknown token, a lost compare-and-set), so the writes first run one after
 /// another without savepoints ([`write_together`]). Only when one of them fails, or says
