@@ -269,8 +269,9 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
     };
     let fixture = Fixture::new(core, &info).await?;
     // Each round uses up payloads of its own (codes, cold tokens, rotated families).
-    let mut prepared = Vec::with_capacity(options.rounds);
-    for _ in 0..options.rounds.max(1) {
+    let round_count = options.rounds.max(1);
+    let mut prepared = Vec::with_capacity(round_count);
+    for _ in 0..round_count {
         let mut round = Vec::with_capacity(scenarios.len());
         for scenario in &scenarios {
             round.push(fixture.prepare(*scenario, options, &mut loader).await?);
