@@ -68,6 +68,8 @@ struct AccessCaches {
     gateway: gateway::GatewayCache,
     /// What those standings read of sites (see [`gateway::SiteFactsCache`]).
     sites: gateway::SiteFactsCache,
+    /// The assertions those standings were signed (see [`gateway::AssertionCache`]).
+    assertions: gateway::AssertionCache,
     /// Recently authenticated clients (see [`clients::ClientCache`]).
     clients: clients::ClientCache,
     /// Recent accessible-resources answers (see [`answers::AnswerCache`]).
@@ -80,6 +82,7 @@ impl AccessListener for AccessCaches {
     fn access_changed(&self) {
         self.gateway.clear();
         self.sites.clear();
+        self.assertions.clear();
         self.clients.clear();
         self.answers.clear();
         self.events.clear();
@@ -115,6 +118,7 @@ impl Core {
         let caches = Arc::new(AccessCaches {
             gateway: gateway::GatewayCache::new(ttl),
             sites: gateway::SiteFactsCache::new(ttl),
+            assertions: gateway::AssertionCache::new(ttl),
             clients: clients::ClientCache::new(ttl),
             answers: answers::AnswerCache::new(ttl),
             events: events::EventCaches::new(ttl),

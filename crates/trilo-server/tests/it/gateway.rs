@@ -68,6 +68,19 @@ pub async fn access_token(
     scope: &str,
     site: usize,
 ) -> String {
+    token_answer(app, user, client, scope, site)
+        .await
+        .assert_tokens()
+}
+
+/// [`access_token`]'s token endpoint answer, whole.
+pub async fn token_answer(
+    app: &TestApp,
+    user: usize,
+    client: &Client,
+    scope: &str,
+    site: usize,
+) -> Answer {
     let browser = app.browser();
     let demo_user = &app.demo.users[user];
     let res = app
@@ -95,7 +108,7 @@ pub async fn access_token(
         )
         .await;
     let code = query_param(&location(&res), "code").unwrap_or_else(|| panic!("a code: {page}"));
-    let answer = post_form(
+    post_form(
         app,
         &[
             ("grant_type".into(), "authorization_code".into()),
@@ -105,8 +118,7 @@ pub async fn access_token(
             ("client_secret".into(), client.secret.clone()),
         ],
     )
-    .await;
-    answer.assert_tokens()
+    .await
 }
 
 /// `METHOD /ex/{product}/{site}{path}` with a bearer token.
@@ -640,6 +652,70 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
 
 /// An upstream's answer cannot set cookies on the API host, open credentialed CORS or
 /// redirect off site; every proxied answer is nosniff with a sandboxing CSP (issue 16).
+/// The assertion the gateway forwarded with `token`'s call, and its claims.
+async fn forwarded_assertion(app: &TestApp, token: &str, site: &str) -> (String, Value) {
+    let seen = jira_get(app, token, site, "/rest/api/3/myself").await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    let assertion = seen.body["headers"]["x-trilo-assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let claims = assertion.split('.').nth(1).unwrap();
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .unwrap();
+    (assertion, serde_json::from_slice(&claims).unwrap())
+}
+
+/// A space-separated list's words, in order.
+fn words(list: &Value) -> Vec<&str> {
+    let mut words: Vec<&str> = list.as_str().unwrap().split(' ').collect();
+    words.sort_unstable();
+    words
+}
+
+#[tokio::test]
+async fn new_tokens_with_the_same_claims_share_a_fresh_assertion() {
+    let app = TestApp::sqlite().await;
+    let upstream = test_upstream().await;
+    use_upstream(&app, &format!("{upstream}/echo")).await;
+    let acme = app.demo.sites[0].cloud_id.clone();
+    let client = demo_client(&app);
+    let scopes = format!("{READ_SCOPES} offline_access");
+    let issued = token_answer(&app, 0, &client, &scopes, 0).await;
+    let first = issued.assert_tokens();
+    let refreshed = post_form(
+        &app,
+        &[
+            ("grant_type".into(), "refresh_token".into()),
+            (
+                "refresh_token".into(),
+                issued.body["refresh_token"].as_str().unwrap().to_owned(),
+            ),
+            ("client_id".into(), client.client_id.clone()),
+            ("client_secret".into(), client.secret.clone()),
+        ],
+    )
+    .await;
+    let second = refreshed.assert_tokens();
+    assert_ne!(first, second);
+    let (assertion, claims) = forwarded_assertion(&app, &first, &acme).await;
+    // Another token of the same account, app, site and scopes: the same claims, so the
+    // assertion signed a moment ago for the first is forwarded again.
+    let (again, _) = forwarded_assertion(&app, &second, &acme).await;
+    assert_eq!(again, assertion);
+    assert_eq!(words(&claims["scope"]), words(&json!(scopes)));
+    // Other scopes say something else: an assertion of their own.
+    let (writer, _) = alice_write_token_on_acme(&app).await;
+    let (other, other_claims) = forwarded_assertion(&app, &writer, &acme).await;
+    assert_ne!(other, assertion);
+    assert_eq!(
+        words(&other_claims["scope"]),
+        words(&json!(format!("{READ_SCOPES} write:jira-work")))
+    );
+    assert_ne!(other_claims["jti"], claims["jti"]);
+}
+
 #[tokio::test]
 async fn upstream_answers_are_filtered() {
     let app = TestApp::sqlite().await;

@@ -1,6 +1,7 @@
-//! The gateway's caches: checked standings (credentials × product × site) and what they
-//! read of the site (account × app × product × site) for a short TTL, compiled operation
-//! catalogs, and every product's scope catalog.
+//! The gateway's caches: checked standings (credentials × product × site), what they
+//! read of the site (account × app × product × site) and the assertions they were signed
+//! (their claims) for a short TTL, compiled operation catalogs, and every product's scope
+//! catalog.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -103,6 +104,31 @@ impl SiteFactsKey {
 /// account and app (a gateway cache miss) then reads only its own family. A standing
 /// checked from these facts is never older than one the [`GatewayCache`] would hand out.
 pub(crate) type SiteFactsCache = TtlCache<SiteFactsKey, Arc<SiteFacts>>;
+
+/// Everything an assertion says besides its times and id: whom it vouches for, to which
+/// product on which site, with which scopes (the issuer is the instance's own).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AssertionKey {
+    pub(super) account_id: String,
+    pub(super) client_id: Option<String>,
+    pub(super) product: String,
+    pub(super) cloud_id: String,
+    pub(super) scope: String,
+}
+
+/// A signed assertion with the unix second it was issued at.
+#[derive(Debug)]
+pub(crate) struct SignedAssertion {
+    pub(super) jws: String,
+    pub(super) issued_at: i64,
+}
+
+/// Assertions signed less than the gateway cache's TTL ago, by what they say. Each new
+/// access token misses the [`GatewayCache`]; when another token of the same account,
+/// app, site and scopes was checked a moment ago, its standing reuses that assertion
+/// instead of signing the same claims again, as one token's cached standing already
+/// reuses its own for every call (the upstream sees exactly what it would see then).
+pub(crate) type AssertionCache = TtlCache<AssertionKey, Arc<SignedAssertion>>;
 
 /// A product's operations compiled for matching, with the path aliases rewritten before.
 #[derive(Debug, Default)]

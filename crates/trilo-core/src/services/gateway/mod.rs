@@ -20,9 +20,11 @@ use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
-pub(crate) use self::cache::SiteFactsCache;
+pub(crate) use self::cache::{AssertionCache, SiteFactsCache};
+use self::cache::{
+    AssertionKey, CompiledCatalog, ProductCatalog, SignedAssertion, SiteFactsKey, StandingKey,
+};
 pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
-use self::cache::{CompiledCatalog, ProductCatalog, SiteFactsKey, StandingKey};
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
@@ -294,20 +296,24 @@ impl Core {
             .as_ref()
             .map(ScopeSet::to_vec)
             .unwrap_or_default();
-        let now = self.now().unix_timestamp();
-        let assertion =
-            self.sign_assertion(&acting.account_id, client_id.as_deref(), call, &scopes)?;
+        let assertion = self.assertion(AssertionKey {
+            account_id: acting.account_id.clone(),
+            client_id: client_id.clone(),
+            product: call.product.to_owned(),
+            cloud_id: call.cloud_id.to_owned(),
+            scope: scopes.join(" "),
+        })?;
         Ok(Ok(Standing {
             account_id: acting.account_id,
             client_id,
             decision: gateway::Standing::new(app_scopes, role, containers),
             upstream_base,
-            assertion,
             // The cached standing must not outlive the token or the assertion's use.
             valid_until: acting
                 .expires_at
                 .unwrap_or(i64::MAX)
-                .min(now + ASSERTION_LIFETIME_SECS / 2),
+                .min(assertion.issued_at + ASSERTION_LIFETIME_SECS / 2),
+            assertion: assertion.jws.clone(),
         }))
     }
 
@@ -508,26 +514,29 @@ impl Core {
         Ok(catalog)
     }
 
-    /// The short-lived assertion the upstream verifies against the JWKS.
-    fn sign_assertion(
-        &self,
-        account_id: &str,
-        client_id: Option<&str>,
-        call: &GatewayCall<'_>,
-        scopes: &[String],
-    ) -> CoreResult<String> {
+    /// The short-lived assertion the upstream verifies against the JWKS: one signed for
+    /// the same claims a moment ago ([`AssertionCache`]), else a new one.
+    fn assertion(&self, key: AssertionKey) -> CoreResult<Arc<SignedAssertion>> {
+        if let Some(signed) = self.caches.assertions.get(&key) {
+            return Ok(signed);
+        }
         let now = self.now().unix_timestamp();
         let claims = AssertionClaims {
             iss: self.settings.auth_url.clone(),
-            aud: call.product.to_owned(),
-            sub: account_id.to_owned(),
-            client_id: client_id.map(str::to_owned),
-            cloud_id: call.cloud_id.to_owned(),
-            scope: scopes.join(" "),
+            aud: key.product.clone(),
+            sub: key.account_id.clone(),
+            client_id: key.client_id.clone(),
+            cloud_id: key.cloud_id.clone(),
+            scope: key.scope.clone(),
             iat: now,
             exp: now + ASSERTION_LIFETIME_SECS,
             jti: new_id(),
         };
-        self.sign_jws(ASSERTION_TYP, &claims)
+        let signed = Arc::new(SignedAssertion {
+            jws: self.sign_jws(ASSERTION_TYP, &claims)?,
+            issued_at: now,
+        });
+        self.caches.assertions.put(key, Arc::clone(&signed));
+        Ok(signed)
     }
 }
