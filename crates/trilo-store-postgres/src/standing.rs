@@ -58,7 +58,7 @@ impl PgStore {
             // Built once from constant parts only: nothing of the request is in the text.
             let rows = sqlx::query(AssertSqlSafe(STANDING_BATCH.as_str()))
                 .bind(families)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.generic_plans)
                 .await
                 .map_err(Fail::Sql)?;
             let mut standings: Vec<Option<AccessTokenStanding>> =
