@@ -650,8 +650,6 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     assert_eq!(me.status(), 401, "the assertion is no access token");
 }
 
-/// An upstream's answer cannot set cookies on the API host, open credentialed CORS or
-/// redirect off site; every proxied answer is nosniff with a sandboxing CSP (issue 16).
 /// The assertion the gateway forwarded with `token`'s call, and its claims.
 async fn forwarded_assertion(app: &TestApp, token: &str, site: &str) -> (String, Value) {
     let seen = jira_get(app, token, site, "/rest/api/3/myself").await;
@@ -667,7 +665,7 @@ async fn forwarded_assertion(app: &TestApp, token: &str, site: &str) -> (String,
     (assertion, serde_json::from_slice(&claims).unwrap())
 }
 
-/// A space-separated list's words, in order.
+/// A space-separated list's words, sorted.
 fn words(list: &Value) -> Vec<&str> {
     let mut words: Vec<&str> = list.as_str().unwrap().split(' ').collect();
     words.sort_unstable();
@@ -716,6 +714,8 @@ async fn new_tokens_with_the_same_claims_share_a_fresh_assertion() {
     assert_ne!(other_claims["jti"], claims["jti"]);
 }
 
+/// An upstream's answer cannot set cookies on the API host, open credentialed CORS or
+/// redirect off site; every proxied answer is nosniff with a sandboxing CSP (issue 16).
 #[tokio::test]
 async fn upstream_answers_are_filtered() {
     let app = TestApp::sqlite().await;
