@@ -46,7 +46,7 @@ pub struct PgStore {
     /// The connection the gateway's standing batch (`standing::STANDING_BATCH`) runs on,
     /// where PostgreSQL plans a statement once: left to choose, it planned that statement
     /// again on every execution (a batch's array length makes its own plan look cheaper
-    /// than the generic one), which cost PostgreSQL about a third of each read's CPU.
+    /// than the generic one): about 70 µs of PostgreSQL's CPU per read, against 25 µs here.
     generic_plans: PgPool,
     /// Refreshes waiting to be written together (group commit).
     refreshes: Arc<RefreshQueue>,

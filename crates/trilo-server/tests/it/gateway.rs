@@ -15,6 +15,7 @@ use trilo_core::services::admin::NewApp;
 use trilo_protocol::authorize::append_query;
 
 use crate::on_both_backends;
+use crate::refresh::claims_of;
 use crate::support::{Backend, Fetch, TestApp, location, query_param};
 use crate::token::{Answer, post_form};
 
@@ -658,11 +659,8 @@ async fn forwarded_assertion(app: &TestApp, token: &str, site: &str) -> (String,
         .as_str()
         .unwrap()
         .to_owned();
-    let claims = assertion.split('.').nth(1).unwrap();
-    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(claims)
-        .unwrap();
-    (assertion, serde_json::from_slice(&claims).unwrap())
+    let claims = claims_of(&assertion);
+    (assertion, claims)
 }
 
 /// A space-separated list's words, sorted.

@@ -292,16 +292,15 @@ impl Core {
             Some(app) => (Some(app.client_id), Some(app.scopes)),
             None => (None, None),
         };
-        let scopes = app_scopes
-            .as_ref()
-            .map(ScopeSet::to_vec)
-            .unwrap_or_default();
         let assertion = self.assertion(AssertionKey {
             account_id: acting.account_id.clone(),
             client_id: client_id.clone(),
             product: call.product.to_owned(),
             cloud_id: call.cloud_id.to_owned(),
-            scope: scopes.join(" "),
+            scope: app_scopes
+                .as_ref()
+                .map(|scopes| scopes.to_vec().join(" "))
+                .unwrap_or_default(),
         })?;
         Ok(Ok(Standing {
             account_id: acting.account_id,
