@@ -12,6 +12,7 @@ pub mod model;
 pub mod password_policy;
 pub mod ratelimit;
 pub mod refresh_plan;
+pub mod refresh_token;
 pub mod services;
 pub mod settings;
 pub mod store;

@@ -490,6 +490,16 @@ pub struct AccessTokenStanding {
     pub account_credential_generation: Option<i64>,
 }
 
+/// Where a presented refresh token is stored: its family and generation (the key of
+/// `refresh_tokens`, carried in the token, see `crate::refresh_token`) and the SHA-256 of
+/// the whole token, which the stored row must match.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RefreshTokenKey {
+    pub family_id: String,
+    pub generation: i64,
+    pub token_hash: TokenHash,
+}
+
 /// A refresh token about to be stored; its generation and family come from the context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRefreshToken {

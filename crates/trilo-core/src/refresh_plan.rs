@@ -10,7 +10,7 @@ use trilo_protocol::rotation::{
     self, FamilyState, PresentedToken, RotationContext, RotationDecision, access_token_scopes,
 };
 
-use crate::model::{NewRefreshToken, RefreshTokenState, Rotation, TokenHash};
+use crate::model::{NewRefreshToken, RefreshTokenKey, RefreshTokenState, Rotation};
 
 /// The decision's inputs besides the stored state: who asks and when.
 #[derive(Clone, Debug)]
@@ -53,7 +53,8 @@ impl RotationRule {
 #[derive(Clone, Debug)]
 pub struct RefreshPlan {
     pub rule: RotationRule,
-    pub parent_hash: TokenHash,
+    /// The presented token: where the store finds it.
+    pub parent: RefreshTokenKey,
     /// The successor to store when the presented token rotates.
     pub child: NewRefreshToken,
     /// The `scope` parameter; a rotation needs it to be within the family's scopes.
@@ -74,7 +75,7 @@ impl RefreshPlan {
             && access_token_scopes(self.scope.as_deref(), &state.live_scopes()).is_ok();
         rotate.then(|| Rotation {
             family_id: state.family.family_id.clone(),
-            parent_hash: self.parent_hash,
+            parent_hash: self.parent.token_hash,
             parent_generation: state.token.generation,
             child: self.child.clone(),
             at: self.rule.now,

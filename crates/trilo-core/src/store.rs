@@ -11,9 +11,9 @@ use crate::model::{
     AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
     AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
     DueDelivery, FinishedAttempt, Grant, Installation, Membership, NewCode, NewFamily, Outbox,
-    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenState,
-    Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash,
-    UserInstalls, WebhookSubscription,
+    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenKey,
+    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber,
+    TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
 };
 use crate::refresh_plan::RefreshPlan;
 
@@ -64,7 +64,7 @@ impl Durable {
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness or reference rule was broken; `constraint` names which.
+    /// A uniqueness, reference or check rule was broken; `constraint` names which.
     #[error("conflict: {constraint}")]
     Conflict { constraint: String },
     /// The database could not be reached or refused to work (retryable).
@@ -290,9 +290,15 @@ pub trait GrantStore: Send + Sync {
     async fn exchange_code(&self, plan: &CodePlan)
     -> StoreResult<(Option<CodeExchanged>, Durable)>;
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
-    /// The refresh token with this hash and its family, in one snapshot.
-    async fn refresh_token(&self, token_hash: &TokenHash)
-    -> StoreResult<Option<RefreshTokenState>>;
+    /// The refresh token at this key (when its hash matches) and its family, in one
+    /// snapshot.
+    async fn refresh_token(&self, key: &RefreshTokenKey) -> StoreResult<Option<RefreshTokenState>>;
+    /// The key of a refresh token issued before tokens carried their key (a bare secret,
+    /// stored before migration 0018), by its hash; `None` for any other hash.
+    async fn legacy_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenKey>>;
     /// The family's refresh token of one generation (to date an older access token).
     async fn refresh_token_of_generation(
         &self,
@@ -306,16 +312,13 @@ pub trait GrantStore: Send + Sync {
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool>;
     /// The refresh grant's store step: reads the presented token's state and applies the
     /// rotation `plan` asks for ([`RefreshPlan::rotation`]), as
-    /// [`GrantStore::rotate_refresh_token`] would. `None` when no token has this hash. A
+    /// [`GrantStore::rotate_refresh_token`] would. `None` when no token is at
+    /// [`RefreshPlan::parent`] with its hash. A
     /// store does both in one step where it can (one warm connection, one statement, one
     /// batch); otherwise it reads, then rotates (`trilo_store_sql::store::read_then_rotate`).
     /// It may answer before its commit is on disk: the rotation is durable, and visible to
     /// other reads, once the answer's [`Refreshed::durable`] resolves.
-    async fn refresh_and_rotate(
-        &self,
-        token_hash: &TokenHash,
-        plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>>;
+    async fn refresh_and_rotate(&self, plan: &RefreshPlan) -> StoreResult<Option<Refreshed>>;
     /// Returns whether a live family was revoked.
     async fn revoke_family(
         &self,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
-use trilo_core::model::{AccessTokenStanding, Rotation, TokenHash};
+use trilo_core::model::{AccessTokenStanding, Rotation};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{AccessListener, Durable, Refreshed, StoreResult};
 use trilo_store_sql::conn::Fail;
@@ -113,11 +113,7 @@ impl Backend for PgStore {
         self.rotate(rotation).await
     }
 
-    async fn refresh_and_rotate(
-        &self,
-        token_hash: &TokenHash,
-        plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>> {
-        self.refresh(token_hash, plan).await
+    async fn refresh_and_rotate(&self, plan: &RefreshPlan) -> StoreResult<Option<Refreshed>> {
+        self.refresh(plan).await
     }
 }

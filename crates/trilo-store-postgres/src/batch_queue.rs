@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::metrics::CommitStats;
-use trilo_core::model::{AccessTokenStanding, TokenHash};
+use trilo_core::model::{AccessTokenStanding, RefreshTokenKey, TokenHash};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Refreshed, StoreError, StoreResult};
 
@@ -56,17 +56,16 @@ pub(crate) trait WriteTogether<J: BatchJob>: Sync {
 
 /// One refresh waiting to be written, with the way back to its caller.
 pub(crate) struct RefreshJob {
-    pub token_hash: TokenHash,
     pub plan: RefreshPlan,
     pub reply: oneshot::Sender<StoreResult<Option<Refreshed>>>,
 }
 
 impl BatchJob for RefreshJob {
     type Answer = Option<Refreshed>;
-    type Key = TokenHash;
+    type Key = RefreshTokenKey;
 
-    fn key(&self) -> &TokenHash {
-        &self.token_hash
+    fn key(&self) -> &RefreshTokenKey {
+        &self.plan.parent
     }
 
     fn answer(self, answer: StoreResult<Self::Answer>) {
@@ -326,25 +325,25 @@ mod tests {
                 now,
                 reuse_leeway: Duration::ZERO,
             },
-            parent_hash: TokenHash::from([token; 32]),
+            parent: RefreshTokenKey {
+                family_id: "family".to_owned(),
+                generation: 0,
+                token_hash: TokenHash::from([token; 32]),
+            },
             child: NewRefreshToken {
                 token_hash: TokenHash::from([token.wrapping_add(100); 32]),
                 inactivity_expires_at: now,
             },
             scope: None,
         };
-        let job = RefreshJob {
-            token_hash: TokenHash::from([token; 32]),
-            plan,
-            reply,
-        };
+        let job = RefreshJob { plan, reply };
         (job, receiver)
     }
 
     fn tokens(batch: &[RefreshJob]) -> Vec<u8> {
         batch
             .iter()
-            .map(|job| job.token_hash.as_slice()[0])
+            .map(|job| job.plan.parent.token_hash[0])
             .collect()
     }
 

@@ -64,7 +64,8 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
 /// is not used.
 fn map_database(db: &dyn DatabaseError) -> StoreError {
     match db.code().as_deref() {
-        Some("23505") => StoreError::Conflict {
+        // A unique key, or a check rule such as a refresh token's lifetime.
+        Some("23505" | "23514") => StoreError::Conflict {
             constraint: constraint_name(db.constraint().unwrap_or("unknown")),
         },
         Some("23503") => StoreError::NotFound,

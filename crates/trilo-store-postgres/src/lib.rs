@@ -192,6 +192,67 @@ mod plans {
 }
 
 #[cfg(all(test, feature = "test-support"))]
+mod keying {
+    #![allow(clippy::unwrap_used)]
+
+    use trilo_core::testing::conformance::{tokens_after_keying, tokens_before_keying};
+
+    use super::{MIGRATOR, PgStore, SqlStore};
+    use crate::testing::{empty_database, test_url};
+
+    /// Migration 0018 keys `refresh_tokens` by family and generation: every token from
+    /// before stays, field for field, and is found by its hash too; the hash is indexed for
+    /// those tokens only.
+    #[tokio::test]
+    async fn keying_refresh_tokens_keeps_every_token_and_finds_old_ones_by_hash() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let db = empty_database(&base).await.unwrap();
+        let store = SqlStore(PgStore::connect(&db.url, 4).await.unwrap());
+        let earlier = sqlx::migrate::Migrator::with_migrations(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version < 18)
+                .cloned()
+                .collect(),
+        );
+        earlier.run(&store.0.pool).await.unwrap();
+        let (w, before) = tokens_before_keying(&store).await;
+        store.migrate().await.unwrap();
+        tokens_after_keying(&store, &w, &before).await;
+
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT indexname::text, indexdef FROM pg_indexes \
+             WHERE tablename = 'refresh_tokens' ORDER BY indexname",
+        )
+        .fetch_all(&store.0.pool)
+        .await
+        .unwrap();
+        let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "refresh_tokens_inactivity_idx",
+                "refresh_tokens_legacy_idx",
+                "refresh_tokens_pkey"
+            ]
+        );
+        assert!(
+            indexes[1].1.ends_with("WHERE (legacy_hash IS NOT NULL)"),
+            "{indexes:?}"
+        );
+        assert!(
+            indexes[2].1.ends_with("(family_id, generation)"),
+            "{indexes:?}"
+        );
+        store.0.close().await;
+        db.drop_database().await.unwrap();
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
 mod conformance {
     //! The shared suite on PostgreSQL, all cases in one test (the per-case runner lives in
     //! the server's integration tests). Skipped without `TRILO_TEST_POSTGRES_URL`.

@@ -19,7 +19,7 @@
 use std::sync::LazyLock;
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
-use trilo_core::model::{RefreshTokenState, Rotation, TokenHash};
+use trilo_core::model::{RefreshTokenState, Rotation};
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
@@ -51,25 +51,30 @@ const ROTATE: &str = "WITH advanced AS ( \
 /// an active account with the family's credential generation, the presented token at the
 /// head and neither lifetime over. The family's own conditions are checked on the locked
 /// row, so the compare-and-set holds as in [`ROTATE`]; the state returned is the one read
-/// before it. Parameters are parallel arrays, one element per refresh: presented hash,
-/// asking app, clock reading (ms), successor hash, successor's inactivity expiry (ms).
+/// before it. Parameters are parallel arrays, one element per refresh: the presented
+/// token's family, generation and hash, asking app, clock reading (ms), successor hash,
+/// successor's inactivity expiry (ms).
 /// A batch never presents one token twice (`batch_queue::take_batch`).
 ///
-/// Each state is read by a lateral subquery that cannot be flattened (`LIMIT 1`; the hash
-/// is the primary key): the plan is then one primary-key lookup per presented token
+/// Each state is read by a lateral subquery that cannot be flattened (`LIMIT 1`; family
+/// and generation are the primary key): the plan is then one primary-key lookup per
+/// presented token
 /// whatever the statistics said when PostgreSQL cached its generic plan. Joined plainly,
 /// a plan made while `refresh_tokens` was small scanned the whole table on every batch
 /// as it grew.
 static REFRESH_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH r AS ( \
-           SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::bytea[], $5::int8[]) \
-             WITH ORDINALITY AS r(presented, asking_app, at, child_hash, child_expires, idx)), \
+           SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::text[], $5::int8[], \
+                                $6::bytea[], $7::int8[]) \
+             WITH ORDINALITY AS r(family_id, generation, presented, asking_app, at, child_hash, \
+                                  child_expires, idx)), \
          s AS ( \
            SELECT r.idx, r.asking_app, r.at, r.child_hash, r.child_expires, state.* \
              FROM r CROSS JOIN LATERAL ( \
                SELECT {columns} FROM refresh_tokens t {joins} \
-                WHERE t.token_hash = r.presented LIMIT 1) state), \
+                WHERE t.family_id = r.family_id AND t.generation = r.generation \
+                  AND t.token_hash = r.presented LIMIT 1) state), \
          advanced AS ( \
            UPDATE token_families f SET head_generation = s.generation + 1 FROM s \
             WHERE f.family_id = s.family_id AND f.head_generation = s.generation \
@@ -80,7 +85,7 @@ static REFRESH_BATCH: LazyLock<String> = LazyLock::new(|| {
            RETURNING s.idx), \
          marked AS ( \
            UPDATE refresh_tokens t SET rotated_at = s.at FROM advanced a JOIN s ON s.idx = a.idx \
-            WHERE t.token_hash = s.token_hash AND t.generation = s.generation \
+            WHERE t.family_id = s.family_id AND t.generation = s.generation \
               AND t.rotated_at IS NULL \
            RETURNING a.idx), \
          inserted AS ( \
@@ -101,19 +106,14 @@ impl PgStore {
     /// The refresh grant's store step. When the plan leaves the scopes as granted it joins
     /// the next batch of the refresh queue; otherwise (a narrowing `scope` parameter is
     /// checked in Rust) it is a read and then a rotation.
-    pub(crate) async fn refresh(
-        &self,
-        token_hash: &TokenHash,
-        plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>> {
+    pub(crate) async fn refresh(&self, plan: &RefreshPlan) -> StoreResult<Option<Refreshed>> {
         if !plan.keeps_family_scopes() {
-            return read_then_rotate(self, token_hash, plan).await;
+            return read_then_rotate(self, plan).await;
         }
         self.batched(
             |store| &store.refreshes,
             Some(|store| &store.batches),
             |reply| RefreshJob {
-                token_hash: *token_hash,
                 plan: plan.clone(),
                 reply,
             },
@@ -123,7 +123,15 @@ impl PgStore {
 
     /// [`REFRESH_BATCH`] for `jobs`: each job's outcome, in order.
     async fn refresh_together(&self, jobs: &[RefreshJob]) -> StoreResult<Vec<Option<Refreshed>>> {
-        let presented: Vec<&[u8]> = jobs.iter().map(|job| job.token_hash.as_slice()).collect();
+        let family_id: Vec<&str> = jobs
+            .iter()
+            .map(|job| job.plan.parent.family_id.as_str())
+            .collect();
+        let generation: Vec<i64> = jobs.iter().map(|job| job.plan.parent.generation).collect();
+        let presented: Vec<&[u8]> = jobs
+            .iter()
+            .map(|job| job.plan.parent.token_hash.as_slice())
+            .collect();
         let asking_app: Vec<&str> = jobs
             .iter()
             .map(|job| job.plan.rule.app_id.as_str())
@@ -137,11 +145,14 @@ impl PgStore {
             .iter()
             .map(|job| ms(job.plan.child.inactivity_expires_at))
             .collect();
-        let (presented, asking_app, at) = (&presented, &asking_app, &at);
+        let (family_id, generation, presented) = (&family_id, &generation, &presented);
+        let (asking_app, at) = (&asking_app, &at);
         let (child_hash, child_expires) = (&child_hash, &child_expires);
         retry(move || async move {
             // Built once from constant parts only: nothing of the request is in the text.
             let rows = sqlx::query(AssertSqlSafe(REFRESH_BATCH.as_str()))
+                .bind(family_id)
+                .bind(generation)
                 .bind(presented)
                 .bind(asking_app)
                 .bind(at)

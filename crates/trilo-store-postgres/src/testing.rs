@@ -72,6 +72,16 @@ pub fn test_url() -> Option<String> {
 /// (whose own database is only used to issue `CREATE DATABASE`).
 pub async fn fresh_database(base_url: &str) -> Result<TestDatabase, StoreError> {
     let template = ensure_template(base_url).await?;
+    database_from(base_url, &template).await
+}
+
+/// Creates a database `trilo_test_<uuid>` with no migration applied, for a test that
+/// applies some itself (a migration's own test).
+pub async fn empty_database(base_url: &str) -> Result<TestDatabase, StoreError> {
+    database_from(base_url, "template0").await
+}
+
+async fn database_from(base_url: &str, template: &str) -> Result<TestDatabase, StoreError> {
     let name = format!("trilo_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = connect(base_url).await?;
     let created = execute_when_free(

@@ -17,8 +17,8 @@ use crate::events::{
     SubscriberRow, SubscriptionEventRow, SubscriptionRow,
 };
 use crate::grants::{
-    AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, LiveGrantRow, RefreshRow,
-    RefreshStateRow,
+    AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, LegacyKeyRow, LiveGrantRow,
+    RefreshRow, RefreshStateRow,
 };
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::resets::ResetAccountRow;
@@ -216,6 +216,7 @@ pub trait Conn:
     + Fetch<CodeRow>
     + Fetch<FamilyRow>
     + Fetch<RefreshRow>
+    + Fetch<LegacyKeyRow>
     + Fetch<RefreshStateRow>
     + Fetch<AccessStandingRow>
     + Fetch<KeyRow>

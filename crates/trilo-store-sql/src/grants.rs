@@ -4,7 +4,8 @@
 use time::OffsetDateTime;
 use trilo_core::model::{
     AccessTokenStanding, AuthorizationCode, ConsentRecord, Grant, GrantChange, NewCode, NewFamily,
-    NewRefreshToken, Redeemed, RefreshToken, RefreshTokenState, Rotation, TokenFamily, TokenHash,
+    NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState, Rotation,
+    TokenFamily, TokenHash,
 };
 use trilo_core::store::StoreError;
 
@@ -169,8 +170,12 @@ pub mod sql {
         refresh_state_columns!(),
         " FROM refresh_tokens t ",
         refresh_state_joins!(),
-        " WHERE t.token_hash = $1"
+        " WHERE t.family_id = $1 AND t.generation = $2 AND t.token_hash = $3"
     );
+    /// Where a token stored before tokens carried their key (migration 0018) is: only those
+    /// rows have a `legacy_hash`, and only they are in its index.
+    pub const LEGACY_REFRESH_TOKEN: &str = "SELECT family_id, generation, token_hash \
+         FROM refresh_tokens WHERE legacy_hash = $1";
     macro_rules! access_standing_columns {
         () => {
             concat!(
@@ -439,6 +444,26 @@ impl TryFrom<RefreshRow> for RefreshToken {
             issued_at: time(r.issued_at)?,
             inactivity_expires_at: time(r.inactivity_expires_at)?,
             rotated_at: opt_time(r.rotated_at)?,
+        })
+    }
+}
+
+/// A legacy token's key (`sql::LEGACY_REFRESH_TOKEN`).
+#[derive(sqlx::FromRow)]
+pub struct LegacyKeyRow {
+    family_id: String,
+    generation: i64,
+    token_hash: Vec<u8>,
+}
+
+impl TryFrom<LegacyKeyRow> for RefreshTokenKey {
+    type Error = StoreError;
+
+    fn try_from(r: LegacyKeyRow) -> Result<Self, StoreError> {
+        Ok(RefreshTokenKey {
+            family_id: r.family_id,
+            generation: r.generation,
+            token_hash: hash(r.token_hash)?,
         })
     }
 }
@@ -761,15 +786,32 @@ async fn insert_refresh_token(
     Ok(())
 }
 
-/// The refresh token with its family, grant liveness and account generation.
+/// The refresh token at `key` (when its hash matches) with its family, grant liveness and
+/// account generation.
 pub async fn refresh_token(
     mut c: impl Conn,
-    token_hash: &TokenHash,
+    key: &RefreshTokenKey,
 ) -> Result<Option<RefreshTokenState>, Fail> {
     let row: Option<RefreshStateRow> = c
-        .fetch_optional(Stmt::new(sql::REFRESH_TOKEN_STATE).bind(token_hash.as_slice()))
+        .fetch_optional(
+            Stmt::new(sql::REFRESH_TOKEN_STATE)
+                .bind(&key.family_id)
+                .bind(key.generation)
+                .bind(key.token_hash.as_slice()),
+        )
         .await?;
     Ok(row.map(RefreshTokenState::try_from).transpose()?)
+}
+
+/// The key of a token stored before tokens carried their key, by its hash.
+pub async fn legacy_refresh_token(
+    mut c: impl Conn,
+    token_hash: &TokenHash,
+) -> Result<Option<RefreshTokenKey>, Fail> {
+    let row: Option<LegacyKeyRow> = c
+        .fetch_optional(Stmt::new(sql::LEGACY_REFRESH_TOKEN).bind(token_hash.as_slice()))
+        .await?;
+    Ok(row.map(RefreshTokenKey::try_from).transpose()?)
 }
 
 pub async fn refresh_token_of_generation(

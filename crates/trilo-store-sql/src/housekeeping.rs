@@ -15,8 +15,9 @@ pub mod sql {
          (SELECT code_hash FROM codes WHERE expires_at < $1 LIMIT $2)";
     pub const EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE id_hash IN \
          (SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)";
-    pub const DEAD_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE token_hash IN \
-         (SELECT token_hash FROM refresh_tokens WHERE inactivity_expires_at < $1 LIMIT $2)";
+    pub const DEAD_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens \
+         WHERE (family_id, generation) IN (SELECT family_id, generation FROM refresh_tokens \
+         WHERE inactivity_expires_at < $1 LIMIT $2)";
     /// Their refresh tokens go by the foreign key's cascade.
     pub const REVOKED_FAMILIES: &str = "DELETE FROM token_families WHERE family_id IN \
          (SELECT family_id FROM token_families WHERE revoked_at < $1 LIMIT $2)";

@@ -110,6 +110,7 @@ const STEPS: &[Step] = &[
     respelled!("0015_password_resets", SQLITE_BYTES),
     own!("0016_family_owner_keys"),
     own!("0017_family_keys"),
+    own!("0018_refresh_tokens_by_key"),
 ];
 
 impl Step {
@@ -208,6 +209,7 @@ mod tests {
         (15, "64fffdcabdc115b6", "a53facfd3cc38107"),
         (16, "6c2ca4c570930214", "bde75024cedb95d3"),
         (17, "ce5e125a1ba67867", "106b51841aeab7af"),
+        (18, "36c04f328148061e", "ce17358ddcf1d1d5"),
     ];
 
     fn checksum_prefixes(dialect: Dialect) -> Vec<(i64, String)> {

@@ -18,9 +18,9 @@ use trilo_core::model::{
     AccessTokenStanding, Account, ApiToken, App, AppSecret, AuditEvent, AuditQuery,
     AuthorizationCode, ConsentRecord, Container, ContainerObject, Delivery, DeliveryCounts,
     DueDelivery, FinishedAttempt, Grant, Installation, Membership, NewCode, NewFamily, Outbox,
-    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenState,
-    Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber, TokenFamily, TokenHash,
-    UserInstalls, WebhookSubscription,
+    PasswordReset, Policy, Product, ProductOperation, Redeemed, RefreshToken, RefreshTokenKey,
+    RefreshTokenState, Rotation, Session, SigningKeyRecord, Site, SiteProduct, Subscriber,
+    TokenFamily, TokenHash, UserInstalls, WebhookSubscription,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{
@@ -144,9 +144,9 @@ pub trait Backend: Send + Sync + 'static {
     /// [`GrantStore::refresh_token`], on the refresh path.
     fn refresh_token<'a>(
         &'a self,
-        token_hash: &'a TokenHash,
+        key: &'a RefreshTokenKey,
     ) -> impl Future<Output = StoreResult<Option<RefreshTokenState>>> + Send + 'a {
-        self.read(move |c| grants::refresh_token(c, token_hash))
+        self.read(move |c| grants::refresh_token(c, key))
     }
 
     /// [`GrantStore::rotate_refresh_token`], on the refresh path.
@@ -160,13 +160,12 @@ pub trait Backend: Send + Sync + 'static {
     /// [`GrantStore::refresh_and_rotate`]: by default the read, then the rotation.
     fn refresh_and_rotate<'a>(
         &'a self,
-        token_hash: &'a TokenHash,
         plan: &'a RefreshPlan,
     ) -> impl Future<Output = StoreResult<Option<Refreshed>>> + Send + 'a
     where
         Self: Sized,
     {
-        read_then_rotate(self, token_hash, plan)
+        read_then_rotate(self, plan)
     }
 
     /// [`AuditLog::append_audit`], also written by the token endpoint.
@@ -184,10 +183,9 @@ pub trait Backend: Send + Sync + 'static {
 /// the same one in one step.
 pub async fn read_then_rotate<B: Backend>(
     backend: &B,
-    token_hash: &TokenHash,
     plan: &RefreshPlan,
 ) -> StoreResult<Option<Refreshed>> {
-    let Some(state) = backend.refresh_token(token_hash).await? else {
+    let Some(state) = backend.refresh_token(&plan.parent).await? else {
         return Ok(None);
     };
     let rotated = match plan.rotation(&state) {
@@ -636,11 +634,17 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         self.0.read(|c| grants::family(c, family_id)).await
     }
 
-    async fn refresh_token(
+    async fn refresh_token(&self, key: &RefreshTokenKey) -> StoreResult<Option<RefreshTokenState>> {
+        self.0.refresh_token(key).await
+    }
+
+    async fn legacy_refresh_token(
         &self,
         token_hash: &TokenHash,
-    ) -> StoreResult<Option<RefreshTokenState>> {
-        self.0.refresh_token(token_hash).await
+    ) -> StoreResult<Option<RefreshTokenKey>> {
+        self.0
+            .read(|c| grants::legacy_refresh_token(c, token_hash))
+            .await
     }
 
     async fn refresh_token_of_generation(
@@ -657,12 +661,8 @@ impl<B: Backend> GrantStore for SqlStore<B> {
         self.0.rotate_refresh_token(rotation).await
     }
 
-    async fn refresh_and_rotate(
-        &self,
-        token_hash: &TokenHash,
-        plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>> {
-        self.0.refresh_and_rotate(token_hash, plan).await
+    async fn refresh_and_rotate(&self, plan: &RefreshPlan) -> StoreResult<Option<Refreshed>> {
+        self.0.refresh_and_rotate(plan).await
     }
 
     async fn revoke_family(

@@ -9,8 +9,8 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
-    AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenState,
-    Rotation, TokenHash,
+    AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, Redeemed, RefreshTokenKey,
+    RefreshTokenState, Rotation, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
@@ -127,13 +127,10 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> StoreResult<Option<RefreshTokenState>> {
+    async fn refresh_token(&self, key: &RefreshTokenKey) -> StoreResult<Option<RefreshTokenState>> {
         self.read_inline(
-            |db| direct::refresh_token_state(db, token_hash),
-            |c| grants::refresh_token(c, token_hash),
+            |db| direct::refresh_token_state(db, key),
+            |c| grants::refresh_token(c, key),
         )
         .await
     }
@@ -146,15 +143,8 @@ impl Backend for SqliteStore {
     }
 
     /// Read, decide and rotate on the committer's own connection, in its next group.
-    async fn refresh_and_rotate(
-        &self,
-        token_hash: &TokenHash,
-        plan: &RefreshPlan,
-    ) -> StoreResult<Option<Refreshed>> {
-        let write = Write::Refresh {
-            token_hash: *token_hash,
-            plan: plan.clone(),
-        };
+    async fn refresh_and_rotate(&self, plan: &RefreshPlan) -> StoreResult<Option<Refreshed>> {
+        let write = Write::Refresh(plan.clone());
         match self.commits.submit_answering_early(write).await? {
             (Written::Refreshed(refreshed), durable) => {
                 Ok(refreshed.map(|r| Refreshed { durable, ..*r }))

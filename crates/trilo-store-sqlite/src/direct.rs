@@ -11,7 +11,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
     AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed,
-    RefreshTokenState, Rotation, TokenFamily, TokenHash,
+    RefreshTokenKey, RefreshTokenState, Rotation, TokenFamily, TokenHash,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
@@ -66,10 +66,9 @@ pub(crate) fn rotate(db: &Connection, rotation: &Rotation) -> StoreResult<bool> 
 /// its rotation, inside the caller's transaction.
 pub(crate) fn refresh_and_rotate(
     db: &Connection,
-    token_hash: &TokenHash,
     plan: &RefreshPlan,
 ) -> StoreResult<Option<Refreshed>> {
-    let Some(state) = refresh_token_state(db, token_hash)? else {
+    let Some(state) = refresh_token_state(db, &plan.parent)? else {
         return Ok(None);
     };
     let rotated = match plan.rotation(&state) {
@@ -162,16 +161,20 @@ pub(crate) fn append_audit(db: &Connection, event: &AuditEvent) -> StoreResult<(
     Ok(())
 }
 
-/// The refresh token with its family, grant liveness and account generation.
+/// The refresh token at `key` (when its hash matches) with its family, grant liveness and
+/// account generation.
 pub(crate) fn refresh_token_state(
     db: &Connection,
-    token_hash: &TokenHash,
+    key: &RefreshTokenKey,
 ) -> StoreResult<Option<RefreshTokenState>> {
     let row = db
         .prepare_cached(sql::REFRESH_TOKEN_STATE)
         .and_then(|mut s| {
-            s.query_row(params![token_hash.as_slice()], refresh_state_row)
-                .optional()
+            s.query_row(
+                params![key.family_id, key.generation, key.token_hash.as_slice()],
+                refresh_state_row,
+            )
+            .optional()
         })
         .map_err(map_rusqlite)?;
     row.map(RefreshTokenState::try_from).transpose()

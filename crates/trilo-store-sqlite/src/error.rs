@@ -20,7 +20,7 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
 /// SQLite's database errors by their kind (it has no SQLSTATE codes).
 fn map_database(db: &dyn DatabaseError) -> StoreError {
     match db.kind() {
-        ErrorKind::UniqueViolation => StoreError::Conflict {
+        ErrorKind::UniqueViolation | ErrorKind::CheckViolation => StoreError::Conflict {
             constraint: constraint_name(db.message()),
         },
         ErrorKind::ForeignKeyViolation => StoreError::NotFound,
@@ -31,8 +31,9 @@ fn map_database(db: &dyn DatabaseError) -> StoreError {
 /// SQLite reports `UNIQUE constraint failed: table.col[, table.col]`; the trait documents
 /// domain names for some of them, the rest are `table.column`.
 fn constraint_name(message: &str) -> String {
-    let columns = message
-        .strip_prefix("UNIQUE constraint failed: ")
+    let columns = ["UNIQUE constraint failed: ", "CHECK constraint failed: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .unwrap_or(message)
         .trim();
     match columns {

@@ -53,10 +53,7 @@ pub(crate) type WriteTurn = Arc<Mutex<()>>;
 pub(crate) enum Write {
     Rotate(Rotation),
     /// The refresh grant's read and rotation, on the committer's warm connection.
-    Refresh {
-        token_hash: TokenHash,
-        plan: RefreshPlan,
-    },
+    Refresh(RefreshPlan),
     Redeem {
         code_hash: TokenHash,
         family: NewFamily,
@@ -339,8 +336,9 @@ fn write_each_alone(db: &Connection, group: &[Job]) -> rusqlite::Result<Vec<Stor
 fn write(db: &Connection, write: &Write) -> StoreResult<Written> {
     match write {
         Write::Rotate(rotation) => direct::rotate(db, rotation).map(Written::Rotated),
-        Write::Refresh { token_hash, plan } => direct::refresh_and_rotate(db, token_hash, plan)
-            .map(|r| Written::Refreshed(r.map(Box::new))),
+        Write::Refresh(plan) => {
+            direct::refresh_and_rotate(db, plan).map(|r| Written::Refreshed(r.map(Box::new)))
+        }
         Write::Redeem {
             code_hash,
             family,
@@ -400,11 +398,9 @@ async fn commit_group_through_sqlx(
             Write::Rotate(rotation) => run(grants::rotate_refresh_token(savepoint, rotation))
                 .await
                 .map(Written::Rotated),
-            Write::Refresh { token_hash, plan } => {
-                refresh_through_sqlx(savepoint, token_hash, plan)
-                    .await
-                    .map(|r| Written::Refreshed(r.map(Box::new)))
-            }
+            Write::Refresh(plan) => refresh_through_sqlx(savepoint, plan)
+                .await
+                .map(|r| Written::Refreshed(r.map(Box::new))),
             Write::Redeem {
                 code_hash,
                 family,
@@ -458,10 +454,9 @@ async fn exchange_through_sqlx(
 /// [`direct::refresh_and_rotate`] through sqlx, inside `savepoint`.
 async fn refresh_through_sqlx(
     mut savepoint: Db<sqlx::Transaction<'_, sqlx::Sqlite>>,
-    token_hash: &TokenHash,
     plan: &RefreshPlan,
 ) -> StoreResult<Option<Refreshed>> {
-    let Some(state) = run(grants::refresh_token(Db(&mut *savepoint.0), token_hash)).await? else {
+    let Some(state) = run(grants::refresh_token(Db(&mut *savepoint.0), &plan.parent)).await? else {
         return Ok(None);
     };
     let rotated = match plan.rotation(&state) {
@@ -519,7 +514,7 @@ mod tests {
 
     use time::Duration;
     use trilo_core::crypto::{random_token, sha256};
-    use trilo_core::model::{NewRefreshToken, Redeemed};
+    use trilo_core::model::{NewRefreshToken, Redeemed, RefreshTokenKey};
     use trilo_core::refresh_plan::RotationRule;
     use trilo_core::store::{GrantStore, Store};
     use trilo_core::testing::fixtures::{self, World, at};
@@ -535,7 +530,9 @@ mod tests {
         let parent = sha256(&random_token());
         let family = fixtures::new_family_with_refresh(at(2), parent);
         let redeemed = store.redeem_code(&code_hash, &family, at(2)).await;
-        assert!(matches!(redeemed.unwrap(), Redeemed::First(_)));
+        let Redeemed::First(family) = redeemed.unwrap() else {
+            panic!("a first redemption");
+        };
         store.close().await;
         RefreshPlan {
             rule: RotationRule {
@@ -543,7 +540,7 @@ mod tests {
                 now: at(3),
                 reuse_leeway: Duration::minutes(10),
             },
-            parent_hash: parent,
+            parent: fixtures::first_token_key(&family.family_id, parent),
             child: NewRefreshToken {
                 token_hash: sha256(&random_token()),
                 inactivity_expires_at: at(3) + Duration::days(90),
@@ -571,10 +568,7 @@ mod tests {
                 fail_the_commit
             }))
             .unwrap();
-        let write = Write::Refresh {
-            token_hash: plan.parent_hash,
-            plan: plan.clone(),
-        };
+        let write = Write::Refresh(plan.clone());
         let mut group = vec![Job {
             write,
             early: true,
@@ -583,6 +577,15 @@ mod tests {
         let outcome = commit_group(&committer, &mut group, &CommitStats::default());
         let heard = at_commit.lock().unwrap().take();
         (outcome, heard)
+    }
+
+    /// Where `plan`'s successor is stored once it rotated.
+    fn child_key(plan: &RefreshPlan) -> RefreshTokenKey {
+        RefreshTokenKey {
+            family_id: plan.parent.family_id.clone(),
+            generation: plan.parent.generation + 1,
+            token_hash: plan.child.token_hash,
+        }
     }
 
     /// What the refresh's caller had heard when the COMMIT began, with its durability.
@@ -603,7 +606,7 @@ mod tests {
         assert!(refreshed.rotated);
         durable.wait().await.unwrap();
         let store = db.migrated_store().await;
-        let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+        let child = store.refresh_token(&child_key(&plan)).await.unwrap();
         assert!(child.is_some(), "the rotation is on disk");
         store.close().await;
     }
@@ -622,13 +625,9 @@ mod tests {
             "{durable:?}"
         );
         let store = db.migrated_store().await;
-        let child = store.refresh_token(&plan.child.token_hash).await.unwrap();
+        let child = store.refresh_token(&child_key(&plan)).await.unwrap();
         assert!(child.is_none(), "nothing was kept");
-        let parent = store
-            .refresh_token(&plan.parent_hash)
-            .await
-            .unwrap()
-            .unwrap();
+        let parent = store.refresh_token(&plan.parent).await.unwrap().unwrap();
         assert_eq!(parent.token.rotated_at, None);
         store.close().await;
     }

@@ -436,6 +436,71 @@ mod tests {
         store
     }
 
+    /// A store with the migrations before `version` applied; `migrate` applies the rest.
+    async fn store_migrated_before(db: &TempDatabase, version: i64) -> SqlStore<SqliteStore> {
+        let earlier = sqlx::migrate::Migrator::with_migrations(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version < version)
+                .cloned()
+                .collect(),
+        );
+        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
+        earlier.run(&store.writer).await.unwrap();
+        store
+    }
+
+    /// Migration 0018 keys `refresh_tokens` by family and generation, in key order without
+    /// a rowid: every token from before stays, field for field, and is found by its hash
+    /// too; the only indexes left are the janitor's and the partial one over tokens from
+    /// before, and the keys hold.
+    #[tokio::test]
+    async fn keying_refresh_tokens_keeps_every_token_and_finds_old_ones_by_hash() {
+        use trilo_core::store::AppStore;
+        use trilo_core::testing::conformance::{tokens_after_keying, tokens_before_keying};
+        let db = TempDatabase::new();
+        let store = store_migrated_before(&db, 18).await;
+        let (w, before) = tokens_before_keying(&store).await;
+        store.migrate().await.unwrap();
+        tokens_after_keying(&store, &w, &before).await;
+
+        let indexes: Vec<(String, bool, bool, String)> = sqlx::query_as(
+            "SELECT name, \"unique\", partial, origin FROM pragma_index_list('refresh_tokens') \
+             ORDER BY name",
+        )
+        .fetch_all(&store.writer)
+        .await
+        .unwrap();
+        let index = |name: &str, unique, partial, origin: &str| {
+            (name.to_owned(), unique, partial, origin.to_owned())
+        };
+        assert_eq!(
+            indexes,
+            [
+                index("refresh_tokens_inactivity_idx", false, false, "c"),
+                index("refresh_tokens_legacy_idx", true, true, "c"),
+                // The table itself, in (family_id, generation) order.
+                index("sqlite_autoindex_refresh_tokens_1", true, false, "pk"),
+            ]
+        );
+        let without_rowid: bool =
+            sqlx::query_scalar("SELECT wr FROM pragma_table_list('refresh_tokens')")
+                .fetch_one(&store.writer)
+                .await
+                .unwrap();
+        assert!(without_rowid);
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        store.self_check().await.unwrap();
+        assert!(store.delete_app(&w.app.app_id).await.unwrap());
+        assert_eq!(family_and_token_counts(&store).await, (0, 0));
+        store.close().await;
+    }
+
     /// Migration 0010 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database with every
     /// other migration and codes in it keeps every code, field for field, once 0010 runs,
     /// and then takes codes without a site.
@@ -499,11 +564,11 @@ mod tests {
     #[tokio::test]
     async fn rebuilding_the_family_tables_keeps_every_family_and_token() {
         use trilo_core::crypto::{random_token, sha256};
-        use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
+        use trilo_core::model::{NewRefreshToken, Redeemed, RefreshTokenKey, Rotation};
         use trilo_core::store::{AppStore, GrantStore};
         use trilo_core::testing::fixtures::{self, World, at};
         let db = TempDatabase::new();
-        let store = store_migrated_but(&db, 17).await;
+        let store = store_migrated_before(&db, 17).await;
         let w = World::seed(&store as &dyn Store).await.unwrap();
         let mut families = Vec::new();
         let mut tokens = Vec::new();
@@ -530,8 +595,15 @@ mod tests {
                 at: at(10 + i),
             };
             assert!(store.rotate_refresh_token(&rotation).await.unwrap());
+            tokens.extend([
+                fixtures::first_token_key(&family.family_id, first),
+                RefreshTokenKey {
+                    family_id: family.family_id.clone(),
+                    generation: 1,
+                    token_hash: child,
+                },
+            ]);
             families.push(family.family_id);
-            tokens.extend([first, child]);
         }
         assert!(
             store
@@ -544,8 +616,8 @@ mod tests {
             before.push(store.family(family_id).await.unwrap().unwrap());
         }
         let mut tokens_before = Vec::new();
-        for hash in &tokens {
-            tokens_before.push(store.refresh_token(hash).await.unwrap().unwrap());
+        for key in &tokens {
+            tokens_before.push(store.refresh_token(key).await.unwrap().unwrap());
         }
 
         store.migrate().await.unwrap();
@@ -555,9 +627,9 @@ mod tests {
                 Some(family)
             );
         }
-        for (hash, token) in tokens.iter().zip(&tokens_before) {
+        for (key, token) in tokens.iter().zip(&tokens_before) {
             assert_eq!(
-                store.refresh_token(hash).await.unwrap().as_ref(),
+                store.refresh_token(key).await.unwrap().as_ref(),
                 Some(token)
             );
         }

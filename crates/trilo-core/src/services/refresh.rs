@@ -18,8 +18,9 @@ use super::token::TokenResponse;
 use crate::crypto::sha256;
 use crate::error::{CoreError, CoreResult};
 use crate::metrics::bump;
-use crate::model::{App, NewRefreshToken, RefreshTokenState};
+use crate::model::{App, NewRefreshToken, RefreshTokenKey, RefreshTokenState};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
+use crate::refresh_token::{self, Presented, refresh_token};
 use crate::store::{Refreshed, StoreError};
 
 /// A lost compare-and-set turns the next read into "return the current token" or a
@@ -34,14 +35,20 @@ impl Core {
         presented: &str,
         scope: Option<&str>,
     ) -> CoreResult<TokenResponse> {
-        let presented_hash = sha256(presented);
-        let successor = self.child_tokens.child_of(presented);
+        let Some(parent) = self.refresh_token_key(presented).await? else {
+            return Err(CoreError::RefreshTokenInvalid);
+        };
+        let successor = refresh_token(
+            &parent.family_id,
+            parent.generation + 1,
+            &self.child_tokens.child_of(presented),
+        );
         let successor_hash = sha256(&successor);
         for _ in 0..ATTEMPTS {
             let now = self.now();
             let plan = RefreshPlan {
                 rule: self.rotation_rule(app, now),
-                parent_hash: presented_hash,
+                parent: parent.clone(),
                 child: NewRefreshToken {
                     token_hash: successor_hash,
                     inactivity_expires_at: now + self.settings.refresh_inactivity,
@@ -52,10 +59,7 @@ impl Core {
                 state,
                 rotated,
                 durable,
-            }) = self
-                .store
-                .refresh_and_rotate(&presented_hash, &plan)
-                .await?
+            }) = self.store.refresh_and_rotate(&plan).await?
             else {
                 return Err(CoreError::RefreshTokenInvalid);
             };
@@ -100,6 +104,20 @@ impl Core {
                 .await;
         }
         Err(StoreError::Unavailable("refresh kept losing its compare-and-set".to_owned()).into())
+    }
+
+    /// Where a presented refresh token is stored: from the token itself, or for a token
+    /// issued before tokens carried their key, from the store by its hash. `None` for a
+    /// token of neither shape, or a legacy one the store does not know.
+    pub(super) async fn refresh_token_key(
+        &self,
+        presented: &str,
+    ) -> CoreResult<Option<RefreshTokenKey>> {
+        Ok(match refresh_token::presented(presented) {
+            Presented::Keyed(key) => Some(key),
+            Presented::Legacy(hash) => self.store.legacy_refresh_token(&hash).await?,
+            Presented::Malformed => None,
+        })
     }
 
     /// The token response for a rotation (the successor's generation) or for a token

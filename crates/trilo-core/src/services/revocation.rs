@@ -11,7 +11,6 @@ use trilo_protocol::rotation::RotationDecision;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials};
 
 use super::Core;
-use crate::crypto::sha256;
 use crate::error::CoreResult;
 use crate::model::App;
 
@@ -81,9 +80,12 @@ impl Core {
                 _ => None,
             });
         }
+        let Some(key) = self.refresh_token_key(token).await? else {
+            return Ok(None);
+        };
         Ok(self
             .store
-            .refresh_token(&sha256(token))
+            .refresh_token(&key)
             .await?
             .filter(|state| state.family.app_id == app.app_id)
             .map(|state| state.family.family_id))
@@ -120,7 +122,10 @@ impl Core {
                 _ => Introspection::default(),
             });
         }
-        let Some(state) = self.store.refresh_token(&sha256(token)).await? else {
+        let Some(key) = self.refresh_token_key(token).await? else {
+            return Ok(Introspection::default());
+        };
+        let Some(state) = self.store.refresh_token(&key).await? else {
             return Ok(Introspection::default());
         };
         let usable = matches!(

@@ -20,6 +20,7 @@ use crate::code_plan::{CodeExchanged, CodePlan, CodeRefusal, issues_refresh_toke
 use crate::crypto::{hashes_equal, random_token, sha256};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{App, AuthorizationCode, ClientType, NewRefreshToken, Redeemed, TokenFamily};
+use crate::refresh_token::refresh_token;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]
@@ -124,14 +125,15 @@ impl Core {
         code_verifier: Option<&str>,
     ) -> CoreResult<TokenResponse> {
         let now = self.now();
-        let first_refresh_token = random_token();
+        let family_id = new_id();
+        let first_refresh_token = refresh_token(&family_id, 0, &random_token());
         let plan = CodePlan {
             code_hash: sha256(code),
             app_id: app.app_id.clone(),
             redirect_uri: redirect_uri.map(str::to_owned),
             code_verifier: code_verifier.map(str::to_owned),
             now,
-            family_id: new_id(),
+            family_id,
             absolute_expires_at: now + self.settings.refresh_absolute,
             first_refresh_token: NewRefreshToken {
                 token_hash: sha256(&first_refresh_token),

@@ -9,7 +9,7 @@ use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
     ExtendedProfile, Grant, GrantChange, Installation, InstalledBy, KeyState, Membership, NewCode,
-    NewFamily, NewRefreshToken, Product, ProductScope, ReviewState, Role, Session,
+    NewFamily, NewRefreshToken, Product, ProductScope, RefreshTokenKey, ReviewState, Role, Session,
     SigningKeyRecord, Site, SiteProduct, TokenHash, UserInstalls,
 };
 use crate::store::{Store, StoreResult};
@@ -226,6 +226,16 @@ pub fn new_family(at: OffsetDateTime) -> NewFamily {
 
 /// A family that ends 365 days after `at` with its first refresh token (`token_hash`),
 /// idle for at most 90 days.
+/// Where the first refresh token (generation 0) of `family_id` is stored, when its hash
+/// is `token_hash`.
+pub fn first_token_key(family_id: &str, token_hash: TokenHash) -> RefreshTokenKey {
+    RefreshTokenKey {
+        family_id: family_id.to_owned(),
+        generation: 0,
+        token_hash,
+    }
+}
+
 pub fn new_family_with_refresh(at: OffsetDateTime, token_hash: TokenHash) -> NewFamily {
     NewFamily {
         refresh_token: Some(NewRefreshToken {

@@ -2,7 +2,6 @@
 //! in batches, and what is live stays.
 
 use time::Duration;
-use trilo_core::crypto::sha256;
 
 use crate::refresh::{first_tokens, refresh, refresh_token_of};
 use crate::support::{Backend, Fetch, TestApp};
@@ -23,12 +22,7 @@ async fn revoke_refresh_token(app: &TestApp, token: &str) {
 }
 
 async fn stored(app: &TestApp, refresh_token: &str) -> bool {
-    app.core
-        .store()
-        .refresh_token(&sha256(refresh_token))
-        .await
-        .unwrap()
-        .is_some()
+    app.stored_refresh_token(refresh_token).await.is_some()
 }
 
 /// The sweep's counts by kind, all of them, so an unexpected removal fails too.

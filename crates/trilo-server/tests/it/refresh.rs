@@ -141,6 +141,66 @@ async fn reuse_after_the_child_was_used_revokes_the_whole_family_body(app: TestA
     assert_eq!(me_status(&app, &at2).await, 401);
 }
 
+on_both_backends!(
+    an_edited_refresh_token_is_refused_and_its_family_lives_on,
+    super::an_edited_refresh_token_is_refused_and_its_family_lives_on_body
+);
+/// A refresh token names its family and generation (`rt1_{family}_{generation}_{secret}`);
+/// the store finds it there and checks the hash of the whole token, so a token with its
+/// family or generation edited is unknown: refused like any unknown token, and no family
+/// is touched, not even the one it now names (security checklist F11).
+async fn an_edited_refresh_token_is_refused_and_its_family_lives_on_body(app: TestApp) {
+    let rt0 = refresh_token_of(&first_tokens(&app).await);
+    let second = refresh(&app, &rt0).await;
+    let family_id = claims_of(&second.assert_tokens())["family_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rt1 = refresh_token_of(&second);
+    let named = format!("rt1_{family_id}_1_");
+    assert!(
+        rt1.starts_with(&named),
+        "{rt1} names {family_id}, generation 1"
+    );
+    let secret0 = rt0.rsplit('_').next().unwrap();
+    let secret1 = &rt1[named.len()..];
+
+    let mut flipped_family = family_id.clone().into_bytes();
+    flipped_family[3] = if flipped_family[3] == b'0' {
+        b'1'
+    } else {
+        b'0'
+    };
+    let flipped_family = String::from_utf8(flipped_family).unwrap();
+    for edited in [
+        // Another family, the same generation and secret.
+        format!("rt1_{flipped_family}_1_{secret1}"),
+        // The parent's place: found by place alone it would be reuse and end the family.
+        format!("rt1_{family_id}_0_{secret1}"),
+        // The parent's secret at the head's place.
+        format!("rt1_{family_id}_1_{secret0}"),
+        // A generation not issued yet.
+        format!("rt1_{family_id}_2_{secret1}"),
+        format!("rt1_{family_id}_1_"),
+        "rt1_garbage".to_owned(),
+    ] {
+        assert_refresh_refused(&refresh(&app, &edited).await);
+    }
+    let reused = app
+        .core
+        .store()
+        .audit_events(&trilo_core::model::AuditQuery {
+            action_prefix: Some("refresh_token.reused".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(reused.is_empty(), "no edit counts as reuse: {reused:?}");
+    let third = refresh(&app, &rt1).await;
+    third.assert_tokens();
+    assert!(refresh_token_of(&third).starts_with(&format!("rt1_{family_id}_2_")));
+}
+
 #[tokio::test]
 async fn refresh_accepts_json_and_basic_and_ignores_a_jwt_looking_code() {
     let app = TestApp::sqlite().await;
@@ -330,14 +390,7 @@ async fn password_change_grant_revocation_and_app_deletion_end_refresh_body(app:
     let answer = refresh(&app, &rt).await;
     // The client itself is gone, so client authentication fails first.
     answer.assert_error(401, "invalid_client");
-    assert!(
-        app.core
-            .store()
-            .refresh_token(&trilo_core::crypto::sha256(&rt))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(app.stored_refresh_token(&rt).await.is_none());
 }
 
 /// The harness logs in with the demo password it seeded; after a password change the

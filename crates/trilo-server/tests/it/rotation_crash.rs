@@ -11,8 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use trilo_core::crypto::sha256;
-
 use crate::process::ServerProcess;
 use crate::refresh::{claims_of, first_tokens, refresh_params, refresh_token_of};
 use crate::rotation_races::assert_one_chain;
@@ -96,12 +94,7 @@ async fn rotate_through_kills(backend: Backend) {
         let Ok(response) = response else {
             lost_answers += 1;
             // Committed but unanswered (H-D2): the retry must get the same successor.
-            let state = app
-                .core
-                .store()
-                .refresh_token(&sha256(&token))
-                .await
-                .unwrap();
+            let state = app.stored_refresh_token(&token).await;
             if state.is_some_and(|s| s.token.rotated_at.is_some()) {
                 committed_unanswered += 1;
             }

@@ -12,6 +12,7 @@ use reqwest::redirect::Policy;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use trilo_core::refresh_token::{self, Presented};
 use trilo_core::{Core, MockClock};
 use trilo_protocol::authorize::append_query;
 use trilo_server::app::build_with_clock;
@@ -118,6 +119,17 @@ impl<'a> TestAppBuilder<'a> {
 }
 
 impl TestApp {
+    /// The stored state of a refresh token issued by this server (`None` once it is gone).
+    pub async fn stored_refresh_token(
+        &self,
+        token: &str,
+    ) -> Option<trilo_core::model::RefreshTokenState> {
+        let Presented::Keyed(key) = refresh_token::presented(token) else {
+            panic!("{token:?} is not a refresh token of today's shape");
+        };
+        self.core.store().refresh_token(&key).await.unwrap()
+    }
+
     pub fn builder<'a>() -> TestAppBuilder<'a> {
         TestAppBuilder {
             backend: Backend::Sqlite,

@@ -385,7 +385,10 @@ pub async fn a_code_exchange_answered_early_is_stored_once_durable(store: Arc<dy
     );
     assert_eq!(family.family_id, plan.family_id);
     let first = store
-        .refresh_token(&plan.first_refresh_token.token_hash)
+        .refresh_token(&fixtures::first_token_key(
+            &plan.family_id,
+            plan.first_refresh_token.token_hash,
+        ))
         .await
         .unwrap()
         .expect("offline_access stores the first refresh token");
@@ -463,7 +466,10 @@ pub async fn a_refused_code_exchange_changes_nothing(store: Arc<dyn Store>) {
     assert!(matches!(redeemed, Some(Redeemed::First(_))), "{redeemed:?}");
     assert_eq!(
         store
-            .refresh_token(&valid.first_refresh_token.token_hash)
+            .refresh_token(&fixtures::first_token_key(
+                &valid.family_id,
+                valid.first_refresh_token.token_hash,
+            ))
             .await
             .unwrap(),
         None,
@@ -748,7 +754,10 @@ pub async fn a_burst_of_redemptions_redeems_each_code_once(store: Arc<dyn Store>
         assert!(family.revoked_at.is_none());
         let stored = store.code(hash).await.unwrap().unwrap();
         assert_eq!(stored.family_id.as_ref(), Some(&family.family_id));
-        let token = store.refresh_token(first_token).await.unwrap();
+        let token = store
+            .refresh_token(&fixtures::first_token_key(&family.family_id, *first_token))
+            .await
+            .unwrap();
         assert!(
             token.is_some(),
             "the family's first refresh token is stored"

@@ -12,6 +12,8 @@ mod grants;
 mod keys_audit;
 mod policies;
 mod refresh;
+
+pub use refresh::{tokens_after_keying, tokens_before_keying};
 mod sites;
 
 use std::fmt::Debug;
