@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::on_both_backends;
+use crate::revocation::{introspect, revoke};
 use crate::support::{Fetch, TestApp};
 use crate::token::{Answer, me_status, other_confidential_app, post_form, redeem};
 
@@ -199,6 +200,65 @@ async fn an_edited_refresh_token_is_refused_and_its_family_lives_on_body(app: Te
     let third = refresh(&app, &rt1).await;
     third.assert_tokens();
     assert!(refresh_token_of(&third).starts_with(&format!("rt1_{family_id}_2_")));
+}
+
+on_both_backends!(
+    a_token_from_before_tokens_named_their_place_still_rotates,
+    super::a_token_from_before_tokens_named_their_place_still_rotates_body
+);
+/// Refresh tokens issued before migration 0018 are bare secrets, found by their hash
+/// through the index 0018 kept for them alone: such a token still rotates (into a token of
+/// today's shape), a retry inside the leeway gets the same successor, and introspection
+/// and revocation find it too.
+async fn a_token_from_before_tokens_named_their_place_still_rotates_body(app: TestApp) {
+    let first = first_tokens(&app).await;
+    let family_id = claims_of(&first.assert_tokens())["family_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bare = trilo_core::crypto::random_token();
+    stored_as_before_keying(&app, &family_id, &bare).await;
+    assert_refresh_refused(&refresh(&app, &refresh_token_of(&first)).await);
+    assert_eq!(introspect(&app, &bare).await["active"], true);
+
+    let rotated = refresh(&app, &bare).await;
+    assert_eq!(claims_of(&rotated.assert_tokens())["generation"], 1);
+    let rt1 = refresh_token_of(&rotated);
+    assert!(rt1.starts_with(&format!("rt1_{family_id}_1_")), "{rt1}");
+    let retried = refresh(&app, &bare).await;
+    assert_eq!(refresh_token_of(&retried), rt1, "the same successor");
+    // Revoking the old token ends its family.
+    assert_eq!(revoke(&app, &bare, None).await.status, 200);
+    assert_refresh_refused(&refresh(&app, &rt1).await);
+}
+
+/// Rewrites the first token of `family_id` as a token stored before migration 0018: the
+/// bare secret `bare`, its hash kept in `legacy_hash` as 0018 did for every token then.
+async fn stored_as_before_keying(app: &TestApp, family_id: &str, bare: &str) {
+    const REWRITE: &str = "UPDATE refresh_tokens SET token_hash = $1, legacy_hash = $1 \
+         WHERE family_id = $2 AND generation = 0";
+    let hash = trilo_core::crypto::sha256(bare).to_vec();
+    let url = app.database_url.as_str();
+    let changed = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let done = sqlx::query(REWRITE)
+            .bind(&hash)
+            .bind(family_id)
+            .execute(&pool);
+        let changed = done.await.unwrap().rows_affected();
+        pool.close().await;
+        changed
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let done = sqlx::query(REWRITE)
+            .bind(&hash)
+            .bind(family_id)
+            .execute(&pool);
+        let changed = done.await.unwrap().rows_affected();
+        pool.close().await;
+        changed
+    };
+    assert_eq!(changed, 1);
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ async fn post_as_demo(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Ans
     Answer::of(res).await
 }
 
-async fn revoke(app: &TestApp, token: &str, hint: Option<&str>) -> Answer {
+pub async fn revoke(app: &TestApp, token: &str, hint: Option<&str>) -> Answer {
     let mut params = vec![("token", token)];
     if let Some(hint) = hint {
         params.push(("token_type_hint", hint));
@@ -33,7 +33,7 @@ async fn revoke(app: &TestApp, token: &str, hint: Option<&str>) -> Answer {
     post_as_demo(app, "/oauth/revoke", &params).await
 }
 
-async fn introspect(app: &TestApp, token: &str) -> Value {
+pub async fn introspect(app: &TestApp, token: &str) -> Value {
     let answer = post_as_demo(app, "/oauth/introspect", &[("token", token)]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.header("cache-control"), Some("no-store"));
