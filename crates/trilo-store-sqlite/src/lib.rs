@@ -424,29 +424,28 @@ mod tests {
     /// migrations run first so that the store's own writes, which expect them, can seed
     /// data for the one left out; sqlx applies a missing migration whatever its number.)
     async fn store_migrated_but(db: &TempDatabase, version: i64) -> SqlStore<SqliteStore> {
-        let all_but_one = sqlx::migrate::Migrator::with_migrations(
-            MIGRATOR
-                .iter()
-                .filter(|m| m.version != version)
-                .cloned()
-                .collect(),
-        );
-        let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
-        all_but_one.run(&store.writer).await.unwrap();
-        store
+        store_migrated_with(db, |v| v != version).await
     }
 
     /// A store with the migrations before `version` applied; `migrate` applies the rest.
     async fn store_migrated_before(db: &TempDatabase, version: i64) -> SqlStore<SqliteStore> {
-        let earlier = sqlx::migrate::Migrator::with_migrations(
+        store_migrated_with(db, |v| v < version).await
+    }
+
+    /// The store on a new file with the migrations whose version `applied` picks.
+    async fn store_migrated_with(
+        db: &TempDatabase,
+        applied: impl Fn(i64) -> bool,
+    ) -> SqlStore<SqliteStore> {
+        let some = sqlx::migrate::Migrator::with_migrations(
             MIGRATOR
                 .iter()
-                .filter(|m| m.version < version)
+                .filter(|m| applied(m.version))
                 .cloned()
                 .collect(),
         );
         let store = SqlStore(SqliteStore::open(&db.0).await.unwrap());
-        earlier.run(&store.writer).await.unwrap();
+        some.run(&store.writer).await.unwrap();
         store
     }
 

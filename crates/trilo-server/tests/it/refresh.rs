@@ -68,6 +68,18 @@ pub async fn refresh(app: &TestApp, token: &str) -> Answer {
     post_form(app, &refresh_params(app, token, &[])).await
 }
 
+/// The `refresh_token.reused` audit events so far.
+async fn reuse_events(app: &TestApp) -> Vec<trilo_core::model::AuditEvent> {
+    app.core
+        .store()
+        .audit_events(&trilo_core::model::AuditQuery {
+            action_prefix: Some("refresh_token.reused".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 /// The claims of an access token (not verified: the flow tests verify signatures).
 pub fn claims_of(access_token: &str) -> Value {
     let payload = access_token.split('.').nth(1).unwrap();
@@ -109,15 +121,7 @@ async fn rotation_returns_a_new_token_and_the_parent_is_refused_after_the_leeway
         401,
         "access tokens end too"
     );
-    let events = app
-        .core
-        .store()
-        .audit_events(&trilo_core::model::AuditQuery {
-            action_prefix: Some("refresh_token.reused".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = reuse_events(&app).await;
     assert_eq!(events.len(), 1, "reuse is audited once");
 }
 
@@ -187,15 +191,7 @@ async fn an_edited_refresh_token_is_refused_and_its_family_lives_on_body(app: Te
     ] {
         assert_refresh_refused(&refresh(&app, &edited).await);
     }
-    let reused = app
-        .core
-        .store()
-        .audit_events(&trilo_core::model::AuditQuery {
-            action_prefix: Some("refresh_token.reused".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let reused = reuse_events(&app).await;
     assert!(reused.is_empty(), "no edit counts as reuse: {reused:?}");
     let third = refresh(&app, &rt1).await;
     third.assert_tokens();
