@@ -455,7 +455,6 @@ mod tests {
     /// before, and the keys hold.
     #[tokio::test]
     async fn keying_refresh_tokens_keeps_every_token_and_finds_old_ones_by_hash() {
-        use trilo_core::store::AppStore;
         use trilo_core::testing::conformance::{tokens_after_keying, tokens_before_keying};
         let db = TempDatabase::new();
         let store = store_migrated_before(&db, 18).await;
@@ -488,16 +487,7 @@ mod tests {
                 .await
                 .unwrap();
         assert!(without_rowid);
-        let broken: Vec<(String,)> =
-            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-                .fetch_all(&store.writer)
-                .await
-                .unwrap();
-        assert!(broken.is_empty(), "{broken:?}");
-        store.self_check().await.unwrap();
-        assert!(store.delete_app(&w.app.app_id).await.unwrap());
-        assert_eq!(family_and_token_counts(&store).await, (0, 0));
-        store.close().await;
+        keys_hold_and_the_app_takes_its_tokens(store, &w.app.app_id).await;
     }
 
     /// Migration 0010 rebuilds `codes` (SQLite cannot drop a NOT NULL): a database with every
@@ -547,6 +537,22 @@ mod tests {
     }
 
     /// How many token families and refresh tokens the database holds.
+    /// After a family-table migration: every key holds, the store passes its self-check,
+    /// and deleting the app still ends its families and tokens. Closes the store.
+    async fn keys_hold_and_the_app_takes_its_tokens(store: SqlStore<SqliteStore>, app_id: &str) {
+        use trilo_core::store::AppStore;
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        store.self_check().await.unwrap();
+        assert!(store.delete_app(app_id).await.unwrap());
+        assert_eq!(family_and_token_counts(&store).await, (0, 0));
+        store.close().await;
+    }
+
     async fn family_and_token_counts(store: &SqlStore<SqliteStore>) -> (i64, i64) {
         sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM token_families), (SELECT COUNT(*) FROM refresh_tokens)",
@@ -564,7 +570,7 @@ mod tests {
     async fn rebuilding_the_family_tables_keeps_every_family_and_token() {
         use trilo_core::crypto::{random_token, sha256};
         use trilo_core::model::{NewRefreshToken, Redeemed, RefreshTokenKey, Rotation};
-        use trilo_core::store::{AppStore, GrantStore};
+        use trilo_core::store::GrantStore;
         use trilo_core::testing::fixtures::{self, World, at};
         let db = TempDatabase::new();
         let store = store_migrated_before(&db, 17).await;
@@ -648,17 +654,7 @@ mod tests {
                 ("refresh_tokens".to_owned(), "token_families".to_owned()),
             ]
         );
-        let broken: Vec<(String,)> =
-            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-                .fetch_all(&store.writer)
-                .await
-                .unwrap();
-        assert!(broken.is_empty(), "{broken:?}");
-        store.self_check().await.unwrap();
-
-        assert!(store.delete_app(&w.app.app_id).await.unwrap());
-        assert_eq!(family_and_token_counts(&store).await, (0, 0));
-        store.close().await;
+        keys_hold_and_the_app_takes_its_tokens(store, &w.app.app_id).await;
     }
 
     /// The database and its WAL and shared-memory files are the owner's only (issue 16).
