@@ -1,25 +1,14 @@
 //! The gateway's caches: checked standings (credentials × product × site), what they
 //! read of the site (account × app × product × site) and the assertions they were signed
-//! (their claims) for a short TTL, compiled operation catalogs, and every product's scope
-//! catalog.
+//! (their claims) for a short TTL. The catalogs are cached in `catalogs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
-use trilo_protocol::ScopeSet;
-use trilo_protocol::alias::PathAlias;
-use trilo_protocol::operations::Operation;
-use trilo_protocol::route::Router;
+use std::sync::Arc;
 
 use super::{Caller, GatewayCall, SiteFacts, Standing};
 use crate::crypto::sha256;
 use crate::model::TokenHash;
 use crate::services::ttl_cache::TtlCache;
 
-/// How long a compiled catalog is used before it is read again, so an import on any
-/// instance takes effect everywhere within this time without a read per call.
-const CATALOG_TTL: Duration = Duration::from_secs(10);
 /// Everything a standing depends on: the credentials (hashed), the product and the site.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct StandingKey {
@@ -129,74 +118,3 @@ pub(crate) struct SignedAssertion {
 /// instead of signing the same claims again, as one token's cached standing already
 /// reuses its own for every call (the upstream sees exactly what it would see then).
 pub(crate) type AssertionCache = TtlCache<AssertionKey, Arc<SignedAssertion>>;
-
-/// A product's operations compiled for matching, with the path aliases rewritten before.
-#[derive(Debug, Default)]
-pub(super) struct ProductCatalog {
-    pub(super) router: Router<Operation>,
-    pub(super) aliases: Vec<PathAlias>,
-}
-
-pub(super) type CompiledCatalog = Arc<ProductCatalog>;
-
-/// Compiled catalogs per product with when each was loaded; reloaded after
-/// [`CATALOG_TTL`].
-#[derive(Default)]
-pub struct CatalogCache(RwLock<HashMap<String, (Instant, CompiledCatalog)>>);
-
-impl std::fmt::Debug for CatalogCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CatalogCache")
-    }
-}
-
-impl CatalogCache {
-    pub(super) fn get(&self, product: &str) -> Option<CompiledCatalog> {
-        let cache = self.0.read().ok()?;
-        let (loaded, router) = cache.get(product)?;
-        (loaded.elapsed() < CATALOG_TTL).then(|| Arc::clone(router))
-    }
-
-    pub(super) fn put(&self, product: &str, router: CompiledCatalog) {
-        if let Ok(mut cache) = self.0.write() {
-            cache.insert(product.to_owned(), (Instant::now(), router));
-        }
-    }
-}
-
-/// Each product's key with its scope catalog, as the reachability checks compare granted
-/// scopes against them.
-pub type ProductScopeSets = Arc<Vec<(String, ScopeSet)>>;
-
-/// The scope catalogs of every product, reloaded after [`CATALOG_TTL`] like the
-/// operation catalogs (a product's scopes change only when it is imported): a gateway
-/// cache miss and accessible-resources would otherwise read every scope of every product.
-#[derive(Default)]
-pub struct ProductScopesCache(RwLock<Option<(Instant, ProductScopeSets)>>);
-
-impl std::fmt::Debug for ProductScopesCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProductScopesCache")
-    }
-}
-
-impl ProductScopesCache {
-    pub(crate) fn get(&self) -> Option<ProductScopeSets> {
-        let cache = self.0.read().ok()?;
-        let (loaded, scopes) = cache.as_ref()?;
-        (loaded.elapsed() < CATALOG_TTL).then(|| Arc::clone(scopes))
-    }
-
-    pub(crate) fn put(&self, scopes: ProductScopeSets) {
-        if let Ok(mut cache) = self.0.write() {
-            *cache = Some((Instant::now(), scopes));
-        }
-    }
-
-    /// Forgets the catalogs: called when this instance changes a product.
-    pub fn clear(&self) {
-        if let Ok(mut cache) = self.0.write() {
-            *cache = None;
-        }
-    }
-}

@@ -6,6 +6,7 @@
 //! The caches live in `cache`.
 
 mod cache;
+mod catalogs;
 
 use std::sync::Arc;
 
@@ -20,11 +21,11 @@ use trilo_protocol::jwt::{ASSERTION_TYP, AssertionClaims};
 use trilo_protocol::operations::Operation;
 use trilo_protocol::route::Router;
 
+pub use self::cache::GatewayCache;
 pub(crate) use self::cache::{AssertionCache, SiteFactsCache};
-use self::cache::{
-    AssertionKey, CompiledCatalog, ProductCatalog, SignedAssertion, SiteFactsKey, StandingKey,
-};
-pub use self::cache::{CatalogCache, GatewayCache, ProductScopeSets, ProductScopesCache};
+use self::cache::{AssertionKey, SignedAssertion, SiteFactsKey, StandingKey};
+pub use self::catalogs::{CatalogCache, ProductScopeSets, ProductScopesCache};
+use self::catalogs::{CompiledCatalog, ProductCatalog};
 use super::access::TokenRejection;
 use super::{Core, new_id};
 use crate::error::CoreResult;
