@@ -106,47 +106,33 @@ pub(crate) static EXCHANGE_BATCH: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The columns of a family started now that are not the code's, as `new_<column>`: the
-/// family takes its grant, app, account, scopes and audience from the code (the `family`
-/// insert above copies them from `marked`, which does not change them), so the row carries
-/// those once. Half the bytes of a batch's answer were the family repeating its code.
-const NEW_FAMILY_COLUMNS: [&str; 7] = [
-    "family_id",
-    "credential_generation",
-    "created_at",
-    "absolute_expires_at",
-    "head_generation",
-    "revoked_at",
-    "revoke_reason",
-];
-
+/// The family columns of `f` as `new_<column>`: the row holds the code's columns too.
 fn new_family_columns() -> String {
-    NEW_FAMILY_COLUMNS
-        .iter()
-        .map(|column| format!("f.{column} AS new_{column}"))
+    sql::FAMILY_COLUMNS
+        .split(',')
+        .map(|column| format!("f.{0} AS new_{0}", column.trim()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// The family an [`EXCHANGE_BATCH`] row started: its own `new_*` columns, and the rest
-/// from the code's columns of the same row.
+/// The family an [`EXCHANGE_BATCH`] row started, read from its `new_*` columns.
 fn new_family(row: &PgRow) -> Result<Option<FamilyRow>, sqlx::Error> {
     let Some(family_id) = row.try_get::<Option<String>, _>("new_family_id")? else {
         return Ok(None);
     };
     Ok(Some(FamilyRow {
         family_id,
-        grant_id: row.try_get("grant_id")?,
-        app_id: row.try_get("app_id")?,
-        account_id: row.try_get("account_id")?,
-        scopes: row.try_get("scopes")?,
+        grant_id: row.try_get("new_grant_id")?,
+        app_id: row.try_get("new_app_id")?,
+        account_id: row.try_get("new_account_id")?,
+        scopes: row.try_get("new_scopes")?,
         credential_generation: row.try_get("new_credential_generation")?,
         created_at: row.try_get("new_created_at")?,
         absolute_expires_at: row.try_get("new_absolute_expires_at")?,
         head_generation: row.try_get("new_head_generation")?,
         revoked_at: row.try_get("new_revoked_at")?,
         revoke_reason: row.try_get("new_revoke_reason")?,
-        audience: row.try_get("audience")?,
+        audience: row.try_get("new_audience")?,
     }))
 }
 
