@@ -199,6 +199,8 @@ impl ProductScopesCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
+
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
