@@ -284,3 +284,68 @@ mod conformance {
         assert!(failed.is_empty(), "failed cases: {failed:?}");
     }
 }
+
+#[cfg(all(test, feature = "test-support"))]
+mod tokens_follow_their_family {
+    #![allow(clippy::unwrap_used)]
+
+    use trilo_core::testing::conformance::tokens_before_keying;
+
+    use super::{PgStore, SqlStore};
+    use crate::testing::{fresh_database, test_url};
+
+    async fn tokens_of(pool: &sqlx::PgPool, family_id: Option<&str>) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM refresh_tokens WHERE $1::text IS NULL OR family_id = $1",
+        )
+        .bind(family_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    }
+
+    /// Migration 0019 ends a family's refresh tokens with a trigger instead of a key: a
+    /// family deleted as the janitor deletes them takes its tokens along and leaves the
+    /// others, and so does every family of an app deleted through the keys of its grants.
+    #[tokio::test]
+    async fn a_familys_tokens_end_with_it_however_it_ends() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let db = fresh_database(&base).await.unwrap();
+        let store = SqlStore(PgStore::connect(&db.url, 2).await.unwrap());
+        store.migrate().await.unwrap();
+        let (w, tokens) = tokens_before_keying(&store).await;
+        let pool = &store.0.pool;
+        assert_eq!(tokens_of(pool, None).await, 6);
+        let ended = tokens[0].0.family_id.clone();
+        let kept = tokens[2].0.family_id.clone();
+        assert_eq!(tokens_of(pool, Some(&ended)).await, 2);
+
+        sqlx::query(
+            "DELETE FROM token_families WHERE family_id IN \
+             (SELECT family_id FROM token_families WHERE family_id = $1 LIMIT 100)",
+        )
+        .bind(&ended)
+        .execute(pool)
+        .await
+        .unwrap();
+        assert_eq!(tokens_of(pool, Some(&ended)).await, 0);
+        assert_eq!(tokens_of(pool, Some(&kept)).await, 2);
+        assert_eq!(tokens_of(pool, None).await, 4);
+
+        sqlx::query("DELETE FROM apps WHERE app_id = $1")
+            .bind(&w.app.app_id)
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            tokens_of(pool, None).await,
+            0,
+            "ended with their app's grant"
+        );
+        store.0.close().await;
+        db.drop_database().await.unwrap();
+    }
+}

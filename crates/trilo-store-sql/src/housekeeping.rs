@@ -18,7 +18,8 @@ pub mod sql {
     pub const DEAD_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens \
          WHERE (family_id, generation) IN (SELECT family_id, generation FROM refresh_tokens \
          WHERE inactivity_expires_at < $1 LIMIT $2)";
-    /// Their refresh tokens go by the foreign key's cascade.
+    /// Their refresh tokens go with them: by the key's cascade on SQLite, by the trigger of
+    /// migration 0019 on PostgreSQL.
     pub const REVOKED_FAMILIES: &str = "DELETE FROM token_families WHERE family_id IN \
          (SELECT family_id FROM token_families WHERE revoked_at < $1 LIMIT $2)";
     pub const EXPIRED_FAMILIES: &str = "DELETE FROM token_families WHERE family_id IN \

@@ -111,6 +111,7 @@ const STEPS: &[Step] = &[
     own!("0016_family_owner_keys"),
     own!("0017_family_keys"),
     own!("0018_refresh_tokens_by_key"),
+    own!("0019_tokens_follow_their_family"),
 ];
 
 impl Step {
@@ -210,6 +211,7 @@ mod tests {
         (16, "6c2ca4c570930214", "bde75024cedb95d3"),
         (17, "ce5e125a1ba67867", "106b51841aeab7af"),
         (18, "36c04f328148061e", "ce17358ddcf1d1d5"),
+        (19, "e3eaf192d1c500ca", "a0417065c702afba"),
     ];
 
     fn checksum_prefixes(dialect: Dialect) -> Vec<(i64, String)> {
