@@ -581,11 +581,11 @@ mod tests {
 
     /// Where `plan`'s successor is stored once it rotated.
     fn child_key(plan: &RefreshPlan) -> RefreshTokenKey {
-        RefreshTokenKey {
-            family_id: plan.parent.family_id.clone(),
-            generation: plan.parent.generation + 1,
-            token_hash: plan.child.token_hash,
-        }
+        fixtures::token_key(
+            &plan.parent.family_id,
+            plan.parent.generation + 1,
+            plan.child.token_hash,
+        )
     }
 
     /// What the refresh's caller had heard when the COMMIT began, with its durability.

@@ -536,7 +536,6 @@ mod tests {
         store.close().await;
     }
 
-    /// How many token families and refresh tokens the database holds.
     /// After a family-table migration: every key holds, the store passes its self-check,
     /// and deleting the app still ends its families and tokens. Closes the store.
     async fn keys_hold_and_the_app_takes_its_tokens(store: SqlStore<SqliteStore>, app_id: &str) {
@@ -553,6 +552,7 @@ mod tests {
         store.close().await;
     }
 
+    /// How many token families and refresh tokens the database holds.
     async fn family_and_token_counts(store: &SqlStore<SqliteStore>) -> (i64, i64) {
         sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM token_families), (SELECT COUNT(*) FROM refresh_tokens)",
@@ -569,7 +569,7 @@ mod tests {
     #[tokio::test]
     async fn rebuilding_the_family_tables_keeps_every_family_and_token() {
         use trilo_core::crypto::{random_token, sha256};
-        use trilo_core::model::{NewRefreshToken, Redeemed, RefreshTokenKey, Rotation};
+        use trilo_core::model::{NewRefreshToken, Redeemed, Rotation};
         use trilo_core::store::GrantStore;
         use trilo_core::testing::fixtures::{self, World, at};
         let db = TempDatabase::new();
@@ -602,11 +602,7 @@ mod tests {
             assert!(store.rotate_refresh_token(&rotation).await.unwrap());
             tokens.extend([
                 fixtures::first_token_key(&family.family_id, first),
-                RefreshTokenKey {
-                    family_id: family.family_id.clone(),
-                    generation: 1,
-                    token_hash: child,
-                },
+                fixtures::token_key(&family.family_id, 1, child),
             ]);
             families.push(family.family_id);
         }

@@ -224,18 +224,24 @@ pub fn new_family(at: OffsetDateTime) -> NewFamily {
     }
 }
 
-/// A family that ends 365 days after `at` with its first refresh token (`token_hash`),
-/// idle for at most 90 days.
-/// Where the first refresh token (generation 0) of `family_id` is stored, when its hash
-/// is `token_hash`.
-pub fn first_token_key(family_id: &str, token_hash: TokenHash) -> RefreshTokenKey {
+/// Where refresh token `generation` of `family_id` is stored, when its hash is
+/// `token_hash`.
+pub fn token_key(family_id: &str, generation: i64, token_hash: TokenHash) -> RefreshTokenKey {
     RefreshTokenKey {
         family_id: family_id.to_owned(),
-        generation: 0,
+        generation,
         token_hash,
     }
 }
 
+/// Where the first refresh token (generation 0) of `family_id` is stored, when its hash
+/// is `token_hash`.
+pub fn first_token_key(family_id: &str, token_hash: TokenHash) -> RefreshTokenKey {
+    token_key(family_id, 0, token_hash)
+}
+
+/// A family that ends 365 days after `at` with its first refresh token (`token_hash`),
+/// idle for at most 90 days.
 pub fn new_family_with_refresh(at: OffsetDateTime, token_hash: TokenHash) -> NewFamily {
     NewFamily {
         refresh_token: Some(NewRefreshToken {

@@ -235,24 +235,23 @@ async fn stored_as_before_keying(app: &TestApp, family_id: &str, bare: &str) {
          WHERE family_id = $2 AND generation = 0";
     let hash = trilo_core::crypto::sha256(bare).to_vec();
     let url = app.database_url.as_str();
+    // The same rewrite through either database's pool.
+    macro_rules! rewrite_with {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.unwrap();
+            let done = sqlx::query(REWRITE)
+                .bind(&hash)
+                .bind(family_id)
+                .execute(&pool);
+            let changed = done.await.unwrap().rows_affected();
+            pool.close().await;
+            changed
+        }};
+    }
     let changed = if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let done = sqlx::query(REWRITE)
-            .bind(&hash)
-            .bind(family_id)
-            .execute(&pool);
-        let changed = done.await.unwrap().rows_affected();
-        pool.close().await;
-        changed
+        rewrite_with!(sqlx::SqlitePool)
     } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let done = sqlx::query(REWRITE)
-            .bind(&hash)
-            .bind(family_id)
-            .execute(&pool);
-        let changed = done.await.unwrap().rows_affected();
-        pool.close().await;
-        changed
+        rewrite_with!(sqlx::PgPool)
     };
     assert_eq!(changed, 1);
 }

@@ -37,18 +37,6 @@ pub(super) type CompiledCatalog = Arc<ProductCatalog>;
 /// scopes against them.
 pub type ProductScopeSets = Arc<Vec<(String, ScopeSet)>>;
 
-/// How long a loaded catalog is fresh, and how long a reload may take.
-#[derive(Clone, Copy, Debug)]
-struct Timing {
-    ttl: Duration,
-    claim: Duration,
-}
-
-const CATALOGS: Timing = Timing {
-    ttl: CATALOG_TTL,
-    claim: RELOAD_CLAIM,
-};
-
 /// One catalog as loaded, and since when a caller has been reloading it.
 #[derive(Debug)]
 struct Loaded<T> {
@@ -66,21 +54,21 @@ impl<T: Clone> Loaded<T> {
         }
     }
 
-    fn fresh(&self, now: Instant, timing: Timing) -> Option<T> {
-        (now.saturating_duration_since(self.at) < timing.ttl).then(|| self.value.clone())
+    fn fresh(&self, now: Instant) -> Option<T> {
+        (now.saturating_duration_since(self.at) < CATALOG_TTL).then(|| self.value.clone())
     }
 
     /// What a caller that found this catalog not fresh uses: the catalog itself while
     /// another caller's reload is under way (for at most one more TTL: a catalog is never
     /// used at twice its age); otherwise nothing, and the reload is now this caller's.
-    fn stale_or_claim(&mut self, now: Instant, timing: Timing) -> Option<T> {
-        if let Some(fresh) = self.fresh(now, timing) {
+    fn stale_or_claim(&mut self, now: Instant) -> Option<T> {
+        if let Some(fresh) = self.fresh(now) {
             return Some(fresh);
         }
         let reloading = self
             .reload_claimed_at
-            .is_some_and(|since| now.saturating_duration_since(since) < timing.claim);
-        let usable = now.saturating_duration_since(self.at) < 2 * timing.ttl;
+            .is_some_and(|since| now.saturating_duration_since(since) < RELOAD_CLAIM);
+        let usable = now.saturating_duration_since(self.at) < 2 * CATALOG_TTL;
         if reloading && usable {
             return Some(self.value.clone());
         }
@@ -91,18 +79,9 @@ impl<T: Clone> Loaded<T> {
 
 /// Compiled catalogs per product. `get` answers `None` when the caller is to load the
 /// product's catalog and `put` it.
+#[derive(Default)]
 pub struct CatalogCache {
-    timing: Timing,
     entries: RwLock<HashMap<String, Loaded<CompiledCatalog>>>,
-}
-
-impl Default for CatalogCache {
-    fn default() -> Self {
-        CatalogCache {
-            timing: CATALOGS,
-            entries: RwLock::default(),
-        }
-    }
 }
 
 /// Names the cache only: a debug print of every compiled operation helps nobody.
@@ -127,7 +106,7 @@ impl CatalogCache {
             .read()
             .ok()?
             .get(product)
-            .and_then(|loaded| loaded.fresh(now, self.timing))
+            .and_then(|loaded| loaded.fresh(now))
         {
             return Some(fresh);
         }
@@ -135,7 +114,7 @@ impl CatalogCache {
             .write()
             .ok()?
             .get_mut(product)?
-            .stale_or_claim(now, self.timing)
+            .stale_or_claim(now)
     }
 
     fn put_at(&self, product: &str, catalog: CompiledCatalog, now: Instant) {
@@ -148,18 +127,9 @@ impl CatalogCache {
 /// The scope catalogs of every product, cached like the operation catalogs: a gateway
 /// cache miss and accessible-resources would otherwise read every scope of every product.
 /// `get` answers `None` when the caller is to load them and `put` them.
+#[derive(Default)]
 pub struct ProductScopesCache {
-    timing: Timing,
     loaded: RwLock<Option<Loaded<ProductScopeSets>>>,
-}
-
-impl Default for ProductScopesCache {
-    fn default() -> Self {
-        ProductScopesCache {
-            timing: CATALOGS,
-            loaded: RwLock::default(),
-        }
-    }
 }
 
 impl std::fmt::Debug for ProductScopesCache {
@@ -191,15 +161,11 @@ impl ProductScopesCache {
             .read()
             .ok()?
             .as_ref()
-            .and_then(|loaded| loaded.fresh(now, self.timing))
+            .and_then(|loaded| loaded.fresh(now))
         {
             return Some(fresh);
         }
-        self.loaded
-            .write()
-            .ok()?
-            .as_mut()?
-            .stale_or_claim(now, self.timing)
+        self.loaded.write().ok()?.as_mut()?.stale_or_claim(now)
     }
 
     fn put_at(&self, scopes: ProductScopeSets, now: Instant) {

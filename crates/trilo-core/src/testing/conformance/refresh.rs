@@ -28,11 +28,7 @@ async fn family_with_token(store: &dyn Store, w: &World, hash: TokenHash) -> Tok
 
 /// Where the token of `family`'s `generation` with `hash` is stored.
 fn key(family: &TokenFamily, generation: i64, hash: TokenHash) -> RefreshTokenKey {
-    RefreshTokenKey {
-        family_id: family.family_id.clone(),
-        generation,
-        token_hash: hash,
-    }
+    fixtures::token_key(&family.family_id, generation, hash)
 }
 
 fn rotation(family: &TokenFamily, parent: TokenHash, generation: i64, at_s: i64) -> Rotation {
