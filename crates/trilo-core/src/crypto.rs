@@ -154,6 +154,54 @@ impl ChildTokens {
     }
 }
 
+/// The secrets of refresh tokens kept in their family's row (`crate::refresh_token`):
+/// generation `g` of family `f` is `HMAC(key, f + ":" + g)`. Only a holder of the
+/// key-encryption key can name a token, so one that checks out was issued by trilo, and a
+/// copy of the database holds none. Racing refreshes on any instance name the same
+/// successor, as [`ChildTokens`] does for stored tokens.
+#[derive(Clone)]
+pub struct KeptTokens(hmac::Key);
+
+impl std::fmt::Debug for KeptTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeptTokens([redacted])")
+    }
+}
+
+impl KeptTokens {
+    pub fn new(sealing: &SealingKey) -> Self {
+        Self(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &sealing.subkey("trilo refresh token kept by its family v2"),
+        ))
+    }
+
+    /// The secret of generation `generation` of `family_id`: 256 bits in base64url.
+    pub fn secret(&self, family_id: &str, generation: i64) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(family_id, generation).as_ref())
+    }
+
+    /// Whether `secret` is that generation's, compared in constant time.
+    pub fn verify(&self, family_id: &str, generation: i64, secret: &str) -> bool {
+        let mut decoded = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(secret, &mut decoded) {
+            Ok(32) => {
+                let expected = self.mac(family_id, generation);
+                expected.as_ref().ct_eq(&decoded).into()
+            }
+            _ => false,
+        }
+    }
+
+    fn mac(&self, family_id: &str, generation: i64) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(family_id.as_bytes());
+        ctx.update(b":");
+        ctx.update(generation.to_string().as_bytes());
+        ctx.sign()
+    }
+}
+
 /// The secrets of webhooks, derived rather than stored: a subscription's signing secret
 /// is `HMAC(key, "subscription:" + id)` and a product's event-ingest secret
 /// `HMAC(key, "product:" + key)`, so a copy of the database signs nothing and reads no

@@ -428,6 +428,76 @@ pub struct TokenFamily {
     /// The audience the authorization asked for, the `aud` of the family's access tokens;
     /// `None` (families from before audiences were kept) means trilo's own.
     pub audience: Option<String>,
+    /// Its head token, for a family whose refresh tokens are kept in its row
+    /// ([`TokenKeeping::Family`]); `None` for a family without refresh tokens or whose
+    /// tokens have rows of their own.
+    pub kept_head: Option<KeptHead>,
+}
+
+/// What a family whose refresh tokens it keeps itself ([`TokenKeeping::Family`]) knows of
+/// them: the head's times, and when the generation before it was issued. Each rotation
+/// time is the next generation's issue time, so the family dates the rotations of the two
+/// generations before its head: enough for the reuse leeway and for an access token of
+/// either (DESIGN §3); an older generation's rotation time is not known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptHead {
+    /// When the head was issued: when the generation before it was rotated.
+    pub issued_at: OffsetDateTime,
+    /// The head's end for inactivity.
+    pub inactivity_expires_at: OffsetDateTime,
+    /// When the generation before the head was issued; `None` before the first rotation.
+    pub previous_issued_at: Option<OffsetDateTime>,
+}
+
+impl TokenFamily {
+    /// When the kept token of `generation` was rotated, where the family knows it: the
+    /// generation before the head at the head's issue, the one before that at the
+    /// previous issue. `None` for the head, a later generation, an older one, or a family
+    /// that keeps no tokens.
+    pub fn kept_rotation_time(&self, generation: i64) -> Option<OffsetDateTime> {
+        let head = self.kept_head.as_ref()?;
+        match self.head_generation - generation {
+            1 => Some(head.issued_at),
+            2 => head.previous_issued_at,
+            _ => None,
+        }
+    }
+
+    /// The kept token of `generation` as the rotation decision reads a stored one
+    /// (`token_hash` is the presented token's). `None` when the family keeps no tokens or
+    /// never issued that generation. A rotated token is spent: its inactivity end reads
+    /// as its rotation time where known, else as the head's issue.
+    pub fn kept_token(&self, generation: i64, token_hash: TokenHash) -> Option<RefreshToken> {
+        let head = self.kept_head.as_ref()?;
+        if generation < 0 || generation > self.head_generation {
+            return None;
+        }
+        if generation == self.head_generation {
+            return Some(RefreshToken {
+                token_hash,
+                family_id: self.family_id.clone(),
+                generation,
+                issued_at: head.issued_at,
+                inactivity_expires_at: head.inactivity_expires_at,
+                rotated_at: None,
+            });
+        }
+        let rotated_at = self.kept_rotation_time(generation);
+        let spent_by = rotated_at.unwrap_or(head.issued_at);
+        Some(RefreshToken {
+            token_hash,
+            family_id: self.family_id.clone(),
+            generation,
+            issued_at: if generation + 1 == self.head_generation {
+                head.previous_issued_at.unwrap_or(self.created_at)
+            } else {
+                self.created_at
+            },
+            inactivity_expires_at: spent_by,
+            // Any time marks an older generation rotated: the decision calls it reuse.
+            rotated_at: Some(spent_by),
+        })
+    }
 }
 
 /// One refresh token of a family, as stored (by hash).
@@ -459,6 +529,26 @@ pub struct RefreshTokenState {
 }
 
 impl RefreshTokenState {
+    /// The state of the kept token at `key` ([`TokenKeeping::Family`]), from its family and
+    /// the grant and account facts; `None` when the family keeps no tokens or never issued
+    /// that generation ([`TokenFamily::kept_token`]).
+    pub fn of_kept_token(
+        key: &RefreshTokenKey,
+        family: TokenFamily,
+        grant_live: bool,
+        grant_scopes: Vec<String>,
+        account_credential_generation: Option<i64>,
+    ) -> Option<Self> {
+        let token = family.kept_token(key.generation, key.token_hash)?;
+        Some(RefreshTokenState {
+            token,
+            family,
+            grant_live,
+            grant_scopes,
+            account_credential_generation,
+        })
+    }
+
     /// What the family's tokens reach now: its scopes as far as the grant still holds them
     /// (`trilo_protocol::scope::live_scopes`).
     pub fn live_scopes(&self) -> Vec<String> {
@@ -498,13 +588,27 @@ pub struct RefreshTokenKey {
     pub family_id: String,
     pub generation: i64,
     pub token_hash: TokenHash,
+    pub kept: TokenKeeping,
 }
 
-/// A refresh token about to be stored; its generation and family come from the context.
+/// Where a family's refresh tokens are kept (`crate::refresh_token`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKeeping {
+    /// Each in its own row of `refresh_tokens`, matched by its hash: tokens issued before
+    /// migration 0020 (`rt1_` and bare secrets), and their successors.
+    Row,
+    /// In the family's row ([`KeptHead`]): the token's MAC proves trilo issued it
+    /// (`rt2_`), and nothing of it is stored.
+    Family,
+}
+
+/// A refresh token about to be issued; its generation and family come from the context.
+/// A successor is kept the way its parent was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRefreshToken {
     pub token_hash: TokenHash,
     pub inactivity_expires_at: OffsetDateTime,
+    pub kept: TokenKeeping,
 }
 
 /// One rotation: a compare-and-set of the family head from `parent_generation` to the
@@ -622,6 +726,23 @@ pub struct NewFamily {
     /// Appended to the audit log in the same transaction when this redemption is the
     /// first and the family is born live, so the issue and its record are one commit.
     pub issued: Option<AuditEvent>,
+}
+
+impl NewFamily {
+    /// The first token's inactivity end, when the family keeps it in its row.
+    pub fn kept_head_expiry(&self) -> Option<OffsetDateTime> {
+        self.refresh_token
+            .as_ref()
+            .filter(|t| t.kept == TokenKeeping::Family)
+            .map(|t| t.inactivity_expires_at)
+    }
+
+    /// The first token, when it has a row of its own.
+    pub fn stored_first_token(&self) -> Option<&NewRefreshToken> {
+        self.refresh_token
+            .as_ref()
+            .filter(|t| t.kept == TokenKeeping::Row)
+    }
 }
 
 /// An app's webhook (DESIGN §2): where to send which events. Its signing secret is derived

@@ -306,7 +306,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use time::{Duration, OffsetDateTime};
-    use trilo_core::model::NewRefreshToken;
+    use trilo_core::model::{NewRefreshToken, TokenKeeping};
     use trilo_core::refresh_plan::RotationRule;
 
     use super::*;
@@ -329,10 +329,12 @@ mod tests {
                 family_id: "family".to_owned(),
                 generation: 0,
                 token_hash: TokenHash::from([token; 32]),
+                kept: TokenKeeping::Family,
             },
             child: NewRefreshToken {
                 token_hash: TokenHash::from([token.wrapping_add(100); 32]),
                 inactivity_expires_at: now,
+                kept: TokenKeeping::Family,
             },
             scope: None,
         };

@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, FromRow, Row};
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
-use trilo_core::model::{AuthorizationCode, Redeemed, TokenFamily};
+use trilo_core::model::{AuthorizationCode, Redeemed, TokenFamily, TokenKeeping};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
@@ -34,13 +34,15 @@ use crate::error::retry;
 /// element per exchange (`CodePlan`): code hash, asking app, redirect URI, whether a
 /// verifier was presented, the challenge it answers (`CodePlan::verifier_challenge`),
 /// now (ms), the new family's id and absolute expiry (ms), its first refresh token's hash
-/// and inactivity expiry (ms), the audit event's id. One row per code found, with its
+/// and inactivity expiry (ms), the audit event's id, and whether the first token is kept
+/// in the family's row (`TokenKeeping::Family`: no token row, the head's times on the
+/// family, as `sql::INSERT_FAMILY_OF_CODE` sets them). One row per code found, with its
 /// `idx` (1-based), its columns as read before the statement, and the family it started
 /// now (`new_*`, NULL when it was not redeemed now).
 ///
 /// The redemption condition restates `CodePlan::redeems` (client, expiry, redirect URI,
-/// PKCE, unused), the first refresh token `code_plan::issues_refresh_token` and the audit
-/// event `CodePlan::family`; the conformance cases `a_refused_code_exchange_changes_nothing`
+/// PKCE, unused), the first refresh token `code_plan::issues_refresh_token` (`refreshable`)
+/// and the audit event `CodePlan::family`; the conformance cases `a_refused_code_exchange_changes_nothing`
 /// and `a_code_exchange_answered_early_is_stored_once_durable` pin them to the Rust, and
 /// every code redeemed here is checked against the plan once more (`exchange_together`).
 ///
@@ -52,10 +54,10 @@ pub(crate) static EXCHANGE_BATCH: LazyLock<String> = LazyLock::new(|| {
         "WITH i AS ( \
            SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bool[], $5::text[], \
                                 $6::int8[], $7::text[], $8::int8[], $9::bytea[], $10::int8[], \
-                                $11::text[]) \
+                                $11::text[], $12::bool[]) \
              WITH ORDINALITY AS i(code_hash, asking_app, redirect_uri, verifier_given, \
                                   challenge, now, new_family, absolute_expires, first_hash, \
-                                  first_expires, event_id, idx)), \
+                                  first_expires, event_id, first_kept, idx)), \
          read AS ( \
            SELECT i.idx, i.new_family, code.* FROM i CROSS JOIN LATERAL ( \
              SELECT {code} FROM codes c WHERE c.code_hash = i.code_hash LIMIT 1) code), \
@@ -66,19 +68,24 @@ pub(crate) static EXCHANGE_BATCH: LazyLock<String> = LazyLock::new(|| {
               AND (c.redirect_uri IS NULL OR c.redirect_uri = i.redirect_uri) \
               AND CASE WHEN c.code_challenge IS NULL THEN NOT i.verifier_given \
                        ELSE c.code_challenge = i.challenge END \
-           RETURNING i.idx, c.grant_id, c.app_id, c.account_id, c.scopes, c.audience), \
+           RETURNING i.idx, c.grant_id, c.app_id, c.account_id, c.scopes, c.audience, \
+                     position(' offline_access ' IN ' ' || c.scopes || ' ') > 0 \
+                       AS refreshable), \
          grant_now AS ( \
            SELECT g.grant_id, g.revoked_at FROM grants g \
             WHERE g.grant_id IN (SELECT grant_id FROM marked) FOR SHARE), \
          family AS ( \
            INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
                                        credential_generation, created_at, absolute_expires_at, \
-                                       revoked_at, revoke_reason, audience) \
+                                       revoked_at, revoke_reason, audience, head_issued_at, \
+                                       head_expires_at) \
            SELECT i.new_family, m.grant_id, m.app_id, m.account_id, m.scopes, \
                   a.credential_generation, i.now, i.absolute_expires, \
                   CASE WHEN g.revoked_at IS NULL THEN NULL ELSE i.now END, \
                   CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, \
-                  m.audience \
+                  m.audience, \
+                  CASE WHEN m.refreshable AND i.first_kept THEN i.now END, \
+                  CASE WHEN m.refreshable AND i.first_kept THEN i.first_expires END \
              FROM marked m JOIN i ON i.idx = m.idx \
              JOIN accounts a ON a.account_id = m.account_id \
              JOIN grant_now g ON g.grant_id = m.grant_id \
@@ -87,8 +94,8 @@ pub(crate) static EXCHANGE_BATCH: LazyLock<String> = LazyLock::new(|| {
            INSERT INTO refresh_tokens (token_hash, family_id, generation, issued_at, \
                                        inactivity_expires_at, rotated_at) \
            SELECT i.first_hash, f.family_id, 0, i.now, i.first_expires, NULL \
-             FROM family f JOIN i ON i.new_family = f.family_id \
-            WHERE position(' offline_access ' IN ' ' || f.scopes || ' ') > 0 \
+             FROM family f JOIN i ON i.new_family = f.family_id JOIN marked m ON m.idx = i.idx \
+            WHERE m.refreshable AND NOT i.first_kept \
            RETURNING 1), \
          issued AS ( \
            INSERT INTO audit_events (event_id, at, actor_account_id, action, target, \
@@ -133,6 +140,9 @@ fn new_family(row: &PgRow) -> Result<Option<FamilyRow>, sqlx::Error> {
         revoked_at: row.try_get("new_revoked_at")?,
         revoke_reason: row.try_get("new_revoke_reason")?,
         audience: row.try_get("new_audience")?,
+        head_issued_at: row.try_get("new_head_issued_at")?,
+        head_expires_at: row.try_get("new_head_expires_at")?,
+        previous_issued_at: row.try_get("new_previous_issued_at")?,
     }))
 }
 
@@ -209,10 +219,14 @@ impl PgStore {
             .map(|p| ms(p.first_refresh_token.inactivity_expires_at))
             .collect();
         let event_id: Vec<&str> = plans.iter().map(|p| p.event_id.as_str()).collect();
+        let first_kept: Vec<bool> = plans
+            .iter()
+            .map(|p| p.first_refresh_token.kept == TokenKeeping::Family)
+            .collect();
         let (code_hash, asking_app, redirect_uri) = (&code_hash, &asking_app, &redirect_uri);
         let (verifier_given, challenge, now) = (&verifier_given, &challenge, &now);
         let (new_family, absolute, event_id) = (&new_family, &absolute, &event_id);
-        let (first_hash, first_expires) = (&first_hash, &first_expires);
+        let (first_hash, first_expires, first_kept) = (&first_hash, &first_expires, &first_kept);
         let rows = retry(move || async move {
             // Built once from constant parts only: nothing of the request is in the text.
             let rows = sqlx::query(AssertSqlSafe(EXCHANGE_BATCH.as_str()))
@@ -227,6 +241,7 @@ impl PgStore {
                 .bind(first_hash)
                 .bind(first_expires)
                 .bind(event_id)
+                .bind(first_kept)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(Fail::Sql)?;

@@ -18,7 +18,7 @@ use crate::events::{
 };
 use crate::grants::{
     AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, LegacyKeyRow, LiveGrantRow,
-    RefreshRow, RefreshStateRow,
+    KeptStateRow, RefreshRow, RefreshStateRow,
 };
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::resets::ResetAccountRow;
@@ -218,6 +218,7 @@ pub trait Conn:
     + Fetch<RefreshRow>
     + Fetch<LegacyKeyRow>
     + Fetch<RefreshStateRow>
+    + Fetch<KeptStateRow>
     + Fetch<AccessStandingRow>
     + Fetch<KeyRow>
     + Fetch<AuditRow>

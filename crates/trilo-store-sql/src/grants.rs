@@ -3,9 +3,9 @@
 
 use time::OffsetDateTime;
 use trilo_core::model::{
-    AccessTokenStanding, AuthorizationCode, ConsentRecord, Grant, GrantChange, NewCode, NewFamily,
-    NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState, Rotation,
-    TokenFamily, TokenHash,
+    AccessTokenStanding, AuthorizationCode, ConsentRecord, Grant, GrantChange, KeptHead, NewCode,
+    NewFamily, NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState,
+    Rotation, TokenFamily, TokenHash, TokenKeeping,
 };
 use trilo_core::store::StoreError;
 
@@ -33,7 +33,7 @@ pub mod sql {
         () => {
             "family_id, grant_id, app_id, account_id, scopes, credential_generation, \
              created_at, absolute_expires_at, head_generation, revoked_at, revoke_reason, \
-             audience"
+             audience, head_issued_at, head_expires_at, previous_issued_at"
         };
     }
 
@@ -92,18 +92,20 @@ pub mod sql {
          WHERE code_hash = $3 AND used_at IS NULL";
 
     /// A family issued under a revoked grant is born revoked (security checklist H-C3: no
-    /// live tokens after a revocation has committed).
+    /// live tokens after a revocation has committed). `$4` is its first token's inactivity
+    /// end when the family keeps its tokens (`TokenKeeping::Family`), else NULL.
     pub const INSERT_FAMILY_OF_CODE: &str = concat!(
         "INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
          credential_generation, created_at, absolute_expires_at, revoked_at, \
-         revoke_reason, audience) \
+         revoke_reason, audience, head_issued_at, head_expires_at) \
          SELECT $1, c.grant_id, c.app_id, c.account_id, c.scopes, \
          a.credential_generation, $2, $3, \
          CASE WHEN g.revoked_at IS NULL THEN NULL ELSE $2 END, \
-         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, c.audience \
+         CASE WHEN g.revoked_at IS NULL THEN NULL ELSE 'grant_revoked' END, c.audience, \
+         CASE WHEN $4 IS NULL THEN NULL ELSE $2 END, $4 \
          FROM codes c JOIN accounts a ON a.account_id = c.account_id \
          JOIN grants g ON g.grant_id = c.grant_id \
-         WHERE c.code_hash = $4 RETURNING ",
+         WHERE c.code_hash = $5 RETURNING ",
         family_columns!()
     );
     /// A family's columns (`FamilyRow`), for a statement that returns a family its own way.
@@ -126,7 +128,8 @@ pub mod sql {
         () => {
             "f.family_id, f.grant_id, f.app_id, f.account_id, f.scopes, \
              f.credential_generation, f.created_at, f.absolute_expires_at, f.head_generation, \
-             f.revoked_at, f.revoke_reason, f.audience"
+             f.revoked_at, f.revoke_reason, f.audience, f.head_issued_at, f.head_expires_at, \
+             f.previous_issued_at"
         };
     }
 
@@ -160,7 +163,25 @@ pub mod sql {
         };
     }
 
-    /// For a query that picks its tokens its own way (PostgreSQL's batched refresh).
+    macro_rules! kept_state_columns {
+        () => {
+            concat!(
+                joined_family_columns!(),
+                ", CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) \
+                 AS grant_live, g.scopes AS grant_scopes, ",
+                active_account_generation!()
+            )
+        };
+    }
+
+    macro_rules! kept_state_joins {
+        () => {
+            "JOIN grants g ON g.grant_id = f.grant_id \
+             JOIN accounts a ON a.account_id = f.account_id"
+        };
+    }
+
+    /// For a query that picks its tokens its own way.
     pub const REFRESH_STATE_COLUMNS: &str = refresh_state_columns!();
     pub const REFRESH_STATE_JOINS: &str = refresh_state_joins!();
     /// The token, its family, whether the grant is live and the active account's
@@ -172,6 +193,19 @@ pub mod sql {
         refresh_state_joins!(),
         " WHERE t.family_id = $1 AND t.generation = $2 AND t.token_hash = $3"
     );
+    /// The family of a token it keeps (`TokenKeeping::Family`), with the grant and account
+    /// facts of `REFRESH_TOKEN_STATE` (`KeptStateRow`); the token itself is the family's
+    /// to say (`TokenFamily::kept_token`). Only a family that keeps its tokens answers.
+    pub const KEPT_TOKEN_STATE: &str = concat!(
+        "SELECT ",
+        kept_state_columns!(),
+        " FROM token_families f ",
+        kept_state_joins!(),
+        " WHERE f.family_id = $1 AND f.head_expires_at IS NOT NULL"
+    );
+    /// For a query that picks its families its own way (PostgreSQL's batched refresh).
+    pub const KEPT_STATE_COLUMNS: &str = kept_state_columns!();
+    pub const KEPT_STATE_JOINS: &str = kept_state_joins!();
     /// Where a token stored before tokens carried their key (migration 0018) is: only those
     /// rows have a `legacy_hash`, and only they are in its index.
     pub const LEGACY_REFRESH_TOKEN: &str = "SELECT family_id, generation, token_hash \
@@ -214,6 +248,12 @@ pub mod sql {
     /// parent moves on, so of racing rotations exactly one wins.
     pub const ADVANCE_HEAD: &str = "UPDATE token_families SET head_generation = $1 \
          WHERE family_id = $2 AND head_generation = $3 AND revoked_at IS NULL";
+    /// The compare-and-set of a rotation of a kept token: as `ADVANCE_HEAD`, and the head's
+    /// times move with it (`KeptHead`). Only a family that keeps its tokens moves.
+    pub const ADVANCE_KEPT_HEAD: &str = "UPDATE token_families SET head_generation = $1, \
+         previous_issued_at = head_issued_at, head_issued_at = $2, head_expires_at = $3 \
+         WHERE family_id = $4 AND head_generation = $5 AND revoked_at IS NULL \
+         AND head_expires_at IS NOT NULL";
     pub const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at = $1 \
          WHERE token_hash = $2 AND family_id = $3 AND generation = $4 AND rotated_at IS NULL";
     pub const REVOKE_FAMILY: &str = "UPDATE token_families SET revoked_at = $1, \
@@ -341,6 +381,9 @@ pub struct FamilyRow {
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
     pub audience: Option<String>,
+    pub head_issued_at: Option<i64>,
+    pub head_expires_at: Option<i64>,
+    pub previous_issued_at: Option<i64>,
 }
 
 impl TryFrom<FamilyRow> for TokenFamily {
@@ -360,7 +403,51 @@ impl TryFrom<FamilyRow> for TokenFamily {
             revoked_at: opt_time(r.revoked_at)?,
             revoke_reason: r.revoke_reason,
             audience: r.audience,
+            kept_head: kept_head(r.head_issued_at, r.head_expires_at, r.previous_issued_at)?,
         })
+    }
+}
+
+/// The head a family keeps its tokens by: set exactly when `head_expires_at` is.
+fn kept_head(
+    issued_at: Option<i64>,
+    expires_at: Option<i64>,
+    previous_issued_at: Option<i64>,
+) -> Result<Option<KeptHead>, StoreError> {
+    let Some(expires_at) = expires_at else {
+        return Ok(None);
+    };
+    let issued_at = issued_at.ok_or_else(|| {
+        StoreError::Corrupt("a family keeps its tokens but not its head's issue".to_owned())
+    })?;
+    Ok(Some(KeptHead {
+        issued_at: time(issued_at)?,
+        inactivity_expires_at: time(expires_at)?,
+        previous_issued_at: opt_time(previous_issued_at)?,
+    }))
+}
+
+/// A family that keeps its tokens, with the grant and account facts
+/// (`sql::KEPT_TOKEN_STATE`).
+#[derive(sqlx::FromRow)]
+pub struct KeptStateRow {
+    #[sqlx(flatten)]
+    pub family: FamilyRow,
+    pub grant_live: i64,
+    pub grant_scopes: String,
+    pub account_generation: Option<i64>,
+}
+
+impl KeptStateRow {
+    /// The state of the kept token at `key`; `None` when the family never issued it.
+    pub fn state(self, key: &RefreshTokenKey) -> Result<Option<RefreshTokenState>, StoreError> {
+        Ok(RefreshTokenState::of_kept_token(
+            key,
+            TokenFamily::try_from(self.family)?,
+            self.grant_live != 0,
+            split_scopes(&self.grant_scopes),
+            self.account_generation,
+        ))
     }
 }
 
@@ -464,6 +551,7 @@ impl TryFrom<LegacyKeyRow> for RefreshTokenKey {
             family_id: r.family_id,
             generation: r.generation,
             token_hash: hash(r.token_hash)?,
+            kept: TokenKeeping::Row,
         })
     }
 }
@@ -714,10 +802,11 @@ pub async fn redeem_code(
                 .bind(&family.family_id)
                 .bind(ms(now))
                 .bind(ms(family.absolute_expires_at))
+                .bind(family.kept_head_expiry().map(ms))
                 .bind(code_hash.as_slice()),
         )
         .await?;
-    if let Some(first) = &family.refresh_token {
+    if let Some(first) = family.stored_first_token() {
         insert_refresh_token(&mut tx, first, &family.family_id, 0, now).await?;
     }
     if let Some(event) = &family.issued
@@ -792,6 +881,12 @@ pub async fn refresh_token(
     mut c: impl Conn,
     key: &RefreshTokenKey,
 ) -> Result<Option<RefreshTokenState>, Fail> {
+    if key.kept == TokenKeeping::Family {
+        let row: Option<KeptStateRow> = c
+            .fetch_optional(Stmt::new(sql::KEPT_TOKEN_STATE).bind(&key.family_id))
+            .await?;
+        return Ok(row.map(|row| row.state(key)).transpose()?.flatten());
+    }
     let row: Option<RefreshStateRow> = c
         .fetch_optional(
             Stmt::new(sql::REFRESH_TOKEN_STATE)
@@ -833,6 +928,20 @@ pub async fn refresh_token_of_generation(
 /// child inserted. Returns `false`, changing nothing, when the compare-and-set lost.
 pub async fn rotate_refresh_token(mut tx: impl Tx, rotation: &Rotation) -> Result<bool, Fail> {
     let child_generation = rotation.parent_generation + 1;
+    if rotation.child.kept == TokenKeeping::Family {
+        let advanced = tx
+            .execute(
+                Stmt::new(sql::ADVANCE_KEPT_HEAD)
+                    .bind(child_generation)
+                    .bind(ms(rotation.at))
+                    .bind(ms(rotation.child.inactivity_expires_at))
+                    .bind(&rotation.family_id)
+                    .bind(rotation.parent_generation),
+            )
+            .await?;
+        tx.commit().await?;
+        return Ok(advanced == 1);
+    }
     let advanced = tx
         .execute(
             Stmt::new(sql::ADVANCE_HEAD)

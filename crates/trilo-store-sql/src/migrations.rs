@@ -112,6 +112,7 @@ const STEPS: &[Step] = &[
     own!("0017_family_keys"),
     own!("0018_refresh_tokens_by_key"),
     own!("0019_tokens_follow_their_family"),
+    shared!("0020_tokens_in_their_family"),
 ];
 
 impl Step {

@@ -11,19 +11,35 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use trilo_core::code_plan::{CodeExchanged, CodePlan};
 use trilo_core::model::{
     AccessTokenStanding, AuditEvent, AuthorizationCode, NewFamily, NewRefreshToken, Redeemed,
-    RefreshTokenKey, RefreshTokenState, Rotation, TokenFamily, TokenHash,
+    RefreshTokenKey, RefreshTokenState, Rotation, TokenFamily, TokenHash, TokenKeeping,
 };
 use trilo_core::refresh_plan::RefreshPlan;
 use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
 use trilo_store_sql::audit::sql as audit_sql;
 use trilo_store_sql::convert::ms;
-use trilo_store_sql::grants::{AccessStandingRow, CodeRow, FamilyRow, RefreshStateRow, sql};
+use trilo_store_sql::grants::{
+    AccessStandingRow, CodeRow, FamilyRow, KeptStateRow, RefreshStateRow, sql,
+};
 
 /// One rotation, as `trilo_store_sql::grants::rotate_refresh_token` does it: the
 /// compare-and-set on the family head, the parent marked rotated and the child inserted.
 /// `Ok(false)` when the compare-and-set lost, with nothing changed.
 pub(crate) fn rotate(db: &Connection, rotation: &Rotation) -> StoreResult<bool> {
     let child_generation = rotation.parent_generation + 1;
+    if rotation.child.kept == TokenKeeping::Family {
+        let advanced = execute(
+            db,
+            sql::ADVANCE_KEPT_HEAD,
+            params![
+                child_generation,
+                ms(rotation.at),
+                ms(rotation.child.inactivity_expires_at),
+                rotation.family_id,
+                rotation.parent_generation
+            ],
+        )?;
+        return Ok(advanced == 1);
+    }
     let advanced = execute(
         db,
         sql::ADVANCE_HEAD,
@@ -110,13 +126,14 @@ pub(crate) fn redeem_code(
                     family.family_id,
                     ms(now),
                     ms(family.absolute_expires_at),
+                    family.kept_head_expiry().map(ms),
                     code_hash.as_slice()
                 ],
                 family_row,
             )
         })
         .map_err(map_rusqlite)?;
-    if let Some(first) = &family.refresh_token {
+    if let Some(first) = family.stored_first_token() {
         insert_refresh_token(db, first, &family.family_id, 0, now)?;
     }
     if let Some(event) = &family.issued
@@ -161,12 +178,20 @@ pub(crate) fn append_audit(db: &Connection, event: &AuditEvent) -> StoreResult<(
     Ok(())
 }
 
-/// The refresh token at `key` (when its hash matches) with its family, grant liveness and
-/// account generation.
+/// The refresh token at `key` (when its hash matches, for a stored one) with its family,
+/// grant liveness and account generation, as `trilo_store_sql::grants::refresh_token`
+/// reads it.
 pub(crate) fn refresh_token_state(
     db: &Connection,
     key: &RefreshTokenKey,
 ) -> StoreResult<Option<RefreshTokenState>> {
+    if key.kept == TokenKeeping::Family {
+        let row = db
+            .prepare_cached(sql::KEPT_TOKEN_STATE)
+            .and_then(|mut s| s.query_row(params![key.family_id], kept_state_row).optional())
+            .map_err(map_rusqlite)?;
+        return Ok(row.map(|row| row.state(key)).transpose()?.flatten());
+    }
     let row = db
         .prepare_cached(sql::REFRESH_TOKEN_STATE)
         .and_then(|mut s| {
@@ -282,6 +307,19 @@ fn family_columns(c: &mut Columns<'_, '_>) -> rusqlite::Result<FamilyRow> {
         revoked_at: c.next("revoked_at")?,
         revoke_reason: c.next("revoke_reason")?,
         audience: c.next("audience")?,
+        head_issued_at: c.next("head_issued_at")?,
+        head_expires_at: c.next("head_expires_at")?,
+        previous_issued_at: c.next("previous_issued_at")?,
+    })
+}
+
+fn kept_state_row(row: &Row<'_>) -> rusqlite::Result<KeptStateRow> {
+    let mut c = Columns::of(row);
+    Ok(KeptStateRow {
+        family: family_columns(&mut c)?,
+        grant_live: c.next("grant_live")?,
+        grant_scopes: c.next("grant_scopes")?,
+        account_generation: c.next("account_generation")?,
     })
 }
 

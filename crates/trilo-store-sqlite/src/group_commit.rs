@@ -544,6 +544,7 @@ mod tests {
             child: NewRefreshToken {
                 token_hash: sha256(&random_token()),
                 inactivity_expires_at: at(3) + Duration::days(90),
+                kept: trilo_core::model::TokenKeeping::Row,
             },
             scope: None,
         }

@@ -596,6 +596,7 @@ mod tests {
                 child: NewRefreshToken {
                     token_hash: child,
                     inactivity_expires_at: at(100),
+                    kept: trilo_core::model::TokenKeeping::Row,
                 },
                 at: at(10 + i),
             };
@@ -745,6 +746,7 @@ mod group_commit_tests {
                 child: NewRefreshToken {
                     token_hash: sha256(&random_token()),
                     inactivity_expires_at: at(3) + Duration::days(90),
+                    kept: trilo_core::model::TokenKeeping::Row,
                 },
                 at: at(3),
             });

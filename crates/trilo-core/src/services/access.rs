@@ -159,6 +159,15 @@ impl Core {
         if generation > family.head_generation {
             return Ok(false);
         }
+        if family.kept_head.is_some() {
+            // The family dates the two rotations before its head; an access token of an
+            // older generation has outlived the leeway but for rotations closer together
+            // than it, and ends with them.
+            let now = self.now();
+            return Ok(family
+                .kept_rotation_time(generation)
+                .is_some_and(|at| now < at + self.settings.refresh_reuse_leeway));
+        }
         let rotated_at = self
             .store
             .refresh_token_of_generation(&family.family_id, generation)

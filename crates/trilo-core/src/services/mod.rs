@@ -32,7 +32,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::crypto::{ChildTokens, SealingKey, WebhookSecrets};
+use crate::crypto::{ChildTokens, KeptTokens, SealingKey, WebhookSecrets};
 use crate::error::CoreResult;
 use crate::keys::{KeyError, KeyRing};
 use crate::model::AuditEvent;
@@ -46,8 +46,11 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyRing>,
     pub settings: Arc<Settings>,
-    /// Names the successor of each refresh token (see [`ChildTokens`]).
+    /// Names the successor of each refresh token that has its own row (see
+    /// [`ChildTokens`]).
     pub child_tokens: ChildTokens,
+    /// Names and checks the refresh tokens kept in their family's row (see [`KeptTokens`]).
+    pub kept_tokens: KeptTokens,
     /// The gateway's compiled operation catalogs.
     pub catalogs: Arc<gateway::CatalogCache>,
     /// Every product's scope catalog (see [`gateway::ProductScopesCache`]).
@@ -130,6 +133,7 @@ impl Core {
             keys,
             settings: Arc::new(settings),
             child_tokens: ChildTokens::new(sealing),
+            kept_tokens: KeptTokens::new(sealing),
             webhook_secrets: WebhookSecrets::new(sealing),
             deliveries_ready: Arc::default(),
             metrics: Arc::default(),

@@ -18,9 +18,9 @@ use super::token::TokenResponse;
 use crate::crypto::sha256;
 use crate::error::{CoreError, CoreResult};
 use crate::metrics::bump;
-use crate::model::{App, NewRefreshToken, RefreshTokenKey, RefreshTokenState};
+use crate::model::{App, NewRefreshToken, RefreshTokenKey, RefreshTokenState, TokenKeeping};
 use crate::refresh_plan::{RefreshPlan, RotationRule};
-use crate::refresh_token::{self, Presented, refresh_token};
+use crate::refresh_token::{self, Presented, kept_refresh_token, stored_refresh_token};
 use crate::store::{Refreshed, StoreError};
 
 /// A lost compare-and-set turns the next read into "return the current token" or a
@@ -38,11 +38,7 @@ impl Core {
         let Some(parent) = self.refresh_token_key(presented).await? else {
             return Err(CoreError::RefreshTokenInvalid);
         };
-        let successor = refresh_token(
-            &parent.family_id,
-            parent.generation + 1,
-            &self.child_tokens.child_of(presented),
-        );
+        let successor = self.successor(presented, &parent);
         let successor_hash = sha256(&successor);
         for _ in 0..ATTEMPTS {
             let now = self.now();
@@ -52,6 +48,7 @@ impl Core {
                 child: NewRefreshToken {
                     token_hash: successor_hash,
                     inactivity_expires_at: now + self.settings.refresh_inactivity,
+                    kept: parent.kept,
                 },
                 scope: scope.map(str::to_owned),
             };
@@ -106,14 +103,32 @@ impl Core {
         Err(StoreError::Unavailable("refresh kept losing its compare-and-set".to_owned()).into())
     }
 
-    /// Where a presented refresh token is stored: from the token itself, or for a token
-    /// issued before tokens carried their key, from the store by its hash. `None` for a
-    /// token of neither shape, or a legacy one the store does not know.
-    pub(super) async fn refresh_token_key(
+    /// The successor of the presented token at `parent`, kept the way it is: the next
+    /// generation's kept token, or a stored token named after its parent (`ChildTokens`).
+    /// Either way every attempt with the same token names the same successor.
+    fn successor(&self, presented: &str, parent: &RefreshTokenKey) -> String {
+        let generation = parent.generation + 1;
+        match parent.kept {
+            TokenKeeping::Family => {
+                kept_refresh_token(&self.kept_tokens, &parent.family_id, generation)
+            }
+            TokenKeeping::Row => stored_refresh_token(
+                &parent.family_id,
+                generation,
+                &self.child_tokens.child_of(presented),
+            ),
+        }
+    }
+
+    /// Where a presented refresh token is kept: from the token itself (a kept token's MAC
+    /// checked), or for a token issued before tokens carried their key, from the store by
+    /// its hash. `None` for a token of no known shape, a kept token whose MAC fails, or a
+    /// legacy one the store does not know.
+    pub async fn refresh_token_key(
         &self,
         presented: &str,
     ) -> CoreResult<Option<RefreshTokenKey>> {
-        Ok(match refresh_token::presented(presented) {
+        Ok(match refresh_token::presented(presented, &self.kept_tokens) {
             Presented::Keyed(key) => Some(key),
             Presented::Legacy(hash) => self.store.legacy_refresh_token(&hash).await?,
             Presented::Malformed => None,

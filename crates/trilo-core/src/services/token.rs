@@ -17,10 +17,12 @@ use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 use super::clients::Client;
 use super::{Core, new_id};
 use crate::code_plan::{CodeExchanged, CodePlan, CodeRefusal, issues_refresh_token};
-use crate::crypto::{hashes_equal, random_token, sha256};
+use crate::crypto::{hashes_equal, sha256};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{App, AuthorizationCode, ClientType, NewRefreshToken, Redeemed, TokenFamily};
-use crate::refresh_token::refresh_token;
+use crate::model::{
+    App, AuthorizationCode, ClientType, NewRefreshToken, Redeemed, TokenFamily, TokenKeeping,
+};
+use crate::refresh_token::kept_refresh_token;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]
@@ -126,7 +128,7 @@ impl Core {
     ) -> CoreResult<TokenResponse> {
         let now = self.now();
         let family_id = new_id();
-        let first_refresh_token = refresh_token(&family_id, 0, &random_token());
+        let first_refresh_token = kept_refresh_token(&self.kept_tokens, &family_id, 0);
         let plan = CodePlan {
             code_hash: sha256(code),
             app_id: app.app_id.clone(),
@@ -138,6 +140,7 @@ impl Core {
             first_refresh_token: NewRefreshToken {
                 token_hash: sha256(&first_refresh_token),
                 inactivity_expires_at: now + self.settings.refresh_inactivity,
+                kept: TokenKeeping::Family,
             },
             event_id: new_id(),
         };

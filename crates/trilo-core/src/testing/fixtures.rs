@@ -10,7 +10,7 @@ use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
     ExtendedProfile, Grant, GrantChange, Installation, InstalledBy, KeyState, Membership, NewCode,
     NewFamily, NewRefreshToken, Product, ProductScope, RefreshTokenKey, ReviewState, Role, Session,
-    SigningKeyRecord, Site, SiteProduct, TokenHash, UserInstalls,
+    SigningKeyRecord, Site, SiteProduct, TokenHash, TokenKeeping, UserInstalls,
 };
 use crate::store::{Store, StoreResult};
 
@@ -209,6 +209,7 @@ pub fn code_plan(app_id: &str, code: &NewCode, at: OffsetDateTime) -> CodePlan {
         first_refresh_token: NewRefreshToken {
             token_hash: random_hash(),
             inactivity_expires_at: at + Duration::days(90),
+            kept: TokenKeeping::Row,
         },
         event_id: new_id(),
     }
@@ -231,6 +232,36 @@ pub fn token_key(family_id: &str, generation: i64, token_hash: TokenHash) -> Ref
         family_id: family_id.to_owned(),
         generation,
         token_hash,
+        kept: TokenKeeping::Row,
+    }
+}
+
+/// Refresh token `generation` of `family_id`, kept in the family's row (its MAC taken as
+/// checked: the store never sees the token itself).
+pub fn kept_token_key(family_id: &str, generation: i64) -> RefreshTokenKey {
+    RefreshTokenKey {
+        family_id: family_id.to_owned(),
+        generation,
+        token_hash: random_hash(),
+        kept: TokenKeeping::Family,
+    }
+}
+
+/// A refresh token about to be issued, kept in its family's row, idle for at most 90 days
+/// after `at`.
+pub fn new_kept_token(at: OffsetDateTime) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: random_hash(),
+        inactivity_expires_at: at + Duration::days(90),
+        kept: TokenKeeping::Family,
+    }
+}
+
+/// A family that ends 365 days after `at` and keeps its refresh tokens in its row.
+pub fn new_family_keeping_tokens(at: OffsetDateTime) -> NewFamily {
+    NewFamily {
+        refresh_token: Some(new_kept_token(at)),
+        ..new_family(at)
     }
 }
 
@@ -247,6 +278,7 @@ pub fn new_family_with_refresh(at: OffsetDateTime, token_hash: TokenHash) -> New
         refresh_token: Some(NewRefreshToken {
             token_hash,
             inactivity_expires_at: at + Duration::days(90),
+            kept: TokenKeeping::Row,
         }),
         ..new_family(at)
     }

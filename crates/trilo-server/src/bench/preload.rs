@@ -244,6 +244,8 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
             revoked_at: None,
             revoke_reason: None,
             audience: None,
+            // Families as an upgrade finds them: their tokens have rows (migration 0020).
+            kept_head: None,
         });
         // With a backlog for the janitor, the first token ran out of inactivity time (as if
         // the head had been rotated since): the row is dead, and the janitor removes it.

@@ -6,7 +6,6 @@ use anyhow::{Context, bail};
 use trilo_core::Core;
 use trilo_core::crypto::{random_token, sha256};
 use trilo_core::model::{App, AuthorizationCode, TokenFamily};
-use trilo_core::refresh_token::{self, Presented};
 use trilo_core::services::authorize::{AuthorizeOutcome, ConsentAnswer};
 use trilo_core::services::gateway::{Caller, GatewayCall};
 use trilo_core::services::token::TokenResponse;
@@ -266,7 +265,7 @@ impl<'a> Fixture<'a> {
     async fn family(&self) -> anyhow::Result<TokenFamily> {
         let tokens = self.first_tokens().await?;
         let refresh = tokens.refresh_token.context("no refresh token")?;
-        let Presented::Keyed(key) = refresh_token::presented(&refresh) else {
+        let Some(key) = self.core.refresh_token_key(&refresh).await? else {
             anyhow::bail!("the new refresh token does not name its family");
         };
         let state = self

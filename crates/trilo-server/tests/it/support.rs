@@ -12,7 +12,6 @@ use reqwest::redirect::Policy;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use trilo_core::refresh_token::{self, Presented};
 use trilo_core::{Core, MockClock};
 use trilo_protocol::authorize::append_query;
 use trilo_server::app::build_with_clock;
@@ -124,8 +123,8 @@ impl TestApp {
         &self,
         token: &str,
     ) -> Option<trilo_core::model::RefreshTokenState> {
-        let Presented::Keyed(key) = refresh_token::presented(token) else {
-            panic!("{token:?} is not a refresh token of today's shape");
+        let Some(key) = self.core.refresh_token_key(token).await.unwrap() else {
+            panic!("{token:?} is not a refresh token of trilo's");
         };
         self.core.store().refresh_token(&key).await.unwrap()
     }

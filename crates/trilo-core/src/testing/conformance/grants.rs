@@ -558,6 +558,7 @@ pub async fn redeem_code_first_then_already_used_then_not_found(store: Arc<dyn S
             revoke_reason: None,
             // The audience the authorization asked for goes with the family.
             audience: code.audience.clone(),
+            kept_head: None,
         }
     );
     assert_eq!(

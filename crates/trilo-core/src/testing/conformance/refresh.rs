@@ -10,7 +10,7 @@ use super::{consent_at, redeem_at, revoke_family_at};
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState, Rotation,
-    TokenFamily, TokenHash,
+    TokenFamily, TokenHash, TokenKeeping,
 };
 use crate::refresh_plan::{RefreshPlan, RotationRule};
 use crate::store::{Durable, Refreshed, Store, StoreError, StoreResult};
@@ -39,6 +39,7 @@ fn rotation(family: &TokenFamily, parent: TokenHash, generation: i64, at_s: i64)
         child: NewRefreshToken {
             token_hash: sha256(&random_token()),
             inactivity_expires_at: at(at_s) + Duration::days(90),
+            kept: TokenKeeping::Row,
         },
         at: at(at_s),
     }
@@ -231,6 +232,7 @@ fn plan(
     now: OffsetDateTime,
     scope: Option<&str>,
 ) -> RefreshPlan {
+    let kept = parent.kept;
     RefreshPlan {
         rule: RotationRule {
             app_id: app_id.to_owned(),
@@ -241,6 +243,7 @@ fn plan(
         child: NewRefreshToken {
             token_hash: sha256(&random_token()),
             inactivity_expires_at: now + Duration::days(90),
+            kept,
         },
         scope: scope.map(str::to_owned),
     }
@@ -483,6 +486,7 @@ pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store
             family_id: fixtures::new_id(),
             generation: 0,
             token_hash: sha256(&random_token()),
+            kept: TokenKeeping::Row,
         };
         requests.push((plan(unknown, app, at(3), None), None, false));
     }
