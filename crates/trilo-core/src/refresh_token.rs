@@ -145,7 +145,11 @@ mod tests {
             kept_refresh_token(&other_key, FAMILY, 41),
             format!("rt2_{FAMILY}_41_{}", random_token()),
         ] {
-            assert_eq!(presented(&forged, &keys()), Presented::Malformed, "{forged}");
+            assert_eq!(
+                presented(&forged, &keys()),
+                Presented::Malformed,
+                "{forged}"
+            );
         }
     }
 
@@ -188,7 +192,11 @@ mod tests {
                 format!("{prefix}{FAMILY}_1_{}", &secret[1..]),
                 format!("{prefix}fam ily_1_{secret}"),
             ] {
-                assert_eq!(presented(&token, &keys()), Presented::Malformed, "{token:?}");
+                assert_eq!(
+                    presented(&token, &keys()),
+                    Presented::Malformed,
+                    "{token:?}"
+                );
             }
         }
         for token in [
@@ -197,7 +205,11 @@ mod tests {
             format!("rt3_{FAMILY}_1_{secret}"),
             format!("{secret}="),
         ] {
-            assert_eq!(presented(&token, &keys()), Presented::Malformed, "{token:?}");
+            assert_eq!(
+                presented(&token, &keys()),
+                Presented::Malformed,
+                "{token:?}"
+            );
         }
     }
 }

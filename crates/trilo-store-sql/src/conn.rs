@@ -17,8 +17,8 @@ use crate::events::{
     SubscriberRow, SubscriptionEventRow, SubscriptionRow,
 };
 use crate::grants::{
-    AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, LegacyKeyRow, LiveGrantRow,
-    KeptStateRow, RefreshRow, RefreshStateRow,
+    AccessStandingRow, CodeRow, FamilyRow, GrantRow, GrantSiteRow, KeptStateRow, LegacyKeyRow,
+    LiveGrantRow, RefreshRow, RefreshStateRow,
 };
 use crate::policies::{ContainerKeyRow, ContainerRow, PolicyContainerRow, PolicyRow};
 use crate::resets::ResetAccountRow;

@@ -213,6 +213,7 @@ mod tests {
         (17, "ce5e125a1ba67867", "106b51841aeab7af"),
         (18, "36c04f328148061e", "ce17358ddcf1d1d5"),
         (19, "e3eaf192d1c500ca", "a0417065c702afba"),
+        (20, "0c52712c099bb2a3", "0c52712c099bb2a3"),
     ];
 
     fn checksum_prefixes(dialect: Dialect) -> Vec<(i64, String)> {

@@ -188,7 +188,10 @@ pub(crate) fn refresh_token_state(
     if key.kept == TokenKeeping::Family {
         let row = db
             .prepare_cached(sql::KEPT_TOKEN_STATE)
-            .and_then(|mut s| s.query_row(params![key.family_id], kept_state_row).optional())
+            .and_then(|mut s| {
+                s.query_row(params![key.family_id], kept_state_row)
+                    .optional()
+            })
             .map_err(map_rusqlite)?;
         return Ok(row.map(|row| row.state(key)).transpose()?.flatten());
     }

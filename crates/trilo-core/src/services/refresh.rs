@@ -124,15 +124,14 @@ impl Core {
     /// checked), or for a token issued before tokens carried their key, from the store by
     /// its hash. `None` for a token of no known shape, a kept token whose MAC fails, or a
     /// legacy one the store does not know.
-    pub async fn refresh_token_key(
-        &self,
-        presented: &str,
-    ) -> CoreResult<Option<RefreshTokenKey>> {
-        Ok(match refresh_token::presented(presented, &self.kept_tokens) {
-            Presented::Keyed(key) => Some(key),
-            Presented::Legacy(hash) => self.store.legacy_refresh_token(&hash).await?,
-            Presented::Malformed => None,
-        })
+    pub async fn refresh_token_key(&self, presented: &str) -> CoreResult<Option<RefreshTokenKey>> {
+        Ok(
+            match refresh_token::presented(presented, &self.kept_tokens) {
+                Presented::Keyed(key) => Some(key),
+                Presented::Legacy(hash) => self.store.legacy_refresh_token(&hash).await?,
+                Presented::Malformed => None,
+            },
+        )
     }
 
     /// The token response for a rotation (the successor's generation) or for a token

@@ -150,25 +150,49 @@ on_both_backends!(
     an_edited_refresh_token_is_refused_and_its_family_lives_on,
     super::an_edited_refresh_token_is_refused_and_its_family_lives_on_body
 );
-/// A refresh token names its family and generation (`rt1_{family}_{generation}_{secret}`);
-/// the store finds it there and checks the hash of the whole token, so a token with its
-/// family or generation edited is unknown: refused like any unknown token, and no family
-/// is touched, not even the one it now names (security checklist F11).
+/// A refresh token names its family and generation (`rt2_{family}_{generation}_{mac}`),
+/// and its secret is the MAC of both: a token with its family, generation or secret
+/// edited fails the MAC and is refused like any unknown token, before the store is asked,
+/// and no family is touched, not even the one it now names (security checklist F11).
 async fn an_edited_refresh_token_is_refused_and_its_family_lives_on_body(app: TestApp) {
     let rt0 = refresh_token_of(&first_tokens(&app).await);
-    let second = refresh(&app, &rt0).await;
+    assert!(rt0.starts_with("rt2_"), "{rt0}");
+    edited_tokens_are_refused_and_the_family_lives_on(&app, &rt0, "rt2_").await;
+}
+
+on_both_backends!(
+    an_edited_stored_refresh_token_is_refused_and_its_family_lives_on,
+    super::an_edited_stored_refresh_token_is_refused_and_its_family_lives_on_body
+);
+/// A token issued before migration 0020 (`rt1_{family}_{generation}_{secret}`, a random
+/// secret) has its own row: the store finds it at its family and generation and checks the
+/// hash of the whole token, so an edited one is unknown there, as F11 asks. Its
+/// successors keep that shape.
+async fn an_edited_stored_refresh_token_is_refused_and_its_family_lives_on_body(app: TestApp) {
+    let first = first_tokens(&app).await;
+    let family_id = family_of(&first);
+    let rt0 = format!("rt1_{family_id}_0_{}", trilo_core::crypto::random_token());
+    stored_as_before(&app, &family_id, &rt0, false).await;
+    edited_tokens_are_refused_and_the_family_lives_on(&app, &rt0, "rt1_").await;
+}
+
+/// Rotates `rt0` once, then presents edits of both tokens: each is refused, none counts as
+/// reuse, and the head rotates on into a token of the same shape (`prefix`).
+async fn edited_tokens_are_refused_and_the_family_lives_on(app: &TestApp, rt0: &str, prefix: &str) {
+    let second = refresh(app, rt0).await;
     let family_id = claims_of(&second.assert_tokens())["family_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let rt1 = refresh_token_of(&second);
-    let named = format!("rt1_{family_id}_1_");
+    let named = format!("{prefix}{family_id}_1_");
     assert!(
         rt1.starts_with(&named),
         "{rt1} names {family_id}, generation 1"
     );
     let secret0 = rt0.rsplit('_').next().unwrap();
     let secret1 = &rt1[named.len()..];
+    let other_prefix = if prefix == "rt1_" { "rt2_" } else { "rt1_" };
 
     let mut flipped_family = family_id.clone().into_bytes();
     flipped_family[3] = if flipped_family[3] == b'0' {
@@ -179,23 +203,33 @@ async fn an_edited_refresh_token_is_refused_and_its_family_lives_on_body(app: Te
     let flipped_family = String::from_utf8(flipped_family).unwrap();
     for edited in [
         // Another family, the same generation and secret.
-        format!("rt1_{flipped_family}_1_{secret1}"),
+        format!("{prefix}{flipped_family}_1_{secret1}"),
         // The parent's place: found by place alone it would be reuse and end the family.
-        format!("rt1_{family_id}_0_{secret1}"),
+        format!("{prefix}{family_id}_0_{secret1}"),
         // The parent's secret at the head's place.
-        format!("rt1_{family_id}_1_{secret0}"),
+        format!("{prefix}{family_id}_1_{secret0}"),
         // A generation not issued yet.
-        format!("rt1_{family_id}_2_{secret1}"),
-        format!("rt1_{family_id}_1_"),
-        "rt1_garbage".to_owned(),
+        format!("{prefix}{family_id}_2_{secret1}"),
+        // The head, said to be kept the other way.
+        format!("{other_prefix}{family_id}_1_{secret1}"),
+        format!("{prefix}{family_id}_1_"),
+        format!("{prefix}garbage"),
     ] {
-        assert_refresh_refused(&refresh(&app, &edited).await);
+        assert_refresh_refused(&refresh(app, &edited).await);
+        assert_eq!(introspect(app, &edited).await["active"], false, "{edited}");
     }
-    let reused = reuse_events(&app).await;
+    let reused = reuse_events(app).await;
     assert!(reused.is_empty(), "no edit counts as reuse: {reused:?}");
-    let third = refresh(&app, &rt1).await;
+    let third = refresh(app, &rt1).await;
     third.assert_tokens();
-    assert!(refresh_token_of(&third).starts_with(&format!("rt1_{family_id}_2_")));
+    assert!(refresh_token_of(&third).starts_with(&format!("{prefix}{family_id}_2_")));
+}
+
+pub fn family_of(answer: &Answer) -> String {
+    claims_of(&answer.assert_tokens())["family_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 on_both_backends!(
@@ -203,17 +237,14 @@ on_both_backends!(
     super::a_token_from_before_tokens_named_their_place_still_rotates_body
 );
 /// Refresh tokens issued before migration 0018 are bare secrets, found by their hash
-/// through the index 0018 kept for them alone: such a token still rotates (into a token of
-/// today's shape), a retry inside the leeway gets the same successor, and introspection
-/// and revocation find it too.
+/// through the index 0018 kept for them alone: such a token still rotates (into a stored
+/// token named after its place), a retry inside the leeway gets the same successor, and
+/// introspection and revocation find it too.
 async fn a_token_from_before_tokens_named_their_place_still_rotates_body(app: TestApp) {
     let first = first_tokens(&app).await;
-    let family_id = claims_of(&first.assert_tokens())["family_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let family_id = family_of(&first);
     let bare = trilo_core::crypto::random_token();
-    stored_as_before_keying(&app, &family_id, &bare).await;
+    stored_as_before(&app, &family_id, &bare, true).await;
     assert_refresh_refused(&refresh(&app, &refresh_token_of(&first)).await);
     assert_eq!(introspect(&app, &bare).await["active"], true);
 
@@ -228,24 +259,35 @@ async fn a_token_from_before_tokens_named_their_place_still_rotates_body(app: Te
     assert_refresh_refused(&refresh(&app, &rt1).await);
 }
 
-/// Rewrites the first token of `family_id` as a token stored before migration 0018: the
-/// bare secret `bare`, its hash kept in `legacy_hash` as 0018 did for every token then.
-async fn stored_as_before_keying(app: &TestApp, family_id: &str, bare: &str) {
-    const REWRITE: &str = "UPDATE refresh_tokens SET token_hash = $1, legacy_hash = $1 \
-         WHERE family_id = $2 AND generation = 0";
-    let hash = trilo_core::crypto::sha256(bare).to_vec();
+/// Turns the new family `family_id`, whose tokens its row keeps, into one from before
+/// migration 0020: the family forgets its head, and generation 0 gets a row of its own
+/// with the hash of `token`; when `bare`, also in `legacy_hash`, as migration 0018 kept it
+/// for every token then.
+pub async fn stored_as_before(app: &TestApp, family_id: &str, token: &str, bare: bool) {
+    const FORGET_HEAD: &str = "UPDATE token_families SET head_issued_at = NULL, \
+         head_expires_at = NULL, previous_issued_at = NULL \
+         WHERE family_id = $1 AND head_generation = 0 AND head_expires_at IS NOT NULL";
+    const STORE_FIRST: &str = "INSERT INTO refresh_tokens (token_hash, family_id, \
+         generation, issued_at, inactivity_expires_at, rotated_at, legacy_hash) \
+         SELECT $1, family_id, 0, created_at, created_at + 7776000000, NULL, $2 \
+         FROM token_families WHERE family_id = $3";
+    let hash = trilo_core::crypto::sha256(token).to_vec();
+    let legacy_hash = bare.then(|| hash.clone());
     let url = app.database_url.as_str();
     // The same rewrite through either database's pool.
     macro_rules! rewrite_with {
         ($pool:ty) => {{
             let pool = <$pool>::connect(url).await.unwrap();
-            let done = sqlx::query(REWRITE)
+            let forgot = sqlx::query(FORGET_HEAD).bind(family_id).execute(&pool);
+            let forgot = forgot.await.unwrap().rows_affected();
+            let stored = sqlx::query(STORE_FIRST)
                 .bind(&hash)
+                .bind(&legacy_hash)
                 .bind(family_id)
                 .execute(&pool);
-            let changed = done.await.unwrap().rows_affected();
+            let stored = stored.await.unwrap().rows_affected();
             pool.close().await;
-            changed
+            (forgot, stored)
         }};
     }
     let changed = if url.starts_with("sqlite:") {
@@ -253,7 +295,7 @@ async fn stored_as_before_keying(app: &TestApp, family_id: &str, bare: &str) {
     } else {
         rewrite_with!(sqlx::PgPool)
     };
-    assert_eq!(changed, 1);
+    assert_eq!(changed, (1, 1));
 }
 
 #[tokio::test]

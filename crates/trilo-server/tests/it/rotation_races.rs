@@ -4,6 +4,7 @@
 //! refresh token, and the family must end with one chain and exactly one live head.
 
 use trilo_core::model::TokenFamily;
+use trilo_core::refresh_token::kept_refresh_token;
 
 use crate::process::ServerProcess;
 use crate::refresh::{claims_of, first_tokens, refresh_params, refresh_token_of};
@@ -55,29 +56,29 @@ async fn race_across_three_processes(backend: Backend) {
     assert_one_chain(&app, &family, ROUNDS as i64).await;
 }
 
-/// Generations 0..head exist and were each rotated once; the head alone is live, and
-/// nothing lies beyond it.
+/// The family, which keeps its tokens, moved its head to `head`: generations 0..head were
+/// each issued and rotated, the head alone is live, and nothing lies beyond it.
 pub async fn assert_one_chain(app: &TestApp, family: &TokenFamily, head: i64) {
     assert!(family.revoked_at.is_none(), "{family:?}");
     assert_eq!(family.head_generation, head);
-    let store = &app.core.store();
+    assert!(family.kept_head.is_some(), "{family:?}");
     for generation in 0..=head {
-        let token = store
-            .refresh_token_of_generation(&family.family_id, generation)
+        let token = kept_refresh_token(&app.core.kept_tokens, &family.family_id, generation);
+        let state = app
+            .stored_refresh_token(&token)
             .await
-            .unwrap()
             .unwrap_or_else(|| panic!("generation {generation} is missing"));
         assert_eq!(
-            token.rotated_at.is_none(),
+            state.token.rotated_at.is_none(),
             generation == head,
             "only the head is live (generation {generation})"
         );
     }
-    let beyond = store
-        .refresh_token_of_generation(&family.family_id, head + 1)
-        .await
-        .unwrap();
-    assert!(beyond.is_none(), "nothing beyond the head");
+    let beyond = kept_refresh_token(&app.core.kept_tokens, &family.family_id, head + 1);
+    assert!(
+        app.stored_refresh_token(&beyond).await.is_none(),
+        "nothing beyond the head"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use super::{
 use crate::code_plan::{CodeExchanged, CodePlan};
 use crate::model::{
     AccountStatus, AuditEvent, AuditQuery, AuthorizationCode, GrantChange, InstalledBy, NewCode,
-    NewFamily, Redeemed, TokenFamily,
+    NewFamily, NewRefreshToken, Redeemed, RefreshTokenKey, TokenFamily, TokenKeeping,
 };
 use crate::store::{Store, StoreError};
 use crate::testing::fixtures::{self, World, at};
@@ -370,8 +370,16 @@ pub async fn revoke_grant_revokes_its_families(store: Arc<dyn Store>) {
 /// exchange reads the code used and redeems nothing.
 pub async fn a_code_exchange_answered_early_is_stored_once_durable(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
-    let plan = fixtures::code_plan(&w.app.app_id, &code, at(2));
+    for kept in [TokenKeeping::Row, TokenKeeping::Family] {
+        an_exchange_is_stored_once_durable(&store, &w, kept).await;
+    }
+}
+
+/// One exchange whose first refresh token is kept as `kept`.
+async fn an_exchange_is_stored_once_durable(store: &Arc<dyn Store>, w: &World, kept: TokenKeeping) {
+    let (_, code) = consent_at(w, store.as_ref(), &["read:jira-work", "offline_access"], 1).await;
+    let mut plan = fixtures::code_plan(&w.app.app_id, &code, at(2));
+    plan.first_refresh_token.kept = kept;
     let (exchanged, durable) = store.exchange_code(&plan).await.unwrap();
     let exchanged = exchanged.expect("the code is stored");
     let Some(Redeemed::First(family)) = exchanged.redeemed else {
@@ -384,15 +392,27 @@ pub async fn a_code_exchange_answered_early_is_stored_once_durable(store: Arc<dy
         Some(family.clone())
     );
     assert_eq!(family.family_id, plan.family_id);
+    let first_key = RefreshTokenKey {
+        kept,
+        ..fixtures::first_token_key(&plan.family_id, plan.first_refresh_token.token_hash)
+    };
     let first = store
-        .refresh_token(&fixtures::first_token_key(
-            &plan.family_id,
-            plan.first_refresh_token.token_hash,
-        ))
+        .refresh_token(&first_key)
         .await
         .unwrap()
         .expect("offline_access stores the first refresh token");
     assert_eq!(first.token.generation, 0);
+    assert_eq!(first.token.issued_at, at(2));
+    assert_eq!(
+        first.token.inactivity_expires_at,
+        plan.first_refresh_token.inactivity_expires_at
+    );
+    let own_row = store
+        .refresh_token_of_generation(&plan.family_id, 0)
+        .await
+        .unwrap();
+    assert_eq!(own_row.is_some(), kept == TokenKeeping::Row, "{kept:?}");
+    assert_eq!(family.kept_head.is_some(), kept == TokenKeeping::Family);
     let issued = store
         .audit_events(&AuditQuery {
             action_prefix: Some("token.issued".to_owned()),
@@ -400,11 +420,16 @@ pub async fn a_code_exchange_answered_early_is_stored_once_durable(store: Arc<dy
         })
         .await
         .unwrap();
+    let issued: Vec<AuditEvent> = issued
+        .into_iter()
+        .filter(|e| e.target == family.family_id)
+        .collect();
     assert_eq!(issued, vec![plan.family(&exchanged.code).issued.unwrap()]);
     let used = store.code(&code.code_hash).await.unwrap().unwrap();
     assert_eq!(used.family_id.as_deref(), Some(family.family_id.as_str()));
 
-    let again = fixtures::code_plan(&w.app.app_id, &code, at(3));
+    let mut again = fixtures::code_plan(&w.app.app_id, &code, at(3));
+    again.first_refresh_token.kept = kept;
     let (exchanged, durable) = store.exchange_code(&again).await.unwrap();
     durable.wait().await.unwrap();
     assert_eq!(
@@ -460,6 +485,42 @@ pub async fn a_refused_code_exchange_changes_nothing(store: Arc<dyn Store>) {
         assert_eq!(stored.used_at, None, "{plan:?}");
     }
 
+    // Kept in the family's row, the missing token is a family without a head.
+    let kept = CodePlan {
+        first_refresh_token: NewRefreshToken {
+            kept: TokenKeeping::Family,
+            ..valid.first_refresh_token.clone()
+        },
+        family_id: fixtures::new_id(),
+        event_id: fixtures::new_id(),
+        ..valid.clone()
+    };
+    let (exchanged, durable) = store.exchange_code(&kept).await.unwrap();
+    durable.wait().await.unwrap();
+    let redeemed = exchanged.and_then(|e| e.redeemed);
+    let Some(Redeemed::First(family)) = redeemed else {
+        panic!("the first exchange redeems, got {redeemed:?}");
+    };
+    assert_eq!(
+        family.kept_head, None,
+        "no offline_access, no refresh token"
+    );
+    assert_eq!(
+        store
+            .refresh_token(&fixtures::kept_token_key(&kept.family_id, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    let Some(CodeExchanged { redeemed: None, .. }) = store.exchange_code(&valid).await.unwrap().0
+    else {
+        panic!("a used code is not redeemed again");
+    };
+    let (_, code) = consent_at(&w, store.as_ref(), &["read:jira-work"], 1).await;
+    let valid = CodePlan {
+        code_hash: code.code_hash,
+        ..valid
+    };
     let (exchanged, durable) = store.exchange_code(&valid).await.unwrap();
     durable.wait().await.unwrap();
     let redeemed = exchanged.and_then(|e| e.redeemed);

@@ -121,6 +121,7 @@ macro_rules! for_each_conformance_case {
             log_in_with_and_kept_grants_change_no_site_and_no_scope,
             // refresh tokens
             redeem_code_stores_the_first_refresh_token_with_its_family,
+            a_family_keeping_its_tokens_dates_their_rotations,
             refresh_token_state_reports_a_revoked_grant,
             rotate_refresh_token_is_a_compare_and_set_on_the_head,
             rotation_of_a_revoked_family_changes_nothing,

@@ -8,9 +8,11 @@ use tokio::sync::Barrier;
 
 use super::{consent_at, redeem_at, revoke_family_at};
 use crate::crypto::{random_token, sha256};
+use trilo_protocol::rotation::RotationDecision;
+
 use crate::model::{
-    NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState, Rotation,
-    TokenFamily, TokenHash, TokenKeeping,
+    KeptHead, NewRefreshToken, Redeemed, RefreshToken, RefreshTokenKey, RefreshTokenState,
+    Rotation, TokenFamily, TokenHash, TokenKeeping,
 };
 use crate::refresh_plan::{RefreshPlan, RotationRule};
 use crate::store::{Durable, Refreshed, Store, StoreError, StoreResult};
@@ -23,6 +25,51 @@ async fn family_with_token(store: &dyn Store, w: &World, hash: TokenHash) -> Tok
     match redeem_at(store, &code.code_hash, &new_family, 2).await {
         Redeemed::First(family) => family,
         other => panic!("expected First, got {other:?}"),
+    }
+}
+
+/// Both ways of keeping tokens: rows of their own (tokens from before migration 0020 and
+/// their successors) and the family's row (every token issued now).
+const KEEPINGS: [TokenKeeping; 2] = [TokenKeeping::Row, TokenKeeping::Family];
+
+/// A family whose first token, issued at `at(2)`, is kept as `kept`, and that token's key.
+async fn family_keeping(
+    store: &dyn Store,
+    w: &World,
+    kept: TokenKeeping,
+) -> (RefreshTokenKey, TokenFamily) {
+    match kept {
+        TokenKeeping::Row => {
+            let hash = sha256(&random_token());
+            let family = family_with_token(store, w, hash).await;
+            (key(&family, 0, hash), family)
+        }
+        TokenKeeping::Family => {
+            let (_, code) = consent_at(w, store, &["read:jira-work", "offline_access"], 1).await;
+            let new_family = fixtures::new_family_keeping_tokens(at(2));
+            match redeem_at(store, &code.code_hash, &new_family, 2).await {
+                Redeemed::First(family) => (fixtures::kept_token_key(&family.family_id, 0), family),
+                other => panic!("expected First, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Where the successor `plan` names is kept: the next generation of the parent's family,
+/// kept the same way.
+fn child_key(plan: &RefreshPlan) -> RefreshTokenKey {
+    RefreshTokenKey {
+        generation: plan.parent.generation + 1,
+        token_hash: plan.child.token_hash,
+        ..plan.parent.clone()
+    }
+}
+
+/// A key of `kept`'s shape that names no token the store holds.
+fn unknown_key(kept: TokenKeeping) -> RefreshTokenKey {
+    match kept {
+        TokenKeeping::Row => fixtures::token_key(&fixtures::new_id(), 0, sha256(&random_token())),
+        TokenKeeping::Family => fixtures::kept_token_key(&fixtures::new_id(), 0),
     }
 }
 
@@ -93,6 +140,92 @@ pub async fn redeem_code_stores_the_first_refresh_token_with_its_family(store: A
     }
     // A token stored today is found by its key only.
     assert!(store.legacy_refresh_token(&hash).await.unwrap().is_none());
+}
+
+/// A family that keeps its tokens stores nothing of them: its row says which generation
+/// is the head, when it was issued and when it ends, and dates the two rotations before
+/// it, so each generation reads as the rotation decision needs it.
+pub async fn a_family_keeping_its_tokens_dates_their_rotations(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let w = World::seed(store).await.unwrap();
+    let app = w.app.app_id.as_str();
+    let (first, family) = family_keeping(store, &w, TokenKeeping::Family).await;
+    let family_id = family.family_id.clone();
+    assert_eq!(
+        family.kept_head,
+        Some(KeptHead {
+            issued_at: at(2),
+            inactivity_expires_at: at(2) + Duration::days(90),
+            previous_issued_at: None,
+        })
+    );
+    assert_eq!(
+        store.family(&family_id).await.unwrap(),
+        Some(family.clone())
+    );
+    assert!(
+        store
+            .refresh_token_of_generation(&family_id, 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "no row of its own"
+    );
+    let state = store.refresh_token(&first).await.unwrap().unwrap();
+    assert_eq!(
+        state.token,
+        RefreshToken {
+            token_hash: first.token_hash,
+            family_id: family_id.clone(),
+            generation: 0,
+            issued_at: at(2),
+            inactivity_expires_at: at(2) + Duration::days(90),
+            rotated_at: None,
+        }
+    );
+    assert_eq!(state.family, family);
+
+    let mut parent = first;
+    for at_s in [3, 5, 7] {
+        let rotating = plan(parent, app, at(at_s), None);
+        let refreshed = once_durable(store.refresh_and_rotate(&rotating).await)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(refreshed.rotated, "the head at {at_s} s");
+        parent = child_key(&rotating);
+    }
+    let family = store.family(&family_id).await.unwrap().unwrap();
+    assert_eq!(family.head_generation, 3);
+    assert_eq!(
+        family.kept_head,
+        Some(KeptHead {
+            issued_at: at(7),
+            inactivity_expires_at: at(7) + Duration::days(90),
+            previous_issued_at: Some(at(5)),
+        })
+    );
+    // (generation, its rotation time as the family dates it, the decision at 8 s)
+    for (generation, rotated_at, decision) in [
+        (3, None, RotationDecision::Rotate),
+        (2, Some(at(7)), RotationDecision::ReturnCurrent),
+        (1, Some(at(5)), RotationDecision::ReuseDetected),
+        (0, None, RotationDecision::ReuseDetected),
+    ] {
+        assert_eq!(
+            family.kept_rotation_time(generation),
+            rotated_at,
+            "{generation}"
+        );
+        let key = fixtures::kept_token_key(&family_id, generation);
+        let state = store.refresh_token(&key).await.unwrap().unwrap();
+        assert_eq!(state.token.generation, generation);
+        assert_eq!(state.token.rotated_at.is_none(), generation == 3);
+        let rule = plan(key, app, at(8), None).rule;
+        assert_eq!(rule.decide(&state), decision, "{generation}");
+    }
+    let beyond = fixtures::kept_token_key(&family_id, 4);
+    assert!(store.refresh_token(&beyond).await.unwrap().is_none());
 }
 
 pub async fn rotate_refresh_token_is_a_compare_and_set_on_the_head(store: Arc<dyn Store>) {
@@ -276,11 +409,7 @@ async fn refresh_case(store: &dyn Store, case: &str, plan: &RefreshPlan, expecte
     );
     let family = &refreshed.state.family;
     let head = store.family(&family.family_id).await.unwrap().unwrap();
-    let child_key = RefreshTokenKey {
-        generation: plan.parent.generation + 1,
-        ..key(family, 0, plan.child.token_hash)
-    };
-    let child = store.refresh_token(&child_key).await.unwrap();
+    let child = store.refresh_token(&child_key(plan)).await.unwrap();
     if expected {
         assert_eq!(
             head.head_generation,
@@ -294,19 +423,24 @@ async fn refresh_case(store: &dyn Store, case: &str, plan: &RefreshPlan, expecte
         assert_eq!(parent.token.rotated_at, Some(plan.rule.now), "{case}");
     } else {
         assert_eq!(head.head_generation, family.head_generation, "{case}");
-        assert!(child.is_none(), "{case}: a child was stored");
+        // (A kept child is the family's head or not: the head did not move.)
+        if plan.parent.kept == TokenKeeping::Row {
+            assert!(child.is_none(), "{case}: a child was stored");
+        }
     }
 }
 
 pub async fn refresh_and_rotate_rotates_exactly_when_the_rule_allows(store: Arc<dyn Store>) {
     let store = store.as_ref();
     let w = World::seed(store).await.unwrap();
+    for kept in KEEPINGS {
+        rotates_exactly_when_the_rule_allows(store, &w, kept).await;
+    }
+}
+
+async fn rotates_exactly_when_the_rule_allows(store: &dyn Store, w: &World, kept: TokenKeeping) {
     let app = w.app.app_id.as_str();
-    let fresh = async || {
-        let hash = sha256(&random_token());
-        let family = family_with_token(store, &w, hash).await;
-        (key(&family, 0, hash), family)
-    };
+    let fresh = async || family_keeping(store, w, kept).await;
 
     let (head, _) = fresh().await;
     refresh_case(
@@ -354,20 +488,38 @@ pub async fn refresh_and_rotate_rotates_exactly_when_the_rule_allows(store: Arc<
     let password_changed = plan(hash, app, at(4), None);
     refresh_case(store, "after a password change", &password_changed, false).await;
 
-    // A key with another hash: a token whose family or generation was edited. Nothing is
-    // found and the family stays as it was.
+    // A key the family does not hold: for a stored token another hash (a token whose
+    // family or generation was edited), for a kept one a generation not issued yet, or
+    // the other way of keeping. Nothing is found and the family stays as it was.
     let (real, family) = fresh().await;
-    let edited = RefreshTokenKey {
-        token_hash: sha256("no such token"),
-        ..real
+    let other_way = match kept {
+        TokenKeeping::Row => TokenKeeping::Family,
+        TokenKeeping::Family => TokenKeeping::Row,
     };
-    assert!(
-        store
-            .refresh_and_rotate(&plan(edited, app, at(3), None))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    for edited in [
+        RefreshTokenKey {
+            token_hash: sha256("no such token"),
+            ..real.clone()
+        },
+        RefreshTokenKey {
+            generation: 1,
+            ..real.clone()
+        },
+        RefreshTokenKey {
+            kept: other_way,
+            ..real.clone()
+        },
+    ] {
+        let found = match (kept, edited.generation) {
+            // A kept token is the family's to say: its hash is not stored.
+            (TokenKeeping::Family, 0) if edited.kept == kept => continue,
+            _ => store
+                .refresh_and_rotate(&plan(edited.clone(), app, at(3), None))
+                .await
+                .unwrap(),
+        };
+        assert!(found.is_none(), "{edited:?}");
+    }
     let unchanged = store.family(&family.family_id).await.unwrap().unwrap();
     assert_eq!(unchanged.head_generation, 0);
 }
@@ -378,10 +530,14 @@ pub async fn refresh_and_rotate_rotates_exactly_when_the_rule_allows(store: Arc<
 pub async fn a_grant_without_offline_access_refreshes_nothing(store: Arc<dyn Store>) {
     let store = store.as_ref();
     let w = World::seed(store).await.unwrap();
+    for kept in KEEPINGS {
+        refreshes_only_with_offline_access(store, &w, kept).await;
+    }
+}
+
+async fn refreshes_only_with_offline_access(store: &dyn Store, w: &World, kept: TokenKeeping) {
     let app = w.app.app_id.as_str();
-    let hash = sha256(&random_token());
-    let family = family_with_token(store, &w, hash).await;
-    let hash = key(&family, 0, hash);
+    let (hash, _) = family_keeping(store, w, kept).await;
 
     w.consented(store, &["read:jira-work"], at(3))
         .await
@@ -409,12 +565,7 @@ pub async fn a_grant_without_offline_access_refreshes_nothing(store: Arc<dyn Sto
     );
     let again = plan(hash, app, at(6), None);
     refresh_case(store, "the grant holds offline_access again", &again, true).await;
-    let beyond = plan(
-        key(&family, 1, again.child.token_hash),
-        app,
-        at(7),
-        Some("write:jira-work"),
-    );
+    let beyond = plan(child_key(&again), app, at(7), Some("write:jira-work"));
     refresh_case(
         store,
         "a scope the grant holds but the family never had",
@@ -426,18 +577,19 @@ pub async fn a_grant_without_offline_access_refreshes_nothing(store: Arc<dyn Sto
 
 pub async fn concurrent_refreshes_of_one_token_rotate_it_once(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
-    let parent = sha256(&random_token());
-    let family = family_with_token(store.as_ref(), &w, parent).await;
-    let racers: Vec<RefreshPlan> = (0..8)
-        .map(|_| plan(key(&family, 0, parent), &w.app.app_id, at(3), None))
-        .collect();
-    let mut winners = 0;
-    for answer in refresh_all_at_once(&store, racers.iter()).await {
-        winners += usize::from(answer.unwrap().unwrap().rotated);
+    for kept in KEEPINGS {
+        let (parent, family) = family_keeping(store.as_ref(), &w, kept).await;
+        let racers: Vec<RefreshPlan> = (0..8)
+            .map(|_| plan(parent.clone(), &w.app.app_id, at(3), None))
+            .collect();
+        let mut winners = 0;
+        for answer in refresh_all_at_once(&store, racers.iter()).await {
+            winners += usize::from(answer.unwrap().unwrap().rotated);
+        }
+        assert_eq!(winners, 1, "{kept:?}");
+        let head = store.family(&family.family_id).await.unwrap().unwrap();
+        assert_eq!(head.head_generation, 1, "{kept:?}");
     }
-    assert_eq!(winners, 1);
-    let head = store.family(&family.family_id).await.unwrap().unwrap();
-    assert_eq!(head.head_generation, 1);
 }
 
 /// Presents every plan's token at the same moment (the tasks wait on one barrier) and
@@ -468,29 +620,32 @@ async fn refresh_all_at_once(
 /// or is unknown, and each rotation lands in its own family.
 pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
+    for kept in KEEPINGS {
+        many_refreshes_each_get_their_own_answer(&store, &w, kept).await;
+    }
+}
+
+async fn many_refreshes_each_get_their_own_answer(
+    store: &Arc<dyn Store>,
+    w: &World,
+    kept: TokenKeeping,
+) {
     let app = w.app.app_id.as_str();
     // (plan, the family presented, whether it rotates); `None` for an unknown token.
     let mut requests = Vec::new();
     for i in 0..20 {
-        let parent = sha256(&random_token());
-        let family = family_with_token(store.as_ref(), &w, parent).await;
+        let (parent, family) = family_keeping(store.as_ref(), w, kept).await;
         let asking_app = if i % 4 == 3 { "another-app" } else { app };
         requests.push((
-            plan(key(&family, 0, parent), asking_app, at(3), None),
+            plan(parent, asking_app, at(3), None),
             Some(family),
             i % 4 != 3,
         ));
     }
     for _ in 0..4 {
-        let unknown = RefreshTokenKey {
-            family_id: fixtures::new_id(),
-            generation: 0,
-            token_hash: sha256(&random_token()),
-            kept: TokenKeeping::Row,
-        };
-        requests.push((plan(unknown, app, at(3), None), None, false));
+        requests.push((plan(unknown_key(kept), app, at(3), None), None, false));
     }
-    let answers = refresh_all_at_once(&store, requests.iter().map(|(plan, _, _)| plan)).await;
+    let answers = refresh_all_at_once(store, requests.iter().map(|(plan, _, _)| plan)).await;
     for ((plan, family, rotates), answer) in requests.iter().zip(answers) {
         let answer = answer.unwrap();
         let Some(family) = family else {
@@ -503,10 +658,7 @@ pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store
         assert_eq!(answer.rotated, *rotates, "{}", plan.rule.app_id);
         let head = store.family(&family.family_id).await.unwrap().unwrap();
         assert_eq!(head.head_generation, i64::from(*rotates));
-        let child = store
-            .refresh_token(&key(family, 1, plan.child.token_hash))
-            .await
-            .unwrap();
+        let child = store.refresh_token(&child_key(plan)).await.unwrap();
         match child {
             Some(child) => {
                 assert!(rotates, "only a rotation stores its successor");
@@ -523,19 +675,24 @@ pub async fn concurrent_refreshes_of_many_tokens_each_get_their_own_answer(store
 /// with others, and leaves its family as it was.
 pub async fn a_failing_refresh_does_not_fail_those_written_with_it(store: Arc<dyn Store>) {
     let w = World::seed(store.as_ref()).await.unwrap();
+    for kept in KEEPINGS {
+        a_failing_refresh_fails_alone(&store, &w, kept).await;
+    }
+}
+
+async fn a_failing_refresh_fails_alone(store: &Arc<dyn Store>, w: &World, kept: TokenKeeping) {
     let app = w.app.app_id.as_str();
     let mut requests = Vec::new();
     for i in 0..12 {
-        let parent = sha256(&random_token());
-        let family = family_with_token(store.as_ref(), &w, parent).await;
-        let mut plan = plan(key(&family, 0, parent), app, at(3), None);
+        let (parent, family) = family_keeping(store.as_ref(), w, kept).await;
+        let mut plan = plan(parent, app, at(3), None);
         let fails = i % 2 == 1;
         if fails {
             plan.child.inactivity_expires_at = plan.rule.now;
         }
         requests.push((fails, plan, family));
     }
-    let answers = refresh_all_at_once(&store, requests.iter().map(|(_, plan, _)| plan)).await;
+    let answers = refresh_all_at_once(store, requests.iter().map(|(_, plan, _)| plan)).await;
     for ((fails, _, family), answer) in requests.iter().zip(answers) {
         match answer {
             Ok(answer) => {
