@@ -580,9 +580,9 @@ pub struct AccessTokenStanding {
     pub account_credential_generation: Option<i64>,
 }
 
-/// Where a presented refresh token is stored: its family and generation (the key of
-/// `refresh_tokens`, carried in the token, see `crate::refresh_token`) and the SHA-256 of
-/// the whole token, which the stored row must match.
+/// Where a presented refresh token is kept: its family and generation (carried in the
+/// token, see `crate::refresh_token`), how it is kept, and the SHA-256 of the whole token,
+/// which a token's own row must match (a token its family keeps was proven by its MAC).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RefreshTokenKey {
     pub family_id: String,
@@ -612,7 +612,8 @@ pub struct NewRefreshToken {
 }
 
 /// One rotation: a compare-and-set of the family head from `parent_generation` to the
-/// next, the parent marked rotated, and the child inserted, in one transaction.
+/// next, in one transaction. For tokens kept by the family (`child.kept`) the head's times
+/// move with it; for tokens with rows the parent is marked rotated and the child inserted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rotation {
     pub family_id: String,

@@ -274,8 +274,9 @@ pub trait GrantStore: Send + Sync {
     /// Marks the code used and creates its token family in one transaction: exactly one
     /// concurrent caller gets `First`. The family copies the code's grant, app, account and
     /// scopes and the account's current credential generation; its first refresh token
-    /// (generation 0), if `family.refresh_token` is set, is stored in the same transaction,
-    /// and so is `family.issued`, the audit event, when the family is born live.
+    /// (generation 0), if `family.refresh_token` is set, is kept in the same transaction
+    /// (the family's head, or a row of its own, as the token's `kept` says), and so is
+    /// `family.issued`, the audit event, when the family is born live.
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,
@@ -290,8 +291,8 @@ pub trait GrantStore: Send + Sync {
     async fn exchange_code(&self, plan: &CodePlan)
     -> StoreResult<(Option<CodeExchanged>, Durable)>;
     async fn family(&self, family_id: &str) -> StoreResult<Option<TokenFamily>>;
-    /// The refresh token at this key (when its hash matches) and its family, in one
-    /// snapshot.
+    /// The refresh token at this key and its family, in one snapshot: a token with a row
+    /// when its hash matches, one its family keeps when the family issued that generation.
     async fn refresh_token(&self, key: &RefreshTokenKey) -> StoreResult<Option<RefreshTokenState>>;
     /// The key of a refresh token issued before tokens carried their key (a bare secret,
     /// stored before migration 0018), by its hash; `None` for any other hash.
@@ -299,7 +300,8 @@ pub trait GrantStore: Send + Sync {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenKey>>;
-    /// The family's refresh token of one generation (to date an older access token).
+    /// The family's refresh token of one generation with a row of its own (to date an older
+    /// access token of a family that keeps no tokens itself).
     async fn refresh_token_of_generation(
         &self,
         family_id: &str,
@@ -307,13 +309,14 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<Option<RefreshToken>>;
     /// Applies one rotation atomically and durably: moves the family head from
     /// `parent_generation` to the next generation only if the head is still there and the
-    /// family is live, marks the parent rotated and inserts the child. Returns `false` (and
+    /// family is live (and keeps its tokens as the child is kept), and moves the head's
+    /// times, or marks the parent rotated and inserts the child. Returns `false` (and
     /// changes nothing) when the compare-and-set lost: the caller reads again and decides.
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<bool>;
     /// The refresh grant's store step: reads the presented token's state and applies the
     /// rotation `plan` asks for ([`RefreshPlan::rotation`]), as
     /// [`GrantStore::rotate_refresh_token`] would. `None` when no token is at
-    /// [`RefreshPlan::parent`] with its hash. A
+    /// [`RefreshPlan::parent`] (as [`GrantStore::refresh_token`] finds it). A
     /// store does both in one step where it can (one warm connection, one statement, one
     /// batch); otherwise it reads, then rotates (`trilo_store_sql::store::read_then_rotate`).
     /// It may answer before its commit is on disk: the rotation is durable, and visible to

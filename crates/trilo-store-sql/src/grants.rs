@@ -875,8 +875,9 @@ async fn insert_refresh_token(
     Ok(())
 }
 
-/// The refresh token at `key` (when its hash matches) with its family, grant liveness and
-/// account generation.
+/// The refresh token at `key` with its family, grant liveness and account generation: for
+/// a token with a row, when its hash matches; for one its family keeps, as the family says
+/// (`TokenFamily::kept_token`).
 pub async fn refresh_token(
     mut c: impl Conn,
     key: &RefreshTokenKey,
@@ -924,8 +925,9 @@ pub async fn refresh_token_of_generation(
     Ok(row.map(RefreshToken::try_from).transpose()?)
 }
 
-/// One rotation: the compare-and-set on the family head, the parent marked rotated and the
-/// child inserted. Returns `false`, changing nothing, when the compare-and-set lost.
+/// One rotation: the compare-and-set on the family head, with the head's times for a
+/// token the family keeps, or the parent marked rotated and the child inserted for one
+/// with rows. Returns `false`, changing nothing, when the compare-and-set lost.
 pub async fn rotate_refresh_token(mut tx: impl Tx, rotation: &Rotation) -> Result<bool, Fail> {
     let child_generation = rotation.parent_generation + 1;
     if rotation.child.kept == TokenKeeping::Family {

@@ -22,8 +22,9 @@ use trilo_store_sql::grants::{
 };
 
 /// One rotation, as `trilo_store_sql::grants::rotate_refresh_token` does it: the
-/// compare-and-set on the family head, the parent marked rotated and the child inserted.
-/// `Ok(false)` when the compare-and-set lost, with nothing changed.
+/// compare-and-set on the family head, with the head's times for a kept token, or the
+/// parent marked rotated and the child inserted for one with rows. `Ok(false)` when the
+/// compare-and-set lost, with nothing changed.
 pub(crate) fn rotate(db: &Connection, rotation: &Rotation) -> StoreResult<bool> {
     let child_generation = rotation.parent_generation + 1;
     if rotation.child.kept == TokenKeeping::Family {

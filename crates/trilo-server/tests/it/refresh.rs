@@ -440,6 +440,35 @@ async fn access_tokens_of_an_older_generation_end_when_the_leeway_passes() {
     assert_eq!(me_status(&app, &at1).await, 200, "the head's token works");
 }
 
+/// A family keeping its tokens dates the two rotations before its head: access tokens of
+/// those generations live for the leeway after their rotation, and an older one has ended
+/// (the family no longer knows when it was rotated).
+#[tokio::test]
+async fn access_tokens_two_generations_back_live_for_the_leeway_and_older_ones_end() {
+    let app = TestApp::sqlite().await;
+    let first = first_tokens(&app).await;
+    let mut access = vec![first.assert_tokens()];
+    let mut token = refresh_token_of(&first);
+    // Rotations at 1, 2 and 3 minutes: the head is generation 3.
+    for _ in 0..3 {
+        app.clock.advance(Duration::minutes(1));
+        let answer = refresh(&app, &token).await;
+        access.push(answer.assert_tokens());
+        token = refresh_token_of(&answer);
+    }
+    assert_eq!(me_status(&app, &access[3]).await, 200, "the head's");
+    assert_eq!(me_status(&app, &access[2]).await, 200, "rotated at 3 min");
+    assert_eq!(me_status(&app, &access[1]).await, 200, "rotated at 2 min");
+    assert_eq!(me_status(&app, &access[0]).await, 401, "three back");
+    // At 12 minutes generation 1's leeway is over, generation 2's is not.
+    app.clock.advance(Duration::minutes(9));
+    assert_eq!(me_status(&app, &access[1]).await, 401, "rotated at 2 min");
+    assert_eq!(me_status(&app, &access[2]).await, 200, "rotated at 3 min");
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(me_status(&app, &access[2]).await, 401, "rotated at 3 min");
+    assert_eq!(me_status(&app, &access[3]).await, 200, "the head's");
+}
+
 on_both_backends!(
     password_change_grant_revocation_and_app_deletion_end_refresh,
     super::password_change_grant_revocation_and_app_deletion_end_refresh_body
