@@ -7,7 +7,9 @@
 //! PostgreSQL's batched statement). The caller then reaches the same decision from the same
 //! state and clock. A caller that loses the compare-and-set to a racing refresh of the same
 //! token reads again: its token is now the head's predecessor, so inside the leeway it gets
-//! the same successor the winner got (successors are derived, see `ChildTokens`).
+//! the same successor the winner got (successors are derived: `KeptTokens` names every
+//! generation of a family that keeps its tokens, `ChildTokens` the successor of a token
+//! with a row of its own).
 
 use serde_json::json;
 use time::OffsetDateTime;
