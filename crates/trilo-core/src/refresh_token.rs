@@ -116,18 +116,24 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_token_names_its_family_and_generation_and_checks_out() {
-        let token = kept_refresh_token(&keys(), FAMILY, 41);
-        assert!(token.starts_with("rt2_"));
-        assert_eq!(
-            presented(&token, &keys()),
-            Presented::Keyed(RefreshTokenKey {
-                family_id: FAMILY.to_owned(),
-                generation: 41,
-                token_hash: sha256(&token),
-                kept: TokenKeeping::Family,
-            })
-        );
+    fn a_token_names_its_family_and_generation_and_how_it_is_kept() {
+        let kept = kept_refresh_token(&keys(), FAMILY, 41);
+        let stored = stored_refresh_token(FAMILY, 41, &random_token());
+        for (token, prefix, how) in [
+            (kept, "rt2_", TokenKeeping::Family),
+            (stored, "rt1_", TokenKeeping::Row),
+        ] {
+            assert!(token.starts_with(prefix), "{token}");
+            assert_eq!(
+                presented(&token, &keys()),
+                Presented::Keyed(RefreshTokenKey {
+                    family_id: FAMILY.to_owned(),
+                    generation: 41,
+                    token_hash: sha256(&token),
+                    kept: how,
+                })
+            );
+        }
     }
 
     #[test]
@@ -151,21 +157,6 @@ mod tests {
                 "{forged}"
             );
         }
-    }
-
-    #[test]
-    fn a_stored_token_names_its_family_and_generation() {
-        let secret = random_token();
-        let token = stored_refresh_token(FAMILY, 41, &secret);
-        assert_eq!(
-            presented(&token, &keys()),
-            Presented::Keyed(RefreshTokenKey {
-                family_id: FAMILY.to_owned(),
-                generation: 41,
-                token_hash: sha256(&token),
-                kept: TokenKeeping::Row,
-            })
-        );
     }
 
     #[test]

@@ -121,8 +121,6 @@ pub mod sql {
         refresh_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, NULL)"
     );
-    /// A refresh token's state (`RefreshStateRow`): its columns, its family's, and the
-    /// grant and account facts, over `refresh_tokens t` and `refresh_state_joins!`.
     /// A family's columns (`FamilyRow`) from `token_families f` in a join.
     macro_rules! joined_family_columns {
         () => {
@@ -142,27 +140,8 @@ pub mod sql {
         };
     }
 
-    macro_rules! refresh_state_columns {
-        () => {
-            concat!(
-                "t.token_hash, t.generation, t.issued_at, t.inactivity_expires_at, \
-                 t.rotated_at, ",
-                joined_family_columns!(),
-                ", CAST(CASE WHEN g.revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT) \
-                 AS grant_live, g.scopes AS grant_scopes, ",
-                active_account_generation!()
-            )
-        };
-    }
-
-    macro_rules! refresh_state_joins {
-        () => {
-            "JOIN token_families f ON f.family_id = t.family_id \
-             JOIN grants g ON g.grant_id = f.grant_id \
-             JOIN accounts a ON a.account_id = f.account_id"
-        };
-    }
-
+    /// A family's state (`KeptStateRow`): its columns and the grant and account facts the
+    /// rotation decision needs, over `token_families f` and `kept_state_joins!`.
     macro_rules! kept_state_columns {
         () => {
             concat!(
@@ -178,6 +157,27 @@ pub mod sql {
         () => {
             "JOIN grants g ON g.grant_id = f.grant_id \
              JOIN accounts a ON a.account_id = f.account_id"
+        };
+    }
+
+    /// A refresh token's state (`RefreshStateRow`): its columns and its family's state,
+    /// over `refresh_tokens t` and `refresh_state_joins!`.
+    macro_rules! refresh_state_columns {
+        () => {
+            concat!(
+                "t.token_hash, t.generation, t.issued_at, t.inactivity_expires_at, \
+                 t.rotated_at, ",
+                kept_state_columns!()
+            )
+        };
+    }
+
+    macro_rules! refresh_state_joins {
+        () => {
+            concat!(
+                "JOIN token_families f ON f.family_id = t.family_id ",
+                kept_state_joins!()
+            )
         };
     }
 
