@@ -351,3 +351,46 @@ mod tokens_follow_their_family {
         db.drop_database().await.unwrap();
     }
 }
+
+#[cfg(all(test, feature = "test-support"))]
+mod bulk_loader {
+    #![allow(clippy::unwrap_used)]
+
+    use trilo_core::store::{GrantStore, Store};
+    use trilo_core::testing::fixtures::{self, World, at};
+
+    use super::{PgStore, SqlStore};
+    use crate::preload::{Batch, BulkLoader};
+    use crate::testing::{fresh_database, test_url};
+
+    /// The bench's bulk loader writes families as the store reads them, a family keeping
+    /// its tokens with its head's times.
+    #[tokio::test]
+    async fn the_bulk_loader_writes_families_as_the_store_reads_them() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let db = fresh_database(&base).await.unwrap();
+        let store = SqlStore(PgStore::connect(&db.url, 2).await.unwrap());
+        store.migrate().await.unwrap();
+        let w = World::seed(&store as &dyn Store).await.unwrap();
+        let (grant, _) = w
+            .consented(&store, &["read:jira-work", "offline_access"], at(1))
+            .await
+            .unwrap();
+        let families = fixtures::families_to_load(&grant, at(2));
+        let mut loader = BulkLoader::connect(&db.url).await.unwrap();
+        let batch = Batch {
+            families: &families,
+            ..Default::default()
+        };
+        loader.insert(&batch).await.unwrap();
+        for family in &families {
+            assert_eq!(
+                store.family(&family.family_id).await.unwrap().as_ref(),
+                Some(family)
+            );
+        }
+    }
+}

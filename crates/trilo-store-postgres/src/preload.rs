@@ -38,9 +38,11 @@ const INSERT_GRANT_SITES: &str = "INSERT INTO grant_sites (grant_id, ordinal, cl
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])";
 const INSERT_FAMILIES: &str = "INSERT INTO token_families (family_id, grant_id, app_id, \
      account_id, scopes, credential_generation, created_at, absolute_expires_at, \
-     head_generation, revoked_at, revoke_reason) \
+     head_generation, revoked_at, revoke_reason, head_issued_at, head_expires_at, \
+     previous_issued_at) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-     $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])";
+     $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], \
+     $12::bigint[], $13::bigint[], $14::bigint[])";
 const INSERT_REFRESH_TOKENS: &str = "INSERT INTO refresh_tokens (token_hash, family_id, \
      generation, issued_at, inactivity_expires_at, rotated_at) \
      SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
@@ -222,6 +224,13 @@ async fn insert_families(tx: &mut Tx<'_>, rows: &[TokenFamily]) -> Result<(), St
         .bind(column(rows, |f| f.head_generation))
         .bind(column(rows, |f| opt_ms(f.revoked_at)))
         .bind(column(rows, |f| f.revoke_reason.as_deref()))
+        .bind(column(rows, |f| f.kept_head.map(|h| ms(h.issued_at))))
+        .bind(column(rows, |f| {
+            f.kept_head.map(|h| ms(h.inactivity_expires_at))
+        }))
+        .bind(column(rows, |f| {
+            f.kept_head.and_then(|h| opt_ms(h.previous_issued_at))
+        }))
         .execute(&mut **tx)
         .await
         .map_err(map_sqlx)?;

@@ -662,6 +662,36 @@ mod tests {
         keys_hold_and_the_app_takes_its_tokens(store, &w.app.app_id).await;
     }
 
+    /// The bench's bulk loader writes families as the store reads them, a family keeping
+    /// its tokens with its head's times.
+    #[cfg(feature = "test-support")]
+    #[tokio::test]
+    async fn the_bulk_loader_writes_families_as_the_store_reads_them() {
+        use trilo_core::store::GrantStore;
+        use trilo_core::testing::fixtures::{self, World, at};
+        let db = TempDatabase::new();
+        let store = db.migrated_store().await;
+        let w = World::seed(&store as &dyn Store).await.unwrap();
+        let (grant, _) = w
+            .consented(&store, &["read:jira-work", "offline_access"], at(1))
+            .await
+            .unwrap();
+        let families = fixtures::families_to_load(&grant, at(2));
+        let mut loader = crate::preload::BulkLoader::open(&db.0).await.unwrap();
+        let batch = crate::preload::Batch {
+            families: &families,
+            ..Default::default()
+        };
+        loader.insert(&batch).await.unwrap();
+        for family in &families {
+            assert_eq!(
+                store.family(&family.family_id).await.unwrap().as_ref(),
+                Some(family)
+            );
+        }
+        store.close().await;
+    }
+
     /// The database and its WAL and shared-memory files are the owner's only (issue 16).
     #[cfg(unix)]
     #[tokio::test]

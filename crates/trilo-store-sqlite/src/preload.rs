@@ -122,7 +122,10 @@ impl BulkLoader {
                 .push_bind(ms(f.absolute_expires_at))
                 .push_bind(f.head_generation)
                 .push_bind(opt_ms(f.revoked_at))
-                .push_bind(f.revoke_reason.as_deref());
+                .push_bind(f.revoke_reason.as_deref())
+                .push_bind(f.kept_head.map(|h| ms(h.issued_at)))
+                .push_bind(f.kept_head.map(|h| ms(h.inactivity_expires_at)))
+                .push_bind(f.kept_head.and_then(|h| opt_ms(h.previous_issued_at)));
         })
         .await?;
         insert_rows(&mut tx, REFRESH_TOKENS, batch.refresh_tokens, |row, t| {
@@ -195,8 +198,8 @@ const GRANT_SITES: Table = Table {
 const FAMILIES: Table = Table {
     insert: "INSERT INTO token_families (family_id, grant_id, app_id, account_id, scopes, \
              credential_generation, created_at, absolute_expires_at, head_generation, \
-             revoked_at, revoke_reason) ",
-    columns: 11,
+             revoked_at, revoke_reason, head_issued_at, head_expires_at, previous_issued_at) ",
+    columns: 14,
 };
 const REFRESH_TOKENS: Table = Table {
     insert: "INSERT INTO refresh_tokens (token_hash, family_id, generation, issued_at, \

@@ -8,9 +8,10 @@ use crate::code_plan::CodePlan;
 use crate::crypto::{random_token, sha256};
 use crate::model::{
     Account, AccountStatus, App, AppSecret, AuditEvent, ClientType, ConsentRecord, Distribution,
-    ExtendedProfile, Grant, GrantChange, Installation, InstalledBy, KeyState, Membership, NewCode,
-    NewFamily, NewRefreshToken, Product, ProductScope, RefreshTokenKey, ReviewState, Role, Session,
-    SigningKeyRecord, Site, SiteProduct, TokenHash, TokenKeeping, UserInstalls,
+    ExtendedProfile, Grant, GrantChange, Installation, InstalledBy, KeptHead, KeyState, Membership,
+    NewCode, NewFamily, NewRefreshToken, Product, ProductScope, RefreshTokenKey, ReviewState, Role,
+    Session, SigningKeyRecord, Site, SiteProduct, TokenFamily, TokenHash, TokenKeeping,
+    UserInstalls,
 };
 use crate::store::{Store, StoreResult};
 
@@ -255,6 +256,35 @@ pub fn new_kept_token(at: OffsetDateTime) -> NewRefreshToken {
         inactivity_expires_at: at + Duration::days(90),
         kept: TokenKeeping::Family,
     }
+}
+
+/// Two families of `grant` as a bulk loader writes them (`trilo bench --preload`): one
+/// keeping its tokens, rotated twice, and one whose tokens have rows. A loader's test
+/// inserts them and reads them back through the store.
+pub fn families_to_load(grant: &Grant, at: OffsetDateTime) -> Vec<TokenFamily> {
+    let family = |kept_head| TokenFamily {
+        family_id: new_id(),
+        grant_id: grant.grant_id.clone(),
+        app_id: grant.app_id.clone(),
+        account_id: grant.account_id.clone(),
+        scopes: grant.scopes.clone(),
+        credential_generation: 0,
+        created_at: at,
+        absolute_expires_at: at + Duration::days(365),
+        head_generation: 2,
+        revoked_at: None,
+        revoke_reason: None,
+        audience: None,
+        kept_head,
+    };
+    vec![
+        family(Some(KeptHead {
+            issued_at: at + Duration::days(2),
+            inactivity_expires_at: at + Duration::days(92),
+            previous_issued_at: Some(at + Duration::days(1)),
+        })),
+        family(None),
+    ]
 }
 
 /// A family that ends 365 days after `at` and keeps its refresh tokens in its row.

@@ -1,6 +1,9 @@
 //! `--preload N`: N more accounts, each a member of Jira on the demo site with a grant to
 //! the demo app and a token family whose refresh token has rotated once, so the hot paths
-//! are measured against a database of realistic size. Rows are made here and inserted in
+//! are measured against a database of realistic size. The families keep their tokens in
+//! their rows, as every family started today does; with `--janitor` their tokens have
+//! rows of their own instead (as an upgrade finds them), the first one dead, so the janitor
+//! has one row per family to remove. Rows are made here and inserted in
 //! large transactions by the store crates' bulk loaders.
 
 use std::io::Write;
@@ -10,8 +13,8 @@ use time::OffsetDateTime;
 use trilo_core::Core;
 use trilo_core::crypto::{random_token, sha256};
 use trilo_core::model::{
-    Account, AccountStatus, AuthorizationCode, ExtendedProfile, Grant, Membership, RefreshToken,
-    Role, TokenFamily,
+    Account, AccountStatus, AuthorizationCode, ExtendedProfile, Grant, KeptHead, Membership,
+    RefreshToken, Role, TokenFamily,
 };
 use trilo_store_postgres::preload as pg;
 use trilo_store_sqlite::preload as sqlite;
@@ -112,7 +115,8 @@ struct Target {
     now: OffsetDateTime,
     refresh_inactivity: time::Duration,
     refresh_absolute: time::Duration,
-    /// Make each family's first refresh token one the janitor removes (`--janitor`).
+    /// Give each family's tokens rows of their own, the first one a row the janitor removes
+    /// (`--janitor`); otherwise the families keep their tokens.
     dead_first_tokens: bool,
 }
 
@@ -231,7 +235,7 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
             updated_at: joined,
             revoked_at: None,
         });
-        rows.families.push(TokenFamily {
+        let mut family = TokenFamily {
             family_id: family_id.clone(),
             grant_id,
             app_id: target.app_id.clone(),
@@ -244,32 +248,34 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
             revoked_at: None,
             revoke_reason: None,
             audience: None,
-            // Families as an upgrade finds them: their tokens have rows (migration 0020).
-            kept_head: None,
-        });
-        // With a backlog for the janitor, the first token ran out of inactivity time (as if
-        // the head had been rotated since): the row is dead, and the janitor removes it.
-        let first_expires = if target.dead_first_tokens {
-            target.now - time::Duration::days(1)
-        } else {
-            joined + target.refresh_inactivity
+            kept_head: Some(KeptHead {
+                issued_at: rotated,
+                inactivity_expires_at: rotated + target.refresh_inactivity,
+                previous_issued_at: Some(joined),
+            }),
         };
-        rows.refresh_tokens.push(RefreshToken {
-            token_hash: sha256(&random_token()),
-            family_id: family_id.clone(),
-            generation: 0,
-            issued_at: joined,
-            inactivity_expires_at: first_expires,
-            rotated_at: Some(rotated),
-        });
-        rows.refresh_tokens.push(RefreshToken {
-            token_hash: sha256(&random_token()),
-            family_id,
-            generation: 1,
-            issued_at: rotated,
-            inactivity_expires_at: rotated + target.refresh_inactivity,
-            rotated_at: None,
-        });
+        if target.dead_first_tokens {
+            // Tokens with rows, the first one out of inactivity time (as if the head had
+            // been rotated since): the row is dead, and the janitor removes it.
+            family.kept_head = None;
+            rows.refresh_tokens.push(RefreshToken {
+                token_hash: sha256(&random_token()),
+                family_id: family_id.clone(),
+                generation: 0,
+                issued_at: joined,
+                inactivity_expires_at: target.now - time::Duration::days(1),
+                rotated_at: Some(rotated),
+            });
+            rows.refresh_tokens.push(RefreshToken {
+                token_hash: sha256(&random_token()),
+                family_id,
+                generation: 1,
+                issued_at: rotated,
+                inactivity_expires_at: rotated + target.refresh_inactivity,
+                rotated_at: None,
+            });
+        }
+        rows.families.push(family);
     }
     rows
 }
@@ -278,21 +284,45 @@ fn rows(target: &Target, range: std::ops::Range<u64>) -> Rows {
 mod tests {
     use super::*;
 
-    #[test]
-    fn each_family_has_a_rotated_token_and_a_head() {
-        let target = Target {
+    fn target(dead_first_tokens: bool) -> Target {
+        Target {
             app_id: "app".into(),
             cloud_id: "cloud".into(),
             now: OffsetDateTime::UNIX_EPOCH + time::Duration::days(400),
             refresh_inactivity: time::Duration::days(90),
             refresh_absolute: time::Duration::days(365),
-            dead_first_tokens: false,
-        };
+            dead_first_tokens,
+        }
+    }
+
+    #[test]
+    fn each_family_keeps_a_head_rotated_once() {
+        let target = target(false);
         let rows = rows(&target, 5..8);
         assert_eq!(rows.accounts.len(), 3);
         assert_eq!(rows.accounts[0].email, "preload-5@bench.example");
+        assert!(
+            rows.refresh_tokens.is_empty(),
+            "the families keep their tokens"
+        );
+        let family = &rows.families[1];
+        assert_eq!(family.head_generation, 1);
+        let Some(head) = family.kept_head else {
+            panic!("a kept head");
+        };
+        assert!(head.inactivity_expires_at > target.now, "the head is live");
+        assert_eq!(family.kept_rotation_time(0), Some(head.issued_at));
+        assert_eq!(rows.grants[1].grant_id, family.grant_id);
+        assert_eq!(rows.grants[1].account_id, rows.accounts[1].account_id);
+    }
+
+    #[test]
+    fn for_the_janitor_each_family_has_a_dead_token_row_and_a_head_row() {
+        let target = target(true);
+        let rows = rows(&target, 5..8);
         assert_eq!(rows.refresh_tokens.len(), 6);
         let family = &rows.families[1];
+        assert_eq!(family.kept_head, None);
         let chain: Vec<_> = rows
             .refresh_tokens
             .iter()
@@ -300,8 +330,7 @@ mod tests {
             .collect();
         assert_eq!(chain.len(), 2);
         assert!(chain[0].rotated_at.is_some() && chain[1].rotated_at.is_none());
+        assert!(chain[0].inactivity_expires_at < target.now, "dead");
         assert_eq!(chain[1].generation, family.head_generation);
-        assert_eq!(rows.grants[1].grant_id, family.grant_id);
-        assert_eq!(rows.grants[1].account_id, rows.accounts[1].account_id);
     }
 }
