@@ -356,8 +356,7 @@ mod tokens_follow_their_family {
 mod bulk_loader {
     #![allow(clippy::unwrap_used)]
 
-    use trilo_core::store::{GrantStore, Store};
-    use trilo_core::testing::fixtures::{self, World, at};
+    use trilo_core::testing::conformance::{families_to_load, loaded_families_read_back};
 
     use super::{PgStore, SqlStore};
     use crate::preload::{Batch, BulkLoader};
@@ -374,23 +373,13 @@ mod bulk_loader {
         let db = fresh_database(&base).await.unwrap();
         let store = SqlStore(PgStore::connect(&db.url, 2).await.unwrap());
         store.migrate().await.unwrap();
-        let w = World::seed(&store as &dyn Store).await.unwrap();
-        let (grant, _) = w
-            .consented(&store, &["read:jira-work", "offline_access"], at(1))
-            .await
-            .unwrap();
-        let families = fixtures::families_to_load(&grant, at(2));
+        let families = families_to_load(&store).await;
         let mut loader = BulkLoader::connect(&db.url).await.unwrap();
         let batch = Batch {
             families: &families,
             ..Default::default()
         };
         loader.insert(&batch).await.unwrap();
-        for family in &families {
-            assert_eq!(
-                store.family(&family.family_id).await.unwrap().as_ref(),
-                Some(family)
-            );
-        }
+        loaded_families_read_back(&store, &families).await;
     }
 }

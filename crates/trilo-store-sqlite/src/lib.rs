@@ -667,28 +667,17 @@ mod tests {
     #[cfg(feature = "test-support")]
     #[tokio::test]
     async fn the_bulk_loader_writes_families_as_the_store_reads_them() {
-        use trilo_core::store::GrantStore;
-        use trilo_core::testing::fixtures::{self, World, at};
+        use trilo_core::testing::conformance::{families_to_load, loaded_families_read_back};
         let db = TempDatabase::new();
         let store = db.migrated_store().await;
-        let w = World::seed(&store as &dyn Store).await.unwrap();
-        let (grant, _) = w
-            .consented(&store, &["read:jira-work", "offline_access"], at(1))
-            .await
-            .unwrap();
-        let families = fixtures::families_to_load(&grant, at(2));
+        let families = families_to_load(&store).await;
         let mut loader = crate::preload::BulkLoader::open(&db.0).await.unwrap();
         let batch = crate::preload::Batch {
             families: &families,
             ..Default::default()
         };
         loader.insert(&batch).await.unwrap();
-        for family in &families {
-            assert_eq!(
-                store.family(&family.family_id).await.unwrap().as_ref(),
-                Some(family)
-            );
-        }
+        loaded_families_read_back(&store, &families).await;
         store.close().await;
     }
 

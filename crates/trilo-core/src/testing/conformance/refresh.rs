@@ -707,6 +707,28 @@ async fn a_failing_refresh_fails_alone(store: &Arc<dyn Store>, w: &World, kept: 
     }
 }
 
+/// Families for a bulk loader to write (`fixtures::families_to_load`) under a grant of a
+/// new world in `store`; [`loaded_families_read_back`] checks them once written.
+pub async fn families_to_load(store: &dyn Store) -> Vec<TokenFamily> {
+    let w = World::seed(store).await.unwrap();
+    let (grant, _) = w
+        .consented(store, &["read:jira-work", "offline_access"], at(1))
+        .await
+        .unwrap();
+    fixtures::families_to_load(&grant, at(2))
+}
+
+/// The store reads each loaded family as it was written, a family keeping its tokens with
+/// its head's times.
+pub async fn loaded_families_read_back(store: &dyn Store, families: &[TokenFamily]) {
+    for family in families {
+        assert_eq!(
+            store.family(&family.family_id).await.unwrap().as_ref(),
+            Some(family)
+        );
+    }
+}
+
 /// Tokens of three families, stored by a store migrated up to 0017 (before refresh tokens
 /// were keyed by family and generation): each family's first token rotated once, the second
 /// family revoked. Each token's key and its state, to compare after 0018 with
