@@ -434,7 +434,7 @@ pub struct TokenFamily {
     pub kept_head: Option<KeptHead>,
 }
 
-/// What a family whose refresh tokens it keeps itself ([`TokenKeeping::Family`]) knows of
+/// What a family that keeps its own refresh tokens ([`TokenKeeping::Family`]) knows of
 /// them: the head's times, and when the generation before it was issued. Each rotation
 /// time is the next generation's issue time, so the family dates the rotations of the two
 /// generations before its head: enough for the reuse leeway and for an access token of
@@ -466,7 +466,9 @@ impl TokenFamily {
     /// The kept token of `generation` as the rotation decision reads a stored one
     /// (`token_hash` is the presented token's). `None` when the family keeps no tokens or
     /// never issued that generation. A rotated token is spent: its inactivity end reads
-    /// as its rotation time where known, else as the head's issue.
+    /// as its rotation time where known, else as the head's issue; the issue of one older
+    /// than the generation before the head, which the family does not know, reads as the
+    /// family's start.
     pub fn kept_token(&self, generation: i64, token_hash: TokenHash) -> Option<RefreshToken> {
         let head = self.kept_head.as_ref()?;
         if generation < 0 || generation > self.head_generation {
