@@ -24,21 +24,22 @@ const SECRET_LEN: usize = 43;
 
 /// The token of `generation` of `family_id`, kept in the family's row.
 pub fn kept_refresh_token(keys: &KeptTokens, family_id: &str, generation: i64) -> String {
-    debug_assert!(
-        !family_id.contains('_') && !family_id.is_empty(),
-        "family ids are UUIDs"
-    );
     let secret = keys.secret(family_id, generation);
-    format!("{KEPT_PREFIX}{family_id}_{generation}_{secret}")
+    named_token(KEPT_PREFIX, family_id, generation, &secret)
 }
 
 /// A token with its own row: `secret` stored as `generation` of `family_id`.
 pub fn stored_refresh_token(family_id: &str, generation: i64, secret: &str) -> String {
+    named_token(STORED_PREFIX, family_id, generation, secret)
+}
+
+/// `{prefix}{family_id}_{generation}_{secret}`, the text [`named_parts`] reads back.
+fn named_token(prefix: &str, family_id: &str, generation: i64, secret: &str) -> String {
     debug_assert!(
         !family_id.contains('_') && !family_id.is_empty(),
         "family ids are UUIDs"
     );
-    format!("{STORED_PREFIX}{family_id}_{generation}_{secret}")
+    format!("{prefix}{family_id}_{generation}_{secret}")
 }
 
 /// What a presented refresh token says about where it is kept.

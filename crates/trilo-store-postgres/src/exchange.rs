@@ -293,10 +293,8 @@ mod tests {
     use trilo_core::store::GrantStore;
     use trilo_core::testing::fixtures::{self, World, at};
     use trilo_store_sql::convert::ms;
-    use trilo_store_sql::store::SqlStore;
 
-    use crate::PgStore;
-    use crate::testing::{fresh_database, test_url};
+    use crate::testing::fresh_store;
 
     /// Security checklist H-C3 on PostgreSQL, where only row locks order a redemption
     /// against a revocation: with a revocation of the grant uncommitted, the exchange (the
@@ -304,13 +302,10 @@ mod tests {
     /// family each starts is born revoked.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_redemption_waits_for_a_revocation_in_flight_and_is_born_revoked() {
-        let Some(base) = test_url() else {
-            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+        let Some((db, store)) = fresh_store(4).await.unwrap() else {
             return;
         };
-        let db = fresh_database(&base).await.unwrap();
-        let store = Arc::new(SqlStore(PgStore::connect(&db.url, 4).await.unwrap()));
-        store.migrate().await.unwrap();
+        let store = Arc::new(store);
         let w = World::seed(store.as_ref()).await.unwrap();
         for batched in [true, false] {
             let (grant, code) = w

@@ -293,8 +293,7 @@ mod tokens_follow_their_family {
 
     use trilo_core::testing::conformance::tokens_before_keying;
 
-    use super::{PgStore, SqlStore};
-    use crate::testing::{fresh_database, test_url};
+    use crate::testing::fresh_store;
 
     async fn tokens_of(pool: &sqlx::PgPool, family_id: Option<&str>) -> i64 {
         sqlx::query_scalar(
@@ -311,13 +310,9 @@ mod tokens_follow_their_family {
     /// others, and so does every family of an app deleted through the keys of its grants.
     #[tokio::test]
     async fn a_familys_tokens_end_with_it_however_it_ends() {
-        let Some(base) = test_url() else {
-            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+        let Some((db, store)) = fresh_store(2).await.unwrap() else {
             return;
         };
-        let db = fresh_database(&base).await.unwrap();
-        let store = SqlStore(PgStore::connect(&db.url, 2).await.unwrap());
-        store.migrate().await.unwrap();
         let (w, tokens) = tokens_before_keying(&store).await;
         let pool = &store.0.pool;
         assert_eq!(tokens_of(pool, None).await, 6);
@@ -358,21 +353,16 @@ mod bulk_loader {
 
     use trilo_core::testing::conformance::{families_to_load, loaded_families_read_back};
 
-    use super::{PgStore, SqlStore};
     use crate::preload::{Batch, BulkLoader};
-    use crate::testing::{fresh_database, test_url};
+    use crate::testing::fresh_store;
 
     /// The bench's bulk loader writes families as the store reads them, a family keeping
     /// its tokens with its head's times.
     #[tokio::test]
     async fn the_bulk_loader_writes_families_as_the_store_reads_them() {
-        let Some(base) = test_url() else {
-            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+        let Some((db, store)) = fresh_store(2).await.unwrap() else {
             return;
         };
-        let db = fresh_database(&base).await.unwrap();
-        let store = SqlStore(PgStore::connect(&db.url, 2).await.unwrap());
-        store.migrate().await.unwrap();
         let families = families_to_load(&store).await;
         let mut loader = BulkLoader::connect(&db.url).await.unwrap();
         let batch = Batch {

@@ -14,8 +14,8 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use tokio::sync::Mutex;
 use trilo_core::store::StoreError;
 
-use crate::MIGRATOR;
 use crate::error::map_sqlx;
+use crate::{MIGRATOR, PgStore, SqlStore};
 
 /// Serializes template creation inside one process.
 static TEMPLATE_LOCK: Mutex<()> = Mutex::const_new(());
@@ -73,6 +73,20 @@ pub fn test_url() -> Option<String> {
 pub async fn fresh_database(base_url: &str) -> Result<TestDatabase, StoreError> {
     let template = ensure_template(base_url).await?;
     database_from(base_url, &template).await
+}
+
+/// A store with `connections` connections on a fresh, migrated database, for a test;
+/// `None` (the test skips, and says so) when no server is configured ([`test_url`]).
+pub async fn fresh_store(
+    connections: u32,
+) -> Result<Option<(TestDatabase, SqlStore<PgStore>)>, StoreError> {
+    let Some(base) = test_url() else {
+        eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+        return Ok(None);
+    };
+    let db = fresh_database(&base).await?;
+    let store = PgStore::connect(&db.url, connections).await?;
+    Ok(Some((db, SqlStore(store))))
 }
 
 /// Creates a database `trilo_test_<uuid>` with no migration applied, for a test that

@@ -221,9 +221,7 @@ pub mod sql {
     }
     macro_rules! access_standing_from {
         () => {
-            "FROM token_families f \
-             JOIN grants g ON g.grant_id = f.grant_id \
-             JOIN accounts a ON a.account_id = f.account_id"
+            concat!("FROM token_families f ", kept_state_joins!())
         };
     }
     /// An access token's standing (`AccessStandingRow`): its family, its grant's scopes
