@@ -28,7 +28,6 @@ use trilo_store_sql::grants::{self, CodeRow, FamilyRow, sql};
 
 use crate::PgStore;
 use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether};
-use crate::error::retry;
 
 /// Exchanges of a batch of codes, in one statement. Parameters are parallel arrays, one
 /// element per exchange (`CodePlan`): code hash, asking app, redirect URI, whether a
@@ -227,29 +226,31 @@ impl PgStore {
         let (verifier_given, challenge, now) = (&verifier_given, &challenge, &now);
         let (new_family, absolute, event_id) = (&new_family, &absolute, &event_id);
         let (first_hash, first_expires, first_kept) = (&first_hash, &first_expires, &first_kept);
-        let rows = retry(move || async move {
-            // Built once from constant parts only: nothing of the request is in the text.
-            let rows = sqlx::query(AssertSqlSafe(EXCHANGE_BATCH.as_str()))
-                .bind(code_hash)
-                .bind(asking_app)
-                .bind(redirect_uri)
-                .bind(verifier_given)
-                .bind(challenge)
-                .bind(now)
-                .bind(new_family)
-                .bind(absolute)
-                .bind(first_hash)
-                .bind(first_expires)
-                .bind(event_id)
-                .bind(first_kept)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Fail::Sql)?;
-            rows.iter()
-                .map(ExchangeRow::read)
-                .collect::<Result<Vec<_>, Fail>>()
-        })
-        .await?;
+        let rows = self
+            .exchange_writer
+            .run(move |mut held| async move {
+                // Built once from constant parts only: nothing of the request is in the text.
+                let rows = sqlx::query(AssertSqlSafe(EXCHANGE_BATCH.as_str()))
+                    .bind(code_hash)
+                    .bind(asking_app)
+                    .bind(redirect_uri)
+                    .bind(verifier_given)
+                    .bind(challenge)
+                    .bind(now)
+                    .bind(new_family)
+                    .bind(absolute)
+                    .bind(first_hash)
+                    .bind(first_expires)
+                    .bind(event_id)
+                    .bind(first_kept)
+                    .fetch_all(held.connection()?)
+                    .await
+                    .map_err(Fail::Sql)?;
+                rows.iter()
+                    .map(ExchangeRow::read)
+                    .collect::<Result<Vec<_>, Fail>>()
+            })
+            .await?;
         let mut outcomes: Vec<Exchanged> = jobs.iter().map(|_| None).collect();
         for ExchangeRow { idx, code, family } in rows {
             let (slot, plan) = usize::try_from(idx - 1)

@@ -24,6 +24,7 @@ mod rotation;
 mod standing;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod writer_conn;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 use crate::batch_queue::{ExchangeQueue, RefreshQueue, StandingQueue};
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry};
+use crate::writer_conn::WriterConnection;
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone)]
@@ -54,6 +56,11 @@ pub struct PgStore {
     exchanges: Arc<ExchangeQueue>,
     /// The gateway's reads of new tokens' standings, waiting to be read together.
     standings: Arc<StandingQueue>,
+    /// The connections each kind of batch is written on (`writer_conn`): refreshes and
+    /// code exchanges from `pool`, standings from `generic_plans`.
+    refresh_writer: WriterConnection,
+    exchange_writer: WriterConnection,
+    standing_writer: WriterConnection,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
 }
@@ -90,6 +97,9 @@ impl PgStore {
                     .options([("plan_cache_mode", "force_generic_plan")]),
             );
         Ok(PgStore {
+            refresh_writer: WriterConnection::new(pool.clone()),
+            exchange_writer: WriterConnection::new(pool.clone()),
+            standing_writer: WriterConnection::new(generic_plans.clone()),
             pool,
             generic_plans,
             refreshes: Arc::default(),
@@ -111,6 +121,13 @@ impl PgStore {
 
     /// Closes every connection of the pool.
     pub async fn close(&self) {
+        for writer in [
+            &self.refresh_writer,
+            &self.exchange_writer,
+            &self.standing_writer,
+        ] {
+            writer.give_back().await;
+        }
         self.pool.close().await;
         self.generic_plans.close().await;
     }

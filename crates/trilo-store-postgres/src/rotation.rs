@@ -131,37 +131,38 @@ impl PgStore {
             .collect();
         let (family_id, generation, asking_app) = (&family_id, &generation, &asking_app);
         let (at, child_expires) = (&at, &child_expires);
-        retry(move || async move {
-            // Built once from constant parts only: nothing of the request is in the text.
-            let rows = sqlx::query(AssertSqlSafe(REFRESH_BATCH.as_str()))
-                .bind(family_id)
-                .bind(generation)
-                .bind(asking_app)
-                .bind(at)
-                .bind(child_expires)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Fail::Sql)?;
-            let mut outcomes: Vec<Option<Refreshed>> = jobs.iter().map(|_| None).collect();
-            for row in rows {
-                let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
-                let rotated: bool = row.try_get("rotated").map_err(Fail::Sql)?;
-                let (slot, job) = usize::try_from(idx - 1)
-                    .ok()
-                    .and_then(|i| Some((outcomes.get_mut(i)?, jobs.get(i)?)))
-                    .ok_or_else(|| StoreError::Corrupt(format!("refresh batch row {idx}")))?;
-                let family = KeptStateRow::from_row(&row).map_err(Fail::Sql)?;
-                // A generation the family never issued is no token: the SQL cannot have
-                // rotated it (it rotates only the head).
-                *slot = family.state(&job.plan.parent)?.map(|state| Refreshed {
-                    state,
-                    rotated,
-                    durable: Durable::committed(),
-                });
-            }
-            Ok(outcomes)
-        })
-        .await
+        self.refresh_writer
+            .run(move |mut held| async move {
+                // Built once from constant parts only: nothing of the request is in the text.
+                let rows = sqlx::query(AssertSqlSafe(REFRESH_BATCH.as_str()))
+                    .bind(family_id)
+                    .bind(generation)
+                    .bind(asking_app)
+                    .bind(at)
+                    .bind(child_expires)
+                    .fetch_all(held.connection()?)
+                    .await
+                    .map_err(Fail::Sql)?;
+                let mut outcomes: Vec<Option<Refreshed>> = jobs.iter().map(|_| None).collect();
+                for row in rows {
+                    let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
+                    let rotated: bool = row.try_get("rotated").map_err(Fail::Sql)?;
+                    let (slot, job) = usize::try_from(idx - 1)
+                        .ok()
+                        .and_then(|i| Some((outcomes.get_mut(i)?, jobs.get(i)?)))
+                        .ok_or_else(|| StoreError::Corrupt(format!("refresh batch row {idx}")))?;
+                    let family = KeptStateRow::from_row(&row).map_err(Fail::Sql)?;
+                    // A generation the family never issued is no token: the SQL cannot have
+                    // rotated it (it rotates only the head).
+                    *slot = family.state(&job.plan.parent)?.map(|state| Refreshed {
+                        state,
+                        rotated,
+                        durable: Durable::committed(),
+                    });
+                }
+                Ok(outcomes)
+            })
+            .await
     }
 
     /// One rotation; `false`, changing nothing, when the compare-and-set lost.

@@ -15,7 +15,6 @@ use trilo_store_sql::grants::{AccessStandingRow, sql};
 
 use crate::PgStore;
 use crate::batch_queue::{StandingJob, WriteTogether};
-use crate::error::retry;
 
 /// The standings of a batch of families, one row per family found, with its `idx`
 /// (1-based) in `$1`. The same columns and joins as `ACCESS_TOKEN_STANDING`; each family
@@ -54,29 +53,30 @@ impl PgStore {
     ) -> StoreResult<Vec<Option<AccessTokenStanding>>> {
         let families: Vec<&str> = jobs.iter().map(|j| j.family_id.as_str()).collect();
         let families = &families;
-        retry(move || async move {
-            // Built once from constant parts only: nothing of the request is in the text.
-            let rows = sqlx::query(AssertSqlSafe(STANDING_BATCH.as_str()))
-                .bind(families)
-                .fetch_all(&self.generic_plans)
-                .await
-                .map_err(Fail::Sql)?;
-            let mut standings: Vec<Option<AccessTokenStanding>> =
-                jobs.iter().map(|_| None).collect();
-            for row in rows {
-                let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
-                let standing = AccessTokenStanding::try_from(
-                    AccessStandingRow::from_row(&row).map_err(Fail::Sql)?,
-                )?;
-                let slot = usize::try_from(idx - 1)
-                    .ok()
-                    .and_then(|i| standings.get_mut(i))
-                    .ok_or_else(|| StoreError::Corrupt(format!("standing batch row {idx}")))?;
-                *slot = Some(standing);
-            }
-            Ok(standings)
-        })
-        .await
+        self.standing_writer
+            .run(move |mut held| async move {
+                // Built once from constant parts only: nothing of the request is in the text.
+                let rows = sqlx::query(AssertSqlSafe(STANDING_BATCH.as_str()))
+                    .bind(families)
+                    .fetch_all(held.connection()?)
+                    .await
+                    .map_err(Fail::Sql)?;
+                let mut standings: Vec<Option<AccessTokenStanding>> =
+                    jobs.iter().map(|_| None).collect();
+                for row in rows {
+                    let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
+                    let standing = AccessTokenStanding::try_from(
+                        AccessStandingRow::from_row(&row).map_err(Fail::Sql)?,
+                    )?;
+                    let slot = usize::try_from(idx - 1)
+                        .ok()
+                        .and_then(|i| standings.get_mut(i))
+                        .ok_or_else(|| StoreError::Corrupt(format!("standing batch row {idx}")))?;
+                    *slot = Some(standing);
+                }
+                Ok(standings)
+            })
+            .await
     }
 }
 
