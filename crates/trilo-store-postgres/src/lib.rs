@@ -45,21 +45,19 @@ use crate::writer_conn::WriterConnection;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The connection the gateway's standing batch (`standing::STANDING_BATCH`) runs on,
-    /// where PostgreSQL plans a statement once: left to choose, it planned that statement
-    /// again on every execution (a batch's array length makes its own plan look cheaper
-    /// than the generic one): about 70 µs of PostgreSQL's CPU per read, against 25 µs here.
-    generic_plans: PgPool,
     /// Refreshes waiting to be written together (group commit).
     refreshes: Arc<RefreshQueue>,
     /// Code exchanges waiting to be written together.
     exchanges: Arc<ExchangeQueue>,
     /// The gateway's reads of new tokens' standings, waiting to be read together.
     standings: Arc<StandingQueue>,
-    /// The connections each kind of batch is written on (`writer_conn`): refreshes and
-    /// code exchanges from `pool`, standings from `generic_plans`.
+    /// The connection each kind of batch is written on (`writer_conn`), outside the pool.
     refresh_writer: WriterConnection,
     exchange_writer: WriterConnection,
+    /// The gateway's standing batch (`standing::STANDING_BATCH`) runs where PostgreSQL
+    /// plans a statement once: left to choose, it planned that statement again on every
+    /// execution (a batch's array length makes its own plan look cheaper than the generic
+    /// one): about 70 µs of PostgreSQL's CPU per read, against 25 µs here.
     standing_writer: WriterConnection,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
@@ -88,20 +86,14 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(map_sqlx)?;
-        let generic_plans = PgPoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(batch_queue::MAX_WRITERS as u32)
-            .connect_lazy_with(
-                (*pool.connect_options())
-                    .clone()
-                    .options([("plan_cache_mode", "force_generic_plan")]),
-            );
+        let options = (*pool.connect_options()).clone();
         Ok(PgStore {
-            refresh_writer: WriterConnection::new(pool.clone()),
-            exchange_writer: WriterConnection::new(pool.clone()),
-            standing_writer: WriterConnection::new(generic_plans.clone()),
+            refresh_writer: WriterConnection::new(options.clone()),
+            exchange_writer: WriterConnection::new(options.clone()),
+            standing_writer: WriterConnection::new(
+                options.options([("plan_cache_mode", "force_generic_plan")]),
+            ),
             pool,
-            generic_plans,
             refreshes: Arc::default(),
             exchanges: Arc::default(),
             standings: Arc::default(),
@@ -119,17 +111,16 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
     }
 
-    /// Closes every connection of the pool.
+    /// Closes every connection: the pool's and the batch writers'.
     pub async fn close(&self) {
         for writer in [
             &self.refresh_writer,
             &self.exchange_writer,
             &self.standing_writer,
         ] {
-            writer.give_back().await;
+            writer.close().await;
         }
         self.pool.close().await;
-        self.generic_plans.close().await;
     }
 
     /// Runs `op` in a write transaction (READ COMMITTED), again from the start while it
@@ -180,10 +171,17 @@ mod plans {
 
     use super::PgStore;
     use crate::testing::{fresh_database, test_url};
+    use crate::writer_conn::WriterConnection;
 
-    async fn plan_cache_mode(pool: &sqlx::PgPool) -> String {
-        sqlx::query_scalar("SHOW plan_cache_mode")
-            .fetch_one(pool)
+    const SHOW: &str = "SHOW plan_cache_mode";
+
+    async fn writer_plan_cache_mode(writer: &WriterConnection) -> String {
+        writer
+            .run(|mut held| async move {
+                Ok(sqlx::query_scalar(SHOW)
+                    .fetch_one(held.connection()?)
+                    .await?)
+            })
             .await
             .unwrap()
     }
@@ -199,10 +197,17 @@ mod plans {
         let db = fresh_database(&base).await.unwrap();
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         assert_eq!(
-            plan_cache_mode(&store.generic_plans).await,
+            writer_plan_cache_mode(&store.standing_writer).await,
             "force_generic_plan"
         );
-        assert_eq!(plan_cache_mode(&store.pool).await, "auto");
+        for writer in [&store.refresh_writer, &store.exchange_writer] {
+            assert_eq!(writer_plan_cache_mode(writer).await, "auto");
+        }
+        let pooled: String = sqlx::query_scalar(SHOW)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(pooled, "auto");
         store.close().await;
         db.drop_database().await.unwrap();
     }

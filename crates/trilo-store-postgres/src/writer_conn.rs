@@ -1,32 +1,33 @@
 //! The connection a kind of batch (`batch_queue`: refreshes, code exchanges, standings)
-//! is written on, kept from one batch to the next.
+//! is written on: one of its own, kept from one batch to the next, outside the pool.
 //!
 //! sqlx tests every pooled connection given back with a round trip of its own (a `Sync`
 //! and its `ReadyForQuery`, from a task it spawns), and its pool hands the next statement
 //! the connection that has been idle longest. Batches that each took a connection from
 //! the pool paid that extra round trip every batch, one more wake-up of a PostgreSQL
 //! backend and of the server, and ran on each of the pool's backends in turn. Each kind of
-//! batch now keeps one connection: it has one writer at a time (`MAX_WRITERS`), so the
-//! connection is never waited for.
+//! batch has one writer at a time (`MAX_WRITERS`), so its connection is never waited for,
+//! and being outside the pool it never holds back the store's other operations.
 
 use std::sync::Arc;
 
+use sqlx::Connection;
 use sqlx::PgConnection;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, Postgres};
+use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
 
 use crate::error::retry;
 
-type Slot = Option<PoolConnection<Postgres>>;
+type Slot = Option<PgConnection>;
 
-/// A connection taken from `pool` on first use and kept until a statement fails on it or
-/// the store closes. Clones share it.
+/// A connection opened with `options` on first use and kept until a statement fails on
+/// it or the store closes. Clones share it.
 #[derive(Clone)]
 pub(crate) struct WriterConnection {
-    pool: PgPool,
+    options: PgConnectOptions,
+    /// Locked by one statement at a time: the writer's own, one after another.
     held: Arc<Mutex<Slot>>,
 }
 
@@ -36,7 +37,7 @@ pub(crate) struct Held(OwnedMutexGuard<Slot>);
 impl Held {
     pub(crate) fn connection(&mut self) -> Result<&mut PgConnection, Fail> {
         // `WriterConnection::run` fills the slot before it lends it.
-        self.0.as_deref_mut().ok_or_else(|| {
+        self.0.as_mut().ok_or_else(|| {
             Fail::Store(StoreError::Unavailable(
                 "the batch writer lost its connection".to_owned(),
             ))
@@ -45,17 +46,18 @@ impl Held {
 }
 
 impl WriterConnection {
-    /// Takes no connection yet: the first [`WriterConnection::run`] does.
-    pub(crate) fn new(pool: PgPool) -> Self {
+    /// Opens nothing yet: the first [`WriterConnection::run`] does.
+    pub(crate) fn new(options: PgConnectOptions) -> Self {
         WriterConnection {
-            pool,
+            options,
             held: Arc::default(),
         }
     }
 
     /// Runs `op` on the kept connection, again from the start while it fails in a
-    /// retryable way (`error::retry`). A connection an attempt failed on is given back to
-    /// the pool, whose test closes it if it is broken, and the next attempt takes another.
+    /// retryable way (`error::retry`). A connection an attempt failed on is closed (it may
+    /// be broken, or inside a transaction the failure left open) and the next attempt
+    /// opens another.
     pub(crate) async fn run<T, Fut>(&self, op: impl Fn(Held) -> Fut) -> StoreResult<T>
     where
         Fut: Future<Output = Result<T, Fail>>,
@@ -64,21 +66,23 @@ impl WriterConnection {
         retry(move || async move {
             let mut slot = Arc::clone(&self.held).lock_owned().await;
             if slot.is_none() {
-                *slot = Some(self.pool.acquire().await?);
+                *slot = Some(PgConnection::connect_with(&self.options).await?);
             }
             let outcome = op(Held(slot)).await;
             if outcome.is_err() {
-                self.give_back().await;
+                self.close().await;
             }
             outcome
         })
         .await
     }
 
-    /// Gives the kept connection back to its pool (before the pool closes, which waits
-    /// for every connection to come back).
-    pub(crate) async fn give_back(&self) {
-        *self.held.lock().await = None;
+    /// Closes the kept connection, if there is one.
+    pub(crate) async fn close(&self) {
+        if let Some(connection) = self.held.lock().await.take() {
+            // A broken connection cannot say goodbye; it is gone either way.
+            let _ = connection.close().await;
+        }
     }
 }
 
@@ -101,21 +105,6 @@ mod tests {
             .await
     }
 
-    /// A pool with `n` connections open and idle, which it hands out in turn.
-    async fn pool_of(url: &str, n: u32) -> PgPool {
-        let pool = PgPoolOptions::new()
-            .max_connections(n)
-            .connect(url)
-            .await
-            .unwrap();
-        let mut open = Vec::new();
-        for _ in 0..n {
-            open.push(pool.acquire().await.unwrap());
-        }
-        drop(open);
-        pool
-    }
-
     #[tokio::test]
     async fn one_connection_serves_statement_after_statement_and_a_failed_one_is_replaced() {
         let Some(base) = test_url() else {
@@ -123,17 +112,15 @@ mod tests {
             return;
         };
         let db = fresh_database(&base).await.unwrap();
-        let pool = pool_of(&db.url, 4).await;
-        let writer = WriterConnection::new(pool.clone());
+        let pool = PgPoolOptions::new().connect(&db.url).await.unwrap();
+        let writer = WriterConnection::new((*pool.connect_options()).clone());
 
-        // The pool would give each statement the connection idle longest; the writer
-        // keeps its own.
         let first = backend_pid(&writer).await.unwrap();
         for _ in 0..6 {
             assert_eq!(backend_pid(&writer).await.unwrap(), first);
         }
 
-        // A statement that fails gives the connection back: nothing is kept.
+        // A statement that fails closes the connection: nothing is kept.
         let failed = writer
             .run(|mut held| async move {
                 sqlx::query("SELECT 1 / 0")
@@ -158,7 +145,15 @@ mod tests {
         let replaced = backend_pid(&writer).await.unwrap();
         assert_ne!(replaced, kept);
 
-        writer.give_back().await;
+        writer.close().await;
+        let writers: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+               AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(writers, 0, "the writer's connection is closed");
         pool.close().await;
         db.drop_database().await.unwrap();
     }
