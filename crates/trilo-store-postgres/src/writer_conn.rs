@@ -10,6 +10,7 @@
 //! and being outside the pool it never holds back the store's other operations.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::PgConnection;
@@ -22,11 +23,15 @@ use crate::error::retry;
 
 type Slot = Option<PgConnection>;
 
+/// How long opening a writer's connection may take (the pool's own acquire waits 30 s):
+/// past it the batch's callers hear that the database is unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connection opened with `options` on first use and kept until a statement fails on
 /// it or the store closes. Clones share it.
 #[derive(Clone)]
 pub(crate) struct WriterConnection {
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
     /// Locked by one statement at a time: the writer's own, one after another.
     held: Arc<Mutex<Slot>>,
 }
@@ -49,7 +54,7 @@ impl WriterConnection {
     /// Opens nothing yet: the first [`WriterConnection::run`] does.
     pub(crate) fn new(options: PgConnectOptions) -> Self {
         WriterConnection {
-            options,
+            options: Arc::new(options),
             held: Arc::default(),
         }
     }
@@ -66,7 +71,7 @@ impl WriterConnection {
         retry(move || async move {
             let mut slot = Arc::clone(&self.held).lock_owned().await;
             if slot.is_none() {
-                *slot = Some(PgConnection::connect_with(&self.options).await?);
+                *slot = Some(self.open().await?);
             }
             let outcome = op(Held(slot)).await;
             if outcome.is_err() {
@@ -75,6 +80,16 @@ impl WriterConnection {
             outcome
         })
         .await
+    }
+
+    async fn open(&self) -> Result<PgConnection, Fail> {
+        let opening = PgConnection::connect_with(&self.options);
+        match tokio::time::timeout(CONNECT_TIMEOUT, opening).await {
+            Ok(opened) => Ok(opened?),
+            Err(_) => Err(Fail::Store(StoreError::Unavailable(
+                "the database did not accept a connection in time".to_owned(),
+            ))),
+        }
     }
 
     /// Closes the kept connection, if there is one.
