@@ -96,6 +96,11 @@ impl SealingKey {
         out
     }
 
+    /// An HMAC-SHA-256 key for one purpose, keyed by [`SealingKey::subkey`] of its label.
+    pub fn mac_key(&self, label: &str) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &self.subkey(label))
+    }
+
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce_bytes = random_bytes::<NONCE_LEN>();
         let mut in_out = plaintext.to_vec();
@@ -142,10 +147,7 @@ impl std::fmt::Debug for ChildTokens {
 
 impl ChildTokens {
     pub fn new(sealing: &SealingKey) -> Self {
-        Self(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            &sealing.subkey("trilo refresh-token successor v1"),
-        ))
+        Self(sealing.mac_key("trilo refresh-token successor v1"))
     }
 
     /// The successor of `parent`: 256 bits, base64url like every generated token.
@@ -170,10 +172,7 @@ impl std::fmt::Debug for KeptTokens {
 
 impl KeptTokens {
     pub fn new(sealing: &SealingKey) -> Self {
-        Self(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            &sealing.subkey("trilo refresh token kept by its family v2"),
-        ))
+        Self(sealing.mac_key("trilo refresh token kept by its family v2"))
     }
 
     /// The secret of generation `generation` of `family_id`: 256 bits in base64url.
@@ -217,10 +216,7 @@ impl std::fmt::Debug for WebhookSecrets {
 
 impl WebhookSecrets {
     pub fn new(sealing: &SealingKey) -> Self {
-        Self(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            &sealing.subkey("trilo webhook secrets v1"),
-        ))
+        Self(sealing.mac_key("trilo webhook secrets v1"))
     }
 
     fn derive(&self, label: &str) -> String {

@@ -458,18 +458,17 @@ pub struct RefreshStateRow {
     pub issued_at: i64,
     pub inactivity_expires_at: i64,
     pub rotated_at: Option<i64>,
+    /// The columns after the token's, as `refresh_state_columns!` appends them.
     #[sqlx(flatten)]
-    pub family: FamilyRow,
-    pub grant_live: i64,
-    pub grant_scopes: String,
-    pub account_generation: Option<i64>,
+    pub family_state: KeptStateRow,
 }
 
 impl TryFrom<RefreshStateRow> for RefreshTokenState {
     type Error = StoreError;
 
     fn try_from(r: RefreshStateRow) -> Result<Self, StoreError> {
-        let family = TokenFamily::try_from(r.family)?;
+        let facts = r.family_state;
+        let family = TokenFamily::try_from(facts.family)?;
         Ok(RefreshTokenState {
             token: RefreshToken {
                 token_hash: hash(r.token_hash)?,
@@ -480,9 +479,9 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
                 rotated_at: opt_time(r.rotated_at)?,
             },
             family,
-            grant_live: r.grant_live != 0,
-            grant_scopes: split_scopes(&r.grant_scopes),
-            account_credential_generation: r.account_generation,
+            grant_live: facts.grant_live != 0,
+            grant_scopes: split_scopes(&facts.grant_scopes),
+            account_credential_generation: facts.account_generation,
         })
     }
 }

@@ -318,9 +318,12 @@ fn family_columns(c: &mut Columns<'_, '_>) -> rusqlite::Result<FamilyRow> {
 }
 
 fn kept_state_row(row: &Row<'_>) -> rusqlite::Result<KeptStateRow> {
-    let mut c = Columns::of(row);
+    kept_state_columns(&mut Columns::of(row))
+}
+
+fn kept_state_columns(c: &mut Columns<'_, '_>) -> rusqlite::Result<KeptStateRow> {
     Ok(KeptStateRow {
-        family: family_columns(&mut c)?,
+        family: family_columns(c)?,
         grant_live: c.next("grant_live")?,
         grant_scopes: c.next("grant_scopes")?,
         account_generation: c.next("account_generation")?,
@@ -335,10 +338,7 @@ fn refresh_state_row(row: &Row<'_>) -> rusqlite::Result<RefreshStateRow> {
         issued_at: c.next("issued_at")?,
         inactivity_expires_at: c.next("inactivity_expires_at")?,
         rotated_at: c.next("rotated_at")?,
-        family: family_columns(&mut c)?,
-        grant_live: c.next("grant_live")?,
-        grant_scopes: c.next("grant_scopes")?,
-        account_generation: c.next("account_generation")?,
+        family_state: kept_state_columns(&mut c)?,
     })
 }
 

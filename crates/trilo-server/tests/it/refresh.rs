@@ -180,10 +180,7 @@ async fn an_edited_stored_refresh_token_is_refused_and_its_family_lives_on_body(
 /// reuse, and the head rotates on into a token of the same shape (`prefix`).
 async fn edited_tokens_are_refused_and_the_family_lives_on(app: &TestApp, rt0: &str, prefix: &str) {
     let second = refresh(app, rt0).await;
-    let family_id = claims_of(&second.assert_tokens())["family_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let family_id = family_of(&second);
     let rt1 = refresh_token_of(&second);
     let named = format!("{prefix}{family_id}_1_");
     assert!(
