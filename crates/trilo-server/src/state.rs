@@ -44,6 +44,12 @@ impl std::ops::Deref for AppState {
     }
 }
 
+impl AsRef<crate::http::metrics::HttpMetrics> for AppState {
+    fn as_ref(&self) -> &crate::http::metrics::HttpMetrics {
+        &self.http_metrics
+    }
+}
+
 impl AppState {
     pub fn new(
         core: Core,

@@ -172,6 +172,7 @@ impl<'a> Fixture<'a> {
             .admit(Caller::Bearer(token), &call)
             .await?
             .map_err(|refusal| anyhow::anyhow!("the gateway refused: {}", refusal.message))?;
+        let forwarding = &admitted.forwarding;
         let header = |name: &'static str, value: &str| {
             Ok::<_, anyhow::Error>((
                 http::HeaderName::from_static(name),
@@ -179,16 +180,16 @@ impl<'a> Fixture<'a> {
             ))
         };
         Ok(Job::Get {
-            uri: format!("{}{MYSELF}", admitted.upstream_base).parse()?,
+            uri: format!("{}{MYSELF}", forwarding.upstream_base).parse()?,
             headers: vec![
-                header("x-trilo-account-id", &admitted.account_id)?,
+                header("x-trilo-account-id", &forwarding.account_id)?,
                 header(
                     "x-trilo-client-id",
-                    admitted.client_id.as_deref().unwrap_or_default(),
+                    forwarding.client_id.as_deref().unwrap_or_default(),
                 )?,
-                header("x-trilo-cloud-id", &admitted.cloud_id)?,
-                header("x-trilo-scopes", &admitted.scopes.join(" "))?,
-                header("x-trilo-assertion", &admitted.assertion)?,
+                header("x-trilo-cloud-id", &forwarding.cloud_id)?,
+                header("x-trilo-scopes", &forwarding.scopes)?,
+                header("x-trilo-assertion", &forwarding.assertion)?,
             ],
         })
     }

@@ -8,12 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::state::{AppState, PeerAddr};
@@ -31,9 +29,10 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Per (route, method, status).
+/// Per route, then per (method, status): a request looks its route up by `&str`, so only
+/// a route's first answer allocates.
 #[derive(Default)]
-pub struct HttpMetrics(Mutex<BTreeMap<(String, &'static str, u16), Series>>);
+pub struct HttpMetrics(Mutex<BTreeMap<String, BTreeMap<(&'static str, u16), Series>>>);
 
 impl std::fmt::Debug for HttpMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,12 +41,17 @@ impl std::fmt::Debug for HttpMetrics {
 }
 
 impl HttpMetrics {
-    fn observe(&self, route: String, method: &'static str, status: u16, secs: f64) {
+    /// Counts one answer (the envelope calls this for every request).
+    pub fn observe(&self, route: &str, method: &'static str, status: u16, secs: f64) {
         let mut all = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let series = all.entry((route, method, status)).or_default();
+        let by_answer = match all.get_mut(route) {
+            Some(by_answer) => by_answer,
+            None => all.entry(route.to_owned()).or_default(),
+        };
+        let series = by_answer.entry((method, status)).or_default();
         series.count += 1;
         series.sum_secs += secs;
         if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
@@ -55,7 +59,7 @@ impl HttpMetrics {
         }
     }
 
-    fn render(&self, out: &mut String) {
+    pub(crate) fn render(&self, out: &mut String) {
         let all = self
             .0
             .lock()
@@ -65,7 +69,12 @@ impl HttpMetrics {
             "# HELP trilo_http_requests_total HTTP requests answered."
         );
         let _ = writeln!(out, "# TYPE trilo_http_requests_total counter");
-        for ((route, method, status), s) in all.iter() {
+        let answers = all.iter().flat_map(|(route, by_answer)| {
+            by_answer
+                .iter()
+                .map(move |((method, status), s)| (route, method, status, s))
+        });
+        for (route, method, status, s) in answers {
             let _ = writeln!(
                 out,
                 "trilo_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {}",
@@ -77,16 +86,15 @@ impl HttpMetrics {
             "# HELP trilo_http_request_duration_seconds Time to answer, by route."
         );
         let _ = writeln!(out, "# TYPE trilo_http_request_duration_seconds histogram");
-        let mut by_route: BTreeMap<&str, Series> = BTreeMap::new();
-        for ((route, _, _), s) in all.iter() {
-            let total = by_route.entry(route.as_str()).or_default();
-            total.count += s.count;
-            total.sum_secs += s.sum_secs;
-            for (t, b) in total.buckets.iter_mut().zip(s.buckets) {
-                *t += b;
+        for (route, by_answer) in all.iter() {
+            let mut s = Series::default();
+            for each in by_answer.values() {
+                s.count += each.count;
+                s.sum_secs += each.sum_secs;
+                for (t, b) in s.buckets.iter_mut().zip(each.buckets) {
+                    *t += b;
+                }
             }
-        }
-        for (route, s) in by_route {
             let mut cumulative = 0;
             for (le, n) in BUCKETS.iter().zip(s.buckets) {
                 cumulative += n;
@@ -112,33 +120,6 @@ impl HttpMetrics {
             );
         }
     }
-}
-
-/// The middleware that counts every answer.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = match request.method().as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
-    };
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state.http_metrics.observe(
-        route,
-        method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 /// `GET /metrics`.

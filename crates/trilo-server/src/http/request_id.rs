@@ -1,30 +1,67 @@
-//! The request's id (`X-Request-Id`, made up by `SetRequestIdLayer` when the client sent
-//! none) where a handler can read it without taking the request: error pages show it, so
-//! what a user quotes finds the request's log lines.
+//! What a request carries while it runs, where code can read it without taking the
+//! request: its id (`X-Request-Id`, made up by the envelope when the client sent none),
+//! which error pages show so that what a user quotes finds the request's log lines, and
+//! the route template it matched, which the envelope counts it under (`/metrics`).
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+use std::cell::OnceCell;
+use std::future::Future;
+
+use axum::extract::MatchedPath;
+use axum::http::HeaderValue;
+use tokio::task::futures::TaskLocalFuture;
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static CURRENT: RequestContext;
 }
 
-/// The middleware: runs the rest of the request with its id at hand.
-pub async fn remember(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| is_plain(id))
-        .unwrap_or_default()
-        .to_owned();
-    REQUEST_ID.scope(id, next.run(request)).await
+/// One request's context (see the module's comment).
+#[derive(Debug)]
+pub struct RequestContext {
+    id: String,
+    route: OnceCell<MatchedPath>,
+}
+
+impl RequestContext {
+    /// The context of a request with this `X-Request-Id`: handlers see the id as sent when
+    /// it is plain, else an empty one.
+    pub fn new(id: &HeaderValue) -> Self {
+        let id = id
+            .to_str()
+            .ok()
+            .filter(|id| is_plain(id))
+            .unwrap_or_default();
+        Self {
+            id: id.to_owned(),
+            route: OnceCell::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The route template the request matched, if routing got that far.
+    pub fn into_route(self) -> Option<MatchedPath> {
+        self.route.into_inner()
+    }
+}
+
+/// Runs `answer` with `context` as the current request's; `take_value` on the returned
+/// future gives the context back, also after a panic.
+pub fn scope<F: Future>(context: RequestContext, answer: F) -> TaskLocalFuture<RequestContext, F> {
+    CURRENT.scope(context, answer)
+}
+
+/// Notes the route the current request matched (the router does, once per request).
+pub fn note_route(route: &MatchedPath) {
+    let _ = CURRENT.try_with(|context| context.route.set(route.clone()));
 }
 
 /// The current request's id; empty outside a request or when the client sent an odd one.
 pub fn current() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+    CURRENT
+        .try_with(|context| context.id.clone())
+        .unwrap_or_default()
 }
 
 /// Only ids a user can read out and copy (a client may send any header).

@@ -144,7 +144,7 @@ async fn json_logs_carry_the_request_id_and_no_secrets() {
     };
     let env = [
         ("TRILO_LOG_FORMAT", "json"),
-        ("TRILO_LOG", "info,tower_http=debug"),
+        ("TRILO_LOG", "info,trilo::request=debug"),
     ];
     let server = ServerProcess::start_with_env(&app, &env).await;
     let secret_token = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl";

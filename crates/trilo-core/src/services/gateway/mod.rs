@@ -47,16 +47,29 @@ pub enum Caller<'a> {
 /// An admitted call: where to send it and what to tell the upstream.
 #[derive(Clone, Debug)]
 pub struct Admitted {
+    /// What every call of the caller's standing is forwarded with, shared with the cached
+    /// standing (a warm call copies none of it).
+    pub forwarding: Arc<Forwarding>,
+    /// The product's own path when the call used an alias: forward this instead of
+    /// `{api}` as sent (`None`, the common case, allocates nothing).
+    pub aliased_path: Option<String>,
+    /// Containers the operation may not touch for this caller (empty, the common case,
+    /// allocates nothing).
+    pub blocked_containers: Vec<String>,
+}
+
+/// Where a standing's calls go and who they act for: the same for every call the
+/// standing admits, so made once when it is checked.
+#[derive(Debug)]
+pub struct Forwarding {
     /// The site's upstream base URL for the product; `{api}` is appended.
     pub upstream_base: String,
     pub account_id: String,
     pub client_id: Option<String>,
     pub cloud_id: String,
-    /// The product's own path when the call used an alias: forward this instead of
-    /// `{api}` as sent (`None`, the common case, allocates nothing).
-    pub aliased_path: Option<String>,
-    pub scopes: Vec<String>,
-    pub blocked_containers: Vec<String>,
+    /// The app's scopes, space-separated (empty for an API token).
+    pub scopes: String,
+    /// The signed assertion the upstream verifies.
     pub assertion: String,
 }
 
@@ -156,12 +169,8 @@ impl SiteFacts {
 /// what an admitted call is forwarded with.
 #[derive(Debug)]
 pub(crate) struct Standing {
-    account_id: String,
-    /// The app's client id; `None` for an API token.
-    client_id: Option<String>,
     decision: gateway::Standing,
-    upstream_base: String,
-    assertion: String,
+    forwarding: Arc<Forwarding>,
     /// Unix seconds after which the entry is not used (token expiry, assertion age).
     pub(crate) valid_until: i64,
 }
@@ -203,21 +212,12 @@ impl Core {
             Err(refusal) => return Ok(Err(refusal.into())),
         };
         Ok(Ok(Admitted {
-            upstream_base: standing.upstream_base.clone(),
-            account_id: standing.account_id.clone(),
-            client_id: standing.client_id.clone(),
-            cloud_id: call.cloud_id.to_owned(),
+            forwarding: Arc::clone(&standing.forwarding),
             aliased_path: match &path {
                 std::borrow::Cow::Owned(own) => Some(own.clone()),
                 std::borrow::Cow::Borrowed(_) => None,
             },
-            scopes: standing
-                .decision
-                .app_scopes()
-                .map(ScopeSet::to_vec)
-                .unwrap_or_default(),
             blocked_containers: allowed.blocked_containers.to_vec(),
-            assertion: standing.assertion.clone(),
         }))
     }
 
@@ -293,27 +293,32 @@ impl Core {
             Some(app) => (Some(app.client_id), Some(app.scopes)),
             None => (None, None),
         };
+        let scopes = app_scopes
+            .as_ref()
+            .map(|scopes| scopes.to_vec().join(" "))
+            .unwrap_or_default();
         let assertion = self.assertion(AssertionKey {
             account_id: acting.account_id.clone(),
             client_id: client_id.clone(),
             product: call.product.to_owned(),
             cloud_id: call.cloud_id.to_owned(),
-            scope: app_scopes
-                .as_ref()
-                .map(|scopes| scopes.to_vec().join(" "))
-                .unwrap_or_default(),
+            scope: scopes.clone(),
         })?;
         Ok(Ok(Standing {
-            account_id: acting.account_id,
-            client_id,
             decision: gateway::Standing::new(app_scopes, role, containers),
-            upstream_base,
             // The cached standing must not outlive the token or the assertion's use.
             valid_until: acting
                 .expires_at
                 .unwrap_or(i64::MAX)
                 .min(assertion.issued_at + ASSERTION_LIFETIME_SECS / 2),
-            assertion: assertion.jws.clone(),
+            forwarding: Arc::new(Forwarding {
+                upstream_base,
+                account_id: acting.account_id,
+                client_id,
+                cloud_id: call.cloud_id.to_owned(),
+                scopes,
+                assertion: assertion.jws.clone(),
+            }),
         }))
     }
 

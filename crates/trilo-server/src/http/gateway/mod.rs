@@ -118,12 +118,17 @@ fn credentials(request: &Request<Body>) -> Result<Credentials, ApiError> {
 
 /// The upstream URL: the site's base for the product, then `{api}` and the query as sent.
 fn target_uri(admitted: &Admitted, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
-    let mut target = format!("{}{path}", admitted.upstream_base.trim_end_matches('/'));
+    let base = admitted.forwarding.upstream_base.trim_end_matches('/');
+    let query_len = query.map_or(0, |query| query.len() + 1);
+    let mut target = String::with_capacity(base.len() + path.len() + query_len);
+    target.push_str(base);
+    target.push_str(path);
     if let Some(query) = query {
         target.push('?');
         target.push_str(query);
     }
-    target.parse().map_err(|_| {
+    // From the `String` itself: parsing a `&str` would copy it again.
+    Uri::try_from(target).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "The product's address on this site is misconfigured.",
