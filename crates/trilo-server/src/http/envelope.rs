@@ -32,7 +32,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::metrics::HttpMetrics;
-use super::request_id::{self, RequestContext};
+use super::request_id::{self, RequestContext, RouteName};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -110,7 +110,7 @@ where
                 let status = response.status();
                 let latency = started.elapsed();
                 metrics.as_ref().observe(
-                    route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                    route.as_ref().map_or("unmatched", RouteName::as_str),
                     method,
                     status.as_u16(),
                     latency.as_secs_f64(),
@@ -237,7 +237,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> S::Future {
         if let Some(route) = request.extensions().get::<MatchedPath>() {
-            request_id::note_route(route);
+            request_id::note_route(RouteName::Matched(route.clone()));
         }
         self.0.call(request)
     }

@@ -27,8 +27,14 @@ pub mod site_admin;
 pub mod token;
 pub mod wellknown;
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::response::Response;
 
 use crate::state::AppState;
 
@@ -70,11 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(attributed)
         .merge(token::router())
         .merge(revocation::router())
-        .merge(
-            api::router()
-                .merge(gateway::router())
-                .layer(api_cors::ApiCorsLayer),
-        )
+        .merge(api::router().layer(api_cors::ApiCorsLayer))
         .merge(wellknown::router())
         .merge(internal::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
@@ -84,5 +86,48 @@ pub fn router(state: AppState) -> Router {
     // Around the whole router rather than on each route (see `envelope`): the body limit
     // axum's extractors (forms, JSON) apply, and the envelope.
     let limited = tower::Layer::layer(&DefaultBodyLimit::max(MAX_BODY_BYTES), routes);
-    Router::new().fallback_service(envelope::Envelope::new(limited, state))
+    let gateway = tower::Layer::layer(
+        &api_cors::ApiCorsLayer,
+        gateway::GatewayService(state.clone()),
+    );
+    let dispatch = GatewayFirst {
+        gateway,
+        routes: limited,
+    };
+    Router::new().fallback_service(envelope::Envelope::new(dispatch, state))
+}
+
+/// Hands the gateway's calls to it and everything else to the router (see
+/// [`gateway::GatewayService`]).
+#[derive(Clone)]
+struct GatewayFirst<G, R> {
+    gateway: G,
+    routes: R,
+}
+
+impl<G, R> tower::Service<Request<Body>> for GatewayFirst<G, R>
+where
+    G: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+    R: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<G::Future, R::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready (a router and a handler).
+        match self.gateway.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.routes.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if gateway::is_gateway_path(request.uri().path()) {
+            request_id::note_route(request_id::RouteName::Fixed(gateway::ROUTE));
+            futures_util::future::Either::Left(self.gateway.call(request))
+        } else {
+            futures_util::future::Either::Right(self.routes.call(request))
+        }
+    }
 }

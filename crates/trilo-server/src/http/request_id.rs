@@ -18,7 +18,25 @@ tokio::task_local! {
 #[derive(Debug)]
 pub struct RequestContext {
     id: String,
-    route: OnceCell<MatchedPath>,
+    route: OnceCell<RouteName>,
+}
+
+/// The route a request matched, as `/metrics` names it: a template, never a concrete path.
+#[derive(Clone, Debug)]
+pub enum RouteName {
+    /// Matched by the router.
+    Matched(MatchedPath),
+    /// Dispatched before the router (the gateway).
+    Fixed(&'static str),
+}
+
+impl RouteName {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(path) => path.as_str(),
+            Self::Fixed(name) => name,
+        }
+    }
 }
 
 impl RequestContext {
@@ -41,7 +59,7 @@ impl RequestContext {
     }
 
     /// The route template the request matched, if routing got that far.
-    pub fn into_route(self) -> Option<MatchedPath> {
+    pub fn into_route(self) -> Option<RouteName> {
         self.route.into_inner()
     }
 }
@@ -52,9 +70,9 @@ pub fn scope<F: Future>(context: RequestContext, answer: F) -> TaskLocalFuture<R
     CURRENT.scope(context, answer)
 }
 
-/// Notes the route the current request matched (the router does, once per request).
-pub fn note_route(route: &MatchedPath) {
-    let _ = CURRENT.try_with(|context| context.route.set(route.clone()));
+/// Notes the route the current request matched (once per request, where it is dispatched).
+pub fn note_route(route: RouteName) {
+    let _ = CURRENT.try_with(|context| context.route.set(route));
 }
 
 /// The current request's id; empty outside a request or when the client sent an odd one.
