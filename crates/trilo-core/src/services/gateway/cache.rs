@@ -5,31 +5,38 @@
 use std::sync::Arc;
 
 use super::{Caller, GatewayCall, SiteFacts, Standing};
-use crate::crypto::sha256;
-use crate::model::TokenHash;
+use sha2::{Digest, Sha256};
+
 use crate::services::ttl_cache::TtlCache;
 
-/// Everything a standing depends on: the credentials (hashed), the product and the site.
+/// Everything a standing depends on: the credentials, the product and the site, as one
+/// SHA-256 digest. The key holds no credential, and a warm call builds it without
+/// allocating; each part is length-prefixed, so no two different triples share a digest's
+/// input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct StandingKey {
-    credentials: TokenHash,
-    product: String,
-    cloud_id: String,
-}
+pub(super) struct StandingKey([u8; 32]);
 
 impl StandingKey {
     pub(super) fn new(caller: Caller<'_>, call: &GatewayCall<'_>) -> Self {
-        let credentials = match caller {
-            Caller::Bearer(token) => sha256(&format!("bearer {token}")),
-            Caller::ApiToken { email, secret } => {
-                sha256(&format!("basic {}\n{secret}", email.to_lowercase()))
-            }
+        let mut digest = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
         };
-        Self {
-            credentials,
-            product: call.product.to_owned(),
-            cloud_id: call.cloud_id.to_owned(),
+        match caller {
+            Caller::Bearer(token) => {
+                part(b"bearer");
+                part(token.as_bytes());
+            }
+            Caller::ApiToken { email, secret } => {
+                part(b"basic");
+                part(email.to_lowercase().as_bytes());
+                part(secret.as_bytes());
+            }
         }
+        part(call.product.as_bytes());
+        part(call.cloud_id.as_bytes());
+        Self(digest.finalize().into())
     }
 }
 
@@ -118,3 +125,55 @@ pub(crate) struct SignedAssertion {
 /// instead of signing the same claims again, as one token's cached standing already
 /// reuses its own for every call (the upstream sees exactly what it would see then).
 pub(crate) type AssertionCache = TtlCache<AssertionKey, Arc<SignedAssertion>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call<'a>(product: &'a str, cloud_id: &'a str) -> GatewayCall<'a> {
+        GatewayCall {
+            product,
+            cloud_id,
+            method: "GET",
+            path: "/rest/api/3/myself",
+        }
+    }
+
+    #[test]
+    fn a_standing_key_tells_credentials_products_and_sites_apart() {
+        let key = |caller, product, cloud_id| StandingKey::new(caller, &call(product, cloud_id));
+        let token = Caller::Bearer("token-a");
+        assert_eq!(key(token, "jira", "site-1"), key(token, "jira", "site-1"));
+        let others = [
+            key(Caller::Bearer("token-b"), "jira", "site-1"),
+            key(token, "confluence", "site-1"),
+            key(token, "jira", "site-2"),
+            // The same bytes split otherwise between product and site.
+            key(token, "jirasite", "-1"),
+            key(
+                Caller::ApiToken {
+                    email: "token-a",
+                    secret: "",
+                },
+                "jira",
+                "site-1",
+            ),
+        ];
+        let mut all = vec![key(token, "jira", "site-1")];
+        all.extend(others);
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // An email is compared without case, as logging in does.
+        let basic = |email| Caller::ApiToken {
+            email,
+            secret: "s3cret",
+        };
+        assert_eq!(
+            key(basic("Ada@Example.com"), "jira", "site-1"),
+            key(basic("ada@example.com"), "jira", "site-1")
+        );
+    }
+}

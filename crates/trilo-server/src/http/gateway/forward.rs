@@ -139,7 +139,12 @@ impl Upstreams {
             return Err(too_large());
         }
         let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
-        let body = Body::new(Limited::new(body, limit));
+        // A call without a body (most GETs) needs no limit on it.
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Body::empty()
+        } else {
+            Body::new(Limited::new(body, limit))
+        };
         strip(&mut parts.headers);
         add_forwarded(&mut parts.headers, peer);
         add_identity(&mut parts.headers, identity)?;
@@ -220,12 +225,19 @@ fn remove_where(headers: &mut HeaderMap, matches: impl Fn(&HeaderName) -> bool) 
 
 /// `Forwarded` (RFC 7239) as the gateway saw the call: the connection's peer.
 fn add_forwarded(headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {
+    use std::io::Write as _;
     let Some(peer) = peer else { return };
-    let value = match peer {
-        std::net::IpAddr::V4(ip) => format!("for={ip}"),
-        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    // Written on the stack: `for="[` + the longest IPv6 text (45) + `]"` fits.
+    let mut buffer = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let written = match peer {
+        std::net::IpAddr::V4(ip) => write!(cursor, "for={ip}"),
+        std::net::IpAddr::V6(ip) => write!(cursor, "for=\"[{ip}]\""),
     };
-    if let Ok(value) = HeaderValue::try_from(value) {
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    if written.is_ok()
+        && let Ok(value) = HeaderValue::from_bytes(&buffer[..len])
+    {
         headers.insert(header::FORWARDED, value);
     }
 }

@@ -63,24 +63,27 @@ async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, Ap
             "Gateway URLs look like /ex/{product}/{cloudid}/{api}.",
         ));
     };
-    let authorization = credentials(&request)?;
-    let caller = match &authorization {
-        Credentials::Bearer(token) => Caller::Bearer(token),
-        Credentials::Basic { email, secret } => Caller::ApiToken { email, secret },
-    };
-    let call = GatewayCall {
-        product,
-        cloud_id,
-        method: request.method().as_str(),
-        path,
-    };
-    let admitted = match state.core.admit(caller, &call).await? {
-        Ok(admitted) => admitted,
-        Err(refusal) => {
-            return Ok(refused(
-                refusal,
-                state.upstreams.settings().reference_scope_mismatch,
-            ));
+    let admitted = {
+        // Borrowed from the request: the token is read, never copied.
+        let authorization = credentials(&request)?;
+        let caller = match &authorization {
+            Credentials::Bearer(token) => Caller::Bearer(token),
+            Credentials::Basic { email, secret } => Caller::ApiToken { email, secret },
+        };
+        let call = GatewayCall {
+            product,
+            cloud_id,
+            method: request.method().as_str(),
+            path,
+        };
+        match state.core.admit(caller, &call).await? {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                return Ok(refused(
+                    refusal,
+                    state.upstreams.settings().reference_scope_mismatch,
+                ));
+            }
         }
     };
     let forwarded_path = admitted.aliased_path.as_deref().unwrap_or(path);
@@ -99,14 +102,14 @@ fn split_path(path: &str) -> Option<(&str, &str, &str)> {
     (!product.is_empty() && !cloud_id.is_empty()).then_some((product, cloud_id, api))
 }
 
-enum Credentials {
-    Bearer(String),
+enum Credentials<'a> {
+    Bearer(&'a str),
     Basic { email: String, secret: String },
 }
 
 /// The one `Authorization` header: `Bearer <access token>` or `Basic` with
 /// `email:api-token` (RFC 7617; never from the query, security checklist J6).
-fn credentials(request: &Request<Body>) -> Result<Credentials, ApiError> {
+fn credentials(request: &Request<Body>) -> Result<Credentials<'_>, ApiError> {
     let missing = || {
         ApiError::unauthorized(
             "Credentials are required: send Authorization: Bearer <access token>, or Basic \
@@ -125,7 +128,7 @@ fn credentials(request: &Request<Body>) -> Result<Credentials, ApiError> {
         .ok_or_else(missing)?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-        return Ok(Credentials::Bearer(rest.to_owned()));
+        return Ok(Credentials::Bearer(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD
