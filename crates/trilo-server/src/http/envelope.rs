@@ -80,7 +80,7 @@ where
         let started = Instant::now();
         mark_sensitive(request.headers_mut());
         let id = ensure_request_id(request.headers_mut());
-        let span = super::request_span(&request);
+        let span = request_span(&request);
         let method = method_label(request.method());
         tracing::debug!(target: LOG_TARGET, parent: &span, "started processing request");
         // The service that was made ready answers; a clone waits for the next request.
@@ -135,6 +135,22 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Each request's span: method, path and request id. Never the query string (it can hold
+/// codes and states) nor any header that carries credentials.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
 }
 
 fn mark_sensitive(headers: &mut HeaderMap) {

@@ -32,7 +32,10 @@ struct Series {
 /// Per route, then per (method, status): a request looks its route up by `&str`, so only
 /// a route's first answer allocates.
 #[derive(Default)]
-pub struct HttpMetrics(Mutex<BTreeMap<String, BTreeMap<(&'static str, u16), Series>>>);
+pub struct HttpMetrics(Mutex<BTreeMap<String, ByAnswer>>);
+
+/// One route's series by (method, status).
+type ByAnswer = BTreeMap<(&'static str, u16), Series>;
 
 impl std::fmt::Debug for HttpMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -27,35 +27,13 @@ pub mod site_admin;
 pub mod token;
 pub mod wellknown;
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
-use axum::response::Response;
 
 use crate::state::AppState;
 
 /// Request bodies larger than this get 413 before any handler runs (H-P2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Each request's span: method, path and request id. Never the query string (it can hold
-/// codes and states) nor any header that carries credentials.
-pub(crate) fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id,
-    )
-}
 
 pub fn router(state: AppState) -> Router {
     // What people change through the pages and /api/v1 is attributed to them; the token
@@ -90,44 +68,9 @@ pub fn router(state: AppState) -> Router {
         &api_cors::ApiCorsLayer,
         gateway::GatewayService(state.clone()),
     );
-    let dispatch = GatewayFirst {
+    let dispatch = gateway::GatewayFirst {
         gateway,
         routes: limited,
     };
     Router::new().fallback_service(envelope::Envelope::new(dispatch, state))
-}
-
-/// Hands the gateway's calls to it and everything else to the router (see
-/// [`gateway::GatewayService`]).
-#[derive(Clone)]
-struct GatewayFirst<G, R> {
-    gateway: G,
-    routes: R,
-}
-
-impl<G, R> tower::Service<Request<Body>> for GatewayFirst<G, R>
-where
-    G: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
-    R: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = futures_util::future::Either<G::Future, R::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Both are always ready (a router and a handler).
-        match self.gateway.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.routes.poll_ready(cx),
-            other => other,
-        }
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if gateway::is_gateway_path(request.uri().path()) {
-            request_id::note_route(request_id::RouteName::Fixed(gateway::ROUTE));
-            futures_util::future::Either::Left(self.gateway.call(request))
-        } else {
-            futures_util::future::Either::Right(self.routes.call(request))
-        }
-    }
 }

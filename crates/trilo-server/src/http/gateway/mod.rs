@@ -55,6 +55,40 @@ impl tower::Service<Request<Body>> for GatewayService {
     }
 }
 
+/// Hands the gateway's calls to [`GatewayService`] and everything else to the router.
+#[derive(Clone)]
+pub struct GatewayFirst<G, R> {
+    pub gateway: G,
+    pub routes: R,
+}
+
+impl<G, R> tower::Service<Request<Body>> for GatewayFirst<G, R>
+where
+    G: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+    R: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<G::Future, R::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready (a router and a handler).
+        match self.gateway.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.routes.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if is_gateway_path(request.uri().path()) {
+            super::request_id::note_route(super::request_id::RouteName::Fixed(ROUTE));
+            futures_util::future::Either::Left(self.gateway.call(request))
+        } else {
+            futures_util::future::Either::Right(self.routes.call(request))
+        }
+    }
+}
+
 async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
     let uri = request.uri().clone();
     let Some((product, cloud_id, path)) = split_path(uri.path()) else {
