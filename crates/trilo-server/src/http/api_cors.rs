@@ -110,6 +110,13 @@ mod tests {
             .layer(ApiCorsLayer)
     }
 
+    /// The headers of the app's 200 answer to `request`.
+    async fn answered(request: Request<Body>) -> HeaderMap {
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.headers().clone()
+    }
+
     #[tokio::test]
     async fn a_preflight_allows_what_was_asked_from_any_origin_without_credentials() {
         let request = Request::options("/me")
@@ -121,9 +128,7 @@ mod tests {
             )
             .body(Body::empty())
             .unwrap();
-        let response = app().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let h = response.headers();
+        let h = answered(request).await;
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "*");
         assert_eq!(
@@ -141,9 +146,7 @@ mod tests {
             .header(header::ORIGIN, "https://app.example.test")
             .body(Body::empty())
             .unwrap();
-        let response = app().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let h = response.headers();
+        let h = answered(request).await;
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert_eq!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS], "x-request-id");
         let vary: Vec<_> = h.get_all(header::VARY).iter().collect();

@@ -307,6 +307,14 @@ mod tests {
         Request::get(path).body(Body::empty()).unwrap()
     }
 
+    fn get_with_id(path: &str, id: &'static str) -> Request<Body> {
+        let mut request = get_request(path);
+        request
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from_static(id));
+        request
+    }
+
     fn rendered(metrics: &HttpMetrics) -> String {
         let mut out = String::new();
         metrics.render(&mut out);
@@ -326,18 +334,12 @@ mod tests {
             "nosniff"
         );
 
-        let mut sent = get_request("/hello/ada");
-        sent.headers_mut()
-            .insert("x-request-id", HeaderValue::from_static("client-7"));
-        let (response, body) = send(&metrics, sent).await;
+        let (response, body) = send(&metrics, get_with_id("/hello/ada", "client-7")).await;
         assert_eq!(response.headers()["x-request-id"], "client-7");
         assert_eq!(body, "client-7");
 
         // An odd id is answered as sent but never shown on a page.
-        let mut odd = get_request("/hello/ada");
-        odd.headers_mut()
-            .insert("x-request-id", HeaderValue::from_static("<b>x</b>"));
-        let (response, body) = send(&metrics, odd).await;
+        let (response, body) = send(&metrics, get_with_id("/hello/ada", "<b>x</b>")).await;
         assert_eq!(response.headers()["x-request-id"], "<b>x</b>");
         assert_eq!(body, "");
 
@@ -364,10 +366,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_a_500_naming_the_request_and_counted_under_its_route() {
         let metrics = Arc::new(HttpMetrics::default());
-        let mut request = get_request("/boom");
-        request
-            .headers_mut()
-            .insert("x-request-id", HeaderValue::from_static("req-boom"));
+        let request = get_with_id("/boom", "req-boom");
         let (response, body) = send(&metrics, request).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()["x-request-id"], "req-boom");
