@@ -19,6 +19,8 @@ tracing=/sys/kernel/tracing
 [ -d "$tracing/events" ] || tracing=/sys/kernel/debug/tracing
 report=$(mktemp)
 counts=$(mktemp)
+symbols=$(mktemp)
+nm "$bin" >"$symbols"
 
 # A uprobe names a file offset: the symbol's address less its executable segment's.
 read -r segment_offset segment_address < <(readelf -lW "$bin" | awk '$1 == "LOAD" && /R E/ {print $2, $3}')
@@ -28,9 +30,9 @@ offset_of() {
 probes=(mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned user_json)
 for probe in "${probes[@]}"; do
   if [ "$probe" = user_json ]; then
-    address=$(nm "$bin" | awk '/trilo_sample_products8upstream4jira9user_json/ {print $1; exit}')
+    address=$(awk '/trilo_sample_products8upstream4jira9user_json/ {print $1; exit}' "$symbols")
   else
-    address=$(nm "$bin" | awk -v name="$probe" '$3 == name {print $1; exit}')
+    address=$(awk -v name="$probe" '$3 == name {print $1; exit}' "$symbols")
   fi
   echo "p:$group/$probe $bin:$(offset_of "$address")" >>"$tracing/uprobe_events"
 done
@@ -38,7 +40,7 @@ cleanup() {
   for probe in "${probes[@]}"; do
     echo "-:$group/$probe" >>"$tracing/uprobe_events" 2>/dev/null || true
   done
-  rm -f "$report" "$counts"
+  rm -f "$report" "$counts" "$symbols"
 }
 trap cleanup EXIT
 
