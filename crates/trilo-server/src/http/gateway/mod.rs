@@ -248,4 +248,13 @@ mod tests {
         assert_eq!(split_path("/ex/jira"), None);
         assert_eq!(split_path("/ex//abc/x"), None);
     }
+
+    #[test]
+    fn only_paths_under_ex_go_to_the_gateway_before_the_router() {
+        assert!(is_gateway_path("/ex/jira/abc/rest/api/3/myself"));
+        assert!(is_gateway_path("/ex/"));
+        for elsewhere in ["/ex", "/example", "/exit/x", "/me", "/"] {
+            assert!(!is_gateway_path(elsewhere), "{elsewhere}");
+        }
+    }
 }
