@@ -32,6 +32,16 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// batches never wait on each other's row locks.
 pub(crate) const MAX_WRITERS: usize = 1;
 
+/// The place in its batch of the job a batch statement's row answers: the row's `idx` is
+/// the job's 1-based place in the statement's arrays. A row naming no job of a batch of
+/// `len` is corrupt.
+pub(crate) fn job_of_row(idx: i64, len: usize, batch: &str) -> Result<usize, StoreError> {
+    usize::try_from(idx - 1)
+        .ok()
+        .filter(|&place| place < len)
+        .ok_or_else(|| StoreError::Corrupt(format!("{batch} batch row {idx}")))
+}
+
 /// A request a batch statement runs, named by the token or code it uses up: one
 /// statement cannot use up the same one twice.
 pub(crate) trait BatchJob: Send + Sized {
@@ -311,6 +321,18 @@ mod tests {
     use trilo_core::refresh_plan::RotationRule;
 
     use super::*;
+
+    #[test]
+    fn a_rows_idx_names_its_jobs_place_or_the_batch_is_corrupt() {
+        assert_eq!(job_of_row(1, 3, "refresh").unwrap(), 0);
+        assert_eq!(job_of_row(3, 3, "refresh").unwrap(), 2);
+        for idx in [0, 4, -1] {
+            assert!(matches!(
+                job_of_row(idx, 3, "refresh"),
+                Err(StoreError::Corrupt(message)) if message == format!("refresh batch row {idx}")
+            ));
+        }
+    }
 
     fn job(
         token: u8,

@@ -27,7 +27,7 @@ use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{self, CodeRow, FamilyRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether};
+use crate::batch_queue::{ExchangeJob, Exchanged, WriteTogether, job_of_row};
 
 /// Exchanges of a batch of codes, in one statement. Parameters are parallel arrays, one
 /// element per exchange (`CodePlan`): code hash, asking app, redirect URI, whether a
@@ -253,10 +253,8 @@ impl PgStore {
             .await?;
         let mut outcomes: Vec<Exchanged> = jobs.iter().map(|_| None).collect();
         for ExchangeRow { idx, code, family } in rows {
-            let (slot, plan) = usize::try_from(idx - 1)
-                .ok()
-                .and_then(|i| Some((outcomes.get_mut(i)?, plans.get(i)?)))
-                .ok_or_else(|| StoreError::Corrupt(format!("exchange batch row {idx}")))?;
+            let place = job_of_row(idx, jobs.len(), "exchange")?;
+            let (slot, plan) = (&mut outcomes[place], plans[place]);
             let redeemed = match family {
                 // The SQL restates the plan's check: never let the two disagree silently,
                 // and fail only the exchange they disagree on.

@@ -172,18 +172,12 @@ mod plans {
     use super::PgStore;
     use crate::testing::{fresh_database, test_url};
     use crate::writer_conn::WriterConnection;
+    use crate::writer_conn::tests::scalar_on;
 
     const SHOW: &str = "SHOW plan_cache_mode";
 
     async fn writer_plan_cache_mode(writer: &WriterConnection) -> String {
-        writer
-            .run(|mut held| async move {
-                Ok(sqlx::query_scalar(SHOW)
-                    .fetch_one(held.connection()?)
-                    .await?)
-            })
-            .await
-            .unwrap()
+        scalar_on(writer, SHOW).await.unwrap()
     }
 
     /// The standing batch's connection plans once; every other statement keeps

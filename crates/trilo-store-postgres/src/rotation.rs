@@ -21,14 +21,14 @@ use std::sync::LazyLock;
 use sqlx::{AssertSqlSafe, FromRow, Row};
 use trilo_core::model::{Rotation, TokenKeeping};
 use trilo_core::refresh_plan::RefreshPlan;
-use trilo_core::store::{Durable, Refreshed, StoreError, StoreResult};
+use trilo_core::store::{Durable, Refreshed, StoreResult};
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::convert::ms;
 use trilo_store_sql::grants::{KeptStateRow, sql};
 use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
-use crate::batch_queue::{RefreshJob, WriteTogether};
+use crate::batch_queue::{RefreshJob, WriteTogether, job_of_row};
 use crate::error::retry;
 
 const ROTATE: &str = "WITH advanced AS ( \
@@ -147,10 +147,8 @@ impl PgStore {
                 for row in rows {
                     let idx: i64 = row.try_get("idx").map_err(Fail::Sql)?;
                     let rotated: bool = row.try_get("rotated").map_err(Fail::Sql)?;
-                    let (slot, job) = usize::try_from(idx - 1)
-                        .ok()
-                        .and_then(|i| Some((outcomes.get_mut(i)?, jobs.get(i)?)))
-                        .ok_or_else(|| StoreError::Corrupt(format!("refresh batch row {idx}")))?;
+                    let place = job_of_row(idx, jobs.len(), "refresh")?;
+                    let (slot, job) = (&mut outcomes[place], &jobs[place]);
                     let family = KeptStateRow::from_row(&row).map_err(Fail::Sql)?;
                     // A generation the family never issued is no token: the SQL cannot have
                     // rotated it (it rotates only the head).

@@ -9,12 +9,12 @@ use std::sync::LazyLock;
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
 use trilo_core::model::AccessTokenStanding;
-use trilo_core::store::{StoreError, StoreResult};
+use trilo_core::store::StoreResult;
 use trilo_store_sql::conn::Fail;
 use trilo_store_sql::grants::{AccessStandingRow, sql};
 
 use crate::PgStore;
-use crate::batch_queue::{StandingJob, WriteTogether};
+use crate::batch_queue::{StandingJob, WriteTogether, job_of_row};
 
 /// The standings of a batch of families, one row per family found, with its `idx`
 /// (1-based) in `$1`. The same columns and joins as `ACCESS_TOKEN_STANDING`; each family
@@ -68,11 +68,7 @@ impl PgStore {
                     let standing = AccessTokenStanding::try_from(
                         AccessStandingRow::from_row(&row).map_err(Fail::Sql)?,
                     )?;
-                    let slot = usize::try_from(idx - 1)
-                        .ok()
-                        .and_then(|i| standings.get_mut(i))
-                        .ok_or_else(|| StoreError::Corrupt(format!("standing batch row {idx}")))?;
-                    *slot = Some(standing);
+                    standings[job_of_row(idx, jobs.len(), "standing")?] = Some(standing);
                 }
                 Ok(standings)
             })

@@ -102,7 +102,7 @@ impl WriterConnection {
 }
 
 #[cfg(all(test, feature = "test-support"))]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use sqlx::postgres::PgPoolOptions;
@@ -110,14 +110,22 @@ mod tests {
     use super::*;
     use crate::testing::{fresh_database, test_url};
 
-    async fn backend_pid(writer: &WriterConnection) -> StoreResult<i32> {
+    /// The one value `sql` selects, read on the writer's connection.
+    pub(crate) async fn scalar_on<T>(writer: &WriterConnection, sql: &'static str) -> StoreResult<T>
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
         writer
             .run(|mut held| async move {
-                Ok(sqlx::query_scalar("SELECT pg_backend_pid()")
+                Ok(sqlx::query_scalar(sql)
                     .fetch_one(held.connection()?)
                     .await?)
             })
             .await
+    }
+
+    async fn backend_pid(writer: &WriterConnection) -> StoreResult<i32> {
+        scalar_on(writer, "SELECT pg_backend_pid()").await
     }
 
     #[tokio::test]

@@ -17,9 +17,7 @@
 
 use std::any::Any;
 use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -28,6 +26,7 @@ use axum::extract::MatchedPath;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Request, Response, StatusCode};
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -42,8 +41,6 @@ const LOG_TARGET: &str = "trilo::request";
 
 /// Marks the request's credentials sensitive before anything can log them.
 const SENSITIVE: [HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The envelope around `inner` (the router), counting into `metrics`.
 #[derive(Clone)]
@@ -70,7 +67,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -80,7 +77,7 @@ where
         let started = Instant::now();
         mark_sensitive(request.headers_mut());
         let id = ensure_request_id(request.headers_mut());
-        let span = request_span(&request);
+        let span = request_span(&request, &id);
         let method = method_label(request.method());
         tracing::debug!(target: LOG_TARGET, parent: &span, "started processing request");
         // The service that was made ready answers; a clone waits for the next request.
@@ -139,17 +136,12 @@ where
 
 /// Each request's span: method, path and request id. Never the query string (it can hold
 /// codes and states) nor any header that carries credentials.
-fn request_span(request: &Request<Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+fn request_span(request: &Request<Body>, id: &HeaderValue) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
-        request_id,
+        request_id = id.to_str().unwrap_or_default(),
     )
 }
 

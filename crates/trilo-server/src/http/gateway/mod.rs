@@ -5,8 +5,6 @@
 pub mod forward;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -15,6 +13,7 @@ use axum::http::{Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::future::BoxFuture;
 use trilo_core::services::gateway::{Admitted, Caller, Challenge, GatewayCall, Refusal};
 
 use super::errors::ApiError;
@@ -38,7 +37,7 @@ pub struct GatewayService(pub AppState);
 impl tower::Service<Request<Body>> for GatewayService {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
