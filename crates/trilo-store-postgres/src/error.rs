@@ -24,25 +24,64 @@ fn is_retryable(fail: &Fail) -> bool {
     let Fail::Sql(sqlx::Error::Database(db)) = fail else {
         return false;
     };
-    matches!(db.code().as_deref(), Some("40001" | "40P01"))
-        || (db.code().as_deref() == Some("23505") && db.constraint() == Some("grants_live_key"))
+    let code = db.code();
+    let code = code.as_deref().unwrap_or_default();
+    matches!(code, "40001" | "40P01")
+        || connection_ended(code)
+        || (code == "23505" && db.constraint() == Some("grants_live_key"))
+}
+
+/// SQLSTATEs by which the server says the connection, not the transaction, failed: it
+/// ended the connection (57P01 an administrator or a shutdown, 57P02 a crash of another
+/// backend), it is still starting up (57P03), or a connection exception (class 08). The
+/// server sends such an error instead of a commit's success, so the transaction did not
+/// commit and running it again on another connection is safe: the same reasoning as for a
+/// connection that vanished without a word (`sqlx::Error::Io` above), with more certainty.
+fn connection_ended(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
+}
+
+/// Whether the failure was the connection's: it vanished, or the server ended it.
+fn lost_connection(fail: &Fail) -> bool {
+    match fail {
+        Fail::Sql(sqlx::Error::Io(_)) => true,
+        Fail::Sql(sqlx::Error::Database(db)) => {
+            connection_ended(db.code().as_deref().unwrap_or_default())
+        }
+        _ => false,
+    }
 }
 
 /// Runs one store operation, again from the start while it fails in a retryable way.
 /// `op` builds a fresh transaction each time.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> StoreResult<T>
+pub(crate) async fn retry<T, F, Fut>(op: F) -> StoreResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Fail>>,
+{
+    retry_healing(op, || async {}).await
+}
+
+/// [`retry`], awaiting `heal` before the next attempt whenever the connection was lost
+/// (see `PgStore::drop_dead_idle`).
+pub(crate) async fn retry_healing<T, F, Fut, H, Healed>(mut op: F, heal: H) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Fail>>,
+    H: Fn() -> Healed,
+    Healed: Future<Output = ()>,
 {
     let mut attempt = 1;
     loop {
         match op().await {
             Ok(value) => return Ok(value),
             Err(fail) if is_retryable(&fail) && attempt < MAX_ATTEMPTS => {
+                if lost_connection(&fail) {
+                    heal().await;
+                }
                 tracing::debug!(
                     attempt,
-                    "retrying a store operation after a transaction conflict"
+                    "retrying a store operation after a conflict or a lost connection"
                 );
                 // 2, 4, 8 … ms plus up to 1 ms of jitter, so rivals fall out of step.
                 let jitter =
@@ -72,6 +111,10 @@ fn map_database(db: &dyn DatabaseError) -> StoreError {
         Some("40001" | "40P01") => {
             StoreError::Unavailable("transaction conflict persisted; retry".to_owned())
         }
+        Some(code) if connection_ended(code) => StoreError::Unavailable(format!(
+            "the database ended the connection ({code}) attempt after attempt: {}",
+            db.message()
+        )),
         _ => StoreError::Unavailable(format!("database error: {}", db.message())),
     }
 }
@@ -102,7 +145,18 @@ fn constraint_name(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::constraint_name;
+    use super::{connection_ended, constraint_name};
+
+    #[test]
+    fn connection_failures_are_told_from_statement_failures() {
+        for ended in ["57P01", "57P02", "57P03", "08000", "08003", "08006"] {
+            assert!(connection_ended(ended), "{ended}");
+        }
+        // A query cancelled by its timeout, a syntax error, a unique key, a lock timeout.
+        for not in ["57014", "42601", "23505", "55P03", ""] {
+            assert!(!connection_ended(not), "{not}");
+        }
+    }
 
     #[test]
     fn constraint_names_are_the_documented_ones() {

@@ -38,7 +38,7 @@ use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 
 use crate::batch_queue::{ExchangeQueue, RefreshQueue, StandingQueue};
 use crate::conn::Db;
-use crate::error::{map_sqlx, retry};
+use crate::error::{map_sqlx, retry_healing};
 use crate::writer_conn::WriterConnection;
 
 /// The PostgreSQL implementation of [`Store`].
@@ -133,7 +133,8 @@ impl PgStore {
         Fut: Future<Output = Result<T, Fail>>,
     {
         let op = &op;
-        retry(move || async move { op(Db(self.pool.begin().await?)).await }).await
+        self.retry(move || async move { op(Db(self.pool.begin().await?)).await })
+            .await
     }
 
     /// Runs `op` in a read transaction: one consistent snapshot across several queries.
@@ -145,7 +146,7 @@ impl PgStore {
         Fut: Future<Output = Result<T, Fail>>,
     {
         let op = &op;
-        retry(move || async move {
+        self.retry(move || async move {
             let tx = self
                 .pool
                 .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -161,7 +162,36 @@ impl PgStore {
         Fut: Future<Output = Result<T, Fail>>,
     {
         let op = &op;
-        retry(move || async move { op(Db(self.pool.acquire().await?)).await }).await
+        self.retry(move || async move { op(Db(self.pool.acquire().await?)).await })
+            .await
+    }
+
+    /// `error::retry` on the pool: after a lost connection, the dead idle ones go before
+    /// the next attempt.
+    async fn retry<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        retry_healing(op, || self.drop_dead_idle()).await
+    }
+
+    /// Closes the pool's idle connections that no longer answer a ping. Connections are
+    /// not pinged as they are lent (`connect`), so after a restart, which ends them all, an
+    /// operation would otherwise meet the dead ones one attempt at a time and could run out
+    /// of attempts. This runs only after a lost connection: one round trip per idle
+    /// connection, once.
+    async fn drop_dead_idle(&self) {
+        let mut alive = Vec::new();
+        // Those found alive are held until the end, so each idle connection is met once.
+        while let Some(mut connection) = self.pool.try_acquire() {
+            if sqlx::Connection::ping(&mut *connection).await.is_ok() {
+                alive.push(connection);
+            } else {
+                let _ = connection.close().await;
+            }
+        }
+        tracing::debug!(alive = alive.len(), "checked the idle database connections");
     }
 }
 
@@ -358,6 +388,61 @@ mod tokens_follow_their_family {
             0,
             "ended with their app's grant"
         );
+        store.0.close().await;
+        db.drop_database().await.unwrap();
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
+mod lost_connections {
+    #![allow(clippy::unwrap_used)]
+
+    use sqlx::Connection;
+    use trilo_core::store::SiteStore;
+
+    use crate::testing::fresh_store;
+
+    /// Ends every backend of the database but the caller's, as a restart or an operator's
+    /// `pg_terminate_backend` would, and returns how many there were.
+    async fn end_other_backends(url: &str) -> i64 {
+        let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) \
+             FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        admin.close().await.unwrap();
+        ended
+    }
+
+    /// Pooled connections the server ended (57P01, "terminating connection due to
+    /// administrator command") fail no operation: each is run again on a fresh connection,
+    /// reads and writes alike.
+    #[tokio::test]
+    async fn operations_on_connections_the_server_ended_run_again_on_fresh_ones() {
+        const POOLED: usize = 12;
+        let Some((db, store)) = fresh_store(POOLED as u32).await.unwrap() else {
+            return;
+        };
+        // Every pooled connection open, more than one operation's attempts (a restart
+        // leaves the whole pool dead).
+        let mut held = Vec::new();
+        for _ in 0..POOLED {
+            held.push(store.0.pool.acquire().await.unwrap());
+        }
+        drop(held);
+        let sites = store.list_sites().await.unwrap().len();
+
+        assert!(end_other_backends(&db.url).await >= POOLED as i64);
+        assert_eq!(store.list_sites().await.unwrap().len(), sites);
+
+        end_other_backends(&db.url).await;
+        let site = trilo_core::testing::fixtures::site();
+        store.insert_site(&site).await.unwrap();
+        assert_eq!(store.list_sites().await.unwrap().len(), sites + 1);
         store.0.close().await;
         db.drop_database().await.unwrap();
     }

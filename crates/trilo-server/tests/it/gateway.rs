@@ -541,8 +541,18 @@ async fn test_upstream() -> String {
             .body(Body::from("<script>alert(1)</script>"))
             .unwrap()
     }
+    /// A product that dies after the first bytes of its answer.
+    async fn broken() -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let stream = futures_util::stream::iter([
+            Ok(axum::body::Bytes::from_static(b"{\"partial\":")),
+            Err(std::io::Error::other("the product died")),
+        ]);
+        Body::from_stream(stream).into_response()
+    }
     let router = axum::Router::new()
         .route("/echo/{*rest}", any(echo))
+        .route("/broken/{*rest}", any(broken))
         .route("/hostile/{*rest}", any(hostile))
         .route("/slow/{*rest}", any(slow))
         .route("/bytes/{*rest}", any(bytes));
@@ -772,6 +782,45 @@ async fn dead_upstreams_are_502_and_slow_ones_504() {
         started.elapsed() < Duration::from_secs(3),
         "the timeout cut it short"
     );
+}
+
+/// A product that dies mid-answer: the 200 has gone out, so the caller's connection is
+/// cut, and the server's log says so under the request's id (the envelope sees the answer's
+/// head only).
+#[tokio::test]
+async fn an_answer_that_breaks_off_mid_stream_is_logged_under_the_request_id() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let upstream = test_upstream().await;
+    use_upstream(&app, &format!("{upstream}/broken")).await;
+    let server =
+        crate::process::ServerProcess::start_with_env(&app, &[("TRILO_LOG", "info")]).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/ex/jira/{acme}/rest/api/3/myself", server.base))
+        .bearer_auth(&token)
+        .header("x-request-id", "broken-answer-1")
+        .fetch()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.bytes().await.is_err(),
+        "the caller must see the answer cut short"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = server.log_text();
+        if let Some(line) = log.lines().find(|line| line.contains("broke off")) {
+            assert!(line.contains("broken-answer-1"), "{line}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line tells of the break: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The process's resident memory in kB (`VmRSS`, or `VmHWM` for the peak).

@@ -3,12 +3,15 @@
 //! buffered whole, hop-by-hop and inbound `X-Trilo-*` headers stripped, the caller's
 //! credentials never passed on, the identity headers and the signed assertion added.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Request, Response, StatusCode, Uri};
 use http_body_util::{LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -173,7 +176,45 @@ impl Upstreams {
         };
         let (mut parts, body) = response.into_parts();
         strip_response(&mut parts.headers);
+        let body = ReportBreaks {
+            inner: body,
+            span: tracing::Span::current(),
+        };
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// The product's answer on its way back to the caller. A break mid-stream (the product
+/// died or dropped the connection) can only cut the caller's connection, since the status
+/// has gone out already; it is logged here, in the request's span (its request id), so
+/// the operator hears of it too.
+struct ReportBreaks {
+    inner: Incoming,
+    span: tracing::Span,
+}
+
+impl hyper::body::Body for ReportBreaks {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(error))) = &polled {
+            let _in_request = self.span.enter();
+            tracing::warn!(error = %error, "the product's answer broke off mid-stream");
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
