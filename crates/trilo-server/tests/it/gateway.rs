@@ -541,14 +541,19 @@ async fn test_upstream() -> String {
             .body(Body::from("<script>alert(1)</script>"))
             .unwrap()
     }
-    /// A product that dies after the first bytes of its answer.
+    /// A product that dies after the first bytes of its answer (a moment later, so the
+    /// head and those bytes have gone out).
     async fn broken() -> axum::response::Response {
         use axum::response::IntoResponse;
-        let stream = futures_util::stream::iter([
-            Ok(axum::body::Bytes::from_static(b"{\"partial\":")),
-            Err(std::io::Error::other("the product died")),
-        ]);
-        Body::from_stream(stream).into_response()
+        use futures_util::StreamExt;
+        let first = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"partial\":"))
+        });
+        let death = futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err(std::io::Error::other("the product died"))
+        });
+        Body::from_stream(first.chain(death)).into_response()
     }
     let router = axum::Router::new()
         .route("/echo/{*rest}", any(echo))
