@@ -18,17 +18,14 @@ const MAX_ATTEMPTS: u32 = 8;
 fn is_retryable(fail: &Fail) -> bool {
     // A pooled connection the server closed (a restart, an idle timeout): the next
     // attempt takes another or opens a new one.
-    if let Fail::Sql(sqlx::Error::Io(_)) = fail {
+    if lost_connection(fail) {
         return true;
     }
     let Fail::Sql(sqlx::Error::Database(db)) = fail else {
         return false;
     };
-    let code = db.code();
-    let code = code.as_deref().unwrap_or_default();
-    matches!(code, "40001" | "40P01")
-        || connection_ended(code)
-        || (code == "23505" && db.constraint() == Some("grants_live_key"))
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        || (db.code().as_deref() == Some("23505") && db.constraint() == Some("grants_live_key"))
 }
 
 /// SQLSTATEs by which the server says the connection, not the transaction, failed: it
@@ -36,7 +33,7 @@ fn is_retryable(fail: &Fail) -> bool {
 /// backend), it is still starting up (57P03), or a connection exception (class 08). The
 /// server sends such an error instead of a commit's success, so the transaction did not
 /// commit and running it again on another connection is safe: the same reasoning as for a
-/// connection that vanished without a word (`sqlx::Error::Io` above), with more certainty.
+/// connection that vanished without a word (`sqlx::Error::Io`), with more certainty.
 fn connection_ended(code: &str) -> bool {
     matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
 }
