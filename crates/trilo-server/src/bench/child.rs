@@ -49,6 +49,8 @@ pub struct ServerProcess {
     pid: u32,
     /// `http://127.0.0.1:PORT`, where it listens.
     pub base: String,
+    /// `127.0.0.1:PORT`, where its byte relay to `base` listens (the `relay` scenario).
+    pub relay: SocketAddr,
     /// Closed when the parent goes, which makes the server exit (see [`serve_child`]).
     _stdin: Option<ChildStdin>,
     _stdout: Lines<BufReader<ChildStdout>>,
@@ -107,23 +109,29 @@ impl ServerProcess {
             child,
             pid,
             base: String::new(),
+            relay: SocketAddr::from(([127, 0, 0, 1], 0)),
             _stdin: stdin,
             _stdout: BufReader::new(stdout).lines(),
         };
-        let line = match tokio::time::timeout(STARTUP, server._stdout.next_line()).await {
+        let address = server.printed_address().await?;
+        server.base = format!("http://{address}");
+        server.relay = server.printed_address().await?;
+        Ok(server)
+    }
+
+    /// The next address the server prints on stdout once it listens there.
+    async fn printed_address(&mut self) -> anyhow::Result<SocketAddr> {
+        let line = match tokio::time::timeout(STARTUP, self._stdout.next_line()).await {
             Err(_) => bail!("the server did not listen within {STARTUP:?}"),
             Ok(line) => line?,
         };
         let Some(line) = line else {
-            let status = server.child.wait().await?;
+            let status = self.child.wait().await?;
             bail!("the server exited before listening ({status})");
         };
-        let address: SocketAddr = line
-            .trim()
+        line.trim()
             .parse()
-            .with_context(|| format!("the server printed {line:?}, not its address"))?;
-        server.base = format!("http://{address}");
-        Ok(server)
+            .with_context(|| format!("the server printed {line:?}, not an address"))
     }
 
     /// Starts the peak-RSS count afresh (Linux: `clear_refs` 5 resets `VmHWM`).
@@ -201,8 +209,9 @@ async fn point_upstreams(core: &Core, info: &DemoInfo, port: u16) -> anyhow::Res
 }
 
 /// `trilo bench-server`: serves the prepared database with the sample products on
-/// `listen` and prints the bound address on stdout. It exits when its stdin closes, so it
-/// never outlives the `trilo bench` that started it.
+/// `listen` and prints the bound address on stdout, then the address of its byte relay to
+/// it (see [`relay_forever`]). It exits when its stdin closes, so it never outlives the
+/// `trilo bench` that started it.
 pub async fn serve_child(
     data_dir: PathBuf,
     database_url: Option<String>,
@@ -222,12 +231,38 @@ pub async fn serve_child(
     }
     let server = build(&config.validate()?).await?;
     let router = demo::with_sample_products(server.router, &server.core)?;
-    println!("{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    let relay = TcpListener::bind((address.ip(), 0))
+        .await
+        .context("listening for the relay")?;
+    println!("{address}");
+    println!("{}", relay.local_addr()?);
+    tokio::spawn(relay_forever(relay, address));
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
     serve_forever(listener, router).await
+}
+
+/// The `relay` scenario's hop: each connection accepted on `listener` is joined to a new
+/// one to `target` and bytes are copied both ways, unread. It is the least any gateway
+/// with a second loopback hop can do (two more reads and writes a call, no HTTP), so
+/// `relay` over `direct` is the ceiling for `gateway` over `direct` on this machine.
+async fn relay_forever(listener: TcpListener, target: SocketAddr) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+    }
 }
 
 #[cfg(test)]

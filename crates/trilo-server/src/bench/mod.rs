@@ -18,6 +18,9 @@
 //! - `gateway-cold`: the same call, each request with a token the server has never seen.
 //! - `direct`: the same upstream call without the gateway (with the identity headers and
 //!   an assertion the gateway issued), for the ratio.
+//! - `relay`: the `direct` call through a byte relay in the server process, which copies
+//!   each connection's bytes to the upstream unread: the ceiling any gateway with a second
+//!   loopback hop could reach, for reading `gateway`'s ratio.
 //! - `events`: products post events in batches; the figure is webhook deliveries per second
 //!   received by a loopback receiver, and their latency from the event's commit (see
 //!   `events`).
@@ -55,18 +58,20 @@ pub enum Scenario {
     Gateway,
     GatewayCold,
     Direct,
+    Relay,
     Events,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::CodeExchange,
         Scenario::RefreshRotation,
         Scenario::AccessibleResources,
         Scenario::Gateway,
         Scenario::GatewayCold,
         Scenario::Direct,
+        Scenario::Relay,
         Scenario::Events,
     ];
 
@@ -78,6 +83,7 @@ impl Scenario {
             Scenario::Gateway => "gateway",
             Scenario::GatewayCold => "gateway-cold",
             Scenario::Direct => "direct",
+            Scenario::Relay => "relay",
             Scenario::Events => "events",
         }
     }
@@ -247,7 +253,11 @@ struct Setup<'a> {
 async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<BenchReport> {
     let (core, public_url, validated) = (setup.core, setup.public_url, setup.validated);
     let scenarios = dedup(&options.scenarios);
-    if scenarios.contains(&Scenario::Direct) && options.warmup + options.duration > DIRECT_LIMIT {
+    if scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Direct | Scenario::Relay))
+        && options.warmup + options.duration > DIRECT_LIMIT
+    {
         eprintln!(
             "trilo bench: warning: direct reuses one gateway assertion per client, which the \
              sample upstream accepts for {DIRECT_LIMIT:?}: expect errors near the end"
@@ -405,7 +415,7 @@ async fn measure_all(
         }
         reports.push(round_reports);
     }
-    let added = added_latency(&load, fixture, &server.base, options, single_client).await?;
+    let added = added_latency(&load, fixture, server, options, single_client).await?;
     Ok((reports, added))
 }
 
@@ -462,7 +472,7 @@ async fn measure_one(
     server: &mut ServerProcess,
     load: &Load,
 ) -> anyhow::Result<ScenarioReport> {
-    let jobs = fixture.jobs(scenario, &server.base, payloads).await?;
+    let jobs = fixture.jobs(scenario, server, payloads).await?;
     eprintln!(
         "trilo bench: {}, {} clients, {:?} warm-up + {:?}",
         scenario.name(),
@@ -534,7 +544,7 @@ fn dedup(scenarios: &[Scenario]) -> Vec<Scenario> {
 async fn added_latency(
     load: &Load,
     fixture: &Fixture<'_>,
-    base: &str,
+    server: &ServerProcess,
     options: &BenchOptions,
     runs: Vec<(Scenario, Payload)>,
 ) -> anyhow::Result<Option<f64>> {
@@ -548,7 +558,7 @@ async fn added_latency(
             scenario.name()
         );
         // Made again: the direct call's assertion is short-lived.
-        let jobs = fixture.jobs(scenario, base, vec![payload]).await?;
+        let jobs = fixture.jobs(scenario, server, vec![payload]).await?;
         let measured = load
             .measure(
                 scenario,

@@ -13,6 +13,7 @@ use trilo_protocol::Params;
 use trilo_protocol::params::encode;
 use trilo_protocol::token_request::{AuthMethod, ClientCredentials, TokenGrant};
 
+use super::child::ServerProcess;
 use super::load::Job;
 use super::preload::{Loader, Rows};
 use super::{BenchOptions, Scenario};
@@ -102,7 +103,10 @@ impl<'a> Fixture<'a> {
             }
             // Measured at its receiver: no per-worker payloads (see `events`).
             Scenario::Events => {}
-            Scenario::AccessibleResources | Scenario::Gateway | Scenario::Direct => {
+            Scenario::AccessibleResources
+            | Scenario::Gateway
+            | Scenario::Direct
+            | Scenario::Relay => {
                 for _ in 0..workers {
                     let tokens = self.first_tokens().await?;
                     payloads.push(Payload::AccessToken(tokens.access_token));
@@ -112,13 +116,14 @@ impl<'a> Fixture<'a> {
         Ok(payloads)
     }
 
-    /// The workers' jobs against the server at `base` (`http://host:port`).
+    /// The workers' jobs against `server`.
     pub async fn jobs(
         &self,
         scenario: Scenario,
-        base: &str,
+        server: &ServerProcess,
         payloads: Vec<Payload>,
     ) -> anyhow::Result<Vec<Job>> {
+        let base = &server.base;
         let token_uri: http::Uri = format!("{base}/oauth/token").parse()?;
         let cloud_id = &self.info.sites[0].cloud_id;
         let gateway_uri: http::Uri = format!("{base}/ex/jira/{cloud_id}{MYSELF}").parse()?;
@@ -152,6 +157,9 @@ impl<'a> Fixture<'a> {
                     tokens,
                 },
                 (Scenario::Direct, Payload::AccessToken(token)) => self.direct(&token).await?,
+                (Scenario::Relay, Payload::AccessToken(token)) => {
+                    through_relay(self.direct(&token).await?, server.relay)?
+                }
                 (scenario, _) => bail!("a payload of another scenario for {}", scenario.name()),
             });
         }
@@ -317,6 +325,19 @@ impl<'a> Fixture<'a> {
         };
         Ok(core.token(&creds, grant).await?)
     }
+}
+
+/// `direct`'s job sent to the relay at `relay` instead: the same path and headers, so
+/// the upstream gets the same bytes by way of one more hop.
+fn through_relay(direct: Job, relay: std::net::SocketAddr) -> anyhow::Result<Job> {
+    let Job::Get { uri, headers } = direct else {
+        bail!("the direct call is a GET");
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Ok(Job::Get {
+        uri: format!("http://{relay}{path}").parse()?,
+        headers,
+    })
 }
 
 fn bearer(token: &str) -> anyhow::Result<(http::HeaderName, http::HeaderValue)> {

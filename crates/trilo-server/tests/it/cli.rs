@@ -413,13 +413,14 @@ async fn demo_writes_demo_json_and_serves() {
 }
 
 /// Every scenario in its order, as `trilo bench` reports them by default.
-const BENCH_SCENARIOS: [&str; 7] = [
+const BENCH_SCENARIOS: [&str; 8] = [
     "code-exchange",
     "refresh-rotation",
     "accessible-resources",
     "gateway",
     "gateway-cold",
     "direct",
+    "relay",
     "events",
 ];
 
