@@ -4,6 +4,7 @@
 //! credentials never passed on, the identity headers and the signed assertion added.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Request, Response, StatusCode, Uri};
 use http_body_util::{LengthLimitError, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -19,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use trilo_core::services::gateway::Admitted;
 
 use super::super::errors::ApiError;
+use super::exchange::Exchange;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -94,10 +96,15 @@ impl Default for UpstreamSettings {
     }
 }
 
-/// The pooled HTTP client for upstream calls.
+/// How long an idle keep-alive connection to an upstream is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pooled HTTP clients for upstream calls: the gateway's own exchange for calls
+/// without a body, hyper's client for those with one (see `exchange`).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     client: Client<HttpConnector, Body>,
+    exchange: Arc<Exchange>,
     settings: UpstreamSettings,
 }
 
@@ -108,10 +115,19 @@ impl Upstreams {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .build(connector);
-        Self { client, settings }
+        let exchange = Arc::new(Exchange::new(
+            settings.connect_timeout,
+            settings.max_idle_per_host,
+            IDLE_TIMEOUT,
+        ));
+        Self {
+            client,
+            exchange,
+            settings,
+        }
     }
 
     pub fn settings(&self) -> &UpstreamSettings {
@@ -142,15 +158,23 @@ impl Upstreams {
             return Err(too_large());
         }
         let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
-        // A call without a body (most GETs) needs no limit on it.
-        let body = if hyper::body::Body::is_end_stream(&body) {
-            Body::empty()
-        } else {
-            Body::new(Limited::new(body, limit))
-        };
         strip(&mut parts.headers);
         add_forwarded(&mut parts.headers, peer);
         add_identity(&mut parts.headers, identity)?;
+        if hyper::body::Body::is_end_stream(&body) {
+            // A call without a body (most of them) goes by the gateway's own exchange.
+            let sent = self.exchange.send(&parts.method, &target, &parts.headers);
+            let response = match tokio::time::timeout(self.settings.response_timeout, sent).await {
+                Err(_) => return Err(too_slow()),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "upstream request failed");
+                    return Err(unreachable());
+                }
+                Ok(Ok(response)) => response,
+            };
+            return Ok(answer(response));
+        }
+        let body = Body::new(Limited::new(body, limit));
         parts.uri = target;
         let outgoing = Request::from_parts(parts, body);
         let sent = tokio::time::timeout(
@@ -158,44 +182,49 @@ impl Upstreams {
             self.client.request(outgoing),
         );
         let response = match sent.await {
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "The product did not answer in time.",
-                ));
-            }
+            Err(_) => return Err(too_slow()),
             Ok(Err(e)) if exceeded_limit(&e) => return Err(too_large()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream request failed");
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "The product could not be reached.",
-                ));
+                return Err(unreachable());
             }
             Ok(Ok(response)) => response,
         };
-        let (mut parts, body) = response.into_parts();
-        strip_response(&mut parts.headers);
-        let body = ReportBreaks {
-            inner: body,
-            span: tracing::Span::current(),
-        };
-        Ok(Response::from_parts(parts, Body::new(body)))
+        Ok(answer(response))
     }
+}
+
+/// The product's answer as the caller gets it: filtered, its body streamed on.
+fn answer<B>(response: Response<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = axum::body::Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display + Into<axum::BoxError>,
+{
+    let (mut parts, body) = response.into_parts();
+    strip_response(&mut parts.headers);
+    let body = ReportBreaks {
+        inner: body,
+        span: tracing::Span::current(),
+    };
+    Response::from_parts(parts, Body::new(body))
 }
 
 /// The product's answer on its way back to the caller. A break mid-stream (the product
 /// died or dropped the connection) can only cut the caller's connection, since the status
 /// has gone out already; it is logged here, in the request's span (its request id), so
 /// the operator hears of it too.
-struct ReportBreaks {
-    inner: Incoming,
+struct ReportBreaks<B> {
+    inner: B,
     span: tracing::Span,
 }
 
-impl hyper::body::Body for ReportBreaks {
+impl<B> hyper::body::Body for ReportBreaks<B>
+where
+    B: hyper::body::Body<Data = axum::body::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     type Data = axum::body::Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -216,6 +245,17 @@ impl hyper::body::Body for ReportBreaks {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+fn too_slow() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The product did not answer in time.",
+    )
+}
+
+fn unreachable() -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "The product could not be reached.")
 }
 
 fn too_large() -> ApiError {

@@ -2,6 +2,7 @@
 //! reads the credentials and the raw path, asks core whether the call is admitted, and
 //! forwards it (see `forward`).
 
+mod exchange;
 pub mod forward;
 
 use std::convert::Infallible;
