@@ -633,6 +633,13 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
+    // A call without a body goes out without one (not as an empty chunked body).
+    for framing in ["transfer-encoding", "content-length"] {
+        assert!(
+            h.get(framing).is_none(),
+            "{framing} on a bodiless call: {h}"
+        );
+    }
     // `Forwarded` is trilo's, from the connection.
     assert_eq!(h["forwarded"], "for=127.0.0.1");
     // The assertion is trilo's: an ES256 JWS of the assertion type, for Jira and Alice.

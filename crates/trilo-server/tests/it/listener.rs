@@ -45,6 +45,14 @@ async fn start(
         .route(
             "/echo",
             post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/framing",
+            axum::routing::any(|request: axum::extract::Request| async move {
+                use axum::body::HttpBody;
+                let body = request.body();
+                format!("{} {:?}", body.is_end_stream(), body.size_hint().exact())
+            }),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -121,6 +129,25 @@ async fn a_stalled_body_fails_its_request() {
         "waited {waited:?} for a stalled body"
     );
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A handler sees whether a request has a body and how long it is, through the stall
+/// timeout: the gateway sends calls without one by its own exchange.
+#[tokio::test]
+async fn handlers_see_whether_a_body_comes_and_its_length() {
+    let (addr, _task) = start(settings(16), std::future::pending()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let answer = request(&mut stream, "/framing").await;
+    assert!(answer.ends_with("true Some(0)"), "{answer}");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /framing HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.ends_with("false Some(5)"), "{answer}");
 }
 
 #[tokio::test]

@@ -27,7 +27,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::timeout::TimeoutBody;
+
+mod stalled_body;
+use stalled_body::StallTimeout;
 
 /// How the listener treats its clients (`[http]` in the configuration).
 #[derive(Clone, Debug)]
@@ -154,7 +156,7 @@ pub async fn serve_with(
                     // The body's timeout here rather than as a router layer, which would
                     // cost a boxed clone per request.
                     let mut request = request
-                        .map(|body| axum::body::Body::new(TimeoutBody::new(body_timeout, body)));
+                        .map(|body| axum::body::Body::new(StallTimeout::new(body_timeout, body)));
                     let client = client_address(peer, request.headers(), &trusted);
                     request
                         .extensions_mut()
