@@ -673,6 +673,45 @@ async fn forwarding_strips_credentials_and_spoofed_identity_and_adds_the_asserti
     assert_eq!(me.status(), 401, "the assertion is no access token");
 }
 
+/// A call with a body goes by hyper's client rather than the gateway's own exchange: the
+/// same headers cross and the same are added.
+#[tokio::test]
+async fn a_call_with_a_body_crosses_with_the_same_headers() {
+    let app = TestApp::sqlite().await;
+    let upstream = test_upstream().await;
+    use_upstream(&app, &format!("{upstream}/echo")).await;
+    let (token, acme) = alice_write_token_on_acme(&app).await;
+    let res = reqwest::Client::new()
+        .post(app.url(&format!("/ex/jira/{acme}/rest/api/3/issue?notify=false")))
+        .bearer_auth(&token)
+        .header("x-trilo-account-id", "someone-else")
+        .header("cookie", "trilo_session=stolen")
+        .header("connection", "x-private")
+        .header("x-private", "1")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("content-type", "application/json")
+        .body("{}")
+        .fetch()
+        .await;
+    let seen = Answer::of(res).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert_eq!(seen.body["method"], "POST");
+    assert_eq!(seen.body["uri"], "/echo/rest/api/3/issue?notify=false");
+    let h = &seen.body["headers"];
+    assert_eq!(
+        h["x-trilo-account-id"],
+        app.demo.users[0].account_id.as_str()
+    );
+    assert_eq!(h["x-trilo-cloud-id"], acme.as_str());
+    assert_eq!(h["forwarded"], "for=127.0.0.1");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["content-length"], "2");
+    assert!(h["x-trilo-assertion"].as_str().unwrap().starts_with("ey"));
+    for gone in ["authorization", "cookie", "x-private", "x-forwarded-for"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+}
+
 /// The assertion the gateway forwarded with `token`'s call, and its claims.
 async fn forwarded_assertion(app: &TestApp, token: &str, site: &str) -> (String, Value) {
     let seen = jira_get(app, token, site, "/rest/api/3/myself").await;

@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use trilo_core::services::gateway::Admitted;
 
 use super::super::errors::ApiError;
-use super::exchange::Exchange;
+use super::exchange::{Exchange, ExchangeError, is_field_value, split_http_url};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -134,15 +134,16 @@ impl Upstreams {
         &self.settings
     }
 
-    /// Sends `request` (its body streamed as it arrives) to `target` with the identity of the
-    /// admitted call, and
+    /// Sends `request` (its body streamed as it arrives) to the admitted call's upstream,
+    /// at its base URL followed by `path` and `query`, with the identity of the call, and
     /// returns the upstream's response with its body streamed back. A dead upstream is
     /// 502, a slow one 504.
     pub async fn forward(
         &self,
         request: Request<Body>,
-        target: Uri,
         identity: &Admitted,
+        path: &str,
+        query: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
         let peer = parts
@@ -157,15 +158,38 @@ impl Upstreams {
         if declared.is_some_and(|len| len > self.settings.max_request_body) {
             return Err(too_large());
         }
-        let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
-        strip(&mut parts.headers);
-        add_forwarded(&mut parts.headers, peer);
-        add_identity(&mut parts.headers, identity)?;
-        if hyper::body::Body::is_end_stream(&body) {
-            // A call without a body (most of them) goes by the gateway's own exchange.
-            let sent = self.exchange.send(&parts.method, &target, &parts.headers);
+        let mut forwarded = [0u8; FORWARDED_MAX];
+        let forwarded = forwarded_for(peer, &mut forwarded);
+        let blocked = identity.blocked_containers.join(",");
+        let own = trilo_headers(identity, forwarded, &blocked)?;
+        let named = connection_named(&parts.headers);
+        let upstream = &identity.forwarding.upstream_base;
+        if hyper::body::Body::is_end_stream(&body)
+            && let Some((authority, base_path)) = split_http_url(upstream)
+        {
+            // A call without a body (most of them) goes by the gateway's own exchange,
+            // its headers written as they are read: the caller's that may cross, then
+            // trilo's.
+            let headers = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| crosses(name, &named))
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+                .chain(
+                    own.iter()
+                        .flatten()
+                        .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                );
+            let target = match query {
+                Some(query) => [base_path, path, "?", query],
+                None => [base_path, path, "", ""],
+            };
+            let sent = self
+                .exchange
+                .send(&parts.method, authority, &target, headers);
             let response = match tokio::time::timeout(self.settings.response_timeout, sent).await {
                 Err(_) => return Err(too_slow()),
+                Ok(Err(ExchangeError::Target)) => return Err(misconfigured()),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "upstream request failed");
                     return Err(unreachable());
@@ -174,8 +198,15 @@ impl Upstreams {
             };
             return Ok(answer(response));
         }
+        remove_where(&mut parts.headers, |name| !crosses(name, &named));
+        for (name, value) in own.iter().flatten() {
+            // Checked by `trilo_headers` by the same rule as `HeaderValue`'s.
+            let value = HeaderValue::from_str(value).map_err(|_| unsendable_identity())?;
+            parts.headers.insert(HeaderName::from_static(name), value);
+        }
+        let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
         let body = Body::new(Limited::new(body, limit));
-        parts.uri = target;
+        parts.uri = target_uri(upstream, path, query)?;
         let outgoing = Request::from_parts(parts, body);
         let sent = tokio::time::timeout(
             self.settings.response_timeout,
@@ -192,6 +223,21 @@ impl Upstreams {
         };
         Ok(answer(response))
     }
+}
+
+/// The upstream URL: the site's base for the product, then `{api}` and the query as sent.
+fn target_uri(base: &str, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
+    let base = base.trim_end_matches('/');
+    let query_len = query.map_or(0, |query| query.len() + 1);
+    let mut target = String::with_capacity(base.len() + path.len() + query_len);
+    target.push_str(base);
+    target.push_str(path);
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
+    }
+    // From the `String` itself: parsing a `&str` would copy it again.
+    Uri::try_from(target).map_err(|_| misconfigured())
 }
 
 /// The product's answer as the caller gets it: filtered, its body streamed on.
@@ -277,18 +323,38 @@ fn exceeded_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Removes what must not cross the gateway inbound: connection headers (and those the
-/// `Connection` header names), credentials, cookies and any `X-Trilo-*` a caller sent.
+/// Whether a caller's header goes on to the upstream: not one that describes the
+/// connection (hop-by-hop, or named by its `Connection` header: `named`), nor the caller's
+/// credentials and cookies, nor one that claims another address, host, path or method, nor
+/// an `X-Trilo-*` only trilo may set.
+fn crosses(name: &HeaderName, named: &[HeaderName]) -> bool {
+    let text = name.as_str();
+    !(HOP_BY_HOP.contains(name)
+        || CALLER_ONLY.contains(name)
+        || CALLER_ROUTING.contains(&text)
+        || text.starts_with(TRILO_PREFIX)
+        || text.starts_with(FORWARDED_PREFIX)
+        || named.contains(name))
+}
+
+/// The headers a `Connection` header names (RFC 9110 §7.6.1); none, the common case,
+/// allocates nothing.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// The inbound strip as a header map undergoes it (for calls with a body, which go by
+/// hyper's client): what does not [`cross`](crosses) is removed.
+#[cfg(test)]
 fn strip(headers: &mut HeaderMap) {
-    strip_connection_headers(headers);
-    remove_where(headers, |name| {
-        let text = name.as_str();
-        HOP_BY_HOP.contains(name)
-            || CALLER_ONLY.contains(name)
-            || CALLER_ROUTING.contains(&text)
-            || text.starts_with(TRILO_PREFIX)
-            || text.starts_with(FORWARDED_PREFIX)
-    });
+    let named = connection_named(headers);
+    remove_where(headers, |name| !crosses(name, &named));
 }
 
 /// Removes every header whose (lowercase) name `matches`, in one pass over the headers
@@ -304,23 +370,22 @@ fn remove_where(headers: &mut HeaderMap, matches: impl Fn(&HeaderName) -> bool) 
     }
 }
 
-/// `Forwarded` (RFC 7239) as the gateway saw the call: the connection's peer.
-fn add_forwarded(headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {
+/// Room for `for="[` + the longest IPv6 text (45) + `]"`.
+const FORWARDED_MAX: usize = 64;
+
+/// `Forwarded` (RFC 7239) as the gateway saw the call, the connection's peer, written
+/// into `buffer`.
+fn forwarded_for(peer: Option<std::net::IpAddr>, buffer: &mut [u8; FORWARDED_MAX]) -> Option<&str> {
     use std::io::Write as _;
-    let Some(peer) = peer else { return };
-    // Written on the stack: `for="[` + the longest IPv6 text (45) + `]"` fits.
-    let mut buffer = [0u8; 64];
+    let peer = peer?;
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let written = match peer {
+    match peer {
         std::net::IpAddr::V4(ip) => write!(cursor, "for={ip}"),
         std::net::IpAddr::V6(ip) => write!(cursor, "for=\"[{ip}]\""),
-    };
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    if written.is_ok()
-        && let Ok(value) = HeaderValue::from_bytes(&buffer[..len])
-    {
-        headers.insert(header::FORWARDED, value);
     }
+    .ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    std::str::from_utf8(&buffer[..len]).ok()
 }
 
 /// Outbound: connection headers, and what an upstream must not do to the API host's
@@ -354,43 +419,51 @@ fn strip_response(headers: &mut HeaderMap) {
 }
 
 fn strip_connection_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    for name in connection_named(headers) {
         headers.remove(name);
     }
 }
 
-/// The identity headers and the assertion: who acts, for which app, with what, and proof.
-fn add_identity(headers: &mut HeaderMap, identity: &Admitted) -> Result<(), ApiError> {
-    let mut put = |name: &'static str, value: &str| -> Result<(), ApiError> {
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "An identity value could not be sent to the product.",
-            )
-        })?;
-        headers.insert(HeaderName::from_static(name), value);
-        Ok(())
-    };
+/// trilo's own headers for the call, in the order sent: `Forwarded` (when the peer is
+/// known), then the identity and the assertion: who acts, for which app, with what, and
+/// proof. A value that cannot be sent (it never should) fails the call with a 500.
+fn trilo_headers<'a>(
+    identity: &'a Admitted,
+    forwarded: Option<&'a str>,
+    blocked_containers: &'a str,
+) -> Result<[Option<(&'static str, &'a str)>; 7], ApiError> {
     let forwarding = &identity.forwarding;
-    put("x-trilo-account-id", &forwarding.account_id)?;
-    if let Some(client_id) = &forwarding.client_id {
-        put("x-trilo-client-id", client_id)?;
+    let own = [
+        forwarded.map(|value| ("forwarded", value)),
+        Some(("x-trilo-account-id", forwarding.account_id.as_str())),
+        forwarding
+            .client_id
+            .as_deref()
+            .map(|value| ("x-trilo-client-id", value)),
+        Some(("x-trilo-cloud-id", forwarding.cloud_id.as_str())),
+        Some(("x-trilo-scopes", forwarding.scopes.as_str())),
+        Some(("x-trilo-blocked-containers", blocked_containers)),
+        Some(("x-trilo-assertion", forwarding.assertion.as_str())),
+    ];
+    if own.iter().flatten().all(|(_, value)| is_field_value(value)) {
+        Ok(own)
+    } else {
+        Err(unsendable_identity())
     }
-    put("x-trilo-cloud-id", &forwarding.cloud_id)?;
-    put("x-trilo-scopes", &forwarding.scopes)?;
-    put(
-        "x-trilo-blocked-containers",
-        &identity.blocked_containers.join(","),
-    )?;
-    put("x-trilo-assertion", &forwarding.assertion)?;
-    Ok(())
+}
+
+fn unsendable_identity() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "An identity value could not be sent to the product.",
+    )
+}
+
+fn misconfigured() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "The product's address on this site is misconfigured.",
+    )
 }
 
 #[cfg(test)]
@@ -424,7 +497,8 @@ mod tests {
             ("x-request-id", "r-1"),
         ]);
         strip(&mut h);
-        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
         assert_eq!(left, vec!["accept", "x-request-id"]);
     }
 
@@ -478,9 +552,14 @@ mod tests {
         strip(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, vec!["accept"]);
-        add_forwarded(&mut h, Some("203.0.113.7".parse().unwrap()));
-        assert_eq!(h[header::FORWARDED], "for=203.0.113.7");
-        add_forwarded(&mut h, Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\"");
+        let mut buffer = [0u8; FORWARDED_MAX];
+        let v4 = forwarded_for(Some("203.0.113.7".parse().unwrap()), &mut buffer);
+        assert_eq!(v4, Some("for=203.0.113.7"));
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        let v6 = forwarded_for(Some(longest.parse().unwrap()), &mut buffer);
+        assert_eq!(v6, Some(format!("for=\"[{longest}]\"").as_str()));
+        let v6 = forwarded_for(Some("2001:db8::1".parse().unwrap()), &mut buffer);
+        assert_eq!(v6, Some("for=\"[2001:db8::1]\""));
+        assert_eq!(forwarded_for(None, &mut buffer), None);
     }
 }

@@ -10,12 +10,12 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::header::{ALLOW, AUTHORIZATION, HeaderValue};
-use axum::http::{Request, StatusCode, Uri};
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::BoxFuture;
-use trilo_core::services::gateway::{Admitted, Caller, Challenge, GatewayCall, Refusal};
+use trilo_core::services::gateway::{Caller, Challenge, GatewayCall, Refusal};
 
 use super::errors::ApiError;
 use crate::state::AppState;
@@ -121,8 +121,10 @@ async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, Ap
         }
     };
     let forwarded_path = admitted.aliased_path.as_deref().unwrap_or(path);
-    let target = target_uri(&admitted, forwarded_path, uri.query())?;
-    state.upstreams.forward(request, target, &admitted).await
+    state
+        .upstreams
+        .forward(request, &admitted, forwarded_path, uri.query())
+        .await
 }
 
 /// `/ex/{product}/{cloudid}{api}` split raw (undecoded); `{api}` is `/` when absent.
@@ -177,26 +179,6 @@ fn credentials(request: &Request<Body>) -> Result<Credentials<'_>, ApiError> {
         }
     }
     Err(missing())
-}
-
-/// The upstream URL: the site's base for the product, then `{api}` and the query as sent.
-fn target_uri(admitted: &Admitted, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
-    let base = admitted.forwarding.upstream_base.trim_end_matches('/');
-    let query_len = query.map_or(0, |query| query.len() + 1);
-    let mut target = String::with_capacity(base.len() + path.len() + query_len);
-    target.push_str(base);
-    target.push_str(path);
-    if let Some(query) = query {
-        target.push('?');
-        target.push_str(query);
-    }
-    // From the `String` itself: parsing a `&str` would copy it again.
-    Uri::try_from(target).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "The product's address on this site is misconfigured.",
-        )
-    })
 }
 
 /// The reference platform's answer to a token without the operation's scopes.

@@ -44,39 +44,52 @@ pub enum HeadError {
     Malformed(&'static str),
 }
 
-/// Writes the request line, `Host` and `headers` (whatever `Host` they hold is skipped)
-/// and the blank line. A method that gives content a meaning gets `Content-Length: 0` when
-/// `headers` has none, since no body follows (RFC 9110 §8.6).
-pub fn write_request_head(
+/// Writes the request line (`target` is the request target's pieces in order), `Host` and
+/// `headers` (whatever `Host` they hold is skipped) and the blank line. A method that gives
+/// content a meaning gets `Content-Length: 0` when `headers` has none, since no body
+/// follows (RFC 9110 §8.6). The caller has checked that every piece is fit for its place.
+pub fn write_request_head<'a>(
     out: &mut Vec<u8>,
     method: &Method,
-    target: &str,
+    target: &[&str],
     host: &str,
-    headers: &HeaderMap,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    for piece in target {
+        out.extend_from_slice(piece.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut has_length = false;
     for (name, value) in headers {
-        if name == header::HOST {
+        if name == b"host" {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        has_length |= name == b"content-length";
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     let without_content = matches!(
         *method,
         Method::GET | Method::HEAD | Method::DELETE | Method::CONNECT | Method::TRACE
     );
-    if !without_content && !headers.contains_key(header::CONTENT_LENGTH) {
+    if !without_content && !has_length {
         out.extend_from_slice(b"content-length: 0\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `value` may be sent as a field value: visible ASCII, spaces and tabs (the
+/// `http` crate's `HeaderValue` rule, RFC 9110 §5.5 without obsolete text).
+pub fn is_field_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|byte| byte == b'\t' || (b' '..=b'~').contains(&byte))
 }
 
 /// Where one header field lies in the head: name and value, as offsets.
@@ -245,19 +258,44 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("gateway.example"));
         headers.append("x-many", HeaderValue::from_static("1"));
         headers.append("x-many", HeaderValue::from_static("2"));
+        let pairs = headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
         let mut out = Vec::new();
-        write_request_head(&mut out, &Method::GET, "/a?b=c", "127.0.0.1:9", &headers);
+        write_request_head(
+            &mut out,
+            &Method::GET,
+            &["/a", "?", "b=c"],
+            "127.0.0.1:9",
+            pairs,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET /a?b=c HTTP/1.1\r\nhost: 127.0.0.1:9\r\naccept: application/json\r\n\
              x-many: 1\r\nx-many: 2\r\n\r\n"
         );
         let mut out = Vec::new();
-        write_request_head(&mut out, &Method::POST, "/p", "h", &HeaderMap::new());
+        write_request_head(&mut out, &Method::POST, &["/p"], "h", std::iter::empty());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /p HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n\r\n"
         );
+        let stated = [(&b"content-length"[..], &b"0"[..])];
+        let mut out = Vec::new();
+        write_request_head(&mut out, &Method::PUT, &["/p"], "h", stated.into_iter());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PUT /p HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn field_values_are_visible_ascii_spaces_and_tabs() {
+        assert!(is_field_value("read:jira-work write:jira-work\tx"));
+        assert!(is_field_value(""));
+        for bad in ["a\r\nx-injected: 1", "a\nb", "\u{7f}", "é"] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,15 +21,13 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::http::header::HeaderMap;
-use axum::http::uri::Scheme;
-use axum::http::{Method, Response, Uri};
+use axum::http::{Method, Response};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use body::UpstreamBody;
-pub use head::HeadError;
+pub use head::{HeadError, is_field_value};
 use head::{take_response_head, write_request_head};
 use pool::{Host, Pool};
 
@@ -39,7 +37,7 @@ const READ_SIZE: usize = 16 * 1024;
 /// Why an exchange failed before the response head arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
-    #[error("the product's address is not an http:// URL with a host")]
+    #[error("the product's address or the call's path cannot be sent")]
     Target,
     #[error("connecting to the product failed: {0}")]
     Connect(io::Error),
@@ -112,27 +110,30 @@ impl Exchange {
         }
     }
 
-    /// Sends `method target` with `headers` and no body, and returns the answer once its
-    /// head has arrived, its body to be read off the connection. A request found to have
-    /// gone out on a connection the upstream had closed is sent once more on a new one
+    /// Sends `method` for the request target `target` (its pieces in order) to
+    /// `authority` (`host[:port]`) with `headers` and no body, and returns the answer once
+    /// its head has arrived, its body to be read off the connection. A request found to
+    /// have gone out on a connection the upstream had closed is sent once more on a new one
     /// when its method is idempotent (RFC 9110 §9.2.2), as nothing of it was answered.
-    pub async fn send(
+    /// The authority and the target must be visible ASCII without spaces, else the call
+    /// fails with [`ExchangeError::Target`] before anything is sent; header values are the
+    /// caller's to check ([`is_field_value`]).
+    pub async fn send<'a>(
         &self,
         method: &Method,
-        target: &Uri,
-        headers: &HeaderMap,
+        authority: &str,
+        target: &[&str],
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
-        let authority = match (target.scheme(), target.authority()) {
-            (Some(scheme), Some(authority)) if *scheme == Scheme::HTTP => authority,
-            _ => return Err(ExchangeError::Target),
-        };
+        let fit = |piece: &str| piece.bytes().all(|byte| byte.is_ascii_graphic());
+        if authority.is_empty() || !fit(authority) || !target.iter().all(|piece| fit(piece)) {
+            return Err(ExchangeError::Target);
+        }
         let host_and_port = authority
-            .as_str()
             .rsplit_once('@')
-            .map_or(authority.as_str(), |(_, after)| after);
-        let path = target.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = Vec::with_capacity(256 + headers.len() * 64);
-        write_request_head(&mut head, method, path, host_and_port, headers);
+            .map_or(authority, |(_, after)| after);
+        let mut head = Vec::with_capacity(1024);
+        write_request_head(&mut head, method, target, host_and_port, headers);
         let head_request = *method == Method::HEAD;
         let home = self.pool.host(host_and_port);
         let pooled = home.take();
@@ -143,13 +144,13 @@ impl Exchange {
                 buffer,
                 home,
             },
-            None => self.connect(authority, home).await?,
+            None => self.connect(host_and_port, home).await?,
         };
         match attempt(conn, &head, head_request).await {
             Ok(response) => Ok(response),
             Err(Failed::Unanswered(_)) if reused && method.is_idempotent() => {
                 let home = self.pool.host(host_and_port);
-                let conn = self.connect(authority, home).await?;
+                let conn = self.connect(host_and_port, home).await?;
                 attempt(conn, &head, head_request)
                     .await
                     .map_err(|(Failed::Unanswered(error) | Failed::Answering(error))| error)
@@ -158,23 +159,14 @@ impl Exchange {
         }
     }
 
-    async fn connect(
-        &self,
-        authority: &axum::http::uri::Authority,
-        home: Arc<Host>,
-    ) -> Result<Conn, ExchangeError> {
+    async fn connect(&self, host_and_port: &str, home: Arc<Host>) -> Result<Conn, ExchangeError> {
         self.sweeper.call_once(|| {
             tokio::spawn(pool::sweep_while_alive(
                 Arc::downgrade(&self.pool),
                 self.idle_timeout,
             ));
         });
-        // `[::1]` names the address `::1`.
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(80);
+        let (host, port) = host_and_port_of(host_and_port).ok_or(ExchangeError::Target)?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
             .await
             .map_err(|_| ExchangeError::ConnectTimeout)?
@@ -191,6 +183,37 @@ impl Exchange {
     fn idle_count(&self, host_and_port: &str) -> usize {
         self.pool.host(host_and_port).idle_count()
     }
+}
+
+/// The host (an IPv6 literal without its brackets) and port (80 when none is given) of
+/// `host[:port]`.
+fn host_and_port_of(authority: &str) -> Option<(&str, u16)> {
+    let (host, port) = match authority.rsplit_once(':') {
+        // A colon inside brackets is the IPv6 address's own.
+        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
+        _ => (authority, 80),
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// The `host[:port]` and the path of an `http://` URL (`http://host:port/base/path`), the
+/// path without a trailing `/`; `None` for another scheme or a URL with a query or
+/// fragment.
+pub fn split_http_url(url: &str) -> Option<(&str, &str)> {
+    let scheme = url.get(..7)?;
+    if !scheme.eq_ignore_ascii_case("http://") {
+        return None;
+    }
+    let rest = &url[7..];
+    if rest.contains(['?', '#']) {
+        return None;
+    }
+    let (authority, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+    (!authority.is_empty()).then_some((authority, path.trim_end_matches('/')))
 }
 
 /// Writes the request head on `conn` and reads the answer's head.
@@ -235,7 +258,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderMap, HeaderValue};
     use http_body_util::BodyExt;
     use tokio::net::TcpListener;
 
@@ -317,13 +340,25 @@ mod tests {
             }
         }
 
-        fn uri(&self, path: &str) -> Uri {
-            format!("http://{}{path}", self.authority).parse().unwrap()
-        }
-
         fn connections(&self) -> usize {
             self.connections.load(Ordering::SeqCst)
         }
+    }
+
+    /// `method path` to `upstream` with `headers`.
+    async fn call(
+        exchange: &Exchange,
+        method: Method,
+        upstream: &Upstream,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        let pairs = headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+        exchange
+            .send(&method, &upstream.authority, &[path], pairs)
+            .await
     }
 
     fn exchange() -> Exchange {
@@ -347,8 +382,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-trilo-account-id", HeaderValue::from_static("a-1"));
         for _ in 0..3 {
-            let response = exchange
-                .send(&Method::GET, &upstream.uri("/rest/x?y=1"), &headers)
+            let response = call(&exchange, Method::GET, &upstream, "/rest/x?y=1", &headers)
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200);
@@ -380,8 +414,7 @@ mod tests {
         .await;
         let exchange = exchange();
         for _ in 0..2 {
-            let response = exchange
-                .send(&Method::GET, &upstream.uri("/c"), &HeaderMap::new())
+            let response = call(&exchange, Method::GET, &upstream, "/c", &HeaderMap::new())
                 .await
                 .unwrap();
             assert_eq!(read_all(response).await.unwrap(), "hello, world");
@@ -400,13 +433,11 @@ mod tests {
         })
         .await;
         let exchange = exchange();
-        let response = exchange
-            .send(&Method::GET, &upstream.uri("/"), &HeaderMap::new())
+        let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
             .await
             .unwrap();
         assert_eq!(read_all(response).await.unwrap(), "until the end");
-        let response = exchange
-            .send(&Method::GET, &upstream.uri("/"), &HeaderMap::new())
+        let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
             .await
             .unwrap();
         assert_eq!(read_all(response).await.unwrap(), "ok");
@@ -427,8 +458,7 @@ mod tests {
         let upstream = Upstream::start(one_answer_then_close).await;
         let exchange = exchange();
         for _ in 0..3 {
-            let response = exchange
-                .send(&Method::GET, &upstream.uri("/"), &HeaderMap::new())
+            let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
                 .await
                 .unwrap();
             assert_eq!(read_all(response).await.unwrap(), "ok");
@@ -440,9 +470,7 @@ mod tests {
         assert_eq!(upstream.requests.lock().unwrap().len(), 3);
         assert_eq!(upstream.connections(), 3);
         // A POST is not sent twice: it fails instead.
-        let failed = exchange
-            .send(&Method::POST, &upstream.uri("/"), &HeaderMap::new())
-            .await;
+        let failed = call(&exchange, Method::POST, &upstream, "/", &HeaderMap::new()).await;
         assert!(matches!(failed, Err(ExchangeError::Closed)), "{failed:?}");
     }
 
@@ -450,14 +478,12 @@ mod tests {
     async fn a_connection_idle_a_while_is_checked_before_use() {
         let upstream = Upstream::start(one_answer_then_close).await;
         let exchange = exchange();
-        let response = exchange
-            .send(&Method::POST, &upstream.uri("/"), &HeaderMap::new())
+        let response = call(&exchange, Method::POST, &upstream, "/", &HeaderMap::new())
             .await
             .unwrap();
         assert_eq!(read_all(response).await.unwrap(), "ok");
         tokio::time::sleep(pool::CHECK_AFTER + Duration::from_millis(100)).await;
-        let response = exchange
-            .send(&Method::POST, &upstream.uri("/"), &HeaderMap::new())
+        let response = call(&exchange, Method::POST, &upstream, "/", &HeaderMap::new())
             .await
             .unwrap();
         assert_eq!(read_all(response).await.unwrap(), "ok");
@@ -482,20 +508,20 @@ mod tests {
         })
         .await;
         let exchange = exchange();
-        let (target, no_headers) = (upstream.uri("/"), HeaderMap::new());
-        let call = || exchange.send(&Method::GET, &target, &no_headers);
+        let no_headers = HeaderMap::new();
+        let get = || call(&exchange, Method::GET, &upstream, "/", &no_headers);
         assert!(matches!(
-            call().await,
+            get().await,
             Err(ExchangeError::Head(HeadError::Malformed(_)))
         ));
-        let cut = read_all(call().await.unwrap()).await.unwrap_err();
+        let cut = read_all(get().await.unwrap()).await.unwrap_err();
         assert_eq!(cut.kind(), io::ErrorKind::UnexpectedEof);
         assert!(matches!(
-            call().await,
+            get().await,
             Err(ExchangeError::Head(HeadError::Malformed(_)))
         ));
         // A body the caller drops half-read closes its connection.
-        let mut response = call().await.unwrap();
+        let mut response = get().await.unwrap();
         let first = response.body_mut().frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "partial");
         drop(response);
@@ -504,21 +530,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_and_non_http_targets_fail_at_once() {
+    async fn unreachable_upstreams_and_unfit_targets_fail_at_once() {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let dead: Uri = format!("http://{}/", closed.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let dead = closed.local_addr().unwrap().to_string();
         drop(closed);
         let exchange = exchange();
-        let failed = exchange.send(&Method::GET, &dead, &HeaderMap::new()).await;
+        let none = || std::iter::empty();
+        let failed = exchange.send(&Method::GET, &dead, &["/"], none()).await;
         assert!(
             matches!(failed, Err(ExchangeError::Connect(_))),
             "{failed:?}"
         );
-        let https: Uri = "https://example.com/".parse().unwrap();
-        let failed = exchange.send(&Method::GET, &https, &HeaderMap::new()).await;
-        assert!(matches!(failed, Err(ExchangeError::Target)), "{failed:?}");
+        for (authority, target) in [
+            ("127.0.0.1:1", "/a b"),
+            ("127.0.0.1:1", "/a\r\nx-injected: 1"),
+            ("127.0.0.1:1 x", "/"),
+            ("", "/"),
+        ] {
+            let failed = exchange
+                .send(&Method::GET, authority, &[target], none())
+                .await;
+            assert!(matches!(failed, Err(ExchangeError::Target)), "{failed:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_urls_split_into_authority_and_path() {
+        assert_eq!(
+            split_http_url("http://127.0.0.1:8080/sample/jira/"),
+            Some(("127.0.0.1:8080", "/sample/jira"))
+        );
+        assert_eq!(
+            split_http_url("HTTP://jira.internal"),
+            Some(("jira.internal", ""))
+        );
+        for unfit in [
+            "https://jira.internal/",
+            "http:///x",
+            "http://h/p?q",
+            "ftp://h",
+            "http:/",
+        ] {
+            assert_eq!(split_http_url(unfit), None, "{unfit}");
+        }
+        assert_eq!(host_and_port_of("[::1]:8080"), Some(("::1", 8080)));
+        assert_eq!(host_and_port_of("[::1]"), Some(("::1", 80)));
+        assert_eq!(
+            host_and_port_of("jira.internal"),
+            Some(("jira.internal", 80))
+        );
+        assert_eq!(host_and_port_of("jira.internal:x"), None);
     }
 
     #[tokio::test]
@@ -527,8 +588,7 @@ mod tests {
             Upstream::start(|_| reply(&["HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n"])).await;
         let exchange = exchange();
         for _ in 0..2 {
-            let response = exchange
-                .send(&Method::HEAD, &upstream.uri("/"), &HeaderMap::new())
+            let response = call(&exchange, Method::HEAD, &upstream, "/", &HeaderMap::new())
                 .await
                 .unwrap();
             assert_eq!(response.headers()["content-length"], "1234");
