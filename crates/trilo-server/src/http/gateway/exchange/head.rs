@@ -11,6 +11,11 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields a response head may have (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
 
+/// Fields the gateway adds to an answer on its way (`forward`'s `nosniff` and CSP, the
+/// API host's CORS, the envelope's request id and referrer policy), room for which is made
+/// at once rather than by growing the map as they come.
+const ROOM_FOR_THE_GATEWAY: usize = 8;
+
 /// How a response's body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -142,7 +147,7 @@ pub fn take_response_head(
             };
         }
         let head = buffer.split_to(length).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_THE_GATEWAY);
         for span in &spans[..count] {
             let (at, len) = span.name;
             let name = HeaderName::from_bytes(&head[at..at + len])
