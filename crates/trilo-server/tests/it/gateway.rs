@@ -835,6 +835,30 @@ async fn dead_upstreams_are_502_and_slow_ones_504() {
     );
 }
 
+/// A product that answers with something other than HTTP/1.1 (here two different
+/// lengths, which would let it smuggle a second answer) is 502, and nothing of its answer
+/// reaches the caller.
+#[tokio::test]
+async fn an_answer_that_is_not_valid_http_is_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::sqlite().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\nok")
+                .await;
+        }
+    });
+    use_upstream(&app, &upstream).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
+    assert_refused(&answer, 502, "not valid HTTP");
+}
+
 /// A product that dies mid-answer: the 200 has gone out, so the caller's connection is
 /// cut, and the server's log says so under the request's id (the envelope sees the answer's
 /// head only).

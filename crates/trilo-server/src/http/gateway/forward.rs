@@ -162,7 +162,6 @@ impl Upstreams {
         let forwarded = forwarded_for(peer, &mut forwarded);
         let blocked = identity.blocked_containers.join(",");
         let own = trilo_headers(identity, forwarded, &blocked)?;
-        let named = connection_named(&parts.headers);
         let upstream = &identity.forwarding.upstream_base;
         if hyper::body::Body::is_end_stream(&body)
             && let Some((authority, base_path)) = split_http_url(upstream)
@@ -170,6 +169,7 @@ impl Upstreams {
             // A call without a body (most of them) goes by the gateway's own exchange,
             // its headers written as they are read: the caller's that may cross, then
             // trilo's.
+            let named = connection_named(&parts.headers);
             let headers = parts
                 .headers
                 .iter()
@@ -190,15 +190,22 @@ impl Upstreams {
             let response = match tokio::time::timeout(self.settings.response_timeout, sent).await {
                 Err(_) => return Err(too_slow()),
                 Ok(Err(ExchangeError::Target)) => return Err(misconfigured()),
+                Ok(Err(ExchangeError::Head(e))) => {
+                    tracing::warn!(error = %e, "the product's answer could not be read");
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "The product's answer was not valid HTTP.",
+                    ));
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "upstream request failed");
-                    return Err(unreachable());
+                    return Err(unreachable_product());
                 }
                 Ok(Ok(response)) => response,
             };
             return Ok(answer(response));
         }
-        remove_where(&mut parts.headers, |name| !crosses(name, &named));
+        strip(&mut parts.headers);
         for (name, value) in own.iter().flatten() {
             // Checked by `trilo_headers` by the same rule as `HeaderValue`'s.
             let value = HeaderValue::from_str(value).map_err(|_| unsendable_identity())?;
@@ -217,7 +224,7 @@ impl Upstreams {
             Ok(Err(e)) if exceeded_limit(&e) => return Err(too_large()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream request failed");
-                return Err(unreachable());
+                return Err(unreachable_product());
             }
             Ok(Ok(response)) => response,
         };
@@ -300,7 +307,7 @@ fn too_slow() -> ApiError {
     )
 }
 
-fn unreachable() -> ApiError {
+fn unreachable_product() -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "The product could not be reached.")
 }
 
@@ -351,7 +358,6 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
 
 /// The inbound strip as a header map undergoes it (for calls with a body, which go by
 /// hyper's client): what does not [`cross`](crosses) is removed.
-#[cfg(test)]
 fn strip(headers: &mut HeaderMap) {
     let named = connection_named(headers);
     remove_where(headers, |name| !crosses(name, &named));
