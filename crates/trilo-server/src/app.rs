@@ -48,7 +48,7 @@ pub async fn build_with_clock(
         crate::state::Limits::new(validated.limits),
         validated.metrics_allow.clone(),
         validated.mailer.clone(),
-    );
+    )?;
     let sender = match validated.sender {
         Some(settings) => Some(Arc::new(webhooks::spawn(core.clone(), settings)?)),
         None => None,

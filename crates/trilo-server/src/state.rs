@@ -58,16 +58,16 @@ impl AppState {
         limits: Limits,
         metrics_allow: Vec<IpAddr>,
         mailer: crate::mail::Mailer,
-    ) -> Self {
-        Self(Arc::new(SharedState {
+    ) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(SharedState {
             core,
             secure_cookies,
             limits,
             http_metrics: crate::http::metrics::HttpMetrics::default(),
             metrics_allow,
-            upstreams: Upstreams::new(upstreams),
+            upstreams: Upstreams::new(upstreams)?,
             mailer,
-        }))
+        })))
     }
 }
 

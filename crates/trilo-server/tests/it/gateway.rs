@@ -859,6 +859,33 @@ async fn an_answer_that_is_not_valid_http_is_502() {
     assert_refused(&answer, 502, "not valid HTTP");
 }
 
+/// An `https://` upstream is called over TLS: a plain listener in its place sees a TLS
+/// handshake begin (and the call, whose handshake then fails, is 502).
+#[tokio::test]
+async fn https_upstreams_are_called_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::sqlite().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("https://{}", listener.local_addr().unwrap());
+    let (first_bytes, seen) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 2];
+        stream.read_exact(&mut first).await.unwrap();
+        let _ = first_bytes.send(first);
+    });
+    use_upstream(&app, &upstream).await;
+    let (token, acme) = alice_read_token_on_acme(&app).await;
+    let answer = jira_get(&app, &token, &acme, "/rest/api/3/myself").await;
+    assert_eq!(answer.status, 502, "{answer:?}");
+    let first = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await
+        .expect("the gateway never connected")
+        .unwrap();
+    // A TLS handshake record (content type 22), protocol version 3.x.
+    assert_eq!(first, [0x16, 0x03]);
+}
+
 /// A product that dies mid-answer: the 200 has gone out, so the caller's connection is
 /// cut, and the server's log says so under the request's id (the envelope sees the answer's
 /// head only).

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Request, Response, StatusCode, Uri};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::{Frame, SizeHint};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -100,19 +102,29 @@ impl Default for UpstreamSettings {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pooled HTTP clients for upstream calls: the gateway's own exchange for calls
-/// without a body, hyper's client for those with one (see `exchange`).
+/// without a body to `http://` upstreams, hyper's client for those with one and for every
+/// call to an `https://` upstream (see `exchange`).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     exchange: Arc<Exchange>,
     settings: UpstreamSettings,
 }
 
 impl Upstreams {
-    pub fn new(settings: UpstreamSettings) -> Self {
+    /// The clients; `https://` upstreams are verified against the system's CA roots, which
+    /// must load.
+    pub fn new(settings: UpstreamSettings) -> anyhow::Result<Self> {
         let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .context("loading the system's CA roots for https upstreams")?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -123,11 +135,11 @@ impl Upstreams {
             settings.max_idle_per_host,
             IDLE_TIMEOUT,
         ));
-        Self {
+        Ok(Self {
             client,
             exchange,
             settings,
-        }
+        })
     }
 
     pub fn settings(&self) -> &UpstreamSettings {

@@ -10,7 +10,8 @@
 //! server and client 23 µs, hyper's server and an exchange like this one 14 µs.
 //!
 //! Calls with a body stay on hyper's client (`forward`), which reads an early answer (a
-//! 413, say) while the body is still being sent; this exchange writes, then reads.
+//! 413, say) while the body is still being sent; this exchange writes, then reads. So do
+//! calls to `https://` upstreams: this exchange speaks plain TCP only.
 
 mod body;
 mod head;
