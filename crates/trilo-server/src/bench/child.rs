@@ -252,6 +252,8 @@ pub async fn serve_child(
 async fn relay_forever(listener: TcpListener, target: SocketAddr) {
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         tokio::spawn(async move {
