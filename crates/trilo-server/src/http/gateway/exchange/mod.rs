@@ -93,7 +93,6 @@ impl Conn {
 pub struct Exchange {
     pool: Arc<Pool>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
     sweeper: Once,
 }
 
@@ -106,7 +105,6 @@ impl Exchange {
         Self {
             pool: Arc::new(Pool::new(max_idle_per_host, idle_timeout)),
             connect_timeout,
-            idle_timeout,
             sweeper: Once::new(),
         }
     }
@@ -162,10 +160,7 @@ impl Exchange {
 
     async fn connect(&self, host_and_port: &str, home: Arc<Host>) -> Result<Conn, ExchangeError> {
         self.sweeper.call_once(|| {
-            tokio::spawn(pool::sweep_while_alive(
-                Arc::downgrade(&self.pool),
-                self.idle_timeout,
-            ));
+            tokio::spawn(pool::sweep_while_alive(Arc::downgrade(&self.pool)));
         });
         let (host, port) = host_and_port_of(host_and_port).ok_or(ExchangeError::Target)?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
@@ -187,12 +182,14 @@ impl Exchange {
 }
 
 /// The host (an IPv6 literal without its brackets) and port (80 when none is given) of
-/// `host[:port]`.
+/// `host[:port]`, as the `http` crate reads an authority.
 fn host_and_port_of(authority: &str) -> Option<(&str, u16)> {
-    let (host, port) = match authority.rsplit_once(':') {
-        // A colon inside brackets is the IPv6 address's own.
-        Some((host, port)) if !port.ends_with(']') => (host, port.parse().ok()?),
-        _ => (authority, 80),
+    let parsed: axum::http::uri::Authority = authority.parse().ok()?;
+    // `host()` borrows `parsed`; the same text lies at the start of `authority`.
+    let (host, port) = authority.split_at(parsed.host().len());
+    let port = match port.strip_prefix(':') {
+        Some(_) => parsed.port_u16()?,
+        None => 80,
     };
     let host = host
         .strip_prefix('[')

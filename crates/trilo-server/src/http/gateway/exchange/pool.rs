@@ -80,7 +80,10 @@ impl Pool {
 }
 
 /// Sweeps `pool` every half idle timeout until it is dropped.
-pub async fn sweep_while_alive(pool: Weak<Pool>, idle_timeout: Duration) {
+pub async fn sweep_while_alive(pool: Weak<Pool>) {
+    let Some(idle_timeout) = pool.upgrade().map(|pool| pool.idle_timeout) else {
+        return;
+    };
     let mut every = tokio::time::interval((idle_timeout / 2).max(Duration::from_secs(1)));
     every.tick().await;
     loop {
