@@ -18,6 +18,7 @@ mod consent;
 mod console;
 mod console_webhooks;
 mod flow;
+mod front;
 mod gateway;
 mod grants;
 mod invitations;
