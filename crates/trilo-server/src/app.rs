@@ -14,15 +14,13 @@ use crate::keyfile::sealing_key;
 use crate::state::AppState;
 use crate::webhooks;
 
-pub use crate::listener::{Front, ListenerSettings, serve_fronted, serve_with};
+pub use crate::listener::{ListenerSettings, serve_with};
 
 /// The services and the router for one configuration.
 #[derive(Clone, Debug)]
 pub struct Server {
     pub core: Core,
     pub router: axum::Router,
-    /// What connections meet before the router: the gateway's front.
-    pub front: Arc<dyn Front>,
     /// The webhook sender, stopped when the last clone of the server is dropped.
     pub sender: Option<Arc<webhooks::SenderHandle>>,
     /// The key follower and the janitor, likewise.
@@ -60,7 +58,6 @@ pub async fn build_with_clock(
         .then(|| Arc::new(housekeeping::spawn(core.clone())));
     Ok(Server {
         core,
-        front: http::gateway::front::GatewayFront::new(state.clone()),
         router: http::router(state),
         sender,
         housekeeping,
@@ -71,23 +68,17 @@ pub async fn build_with_clock(
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
-    front: Arc<dyn Front>,
     settings: ListenerSettings,
 ) -> anyhow::Result<()> {
-    serve_fronted(listener, router, Some(front), settings, shutdown_signal()).await
+    serve_with(listener, router, settings, shutdown_signal()).await
 }
 
 /// Serves with the default listener settings and without waiting for a signal (tests
 /// abort the task instead).
-pub async fn serve_forever(
-    listener: TcpListener,
-    router: axum::Router,
-    front: Arc<dyn Front>,
-) -> anyhow::Result<()> {
-    serve_fronted(
+pub async fn serve_forever(listener: TcpListener, router: axum::Router) -> anyhow::Result<()> {
+    serve_with(
         listener,
         router,
-        Some(front),
         ListenerSettings::default(),
         std::future::pending(),
     )

@@ -242,7 +242,7 @@ pub async fn serve_child(
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    serve_forever(listener, router, server.front).await
+    serve_forever(listener, router).await
 }
 
 /// The `relay` scenario's hop: each connection accepted on `listener` is joined to a new

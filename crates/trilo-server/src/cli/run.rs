@@ -26,13 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {}", validated.listen))?;
             let server = build(&validated).await?;
             tracing::info!(listen = %validated.listen, backend = server.core.backend_name(), "trilo is serving");
-            serve(
-                listener,
-                server.router,
-                server.front,
-                validated.listener.clone(),
-            )
-            .await
+            serve(listener, server.router, validated.listener.clone()).await
         }
         Command::Migrate => {
             let validated = load_config(&cli.global)?.validate()?;
@@ -146,7 +140,6 @@ async fn run_demo(global: &GlobalOptions, listen: &str) -> anyhow::Result<()> {
     serve(
         listener,
         demo::with_callback_page(router),
-        server.front,
         validated.listener.clone(),
     )
     .await

@@ -72,7 +72,7 @@ where
 }
 
 /// The headers every answer to a call carries (the handler's own `Vary` values are kept).
-pub(crate) fn add_cors_headers(headers: &mut HeaderMap) {
+fn add_cors_headers(headers: &mut HeaderMap) {
     headers.append(header::VARY, VARY);
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
     headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);

@@ -17,7 +17,6 @@
 
 use std::any::Any;
 use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -74,86 +73,65 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        mark_sensitive(request.headers_mut());
+        let id = ensure_request_id(request.headers_mut());
+        let span = request_span(&request, &id);
+        let method = method_label(request.method());
+        tracing::debug!(target: LOG_TARGET, parent: &span, "started processing request");
         // The service that was made ready answers; a clone waits for the next request.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let answered = enveloped(request, self.metrics.clone(), move |request| {
-            inner.call(request).map(|answer| match answer {
-                Ok(response) => response,
-                Err(never) => match never {},
-            })
-        });
-        Box::pin(answered.map(Ok))
+        let metrics = self.metrics.clone();
+        let context = RequestContext::new(&id);
+        Box::pin(
+            async move {
+                // The router is called inside the context, so a route can note itself, and
+                // inside `catch_unwind`, so a panic while it builds the answer is caught too.
+                let mut scoped = std::pin::pin!(request_id::scope(context, async move {
+                    inner.call(request).await
+                }));
+                let outcome = AssertUnwindSafe(scoped.as_mut()).catch_unwind().await;
+                let context = scoped.as_mut().take_value();
+                let mut response = match outcome {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(never)) => match never {},
+                    Err(panic) => panicked(
+                        panic.as_ref(),
+                        context.as_ref().map_or("", RequestContext::id),
+                    ),
+                };
+                finish(&mut response, id);
+                let route = context.and_then(RequestContext::into_route);
+                let status = response.status();
+                let latency = started.elapsed();
+                metrics.as_ref().observe(
+                    route.as_ref().map_or("unmatched", RouteName::as_str),
+                    method,
+                    status.as_u16(),
+                    latency.as_secs_f64(),
+                );
+                let latency_ms = latency.as_secs_f64() * 1000.0;
+                tracing::debug!(
+                    target: LOG_TARGET,
+                    latency_ms,
+                    status = status.as_u16(),
+                    "finished processing request"
+                );
+                if status.is_server_error() {
+                    tracing::error!(
+                        target: LOG_TARGET,
+                        latency_ms,
+                        status = status.as_u16(),
+                        "response failed"
+                    );
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
     }
-}
-
-/// What the envelope does for one request, around `answer` (the router's, or the gateway
-/// front's for the calls it takes before hyper): see the module's comment.
-pub(crate) async fn enveloped<M, F, A>(
-    mut request: Request<Body>,
-    metrics: M,
-    answer: A,
-) -> Response<Body>
-where
-    M: AsRef<HttpMetrics>,
-    F: Future<Output = Response<Body>>,
-    A: FnOnce(Request<Body>) -> F,
-{
-    let started = Instant::now();
-    mark_sensitive(request.headers_mut());
-    let id = ensure_request_id(request.headers_mut());
-    let span = request_span(&request, &id);
-    let method = method_label(request.method());
-    tracing::debug!(target: LOG_TARGET, parent: &span, "started processing request");
-    let context = RequestContext::new(&id);
-    async move {
-        // The answer is made inside the context, so a route can note itself, and inside
-        // `catch_unwind`, so a panic while it is built is caught too.
-        // (`answer` is called when first polled: a service's `call` may note its route.)
-        let mut scoped =
-            std::pin::pin!(request_id::scope(
-                context,
-                async move { answer(request).await }
-            ));
-        let outcome = AssertUnwindSafe(scoped.as_mut()).catch_unwind().await;
-        let context = scoped.as_mut().take_value();
-        let mut response = match outcome {
-            Ok(response) => response,
-            Err(panic) => panicked(
-                panic.as_ref(),
-                context.as_ref().map_or("", RequestContext::id),
-            ),
-        };
-        finish(&mut response, id);
-        let route = context.and_then(RequestContext::into_route);
-        let status = response.status();
-        let latency = started.elapsed();
-        metrics.as_ref().observe(
-            route.as_ref().map_or("unmatched", RouteName::as_str),
-            method,
-            status.as_u16(),
-            latency.as_secs_f64(),
-        );
-        let latency_ms = latency.as_secs_f64() * 1000.0;
-        tracing::debug!(
-            target: LOG_TARGET,
-            latency_ms,
-            status = status.as_u16(),
-            "finished processing request"
-        );
-        if status.is_server_error() {
-            tracing::error!(
-                target: LOG_TARGET,
-                latency_ms,
-                status = status.as_u16(),
-                "response failed"
-            );
-        }
-        response
-    }
-    .instrument(span)
-    .await
 }
 
 /// Each request's span: method, path and request id. Never the query string (it can hold

@@ -28,26 +28,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-mod rewind;
 mod stalled_body;
-use rewind::Rewind;
 use stalled_body::StallTimeout;
-
-/// What a connection meets before hyper: the gateway's front, which answers the calls it
-/// can itself and hands the connection to hyper at the first it cannot
-/// (`http::gateway::front`).
-pub trait Front: Send + Sync + std::fmt::Debug + 'static {
-    /// Answers requests on `stream` from `peer` while they are its own. `Some(read)`: the
-    /// rest is hyper's, starting with the bytes already `read` off the connection; `None`:
-    /// the connection is done. Between requests it stops once `closing` turns true.
-    fn serve<'a>(
-        &'a self,
-        stream: &'a mut tokio::net::TcpStream,
-        peer: SocketAddr,
-        settings: &'a ListenerSettings,
-        closing: tokio::sync::watch::Receiver<bool>,
-    ) -> futures_util::future::BoxFuture<'a, Option<bytes::BytesMut>>;
-}
 
 /// How the listener treats its clients (`[http]` in the configuration).
 #[derive(Clone, Debug)]
@@ -138,20 +120,8 @@ pub async fn serve_with(
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    serve_fronted(listener, router, None, settings, shutdown).await
-}
-
-/// [`serve_with`], each connection meeting `front` first when there is one.
-pub async fn serve_fronted(
-    listener: TcpListener,
-    router: Router,
-    front: Option<Arc<dyn Front>>,
-    settings: ListenerSettings,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
     let counts = PeerCounts::default();
     let graceful = GracefulShutdown::new();
-    let (closing, closing_seen) = tokio::sync::watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -193,31 +163,16 @@ pub async fn serve_fronted(
                         .insert(ConnectInfo::<SocketAddr>(client));
                     request
                 });
-        // Held until the connection ends, so shutdown waits for the front's requests too.
-        let watcher = graceful.watcher();
-        let front = front.clone();
-        let closing = closing_seen.clone();
-        let builder = builder.clone();
-        let settings = settings.clone();
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _slot = slot;
-            let mut stream = stream;
-            let read = match &front {
-                Some(front) => match front.serve(&mut stream, peer, &settings, closing).await {
-                    Some(read) => read,
-                    None => return,
-                },
-                None => bytes::BytesMut::new(),
-            };
-            let io = TokioIo::new(Rewind::new(read, stream));
-            let connection = builder
-                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-                .into_owned();
-            let _ = watcher.watch(connection).await;
+            let _ = connection.await;
         });
     }
     drop(listener);
-    let _ = closing.send(true);
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(Duration::from_secs(30)) => {

@@ -18,7 +18,6 @@ mod consent;
 mod console;
 mod console_webhooks;
 mod flow;
-mod front;
 mod gateway;
 mod grants;
 mod invitations;

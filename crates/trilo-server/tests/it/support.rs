@@ -34,8 +34,6 @@ pub struct TestApp {
     pub clock: MockClock,
     dir: PathBuf,
     task: JoinHandle<()>,
-    /// Begins the server's graceful shutdown when sent to (or dropped).
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pg_database: Option<trilo_store_postgres::testing::TestDatabase>,
     /// The webhook sender, stopped with the app.
     _sender: Option<Arc<trilo_server::webhooks::SenderHandle>>,
@@ -226,21 +224,8 @@ impl TestApp {
         let housekeeping = server.housekeeping.clone();
         let router = demo::with_sample_products(server.router, &server.core).unwrap();
         let router = demo::with_callback_page(router);
-        let front = server.front;
-        let settings = validated.listener.clone();
-        let (shutdown, shutdown_seen) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let shutdown_seen = async {
-                let _ = shutdown_seen.await;
-            };
-            let _ = trilo_server::app::serve_fronted(
-                listener,
-                router,
-                Some(front),
-                settings,
-                shutdown_seen,
-            )
-            .await;
+            let _ = trilo_server::app::serve_forever(listener, router).await;
         });
         Some(TestApp {
             base,
@@ -250,7 +235,6 @@ impl TestApp {
             clock,
             dir,
             task,
-            shutdown: Some(shutdown),
             pg_database,
             _sender: sender,
             _housekeeping: housekeeping,
@@ -288,13 +272,6 @@ impl TestApp {
     }
 
     /// The data directory (its `master.key` is what other instances must share).
-    /// Begins the server's graceful shutdown and waits (at most `within`) until it has
-    /// served its last request; whether it did in time.
-    pub async fn shut_down_within(&mut self, within: std::time::Duration) -> bool {
-        drop(self.shutdown.take());
-        tokio::time::timeout(within, &mut self.task).await.is_ok()
-    }
-
     pub fn data_dir(&self) -> &std::path::Path {
         &self.dir
     }

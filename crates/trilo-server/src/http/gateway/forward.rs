@@ -146,19 +146,22 @@ impl Upstreams {
         &self.settings
     }
 
-    /// Sends `request` (its body streamed as it arrives) from `peer` to the admitted call's
-    /// upstream, at its base URL followed by `path` and `query`, with the identity of the
-    /// call, and returns the upstream's response with its body streamed back. A dead
-    /// upstream is 502, a slow one 504.
+    /// Sends `request` (its body streamed as it arrives) to the admitted call's upstream,
+    /// at its base URL followed by `path` and `query`, with the identity of the call, and
+    /// returns the upstream's response with its body streamed back. A dead upstream is
+    /// 502, a slow one 504.
     pub async fn forward(
         &self,
         request: Request<Body>,
-        peer: Option<std::net::IpAddr>,
         identity: &Admitted,
         path: &str,
         query: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)

@@ -4,10 +4,8 @@
 
 mod exchange;
 pub mod forward;
-pub mod front;
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -48,25 +46,12 @@ impl tower::Service<Request<Body>> for GatewayService {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let state = self.0.clone();
-        let client = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|connected| connected.0.ip());
-        Box::pin(async move { Ok(answer(&state, request, client).await) })
-    }
-}
-
-/// The answer to one gateway call from `client` (as the listener saw it): the upstream's,
-/// or the gateway's error. The router's [`GatewayService`] and the listener's [`front`]
-/// both answer by it.
-pub(crate) async fn answer(
-    state: &AppState,
-    request: Request<Body>,
-    client: Option<IpAddr>,
-) -> Response {
-    match handle(state, request, client).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+        Box::pin(async move {
+            Ok(match handle(&state, request).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            })
+        })
     }
 }
 
@@ -104,11 +89,7 @@ where
     }
 }
 
-async fn handle(
-    state: &AppState,
-    request: Request<Body>,
-    client: Option<IpAddr>,
-) -> Result<Response, ApiError> {
+async fn handle(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
     let uri = request.uri().clone();
     let Some((product, cloud_id, path)) = split_path(uri.path()) else {
         return Err(ApiError::new(
@@ -142,7 +123,7 @@ async fn handle(
     let forwarded_path = admitted.aliased_path.as_deref().unwrap_or(path);
     state
         .upstreams
-        .forward(request, client, &admitted, forwarded_path, uri.query())
+        .forward(request, &admitted, forwarded_path, uri.query())
         .await
 }
 

@@ -3,7 +3,7 @@
 
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 /// The most a response head may take, interim heads included (hyper's own limit is
 /// larger; a product's answer head is a few hundred bytes).
@@ -100,35 +100,9 @@ pub fn is_field_value(value: &str) -> bool {
 
 /// Where one header field lies in the head: name and value, as offsets.
 #[derive(Clone, Copy, Default)]
-pub struct FieldSpan {
+struct FieldSpan {
     name: (usize, usize),
     value: (usize, usize),
-}
-
-impl FieldSpan {
-    /// Where `field` lies in the head that starts at `start` (the head's first byte).
-    pub fn of(field: &httparse::Header<'_>, start: *const u8) -> Self {
-        let start = start as usize;
-        let offset = |part: &[u8]| (part.as_ptr() as usize - start, part.len());
-        Self {
-            name: offset(field.name.as_bytes()),
-            value: offset(field.value),
-        }
-    }
-}
-
-/// The fields at `spans` of `head` as a header map with room for `room` more, their values
-/// sharing the head's bytes uncopied; `None` when a name or value is not valid.
-pub fn header_map(head: &Bytes, spans: &[FieldSpan], room: usize) -> Option<HeaderMap> {
-    let mut headers = HeaderMap::with_capacity(spans.len() + room);
-    for span in spans {
-        let (at, len) = span.name;
-        let name = HeaderName::from_bytes(head.get(at..at + len)?).ok()?;
-        let (at, len) = span.value;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..at + len)).ok()?;
-        headers.append(name, value);
-    }
-    Some(headers)
 }
 
 /// Takes the final response head off the front of `buffer`, dropping interim (1xx) heads
@@ -163,14 +137,27 @@ pub fn take_response_head(
             StatusCode::from_u16(code).map_err(|_| HeadError::Malformed("the status code"))?;
         let http11 = response.version == Some(1);
         // The fields' places, so their values can share the head's bytes uncopied.
+        let start = buffer.as_ptr() as usize;
+        let offset = |part: &[u8]| (part.as_ptr() as usize - start, part.len());
         let mut spans = [FieldSpan::default(); MAX_HEADERS];
         let count = response.headers.len();
         for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-            *span = FieldSpan::of(field, buffer.as_ptr());
+            *span = FieldSpan {
+                name: offset(field.name.as_bytes()),
+                value: offset(field.value),
+            };
         }
         let head = buffer.split_to(length).freeze();
-        let headers = header_map(&head, &spans[..count], ROOM_FOR_THE_GATEWAY)
-            .ok_or(HeadError::Malformed("a field name or value"))?;
+        let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_THE_GATEWAY);
+        for span in &spans[..count] {
+            let (at, len) = span.name;
+            let name = HeaderName::from_bytes(&head[at..at + len])
+                .map_err(|_| HeadError::Malformed("a field name"))?;
+            let (at, len) = span.value;
+            let value = HeaderValue::from_maybe_shared(head.slice(at..at + len))
+                .map_err(|_| HeadError::Malformed("a field value"))?;
+            headers.append(name, value);
+        }
         return framed(status, headers, http11, head_request).map(Some);
     }
 }

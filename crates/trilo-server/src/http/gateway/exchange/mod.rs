@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use body::UpstreamBody;
-pub use head::{FieldSpan, HeadError, MAX_HEAD, MAX_HEADERS, header_map, is_field_value};
+pub use head::{HeadError, is_field_value};
 use head::{take_response_head, write_request_head};
 use pool::{Host, Pool};
 
