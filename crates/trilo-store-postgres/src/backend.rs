@@ -19,7 +19,6 @@ use trilo_store_sql::store::Backend;
 
 use crate::PgStore;
 use crate::conn::Db;
-use crate::error::retry;
 use crate::notify;
 
 impl Backend for PgStore {
@@ -75,7 +74,7 @@ impl Backend for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        retry(move || async move {
+        self.retry(move || async move {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
             Ok(())
         })

@@ -418,6 +418,15 @@ mod lost_connections {
         ended
     }
 
+    /// Opens `count` pooled connections at once and gives them back: the pool then holds
+    /// them all idle, as a busy server's does.
+    async fn fill_the_pool(store: &crate::PgStore, count: usize) {
+        let mut held = Vec::new();
+        for _ in 0..count {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+    }
+
     /// Pooled connections the server ended (57P01, "terminating connection due to
     /// administrator command") fail no operation: each is run again on a fresh connection,
     /// reads and writes alike.
@@ -429,11 +438,7 @@ mod lost_connections {
         };
         // Every pooled connection open, more than one operation's attempts (a restart
         // leaves the whole pool dead).
-        let mut held = Vec::new();
-        for _ in 0..POOLED {
-            held.push(store.0.pool.acquire().await.unwrap());
-        }
-        drop(held);
+        fill_the_pool(&store.0, POOLED).await;
         let sites = store.list_sites().await.unwrap().len();
 
         assert!(end_other_backends(&db.url).await >= POOLED as i64);
@@ -443,6 +448,40 @@ mod lost_connections {
         let site = trilo_core::testing::fixtures::site();
         store.insert_site(&site).await.unwrap();
         assert_eq!(store.list_sites().await.unwrap().len(), sites + 1);
+        store.0.close().await;
+        db.drop_database().await.unwrap();
+    }
+
+    /// So are the statements that go straight to the pool, the health check and a
+    /// single rotation, with more dead connections pooled than an operation has attempts.
+    #[tokio::test]
+    async fn a_health_check_and_a_rotation_after_a_restart_find_a_live_connection() {
+        const POOLED: usize = 12;
+        let Some((db, store)) = fresh_store(POOLED as u32).await.unwrap() else {
+            return;
+        };
+        fill_the_pool(&store.0, POOLED).await;
+        assert!(end_other_backends(&db.url).await >= POOLED as i64);
+        trilo_store_sql::store::Backend::ping(&store.0)
+            .await
+            .unwrap();
+
+        fill_the_pool(&store.0, POOLED).await;
+        assert!(end_other_backends(&db.url).await >= POOLED as i64);
+        // A family that does not exist: the compare-and-set finds nothing to advance.
+        let now = time::OffsetDateTime::now_utc();
+        let rotation = trilo_core::model::Rotation {
+            family_id: "no-such-family".to_owned(),
+            parent_hash: [1; 32],
+            parent_generation: 0,
+            child: trilo_core::model::NewRefreshToken {
+                token_hash: [2; 32],
+                inactivity_expires_at: now + time::Duration::days(1),
+                kept: trilo_core::model::TokenKeeping::Family,
+            },
+            at: now,
+        };
+        assert!(!store.0.rotate(&rotation).await.unwrap());
         store.0.close().await;
         db.drop_database().await.unwrap();
     }

@@ -29,7 +29,6 @@ use trilo_store_sql::store::read_then_rotate;
 
 use crate::PgStore;
 use crate::batch_queue::{RefreshJob, WriteTogether, job_of_row};
-use crate::error::retry;
 
 const ROTATE: &str = "WITH advanced AS ( \
        UPDATE token_families SET head_generation = $1 \
@@ -167,7 +166,7 @@ impl PgStore {
     pub(crate) async fn rotate(&self, rotation: &Rotation) -> StoreResult<bool> {
         let child_generation = rotation.parent_generation + 1;
         let kept = rotation.child.kept == TokenKeeping::Family;
-        retry(move || async move {
+        self.retry(move || async move {
             let query = if kept {
                 sqlx::query(sql::ADVANCE_KEPT_HEAD)
                     .bind(child_generation)
