@@ -259,8 +259,8 @@ async fn run_with(options: &BenchOptions, setup: &Setup<'_>) -> anyhow::Result<B
         && options.warmup + options.duration > DIRECT_LIMIT
     {
         eprintln!(
-            "trilo bench: warning: direct reuses one gateway assertion per client, which the \
-             sample upstream accepts for {DIRECT_LIMIT:?}: expect errors near the end"
+            "trilo bench: warning: direct and relay reuse one gateway assertion per client, \
+             which the sample upstream accepts for {DIRECT_LIMIT:?}: expect errors near the end"
         );
     }
     let info = demo::seed(

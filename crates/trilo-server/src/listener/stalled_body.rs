@@ -54,17 +54,17 @@ where
             this.armed = false;
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        let deadline = Instant::now() + this.timeout;
+        // The clock is read only when the wait begins, not on every poll while it lasts.
         let timer = match &mut this.timer {
             Some(timer) => {
                 if !this.armed {
-                    timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(Instant::now() + this.timeout);
                 }
                 timer
             }
             None => this
                 .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                .insert(Box::pin(tokio::time::sleep(this.timeout))),
         };
         this.armed = true;
         match timer.as_mut().poll(cx) {

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use trilo_core::services::gateway::Admitted;
 
 use super::super::errors::ApiError;
-use super::exchange::{Exchange, ExchangeError, is_field_value, split_http_url};
+use super::exchange::{Exchange, ExchangeError, UpstreamBody, is_field_value, split_http_url};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -175,72 +175,80 @@ impl Upstreams {
         let blocked = identity.blocked_containers.join(",");
         let own = trilo_headers(identity, forwarded, &blocked)?;
         let upstream = &identity.forwarding.upstream_base;
-        if hyper::body::Body::is_end_stream(&body)
+        let response = if hyper::body::Body::is_end_stream(&body)
             && let Some((authority, base_path)) = split_http_url(upstream)
         {
-            // A call without a body (most of them) goes by the gateway's own exchange,
-            // its headers written as they are read: the caller's that may cross, then
-            // trilo's.
-            let named = connection_named(&parts.headers);
-            let headers = parts
-                .headers
-                .iter()
-                .filter(|(name, _)| crosses(name, &named))
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
-                .chain(
-                    own.iter()
-                        .flatten()
-                        .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-                );
             let target = match query {
                 Some(query) => [base_path, path, "?", query],
                 None => [base_path, path, "", ""],
             };
-            let sent = self
-                .exchange
-                .send(&parts.method, authority, &target, headers);
-            let response = match tokio::time::timeout(self.settings.response_timeout, sent).await {
-                Err(_) => return Err(too_slow()),
-                Ok(Err(ExchangeError::Target)) => return Err(misconfigured()),
-                Ok(Err(ExchangeError::Head(e))) => {
-                    tracing::warn!(error = %e, "the product's answer could not be read");
-                    return Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "The product's answer was not valid HTTP.",
-                    ));
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "upstream request failed");
-                    return Err(unreachable_product());
-                }
-                Ok(Ok(response)) => response,
-            };
-            return Ok(answer(response));
-        }
-        strip(&mut parts.headers);
-        for (name, value) in own.iter().flatten() {
-            // Checked by `trilo_headers` by the same rule as `HeaderValue`'s.
-            let value = HeaderValue::from_str(value).map_err(|_| unsendable_identity())?;
-            parts.headers.insert(HeaderName::from_static(name), value);
-        }
-        let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
-        let body = Body::new(Limited::new(body, limit));
-        parts.uri = target_uri(upstream, path, query)?;
-        let outgoing = Request::from_parts(parts, body);
-        let sent = tokio::time::timeout(
-            self.settings.response_timeout,
-            self.client.request(outgoing),
-        );
-        let response = match sent.await {
-            Err(_) => return Err(too_slow()),
-            Ok(Err(e)) if exceeded_limit(&e) => return Err(too_large()),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "upstream request failed");
-                return Err(unreachable_product());
+            answer(self.by_exchange(&parts, authority, &target, &own).await?)
+        } else {
+            strip(&mut parts.headers);
+            for (name, value) in own.iter().flatten() {
+                // Checked by `trilo_headers` by the same rule as `HeaderValue`'s.
+                let value = HeaderValue::from_str(value).map_err(|_| unsendable_identity())?;
+                parts.headers.insert(HeaderName::from_static(name), value);
             }
-            Ok(Ok(response)) => response,
+            parts.uri = target_uri(upstream, path, query)?;
+            answer(self.by_client(Request::from_parts(parts, body)).await?)
         };
-        Ok(answer(response))
+        Ok(response)
+    }
+
+    /// A call without a body (most of them) by the gateway's own exchange, its headers
+    /// written as they are read: the caller's that may cross, then trilo's.
+    async fn by_exchange(
+        &self,
+        request: &axum::http::request::Parts,
+        authority: &str,
+        target: &[&str],
+        own: &[Option<(&'static str, &str)>],
+    ) -> Result<Response<UpstreamBody>, ApiError> {
+        let named = connection_named(&request.headers);
+        let headers = request
+            .headers
+            .iter()
+            .filter(|(name, _)| crosses(name, &named))
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+            .chain(
+                own.iter()
+                    .flatten()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            );
+        let sent = self
+            .exchange
+            .send(&request.method, authority, target, headers);
+        match tokio::time::timeout(self.settings.response_timeout, sent).await {
+            Err(_) => Err(too_slow()),
+            Ok(Err(ExchangeError::Target)) => Err(misconfigured()),
+            Ok(Err(ExchangeError::Head(e))) => {
+                tracing::warn!(error = %e, "the product's answer could not be read");
+                Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "The product's answer was not valid HTTP.",
+                ))
+            }
+            Ok(Err(e)) => Err(unreachable_product(&e)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// A call with a body, or to an `https://` upstream, by hyper's client; the body is
+    /// streamed under the request body limit.
+    async fn by_client(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, ApiError> {
+        let limit = usize::try_from(self.settings.max_request_body).unwrap_or(usize::MAX);
+        let request = request.map(|body| Body::new(Limited::new(body, limit)));
+        let sent = self.client.request(request);
+        match tokio::time::timeout(self.settings.response_timeout, sent).await {
+            Err(_) => Err(too_slow()),
+            Ok(Err(e)) if exceeded_limit(&e) => Err(too_large()),
+            Ok(Err(e)) => Err(unreachable_product(&e)),
+            Ok(Ok(response)) => Ok(response),
+        }
     }
 }
 
@@ -319,7 +327,9 @@ fn too_slow() -> ApiError {
     )
 }
 
-fn unreachable_product() -> ApiError {
+/// The product could not be reached (`error` says why, in the log only).
+fn unreachable_product(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %error, "upstream request failed");
     ApiError::new(StatusCode::BAD_GATEWAY, "The product could not be reached.")
 }
 
@@ -413,9 +423,10 @@ fn forwarded_for(peer: Option<std::net::IpAddr>, buffer: &mut [u8; FORWARDED_MAX
 /// site or name the upstream's internal address). Every answer is `nosniff` with a
 /// sandboxing CSP.
 fn strip_response(headers: &mut HeaderMap) {
-    strip_connection_headers(headers);
+    let named = connection_named(headers);
     remove_where(headers, |name| {
         HOP_BY_HOP.contains(name)
+            || named.contains(name)
             || name == header::SET_COOKIE
             || name.as_str().starts_with("access-control-")
     });
@@ -434,12 +445,6 @@ fn strip_response(headers: &mut HeaderMap) {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PROXIED_CSP),
     );
-}
-
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in connection_named(headers) {
-        headers.remove(name);
-    }
 }
 
 /// trilo's own headers for the call, in the order sent: `Forwarded` (when the peer is

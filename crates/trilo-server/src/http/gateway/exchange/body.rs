@@ -264,7 +264,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// Decodes `raw` fed in pieces of `piece` bytes; the data, and whether it ended.
+    /// Decodes `raw` fed in pieces of `piece` bytes: the data, whether it ended, and how
+    /// many bytes were left in the buffer.
     fn decode_in_pieces(raw: &[u8], piece: usize) -> io::Result<(Vec<u8>, bool, usize)> {
         let mut state = Chunked::Size;
         let mut buffer = BytesMut::new();

@@ -260,8 +260,13 @@ mod tests {
         (head, String::from_utf8(buffer.to_vec()).unwrap())
     }
 
+    /// The whole head of `raw`, an answer to a GET.
+    fn head_of(raw: &str) -> ResponseHead {
+        take(raw, false).0.unwrap().unwrap()
+    }
+
     fn framing_of(raw: &str) -> (Framing, bool) {
-        let head = take(raw, false).0.unwrap().unwrap();
+        let head = head_of(raw);
         (head.framing, head.reusable)
     }
 
@@ -351,13 +356,9 @@ mod tests {
             (Framing::Chunked, true)
         );
         // Both: the length is dropped and the connection not used again.
-        let head = take(
-            &format!("{ok}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            false,
-        )
-        .0
-        .unwrap()
-        .unwrap();
+        let head = head_of(&format!(
+            "{ok}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
         assert_eq!((head.framing, head.reusable), (Framing::Chunked, false));
         assert!(head.headers.get(header::CONTENT_LENGTH).is_none());
         assert_eq!(
@@ -368,13 +369,9 @@ mod tests {
             framing_of(&format!("{ok}\r\n")),
             (Framing::UntilClose, false)
         );
-        let head = take(
-            &format!("{ok}Content-Length: 7, 7\r\nContent-Length: 7\r\n\r\n"),
-            false,
-        )
-        .0
-        .unwrap()
-        .unwrap();
+        let head = head_of(&format!(
+            "{ok}Content-Length: 7, 7\r\nContent-Length: 7\r\n\r\n"
+        ));
         assert_eq!((head.framing, head.reusable), (Framing::Length(7), true));
         let lengths: Vec<_> = head
             .headers

@@ -363,6 +363,19 @@ mod tests {
         Exchange::new(Duration::from_secs(2), 8, Duration::from_secs(60))
     }
 
+    /// The body of the answer to a `method` of `path` without headers, read whole.
+    async fn text_of(
+        exchange: &Exchange,
+        method: Method,
+        upstream: &Upstream,
+        path: &str,
+    ) -> String {
+        let response = call(exchange, method, upstream, path, &HeaderMap::new())
+            .await
+            .unwrap();
+        read_all(response).await.unwrap()
+    }
+
     async fn read_all(response: Response<UpstreamBody>) -> io::Result<String> {
         let bytes = response.into_body().collect().await?.to_bytes();
         Ok(String::from_utf8(bytes.to_vec()).unwrap())
@@ -412,10 +425,10 @@ mod tests {
         .await;
         let exchange = exchange();
         for _ in 0..2 {
-            let response = call(&exchange, Method::GET, &upstream, "/c", &HeaderMap::new())
-                .await
-                .unwrap();
-            assert_eq!(read_all(response).await.unwrap(), "hello, world");
+            assert_eq!(
+                text_of(&exchange, Method::GET, &upstream, "/c").await,
+                "hello, world"
+            );
         }
         assert_eq!(upstream.connections(), 1);
     }
@@ -431,14 +444,11 @@ mod tests {
         })
         .await;
         let exchange = exchange();
-        let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(read_all(response).await.unwrap(), "until the end");
-        let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(read_all(response).await.unwrap(), "ok");
+        assert_eq!(
+            text_of(&exchange, Method::GET, &upstream, "/").await,
+            "until the end"
+        );
+        assert_eq!(text_of(&exchange, Method::GET, &upstream, "/").await, "ok");
         assert_eq!(upstream.connections(), 2);
         assert_eq!(exchange.idle_count(&upstream.authority), 0);
     }
@@ -456,10 +466,7 @@ mod tests {
         let upstream = Upstream::start(one_answer_then_close).await;
         let exchange = exchange();
         for _ in 0..3 {
-            let response = call(&exchange, Method::GET, &upstream, "/", &HeaderMap::new())
-                .await
-                .unwrap();
-            assert_eq!(read_all(response).await.unwrap(), "ok");
+            assert_eq!(text_of(&exchange, Method::GET, &upstream, "/").await, "ok");
             // The close reaches this side.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -476,15 +483,9 @@ mod tests {
     async fn a_connection_idle_a_while_is_checked_before_use() {
         let upstream = Upstream::start(one_answer_then_close).await;
         let exchange = exchange();
-        let response = call(&exchange, Method::POST, &upstream, "/", &HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(read_all(response).await.unwrap(), "ok");
+        assert_eq!(text_of(&exchange, Method::POST, &upstream, "/").await, "ok");
         tokio::time::sleep(pool::CHECK_AFTER + Duration::from_millis(100)).await;
-        let response = call(&exchange, Method::POST, &upstream, "/", &HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(read_all(response).await.unwrap(), "ok");
+        assert_eq!(text_of(&exchange, Method::POST, &upstream, "/").await, "ok");
         assert_eq!(upstream.requests.lock().unwrap().len(), 2, "nothing resent");
         let requests = upstream.requests.lock().unwrap();
         assert!(
