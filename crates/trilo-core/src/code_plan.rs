@@ -80,6 +80,14 @@ impl CodePlan {
         self.check(code).is_ok() && code.used_at.is_none()
     }
 
+    /// Whether the code as read was spent by this very plan: used, and by the family the
+    /// plan starts (a new id for each plan). A store that runs a redemption again after its
+    /// commit's answer was lost (a connection broken at that moment) finds it so, and owes
+    /// the caller that family, not a replay's refusal.
+    pub fn spent_by_this_plan(&self, code: &AuthorizationCode) -> bool {
+        code.used_at.is_some() && code.family_id.as_deref() == Some(self.family_id.as_str())
+    }
+
     /// The redemption to apply to the code as read: its family when the plan
     /// [`redeems`](CodePlan::redeems) it.
     pub fn redemption(&self, code: &AuthorizationCode) -> Option<NewFamily> {
@@ -179,6 +187,19 @@ mod tests {
         code.used_at = Some(at(2));
         assert_eq!(plan.check(&code), Ok(()), "a replay passes the check");
         assert!(!plan.redeems(&code), "but is not redeemed");
+    }
+
+    #[test]
+    fn a_code_spent_by_the_plans_own_family_was_spent_by_this_plan() {
+        let (mut code, plan) = code_with_scopes(&["read:jira-work"]);
+        assert!(!plan.spent_by_this_plan(&code), "unused");
+        code.used_at = Some(at(2));
+        code.family_id = Some("another-family".to_owned());
+        assert!(!plan.spent_by_this_plan(&code), "spent by another exchange");
+        code.family_id = Some(plan.family_id.clone());
+        assert!(plan.spent_by_this_plan(&code));
+        code.used_at = None;
+        assert!(!plan.spent_by_this_plan(&code), "a family named but no use");
     }
 
     #[test]

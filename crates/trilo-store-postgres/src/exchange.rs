@@ -190,6 +190,14 @@ impl PgStore {
                     None => Some(Redeemed::NotFound),
                 }
             }
+            // The batch ran again after a broken connection lost the answer to an attempt
+            // that had committed: that attempt's family is this exchange's.
+            None if plan.spent_by_this_plan(&code) => {
+                match self.read(|c| grants::family(c, &plan.family_id)).await? {
+                    Some(family) => Some(Redeemed::First(family)),
+                    None => Some(Redeemed::NotFound),
+                }
+            }
             other => other,
         };
         Ok(Some(CodeExchanged { code, redeemed }))

@@ -488,6 +488,152 @@ mod lost_connections {
 }
 
 #[cfg(all(test, feature = "test-support"))]
+mod lost_answers {
+    //! A batch's statement whose commit landed but whose answer a broken connection lost is
+    //! run again (`writer_conn`, `error::retry`); what it then finds must give each caller
+    //! what the lost answer would have: nothing is lost and nothing is refused.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use time::Duration;
+    use trilo_core::model::{Redeemed, RefreshTokenState, TokenFamily, TokenKeeping};
+    use trilo_core::refresh_plan::{RefreshPlan, RotationRule};
+    use trilo_core::store::{GrantStore, Refreshed};
+    use trilo_core::testing::fixtures::{self, World, at};
+    use trilo_protocol::rotation::RotationDecision;
+
+    use super::{PgStore, SqlStore};
+    use crate::testing::lossy_proxy::LossyProxy;
+    use crate::testing::{TestDatabase, fresh_database, test_url};
+
+    struct Behind {
+        db: TestDatabase,
+        proxy: LossyProxy,
+        store: SqlStore<PgStore>,
+        world: World,
+    }
+
+    /// A seeded store whose every connection goes through a [`LossyProxy`].
+    async fn behind_a_lossy_proxy() -> Option<Behind> {
+        let base = test_url()?;
+        let db = fresh_database(&base).await.unwrap();
+        let proxy = LossyProxy::start(&db.url).await.unwrap();
+        let store = SqlStore(PgStore::connect(&proxy.url, 4).await.unwrap());
+        let world = World::seed(&store).await.unwrap();
+        Some(Behind {
+            db,
+            proxy,
+            store,
+            world,
+        })
+    }
+
+    /// A code exchanged through the batch, its answer lost: the family it started, which
+    /// keeps its tokens and holds `offline_access`.
+    async fn exchanged_with_its_answer_lost(b: &Behind) -> TokenFamily {
+        let (_, code) = b
+            .world
+            .consented(&b.store, &["read:jira-work", "offline_access"], at(1))
+            .await
+            .unwrap();
+        let mut plan = fixtures::code_plan(&b.world.app.app_id, &code, at(3));
+        plan.first_refresh_token.kept = TokenKeeping::Family;
+        b.proxy.lose_the_next_answer();
+        let (exchanged, durable) = b.store.exchange_code(&plan).await.unwrap();
+        durable.wait().await.unwrap();
+        assert_eq!(b.proxy.answers_lost(), 1, "the exchange's answer was lost");
+        match exchanged.unwrap().redeemed {
+            Some(Redeemed::First(family)) => {
+                assert_eq!(family.family_id, plan.family_id);
+                assert_eq!(family.revoked_at, None);
+                family
+            }
+            other => panic!("the exchange was refused after its answer was lost: {other:?}"),
+        }
+    }
+
+    async fn issued_events(b: &Behind, family: &TokenFamily) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM audit_events WHERE action = 'token.issued' AND target = $1",
+        )
+        .bind(&family.family_id)
+        .fetch_one(&b.store.0.pool)
+        .await
+        .unwrap()
+    }
+
+    fn refresh_of(b: &Behind, family: &TokenFamily, generation: i64, at_s: i64) -> RefreshPlan {
+        RefreshPlan {
+            rule: RotationRule {
+                app_id: b.world.app.app_id.clone(),
+                now: at(at_s),
+                reuse_leeway: Duration::minutes(10),
+            },
+            parent: fixtures::kept_token_key(&family.family_id, generation),
+            child: fixtures::new_kept_token(at(at_s)),
+            scope: None,
+        }
+    }
+
+    /// The refresh's state as the store read it, and whether it rotated, once committed.
+    async fn refreshed(b: &Behind, plan: &RefreshPlan) -> (RefreshTokenState, bool) {
+        let Refreshed {
+            state,
+            rotated,
+            durable,
+        } = b.store.refresh_and_rotate(plan).await.unwrap().unwrap();
+        durable.wait().await.expect("the refresh's commit");
+        (state, rotated)
+    }
+
+    /// The exchange found its code spent by its own family: that family is its answer, with
+    /// one `token.issued` event, not a replay's refusal (which would end the family).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exchange_whose_answer_was_lost_gets_the_family_it_started() {
+        let Some(b) = behind_a_lossy_proxy().await else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let family = exchanged_with_its_answer_lost(&b).await;
+        assert_eq!(issued_events(&b, &family).await, 1);
+        let stored = b.store.family(&family.family_id).await.unwrap().unwrap();
+        assert_eq!(stored.revoked_at, None);
+        b.store.0.close().await;
+        b.db.drop_database().await.unwrap();
+    }
+
+    /// The refresh found its token already rotated, one generation behind the head and
+    /// inside the reuse leeway: the rule returns that head (the same successor, derived
+    /// from family and generation) and the family lives on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_whose_answer_was_lost_returns_the_successor_it_stored() {
+        let Some(b) = behind_a_lossy_proxy().await else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let family = exchanged_with_its_answer_lost(&b).await;
+
+        let plan = refresh_of(&b, &family, 0, 4);
+        b.proxy.lose_the_next_answer();
+        let (state, rotated) = refreshed(&b, &plan).await;
+        assert_eq!(b.proxy.answers_lost(), 2, "the refresh's answer was lost");
+        assert!(!rotated, "the attempt that ran again rotated nothing more");
+        assert_eq!(
+            state.family.head_generation, 1,
+            "the lost attempt's rotation stands"
+        );
+        assert_eq!(plan.rule.decide(&state), RotationDecision::ReturnCurrent);
+
+        let head = b.store.family(&family.family_id).await.unwrap().unwrap();
+        assert_eq!((head.head_generation, head.revoked_at), (1, None));
+        // The successor the caller then holds rotates as usual.
+        let next = refresh_of(&b, &family, 1, 5);
+        assert!(refreshed(&b, &next).await.1);
+        b.store.0.close().await;
+        b.db.drop_database().await.unwrap();
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
 mod bulk_loader {
     #![allow(clippy::unwrap_used)]
 

@@ -6,6 +6,8 @@
 //! renamed into place, so concurrent test processes never see a half-migrated template: the
 //! loser of the rename drops its copy.
 
+pub mod lossy_proxy;
+
 use std::str::FromStr;
 use std::time::Duration;
 
