@@ -561,12 +561,15 @@ mod lost_answers {
         .unwrap()
     }
 
+    /// The refresh of `family`'s token `generation` at `at(at_s)`, under the shortest reuse
+    /// leeway the configuration accepts: an attempt run again carries the same instant as
+    /// the rotation it finds, so even that leeway holds it.
     fn refresh_of(b: &Behind, family: &TokenFamily, generation: i64, at_s: i64) -> RefreshPlan {
         RefreshPlan {
             rule: RotationRule {
                 app_id: b.world.app.app_id.clone(),
                 now: at(at_s),
-                reuse_leeway: Duration::minutes(10),
+                reuse_leeway: Duration::milliseconds(1),
             },
             parent: fixtures::kept_token_key(&family.family_id, generation),
             child: fixtures::new_kept_token(at(at_s)),
@@ -601,9 +604,9 @@ mod lost_answers {
         b.db.drop_database().await.unwrap();
     }
 
-    /// The refresh found its token already rotated, one generation behind the head and
-    /// inside the reuse leeway: the rule returns that head (the same successor, derived
-    /// from family and generation) and the family lives on.
+    /// The refresh found its token already rotated, one generation behind the head and,
+    /// at the rotation's own instant, inside the reuse leeway: the rule returns that head
+    /// (the same successor, derived from family and generation) and the family lives on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refresh_whose_answer_was_lost_returns_the_successor_it_stored() {
         let Some(b) = behind_a_lossy_proxy().await else {
