@@ -51,6 +51,8 @@ pub struct ServerProcess {
     pub base: String,
     /// `127.0.0.1:PORT`, where its byte relay to `base` listens (the `relay` scenario).
     pub relay: SocketAddr,
+    /// The PostgreSQL database it serves, by name; `None` on SQLite.
+    pub database: Option<String>,
     /// Closed when the parent goes, which makes the server exit (see [`serve_child`]).
     _stdin: Option<ChildStdin>,
     _stdout: Lines<BufReader<ChildStdout>>,
@@ -110,6 +112,7 @@ impl ServerProcess {
             pid,
             base: String::new(),
             relay: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: spawn.database_url.and_then(database_name),
             _stdin: stdin,
             _stdout: BufReader::new(stdout).lines(),
         };
@@ -146,11 +149,9 @@ impl ServerProcess {
         peak_rss_kib(&status).map(|kib| kib as f64 / 1024.0)
     }
 
-    /// The CPU time the server process has used so far (user and system, all threads);
-    /// `None` where `/proc` cannot tell.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        cpu_ticks(&stat).map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Fails when the server has exited (a crash under load must not pass as a result).
@@ -172,6 +173,14 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The database a `postgres://…/NAME?…` URL names.
+fn database_name(url: &str) -> Option<String> {
+    let path = url.strip_prefix("postgres")?.split_once("//")?.1;
+    let (_, name) = path.split_once('/')?;
+    let name = name.split(['?', '#']).next()?;
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// `VmHWM` of a `/proc/PID/status` text, in KiB.
 fn peak_rss_kib(status: &str) -> Option<u64> {
     status
@@ -179,21 +188,6 @@ fn peak_rss_kib(status: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().strip_suffix("kB"))
         .and_then(|kib| kib.trim().parse().ok())
-}
-
-/// The unit of `/proc/PID/stat`'s times: fixed at 100 a second in Linux's interface to
-/// user space, whatever the kernel's own tick.
-const USER_HZ: u64 = 100;
-
-/// `utime + stime` of a `/proc/PID/stat` line, in ticks of [`USER_HZ`]. The fields are
-/// counted after the command name, which is in parentheses and may hold spaces.
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    let (_, after_name) = stat.rsplit_once(')')?;
-    let mut fields = after_name.split_whitespace();
-    // Fields 14 and 15 of the line; `after_name` starts at field 3 (the state).
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// Points every demo site's products at the sample upstreams on `port`.
@@ -272,19 +266,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_database_is_the_urls_path() {
+        assert_eq!(
+            database_name("postgres://postgres@127.0.0.1:5432/trilo_test_1a?sslmode=disable")
+                .as_deref(),
+            Some("trilo_test_1a")
+        );
+        assert_eq!(database_name("postgresql://h/db").as_deref(), Some("db"));
+        assert_eq!(database_name("postgres://h/"), None);
+        assert_eq!(database_name("sqlite:///tmp/x.db"), None);
+    }
+
+    #[test]
     fn the_peak_is_read_from_vm_hwm() {
         let status = "Name:\ttrilo\nVmPeak:\t  900000 kB\nVmHWM:\t   52428 kB\nVmRSS:\t 40000 kB\n";
         assert_eq!(peak_rss_kib(status), Some(52_428));
         assert_eq!(peak_rss_kib("Name:\ttrilo\n"), None);
-    }
-
-    #[test]
-    fn cpu_time_is_user_plus_system_time_counted_after_the_name() {
-        // A name with spaces and a parenthesis must not shift the fields.
-        let stat = "4242 (trilo) bench) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 \
-                    3 0 99 1000 200 18446744073709551615";
-        assert_eq!(cpu_ticks(stat), Some(1234 + 56));
-        assert_eq!(cpu_ticks("4242 (trilo) S 1"), None);
-        assert_eq!(cpu_ticks("garbage"), None);
     }
 }

@@ -27,6 +27,7 @@
 
 mod child;
 pub mod command;
+mod cpu;
 mod events;
 mod load;
 mod preload;
@@ -46,6 +47,7 @@ use trilo_core::Core;
 use crate::config::{Config, Validated};
 use crate::demo;
 use child::ServerProcess;
+use cpu::{CpuSample, Spent};
 use load::{Load, Measured};
 use prepare::{Fixture, Payload};
 
@@ -161,6 +163,19 @@ pub struct ScenarioReport {
     /// less than the rate when other work shares the machine, so it is the figure to
     /// compare two builds by; PostgreSQL's own CPU is not in it.
     pub server_cpu_us_per_request: f64,
+    /// The load generator's (the `trilo bench` process's) CPU time over the measured time,
+    /// per request counted, in microseconds; 0 where `/proc` cannot tell.
+    pub load_cpu_us_per_request: f64,
+    /// On PostgreSQL, its backends' CPU time serving the scratch database (found by their
+    /// process titles, so only when the server runs on this machine) over the measured
+    /// time, per request counted, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_us_per_request: Option<f64>,
+    /// The share of all CPUs' time the machine sat idle over the measured time, in
+    /// percent: a scenario that leaves the machine idle waits on something (a commit's
+    /// flush, a round trip) rather than on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_idle_pct: Option<f64>,
     /// This scenario's requests/s over `direct`'s in the same run, when `direct` ran: how
     /// issue 19 states its targets, since the machine's own speed varies from run to run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -447,10 +462,27 @@ fn median_of_rounds(rounds: &[Vec<ScenarioReport>]) -> Vec<ScenarioReport> {
                     .map(|round| round[i].server_peak_rss_mb)
                     .fold(0.0, f64::max),
                 server_cpu_us_per_request: round(of(|r| r.server_cpu_us_per_request), 1),
+                load_cpu_us_per_request: round(of(|r| r.load_cpu_us_per_request), 1),
+                database_cpu_us_per_request: median_of_some(rounds, i, |r| {
+                    r.database_cpu_us_per_request
+                })
+                .map(|us| round(us, 1)),
+                machine_idle_pct: median_of_some(rounds, i, |r| r.machine_idle_pct)
+                    .map(|pct| round(pct, 1)),
                 to_direct: ratios.map(|ratios| round(median(ratios), 3)),
             }
         })
         .collect()
+}
+
+/// The median of scenario `i`'s `field` over the rounds, when every round has one.
+fn median_of_some(
+    rounds: &[Vec<ScenarioReport>],
+    i: usize,
+    field: fn(&ScenarioReport) -> Option<f64>,
+) -> Option<f64> {
+    let values: Option<Vec<f64>> = rounds.iter().map(|round| field(&round[i])).collect();
+    values.map(median)
 }
 
 /// The middle value (the mean of the two middle ones for an even count); 0 for none.
@@ -480,23 +512,31 @@ async fn measure_one(
         options.warmup,
         options.duration
     );
-    let (measured, cpu) = on_server(
+    let (measured, spent) = on_server(
         server,
         options,
         load.measure(scenario, jobs, options.warmup, options.duration),
     )
     .await?;
-    let report = scenario_report(scenario, options.duration, measured, cpu, server);
+    let report = scenario_report(scenario, options.duration, measured, spent, server);
     eprintln!(
         "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} \
-         MiB, server CPU {} µs a request",
+         MiB; CPU a request: server {} µs, load generator {} µs{}; machine idle {}",
         report.name,
         report.requests_per_s,
         report.p50_ms,
         report.p99_ms,
         report.errors,
         report.server_peak_rss_mb,
-        report.server_cpu_us_per_request
+        report.server_cpu_us_per_request,
+        report.load_cpu_us_per_request,
+        report
+            .database_cpu_us_per_request
+            .map(|us| format!(", database {us} µs"))
+            .unwrap_or_default(),
+        report
+            .machine_idle_pct
+            .map_or_else(|| "unknown".to_owned(), |pct| format!("{pct} %")),
     );
     Ok(report)
 }
@@ -519,8 +559,8 @@ async fn measure_events(
         options.warmup,
         options.duration,
     );
-    let (measured, cpu) = on_server(server, options, run).await?;
-    let report = scenario_report(Scenario::Events, options.duration, measured, cpu, server);
+    let (measured, spent) = on_server(server, options, run).await?;
+    let report = scenario_report(Scenario::Events, options.duration, measured, spent, server);
     eprintln!(
         "trilo bench: events: {} deliveries/s, p50 {} ms, p99 {} ms from commit, {} errors",
         report.requests_per_s, report.p50_ms, report.p99_ms, report.errors
@@ -585,32 +625,33 @@ async fn added_latency(
     Ok(Some(round(gateway - direct, 2)))
 }
 
-/// Runs one measured load against the server: its peak RSS counted afresh, its CPU time
-/// taken over the measured part (from the end of the warm-up to `duration` later, as the
-/// load generator counts), and a server that died under the load an error.
+/// Runs one measured load against the server: its peak RSS counted afresh, the CPU time
+/// spent over the measured part (from the end of the warm-up to `duration` later, as the
+/// load generator counts; see `cpu`), and a server that died under the load an error.
 async fn on_server(
     server: &mut ServerProcess,
     options: &BenchOptions,
     run: impl Future<Output = anyhow::Result<Measured>>,
-) -> anyhow::Result<(Measured, Option<Duration>)> {
+) -> anyhow::Result<(Measured, Spent)> {
     server.reset_peak_rss();
+    let (pid, database) = (server.pid(), server.database.clone());
     let cpu = async {
         tokio::time::sleep(options.warmup).await;
-        let before = server.cpu_time()?;
+        let before = CpuSample::take(pid, database.as_deref());
         tokio::time::sleep(options.duration).await;
-        Some(server.cpu_time()?.saturating_sub(before))
+        CpuSample::take(pid, database.as_deref()).spent_since(&before)
     };
-    let (measured, cpu) = tokio::join!(run, cpu);
+    let (measured, spent) = tokio::join!(run, cpu);
     let measured = measured?;
     server.check_running()?;
-    Ok((measured, cpu))
+    Ok((measured, spent))
 }
 
 fn scenario_report(
     scenario: Scenario,
     duration: Duration,
     measured: Measured,
-    server_cpu: Option<Duration>,
+    spent: Spent,
     server: &ServerProcess,
 ) -> ScenarioReport {
     if measured.exhausted > 0 {
@@ -635,6 +676,10 @@ fn scenario_report(
     let latencies = measured.sorted();
     let ms = |d: Duration| round(d.as_secs_f64() * 1000.0, 2);
     let requests = latencies.len() as u64;
+    let per_request = |cpu: Option<Duration>| {
+        cpu.filter(|_| requests > 0)
+            .map(|cpu| round(cpu.as_secs_f64() * 1e6 / requests as f64, 1))
+    };
     ScenarioReport {
         name: scenario.name(),
         requests,
@@ -646,10 +691,10 @@ fn scenario_report(
         max_ms: latencies.last().copied().map_or(0.0, ms),
         errors: measured.errors,
         server_peak_rss_mb: server.peak_rss_mb().map_or(0.0, |mb| round(mb, 1)),
-        server_cpu_us_per_request: match server_cpu {
-            Some(cpu) if requests > 0 => round(cpu.as_secs_f64() * 1e6 / requests as f64, 1),
-            _ => 0.0,
-        },
+        server_cpu_us_per_request: per_request(spent.server).unwrap_or(0.0),
+        load_cpu_us_per_request: per_request(spent.load).unwrap_or(0.0),
+        database_cpu_us_per_request: per_request(spent.database),
+        machine_idle_pct: spent.idle_pct.map(|pct| round(pct, 1)),
         to_direct: None,
     }
 }
@@ -702,6 +747,9 @@ mod tests {
             errors: 0,
             server_peak_rss_mb: 1.0,
             server_cpu_us_per_request: 1.0,
+            load_cpu_us_per_request: 1.0,
+            database_cpu_us_per_request: None,
+            machine_idle_pct: None,
             to_direct: None,
         }
     }
@@ -733,6 +781,8 @@ mod tests {
             let mut reports = vec![report(RefreshRotation, refresh), report(Direct, direct)];
             reports[0].errors = errors;
             reports[0].server_peak_rss_mb = rss;
+            reports[0].database_cpu_us_per_request = Some(rss / 2.0);
+            reports[0].machine_idle_pct = Some(rss / 10.0);
             set_ratios_to_direct(&mut reports);
             reports
         };
@@ -750,6 +800,10 @@ mod tests {
         assert_eq!(summary[0].to_direct, Some(0.75));
         assert_eq!(summary[0].errors, 3);
         assert_eq!(summary[0].server_peak_rss_mb, 70.0);
+        assert_eq!(summary[0].database_cpu_us_per_request, Some(25.0));
+        assert_eq!(summary[0].machine_idle_pct, Some(5.0));
+        // A figure some round lacks has no median.
+        assert_eq!(summary[1].database_cpu_us_per_request, None);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
     }

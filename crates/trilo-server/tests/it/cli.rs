@@ -466,6 +466,12 @@ fn assert_every_scenario_ran(report: &Value) {
             scenario["server_cpu_us_per_request"].as_f64().unwrap() > 0.0,
             "{report}"
         );
+        assert!(
+            scenario["load_cpu_us_per_request"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        let idle = scenario["machine_idle_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&idle), "{report}");
         assert!(scenario["to_direct"].as_f64().unwrap() > 0.0, "{report}");
     }
     let direct = scenarios.iter().find(|s| s["name"] == "direct").unwrap();
@@ -489,6 +495,13 @@ fn bench_runs_every_scenario_and_writes_the_report() {
     assert_eq!(report["database"], "sqlite");
     assert_eq!(report["preloaded_families"], 500, "{report}");
     assert_every_scenario_ran(&report);
+    // SQLite works inside the server process: no database CPU of its own.
+    for scenario in report["scenarios"].as_array().unwrap() {
+        assert!(
+            scenario.get("database_cpu_us_per_request").is_none(),
+            "{report}"
+        );
+    }
     let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(written, report);
 }
@@ -511,6 +524,15 @@ fn bench_runs_on_postgres() {
     assert_eq!(report["database"], "postgres");
     assert_eq!(report["preloaded_families"], 200, "{report}");
     assert_every_scenario_ran(&report);
+    // Its backends are found and counted (each scenario's window is short: summed, at
+    // /proc's 10 ms resolution).
+    let database_cpu: f64 = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|scenario| scenario["database_cpu_us_per_request"].as_f64().unwrap())
+        .sum();
+    assert!(database_cpu > 0.0, "{report}");
 }
 
 /// `--rounds 2` runs the scenarios twice, each round with payloads of its own (a second
