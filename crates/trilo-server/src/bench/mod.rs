@@ -635,11 +635,23 @@ async fn on_server(
 ) -> anyhow::Result<(Measured, Spent)> {
     server.reset_peak_rss();
     let (pid, database) = (server.pid(), server.database.clone());
+    // Off the load generator's workers: finding the database's backends reads all of /proc.
+    let sample = move || {
+        let database = database.clone();
+        async move {
+            tokio::task::spawn_blocking(move || CpuSample::take(pid, database.as_deref()))
+                .await
+                .ok()
+        }
+    };
     let cpu = async {
         tokio::time::sleep(options.warmup).await;
-        let before = CpuSample::take(pid, database.as_deref());
+        let before = sample().await;
         tokio::time::sleep(options.duration).await;
-        CpuSample::take(pid, database.as_deref()).spent_since(&before)
+        match (sample().await, before) {
+            (Some(after), Some(before)) => after.spent_since(&before),
+            _ => Spent::default(),
+        }
     };
     let (measured, spent) = tokio::join!(run, cpu);
     let measured = measured?;
