@@ -512,6 +512,13 @@ mod lost_answers {
         world: World,
     }
 
+    impl Behind {
+        async fn finish(self) {
+            self.store.0.close().await;
+            self.db.drop_database().await.unwrap();
+        }
+    }
+
     /// A seeded store whose every connection goes through a [`LossyProxy`].
     async fn behind_a_lossy_proxy() -> Option<Behind> {
         let base = test_url()?;
@@ -600,8 +607,7 @@ mod lost_answers {
         assert_eq!(issued_events(&b, &family).await, 1);
         let stored = b.store.family(&family.family_id).await.unwrap().unwrap();
         assert_eq!(stored.revoked_at, None);
-        b.store.0.close().await;
-        b.db.drop_database().await.unwrap();
+        b.finish().await;
     }
 
     /// The refresh found its token already rotated, one generation behind the head and,
@@ -631,8 +637,7 @@ mod lost_answers {
         // The successor the caller then holds rotates as usual.
         let next = refresh_of(&b, &family, 1, 5);
         assert!(refreshed(&b, &next).await.1);
-        b.store.0.close().await;
-        b.db.drop_database().await.unwrap();
+        b.finish().await;
     }
 }
 

@@ -173,11 +173,13 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The database a `postgres://…/NAME?…` URL names.
+/// The database a `postgres://…/NAME` URL names.
 fn database_name(url: &str) -> Option<String> {
-    let path = url.strip_prefix("postgres")?.split_once("//")?.1;
-    let (_, name) = path.split_once('/')?;
-    let name = name.split(['?', '#']).next()?;
+    let url = url::Url::parse(url).ok()?;
+    if !url.scheme().starts_with("postgres") {
+        return None;
+    }
+    let name = url.path_segments()?.next()?;
     (!name.is_empty()).then(|| name.to_owned())
 }
 
