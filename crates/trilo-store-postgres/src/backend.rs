@@ -18,6 +18,7 @@ use trilo_store_sql::grants::GrantLocks;
 use trilo_store_sql::store::Backend;
 
 use crate::PgStore;
+use crate::commit::Committable;
 use crate::conn::Db;
 use crate::notify;
 
@@ -44,7 +45,7 @@ impl Backend for PgStore {
 
     type Read = Db<PoolConnection<Postgres>>;
     type Snapshot = Db<Transaction<'static, Postgres>>;
-    type Write = Db<Transaction<'static, Postgres>>;
+    type Write = Db<Committable>;
 
     fn read<T, F, Fut>(&self, op: F) -> impl Future<Output = StoreResult<T>> + Send
     where

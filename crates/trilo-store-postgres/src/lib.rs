@@ -12,6 +12,7 @@
 //! retries and row locks) and the mapping of SQLSTATE codes; the migrations are shared too.
 
 mod backend;
+mod commit;
 mod conn;
 mod error;
 mod notify;
@@ -37,6 +38,7 @@ use trilo_store_sql::conn::Fail;
 use trilo_store_sql::migrations::POSTGRES as MIGRATOR;
 
 use crate::batch_queue::{ExchangeQueue, RefreshQueue, StandingQueue};
+use crate::commit::Committable;
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry_healing};
 use crate::writer_conn::WriterConnection;
@@ -61,6 +63,9 @@ pub struct PgStore {
     standing_writer: WriterConnection,
     /// Each batch's time and size.
     batches: Arc<trilo_core::metrics::CommitStats>,
+    /// Whether the database can say what became of a transaction whose `COMMIT` lost its
+    /// answer (`commit`).
+    tells_fates: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -87,6 +92,7 @@ impl PgStore {
             .await
             .map_err(map_sqlx)?;
         let options = (*pool.connect_options()).clone();
+        let tells_fates = commit::database_tells_fates(&pool).await;
         Ok(PgStore {
             refresh_writer: WriterConnection::new(options.clone()),
             exchange_writer: WriterConnection::new(options.clone()),
@@ -98,6 +104,7 @@ impl PgStore {
             exchanges: Arc::default(),
             standings: Arc::default(),
             batches: Arc::default(),
+            tells_fates,
         })
     }
 
@@ -124,17 +131,24 @@ impl PgStore {
     }
 
     /// Runs `op` in a write transaction (READ COMMITTED), again from the start while it
-    /// fails in a retryable way.
-    async fn write<T, Fut>(
-        &self,
-        op: impl Fn(Db<Transaction<'static, Postgres>>) -> Fut,
-    ) -> StoreResult<T>
+    /// fails in a retryable way. The commit `op` asks for is made here, where a lost
+    /// answer to it is told from a failed commit (`commit`).
+    async fn write<T, Fut>(&self, op: impl Fn(Db<Committable>) -> Fut) -> StoreResult<T>
     where
         Fut: Future<Output = Result<T, Fail>>,
     {
         let op = &op;
-        self.retry(move || async move { op(Db(self.pool.begin().await?)).await })
-            .await
+        self.retry(move || async move {
+            let (tx, mut handed_back) = Committable::new(self.pool.begin().await?);
+            let value = op(tx).await?;
+            // Nothing handed back: `op` ended without committing, and its transaction
+            // rolled back as it was dropped.
+            if let Ok(tx) = handed_back.try_recv() {
+                self.commit_and_learn(tx).await?;
+            }
+            Ok(value)
+        })
+        .await
     }
 
     /// Runs `op` in a read transaction: one consistent snapshot across several queries.
@@ -497,7 +511,7 @@ mod lost_answers {
     use time::Duration;
     use trilo_core::model::{Redeemed, RefreshTokenState, TokenFamily, TokenKeeping};
     use trilo_core::refresh_plan::{RefreshPlan, RotationRule};
-    use trilo_core::store::{GrantStore, Refreshed};
+    use trilo_core::store::{AccountStore, GrantStore, Refreshed};
     use trilo_core::testing::fixtures::{self, World, at};
     use trilo_protocol::rotation::RotationDecision;
 
@@ -593,6 +607,68 @@ mod lost_answers {
         } = b.store.refresh_and_rotate(plan).await.unwrap().unwrap();
         durable.wait().await.expect("the refresh's commit");
         (state, rotated)
+    }
+
+    /// A sign-up whose `COMMIT` took effect but whose answer was lost: the database says it
+    /// committed, so the sign-up stands, instead of running again into its own row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_commit_answer_was_lost_stands_once() {
+        let Some(b) = behind_a_lossy_proxy().await else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let account = fixtures::any_account();
+        b.proxy.lose_the_next_commit_answer();
+        b.store.insert_account(&account).await.unwrap();
+        assert_eq!(b.proxy.answers_lost(), 1, "the commit's answer was lost");
+        let stored = b.store.account_by_email(&account.email).await.unwrap();
+        assert_eq!(stored.map(|a| a.account_id), Some(account.account_id));
+
+        // A consent, whose second run would have met its own code and grant.
+        b.proxy.lose_the_next_commit_answer();
+        let (grant, _) = b
+            .world
+            .consented(&b.store, &["read:jira-work"], at(1))
+            .await
+            .unwrap();
+        assert_eq!(b.proxy.answers_lost(), 2, "the consent's answer was lost");
+        let grants = b
+            .store
+            .grants_of_account(&b.world.user.account_id)
+            .await
+            .unwrap();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(grants[0].grant_id, grant.grant_id);
+        b.finish().await;
+    }
+
+    /// A `COMMIT` that never reached the server, on a connection broken without a word: the
+    /// backend waits in its transaction, holding the rows it wrote, for a client that is
+    /// gone. The store ends that backend, learns its transaction aborted, and runs the
+    /// sign-up again, which would otherwise wait on those rows for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_commit_never_arrived_runs_again() {
+        let Some(b) = behind_a_lossy_proxy().await else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let account = fixtures::any_account();
+        b.proxy.lose_the_next_commit();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            b.store.insert_account(&account),
+        )
+        .await
+        .expect("the sign-up waited on its own stranded transaction")
+        .unwrap();
+        assert_eq!(
+            b.proxy.answers_lost(),
+            1,
+            "the commit was kept from the server"
+        );
+        let stored = b.store.account_by_email(&account.email).await.unwrap();
+        assert_eq!(stored.map(|a| a.account_id), Some(account.account_id));
+        b.finish().await;
     }
 
     /// The exchange found its code spent by its own family: that family is its answer, with

@@ -1,8 +1,13 @@
 //! A TCP proxy in front of the test server that can lose the answer to a statement, as a
-//! network failure or a failover at the worst moment would: armed, it passes on the next
-//! statement a client runs (the first `Bind` message it sees), lets the server answer it in
-//! full, so that the statement has run and its transaction committed, and then closes that
-//! client's connection without passing any of the answer on.
+//! network failure or a failover at the worst moment would. Armed with
+//! [`LossyProxy::lose_the_next_answer`], it passes on the next statement a client runs (the
+//! first `Bind` message it sees), lets the server answer it in full, so that the statement
+//! has run and its transaction committed, and then closes that client's connection without
+//! passing any of the answer on. [`LossyProxy::lose_the_next_commit_answer`] does the same
+//! to the next `COMMIT` (a simple query), and [`LossyProxy::lose_the_next_commit`] keeps
+//! that `COMMIT` from the server and closes only the client's side: the server's backend
+//! then waits, in its transaction, for a client that is gone, as after a connection broken
+//! without a word.
 //!
 //! The server's side of each connection is read as protocol messages (type byte, length),
 //! so "in full" means up to the `ReadyForQuery` that follows the commit. Connections through
@@ -10,15 +15,19 @@
 //! request is not a message.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The protocol's `Bind` message: a statement about to run.
 const BIND: u8 = b'B';
+/// A simple `Query` message, as a transaction's `COMMIT` is sent.
+const QUERY: u8 = b'Q';
 /// `ReadyForQuery`: the server has finished the statement, its commit included.
 const READY_FOR_QUERY: u8 = b'Z';
 
@@ -33,8 +42,49 @@ pub struct LossyProxy {
 
 #[derive(Default)]
 struct Shared {
-    armed: AtomicBool,
+    /// What the next loss is ([`Loss`]), or none armed.
+    armed: AtomicU8,
     lost: AtomicUsize,
+    /// The server's side of connections whose client is gone: kept open, so their
+    /// backends wait.
+    stranded: Mutex<Vec<OwnedWriteHalf>>,
+}
+
+/// What an armed proxy does to the message it waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Loss {
+    /// Passes the next statement on and loses its answer.
+    StatementAnswer = 1,
+    /// Passes the next `COMMIT` on and loses its answer.
+    CommitAnswer = 2,
+    /// Keeps the next `COMMIT` from the server and closes only the client's side.
+    Commit = 3,
+}
+
+impl Loss {
+    /// The loss `code` (as stored in `Shared::armed`) names; `None` for none armed.
+    fn armed(code: u8) -> Option<Loss> {
+        [Loss::StatementAnswer, Loss::CommitAnswer, Loss::Commit]
+            .into_iter()
+            .find(|loss| *loss as u8 == code)
+    }
+
+    /// Whether `chunk`, the start of what a client sent, is what this loss waits for.
+    fn waits_for(self, chunk: &[u8]) -> bool {
+        match self {
+            Loss::StatementAnswer => chunk.first() == Some(&BIND),
+            Loss::CommitAnswer | Loss::Commit => is_commit(chunk),
+        }
+    }
+}
+
+/// A simple query that commits (sqlx sends a transaction's `COMMIT` so).
+fn is_commit(chunk: &[u8]) -> bool {
+    chunk.first() == Some(&QUERY)
+        && chunk
+            .get(5..)
+            .is_some_and(|text| text.to_ascii_uppercase().starts_with(b"COMMIT"))
 }
 
 impl LossyProxy {
@@ -66,7 +116,22 @@ impl LossyProxy {
 
     /// Loses the answer to the next statement any client runs.
     pub fn lose_the_next_answer(&self) {
-        self.shared.armed.store(true, Ordering::SeqCst);
+        self.arm(Loss::StatementAnswer);
+    }
+
+    /// Loses the answer to the next `COMMIT` any client sends; the server commits.
+    pub fn lose_the_next_commit_answer(&self) {
+        self.arm(Loss::CommitAnswer);
+    }
+
+    /// Keeps the next `COMMIT` any client sends from the server, and closes that client's
+    /// connection while the server's side stays open (see the module's comment).
+    pub fn lose_the_next_commit(&self) {
+        self.arm(Loss::Commit);
+    }
+
+    fn arm(&self, loss: Loss) {
+        self.shared.armed.store(loss as u8, Ordering::SeqCst);
     }
 
     /// How many answers were lost so far.
@@ -90,28 +155,37 @@ async fn accept(listener: TcpListener, server: String, shared: Arc<Shared>) {
         let _ = upstream.set_nodelay(true);
         let (client_read, client_write) = client.into_split();
         let (server_read, server_write) = upstream.into_split();
-        let doomed = Arc::new(AtomicBool::new(false));
+        let fate = Arc::new(Fate::default());
         tokio::spawn(to_server(
             client_read,
             server_write,
             Arc::clone(&shared),
-            Arc::clone(&doomed),
+            Arc::clone(&fate),
         ));
         tokio::spawn(to_client(
             server_read,
             client_write,
             Arc::clone(&shared),
-            doomed,
+            fate,
         ));
     }
 }
 
-/// Passes the client's bytes on; the first statement after arming dooms the connection.
+/// What is to become of one connection through the proxy.
+#[derive(Default)]
+struct Fate {
+    /// Its next answer is to be lost.
+    doomed: AtomicBool,
+    /// Its client's side is to be closed now.
+    hang_up: Notify,
+}
+
+/// Passes the client's bytes on; the message an armed loss waits for dooms the connection.
 async fn to_server(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     shared: Arc<Shared>,
-    doomed: Arc<AtomicBool>,
+    fate: Arc<Fate>,
 ) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -120,8 +194,22 @@ async fn to_server(
             Ok(read) => read,
         };
         let chunk = &buffer[..read];
-        if chunk.first() == Some(&BIND) && shared.armed.swap(false, Ordering::SeqCst) {
-            doomed.store(true, Ordering::SeqCst);
+        let armed = Loss::armed(shared.armed.load(Ordering::SeqCst));
+        if let Some(loss) = armed.filter(|loss| loss.waits_for(chunk))
+            && shared
+                .armed
+                .compare_exchange(loss as u8, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            if loss == Loss::Commit {
+                shared.lost.fetch_add(1, Ordering::SeqCst);
+                fate.hang_up.notify_one();
+                if let Ok(mut stranded) = shared.stranded.lock() {
+                    stranded.push(to);
+                }
+                return;
+            }
+            fate.doomed.store(true, Ordering::SeqCst);
         }
         if to.write_all(chunk).await.is_err() {
             return;
@@ -135,19 +223,25 @@ async fn to_client(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     shared: Arc<Shared>,
-    doomed: Arc<AtomicBool>,
+    fate: Arc<Fate>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            },
+            () = fate.hang_up.notified() => {
+                let _ = to.shutdown().await;
+                return;
+            }
         };
         pending.extend_from_slice(&buffer[..read]);
         while let Some(length) = whole_message(&pending) {
             let message: Vec<u8> = pending.drain(..length).collect();
-            if doomed.load(Ordering::SeqCst) {
+            if fate.doomed.load(Ordering::SeqCst) {
                 if message[0] == READY_FOR_QUERY {
                     shared.lost.fetch_add(1, Ordering::SeqCst);
                     // Both halves drop here: the client sees its connection end.
@@ -173,7 +267,23 @@ fn whole_message(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::whole_message;
+    use super::{Loss, whole_message};
+
+    #[test]
+    fn a_commit_is_told_from_other_statements() {
+        let query = |text: &str| {
+            let mut message = vec![b'Q', 0, 0, 0, 0];
+            message.extend_from_slice(text.as_bytes());
+            message.push(0);
+            message
+        };
+        assert!(Loss::Commit.waits_for(&query("COMMIT")));
+        assert!(Loss::CommitAnswer.waits_for(&query("commit")));
+        assert!(!Loss::Commit.waits_for(&query("BEGIN")));
+        assert!(!Loss::Commit.waits_for(&[b'B', 0, 0, 0, 4]));
+        assert!(Loss::StatementAnswer.waits_for(&[b'B', 0, 0, 0, 4]));
+        assert!(!Loss::StatementAnswer.waits_for(&query("COMMIT")));
+    }
 
     #[test]
     fn a_message_is_whole_once_its_stated_length_has_arrived() {
