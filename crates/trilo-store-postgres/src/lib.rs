@@ -31,7 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use trilo_core::store::{StoreError, StoreResult};
 use trilo_store_sql::conn::Fail;
@@ -42,6 +42,14 @@ use crate::commit::Committable;
 use crate::conn::Db;
 use crate::error::{map_sqlx, retry_healing};
 use crate::writer_conn::WriterConnection;
+
+/// How long a backend may wait inside one of trilo's transactions for its next statement
+/// before the server ends it (`idle_in_transaction_session_timeout`, set on every
+/// connection). trilo never pauses inside a transaction, so a backend idle that long has
+/// lost its client to a connection broken without a word; ending it releases the rows it
+/// locked, which the operation, run again on a fresh connection, may be waiting for.
+/// (A `COMMIT` whose answer was lost is settled sooner: see `commit`.)
+const STRANDED_AFTER: &str = "10s";
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone)]
@@ -85,13 +93,16 @@ impl PgStore {
         // No ping before each acquire (sqlx's default): it is a round trip per operation.
         // A connection that died is found by the operation itself, which is then retried
         // on a fresh one (see `error::retry`).
+        let options = url
+            .parse::<PgConnectOptions>()
+            .map_err(map_sqlx)?
+            .options([("idle_in_transaction_session_timeout", STRANDED_AFTER)]);
         let pool = PgPoolOptions::new()
             .test_before_acquire(false)
             .max_connections(max_connections.max(1))
-            .connect(url)
+            .connect_with(options.clone())
             .await
             .map_err(map_sqlx)?;
-        let options = (*pool.connect_options()).clone();
         let tells_fates = commit::database_tells_fates(&pool).await;
         Ok(PgStore {
             refresh_writer: WriterConnection::new(options.clone()),
@@ -246,6 +257,34 @@ mod plans {
             .await
             .unwrap();
         assert_eq!(pooled, "auto");
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
+    /// Every connection, pooled or a batch writer's, has the server end a transaction
+    /// left idle by a client that is gone (`STRANDED_AFTER`).
+    #[tokio::test]
+    async fn every_connection_ends_transactions_its_client_left() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        const TIMEOUT: &str = "SHOW idle_in_transaction_session_timeout";
+        let db = fresh_database(&base).await.unwrap();
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        for writer in [
+            &store.refresh_writer,
+            &store.exchange_writer,
+            &store.standing_writer,
+        ] {
+            let timeout: String = scalar_on(writer, TIMEOUT).await.unwrap();
+            assert_eq!(timeout, super::STRANDED_AFTER);
+        }
+        let pooled: String = sqlx::query_scalar(TIMEOUT)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(pooled, super::STRANDED_AFTER);
         store.close().await;
         db.drop_database().await.unwrap();
     }
@@ -655,7 +694,8 @@ mod lost_answers {
         let account = fixtures::any_account();
         b.proxy.lose_the_next_commit();
         tokio::time::timeout(
-            std::time::Duration::from_secs(20),
+            // Well under `STRANDED_AFTER`, after which the server would end the backend itself.
+            std::time::Duration::from_secs(5),
             b.store.insert_account(&account),
         )
         .await
