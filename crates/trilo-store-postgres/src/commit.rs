@@ -66,9 +66,10 @@ impl Tx for Db<Committable> {
 }
 
 /// Whether the database can say what became of a transaction: `pg_xact_status` and
-/// `pg_current_xact_id` (PostgreSQL 13 and later). Asked once, as the store connects.
+/// `pg_current_xact_id_if_assigned` (PostgreSQL 13 and later). Asked once, as the store
+/// connects.
 pub(crate) async fn database_tells_fates(pool: &PgPool) -> bool {
-    let told = sqlx::query("SELECT pg_xact_status(pg_current_xact_id())")
+    let told = sqlx::query("SELECT pg_xact_status(pg_current_xact_id_if_assigned())")
         .execute(pool)
         .await
         .is_ok();
@@ -130,10 +131,15 @@ impl PgStore {
         if !self.tells_fates {
             return Ok(tx.commit().await?);
         }
-        let (xid, pid): (String, i32) =
-            sqlx::query_as("SELECT pg_current_xact_id()::text, pg_backend_pid()")
+        // A transaction that wrote nothing has no id, and nothing a lost answer could lose:
+        // asking for one would make its commit write and sync a record of its own.
+        let (xid, pid): (Option<String>, i32) =
+            sqlx::query_as("SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid()")
                 .fetch_one(&mut *tx)
                 .await?;
+        let Some(xid) = xid else {
+            return Ok(tx.commit().await?);
+        };
         match tx.commit().await {
             Err(sqlx::Error::Io(lost)) => {
                 let identity = Identity { xid, pid };
