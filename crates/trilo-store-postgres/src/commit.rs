@@ -161,22 +161,25 @@ impl PgStore {
     /// [`PATIENCE_MS`] has a backend waiting on a client that is gone (a connection broken
     /// without a word): that backend is ended, so what it has not committed it never will.
     async fn fate_of(&self, identity: &Identity) -> Result<Fate, Fail> {
-        for pause in PATIENCE_MS {
-            match self.status_of(identity).await? {
-                Fate::InProgress => tokio::time::sleep(Duration::from_millis(pause)).await,
-                settled => return Ok(settled),
-            }
+        if let Some(settled) = self.settled_fate(identity).await? {
+            return Ok(settled);
         }
         self.end_backend(identity).await?;
+        self.settled_fate(identity)
+            .await?
+            .ok_or_else(|| unknown_outcome("it was still in progress after its backend was ended"))
+    }
+
+    /// The transaction's fate once it is settled, asked again after each of the
+    /// [`PATIENCE_MS`]; `None` while it is still in progress after the last.
+    async fn settled_fate(&self, identity: &Identity) -> Result<Option<Fate>, Fail> {
         for pause in PATIENCE_MS {
             match self.status_of(identity).await? {
                 Fate::InProgress => tokio::time::sleep(Duration::from_millis(pause)).await,
-                settled => return Ok(settled),
+                settled => return Ok(Some(settled)),
             }
         }
-        Err(unknown_outcome(
-            "it was still in progress after its backend was ended",
-        ))
+        Ok(None)
     }
 
     async fn status_of(&self, identity: &Identity) -> Result<Fate, Fail> {

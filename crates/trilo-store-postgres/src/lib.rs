@@ -648,6 +648,15 @@ mod lost_answers {
         (state, rotated)
     }
 
+    /// `account` is stored, under its own id: its address was not refused as taken.
+    async fn assert_signed_up(b: &Behind, account: &trilo_core::model::Account) {
+        let stored = b.store.account_by_email(&account.email).await.unwrap();
+        assert_eq!(
+            stored.map(|a| a.account_id),
+            Some(account.account_id.clone())
+        );
+    }
+
     /// A sign-up whose `COMMIT` took effect but whose answer was lost: the database says it
     /// committed, so the sign-up stands, instead of running again into its own row.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,8 +669,7 @@ mod lost_answers {
         b.proxy.lose_the_next_commit_answer();
         b.store.insert_account(&account).await.unwrap();
         assert_eq!(b.proxy.answers_lost(), 1, "the commit's answer was lost");
-        let stored = b.store.account_by_email(&account.email).await.unwrap();
-        assert_eq!(stored.map(|a| a.account_id), Some(account.account_id));
+        assert_signed_up(&b, &account).await;
 
         // A consent, whose second run would have met its own code and grant.
         b.proxy.lose_the_next_commit_answer();
@@ -706,8 +714,7 @@ mod lost_answers {
             1,
             "the commit was kept from the server"
         );
-        let stored = b.store.account_by_email(&account.email).await.unwrap();
-        assert_eq!(stored.map(|a| a.account_id), Some(account.account_id));
+        assert_signed_up(&b, &account).await;
         b.finish().await;
     }
 

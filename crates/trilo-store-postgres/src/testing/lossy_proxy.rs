@@ -155,7 +155,7 @@ async fn accept(listener: TcpListener, server: String, shared: Arc<Shared>) {
         let _ = upstream.set_nodelay(true);
         let (client_read, client_write) = client.into_split();
         let (server_read, server_write) = upstream.into_split();
-        let fate = Arc::new(Fate::default());
+        let fate = Arc::new(ConnectionFate::default());
         tokio::spawn(to_server(
             client_read,
             server_write,
@@ -173,7 +173,7 @@ async fn accept(listener: TcpListener, server: String, shared: Arc<Shared>) {
 
 /// What is to become of one connection through the proxy.
 #[derive(Default)]
-struct Fate {
+struct ConnectionFate {
     /// Its next answer is to be lost.
     doomed: AtomicBool,
     /// Its client's side is to be closed now.
@@ -185,7 +185,7 @@ async fn to_server(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     shared: Arc<Shared>,
-    fate: Arc<Fate>,
+    fate: Arc<ConnectionFate>,
 ) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -223,7 +223,7 @@ async fn to_client(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     shared: Arc<Shared>,
-    fate: Arc<Fate>,
+    fate: Arc<ConnectionFate>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buffer = vec![0u8; 64 * 1024];
