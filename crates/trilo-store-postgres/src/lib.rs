@@ -151,13 +151,15 @@ impl PgStore {
         let op = &op;
         self.retry(move || async move {
             let (tx, mut handed_back) = Committable::new(self.pool.begin().await?);
-            let value = op(tx).await?;
-            // Nothing handed back: `op` ended without committing, and its transaction
-            // rolled back as it was dropped.
+            let outcome = op(tx).await;
+            // What `op` committed stands even when it then failed (reading back what it
+            // wrote, say), as on a backend where `op` commits itself. Nothing handed back:
+            // `op` ended without committing, and its transaction rolled back as it was
+            // dropped.
             if let Ok(tx) = handed_back.try_recv() {
                 self.commit_and_learn(tx).await?;
             }
-            Ok(value)
+            outcome
         })
         .await
     }
@@ -536,6 +538,50 @@ mod lost_connections {
         };
         assert!(!store.0.rotate(&rotation).await.unwrap());
         store.0.close().await;
+        db.drop_database().await.unwrap();
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
+mod commits {
+    #![allow(clippy::unwrap_used)]
+
+    use trilo_core::store::StoreError;
+    use trilo_core::testing::fixtures::{self, at};
+    use trilo_store_sql::conn::Fail;
+
+    use super::PgStore;
+    use crate::testing::{fresh_database, test_url};
+
+    /// An operation that committed and then failed (a row it read back would not decode,
+    /// say) keeps what it committed, as where the operation commits itself (SQLite): the
+    /// store commits what it was handed before it reports the failure.
+    #[tokio::test]
+    async fn what_an_operation_committed_stands_when_it_then_fails() {
+        let Some(base) = test_url() else {
+            eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let db = fresh_database(&base).await.unwrap();
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let event = fixtures::audit_event("app.created", None, at(1));
+        let failed = store
+            .write(|tx| async {
+                trilo_store_sql::audit::append_audit(tx, &event).await?;
+                Err::<(), _>(Fail::Store(StoreError::Corrupt(
+                    "after the commit".to_owned(),
+                )))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Corrupt(_))));
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_id = $1")
+                .bind(&event.event_id)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(stored, 1);
+        store.close().await;
         db.drop_database().await.unwrap();
     }
 }
