@@ -184,20 +184,18 @@ impl PgStore {
         };
         let CodeExchanged { code, redeemed } = exchanged?;
         let redeemed = match redeemed {
-            Some(Redeemed::AlreadyUsed(_)) => {
-                match self.read(|c| grants::code(c, &plan.code_hash)).await? {
-                    Some(used) => Some(Redeemed::AlreadyUsed(used)),
-                    None => Some(Redeemed::NotFound),
-                }
-            }
+            Some(Redeemed::AlreadyUsed(_)) => Some(
+                self.read(|c| grants::code(c, &plan.code_hash))
+                    .await?
+                    .map_or(Redeemed::NotFound, Redeemed::AlreadyUsed),
+            ),
             // The batch ran again after a broken connection lost the answer to an attempt
             // that had committed: that attempt's family is this exchange's.
-            None if plan.spent_by_this_plan(&code) => {
-                match self.read(|c| grants::family(c, &plan.family_id)).await? {
-                    Some(family) => Some(Redeemed::First(family)),
-                    None => Some(Redeemed::NotFound),
-                }
-            }
+            None if plan.spent_by_this_plan(&code) => Some(
+                self.read(|c| grants::family(c, &plan.family_id))
+                    .await?
+                    .map_or(Redeemed::NotFound, Redeemed::First),
+            ),
             other => other,
         };
         Ok(Some(CodeExchanged { code, redeemed }))

@@ -227,37 +227,44 @@ mod plans {
     #![allow(clippy::unwrap_used)]
 
     use super::PgStore;
-    use crate::testing::{fresh_database, test_url};
-    use crate::writer_conn::WriterConnection;
+    use crate::testing::{TestDatabase, fresh_database, test_url};
     use crate::writer_conn::tests::scalar_on;
 
-    const SHOW: &str = "SHOW plan_cache_mode";
+    /// A store on a fresh database, and that database; `None` without a test server.
+    async fn scratch_store() -> Option<(TestDatabase, PgStore)> {
+        let db = fresh_database(&test_url()?).await.unwrap();
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        Some((db, store))
+    }
 
-    async fn writer_plan_cache_mode(writer: &WriterConnection) -> String {
-        scalar_on(writer, SHOW).await.unwrap()
+    /// What `show` (a `SHOW` statement) reads on the refresh, exchange and standing
+    /// writers' connections, and on a pooled one.
+    async fn on_every_connection(store: &PgStore, show: &'static str) -> ([String; 3], String) {
+        let mut writers = [String::new(), String::new(), String::new()];
+        for (read, writer) in writers.iter_mut().zip([
+            &store.refresh_writer,
+            &store.exchange_writer,
+            &store.standing_writer,
+        ]) {
+            *read = scalar_on(writer, show).await.unwrap();
+        }
+        let pooled = sqlx::query_scalar(show)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        (writers, pooled)
     }
 
     /// The standing batch's connection plans once; every other statement keeps
     /// PostgreSQL's choice, which may plan for the values at hand.
     #[tokio::test]
     async fn only_the_standing_batch_runs_on_generic_plans() {
-        let Some(base) = test_url() else {
+        let Some((db, store)) = scratch_store().await else {
             eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
             return;
         };
-        let db = fresh_database(&base).await.unwrap();
-        let store = PgStore::connect(&db.url, 2).await.unwrap();
-        assert_eq!(
-            writer_plan_cache_mode(&store.standing_writer).await,
-            "force_generic_plan"
-        );
-        for writer in [&store.refresh_writer, &store.exchange_writer] {
-            assert_eq!(writer_plan_cache_mode(writer).await, "auto");
-        }
-        let pooled: String = sqlx::query_scalar(SHOW)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        let (writers, pooled) = on_every_connection(&store, "SHOW plan_cache_mode").await;
+        assert_eq!(writers, ["auto", "auto", "force_generic_plan"]);
         assert_eq!(pooled, "auto");
         store.close().await;
         db.drop_database().await.unwrap();
@@ -267,25 +274,13 @@ mod plans {
     /// left idle by a client that is gone (`STRANDED_AFTER`).
     #[tokio::test]
     async fn every_connection_ends_transactions_its_client_left() {
-        let Some(base) = test_url() else {
+        let Some((db, store)) = scratch_store().await else {
             eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
             return;
         };
-        const TIMEOUT: &str = "SHOW idle_in_transaction_session_timeout";
-        let db = fresh_database(&base).await.unwrap();
-        let store = PgStore::connect(&db.url, 2).await.unwrap();
-        for writer in [
-            &store.refresh_writer,
-            &store.exchange_writer,
-            &store.standing_writer,
-        ] {
-            let timeout: String = scalar_on(writer, TIMEOUT).await.unwrap();
-            assert_eq!(timeout, super::STRANDED_AFTER);
-        }
-        let pooled: String = sqlx::query_scalar(TIMEOUT)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        let (writers, pooled) =
+            on_every_connection(&store, "SHOW idle_in_transaction_session_timeout").await;
+        assert_eq!(writers, [super::STRANDED_AFTER; 3]);
         assert_eq!(pooled, super::STRANDED_AFTER);
         store.close().await;
         db.drop_database().await.unwrap();

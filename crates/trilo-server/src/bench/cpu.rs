@@ -88,7 +88,7 @@ fn process_ticks(pid: &str) -> Option<u64> {
 
 /// `utime + stime` of a `/proc/PID/stat` line, in ticks of [`USER_HZ`]. The fields are
 /// counted after the command name, which is in parentheses and may hold spaces.
-pub fn cpu_ticks(stat: &str) -> Option<u64> {
+fn cpu_ticks(stat: &str) -> Option<u64> {
     let (_, after_name) = stat.rsplit_once(')')?;
     let mut fields = after_name.split_whitespace();
     // Fields 14 and 15 of the line; `after_name` starts at field 3 (the state).
