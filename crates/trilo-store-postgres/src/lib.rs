@@ -227,15 +227,8 @@ mod plans {
     #![allow(clippy::unwrap_used)]
 
     use super::PgStore;
-    use crate::testing::{TestDatabase, fresh_database, test_url};
+    use crate::testing::scratch_store;
     use crate::writer_conn::tests::scalar_on;
-
-    /// A store on a fresh database, and that database; `None` without a test server.
-    async fn scratch_store() -> Option<(TestDatabase, PgStore)> {
-        let db = fresh_database(&test_url()?).await.unwrap();
-        let store = PgStore::connect(&db.url, 2).await.unwrap();
-        Some((db, store))
-    }
 
     /// What `show` (a `SHOW` statement) reads on the refresh, exchange and standing
     /// writers' connections, and on a pooled one.
@@ -545,20 +538,17 @@ mod commits {
     use trilo_core::testing::fixtures::{self, at};
     use trilo_store_sql::conn::Fail;
 
-    use super::PgStore;
-    use crate::testing::{fresh_database, test_url};
+    use crate::testing::scratch_store;
 
     /// An operation that committed and then failed (a row it read back would not decode,
     /// say) keeps what it committed, as where the operation commits itself (SQLite): the
     /// store commits what it was handed before it reports the failure.
     #[tokio::test]
     async fn what_an_operation_committed_stands_when_it_then_fails() {
-        let Some(base) = test_url() else {
+        let Some((db, store)) = scratch_store().await else {
             eprintln!("skipped: TRILO_TEST_POSTGRES_URL is not set");
             return;
         };
-        let db = fresh_database(&base).await.unwrap();
-        let store = PgStore::connect(&db.url, 2).await.unwrap();
         let event = fixtures::audit_event("app.created", None, at(1));
         let failed = store
             .write(|tx| async {

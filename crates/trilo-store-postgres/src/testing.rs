@@ -50,6 +50,15 @@ impl TestDatabase {
     }
 }
 
+/// A store (a pool of two) on a fresh database, and that database; `None` when
+/// [`test_url`] is. Panics when either cannot be made.
+#[allow(clippy::unwrap_used)]
+pub async fn scratch_store() -> Option<(TestDatabase, crate::PgStore)> {
+    let db = fresh_database(&test_url()?).await.unwrap();
+    let store = crate::PgStore::connect(&db.url, 2).await.unwrap();
+    Some((db, store))
+}
+
 /// `TRILO_TEST_POSTGRES_URL`, or `None` when it is unset or empty.
 ///
 /// # Panics
