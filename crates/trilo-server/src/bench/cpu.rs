@@ -3,6 +3,12 @@
 //! PostgreSQL backends' serving the scratch database, and the share the machine sat idle.
 //! Together they tell a scenario bound by the CPU from one bound by waiting (a commit's
 //! flush, a round trip), which the rate alone cannot.
+//!
+//! Beside each party's CPU time, the time its threads were ready to run but waited for a
+//! CPU (`/proc/PID/task/TID/schedstat`): on a machine whose cores the server, the load
+//! generator and PostgreSQL share, a serial writer (SQLite's committer, PostgreSQL's batch
+//! backend) that waits there holds up every request behind it even while the machine has
+//! idle time overall.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,12 +17,31 @@ use std::time::Duration;
 /// whatever the kernel's own tick.
 const USER_HZ: u64 = 100;
 
-/// The counters at one moment; each `None` where `/proc` cannot tell.
+/// One process's counters at one moment; each `None` where `/proc` cannot tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Counters {
+    /// CPU time, in ticks of [`USER_HZ`].
+    ticks: Option<u64>,
+    /// Time its threads waited for a CPU, in nanoseconds.
+    waited_ns: Option<u64>,
+}
+
+impl Counters {
+    /// The counters of process `pid` (`self` for this one).
+    fn of(pid: &str) -> Counters {
+        Counters {
+            ticks: process_ticks(pid),
+            waited_ns: process_waited_ns(pid),
+        }
+    }
+}
+
+/// The counters at one moment.
 pub struct CpuSample {
-    server: Option<u64>,
-    load: Option<u64>,
-    /// Each backend's ticks, by process id.
-    database: Option<HashMap<u32, u64>>,
+    server: Counters,
+    load: Counters,
+    /// Each backend's counters, by process id.
+    database: Option<HashMap<u32, Counters>>,
     /// Idle ticks and all ticks, over every CPU.
     machine: Option<(u64, u64)>,
 }
@@ -28,6 +53,10 @@ pub struct Spent {
     pub load: Option<Duration>,
     /// `None` without PostgreSQL, or when its backends are not processes of this machine.
     pub database: Option<Duration>,
+    /// How long each party's threads were ready to run but waited for a CPU.
+    pub server_waited: Option<Duration>,
+    pub load_waited: Option<Duration>,
+    pub database_waited: Option<Duration>,
     /// The idle share of all CPUs' time, in percent.
     pub idle_pct: Option<f64>,
 }
@@ -37,8 +66,8 @@ impl CpuSample {
     /// PostgreSQL backends connected to `database` (when given) and of the machine.
     pub fn take(server_pid: u32, database: Option<&str>) -> CpuSample {
         CpuSample {
-            server: process_ticks(&server_pid.to_string()),
-            load: process_ticks("self"),
+            server: Counters::of(&server_pid.to_string()),
+            load: Counters::of("self"),
             database: database.map(backends_of),
             machine: std::fs::read_to_string("/proc/stat")
                 .ok()
@@ -49,17 +78,31 @@ impl CpuSample {
     /// What was spent from `earlier` to this sample. A backend that started in between
     /// counts whole; one that ended in between is not counted.
     pub fn spent_since(&self, earlier: &CpuSample) -> Spent {
-        let ticks = |later: Option<u64>, before: Option<u64>| {
-            Some(duration_of(later?.saturating_sub(before?)))
+        let ticks = |later: Counters, before: Counters| {
+            Some(duration_of(later.ticks?.saturating_sub(before.ticks?)))
         };
-        let database = match (&self.database, &earlier.database) {
-            (Some(later), Some(before)) if !later.is_empty() => Some(duration_of(
-                later
-                    .iter()
-                    .map(|(pid, ticks)| ticks.saturating_sub(*before.get(pid).unwrap_or(&0)))
-                    .sum(),
-            )),
-            _ => None,
+        let waited = |later: Counters, before: Counters| {
+            Some(Duration::from_nanos(
+                later.waited_ns?.saturating_sub(before.waited_ns?),
+            ))
+        };
+        let (database, database_waited) = match (&self.database, &earlier.database) {
+            (Some(later), Some(before)) if !later.is_empty() => {
+                let fresh = Counters {
+                    ticks: Some(0),
+                    waited_ns: Some(0),
+                };
+                let each = || {
+                    later
+                        .iter()
+                        .map(|(pid, now)| (*now, before.get(pid).copied().unwrap_or(fresh)))
+                };
+                (
+                    each().map(|(now, then)| ticks(now, then)).sum(),
+                    each().map(|(now, then)| waited(now, then)).sum(),
+                )
+            }
+            _ => (None, None),
         };
         let idle_pct = match (self.machine, earlier.machine) {
             (Some((idle, total)), Some((idle_before, total_before))) if total > total_before => {
@@ -72,6 +115,9 @@ impl CpuSample {
             server: ticks(self.server, earlier.server),
             load: ticks(self.load, earlier.load),
             database,
+            server_waited: waited(self.server, earlier.server),
+            load_waited: waited(self.load, earlier.load),
+            database_waited,
             idle_pct,
         }
     }
@@ -97,6 +143,28 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The time every thread of process `pid` has waited for a CPU, in nanoseconds: the
+/// second field of each `/proc/{pid}/task/{tid}/schedstat`, summed. Unlike CPU time, a
+/// thread's waits leave with it; the threads that matter here (the runtime's workers,
+/// SQLite's committer, the load generator's) live as long as the run.
+fn process_waited_ns(pid: &str) -> Option<u64> {
+    let waits: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|schedstat| waited_ns(&schedstat))
+        .collect();
+    (!waits.is_empty()).then(|| waits.iter().sum())
+}
+
+/// The run-queue wait of a `schedstat` line: time on a CPU, time waiting for one (both in
+/// nanoseconds), timeslices run.
+fn waited_ns(schedstat: &str) -> Option<u64> {
+    let mut fields = schedstat.split_whitespace();
+    let _on_cpu: u64 = fields.next()?.parse().ok()?;
+    fields.next()?.parse().ok()
+}
+
 /// Idle ticks (`idle` and `iowait`) and all ticks of `/proc/stat`'s `cpu` line. `guest`
 /// and `guest_nice` are left out: `user` and `nice` already hold them.
 fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
@@ -113,9 +181,9 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
     Some((idle + iowait, fields.iter().sum()))
 }
 
-/// The ticks of every process of this machine that is a PostgreSQL backend connected to
-/// `database`, by process id.
-fn backends_of(database: &str) -> HashMap<u32, u64> {
+/// The counters of every process of this machine that is a PostgreSQL backend connected
+/// to `database`, by process id.
+fn backends_of(database: &str) -> HashMap<u32, Counters> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return HashMap::new();
     };
@@ -126,7 +194,8 @@ fn backends_of(database: &str) -> HashMap<u32, u64> {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|title| is_backend_of(&String::from_utf8_lossy(&title), database))
         })
-        .filter_map(|pid| Some((pid, process_ticks(&pid.to_string())?)))
+        .map(|pid| (pid, Counters::of(&pid.to_string())))
+        .filter(|(_, counters)| counters.ticks.is_some())
         .collect()
 }
 
@@ -182,18 +251,47 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_for_a_cpu_is_schedstats_second_field() {
+        assert_eq!(waited_ns("1234567 89012 345\n"), Some(89012));
+        assert_eq!(waited_ns("1234567\n"), None);
+        assert_eq!(waited_ns("x 1 2\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_waits_to_read() {
+        // Every thread of a running process has a `schedstat` on Linux.
+        let counters = Counters::of("self");
+        assert!(counters.ticks.is_some());
+        assert!(counters.waited_ns.is_some());
+        assert_eq!(Counters::of("0"), Counters::default());
+    }
+
+    fn counters(ticks: u64, waited_ns: u64) -> Counters {
+        Counters {
+            ticks: Some(ticks),
+            waited_ns: Some(waited_ns),
+        }
+    }
+
+    #[test]
     fn what_was_spent_is_the_difference_and_new_backends_count_whole() {
         let earlier = CpuSample {
-            server: Some(100),
-            load: Some(40),
-            database: Some(HashMap::from([(7, 10), (8, 5)])),
+            server: counters(100, 7_000_000),
+            load: counters(40, 1_000),
+            database: Some(HashMap::from([
+                (7, counters(10, 2_000_000)),
+                (8, counters(5, 9_000_000)),
+            ])),
             machine: Some((500, 1000)),
         };
         let later = CpuSample {
-            server: Some(350),
-            load: Some(90),
+            server: counters(350, 10_000_000),
+            load: counters(90, 501_000),
             // 8 ended; 9 started.
-            database: Some(HashMap::from([(7, 30), (9, 4)])),
+            database: Some(HashMap::from([
+                (7, counters(30, 5_000_000)),
+                (9, counters(4, 1_000_000)),
+            ])),
             machine: Some((600, 1400)),
         };
         assert_eq!(
@@ -202,12 +300,15 @@ mod tests {
                 server: Some(Duration::from_millis(2500)),
                 load: Some(Duration::from_millis(500)),
                 database: Some(Duration::from_millis(240)),
+                server_waited: Some(Duration::from_millis(3)),
+                load_waited: Some(Duration::from_micros(500)),
+                database_waited: Some(Duration::from_millis(4)),
                 idle_pct: Some(25.0),
             }
         );
         let unknown = CpuSample {
-            server: None,
-            load: None,
+            server: Counters::default(),
+            load: Counters::default(),
             database: Some(HashMap::new()),
             machine: None,
         };

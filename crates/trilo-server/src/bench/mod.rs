@@ -171,6 +171,19 @@ pub struct ScenarioReport {
     /// time, per request counted, in microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_cpu_us_per_request: Option<f64>,
+    /// How long the server's threads were ready to run but waited for a CPU over the
+    /// measured time, per request counted, in microseconds (`/proc/PID/task/*/schedstat`).
+    /// A token path whose committer waits here is held up by the machine's other work,
+    /// not by its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_wait_us_per_request: Option<f64>,
+    /// The same for the load generator's threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_cpu_wait_us_per_request: Option<f64>,
+    /// The same for the PostgreSQL backends of `database_cpu_us_per_request`: a batch
+    /// writer's backend that waits here delays every request of its batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_wait_us_per_request: Option<f64>,
     /// The share of all CPUs' time the machine sat idle over the measured time, in
     /// percent: a scenario that leaves the machine idle waits on something (a commit's
     /// flush, a round trip) rather than on the CPU.
@@ -467,6 +480,18 @@ fn median_of_rounds(rounds: &[Vec<ScenarioReport>]) -> Vec<ScenarioReport> {
                     r.database_cpu_us_per_request
                 })
                 .map(|us| round(us, 1)),
+                server_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
+                    r.server_cpu_wait_us_per_request
+                })
+                .map(|us| round(us, 1)),
+                load_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
+                    r.load_cpu_wait_us_per_request
+                })
+                .map(|us| round(us, 1)),
+                database_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
+                    r.database_cpu_wait_us_per_request
+                })
+                .map(|us| round(us, 1)),
                 machine_idle_pct: median_of_some(rounds, i, |r| r.machine_idle_pct)
                     .map(|pct| round(pct, 1)),
                 to_direct: ratios.map(|ratios| round(median(ratios), 3)),
@@ -521,7 +546,8 @@ async fn measure_one(
     let report = scenario_report(scenario, options.duration, measured, spent, server);
     eprintln!(
         "trilo bench: {}: {} requests/s, p50 {} ms, p99 {} ms, {} errors, server peak RSS {} \
-         MiB; CPU a request: server {} µs, load generator {} µs{}; machine idle {}",
+         MiB; CPU a request: server {} µs, load generator {} µs{}; waiting for a CPU: {}; \
+         machine idle {}",
         report.name,
         report.requests_per_s,
         report.p50_ms,
@@ -534,11 +560,30 @@ async fn measure_one(
             .database_cpu_us_per_request
             .map(|us| format!(", database {us} µs"))
             .unwrap_or_default(),
+        waits_of(&report),
         report
             .machine_idle_pct
             .map_or_else(|| "unknown".to_owned(), |pct| format!("{pct} %")),
     );
     Ok(report)
+}
+
+/// The progress line's account of the waits for a CPU, a request's worth each.
+fn waits_of(report: &ScenarioReport) -> String {
+    let parties = [
+        ("server", report.server_cpu_wait_us_per_request),
+        ("load generator", report.load_cpu_wait_us_per_request),
+        ("database", report.database_cpu_wait_us_per_request),
+    ];
+    let known: Vec<String> = parties
+        .iter()
+        .filter_map(|(party, us)| Some(format!("{party} {} µs", (*us)?)))
+        .collect();
+    if known.is_empty() {
+        "unknown".to_owned()
+    } else {
+        known.join(", ")
+    }
 }
 
 /// The events scenario, measured at its receiver rather than by request.
@@ -706,6 +751,9 @@ fn scenario_report(
         server_cpu_us_per_request: per_request(spent.server).unwrap_or(0.0),
         load_cpu_us_per_request: per_request(spent.load).unwrap_or(0.0),
         database_cpu_us_per_request: per_request(spent.database),
+        server_cpu_wait_us_per_request: per_request(spent.server_waited),
+        load_cpu_wait_us_per_request: per_request(spent.load_waited),
+        database_cpu_wait_us_per_request: per_request(spent.database_waited),
         machine_idle_pct: spent.idle_pct.map(|pct| round(pct, 1)),
         to_direct: None,
     }
@@ -761,6 +809,9 @@ mod tests {
             server_cpu_us_per_request: 1.0,
             load_cpu_us_per_request: 1.0,
             database_cpu_us_per_request: None,
+            server_cpu_wait_us_per_request: None,
+            load_cpu_wait_us_per_request: None,
+            database_cpu_wait_us_per_request: None,
             machine_idle_pct: None,
             to_direct: None,
         }
@@ -794,6 +845,9 @@ mod tests {
             reports[0].errors = errors;
             reports[0].server_peak_rss_mb = rss;
             reports[0].database_cpu_us_per_request = Some(rss / 2.0);
+            reports[0].server_cpu_wait_us_per_request = Some(rss / 4.0);
+            reports[0].load_cpu_wait_us_per_request = Some(rss / 5.0);
+            reports[0].database_cpu_wait_us_per_request = Some(rss / 20.0);
             reports[0].machine_idle_pct = Some(rss / 10.0);
             set_ratios_to_direct(&mut reports);
             reports
@@ -813,9 +867,13 @@ mod tests {
         assert_eq!(summary[0].errors, 3);
         assert_eq!(summary[0].server_peak_rss_mb, 70.0);
         assert_eq!(summary[0].database_cpu_us_per_request, Some(25.0));
+        assert_eq!(summary[0].server_cpu_wait_us_per_request, Some(12.5));
+        assert_eq!(summary[0].load_cpu_wait_us_per_request, Some(10.0));
+        assert_eq!(summary[0].database_cpu_wait_us_per_request, Some(2.5));
         assert_eq!(summary[0].machine_idle_pct, Some(5.0));
         // A figure some round lacks has no median.
         assert_eq!(summary[1].database_cpu_us_per_request, None);
+        assert_eq!(summary[1].database_cpu_wait_us_per_request, None);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
     }

@@ -470,6 +470,13 @@ fn assert_every_scenario_ran(report: &Value) {
             scenario["load_cpu_us_per_request"].as_f64().unwrap() > 0.0,
             "{report}"
         );
+        // Waits for a CPU are read from every thread's schedstat (Linux).
+        for party in ["server", "load"] {
+            let waited = scenario[format!("{party}_cpu_wait_us_per_request")]
+                .as_f64()
+                .unwrap();
+            assert!(waited >= 0.0, "{report}");
+        }
         let idle = scenario["machine_idle_pct"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&idle), "{report}");
         assert!(scenario["to_direct"].as_f64().unwrap() > 0.0, "{report}");
@@ -497,10 +504,12 @@ fn bench_runs_every_scenario_and_writes_the_report() {
     assert_every_scenario_ran(&report);
     // SQLite works inside the server process: no database CPU of its own.
     for scenario in report["scenarios"].as_array().unwrap() {
-        assert!(
-            scenario.get("database_cpu_us_per_request").is_none(),
-            "{report}"
-        );
+        for figure in [
+            "database_cpu_us_per_request",
+            "database_cpu_wait_us_per_request",
+        ] {
+            assert!(scenario.get(figure).is_none(), "{report}");
+        }
     }
     let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(written, report);
@@ -533,6 +542,12 @@ fn bench_runs_on_postgres() {
         .map(|scenario| scenario["database_cpu_us_per_request"].as_f64().unwrap())
         .sum();
     assert!(database_cpu > 0.0, "{report}");
+    for scenario in report["scenarios"].as_array().unwrap() {
+        let waited = scenario["database_cpu_wait_us_per_request"]
+            .as_f64()
+            .unwrap();
+        assert!(waited >= 0.0, "{report}");
+    }
 }
 
 /// `--rounds 2` runs the scenarios twice, each round with payloads of its own (a second
