@@ -459,6 +459,10 @@ fn median_of_rounds(rounds: &[Vec<ScenarioReport>]) -> Vec<ScenarioReport> {
             let of = |field: fn(&ScenarioReport) -> f64| {
                 median(rounds.iter().map(|round| field(&round[i])).collect())
             };
+            // Figures a round may lack: their median when every round has one, to a decimal.
+            let of_some = |field: fn(&ScenarioReport) -> Option<f64>| {
+                median_of_some(rounds, i, field).map(|value| round(value, 1))
+            };
             let ratios: Option<Vec<f64>> = rounds.iter().map(|round| round[i].to_direct).collect();
             ScenarioReport {
                 name: first[i].name,
@@ -476,24 +480,11 @@ fn median_of_rounds(rounds: &[Vec<ScenarioReport>]) -> Vec<ScenarioReport> {
                     .fold(0.0, f64::max),
                 server_cpu_us_per_request: round(of(|r| r.server_cpu_us_per_request), 1),
                 load_cpu_us_per_request: round(of(|r| r.load_cpu_us_per_request), 1),
-                database_cpu_us_per_request: median_of_some(rounds, i, |r| {
-                    r.database_cpu_us_per_request
-                })
-                .map(|us| round(us, 1)),
-                server_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
-                    r.server_cpu_wait_us_per_request
-                })
-                .map(|us| round(us, 1)),
-                load_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
-                    r.load_cpu_wait_us_per_request
-                })
-                .map(|us| round(us, 1)),
-                database_cpu_wait_us_per_request: median_of_some(rounds, i, |r| {
-                    r.database_cpu_wait_us_per_request
-                })
-                .map(|us| round(us, 1)),
-                machine_idle_pct: median_of_some(rounds, i, |r| r.machine_idle_pct)
-                    .map(|pct| round(pct, 1)),
+                database_cpu_us_per_request: of_some(|r| r.database_cpu_us_per_request),
+                server_cpu_wait_us_per_request: of_some(|r| r.server_cpu_wait_us_per_request),
+                load_cpu_wait_us_per_request: of_some(|r| r.load_cpu_wait_us_per_request),
+                database_cpu_wait_us_per_request: of_some(|r| r.database_cpu_wait_us_per_request),
+                machine_idle_pct: of_some(|r| r.machine_idle_pct),
                 to_direct: ratios.map(|ratios| round(median(ratios), 3)),
             }
         })
